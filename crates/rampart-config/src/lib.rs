@@ -1,0 +1,258 @@
+//! Rampart configuration: YAML in, an immutable validated [`Config`] out.
+//!
+//! Loading reports *every* problem it can find at once (unknown keys, bad values, dangling
+//! references), each with file, line and column, so an operator fixes a file in one pass.
+//! Strings may reference secrets as `${ENV_NAME}`; those are substituted after parsing so
+//! that a secret never shows up in a parse error.
+
+mod locate;
+pub mod model;
+pub mod units;
+mod validate;
+
+pub use model::*;
+pub use units::{ByteSize, HumanDuration};
+
+use std::fmt;
+use std::path::Path;
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the offending key, e.g. `routes.0.upstream`; empty for the whole file.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// All problems found in a config file, in file order.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Read and validate a config file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: name.clone(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read config file: {e}"),
+        }])
+    })?;
+    load_str(&text, &name)
+}
+
+/// Parse and validate config text; `file` names it in errors.
+pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    load_str_with_env(text, file, &|name| std::env::var(name).ok())
+}
+
+/// As [`load_str`], with an explicit environment lookup (tests, embedding).
+pub fn load_str_with_env(
+    text: &str,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let index = match locate::Index::build(text) {
+        Ok(i) => i,
+        Err((line, column, msg)) => {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: file.into(),
+                line,
+                column,
+                path: String::new(),
+                message: format!("YAML syntax error: {msg}"),
+            }]))
+        }
+    };
+    let mut problems: Vec<(String, String)> = Vec::new();
+
+    let mut value: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            return Err(ConfigErrors(vec![ConfigError {
+                file: file.into(),
+                line,
+                column,
+                path: String::new(),
+                message: format!("YAML syntax error: {e}"),
+            }]));
+        }
+    };
+    if value.is_null() {
+        problems.push((String::new(), "the config file is empty".into()));
+    }
+    substitute_env(&mut value, &mut Vec::new(), env, &mut problems);
+
+    let mut unknown = Vec::new();
+    let mut on_unknown = |p: serde_ignored::Path<'_>| {
+        unknown.push(ignored_path(&p));
+    };
+    let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
+    let parsed: Result<Config, _> = serde_path_to_error::deserialize(de);
+    for path in unknown {
+        problems.push((path, "unknown key (check its spelling and where it is placed)".into()));
+    }
+    let config = match parsed {
+        Ok(c) => Some(c),
+        Err(e) => {
+            let path = error_path(e.path());
+            problems.push((path, clean_serde_message(&e.inner().to_string())));
+            None
+        }
+    };
+    if let Some(c) = &config {
+        problems.extend(validate::validate(c));
+    }
+    if problems.is_empty() {
+        if let Some(c) = config {
+            return Ok(c);
+        }
+    }
+    let mut errors: Vec<ConfigError> = problems
+        .into_iter()
+        .map(|(path, message)| {
+            let (line, column) = index.position(&path);
+            ConfigError {
+                file: file.into(),
+                line,
+                column,
+                path,
+                message,
+            }
+        })
+        .collect();
+    errors.sort_by_key(|e| (e.line, e.column));
+    errors.dedup();
+    Err(ConfigErrors(errors))
+}
+
+fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match p {
+        P::Root => String::new(),
+        P::Seq { parent, index } => join(&ignored_path(parent), &index.to_string()),
+        P::Map { parent, key } => join(&ignored_path(parent), key),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
+    }
+}
+
+fn error_path(p: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in p.iter() {
+        let s = match seg {
+            Segment::Seq { index } => index.to_string(),
+            Segment::Map { key } => key.clone(),
+            Segment::Enum { variant } => variant.clone(),
+            Segment::Unknown => continue,
+        };
+        out = join(&out, &s);
+    }
+    out
+}
+
+fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}.{b}")
+    }
+}
+
+/// serde's messages are precise but terse; make the common ones read as plain advice.
+fn clean_serde_message(m: &str) -> String {
+    if let Some(rest) = m.strip_prefix("missing field ") {
+        return format!("required key {rest} is missing");
+    }
+    if m.contains("did not match any variant of untagged enum") {
+        return "expected a number or a string".into();
+    }
+    m.to_string()
+}
+
+fn substitute_env(
+    v: &mut serde_yaml::Value,
+    path: &mut Vec<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<(String, String)>,
+) {
+    match v {
+        serde_yaml::Value::String(s) if s.contains("${") => {
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                match after.find('}') {
+                    Some(end) => {
+                        let name = &after[..end];
+                        match env(name) {
+                            Some(val) => out.push_str(&val),
+                            None => problems.push((
+                                path.join("."),
+                                format!("environment variable {name} is not set"),
+                            )),
+                        }
+                        rest = &after[end + 1..];
+                    }
+                    None => {
+                        problems.push((path.join("."), "unterminated ${ in value".into()));
+                        rest = "";
+                    }
+                }
+            }
+            out.push_str(rest);
+            *s = out;
+        }
+        serde_yaml::Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push(i.to_string());
+                substitute_env(item, path, env, problems);
+                path.pop();
+            }
+        }
+        serde_yaml::Value::Mapping(map) => {
+            for (k, item) in map.iter_mut() {
+                path.push(k.as_str().unwrap_or("?").to_string());
+                substitute_env(item, path, env, problems);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;
