@@ -1,3 +1,83 @@
-fn main() {
-    println!("rampart");
+//! `rampart`: the command line of the Rampart security gateway.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "rampart", version, about = "Rampart: a security gateway for HTTP APIs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway. Without --config, runs the embedded demo (config + echo backend).
+    Serve {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a config file: exit 0 if valid, else print every error and exit 1.
+    Validate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { config } => match rampart_config::load_file(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!(
+                    "{}: {} error(s)",
+                    config.display(),
+                    errors.0.len()
+                );
+                ExitCode::from(1)
+            }
+        },
+        Command::Serve { config } => {
+            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+                .init();
+            let (cfg, demo) = match &config {
+                Some(path) => match rampart_config::load_file(path) {
+                    Ok(c) => (c, false),
+                    Err(errors) => {
+                        eprintln!("{errors}");
+                        eprintln!("rampart: refusing to start with an invalid config");
+                        return ExitCode::from(1);
+                    }
+                },
+                None => match rampart_config::load_str(
+                    rampart_gateway::demo::DEMO_CONFIG,
+                    "<embedded demo config>",
+                ) {
+                    Ok(c) => (c, true),
+                    Err(errors) => {
+                        eprintln!("{errors}");
+                        return ExitCode::from(1);
+                    }
+                },
+            };
+            let opts = rampart_gateway::ServeOptions {
+                config: cfg,
+                config_path: config,
+                demo_backend: demo,
+            };
+            match rampart_gateway::serve(opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rampart: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
 }

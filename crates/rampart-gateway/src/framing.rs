@@ -1,0 +1,139 @@
+//! Request framing checks against smuggling (RFC 9112 §6): the upstream must never see a
+//! request whose length two parsers could read differently. Plain functions over header
+//! values, so they are unit-tested without a server.
+
+/// Why a request's framing was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramingError {
+    BothLengthAndChunked,
+    DuplicateContentLength,
+    InvalidContentLength,
+    UnsupportedTransferEncoding,
+}
+
+impl FramingError {
+    pub fn reason(self) -> &'static str {
+        match self {
+            FramingError::BothLengthAndChunked => "both Content-Length and Transfer-Encoding",
+            FramingError::DuplicateContentLength => "duplicate Content-Length",
+            FramingError::InvalidContentLength => "invalid Content-Length",
+            FramingError::UnsupportedTransferEncoding => "unsupported Transfer-Encoding",
+        }
+    }
+}
+
+/// The body length the request declares, once framing is known to be unambiguous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// `content_length` and `transfer_encoding` are every value of those headers, in order.
+pub fn check(
+    content_length: &[&[u8]],
+    transfer_encoding: &[&[u8]],
+    http10: bool,
+) -> Result<BodyLength, FramingError> {
+    if !transfer_encoding.is_empty() {
+        if !content_length.is_empty() {
+            return Err(FramingError::BothLengthAndChunked);
+        }
+        // Only a single, plain "chunked" is accepted: any list or other coding is a
+        // classic desync vector (e.g. "chunked, identity", "xchunked", "chunked\x0b").
+        if http10 || transfer_encoding.len() != 1 {
+            return Err(FramingError::UnsupportedTransferEncoding);
+        }
+        let v = transfer_encoding[0];
+        if !v.eq_ignore_ascii_case(b"chunked") {
+            return Err(FramingError::UnsupportedTransferEncoding);
+        }
+        return Ok(BodyLength::Chunked);
+    }
+    match content_length {
+        [] => Ok(BodyLength::None),
+        [one] => parse_length(one).map(BodyLength::Length),
+        _ => Err(FramingError::DuplicateContentLength),
+    }
+}
+
+fn parse_length(v: &[u8]) -> Result<u64, FramingError> {
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        // Covers "1,1", "+5", " 5" leftovers, hex and overflow.
+        return Err(if v.contains(&b',') {
+            FramingError::DuplicateContentLength
+        } else {
+            FramingError::InvalidContentLength
+        });
+    }
+    Ok(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// A valid incoming request id is kept so a trace spans systems; anything else is replaced.
+pub fn valid_request_id(v: &[u8]) -> bool {
+    (1..=128).contains(&v.len())
+        && v
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// A random UUIDv4-formatted id. Not a secret, so a fast PRNG is enough.
+pub fn new_request_id() -> String {
+    let v = fastrand::u128(..);
+    let v = (v & !(0xF000 << 64) | (0x4000 << 64)) & !(0xC000 << 48) | (0x8000 << 48);
+    let h = format!("{v:032x}");
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Whether a raw path contains a dot segment (`.` or `..`, also percent-encoded), which
+/// upstreams may resolve differently from the router.
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let s = seg.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing() {
+        assert_eq!(check(&[], &[], false), Ok(BodyLength::None));
+        assert_eq!(check(&[b"12"], &[], false), Ok(BodyLength::Length(12)));
+        assert_eq!(check(&[], &[b"Chunked"], false), Ok(BodyLength::Chunked));
+        assert_eq!(check(&[b"5"], &[b"chunked"], false), Err(FramingError::BothLengthAndChunked));
+        assert_eq!(check(&[b"5", b"5"], &[], false), Err(FramingError::DuplicateContentLength));
+        assert_eq!(check(&[b"5, 5"], &[], false), Err(FramingError::DuplicateContentLength));
+        assert_eq!(check(&[b"-1"], &[], false), Err(FramingError::InvalidContentLength));
+        assert_eq!(check(&[b"0x10"], &[], false), Err(FramingError::InvalidContentLength));
+        assert_eq!(check(&[b"99999999999999999999"], &[], false), Err(FramingError::InvalidContentLength));
+        assert_eq!(check(&[], &[b"gzip, chunked"], false), Err(FramingError::UnsupportedTransferEncoding));
+        assert_eq!(check(&[], &[b"chunked", b"chunked"], false), Err(FramingError::UnsupportedTransferEncoding));
+        assert_eq!(check(&[], &[b"chunked"], true), Err(FramingError::UnsupportedTransferEncoding));
+    }
+
+    #[test]
+    fn request_ids() {
+        assert!(valid_request_id(b"abc-123_x.y:z"));
+        assert!(!valid_request_id(b""));
+        assert!(!valid_request_id(b"a b"));
+        assert!(!valid_request_id(&[b'a'; 129]));
+        let id = new_request_id();
+        assert_eq!(id.len(), 36);
+        assert!(valid_request_id(id.as_bytes()));
+        assert_eq!(&id[14..15], "4");
+        assert_ne!(new_request_id(), id);
+    }
+
+    #[test]
+    fn dot_segments() {
+        assert!(has_dot_segment("/api/../admin"));
+        assert!(has_dot_segment("/api/%2E%2e/admin"));
+        assert!(has_dot_segment("/api/./x"));
+        assert!(!has_dot_segment("/api/v1.2/x"));
+        assert!(!has_dot_segment("/api/..x"));
+    }
+}

@@ -1,0 +1,128 @@
+//! Rampart's gateway: builds the Pingora server (proxy, admin, optional demo backend) from a
+//! validated config, and keeps the config current with atomic hot reloads.
+//!
+//! Security engines live in their own crates without Pingora types; this crate adapts them to
+//! Pingora's phases (see `proxy.rs` for the request pipeline).
+
+mod access_log;
+mod admin;
+pub mod demo;
+pub mod framing;
+mod metrics;
+mod prefilter;
+mod proxy;
+mod reload;
+mod snapshot;
+mod upstream;
+
+use arc_swap::ArcSwap;
+use pingora::apps::HttpServerOptions;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::listening::Service;
+use rampart_config::Config;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use reload::Reloader;
+
+/// What `rampart serve` runs.
+pub struct ServeOptions {
+    pub config: Config,
+    /// The file the config came from; watched and re-read on SIGHUP. `None` for the demo.
+    pub config_path: Option<PathBuf>,
+    /// Also start the built-in demo backend.
+    pub demo_backend: bool,
+}
+
+/// Start everything and serve until the process is told to stop. Only returns on a startup
+/// error.
+pub fn serve(opts: ServeOptions) -> Result<(), String> {
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("rampart-bg")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start background runtime: {e}"))?;
+    let config = opts.config;
+    access_log::init(&config.access_log.target)
+        .map_err(|e| format!("cannot open access log {}: {e}", config.access_log.target))?;
+    let snapshot = {
+        let _guard = background.enter();
+        snapshot::Snapshot::build(config.clone(), None, 1, background.handle())?
+    };
+    let state = Arc::new(ArcSwap::from_pointee(snapshot));
+
+    if let Some(path) = opts.config_path.clone() {
+        let reloader = Arc::new(Reloader::new(path, state.clone(), background.handle().clone()));
+        reloader.watch_sighup()?;
+        reloader.watch_file(config.server.watch_interval.0);
+    }
+
+    let mut conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(config.server.grace_period.0.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.server.grace_period.0.as_secs()),
+        ..Default::default()
+    };
+    conf.work_stealing = true;
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        proxy::Gateway {
+            state: state.clone(),
+        },
+        "rampart-proxy",
+    );
+    if let Some(app) = proxy.app_logic_mut() {
+        let mut o = HttpServerOptions::default();
+        o.h2c = true;
+        app.server_options = Some(o);
+    }
+    for l in &config.listeners {
+        proxy.add_tcp(&l.address);
+    }
+    proxy
+        .endpoints()
+        .set_pre_tls_callback(Arc::new(prefilter::HeaderDeadline {
+            state: state.clone(),
+        }));
+    server.add_service(proxy);
+
+    let mut admin = Service::new(
+        "rampart-admin".into(),
+        admin::Admin {
+            state: state.clone(),
+        },
+    );
+    admin.threads = Some(1);
+    admin.add_tcp(&config.admin.address);
+    server.add_service(admin);
+
+    if opts.demo_backend {
+        let mut demo = Service::new("rampart-demo-backend".into(), demo::DemoBackend);
+        demo.threads = Some(1);
+        demo.add_tcp(demo::DEMO_BACKEND_ADDR);
+        server.add_service(demo);
+    }
+
+    for l in &config.listeners {
+        println!("rampart: listener {} on http://{}", l.name, l.address);
+    }
+    println!(
+        "rampart: admin (metrics, health) on http://{}",
+        config.admin.address
+    );
+    if opts.demo_backend {
+        println!(
+            "rampart: demo backend on http://{}; try: curl http://{}/api/hello",
+            demo::DEMO_BACKEND_ADDR,
+            config.listeners[0].address
+        );
+    }
+    // Keep the background runtime alive for the life of the process.
+    std::mem::forget(background);
+    server.run_forever();
+}

@@ -1,0 +1,125 @@
+//! Prometheus metrics, one registry per process, rendered on the admin listener.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::sync::OnceLock;
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    pub upstream_healthy: IntGaugeVec,
+    pub upstream_failures: IntCounterVec,
+    pub rejected: IntCounterVec,
+    pub reloads: IntCounterVec,
+    pub access_log_dropped: IntCounter,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("rampart_requests_total", "Requests answered, by route and status"),
+            &["route", "status"],
+        )
+        .unwrap();
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "rampart_request_duration_seconds",
+                "Time from request start to the end of the response, by route",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .unwrap();
+        let upstream_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "rampart_upstream_response_seconds",
+                "Time from choosing a target to its response headers, by upstream",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["upstream"],
+        )
+        .unwrap();
+        let upstream_healthy = IntGaugeVec::new(
+            Opts::new(
+                "rampart_upstream_target_healthy",
+                "1 when the target passes health checks and is not ejected",
+            ),
+            &["upstream", "target"],
+        )
+        .unwrap();
+        let upstream_failures = IntCounterVec::new(
+            Opts::new(
+                "rampart_upstream_failures_total",
+                "Failed attempts to reach an upstream target, by kind",
+            ),
+            &["upstream", "target", "kind"],
+        )
+        .unwrap();
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "rampart_rejected_total",
+                "Requests refused by the gateway itself, by reason",
+            ),
+            &["reason"],
+        )
+        .unwrap();
+        let reloads = IntCounterVec::new(
+            Opts::new("rampart_config_reloads_total", "Config reloads, by result"),
+            &["result"],
+        )
+        .unwrap();
+        let access_log_dropped = IntCounter::new(
+            "rampart_access_log_dropped_total",
+            "Access log lines dropped because the writer could not keep up",
+        )
+        .unwrap();
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(upstream_duration.clone()),
+            Box::new(upstream_healthy.clone()),
+            Box::new(upstream_failures.clone()),
+            Box::new(rejected.clone()),
+            Box::new(reloads.clone()),
+            Box::new(access_log_dropped.clone()),
+        ] {
+            registry.register(c).unwrap();
+        }
+        // Both series exist from the start so dashboards and alerts see zeros, not gaps.
+        reloads.with_label_values(&["ok"]);
+        reloads.with_label_values(&["failed"]);
+        Metrics {
+            registry,
+            requests,
+            duration,
+            upstream_duration,
+            upstream_healthy,
+            upstream_failures,
+            rejected,
+            reloads,
+            access_log_dropped,
+        }
+    }
+
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding to a Vec cannot fail");
+        out
+    }
+}
+
+pub fn metrics() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(Metrics::new)
+}

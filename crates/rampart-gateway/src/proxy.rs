@@ -1,0 +1,533 @@
+//! The Pingora adapter: Rampart's request pipeline mapped onto Pingora's phases.
+//!
+//! Request stages run in `request_filter`, in dataflow order (see [`REQUEST_STAGES`]); each
+//! returns [`Decision::Continue`] or [`Decision::Respond`], and a refusal is recorded in the
+//! context for the access log. Then Pingora picks the upstream target (`upstream_peer`),
+//! retries idempotent requests on connect failures, and `logging` writes the access log.
+
+use crate::framing::{self, BodyLength};
+use crate::metrics::metrics;
+use crate::snapshot::Snapshot;
+use crate::upstream::UpstreamPool;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::protocols::Digest;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType};
+use rampart_router::Match;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub struct Gateway {
+    pub state: Arc<ArcSwap<Snapshot>>,
+}
+
+/// A refusal decided by a stage; the response body is the standard JSON error.
+pub struct Reject {
+    pub status: u16,
+    pub message: &'static str,
+    pub reason: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+pub enum Decision {
+    Continue,
+    Respond(Reject),
+}
+
+fn reject(status: u16, message: &'static str, reason: &'static str) -> Decision {
+    Decision::Respond(Reject {
+        status,
+        message,
+        reason,
+        headers: Vec::new(),
+    })
+}
+
+pub struct Ctx {
+    snap: Option<Arc<Snapshot>>,
+    request_id: String,
+    client_ip: Option<IpAddr>,
+    host: String,
+    route: Option<usize>,
+    prefix: String,
+    pool: Option<Arc<UpstreamPool>>,
+    tried: Vec<SocketAddr>,
+    target: Option<SocketAddr>,
+    start: Instant,
+    upstream_start: Option<Instant>,
+    upstream_time: Option<Duration>,
+    body_len: BodyLength,
+    body_seen: u64,
+    /// The stage that refused the request and why, for the access log.
+    refused: Option<(&'static str, &'static str)>,
+}
+
+type Stage = fn(&RequestHeader, &Snapshot, &mut Ctx) -> Decision;
+
+/// The request pipeline, in the order a request meets it. Later issues insert their stages
+/// (network lists, authentication, authorization, limits, WAF, validation) at their place.
+const REQUEST_STAGES: &[(&str, Stage)] = &[
+    ("framing", stage_framing),
+    ("header_limits", stage_header_limits),
+    ("body_limit", stage_body_limit),
+    ("route", stage_route),
+];
+
+fn stage_framing(req: &RequestHeader, _: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let cl: Vec<&[u8]> = req
+        .headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let te: Vec<&[u8]> = req
+        .headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    match framing::check(&cl, &te, req.version == http::Version::HTTP_10) {
+        Ok(len) => ctx.body_len = len,
+        Err(e) => return reject(400, "bad request", e.reason()),
+    }
+    if framing::has_dot_segment(req.uri.path()) {
+        return reject(400, "bad request", "dot segment in path");
+    }
+    Decision::Continue
+}
+
+fn stage_header_limits(req: &RequestHeader, snap: &Snapshot, _: &mut Ctx) -> Decision {
+    let max = snap.config.limits.max_header_bytes.0 as usize;
+    let mut size = req.method.as_str().len() + req.uri.to_string().len() + 12;
+    for (name, value) in req.headers.iter() {
+        size += name.as_str().len() + value.len() + 4;
+        if size > max {
+            return reject(431, "request header fields too large", "headers over limit");
+        }
+    }
+    Decision::Continue
+}
+
+fn stage_body_limit(_: &RequestHeader, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    if let BodyLength::Length(n) = ctx.body_len {
+        if n > snap.config.limits.max_request_body.0 {
+            return reject(413, "request body too large", "body over limit");
+        }
+    }
+    Decision::Continue
+}
+
+fn stage_route(req: &RequestHeader, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    ctx.host = host.to_string();
+    match snap.router.find(host, req.uri.path(), req.method.as_str()) {
+        Match::Route { index, prefix } => {
+            ctx.route = Some(index);
+            ctx.prefix = prefix;
+            ctx.pool = Some(snap.routes[index].pool.clone());
+            Decision::Continue
+        }
+        Match::NotFound => reject(404, "no route matches this request", "no route"),
+        Match::MethodNotAllowed { allow } => Decision::Respond(Reject {
+            status: 405,
+            message: "method not allowed",
+            reason: "method not allowed",
+            headers: vec![("Allow", allow.join(", "))],
+        }),
+    }
+}
+
+/// Rampart's own JSON error body: never upstream details, never request content.
+pub fn error_body(message: &str, request_id: &str) -> Bytes {
+    let v = serde_json::json!({ "error": message, "request_id": request_id });
+    Bytes::from(v.to_string())
+}
+
+pub fn error_header(status: u16, len: usize, request_id: &str) -> ResponseHeader {
+    let mut h = ResponseHeader::build(status, Some(4)).expect("valid status");
+    let _ = h.insert_header("Content-Type", "application/json");
+    let _ = h.insert_header("Content-Length", len.to_string());
+    let _ = h.insert_header("X-Request-Id", request_id);
+    let _ = h.insert_header("Cache-Control", "no-store");
+    h
+}
+
+async fn respond(session: &mut Session, ctx: &Ctx, r: &Reject) -> Result<()> {
+    let body = error_body(r.message, &ctx.request_id);
+    let mut h = error_header(r.status, body.len(), &ctx.request_id);
+    for (k, v) in &r.headers {
+        let _ = h.insert_header(*k, v.as_str());
+    }
+    // A refused request may still have an unread body on the wire: never reuse the
+    // connection, so the body cannot be parsed as a next request.
+    if !matches!(ctx.body_len, BodyLength::None) || r.status == 400 {
+        session.set_keepalive(None);
+        let _ = h.insert_header("Connection", "close");
+    }
+    session.write_response_header(Box::new(h), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+fn is_idempotent(m: &http::Method) -> bool {
+    matches!(
+        *m,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::PUT
+            | http::Method::DELETE
+            | http::Method::TRACE
+    )
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            snap: None,
+            request_id: String::new(),
+            client_ip: None,
+            host: String::new(),
+            route: None,
+            prefix: String::new(),
+            pool: None,
+            tried: Vec::new(),
+            target: None,
+            start: Instant::now(),
+            upstream_start: None,
+            upstream_time: None,
+            body_len: BodyLength::None,
+            body_seen: 0,
+            refused: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // The snapshot is pinned for the whole request: a reload never changes a request
+        // half-way through.
+        let snap = self.state.load_full();
+        ctx.start = Instant::now();
+        ctx.client_ip = client_ip(session);
+        ctx.request_id = match session.req_header().headers.get("x-request-id") {
+            Some(v) if framing::valid_request_id(v.as_bytes()) => {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            }
+            _ => framing::new_request_id(),
+        };
+        let mut outcome = None;
+        for (name, stage) in REQUEST_STAGES {
+            if let Decision::Respond(r) = stage(session.req_header(), &snap, ctx) {
+                ctx.refused = Some((name, r.reason));
+                outcome = Some(r);
+                break;
+            }
+        }
+        ctx.snap = Some(snap);
+        match outcome {
+            None => Ok(false),
+            Some(r) => {
+                metrics().rejected.with_label_values(&[r.reason]).inc();
+                respond(session, ctx, &r).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(b) = body {
+            ctx.body_seen += b.len() as u64;
+            let max = ctx
+                .snap
+                .as_ref()
+                .map(|s| s.config.limits.max_request_body.0)
+                .unwrap_or(0);
+            if ctx.body_seen > max {
+                ctx.refused = Some(("body_limit", "body over limit"));
+                metrics().rejected.with_label_values(&["body over limit"]).inc();
+                return Error::e_explain(ErrorType::HTTPStatus(413), "request body over limit");
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let pool = ctx
+            .pool
+            .clone()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route selected"))?;
+        let key: Vec<u8> = match pool.spec.hash_key.as_deref() {
+            Some(k) if k.starts_with("header:") => session
+                .req_header()
+                .headers
+                .get(&k["header:".len()..])
+                .map(|v| v.as_bytes().to_vec())
+                .unwrap_or_default(),
+            _ => ctx
+                .client_ip
+                .map(|ip| ip.to_string().into_bytes())
+                .unwrap_or_default(),
+        };
+        let Some(addr) = pool.select(&key, &ctx.tried) else {
+            return Error::e_explain(ErrorType::HTTPStatus(502), "no healthy upstream target");
+        };
+        ctx.tried.push(addr);
+        ctx.target = Some(addr);
+        ctx.upstream_start = Some(Instant::now());
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        let t = &pool.spec.timeouts;
+        peer.options.connection_timeout = Some(t.connect.0);
+        peer.options.read_timeout = Some(t.read.0);
+        peer.options.write_timeout = Some(t.write.0);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        Ok(Box::new(peer))
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let (Some(pool), Some(addr)) = (&ctx.pool, peer._address.as_inet()) {
+            pool.report_success(addr);
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let (Some(pool), Some(addr)) = (&ctx.pool, ctx.target) {
+            let kind = if matches!(e.etype(), ErrorType::ConnectTimedout) {
+                "connect_timeout"
+            } else {
+                "connect_error"
+            };
+            pool.report_failure(&addr, kind);
+            let retries = pool.spec.retries as usize;
+            // Nothing reached the upstream yet, but a body may have been consumed; only
+            // idempotent methods are replayed, like every careful proxy.
+            if is_idempotent(&session.req_header().method) && ctx.tried.len() <= retries {
+                e.set_retry(true);
+            }
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        // Client-supplied forwarding headers are not trusted (no trusted proxies yet).
+        for h in ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"] {
+            req.remove_header(h);
+        }
+        if let Some(ip) = ctx.client_ip {
+            req.insert_header("X-Forwarded-For", ip.to_string())?;
+        }
+        req.insert_header("X-Forwarded-Proto", "http")?;
+        if !ctx.host.is_empty() {
+            req.insert_header("X-Forwarded-Host", ctx.host.as_str())?;
+        }
+        req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        let strip = ctx
+            .route
+            .and_then(|i| ctx.snap.as_ref().map(|s| s.routes[i].spec.strip_prefix))
+            .unwrap_or(false);
+        if strip && ctx.prefix != "/" {
+            let path = session.req_header().uri.path();
+            let rest = path.get(ctx.prefix.trim_end_matches('/').len()..).unwrap_or("");
+            let rest = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
+            let new = match session.req_header().uri.query() {
+                Some(q) => format!("{rest}?{q}"),
+                None => rest,
+            };
+            let uri: http::Uri = new
+                .parse()
+                .map_err(|_| Error::explain(ErrorType::InternalError, "bad rewritten uri"))?;
+            req.set_uri(uri);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(s) = ctx.upstream_start {
+            ctx.upstream_time = Some(s.elapsed());
+        }
+        // Upstream software versions are reconnaissance material: keep them inside.
+        resp.remove_header("server");
+        resp.remove_header("x-powered-by");
+        resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let (code, message) = match e.etype() {
+            ErrorType::HTTPStatus(413) => (413, "request body too large"),
+            ErrorType::HTTPStatus(c) if *c >= 500 => (*c, "upstream unavailable"),
+            ErrorType::HTTPStatus(c) => (*c, "request refused"),
+            _ => match e.esource() {
+                ErrorSource::Upstream => match e.etype() {
+                    ErrorType::ConnectTimedout
+                    | ErrorType::ReadTimedout
+                    | ErrorType::WriteTimedout => (504, "upstream timed out"),
+                    _ => (502, "upstream unavailable"),
+                },
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
+                        (0, "")
+                    }
+                    _ => (400, "bad request"),
+                },
+                _ => (500, "internal error"),
+            },
+        };
+        if matches!(code, 502 | 504) {
+            if let (Some(pool), Some(addr)) = (&ctx.pool, ctx.target) {
+                if code == 504 && matches!(e.etype(), ErrorType::ReadTimedout) {
+                    pool.report_failure(&addr, "read_timeout");
+                }
+            }
+        }
+        if code > 0 && session.response_written().is_none() {
+            if ctx.request_id.is_empty() {
+                ctx.request_id = framing::new_request_id();
+            }
+            let body = error_body(message, &ctx.request_id);
+            let mut h = error_header(code, body.len(), &ctx.request_id);
+            let _ = h.insert_header("Connection", "close");
+            session.set_keepalive(None);
+            if session.write_response_header(Box::new(h), false).await.is_ok() {
+                let _ = session.write_response_body(Some(body), true).await;
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let elapsed = ctx.start.elapsed();
+        let route = ctx
+            .route
+            .and_then(|i| ctx.snap.as_ref().map(|s| s.routes[i].spec.name.as_str()))
+            .unwrap_or("-");
+        let m = metrics();
+        m.requests
+            .with_label_values(&[route, status_label(status)])
+            .inc();
+        m.duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+        if let (Some(pool), Some(t)) = (&ctx.pool, ctx.upstream_time) {
+            m.upstream_duration
+                .with_label_values(&[pool.name.as_str()])
+                .observe(t.as_secs_f64());
+        }
+        let req = session.req_header();
+        let mut line = serde_json::json!({
+            "ts": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            "request_id": ctx.request_id,
+            "client_ip": ctx.client_ip.map(|i| i.to_string()),
+            "method": req.method.as_str(),
+            "host": ctx.host,
+            "path": req.uri.path(),
+            "route": route,
+            "upstream": ctx.pool.as_ref().map(|p| p.name.as_str()),
+            "target": ctx.target.map(|t| t.to_string()),
+            "attempts": ctx.tried.len(),
+            "status": status,
+            "bytes_sent": session.body_bytes_sent(),
+            "bytes_received": session.body_bytes_read(),
+            "duration_ms": elapsed.as_secs_f64() * 1000.0,
+            "upstream_ms": ctx.upstream_time.map(|t| t.as_secs_f64() * 1000.0),
+        });
+        if let Some((stage, reason)) = ctx.refused {
+            line["refused_by"] = stage.into();
+            line["reason"] = reason.into();
+        }
+        if let Some(e) = e {
+            // The error type only: messages may carry upstream details.
+            line["error"] = e.etype().as_str().into();
+        }
+        crate::access_log::write(line.to_string());
+    }
+}
+
+fn status_label(s: u16) -> &'static str {
+    // Static labels avoid an allocation per request for the common statuses.
+    match s {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        301 => "301",
+        302 => "302",
+        304 => "304",
+        308 => "308",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        0 => "0",
+        s if s < 200 => "1xx",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}

@@ -1,0 +1,113 @@
+//! Hot reload: on SIGHUP or when the file changes, the new config is validated and built
+//! into a new snapshot, then swapped in atomically. In-flight requests keep the snapshot
+//! they started with. A bad config is refused with its errors and the old one stays.
+
+use crate::metrics::metrics;
+use crate::snapshot::Snapshot;
+use arc_swap::ArcSwap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+pub struct Reloader {
+    path: PathBuf,
+    state: Arc<ArcSwap<Snapshot>>,
+    rt: tokio::runtime::Handle,
+    lock: Mutex<()>,
+}
+
+impl Reloader {
+    pub fn new(path: PathBuf, state: Arc<ArcSwap<Snapshot>>, rt: tokio::runtime::Handle) -> Self {
+        Reloader {
+            path,
+            state,
+            rt,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Validate and apply the file; returns the new generation.
+    pub fn reload(&self) -> Result<u64, String> {
+        let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let result = self.try_reload();
+        match &result {
+            Ok(g) => {
+                metrics().reloads.with_label_values(&["ok"]).inc();
+                log::warn!("config reloaded from {} (generation {g})", self.path.display());
+            }
+            Err(e) => {
+                metrics().reloads.with_label_values(&["failed"]).inc();
+                log::error!(
+                    "config reload refused, the previous config stays in force:\n{e}"
+                );
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<u64, String> {
+        let config = rampart_config::load_file(&self.path).map_err(|e| e.to_string())?;
+        let current = self.state.load_full();
+        let old = &current.config;
+        // These are bound at startup; refusing is clearer than a config that claims
+        // something the process is not doing.
+        if config.listeners != old.listeners
+            || config.admin != old.admin
+            || config.server.threads != old.server.threads
+            || config.access_log != old.access_log
+        {
+            return Err(format!(
+                "{}: listeners, admin, server.threads and access_log can only change with a restart",
+                self.path.display()
+            ));
+        }
+        let generation = current.generation + 1;
+        let snap = {
+            let _g = self.rt.enter();
+            Snapshot::build(config, Some(&current), generation, &self.rt)?
+        };
+        self.state.store(Arc::new(snap));
+        Ok(generation)
+    }
+
+    pub fn watch_sighup(self: &Arc<Self>) -> Result<(), String> {
+        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+            .map_err(|e| format!("cannot install SIGHUP handler: {e}"))?;
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("rampart-sighup".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    let _ = me.reload();
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Poll the file's modification time and size; polling works on every filesystem,
+    /// including bind mounts and editors that replace the file.
+    pub fn watch_file(self: &Arc<Self>, interval: Duration) {
+        if interval.is_zero() {
+            return;
+        }
+        let me = self.clone();
+        let stamp = |p: &PathBuf| -> Option<(SystemTime, u64)> {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        };
+        let _ = std::thread::Builder::new()
+            .name("rampart-watch".into())
+            .spawn(move || {
+                let mut last = stamp(&me.path);
+                loop {
+                    std::thread::sleep(interval);
+                    let now = stamp(&me.path);
+                    if now.is_some() && now != last {
+                        last = now;
+                        let _ = me.reload();
+                    }
+                }
+            });
+    }
+}
