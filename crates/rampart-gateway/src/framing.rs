@@ -9,6 +9,7 @@ pub enum FramingError {
     DuplicateContentLength,
     InvalidContentLength,
     UnsupportedTransferEncoding,
+    ObsoleteLineFolding,
 }
 
 impl FramingError {
@@ -18,6 +19,7 @@ impl FramingError {
             FramingError::DuplicateContentLength => "duplicate Content-Length",
             FramingError::InvalidContentLength => "invalid Content-Length",
             FramingError::UnsupportedTransferEncoding => "unsupported Transfer-Encoding",
+            FramingError::ObsoleteLineFolding => "obsolete header line folding",
         }
     }
 }
@@ -70,6 +72,39 @@ fn parse_length(v: &[u8]) -> Result<u64, FramingError> {
     Ok(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
+/// Every Content-Length and Transfer-Encoding value in a raw HTTP/1 header block, in order.
+/// Also refuses obsolete line folding, which parsers disagree on.
+pub fn raw_framing_headers(raw: &[u8]) -> Result<(Vec<&[u8]>, Vec<&[u8]>), FramingError> {
+    let mut cl = Vec::new();
+    let mut te = Vec::new();
+    for line in raw.split(|b| *b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            return Err(FramingError::ObsoleteLineFolding);
+        }
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let name = &line[..colon];
+        let value = trim(&line[colon + 1..]);
+        if name.eq_ignore_ascii_case(b"content-length") {
+            cl.push(value);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te.push(value);
+        }
+    }
+    Ok((cl, te))
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
 /// A valid incoming request id is kept so a trace spans systems; anything else is replaced.
 pub fn valid_request_id(v: &[u8]) -> bool {
     (1..=128).contains(&v.len())
@@ -113,6 +148,16 @@ mod tests {
         assert_eq!(check(&[], &[b"gzip, chunked"], false), Err(FramingError::UnsupportedTransferEncoding));
         assert_eq!(check(&[], &[b"chunked", b"chunked"], false), Err(FramingError::UnsupportedTransferEncoding));
         assert_eq!(check(&[], &[b"chunked"], true), Err(FramingError::UnsupportedTransferEncoding));
+    }
+
+    #[test]
+    fn raw_headers() {
+        let raw = b"POST / HTTP/1.1\r\nHost: h\r\ncontent-length:  4 \r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (cl, te) = raw_framing_headers(raw).unwrap();
+        assert_eq!(cl, vec![&b"4"[..]]);
+        assert_eq!(te, vec![&b"chunked"[..]]);
+        let folded = b"GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n";
+        assert_eq!(raw_framing_headers(folded), Err(FramingError::ObsoleteLineFolding));
     }
 
     #[test]

@@ -69,26 +69,25 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+    let mut http = pingora::proxy::http_proxy(
         &server.configuration,
         proxy::Gateway {
             state: state.clone(),
         },
-        "rampart-proxy",
     );
-    if let Some(app) = proxy.app_logic_mut() {
-        let mut o = HttpServerOptions::default();
-        o.h2c = true;
-        app.server_options = Some(o);
-    }
+    let mut o = HttpServerOptions::default();
+    o.h2c = true;
+    http.server_options = Some(o);
+    let mut proxy = Service::new(
+        "rampart-proxy".into(),
+        prefilter::Prefiltered {
+            inner: Arc::new(http),
+            state: state.clone(),
+        },
+    );
     for l in &config.listeners {
         proxy.add_tcp(&l.address);
     }
-    proxy
-        .endpoints()
-        .set_pre_tls_callback(Arc::new(prefilter::HeaderDeadline {
-            state: state.clone(),
-        }));
     server.add_service(proxy);
 
     let mut admin = Service::new(

@@ -1,23 +1,72 @@
-//! Connection pre-filter for plain-HTTP listeners: the first request's header block must
-//! arrive completely within `request_header_timeout` (slowloris) and fit in
-//! `max_header_bytes` (431), before Pingora parses it. Pingora's own read timeout is per
+//! Header pre-filter for plain-HTTP connections, in front of Pingora's HTTP/1 parser: each
+//! request's header block must arrive completely within `request_header_timeout`
+//! (slowloris) and fit in `max_header_bytes` (431). Pingora's own read timeout applies per
 //! read, so a client dribbling one byte at a time would otherwise hold a connection forever.
-//! The bytes read are handed back to the stream untouched.
+//! The bytes read are handed back to the stream untouched (`rewind`), then Pingora proceeds.
+//! It wraps the proxy as a `ServerApp`, which Pingora calls for every request on a
+//! connection, so kept-alive requests are covered too; an idle kept-alive connection is
+//! closed after the same timeout.
 
-use crate::framing::new_request_id;
+use crate::framing::{self, new_request_id};
 use crate::metrics::metrics;
-use crate::proxy::{error_body, error_header};
+use crate::proxy::{error_body, error_header, Gateway};
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use pingora::listeners::PreTlsProcess;
+use pingora::apps::ServerApp;
 use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::Stream;
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 
-pub struct HeaderDeadline {
+pub struct Prefiltered {
+    pub inner: Arc<HttpProxy<Gateway>>,
     pub state: Arc<ArcSwap<Snapshot>>,
+}
+
+#[async_trait]
+impl ServerApp for Prefiltered {
+    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let stream = if stream.as_any().is::<L4Stream>() {
+            let mut l4: Box<L4Stream> = stream.into_any().downcast().ok()?;
+            let mut shutdown = shutdown.clone();
+            tokio::select! {
+                r = self.read_header_block(&mut l4) => r.ok()?,
+                _ = shutdown.changed() => return None,
+            }
+            l4 as Stream
+        } else {
+            stream
+        };
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
+
+/// Refuse, with Rampart's own response, what Pingora would refuse with its own page or,
+/// worse, repair: malformed request lines and headers, and ambiguous framing.
+fn check_head(buf: &[u8]) -> Result<(), (u16, &'static str)> {
+    if buf.starts_with(b"PRI * HTTP/2.0\r\n") {
+        return Ok(()); // h2c prior knowledge; HTTP/2 frames its own messages.
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err((400, "malformed request")),
+        Err(httparse::Error::TooManyHeaders) => return Err((431, "too many headers")),
+        Err(_) => return Err((400, "malformed request")),
+    }
+    let http10 = req.version == Some(0);
+    let (cl, te) = framing::raw_framing_headers(buf).map_err(|e| (400, e.reason()))?;
+    framing::check(&cl, &te, http10).map_err(|e| (400, e.reason()))?;
+    Ok(())
 }
 
 fn find_header_end(buf: &[u8], from: usize) -> bool {
@@ -42,9 +91,8 @@ async fn refuse(stream: &mut L4Stream, status: u16, message: &str) {
     let _ = stream.shutdown().await;
 }
 
-#[async_trait]
-impl PreTlsProcess for HeaderDeadline {
-    async fn process(&self, stream: &mut L4Stream) -> pingora::Result<()> {
+impl Prefiltered {
+    async fn read_header_block(&self, stream: &mut L4Stream) -> pingora::Result<()> {
         let (max, limit) = {
             let snap = self.state.load();
             let l = &snap.config.limits;
@@ -79,6 +127,16 @@ impl PreTlsProcess for HeaderDeadline {
             };
             buf.extend_from_slice(&chunk[..n]);
             if find_header_end(&buf, before) {
+                if let Err((status, reason)) = check_head(&buf) {
+                    metrics().rejected.with_label_values(&[reason]).inc();
+                    let message = if status == 431 {
+                        "request header fields too large"
+                    } else {
+                        "bad request"
+                    };
+                    refuse(stream, status, message).await;
+                    return pingora::Error::e_explain(pingora::ErrorType::InvalidHTTPHeader, reason);
+                }
                 break;
             }
             if buf.len() > max {

@@ -67,7 +67,15 @@ pub struct Ctx {
     refused: Option<(&'static str, &'static str)>,
 }
 
-type Stage = fn(&RequestHeader, &Snapshot, &mut Ctx) -> Decision;
+/// What the stages see of a request: the parsed header and, for HTTP/1, the raw header
+/// bytes (Pingora repairs some framing ambiguities in the parsed form; a security gateway
+/// refuses them instead, so it looks at what was actually sent).
+pub struct Req<'a> {
+    pub head: &'a RequestHeader,
+    pub raw: Option<Bytes>,
+}
+
+type Stage = fn(&Req, &Snapshot, &mut Ctx) -> Decision;
 
 /// The request pipeline, in the order a request meets it. Later issues insert their stages
 /// (network lists, authentication, authorization, limits, WAF, validation) at their place.
@@ -78,19 +86,26 @@ const REQUEST_STAGES: &[(&str, Stage)] = &[
     ("route", stage_route),
 ];
 
-fn stage_framing(req: &RequestHeader, _: &Snapshot, ctx: &mut Ctx) -> Decision {
-    let cl: Vec<&[u8]> = req
-        .headers
-        .get_all(http::header::CONTENT_LENGTH)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    let te: Vec<&[u8]> = req
-        .headers
-        .get_all(http::header::TRANSFER_ENCODING)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
+fn stage_framing(r: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let req = r.head;
+    let (cl, te): (Vec<&[u8]>, Vec<&[u8]>) = match &r.raw {
+        Some(raw) => match framing::raw_framing_headers(raw) {
+            Ok(v) => v,
+            Err(e) => return reject(400, "bad request", e.reason()),
+        },
+        None => (
+            req.headers
+                .get_all(http::header::CONTENT_LENGTH)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect(),
+            req.headers
+                .get_all(http::header::TRANSFER_ENCODING)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect(),
+        ),
+    };
     match framing::check(&cl, &te, req.version == http::Version::HTTP_10) {
         Ok(len) => ctx.body_len = len,
         Err(e) => return reject(400, "bad request", e.reason()),
@@ -101,7 +116,8 @@ fn stage_framing(req: &RequestHeader, _: &Snapshot, ctx: &mut Ctx) -> Decision {
     Decision::Continue
 }
 
-fn stage_header_limits(req: &RequestHeader, snap: &Snapshot, _: &mut Ctx) -> Decision {
+fn stage_header_limits(r: &Req, snap: &Snapshot, _: &mut Ctx) -> Decision {
+    let req = r.head;
     let max = snap.config.limits.max_header_bytes.0 as usize;
     let mut size = req.method.as_str().len() + req.uri.to_string().len() + 12;
     for (name, value) in req.headers.iter() {
@@ -113,7 +129,7 @@ fn stage_header_limits(req: &RequestHeader, snap: &Snapshot, _: &mut Ctx) -> Dec
     Decision::Continue
 }
 
-fn stage_body_limit(_: &RequestHeader, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+fn stage_body_limit(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     if let BodyLength::Length(n) = ctx.body_len {
         if n > snap.config.limits.max_request_body.0 {
             return reject(413, "request body too large", "body over limit");
@@ -122,7 +138,8 @@ fn stage_body_limit(_: &RequestHeader, snap: &Snapshot, ctx: &mut Ctx) -> Decisi
     Decision::Continue
 }
 
-fn stage_route(req: &RequestHeader, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+fn stage_route(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let req = r.head;
     let host = req
         .headers
         .get(http::header::HOST)
@@ -235,8 +252,15 @@ impl ProxyHttp for Gateway {
             _ => framing::new_request_id(),
         };
         let mut outcome = None;
+        let req = Req {
+            head: session.req_header(),
+            raw: session
+                .as_downstream()
+                .as_http1()
+                .map(|h1| h1.get_headers_raw_bytes()),
+        };
         for (name, stage) in REQUEST_STAGES {
-            if let Decision::Respond(r) = stage(session.req_header(), &snap, ctx) {
+            if let Decision::Respond(r) = stage(&req, &snap, ctx) {
                 ctx.refused = Some((name, r.reason));
                 outcome = Some(r);
                 break;
@@ -403,8 +427,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let body_refused = matches!(ctx.refused, Some(("body_limit", _)));
         let (code, message) = match e.etype() {
-            ErrorType::HTTPStatus(413) => (413, "request body too large"),
+            _ if body_refused => (413, "request body too large"),
             ErrorType::HTTPStatus(c) if *c >= 500 => (*c, "upstream unavailable"),
             ErrorType::HTTPStatus(c) => (*c, "request refused"),
             _ => match e.esource() {

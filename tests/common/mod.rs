@@ -1,0 +1,330 @@
+//! Test harness: real upstream servers, the real `rampart` binary on free ports, raw sockets.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real HTTP/1.1 upstream. It answers JSON describing the request it saw:
+/// `{"server": NAME, "method", "path", "query", "headers": {..}, "body": ".."}`.
+/// `/slow?ms=N` waits first; `/status/N` answers N; `/healthz` answers 200 or 503.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub hits: Arc<AtomicUsize>,
+    pub healthy: Arc<AtomicBool>,
+    pub health_hits: Arc<AtomicUsize>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Upstream {
+    pub async fn start(name: &str) -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let health_hits = Arc::new(AtomicUsize::new(0));
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let (n, h, hh, hl) = (name.to_string(), hits.clone(), healthy.clone(), health_hits.clone());
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    r = listener.accept() => match r { Ok(s) => s, Err(_) => continue },
+                    _ = &mut rx => break,
+                };
+                let (n, h, hh, hl) = (n.clone(), h.clone(), hh.clone(), hl.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let (n, h, hh, hl) = (n.clone(), h.clone(), hh.clone(), hl.clone());
+                        async move { Ok::<_, hyper::Error>(handle(req, &n, &h, &hh, &hl).await) }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Upstream {
+            addr,
+            name: name.to_string(),
+            hits,
+            healthy,
+            health_hits,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    name: &str,
+    hits: &AtomicUsize,
+    healthy: &AtomicBool,
+    health_hits: &AtomicUsize,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    if path == "/healthz" {
+        health_hits.fetch_add(1, Ordering::SeqCst);
+        let code = if healthy.load(Ordering::SeqCst) { 200 } else { 503 };
+        return Response::builder()
+            .status(code)
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+    }
+    hits.fetch_add(1, Ordering::SeqCst);
+    let query = req.uri().query().map(|s| s.to_string());
+    if path.starts_with("/slow") {
+        let ms: u64 = query
+            .as_deref()
+            .and_then(|q| q.strip_prefix("ms="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let status: u16 = path
+        .strip_prefix("/status/")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let method = req.method().to_string();
+    let mut headers = serde_json::Map::new();
+    for (k, v) in req.headers() {
+        headers.insert(
+            k.as_str().to_string(),
+            String::from_utf8_lossy(v.as_bytes()).into_owned().into(),
+        );
+    }
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let out = serde_json::json!({
+        "server": name,
+        "method": method,
+        "path": path,
+        "query": query,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .header("Server", "secret-upstream/1.2.3")
+        .header("X-Powered-By", "internal-framework")
+        .body(Full::new(Bytes::from(out.to_string())))
+        .unwrap()
+}
+
+/// The `rampart` binary running `serve --config` on a config written to a temp file.
+pub struct Gateway {
+    pub child: Child,
+    pub port: u16,
+    pub admin_port: u16,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    pub dir: PathBuf,
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "rampart-test-{tag}-{}-{}",
+        std::process::id(),
+        fastrand_u64()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn fastrand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish()
+}
+
+impl Gateway {
+    /// `body` is the config without `listeners`, `admin` and `access_log`, which the harness
+    /// adds with free ports and a log file.
+    pub fn start(body: &str) -> Gateway {
+        let dir = temp_dir("gw");
+        let port = free_port();
+        let admin_port = free_port();
+        let log_path = dir.join("access.log");
+        let config_path = dir.join("rampart.yaml");
+        let text = Self::wrap(body, port, admin_port, &log_path);
+        std::fs::write(&config_path, text).unwrap();
+        let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start rampart");
+        let gw = Gateway {
+            child,
+            port,
+            admin_port,
+            config_path,
+            log_path,
+            dir,
+        };
+        gw.wait_ready();
+        gw
+    }
+
+    pub fn wrap(body: &str, port: u16, admin_port: u16, log: &std::path::Path) -> String {
+        format!(
+            "listeners:\n  - name: public\n    address: 127.0.0.1:{port}\nadmin:\n  address: 127.0.0.1:{admin_port}\naccess_log:\n  target: {}\n{body}",
+            log.display()
+        )
+    }
+
+    /// Rewrite the config file with a new body (same ports) without signalling.
+    pub fn write_config(&self, body: &str) {
+        let text = Self::wrap(body, self.port, self.admin_port, &self.log_path);
+        let tmp = self.dir.join("rampart.yaml.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.config_path).unwrap();
+    }
+
+    pub fn sighup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP failed");
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = raw_get(self.admin_port, "/readyz") {
+                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let err = std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default();
+        panic!("rampart did not become ready; stderr:\n{err}");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn metrics(&self) -> String {
+        raw_get(self.admin_port, "/metrics").unwrap().1
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Current value of a metric line starting with `prefix` (name and labels), or 0.
+    pub fn metric(&self, prefix: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A one-shot HTTP/1.1 GET over a raw socket: (status, body).
+pub fn raw_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let resp = raw_request(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    Ok((status_of(&resp), body_of(&resp)))
+}
+
+/// Send raw bytes, read until the server closes (or 5 s pass).
+pub fn raw_request(port: u16, bytes: &[u8]) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(bytes)?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+pub fn status_of(resp: &str) -> u16 {
+    resp.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+pub fn body_of(resp: &str) -> String {
+    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+pub fn header_of(resp: &str, name: &str) -> Option<String> {
+    let head = resp.split("\r\n\r\n").next()?;
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// An upstream block for one or more upstream servers.
+pub fn upstream_yaml(name: &str, addrs: &[SocketAddr], extra: &str) -> String {
+    let targets: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
+    format!("  {name}:\n    targets: [{}]\n{extra}", targets.join(", "))
+}
