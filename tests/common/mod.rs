@@ -247,6 +247,12 @@ impl Gateway {
         raw_get(self.admin_port, "/metrics").unwrap().1
     }
 
+    pub fn readyz_generation(&self) -> u64 {
+        let body = raw_get(self.admin_port, "/readyz").unwrap().1;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["config_generation"].as_u64().unwrap()
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
     }
