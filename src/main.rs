@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "rampart", version, about = "Rampart: a security gateway for HTTP APIs")]
+#[command(
+    name = "rampart",
+    version,
+    about = "Rampart: a security gateway for HTTP APIs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,11 +39,7 @@ fn main() -> ExitCode {
             }
             Err(errors) => {
                 eprintln!("{errors}");
-                eprintln!(
-                    "{}: {} error(s)",
-                    config.display(),
-                    errors.0.len()
-                );
+                eprintln!("{}: {} error(s)", config.display(), errors.0.len());
                 ExitCode::from(1)
             }
         },

@@ -82,7 +82,10 @@ async fn routes_by_host_then_path_then_method() {
     assert_eq!(r.status().as_u16(), 405);
     assert_eq!(r.headers()["allow"], "GET, POST");
     assert_eq!(r.headers()["content-type"], "application/json");
-    assert!(r.headers().get("server").is_none(), "no Server header on own errors");
+    assert!(
+        r.headers().get("server").is_none(),
+        "no Server header on own errors"
+    );
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"], "method not allowed");
 
@@ -111,7 +114,10 @@ async fn request_id_and_forwarding_headers() {
         .await
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-abc.123");
-    assert!(r.headers().get("server").is_none(), "upstream Server header leaked");
+    assert!(
+        r.headers().get("server").is_none(),
+        "upstream Server header leaked"
+    );
     assert!(r.headers().get("x-powered-by").is_none());
     let v: serde_json::Value = r.json().await.unwrap();
     let h = &v["headers"];
@@ -211,7 +217,8 @@ async fn smuggling_and_ambiguous_framing_refused() {
     }
     // "bad chunk size" is the only case whose headers are unambiguous: it may reach the
     // upstream as a started request, but no other case may.
-    let total = a.hits.load(std::sync::atomic::Ordering::SeqCst) + b.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let total = a.hits.load(std::sync::atomic::Ordering::SeqCst)
+        + b.hits.load(std::sync::atomic::Ordering::SeqCst);
     assert!(total <= 1, "{total} ambiguous requests reached an upstream");
 }
 
@@ -230,7 +237,12 @@ async fn size_limits_413_and_431() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 413);
     // Within the limit passes.
-    let r = c.post(gw.url("/api/x")).body(vec![b'a'; 1000]).send().await.unwrap();
+    let r = c
+        .post(gw.url("/api/x"))
+        .body(vec![b'a'; 1000])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // A chunked body that grows over the limit.
     let chunk = format!("{:x}\r\n{}\r\n", 800, "a".repeat(800));
@@ -252,8 +264,10 @@ async fn size_limits_413_and_431() {
     let (first, second) = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
-        s.write_all(b"GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        s.write_all(b"GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap();
         let mut buf = vec![0u8; 65536];
         let n = s.read(&mut buf).unwrap();
         let first = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -279,9 +293,11 @@ async fn slowloris_is_cut_off() {
     let (elapsed, resp) = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_millis(100))).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
         let start = std::time::Instant::now();
-        let line = b"GET /api/x HTTP/1.1\r\nHost: h\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let line =
+            b"GET /api/x HTTP/1.1\r\nHost: h\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
         let mut out = Vec::new();
         // One byte every 200 ms: each read is quick, the whole header never completes.
         for &byte in line.iter() {
@@ -306,7 +322,10 @@ async fn slowloris_is_cut_off() {
     })
     .await
     .unwrap();
-    assert!(elapsed < std::time::Duration::from_secs(3), "not cut off: {elapsed:?}");
+    assert!(
+        elapsed < std::time::Duration::from_secs(3),
+        "not cut off: {elapsed:?}"
+    );
     assert_eq!(status_of(&resp), 408, "{resp}");
     assert_eq!(a.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

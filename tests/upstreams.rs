@@ -9,7 +9,11 @@ fn route(upstream: &str) -> String {
     format!("routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: {upstream}\n")
 }
 
-async fn servers_of(gw: &Gateway, n: usize, header: Option<(&str, String)>) -> HashMap<String, usize> {
+async fn servers_of(
+    gw: &Gateway,
+    n: usize,
+    header: Option<(&str, String)>,
+) -> HashMap<String, usize> {
     let c = client();
     let mut seen = HashMap::new();
     for _ in 0..n {
@@ -20,7 +24,9 @@ async fn servers_of(gw: &Gateway, n: usize, header: Option<(&str, String)>) -> H
         let r = rb.send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200);
         let v: serde_json::Value = r.json().await.unwrap();
-        *seen.entry(v["server"].as_str().unwrap().to_string()).or_default() += 1;
+        *seen
+            .entry(v["server"].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
     seen
 }
@@ -79,7 +85,10 @@ async fn health_checks_eject_and_recover() {
         ),
         route("u")
     ));
-    let gauge_b = format!("rampart_upstream_target_healthy{{target=\"{}\",upstream=\"u\"}}", b.addr);
+    let gauge_b = format!(
+        "rampart_upstream_target_healthy{{target=\"{}\",upstream=\"u\"}}",
+        b.addr
+    );
     assert_eq!(servers_of(&gw, 10, None).await.len(), 2);
     b.healthy.store(false, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -119,7 +128,11 @@ async fn connect_failures_retry_idempotent_requests_and_eject() {
     assert_eq!(gw.metric(&gauge), 0.0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let log = gw.access_log();
-    assert!(log.lines().any(|l| l.contains("\"attempts\":2") && l.contains("\"status\":200")), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"attempts\":2") && l.contains("\"status\":200")),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -128,16 +141,32 @@ async fn post_is_not_retried() {
     let a = Upstream::start("a").await;
     let gw = Gateway::start(&format!(
         "upstreams:\n{}{}",
-        upstream_yaml("u", &[dead1, a.addr], "    retries: 3\n    passive: {failures: 100}\n"),
+        upstream_yaml(
+            "u",
+            &[dead1, a.addr],
+            "    retries: 3\n    passive: {failures: 100}\n"
+        ),
         route("u")
     ));
     let c = client();
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        statuses.push(c.post(gw.url("/x")).body("x").send().await.unwrap().status().as_u16());
+        statuses.push(
+            c.post(gw.url("/x"))
+                .body("x")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
     }
     // Round robin alternates: POSTs that hit the dead target fail with 502, never replayed.
-    assert_eq!(statuses.iter().filter(|s| **s == 502).count(), 2, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 502).count(),
+        2,
+        "{statuses:?}"
+    );
     assert_eq!(a.hits.load(Ordering::SeqCst), 2);
 }
 
@@ -156,7 +185,10 @@ async fn bad_gateway_and_gateway_timeout() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"], "upstream unavailable");
     let text = v.to_string();
-    assert!(!text.contains("127.0.0.1"), "upstream details leaked: {text}");
+    assert!(
+        !text.contains("127.0.0.1"),
+        "upstream details leaked: {text}"
+    );
 
     let r = c.get(gw.url("/slow?ms=2000")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 504);
@@ -176,7 +208,9 @@ async fn websocket_echo_through_gateway() {
     tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
                 while let Some(Ok(m)) = ws.next().await {
                     if m.is_text() || m.is_binary() {
                         let _ = ws.send(m).await;

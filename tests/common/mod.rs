@@ -42,7 +42,12 @@ impl Upstream {
         let healthy = Arc::new(AtomicBool::new(true));
         let health_hits = Arc::new(AtomicUsize::new(0));
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        let (n, h, hh, hl) = (name.to_string(), hits.clone(), healthy.clone(), health_hits.clone());
+        let (n, h, hh, hl) = (
+            name.to_string(),
+            hits.clone(),
+            healthy.clone(),
+            health_hits.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let (stream, _) = tokio::select! {
@@ -96,7 +101,11 @@ async fn handle(
     let path = req.uri().path().to_string();
     if path == "/healthz" {
         health_hits.fetch_add(1, Ordering::SeqCst);
-        let code = if healthy.load(Ordering::SeqCst) { 200 } else { 503 };
+        let code = if healthy.load(Ordering::SeqCst) {
+            200
+        } else {
+            503
+        };
         return Response::builder()
             .status(code)
             .body(Full::new(Bytes::from_static(b"{}")))
@@ -124,7 +133,12 @@ async fn handle(
             String::from_utf8_lossy(v.as_bytes()).into_owned().into(),
         );
     }
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let out = serde_json::json!({
         "server": name,
         "method": method,
@@ -307,11 +321,16 @@ pub fn raw_request(port: u16, bytes: &[u8]) -> std::io::Result<String> {
 }
 
 pub fn status_of(resp: &str) -> u16 {
-    resp.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    resp.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 pub fn body_of(resp: &str) -> String {
-    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
 }
 
 pub fn header_of(resp: &str, name: &str) -> Option<String> {

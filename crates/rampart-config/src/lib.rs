@@ -98,7 +98,10 @@ pub fn load_str_with_env(
     let mut value: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
             return Err(ConfigErrors(vec![ConfigError {
                 file: file.into(),
                 line,
@@ -120,7 +123,10 @@ pub fn load_str_with_env(
     let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
     let parsed: Result<Config, _> = serde_path_to_error::deserialize(de);
     for path in unknown {
-        problems.push((path, "unknown key (check its spelling and where it is placed)".into()));
+        problems.push((
+            path,
+            "unknown key (check its spelling and where it is placed)".into(),
+        ));
     }
     let config = match parsed {
         Ok(c) => Some(c),

@@ -10,14 +10,8 @@ pub struct Index {
 }
 
 enum Frame {
-    Map {
-        path: String,
-        key: Option<String>,
-    },
-    Seq {
-        path: String,
-        next: usize,
-    },
+    Map { path: String, key: Option<String> },
+    Seq { path: String, next: usize },
 }
 
 struct Builder {

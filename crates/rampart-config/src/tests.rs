@@ -47,11 +47,22 @@ fn every_error_is_reported_with_its_location() {
     let errs = load_str_with_env(&bad, "t.yaml", &no_env).unwrap_err();
     let text = errs.to_string();
     // A type error stops serde, so keys after it and the semantic checks wait for the next pass.
-    assert!(text.contains("t.yaml:11:37: upstreams.items.health_check.interval: invalid duration"), "{text}");
+    assert!(
+        text.contains("t.yaml:11:37: upstreams.items.health_check.interval: invalid duration"),
+        "{text}"
+    );
     let fixed = bad.replace("2 parsecs", "2s");
-    let text = load_str_with_env(&fixed, "t.yaml", &no_env).unwrap_err().to_string();
-    assert!(text.contains("t.yaml:18:5: routes.0.upstream: unknown upstream \"itemz\""), "{text}");
-    assert!(text.contains("t.yaml:19:5: routes.0.strip_prefx: unknown key"), "{text}");
+    let text = load_str_with_env(&fixed, "t.yaml", &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("t.yaml:18:5: routes.0.upstream: unknown upstream \"itemz\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("t.yaml:19:5: routes.0.strip_prefx: unknown key"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -69,8 +80,13 @@ fn env_secrets_are_substituted_and_missing_ones_reported() {
     let env = |n: &str| (n == "T1").then(|| "127.0.0.1:9555".to_string());
     let c = load_str_with_env(&text, "t.yaml", &env).unwrap();
     assert_eq!(c.upstreams["items"].targets[0], "127.0.0.1:9555");
-    let errs = load_str_with_env(&text, "t.yaml", &no_env).unwrap_err().to_string();
-    assert!(errs.contains("environment variable T1 is not set"), "{errs}");
+    let errs = load_str_with_env(&text, "t.yaml", &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errs.contains("environment variable T1 is not set"),
+        "{errs}"
+    );
     assert!(errs.contains("upstreams.items.targets.0"), "{errs}");
 }
 
@@ -81,7 +97,9 @@ fn bad_values_are_explained() {
         .replace("methods: [GET, POST]", "methods: [get]")
         .replace("\"/api/items\"", "\"api/items\"")
         .replace("\"*.example.test\"", "\"a..b\"");
-    let text = load_str_with_env(&bad, "t.yaml", &no_env).unwrap_err().to_string();
+    let text = load_str_with_env(&bad, "t.yaml", &no_env)
+        .unwrap_err()
+        .to_string();
     for needle in [
         "listeners.0.address",
         "routes.0.methods.0",
@@ -96,6 +114,8 @@ fn bad_values_are_explained() {
 #[test]
 fn missing_required_key() {
     let text = "listeners:\n  - name: a\n";
-    let errs = load_str_with_env(text, "t.yaml", &no_env).unwrap_err().to_string();
+    let errs = load_str_with_env(text, "t.yaml", &no_env)
+        .unwrap_err()
+        .to_string();
     assert!(errs.contains("required key `address` is missing"), "{errs}");
 }

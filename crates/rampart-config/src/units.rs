@@ -33,8 +33,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("invalid duration {text:?} ({e}); write it like \"2s\", \"500ms\" or \"1m\""))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("invalid duration {text:?} ({e}); write it like \"2s\", \"500ms\" or \"1m\"")
+    })
 }
 
 /// A size in bytes written in human form, e.g. `1MiB`, `16KiB`, `100kB`, `512`.
@@ -45,10 +46,12 @@ impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match StringOrNumber::deserialize(d)? {
             StringOrNumber::Number(n) if n >= 0 => Ok(ByteSize(n as u64)),
-            StringOrNumber::Number(n) => Err(serde::de::Error::custom(format!(
-                "size {n} is negative"
-            ))),
-            StringOrNumber::String(s) => parse_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+            StringOrNumber::Number(n) => {
+                Err(serde::de::Error::custom(format!("size {n} is negative")))
+            }
+            StringOrNumber::String(s) => parse_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }

@@ -9,25 +9,40 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     let mut err = |p: String, m: String| out.push((p, m));
 
     if c.listeners.is_empty() {
-        err("listeners".into(), "at least one listener is required".into());
+        err(
+            "listeners".into(),
+            "at least one listener is required".into(),
+        );
     }
     let mut names = HashSet::new();
     let mut addrs = HashSet::new();
     for (i, l) in c.listeners.iter().enumerate() {
         if l.name.trim().is_empty() {
-            err(format!("listeners.{i}.name"), "listener name is empty".into());
+            err(
+                format!("listeners.{i}.name"),
+                "listener name is empty".into(),
+            );
         } else if !names.insert(&l.name) {
-            err(format!("listeners.{i}.name"), format!("duplicate listener name {:?}", l.name));
+            err(
+                format!("listeners.{i}.name"),
+                format!("duplicate listener name {:?}", l.name),
+            );
         }
         match l.address.parse::<SocketAddr>() {
             Ok(a) => {
                 if !addrs.insert(a) {
-                    err(format!("listeners.{i}.address"), format!("address {a} is used twice"));
+                    err(
+                        format!("listeners.{i}.address"),
+                        format!("address {a} is used twice"),
+                    );
                 }
             }
             Err(_) => err(
                 format!("listeners.{i}.address"),
-                format!("{:?} is not an IP:port address (e.g. 127.0.0.1:8080 or [::]:443)", l.address),
+                format!(
+                    "{:?} is not an IP:port address (e.g. 127.0.0.1:8080 or [::]:443)",
+                    l.address
+                ),
             ),
         }
     }
@@ -46,13 +61,18 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     for (name, u) in &c.upstreams {
         let base = format!("upstreams.{name}");
         if u.targets.is_empty() {
-            err(format!("{base}.targets"), "an upstream needs at least one target".into());
+            err(
+                format!("{base}.targets"),
+                "an upstream needs at least one target".into(),
+            );
         }
         for (i, t) in u.targets.iter().enumerate() {
             if t.parse::<SocketAddr>().is_err() {
                 err(
                     format!("{base}.targets.{i}"),
-                    format!("{t:?} is not an IP:port address (host names are not resolved at load)"),
+                    format!(
+                        "{t:?} is not an IP:port address (host names are not resolved at load)"
+                    ),
                 );
             }
         }
@@ -61,18 +81,23 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
                 format!("{base}.hash_key"),
                 "hash_key only applies to balance: consistent_hash".into(),
             ),
-            (Balance::ConsistentHash, Some(k)) if k != "client_ip" => match k.strip_prefix("header:") {
-                Some(h) if is_token(h) => {}
-                _ => err(
-                    format!("{base}.hash_key"),
-                    format!("hash_key {k:?} must be client_ip or header:NAME"),
-                ),
-            },
+            (Balance::ConsistentHash, Some(k)) if k != "client_ip" => {
+                match k.strip_prefix("header:") {
+                    Some(h) if is_token(h) => {}
+                    _ => err(
+                        format!("{base}.hash_key"),
+                        format!("hash_key {k:?} must be client_ip or header:NAME"),
+                    ),
+                }
+            }
             _ => {}
         }
         if let Some(hc) = &u.health_check {
             if !hc.path.starts_with('/') {
-                err(format!("{base}.health_check.path"), "health check path must start with /".into());
+                err(
+                    format!("{base}.health_check.path"),
+                    "health check path must start with /".into(),
+                );
             }
             if hc.unhealthy_after == 0 || hc.healthy_after == 0 {
                 err(
@@ -81,14 +106,23 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
                 );
             }
             if hc.interval.0.is_zero() {
-                err(format!("{base}.health_check.interval"), "interval must be above 0s".into());
+                err(
+                    format!("{base}.health_check.interval"),
+                    "interval must be above 0s".into(),
+                );
             }
         }
         if u.timeouts.connect.0.is_zero() || u.timeouts.read.0.is_zero() {
-            err(format!("{base}.timeouts"), "timeouts must be above 0s".into());
+            err(
+                format!("{base}.timeouts"),
+                "timeouts must be above 0s".into(),
+            );
         }
         if u.passive.failures == 0 {
-            err(format!("{base}.passive.failures"), "failures must be at least 1".into());
+            err(
+                format!("{base}.passive.failures"),
+                "failures must be at least 1".into(),
+            );
         }
     }
 
@@ -98,17 +132,27 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         if r.name.trim().is_empty() {
             err(format!("{base}.name"), "route name is empty".into());
         } else if !route_names.insert(&r.name) {
-            err(format!("{base}.name"), format!("duplicate route name {:?}", r.name));
+            err(
+                format!("{base}.name"),
+                format!("duplicate route name {:?}", r.name),
+            );
         }
         if !c.upstreams.contains_key(&r.upstream) {
             let known: Vec<&str> = c.upstreams.keys().map(|s| s.as_str()).collect();
             err(
                 format!("{base}.upstream"),
-                format!("unknown upstream {:?} (defined: {})", r.upstream, list(&known)),
+                format!(
+                    "unknown upstream {:?} (defined: {})",
+                    r.upstream,
+                    list(&known)
+                ),
             );
         }
         if r.paths.is_empty() {
-            err(format!("{base}.paths"), "a route needs at least one path".into());
+            err(
+                format!("{base}.paths"),
+                "a route needs at least one path".into(),
+            );
         }
         for (j, p) in r.paths.iter().enumerate() {
             let raw = p.strip_prefix('=').unwrap_or(p);
@@ -141,9 +185,9 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         for (j, h) in r.hosts.iter().enumerate() {
             let name = h.strip_prefix("*.").unwrap_or(h);
             let ok = !name.is_empty()
-                && name
-                    .split('.')
-                    .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+                && name.split('.').all(|l| {
+                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
             if !ok {
                 err(
                     format!("{base}.hosts.{j}"),
@@ -158,16 +202,25 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         err("limits.max_request_body".into(), "must be above 0".into());
     }
     if l.max_header_bytes.0 < 1024 {
-        err("limits.max_header_bytes".into(), "must be at least 1KiB".into());
+        err(
+            "limits.max_header_bytes".into(),
+            "must be at least 1KiB".into(),
+        );
     }
     if l.request_header_timeout.0.is_zero() {
-        err("limits.request_header_timeout".into(), "must be above 0s".into());
+        err(
+            "limits.request_header_timeout".into(),
+            "must be above 0s".into(),
+        );
     }
     if c.server.threads == 0 {
         err("server.threads".into(), "must be at least 1".into());
     }
     if c.access_log.target.trim().is_empty() {
-        err("access_log.target".into(), "use stdout, off, or a file path".into());
+        err(
+            "access_log.target".into(),
+            "use stdout, off, or a file path".into(),
+        );
     }
     out
 }

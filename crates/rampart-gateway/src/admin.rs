@@ -40,7 +40,10 @@ impl ServeHttp for Admin {
             "/healthz" => json(200, r#"{"status":"ok"}"#.into()),
             "/readyz" => {
                 let g = self.state.load().generation;
-                json(200, format!(r#"{{"status":"ready","config_generation":{g}}}"#))
+                json(
+                    200,
+                    format!(r#"{{"status":"ready","config_generation":{g}}}"#),
+                )
             }
             _ => json(404, r#"{"error":"not found"}"#.into()),
         }

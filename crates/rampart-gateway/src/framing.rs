@@ -72,9 +72,12 @@ fn parse_length(v: &[u8]) -> Result<u64, FramingError> {
     Ok(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
+/// Content-Length values, then Transfer-Encoding values.
+pub type FramingHeaders<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>);
+
 /// Every Content-Length and Transfer-Encoding value in a raw HTTP/1 header block, in order.
 /// Also refuses obsolete line folding, which parsers disagree on.
-pub fn raw_framing_headers(raw: &[u8]) -> Result<(Vec<&[u8]>, Vec<&[u8]>), FramingError> {
+pub fn raw_framing_headers(raw: &[u8]) -> Result<FramingHeaders<'_>, FramingError> {
     let mut cl = Vec::new();
     let mut te = Vec::new();
     for line in raw.split(|b| *b == b'\n').skip(1) {
@@ -100,16 +103,21 @@ pub fn raw_framing_headers(raw: &[u8]) -> Result<(Vec<&[u8]>, Vec<&[u8]>), Frami
 }
 
 fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |e| e + 1);
+    let start = v
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |e| e + 1);
     &v[start..end]
 }
 
 /// A valid incoming request id is kept so a trace spans systems; anything else is replaced.
 pub fn valid_request_id(v: &[u8]) -> bool {
     (1..=128).contains(&v.len())
-        && v
-            .iter()
+        && v.iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
@@ -118,7 +126,14 @@ pub fn new_request_id() -> String {
     let v = fastrand::u128(..);
     let v = (v & !(0xF000 << 64) | (0x4000 << 64)) & !(0xC000 << 48) | (0x8000 << 48);
     let h = format!("{v:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Whether a raw path contains a dot segment (`.` or `..`, also percent-encoded), which
@@ -139,15 +154,42 @@ mod tests {
         assert_eq!(check(&[], &[], false), Ok(BodyLength::None));
         assert_eq!(check(&[b"12"], &[], false), Ok(BodyLength::Length(12)));
         assert_eq!(check(&[], &[b"Chunked"], false), Ok(BodyLength::Chunked));
-        assert_eq!(check(&[b"5"], &[b"chunked"], false), Err(FramingError::BothLengthAndChunked));
-        assert_eq!(check(&[b"5", b"5"], &[], false), Err(FramingError::DuplicateContentLength));
-        assert_eq!(check(&[b"5, 5"], &[], false), Err(FramingError::DuplicateContentLength));
-        assert_eq!(check(&[b"-1"], &[], false), Err(FramingError::InvalidContentLength));
-        assert_eq!(check(&[b"0x10"], &[], false), Err(FramingError::InvalidContentLength));
-        assert_eq!(check(&[b"99999999999999999999"], &[], false), Err(FramingError::InvalidContentLength));
-        assert_eq!(check(&[], &[b"gzip, chunked"], false), Err(FramingError::UnsupportedTransferEncoding));
-        assert_eq!(check(&[], &[b"chunked", b"chunked"], false), Err(FramingError::UnsupportedTransferEncoding));
-        assert_eq!(check(&[], &[b"chunked"], true), Err(FramingError::UnsupportedTransferEncoding));
+        assert_eq!(
+            check(&[b"5"], &[b"chunked"], false),
+            Err(FramingError::BothLengthAndChunked)
+        );
+        assert_eq!(
+            check(&[b"5", b"5"], &[], false),
+            Err(FramingError::DuplicateContentLength)
+        );
+        assert_eq!(
+            check(&[b"5, 5"], &[], false),
+            Err(FramingError::DuplicateContentLength)
+        );
+        assert_eq!(
+            check(&[b"-1"], &[], false),
+            Err(FramingError::InvalidContentLength)
+        );
+        assert_eq!(
+            check(&[b"0x10"], &[], false),
+            Err(FramingError::InvalidContentLength)
+        );
+        assert_eq!(
+            check(&[b"99999999999999999999"], &[], false),
+            Err(FramingError::InvalidContentLength)
+        );
+        assert_eq!(
+            check(&[], &[b"gzip, chunked"], false),
+            Err(FramingError::UnsupportedTransferEncoding)
+        );
+        assert_eq!(
+            check(&[], &[b"chunked", b"chunked"], false),
+            Err(FramingError::UnsupportedTransferEncoding)
+        );
+        assert_eq!(
+            check(&[], &[b"chunked"], true),
+            Err(FramingError::UnsupportedTransferEncoding)
+        );
     }
 
     #[test]
@@ -157,7 +199,10 @@ mod tests {
         assert_eq!(cl, vec![&b"4"[..]]);
         assert_eq!(te, vec![&b"chunked"[..]]);
         let folded = b"GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n";
-        assert_eq!(raw_framing_headers(folded), Err(FramingError::ObsoleteLineFolding));
+        assert_eq!(
+            raw_framing_headers(folded),
+            Err(FramingError::ObsoleteLineFolding)
+        );
     }
 
     #[test]

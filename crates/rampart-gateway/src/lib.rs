@@ -54,7 +54,11 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
 
     if let Some(path) = opts.config_path.clone() {
-        let reloader = Arc::new(Reloader::new(path, state.clone(), background.handle().clone()));
+        let reloader = Arc::new(Reloader::new(
+            path,
+            state.clone(),
+            background.handle().clone(),
+        ));
         reloader.watch_sighup()?;
         reloader.watch_file(config.server.watch_interval.0);
     }

@@ -26,7 +26,10 @@ impl Metrics {
     fn new() -> Metrics {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("rampart_requests_total", "Requests answered, by route and status"),
+            Opts::new(
+                "rampart_requests_total",
+                "Requests answered, by route and status",
+            ),
             &["route", "status"],
         )
         .unwrap();

@@ -29,7 +29,11 @@ pub struct Prefiltered {
 
 #[async_trait]
 impl ServerApp for Prefiltered {
-    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
         let stream = if stream.as_any().is::<L4Stream>() {
             let mut l4: Box<L4Stream> = stream.into_any().downcast().ok()?;
             let mut shutdown = shutdown.clone();
@@ -106,7 +110,10 @@ impl Prefiltered {
             let n = match timeout_at(deadline, stream.read(&mut chunk)).await {
                 Err(_) => {
                     if !buf.is_empty() {
-                        metrics().rejected.with_label_values(&["header timeout"]).inc();
+                        metrics()
+                            .rejected
+                            .with_label_values(&["header timeout"])
+                            .inc();
                         refuse(stream, 408, "request header timeout").await;
                     }
                     return pingora::Error::e_explain(
@@ -135,12 +142,18 @@ impl Prefiltered {
                         "bad request"
                     };
                     refuse(stream, status, message).await;
-                    return pingora::Error::e_explain(pingora::ErrorType::InvalidHTTPHeader, reason);
+                    return pingora::Error::e_explain(
+                        pingora::ErrorType::InvalidHTTPHeader,
+                        reason,
+                    );
                 }
                 break;
             }
             if buf.len() > max {
-                metrics().rejected.with_label_values(&["headers over limit"]).inc();
+                metrics()
+                    .rejected
+                    .with_label_values(&["headers over limit"])
+                    .inc();
                 refuse(stream, 431, "request header fields too large").await;
                 return pingora::Error::e_explain(
                     pingora::ErrorType::InvalidHTTPHeader,

@@ -293,7 +293,10 @@ impl ProxyHttp for Gateway {
                 .unwrap_or(0);
             if ctx.body_seen > max {
                 ctx.refused = Some(("body_limit", "body over limit"));
-                metrics().rejected.with_label_values(&["body over limit"]).inc();
+                metrics()
+                    .rejected
+                    .with_label_values(&["body over limit"])
+                    .inc();
                 return Error::e_explain(ErrorType::HTTPStatus(413), "request body over limit");
             }
         }
@@ -379,7 +382,13 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         // Client-supplied forwarding headers are not trusted (no trusted proxies yet).
-        for h in ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"] {
+        for h in [
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "forwarded",
+            "x-real-ip",
+        ] {
             req.remove_header(h);
         }
         if let Some(ip) = ctx.client_ip {
@@ -396,8 +405,14 @@ impl ProxyHttp for Gateway {
             .unwrap_or(false);
         if strip && ctx.prefix != "/" {
             let path = session.req_header().uri.path();
-            let rest = path.get(ctx.prefix.trim_end_matches('/').len()..).unwrap_or("");
-            let rest = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
+            let rest = path
+                .get(ctx.prefix.trim_end_matches('/').len()..)
+                .unwrap_or("");
+            let rest = if rest.starts_with('/') {
+                rest.to_string()
+            } else {
+                format!("/{rest}")
+            };
             let new = match session.req_header().uri.query() {
                 Some(q) => format!("{rest}?{q}"),
                 None => rest,
@@ -463,7 +478,11 @@ impl ProxyHttp for Gateway {
             let mut h = error_header(code, body.len(), &ctx.request_id);
             let _ = h.insert_header("Connection", "close");
             session.set_keepalive(None);
-            if session.write_response_header(Box::new(h), false).await.is_ok() {
+            if session
+                .write_response_header(Box::new(h), false)
+                .await
+                .is_ok()
+            {
                 let _ = session.write_response_body(Some(body), true).await;
             }
         }

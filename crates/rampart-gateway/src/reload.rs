@@ -33,13 +33,14 @@ impl Reloader {
         match &result {
             Ok(g) => {
                 metrics().reloads.with_label_values(&["ok"]).inc();
-                log::warn!("config reloaded from {} (generation {g})", self.path.display());
+                log::warn!(
+                    "config reloaded from {} (generation {g})",
+                    self.path.display()
+                );
             }
             Err(e) => {
                 metrics().reloads.with_label_values(&["failed"]).inc();
-                log::error!(
-                    "config reload refused, the previous config stays in force:\n{e}"
-                );
+                log::error!("config reload refused, the previous config stays in force:\n{e}");
             }
         }
         result

@@ -19,10 +19,15 @@ pub struct RouteSpec {
 pub enum Match {
     /// Index of the matched route in the list given to [`Router::new`], and the path
     /// prefix that matched (for strip_prefix).
-    Route { index: usize, prefix: String },
+    Route {
+        index: usize,
+        prefix: String,
+    },
     NotFound,
     /// The path matched but the method did not: these methods would have been accepted.
-    MethodNotAllowed { allow: Vec<String> },
+    MethodNotAllowed {
+        allow: Vec<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -53,7 +58,9 @@ impl HostPattern {
         match self {
             HostPattern::Any => true,
             HostPattern::Exact(h) => h == host,
-            HostPattern::Wildcard(suffix) => host.len() > suffix.len() && host.ends_with(suffix.as_str()),
+            HostPattern::Wildcard(suffix) => {
+                host.len() > suffix.len() && host.ends_with(suffix.as_str())
+            }
         }
     }
 }
@@ -225,7 +232,10 @@ mod tests {
 
     #[test]
     fn prefix_on_segment_boundary_and_exact() {
-        let r = Router::new(&[spec(&[], &["/api/items"], &[]), spec(&[], &["=/api/items"], &[])]);
+        let r = Router::new(&[
+            spec(&[], &["/api/items"], &[]),
+            spec(&[], &["=/api/items"], &[]),
+        ]);
         assert_eq!(idx(r.find("h", "/api/items", "GET")), 1);
         assert_eq!(idx(r.find("h", "/api/items/7", "GET")), 0);
         assert_eq!(r.find("h", "/api/itemsX", "GET"), Match::NotFound);
