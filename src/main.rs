@@ -4,6 +4,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// glibc malloc showed up at ~8% of the proxy's CPU profile; mimalloc is faster for the
+// many small, short-lived allocations of request handling.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "rampart",

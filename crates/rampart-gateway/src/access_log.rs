@@ -52,6 +52,11 @@ pub fn init(target: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether lines are wanted at all, so callers skip building them when the log is off.
+pub fn enabled() -> bool {
+    matches!(SINK.get(), Some(Some(_)))
+}
+
 pub fn write(line: String) {
     if let Some(Some(tx)) = SINK.get() {
         if tx.try_send(line).is_err() {

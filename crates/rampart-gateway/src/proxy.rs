@@ -117,14 +117,22 @@ fn stage_framing(r: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
 }
 
 fn stage_header_limits(r: &Req, snap: &Snapshot, _: &mut Ctx) -> Decision {
-    let req = r.head;
     let max = snap.config.limits.max_header_bytes.0 as usize;
-    let mut size = req.method.as_str().len() + req.uri.to_string().len() + 12;
-    for (name, value) in req.headers.iter() {
-        size += name.as_str().len() + value.len() + 4;
-        if size > max {
-            return reject(431, "request header fields too large", "headers over limit");
+    let size = match &r.raw {
+        Some(raw) => raw.len(),
+        None => {
+            // HTTP/2: HPACK-decoded size, as the header list size is counted in RFC 9113.
+            let req = r.head;
+            let mut n = req.method.as_str().len() + req.uri.path().len() + 12;
+            n += req.uri.query().map_or(0, str::len);
+            for (name, value) in req.headers.iter() {
+                n += name.as_str().len() + value.len() + 32;
+            }
+            n
         }
+    };
+    if size > max {
+        return reject(431, "request header fields too large", "headers over limit");
     }
     Decision::Continue
 }
@@ -308,17 +316,20 @@ impl ProxyHttp for Gateway {
             .pool
             .clone()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route selected"))?;
-        let key: Vec<u8> = match pool.spec.hash_key.as_deref() {
-            Some(k) if k.starts_with("header:") => session
+        // Only consistent hashing reads the key; round robin ignores it.
+        let key: Vec<u8> = match (pool.spec.balance, pool.spec.hash_key.as_deref()) {
+            (rampart_config::Balance::RoundRobin, _) => Vec::new(),
+            (_, Some(k)) if k.starts_with("header:") => session
                 .req_header()
                 .headers
                 .get(&k["header:".len()..])
                 .map(|v| v.as_bytes().to_vec())
                 .unwrap_or_default(),
-            _ => ctx
-                .client_ip
-                .map(|ip| ip.to_string().into_bytes())
-                .unwrap_or_default(),
+            _ => match ctx.client_ip {
+                Some(IpAddr::V4(ip)) => ip.octets().to_vec(),
+                Some(IpAddr::V6(ip)) => ip.octets().to_vec(),
+                None => Vec::new(),
+            },
         };
         let Some(addr) = pool.select(&key, &ctx.tried) else {
             return Error::e_explain(ErrorType::HTTPStatus(502), "no healthy upstream target");
@@ -513,6 +524,9 @@ impl ProxyHttp for Gateway {
             m.upstream_duration
                 .with_label_values(&[pool.name.as_str()])
                 .observe(t.as_secs_f64());
+        }
+        if !crate::access_log::enabled() {
+            return;
         }
         let req = session.req_header();
         let mut line = serde_json::json!({
