@@ -60,13 +60,10 @@ fn main() -> ExitCode {
                         return ExitCode::from(1);
                     }
                 },
-                None => match rampart_config::load_str(
-                    rampart_gateway::demo::DEMO_CONFIG,
-                    "<embedded demo config>",
-                ) {
+                None => match demo_config() {
                     Ok(c) => (c, true),
-                    Err(errors) => {
-                        eprintln!("{errors}");
+                    Err(e) => {
+                        eprintln!("{e}");
                         return ExitCode::from(1);
                     }
                 },
@@ -85,4 +82,22 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The embedded demo config, with a self-signed certificate made for this run.
+fn demo_config() -> Result<rampart_config::Config, String> {
+    let dir = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
+    let (cert, key) = rampart_gateway::demo::self_signed(&dir)
+        .map_err(|e| format!("cannot create the demo certificate: {e}"))?;
+    let env = move |name: &str| match name {
+        "RAMPART_DEMO_CERT" => Some(cert.clone()),
+        "RAMPART_DEMO_KEY" => Some(key.clone()),
+        other => std::env::var(other).ok(),
+    };
+    rampart_config::load_str_with_env(
+        rampart_gateway::demo::DEMO_CONFIG,
+        "<embedded demo config>",
+        &env,
+    )
+    .map_err(|e| e.to_string())
 }

@@ -23,14 +23,28 @@ fn validate_accepts_a_good_config_and_the_demo() {
         "listeners:\n  - name: p\n    address: 127.0.0.1:8080\nupstreams:\n  u:\n    targets: [\"127.0.0.1:9000\"]\nroutes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
     )
     .unwrap();
-    let (code, out, _) = rampart(&["validate", "--config", p.to_str().unwrap()]);
-    assert_eq!(code, 0);
+    let (code, out, err) = rampart(&["validate", "--config", p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
     assert!(out.contains(": ok"));
+    // The embedded demo config, with the certificate `serve` would generate.
     let demo = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/crates/rampart-gateway/src/demo.yaml"
     );
-    assert_eq!(rampart(&["validate", "--config", demo]).0, 0);
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("c.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("k.pem"), ck.signing_key.serialize_pem()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["validate", "--config", demo])
+        .env("RAMPART_DEMO_CERT", dir.join("c.pem"))
+        .env("RAMPART_DEMO_KEY", dir.join("k.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -187,12 +187,18 @@ impl Gateway {
     /// `body` is the config without `listeners`, `admin` and `access_log`, which the harness
     /// adds with free ports and a log file.
     pub fn start(body: &str) -> Gateway {
+        Self::start_with_listeners(body, "")
+    }
+
+    /// `body` may begin with extra listener entries (indented list items), which follow the
+    /// harness's plain listener; `plain_extra` adds keys to the plain listener itself.
+    pub fn start_with_listeners(body: &str, plain_extra: &str) -> Gateway {
         let dir = temp_dir("gw");
         let port = free_port();
         let admin_port = free_port();
         let log_path = dir.join("access.log");
         let config_path = dir.join("rampart.yaml");
-        let text = Self::wrap(body, port, admin_port, &log_path);
+        let text = Self::wrap_with(body, plain_extra, port, admin_port, &log_path);
         std::fs::write(&config_path, text).unwrap();
         let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
@@ -216,8 +222,19 @@ impl Gateway {
     }
 
     pub fn wrap(body: &str, port: u16, admin_port: u16, log: &std::path::Path) -> String {
+        Self::wrap_with(body, "", port, admin_port, log)
+    }
+
+    fn wrap_with(
+        body: &str,
+        plain_extra: &str,
+        port: u16,
+        admin_port: u16,
+        log: &std::path::Path,
+    ) -> String {
+        // Extra listeners (lines starting with "  - ") must directly follow the plain one.
         format!(
-            "listeners:\n  - name: public\n    address: 127.0.0.1:{port}\nadmin:\n  address: 127.0.0.1:{admin_port}\naccess_log:\n  target: {}\n{body}",
+            "admin:\n  address: 127.0.0.1:{admin_port}\naccess_log:\n  target: {}\nlisteners:\n  - name: public\n    address: 127.0.0.1:{port}\n{plain_extra}{body}",
             log.display()
         )
     }

@@ -67,7 +67,19 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read config file: {e}"),
         }])
     })?;
-    load_str(&text, &name)
+    let base = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    load_str_in(&text, &name, &base, &|name| std::env::var(name).ok())
+}
+
+/// As [`load_str_with_env`], resolving relative file paths (certificates, keys, CAs) against
+/// `base`, normally the config file's directory.
+pub fn load_str_in(
+    text: &str,
+    file: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    load_inner(text, file, Some(base), env)
 }
 
 /// Parse and validate config text; `file` names it in errors.
@@ -79,6 +91,15 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
 pub fn load_str_with_env(
     text: &str,
     file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    load_inner(text, file, None, env)
+}
+
+fn load_inner(
+    text: &str,
+    file: &str,
+    base: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
     let index = match locate::Index::build(text) {
@@ -129,7 +150,12 @@ pub fn load_str_with_env(
         ));
     }
     let config = match parsed {
-        Ok(c) => Some(c),
+        Ok(mut c) => {
+            if let Some(base) = base {
+                resolve_paths(&mut c, base);
+            }
+            Some(c)
+        }
         Err(e) => {
             let path = error_path(e.path());
             problems.push((path, clean_serde_message(&e.inner().to_string())));
@@ -160,6 +186,38 @@ pub fn load_str_with_env(
     errors.sort_by_key(|e| (e.line, e.column));
     errors.dedup();
     Err(ConfigErrors(errors))
+}
+
+fn resolve_paths(c: &mut Config, base: &Path) {
+    let fix = |p: &mut String| {
+        if !p.is_empty() && Path::new(p.as_str()).is_relative() {
+            *p = base.join(p.as_str()).display().to_string();
+        }
+    };
+    for l in &mut c.listeners {
+        if let Some(t) = &mut l.tls {
+            for cf in &mut t.certificates {
+                fix(&mut cf.cert);
+                fix(&mut cf.key);
+            }
+            if let Some(ca) = &mut t.client_auth {
+                fix(&mut ca.ca);
+                if let Some(crl) = &mut ca.crl {
+                    fix(crl);
+                }
+            }
+        }
+    }
+    for u in c.upstreams.values_mut() {
+        if let Some(t) = &mut u.tls {
+            for p in [&mut t.ca, &mut t.client_cert, &mut t.client_key]
+                .into_iter()
+                .flatten()
+            {
+                fix(p);
+            }
+        }
+    }
 }
 
 fn ignored_path(p: &serde_ignored::Path<'_>) -> String {

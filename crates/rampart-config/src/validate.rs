@@ -3,6 +3,7 @@
 use crate::model::*;
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::Path;
 
 pub fn validate(c: &Config) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -44,6 +45,61 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
                     l.address
                 ),
             ),
+        }
+    }
+    let first_tls_port = c
+        .listeners
+        .iter()
+        .find(|l| l.tls.is_some())
+        .and_then(|l| l.address.parse::<SocketAddr>().ok())
+        .map(|a| a.port());
+    for (i, l) in c.listeners.iter().enumerate() {
+        let base = format!("listeners.{i}");
+        match &l.tls {
+            Some(tls) => {
+                if l.redirect_https {
+                    err(
+                        format!("{base}.redirect_https"),
+                        "a TLS listener cannot redirect to HTTPS".into(),
+                    );
+                }
+                if tls.certificates.is_empty() {
+                    err(
+                        format!("{base}.tls.certificates"),
+                        "at least one certificate is required".into(),
+                    );
+                }
+                for (j, cf) in tls.certificates.iter().enumerate() {
+                    if let Err(e) =
+                        rampart_tls::load_certified_key(Path::new(&cf.cert), Path::new(&cf.key))
+                    {
+                        err(format!("{base}.tls.certificates.{j}"), e.to_string());
+                    }
+                }
+                if let Some(ca) = &tls.client_auth {
+                    if let Err(e) = rampart_tls::client_verifier(
+                        Path::new(&ca.ca),
+                        ca.crl.as_deref().map(Path::new),
+                        ca.mode == ClientAuthMode::Optional,
+                    ) {
+                        err(format!("{base}.tls.client_auth"), e.to_string());
+                    }
+                }
+            }
+            None => {
+                if l.hsts.is_some() {
+                    err(
+                        format!("{base}.hsts"),
+                        "hsts applies only to TLS listeners".into(),
+                    );
+                }
+                if l.redirect_https && l.https_port.is_none() && first_tls_port.is_none() {
+                    err(
+                        format!("{base}.redirect_https"),
+                        "no TLS listener to redirect to: add one or set https_port".into(),
+                    );
+                }
+            }
         }
     }
     match c.admin.address.parse::<SocketAddr>() {
@@ -117,6 +173,21 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
                 format!("{base}.timeouts"),
                 "timeouts must be above 0s".into(),
             );
+        }
+        if let Some(t) = &u.tls {
+            if t.sni.trim().is_empty() {
+                err(
+                    format!("{base}.tls.sni"),
+                    "sni must name the upstream (it is verified against its certificate)".into(),
+                );
+            }
+            if let Err(e) = rampart_tls::load_upstream_material(
+                t.ca.as_deref().map(Path::new),
+                t.client_cert.as_deref().map(Path::new),
+                t.client_key.as_deref().map(Path::new),
+            ) {
+                err(format!("{base}.tls"), e.to_string());
+            }
         }
         if u.passive.failures == 0 {
             err(

@@ -13,6 +13,7 @@ mod prefilter;
 mod proxy;
 mod reload;
 mod snapshot;
+mod tls;
 mod upstream;
 
 use arc_swap::ArcSwap;
@@ -53,15 +54,28 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     };
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
 
+    // TLS material is checked before anything listens: Pingora would panic on bad files.
+    let mut tls_listeners = Vec::new();
+    let mut cert_sets = Vec::new();
+    for l in &config.listeners {
+        if l.tls.is_some() {
+            let (settings, set) = tls::settings(l)?;
+            tls_listeners.push((l.address.clone(), settings));
+            cert_sets.push(set);
+        }
+    }
+
     if let Some(path) = opts.config_path.clone() {
         let reloader = Arc::new(Reloader::new(
             path,
             state.clone(),
             background.handle().clone(),
+            cert_sets.clone(),
         ));
         reloader.watch_sighup()?;
         reloader.watch_file(config.server.watch_interval.0);
     }
+    tls::watch(cert_sets, config.server.watch_interval.0);
 
     let mut conf = ServerConf {
         threads: config.server.threads,
@@ -90,7 +104,12 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         },
     );
     for l in &config.listeners {
-        proxy.add_tcp(&l.address);
+        if l.tls.is_none() {
+            proxy.add_tcp(&l.address);
+        }
+    }
+    for (addr, settings) in tls_listeners {
+        proxy.add_tls_with_settings(&addr, None, settings);
     }
     server.add_service(proxy);
 
@@ -112,7 +131,16 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     }
 
     for l in &config.listeners {
-        println!("rampart: listener {} on http://{}", l.name, l.address);
+        let scheme = if l.tls.is_some() { "https" } else { "http" };
+        let note = if l.redirect_https {
+            " (redirects to https)"
+        } else {
+            ""
+        };
+        println!(
+            "rampart: listener {} on {scheme}://{}{note}",
+            l.name, l.address
+        );
     }
     println!(
         "rampart: admin (metrics, health) on http://{}",
@@ -120,9 +148,9 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     );
     if opts.demo_backend {
         println!(
-            "rampart: demo backend on http://{}; try: curl http://{}/api/hello",
+            "rampart: demo backend on http://{}; try: curl -k https://{}/api/hello",
             demo::DEMO_BACKEND_ADDR,
-            config.listeners[0].address
+            demo::DEMO_HTTPS_ADDR
         );
     }
     // Keep the background runtime alive for the life of the process.

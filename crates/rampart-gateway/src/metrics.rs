@@ -15,6 +15,7 @@ pub struct Metrics {
     pub upstream_failures: IntCounterVec,
     pub rejected: IntCounterVec,
     pub reloads: IntCounterVec,
+    pub tls_reloads: IntCounterVec,
     pub access_log_dropped: IntCounter,
 }
 
@@ -80,6 +81,14 @@ impl Metrics {
             &["result"],
         )
         .unwrap();
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "rampart_tls_certificate_reloads_total",
+                "Certificate rotations, by result",
+            ),
+            &["result"],
+        )
+        .unwrap();
         let access_log_dropped = IntCounter::new(
             "rampart_access_log_dropped_total",
             "Access log lines dropped because the writer could not keep up",
@@ -93,6 +102,7 @@ impl Metrics {
             Box::new(upstream_failures.clone()),
             Box::new(rejected.clone()),
             Box::new(reloads.clone()),
+            Box::new(tls_reloads.clone()),
             Box::new(access_log_dropped.clone()),
         ] {
             registry.register(c).unwrap();
@@ -109,6 +119,7 @@ impl Metrics {
             upstream_failures,
             rejected,
             reloads,
+            tls_reloads,
             access_log_dropped,
         }
     }

@@ -18,6 +18,7 @@ use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 use rampart_router::Match;
+use rampart_tls::ClientIdentity;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -65,6 +66,11 @@ pub struct Ctx {
     body_seen: u64,
     /// The stage that refused the request and why, for the access log.
     refused: Option<(&'static str, &'static str)>,
+    listener: Option<usize>,
+    tls: bool,
+    hsts: Option<String>,
+    /// The verified client certificate (mTLS), if any.
+    identity: Option<ClientIdentity>,
 }
 
 /// What the stages see of a request: the parsed header and, for HTTP/1, the raw header
@@ -73,6 +79,7 @@ pub struct Ctx {
 pub struct Req<'a> {
     pub head: &'a RequestHeader,
     pub raw: Option<Bytes>,
+    pub listener: Option<usize>,
 }
 
 type Stage = fn(&Req, &Snapshot, &mut Ctx) -> Decision;
@@ -80,11 +87,66 @@ type Stage = fn(&Req, &Snapshot, &mut Ctx) -> Decision;
 /// The request pipeline, in the order a request meets it. Later issues insert their stages
 /// (network lists, authentication, authorization, limits, WAF, validation) at their place.
 const REQUEST_STAGES: &[(&str, Stage)] = &[
+    ("https_redirect", stage_https_redirect),
     ("framing", stage_framing),
     ("header_limits", stage_header_limits),
     ("body_limit", stage_body_limit),
     ("route", stage_route),
+    ("client_cert", stage_client_cert),
 ];
+
+fn stage_https_redirect(r: &Req, snap: &Snapshot, _: &mut Ctx) -> Decision {
+    let Some(l) = _listener(snap, r) else {
+        return Decision::Continue;
+    };
+    if !l.redirect_https {
+        return Decision::Continue;
+    }
+    let host = r
+        .head
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(rampart_router::normalize_host)
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
+        })
+        .unwrap_or_else(|| l.addr.ip().to_string());
+    let port = if l.https_port == 443 {
+        String::new()
+    } else {
+        format!(":{}", l.https_port)
+    };
+    let path = r
+        .head
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    Decision::Respond(Reject {
+        status: 308,
+        message: "this service is only available over https",
+        reason: "https redirect",
+        headers: vec![("Location", format!("https://{host}{port}{path}"))],
+    })
+}
+
+fn _listener<'a>(snap: &'a Snapshot, r: &Req) -> Option<&'a crate::snapshot::ListenerRt> {
+    r.listener.and_then(|i| snap.listeners.get(i))
+}
+
+fn stage_client_cert(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let needs = ctx
+        .route
+        .map(|i| snap.routes[i].spec.require_client_cert)
+        .unwrap_or(false);
+    if needs && ctx.identity.is_none() {
+        return reject(403, "client certificate required", "no client certificate");
+    }
+    Decision::Continue
+}
 
 fn stage_framing(r: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
     let req = r.head;
@@ -148,14 +210,10 @@ fn stage_body_limit(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
 
 fn stage_route(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     let req = r.head;
-    let host = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("");
-    ctx.host = host.to_string();
-    match snap.router.find(host, req.uri.path(), req.method.as_str()) {
+    match snap
+        .router
+        .find(&ctx.host, req.uri.path(), req.method.as_str())
+    {
         Match::Route { index, prefix } => {
             ctx.route = Some(index);
             ctx.prefix = prefix;
@@ -192,6 +250,9 @@ async fn respond(session: &mut Session, ctx: &Ctx, r: &Reject) -> Result<()> {
     let mut h = error_header(r.status, body.len(), &ctx.request_id);
     for (k, v) in &r.headers {
         let _ = h.insert_header(*k, v.as_str());
+    }
+    if let Some(v) = &ctx.hsts {
+        let _ = h.insert_header("Strict-Transport-Security", v.as_str());
     }
     // A refused request may still have an unread body on the wire: never reuse the
     // connection, so the body cannot be parsed as a next request.
@@ -244,6 +305,10 @@ impl ProxyHttp for Gateway {
             body_len: BodyLength::None,
             body_seen: 0,
             refused: None,
+            listener: None,
+            tls: false,
+            hsts: None,
+            identity: None,
         }
     }
 
@@ -260,12 +325,31 @@ impl ProxyHttp for Gateway {
             _ => framing::new_request_id(),
         };
         let mut outcome = None;
+        ctx.host = {
+            let req = session.req_header();
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| req.uri.authority().map(|a| a.as_str()))
+                .unwrap_or("")
+                .to_string()
+        };
+        ctx.listener = session
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .and_then(|a| snap.listener_for(*a));
+        if let Some(ssl) = session.digest().and_then(|d| d.ssl_digest.as_ref()) {
+            ctx.tls = true;
+            ctx.identity = ssl.extension.get::<ClientIdentity>().cloned();
+            ctx.hsts = ctx.listener.and_then(|i| snap.listeners[i].hsts.clone());
+        }
         let req = Req {
             head: session.req_header(),
             raw: session
                 .as_downstream()
                 .as_http1()
                 .map(|h1| h1.get_headers_raw_bytes()),
+            listener: ctx.listener,
         };
         for (name, stage) in REQUEST_STAGES {
             if let Decision::Respond(r) = stage(&req, &snap, ctx) {
@@ -337,7 +421,10 @@ impl ProxyHttp for Gateway {
         ctx.tried.push(addr);
         ctx.target = Some(addr);
         ctx.upstream_start = Some(Instant::now());
-        let mut peer = HttpPeer::new(addr, false, String::new());
+        let mut peer = match &pool.tls {
+            Some(t) => t.peer(addr),
+            None => HttpPeer::new(addr, false, String::new()),
+        };
         let t = &pool.spec.timeouts;
         peer.options.connection_timeout = Some(t.connect.0);
         peer.options.read_timeout = Some(t.read.0);
@@ -399,13 +486,30 @@ impl ProxyHttp for Gateway {
             "x-forwarded-host",
             "forwarded",
             "x-real-ip",
+            "x-client-cert-subject",
+            "x-client-cert-fingerprint",
+            "x-client-cert-san",
         ] {
             req.remove_header(h);
         }
         if let Some(ip) = ctx.client_ip {
             req.insert_header("X-Forwarded-For", ip.to_string())?;
         }
-        req.insert_header("X-Forwarded-Proto", "http")?;
+        req.insert_header("X-Forwarded-Proto", if ctx.tls { "https" } else { "http" })?;
+        if let Some(id) = &ctx.identity {
+            // Only what the TLS layer verified; the client-sent versions were removed above.
+            let _ = req.insert_header("X-Client-Cert-Subject", id.subject.as_str());
+            let _ = req.insert_header("X-Client-Cert-Fingerprint", id.fingerprint_sha256.as_str());
+            let sans: Vec<&str> = id
+                .dns_sans
+                .iter()
+                .chain(&id.uri_sans)
+                .map(|s| s.as_str())
+                .collect();
+            if !sans.is_empty() {
+                let _ = req.insert_header("X-Client-Cert-San", sans.join(", "));
+            }
+        }
         if !ctx.host.is_empty() {
             req.insert_header("X-Forwarded-Host", ctx.host.as_str())?;
         }
@@ -449,6 +553,9 @@ impl ProxyHttp for Gateway {
         resp.remove_header("server");
         resp.remove_header("x-powered-by");
         resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        if let Some(v) = &ctx.hsts {
+            resp.insert_header("Strict-Transport-Security", v.as_str())?;
+        }
         Ok(())
     }
 
@@ -488,6 +595,9 @@ impl ProxyHttp for Gateway {
             let body = error_body(message, &ctx.request_id);
             let mut h = error_header(code, body.len(), &ctx.request_id);
             let _ = h.insert_header("Connection", "close");
+            if let Some(v) = &ctx.hsts {
+                let _ = h.insert_header("Strict-Transport-Security", v.as_str());
+            }
             session.set_keepalive(None);
             if session
                 .write_response_header(Box::new(h), false)
@@ -546,6 +656,12 @@ impl ProxyHttp for Gateway {
             "duration_ms": elapsed.as_secs_f64() * 1000.0,
             "upstream_ms": ctx.upstream_time.map(|t| t.as_secs_f64() * 1000.0),
         });
+        if ctx.tls {
+            line["tls"] = true.into();
+        }
+        if let Some(id) = &ctx.identity {
+            line["client_cert_fingerprint"] = id.fingerprint_sha256.as_str().into();
+        }
         if let Some((stage, reason)) = ctx.refused {
             line["refused_by"] = stage.into();
             line["reason"] = reason.into();

@@ -14,15 +14,22 @@ pub struct Reloader {
     state: Arc<ArcSwap<Snapshot>>,
     rt: tokio::runtime::Handle,
     lock: Mutex<()>,
+    certs: Vec<Arc<crate::tls::CertSet>>,
 }
 
 impl Reloader {
-    pub fn new(path: PathBuf, state: Arc<ArcSwap<Snapshot>>, rt: tokio::runtime::Handle) -> Self {
+    pub fn new(
+        path: PathBuf,
+        state: Arc<ArcSwap<Snapshot>>,
+        rt: tokio::runtime::Handle,
+        certs: Vec<Arc<crate::tls::CertSet>>,
+    ) -> Self {
         Reloader {
             path,
             state,
             rt,
             lock: Mutex::new(()),
+            certs,
         }
     }
 
@@ -79,6 +86,11 @@ impl Reloader {
             .name("rampart-sighup".into())
             .spawn(move || {
                 for _ in signals.forever() {
+                    // SIGHUP also rotates certificates, for deployments that signal
+                    // rather than rely on the file watch.
+                    for c in &me.certs {
+                        let _ = c.reload();
+                    }
                     let _ = me.reload();
                 }
             })

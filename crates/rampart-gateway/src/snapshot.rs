@@ -4,6 +4,7 @@ use crate::upstream::UpstreamPool;
 use rampart_config::{Config, Route};
 use rampart_router::{RouteSpec, Router};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub struct RouteRt {
@@ -11,8 +12,17 @@ pub struct RouteRt {
     pub pool: Arc<UpstreamPool>,
 }
 
+/// What a request needs to know about the listener it arrived on.
+pub struct ListenerRt {
+    pub addr: SocketAddr,
+    pub redirect_https: bool,
+    pub https_port: u16,
+    pub hsts: Option<String>,
+}
+
 pub struct Snapshot {
     pub generation: u64,
+    pub listeners: Vec<ListenerRt>,
     pub config: Config,
     pub router: Router,
     pub routes: Vec<RouteRt>,
@@ -22,6 +32,18 @@ pub struct Snapshot {
 impl Snapshot {
     /// Build from a validated config, reusing the pools (and their health state) of
     /// upstreams whose definition did not change.
+    /// The listener a connection arrived on: exact address, else the same port (wildcard binds).
+    pub fn listener_for(&self, local: SocketAddr) -> Option<usize> {
+        self.listeners
+            .iter()
+            .position(|l| l.addr == local)
+            .or_else(|| {
+                self.listeners
+                    .iter()
+                    .position(|l| l.addr.port() == local.port())
+            })
+    }
+
     pub fn build(
         config: Config,
         previous: Option<&Snapshot>,
@@ -63,8 +85,28 @@ impl Snapshot {
                 pool: pools[&r.upstream].clone(),
             })
             .collect();
+        let first_tls_port = config
+            .listeners
+            .iter()
+            .find(|l| l.tls.is_some())
+            .and_then(|l| l.address.parse::<SocketAddr>().ok())
+            .map(|a| a.port())
+            .unwrap_or(443);
+        let listeners = config
+            .listeners
+            .iter()
+            .filter_map(|l| {
+                Some(ListenerRt {
+                    addr: l.address.parse().ok()?,
+                    redirect_https: l.redirect_https,
+                    https_port: l.https_port.unwrap_or(first_tls_port),
+                    hsts: l.hsts.as_ref().map(|h| h.header_value()),
+                })
+            })
+            .collect();
         Ok(Snapshot {
             generation,
+            listeners,
             config,
             router,
             routes,

@@ -6,8 +6,12 @@ use pingora::lb::health_check::HttpHealthCheck;
 use pingora::lb::selection::{Consistent, RoundRobin};
 use pingora::lb::{Backend, LoadBalancer};
 use pingora::prelude::RequestHeader;
+use pingora::protocols::tls::CaType;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::utils::tls::{parse_x509, CertKey, WrappedX509};
 use rampart_config::{Balance, Upstream};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -26,9 +30,55 @@ struct Passive {
     ejected_until_ms: AtomicU64,
 }
 
+/// Verified TLS to the targets: SNI, roots, optional client certificate (mTLS both ways).
+pub struct UpstreamTlsRt {
+    pub sni: String,
+    pub verify_hostname: bool,
+    pub ca: Option<Arc<CaType>>,
+    pub client: Option<Arc<CertKey>>,
+}
+
+impl UpstreamTlsRt {
+    fn load(t: &rampart_config::UpstreamTls) -> Result<UpstreamTlsRt, String> {
+        let m = rampart_tls::load_upstream_material(
+            t.ca.as_deref().map(Path::new),
+            t.client_cert.as_deref().map(Path::new),
+            t.client_key.as_deref().map(Path::new),
+        )
+        .map_err(|e| e.to_string())?;
+        // DER was parsed by rampart-tls already, so Pingora's parser will not panic here.
+        let ca = m.ca.map(|certs| {
+            let v: Vec<WrappedX509> = certs
+                .into_iter()
+                .map(|der| WrappedX509::new(der, parse_x509))
+                .collect();
+            Arc::<CaType>::from(v)
+        });
+        let client = m
+            .client
+            .map(|(chain, key)| Arc::new(CertKey::new(chain, key)));
+        Ok(UpstreamTlsRt {
+            sni: t.sni.clone(),
+            verify_hostname: t.verify_hostname,
+            ca,
+            client,
+        })
+    }
+
+    pub fn peer(&self, addr: SocketAddr) -> HttpPeer {
+        let mut p = HttpPeer::new(addr, true, self.sni.clone());
+        p.options.verify_cert = true;
+        p.options.verify_hostname = self.verify_hostname;
+        p.options.ca = self.ca.clone();
+        p.client_cert_key = self.client.clone();
+        p
+    }
+}
+
 pub struct UpstreamPool {
     pub name: String,
     pub spec: Upstream,
+    pub tls: Option<UpstreamTlsRt>,
     selector: Selector,
     passive: Vec<Passive>,
     epoch: Instant,
@@ -41,11 +91,22 @@ impl UpstreamPool {
             .iter()
             .map(|t| t.parse().map_err(|_| format!("bad target {t:?}")))
             .collect::<Result<_, _>>()?;
+        let tls = spec.tls.as_ref().map(UpstreamTlsRt::load).transpose()?;
         let check = spec.health_check.as_ref().map(|hc| {
-            let mut c = HttpHealthCheck::new("rampart-health-check", false);
+            let mut c = match &tls {
+                Some(t) => {
+                    let mut c = HttpHealthCheck::new(&t.sni, true);
+                    c.peer_template = t.peer("0.0.0.0:1".parse().expect("static address"));
+                    c
+                }
+                None => HttpHealthCheck::new("rampart-health-check", false),
+            };
             let mut req = RequestHeader::build("GET", hc.path.as_bytes(), None)
                 .expect("validated health check path");
-            let _ = req.insert_header("Host", "rampart-health-check");
+            let host = tls
+                .as_ref()
+                .map_or("rampart-health-check", |t| t.sni.as_str());
+            let _ = req.insert_header("Host", host);
             let _ = req.insert_header("User-Agent", "rampart-health-check");
             c.req = req;
             c.consecutive_failure = hc.unhealthy_after as usize;
@@ -85,6 +146,7 @@ impl UpstreamPool {
         let pool = Arc::new(UpstreamPool {
             name: name.to_string(),
             spec: spec.clone(),
+            tls,
             selector,
             passive,
             epoch: Instant::now(),

@@ -1,0 +1,137 @@
+//! HTTPS listeners: rustls through Pingora, certificates chosen by SNI from a store that is
+//! swapped on rotation, optional mTLS whose verified certificate becomes a `ClientIdentity`.
+
+use crate::metrics::metrics;
+use async_trait::async_trait;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::TlsAccept;
+use pingora::protocols::tls::TlsRef;
+use rampart_config::{ClientAuthMode, Listener};
+use rampart_tls::{CertEntry, CertStore, ClientIdentity, SniResolver};
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// Stores the verified client certificate's identity in the connection's TLS digest, where
+/// request phases read it back.
+struct IdentityCapture;
+
+#[async_trait]
+impl TlsAccept for IdentityCapture {
+    async fn handshake_complete_callback(
+        &self,
+        tls: &TlsRef,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        let der = tls.peer_certificate_der()?;
+        let id = ClientIdentity::from_der(der)?;
+        Some(Arc::new(id))
+    }
+}
+
+/// One TLS listener's certificates, kept for rotation.
+pub struct CertSet {
+    pub listener: String,
+    pub resolver: Arc<SniResolver>,
+    entries: Vec<CertEntry>,
+    stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
+}
+
+fn stamp(p: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+impl CertSet {
+    fn files(&self) -> Vec<&PathBuf> {
+        self.entries
+            .iter()
+            .flat_map(|e| [&e.cert_path, &e.key_path])
+            .collect()
+    }
+
+    fn current_stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
+        self.files().into_iter().map(|p| stamp(p)).collect()
+    }
+
+    /// Re-read the files; a broken set is refused and the old certificates stay.
+    pub fn reload(&self) -> Result<(), String> {
+        *self.stamps.lock().unwrap_or_else(|p| p.into_inner()) = self.current_stamps();
+        match CertStore::load(&self.entries) {
+            Ok(store) => {
+                self.resolver.replace(store);
+                metrics().tls_reloads.with_label_values(&["ok"]).inc();
+                log::warn!("listener {}: certificates reloaded", self.listener);
+                Ok(())
+            }
+            Err(e) => {
+                metrics().tls_reloads.with_label_values(&["failed"]).inc();
+                log::error!(
+                    "listener {}: certificate reload refused, the previous certificates stay: {e}",
+                    self.listener
+                );
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn changed(&self) -> bool {
+        let now = self.current_stamps();
+        let last = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
+        now != *last
+    }
+}
+
+/// Build Pingora TLS settings for a listener.
+pub fn settings(l: &Listener) -> Result<(TlsSettings, Arc<CertSet>), String> {
+    let tls = l.tls.as_ref().ok_or("not a TLS listener")?;
+    let entries: Vec<CertEntry> = tls
+        .certificates
+        .iter()
+        .map(|c| CertEntry {
+            cert_path: c.cert.clone().into(),
+            key_path: c.key.clone().into(),
+            hosts: c.hosts.clone(),
+        })
+        .collect();
+    let store = CertStore::load(&entries).map_err(|e| format!("listener {}: {e}", l.name))?;
+    let resolver = Arc::new(SniResolver::new(store));
+    let mut s = TlsSettings::with_callbacks(Box::new(IdentityCapture))
+        .map_err(|e| format!("listener {}: {e}", l.name))?;
+    s.set_cert_resolver(resolver.clone());
+    if let Some(ca) = &tls.client_auth {
+        let v = rampart_tls::client_verifier(
+            Path::new(&ca.ca),
+            ca.crl.as_deref().map(Path::new),
+            ca.mode == ClientAuthMode::Optional,
+        )
+        .map_err(|e| format!("listener {}: {e}", l.name))?;
+        s.set_client_cert_verifier(v);
+    }
+    s.enable_h2();
+    let set = Arc::new(CertSet {
+        listener: l.name.clone(),
+        resolver,
+        entries,
+        stamps: Mutex::new(Vec::new()),
+    });
+    *set.stamps.lock().unwrap() = set.current_stamps();
+    Ok((s, set))
+}
+
+/// Poll certificate files; rotate a listener's set when any of its files changed.
+pub fn watch(sets: Vec<Arc<CertSet>>, interval: Duration) {
+    if sets.is_empty() || interval.is_zero() {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("rampart-cert-watch".into())
+        .spawn(move || loop {
+            std::thread::sleep(interval);
+            for s in &sets {
+                if s.changed() {
+                    let _ = s.reload();
+                }
+            }
+        });
+}

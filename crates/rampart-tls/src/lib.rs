@@ -1,0 +1,314 @@
+//! TLS material for Rampart, independent of the proxy: loading PEM certificates and keys with
+//! clear errors (never a panic), choosing a certificate by SNI, building the client
+//! certificate verifier for mTLS, and turning a verified client certificate into an
+//! identity (subject CN, SANs, SHA-256 fingerprint).
+
+use arc_swap::ArcSwap;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A TLS material problem, with the file it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsError(pub String);
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+fn err(path: &Path, msg: impl fmt::Display) -> TlsError {
+    TlsError(format!("{}: {msg}", path.display()))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Every certificate in a PEM file, leaf first; each must parse as X.509.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut bytes.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(path, format!("invalid PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(err(path, "no CERTIFICATE block found"));
+    }
+    for (i, c) in certs.iter().enumerate() {
+        x509_parser::parse_x509_certificate(c.as_ref()).map_err(|e| {
+            err(
+                path,
+                format!("certificate {} is not valid X.509: {e}", i + 1),
+            )
+        })?;
+    }
+    Ok(certs)
+}
+
+/// The private key in a PEM file (PKCS#8, PKCS#1 RSA or SEC1 EC).
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
+    rustls_pemfile::private_key(&mut bytes.as_slice())
+        .map_err(|e| err(path, format!("invalid PEM: {e}")))?
+        .ok_or_else(|| {
+            err(
+                path,
+                "no private key found (expected PKCS#8, RSA or EC PEM)",
+            )
+        })
+}
+
+/// A certificate chain and its key, checked to belong together.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let chain = load_certs(cert)?;
+    let der = load_key(key)?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(der)
+        .map_err(|e| err(key, format!("unsupported private key: {e}")))?;
+    let ck = CertifiedKey::new(chain, signing);
+    ck.keys_match().map_err(|_| {
+        TlsError(format!(
+            "{} does not match the certificate in {}",
+            key.display(),
+            cert.display()
+        ))
+    })?;
+    Ok(ck)
+}
+
+/// DNS names a certificate is valid for (SAN DNS entries, else the subject CN).
+pub fn dns_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    let Ok((_, x)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = x.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                names.push(d.to_ascii_lowercase());
+            }
+        }
+    }
+    if names.is_empty() {
+        if let Some(cn) = x
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|c| c.as_str().ok())
+        {
+            names.push(cn.to_ascii_lowercase());
+        }
+    }
+    names
+}
+
+/// One certificate of a listener, with the host names it answers for.
+pub struct CertEntry {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    /// Explicit names; empty = the names in the certificate.
+    pub hosts: Vec<String>,
+}
+
+/// Certificates by host name: exact names, then wildcards (`*.example.test`), then the
+/// default (the first certificate), for clients that send no or an unknown SNI.
+#[derive(Default)]
+pub struct CertStore {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl CertStore {
+    pub fn load(entries: &[CertEntry]) -> Result<CertStore, TlsError> {
+        let mut store = CertStore::default();
+        for e in entries {
+            let ck = Arc::new(load_certified_key(&e.cert_path, &e.key_path)?);
+            let names = if e.hosts.is_empty() {
+                dns_names(&ck.cert[0])
+            } else {
+                e.hosts.iter().map(|h| h.to_ascii_lowercase()).collect()
+            };
+            for n in names {
+                match n.strip_prefix("*.") {
+                    Some(suffix) => store
+                        .wildcard
+                        .entry(suffix.to_string())
+                        .or_insert(ck.clone()),
+                    None => store.exact.entry(n).or_insert(ck.clone()),
+                };
+            }
+            if store.default.is_none() {
+                store.default = Some(ck);
+            }
+        }
+        if store.default.is_none() {
+            return Err(TlsError(
+                "a TLS listener needs at least one certificate".into(),
+            ));
+        }
+        Ok(store)
+    }
+
+    pub fn select(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        if let Some(name) = sni {
+            let name = name.to_ascii_lowercase();
+            if let Some(c) = self.exact.get(&name) {
+                return Some(c.clone());
+            }
+            // A wildcard covers exactly one label.
+            if let Some((_, parent)) = name.split_once('.') {
+                if let Some(c) = self.wildcard.get(parent) {
+                    return Some(c.clone());
+                }
+            }
+        }
+        self.default.clone()
+    }
+}
+
+/// The SNI resolver handed to the TLS acceptor. Its store is swapped on rotation, so new
+/// handshakes use new certificates while established connections carry on.
+pub struct SniResolver {
+    store: ArcSwap<CertStore>,
+}
+
+impl fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SniResolver")
+    }
+}
+
+impl SniResolver {
+    pub fn new(store: CertStore) -> SniResolver {
+        SniResolver {
+            store: ArcSwap::from_pointee(store),
+        }
+    }
+
+    pub fn replace(&self, store: CertStore) {
+        self.store.store(Arc::new(store));
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.store.load().select(hello.server_name())
+    }
+}
+
+/// Client certificate verification for a listener: chains to `ca`, not revoked by `crl`.
+/// With `optional`, clients without a certificate are admitted (routes decide), but a
+/// certificate that is presented must verify.
+pub fn client_verifier(
+    ca: &Path,
+    crl: Option<&Path>,
+    optional: bool,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in load_certs(ca)? {
+        roots
+            .add(c)
+            .map_err(|e| err(ca, format!("unusable CA certificate: {e}")))?;
+    }
+    let mut b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+    if let Some(crl) = crl {
+        let bytes = std::fs::read(crl).map_err(|e| err(crl, format!("cannot read: {e}")))?;
+        let crls: Vec<CertificateRevocationListDer<'static>> =
+            rustls_pemfile::crls(&mut bytes.as_slice())
+                .collect::<Result<_, _>>()
+                .map_err(|e| err(crl, format!("invalid PEM: {e}")))?;
+        if crls.is_empty() {
+            return Err(err(crl, "no X509 CRL block found"));
+        }
+        b = b.with_crls(crls);
+    }
+    if optional {
+        b = b.allow_unauthenticated();
+    }
+    b.build()
+        .map_err(|e| err(ca, format!("cannot build client verifier: {e}")))
+}
+
+/// Who a verified client certificate says the client is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub subject: String,
+    pub common_name: Option<String>,
+    pub dns_sans: Vec<String>,
+    pub uri_sans: Vec<String>,
+    /// Lower-case hex SHA-256 of the DER certificate.
+    pub fingerprint_sha256: String,
+}
+
+impl ClientIdentity {
+    pub fn from_der(der: &[u8]) -> Option<ClientIdentity> {
+        let (_, x) = x509_parser::parse_x509_certificate(der).ok()?;
+        let mut dns_sans = Vec::new();
+        let mut uri_sans = Vec::new();
+        if let Ok(Some(san)) = x.subject_alternative_name() {
+            for n in &san.value.general_names {
+                match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => {
+                        dns_sans.push(d.to_string())
+                    }
+                    x509_parser::extensions::GeneralName::URI(u) => uri_sans.push(u.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, der);
+        let common_name = x
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|c| c.as_str().ok())
+            .map(str::to_string);
+        Some(ClientIdentity {
+            subject: x.subject().to_string(),
+            common_name,
+            dns_sans,
+            uri_sans,
+            fingerprint_sha256: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+}
+
+/// TLS material for connecting to an upstream: CA roots (DER) and an optional client
+/// certificate (DER chain + key), validated here so the proxy never sees a bad file.
+pub struct UpstreamTlsMaterial {
+    pub ca: Option<Vec<Vec<u8>>>,
+    pub client: Option<(Vec<Vec<u8>>, Vec<u8>)>,
+}
+
+pub fn load_upstream_material(
+    ca: Option<&Path>,
+    client_cert: Option<&Path>,
+    client_key: Option<&Path>,
+) -> Result<UpstreamTlsMaterial, TlsError> {
+    let ca = match ca {
+        Some(p) => Some(load_certs(p)?.into_iter().map(|c| c.to_vec()).collect()),
+        None => None,
+    };
+    let client = match (client_cert, client_key) {
+        (Some(c), Some(k)) => {
+            let ck = load_certified_key(c, k)?;
+            let key = load_key(k)?;
+            Some((
+                ck.cert.iter().map(|c| c.to_vec()).collect(),
+                key.secret_der().to_vec(),
+            ))
+        }
+        (None, None) => None,
+        _ => return Err(TlsError("client_cert and client_key go together".into())),
+    };
+    Ok(UpstreamTlsMaterial { ca, client })
+}
