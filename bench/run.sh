@@ -15,7 +15,10 @@ BIN=target/release/rampart
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; [ -f $WORK/up.pid ] && kill $(cat $WORK/up.pid) 2>/dev/null; [ -f $WORK/px.pid ] && kill $(cat $WORK/px.pid) 2>/dev/null; rm -rf $WORK' EXIT
 
-UP=18090; PX=18091; RP=18092; ADM=18093
+UP=18090; PX=18091; RP=18092; ADM=18093; PXS=18094; RPS=18095
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+  -keyout $WORK/key.pem -out $WORK/cert.pem >/dev/null 2>&1
 BODY='{"id":12345,"name":"widget","price":9.99,"tags":["a","b"],"stock":true,"note":"benchmark-payload!!"}'
 [ ${#BODY} -eq 100 ] || { echo "body is ${#BODY} bytes, want 100"; exit 1; }
 
@@ -50,12 +53,31 @@ http {
       proxy_set_header Connection "";
     }
   }
+  server {
+    listen 127.0.0.1:$PXS ssl;
+    ssl_certificate $WORK/cert.pem;
+    ssl_certificate_key $WORK/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
 }
 NGX
 cat > $WORK/rampart.yaml <<YML
 listeners:
   - name: bench
     address: 127.0.0.1:$RP
+  - name: bench-tls
+    address: 127.0.0.1:$RPS
+    tls:
+      certificates:
+        - { cert: $WORK/cert.pem, key: $WORK/key.pem }
 admin:
   address: 127.0.0.1:$ADM
 upstreams:
@@ -76,20 +98,21 @@ nginx -c $WORK/px.conf -p $WORK -e $WORK/px.err
 $BIN serve --config $WORK/rampart.yaml > $WORK/rampart.log 2>&1 &
 sleep 1.5
 
-run() { # name port
-  wrk -t1 -c$CONN -d2s http://127.0.0.1:$2/item >/dev/null 2>&1 # warm-up
-  wrk -t1 -c$CONN -d${DUR}s --latency http://127.0.0.1:$2/item > $WORK/$1.txt 2>&1
+run() { # name url [extra wrk args]
+  local name=$1 url=$2; shift 2
+  wrk -t1 -c$CONN -d2s "$@" $url >/dev/null 2>&1 # warm-up
+  wrk -t1 -c$CONN -d${DUR}s --latency "$@" $url > $WORK/$name.txt 2>&1
   local rps p50 p99 errs
-  rps=$(awk '/Requests\/sec/ {print $2}' $WORK/$1.txt)
-  p50=$(awk '$1=="50%" {print $2}' $WORK/$1.txt)
-  p99=$(awk '$1=="99%" {print $2}' $WORK/$1.txt)
-  errs=$(awk '/Non-2xx|Socket errors/' $WORK/$1.txt | tr '\n' ' ')
-  echo "$1 $rps $p50 $p99 $errs"
+  rps=$(awk '/Requests\/sec/ {print $2}' $WORK/$name.txt)
+  p50=$(awk '$1=="50%" {print $2}' $WORK/$name.txt)
+  p99=$(awk '$1=="99%" {print $2}' $WORK/$name.txt)
+  errs=$(awk '/Non-2xx|Socket errors/' $WORK/$name.txt | tr '\n' ' ')
+  echo "$name $rps $p50 $p99 $errs"
 }
 echo "wrk -t1 -c$CONN -d${DUR}s, GET with a 100-byte JSON response, one worker each"
-R_DIRECT=$(run direct $UP)
-R_NGINX=$(run nginx $PX)
-R_RAMPART=$(run rampart $RP)
+R_DIRECT=$(run direct http://127.0.0.1:$UP/item)
+R_NGINX=$(run nginx http://127.0.0.1:$PX/item)
+R_RAMPART=$(run rampart http://127.0.0.1:$RP/item)
 DIRECT=$(echo "$R_DIRECT" | awk '{print $2}')
 printf "%-10s %12s %10s %10s %10s  %s\n" target "req/s" p50 p99 "÷direct" notes
 for r in "$R_DIRECT" "$R_NGINX" "$R_RAMPART"; do
@@ -100,3 +123,19 @@ done
 NGINX=$(echo "$R_NGINX" | awk '{print $2}')
 RAMPART=$(echo "$R_RAMPART" | awk '{print $2}')
 printf "rampart / nginx = %.1f%% (target >= 90%%)\n" "$(awk -v a=$RAMPART -v b=$NGINX 'BEGIN{print a/b*100}')"
+
+ratio() { awk -v a=$1 -v b=$2 'BEGIN{printf "%.1f%%", a/b*100}'; }
+echo
+echo "HTTPS (same ECDSA P-256 certificate; TLS 1.3 by default; no session resumption)"
+T_NGINX_KA=$(run nginx-tls-keepalive https://localhost:$PXS/item)
+T_RAMPART_KA=$(run rampart-tls-keepalive https://localhost:$RPS/item)
+T_NGINX_HS=$(run nginx-tls-handshake https://localhost:$PXS/item -H "Connection: close")
+T_RAMPART_HS=$(run rampart-tls-handshake https://localhost:$RPS/item -H "Connection: close")
+printf "%-24s %12s %10s %10s  %s\n" target "req/s" p50 p99 notes
+for r in "$T_NGINX_KA" "$T_RAMPART_KA" "$T_NGINX_HS" "$T_RAMPART_HS"; do
+  set -- $r
+  name=$1; rps=$2; p50=$3; p99=$4; shift 4
+  printf "%-24s %12s %10s %10s  %s\n" $name $rps $p50 $p99 "$*"
+done
+echo "keep-alive: rampart / nginx = $(ratio $(echo $T_RAMPART_KA | awk '{print $2}') $(echo $T_NGINX_KA | awk '{print $2}')) (target >= 90%)"
+echo "new handshakes: rampart / nginx = $(ratio $(echo $T_RAMPART_HS | awk '{print $2}') $(echo $T_NGINX_HS | awk '{print $2}')) (target >= 90%)"

@@ -83,7 +83,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         graceful_shutdown_timeout_seconds: Some(config.server.grace_period.0.as_secs()),
         ..Default::default()
     };
-    conf.work_stealing = true;
+    conf.work_stealing = false;
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
