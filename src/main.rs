@@ -37,7 +37,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { config } => match rampart_config::load_file(&config) {
+        Command::Validate { config } => match rampart_config::load_file_with(&config, &rampart_auth::check_config) {
             Ok(_) => {
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
                 .init();
             let (cfg, demo) = match &config {
-                Some(path) => match rampart_config::load_file(path) {
+                Some(path) => match rampart_config::load_file_with(path, &rampart_auth::check_config) {
                     Ok(c) => (c, false),
                     Err(errors) => {
                         eprintln!("{errors}");
@@ -94,10 +94,11 @@ fn demo_config() -> Result<rampart_config::Config, String> {
         "RAMPART_DEMO_KEY" => Some(key.clone()),
         other => std::env::var(other).ok(),
     };
-    rampart_config::load_str_with_env(
+    rampart_config::load_str_checked(
         rampart_gateway::demo::DEMO_CONFIG,
         "<embedded demo config>",
         &env,
+        &rampart_auth::check_config,
     )
     .map_err(|e| e.to_string())
 }

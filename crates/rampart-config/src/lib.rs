@@ -55,8 +55,17 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// Extra semantic checks from crates that own a part of the config (e.g. auth), reported
+/// with locations like the built-in ones.
+pub type ExtraCheck = dyn Fn(&Config) -> Vec<(String, String)>;
+
 /// Read and validate a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    load_file_with(path, &|_| Vec::new())
+}
+
+/// As [`load_file`], with extra checks.
+pub fn load_file_with(path: &Path, extra: &ExtraCheck) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
@@ -68,7 +77,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
         }])
     })?;
     let base = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-    load_str_in(&text, &name, &base, &|name| std::env::var(name).ok())
+    load_inner(&text, &name, Some(&base), &|name| std::env::var(name).ok(), extra)
 }
 
 /// As [`load_str_with_env`], resolving relative file paths (certificates, keys, CAs) against
@@ -79,7 +88,7 @@ pub fn load_str_in(
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
-    load_inner(text, file, Some(base), env)
+    load_inner(text, file, Some(base), env, &|_| Vec::new())
 }
 
 /// Parse and validate config text; `file` names it in errors.
@@ -93,7 +102,17 @@ pub fn load_str_with_env(
     file: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
-    load_inner(text, file, None, env)
+    load_inner(text, file, None, env, &|_| Vec::new())
+}
+
+/// As [`load_str_with_env`], with extra checks.
+pub fn load_str_checked(
+    text: &str,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    extra: &ExtraCheck,
+) -> Result<Config, ConfigErrors> {
+    load_inner(text, file, None, env, extra)
 }
 
 fn load_inner(
@@ -101,6 +120,7 @@ fn load_inner(
     file: &str,
     base: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
+    extra: &ExtraCheck,
 ) -> Result<Config, ConfigErrors> {
     let index = match locate::Index::build(text) {
         Ok(i) => i,
@@ -164,6 +184,7 @@ fn load_inner(
     };
     if let Some(c) = &config {
         problems.extend(validate::validate(c));
+        problems.extend(extra(c));
     }
     if problems.is_empty() {
         if let Some(c) = config {
@@ -205,6 +226,16 @@ fn resolve_paths(c: &mut Config, base: &Path) {
                 if let Some(crl) = &mut ca.crl {
                     fix(crl);
                 }
+            }
+        }
+    }
+    if let Some(h) = &mut c.auth.basic.htpasswd {
+        fix(h);
+    }
+    for j in &mut c.auth.jwt {
+        for k in &mut j.keys {
+            if let Some(p) = &mut k.pem {
+                fix(p);
             }
         }
     }

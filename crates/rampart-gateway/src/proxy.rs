@@ -71,6 +71,7 @@ pub struct Ctx {
     hsts: Option<String>,
     /// The verified client certificate (mTLS), if any.
     identity: Option<ClientIdentity>,
+    principal: Option<rampart_auth::Principal>,
 }
 
 /// What the stages see of a request: the parsed header and, for HTTP/1, the raw header
@@ -84,16 +85,91 @@ pub struct Req<'a> {
 
 type Stage = fn(&Req, &Snapshot, &mut Ctx) -> Decision;
 
+/// A pipeline step: most are synchronous checks; authentication may wait on an IdP.
+#[derive(Clone, Copy)]
+enum Step {
+    Sync(Stage),
+    Authenticate,
+}
+
 /// The request pipeline, in the order a request meets it. Later issues insert their stages
 /// (network lists, authentication, authorization, limits, WAF, validation) at their place.
-const REQUEST_STAGES: &[(&str, Stage)] = &[
-    ("https_redirect", stage_https_redirect),
-    ("framing", stage_framing),
-    ("header_limits", stage_header_limits),
-    ("body_limit", stage_body_limit),
-    ("route", stage_route),
-    ("client_cert", stage_client_cert),
+const REQUEST_STAGES: &[(&str, Step)] = &[
+    ("https_redirect", Step::Sync(stage_https_redirect)),
+    ("framing", Step::Sync(stage_framing)),
+    ("header_limits", Step::Sync(stage_header_limits)),
+    ("body_limit", Step::Sync(stage_body_limit)),
+    ("route", Step::Sync(stage_route)),
+    ("client_cert", Step::Sync(stage_client_cert)),
+    ("authenticate", Step::Authenticate),
 ];
+
+/// The API key a request carries: the configured header, else (if enabled) the query param.
+fn api_key_of<'a>(r: &'a Req, snap: &Snapshot) -> Option<std::borrow::Cow<'a, str>> {
+    let s = &snap.config.auth.api_key;
+    if let Some(v) = r.head.headers.get(s.header.as_str()).and_then(|v| v.to_str().ok()) {
+        return Some(v.into());
+    }
+    let name = s.query.as_deref()?;
+    let q = r.head.uri.query()?;
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy())
+    })
+}
+
+async fn stage_authenticate(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let Some(route) = ctx.route.map(|i| &snap.routes[i].spec) else {
+        return Decision::Continue;
+    };
+    let Some(auth) = &route.auth else {
+        return Decision::Continue;
+    };
+    let api_key = api_key_of(r, snap);
+    let cert = ctx.identity.as_ref().map(|id| rampart_auth::CertFacts {
+        common_name: id.common_name.clone(),
+        sans: id.dns_sans.iter().chain(&id.uri_sans).cloned().collect(),
+        fingerprint_sha256: id.fingerprint_sha256.clone(),
+    });
+    let creds = rampart_auth::Credentials {
+        authorization: r
+            .head
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+        api_key: api_key.as_deref(),
+        client_ip: ctx.client_ip,
+        certificate: cert.as_ref(),
+    };
+    match snap.auth.authenticate(auth, &creds).await {
+        rampart_auth::Outcome::Authenticated(p) => {
+            ctx.principal = Some(p);
+            Decision::Continue
+        }
+        rampart_auth::Outcome::Anonymous => Decision::Continue,
+        rampart_auth::Outcome::Denied { reason } => Decision::Respond(Reject {
+            status: 401,
+            message: "authentication required",
+            reason,
+            headers: vec![("WWW-Authenticate", snap.auth.challenges(auth).join(", "))],
+        }),
+        rampart_auth::Outcome::Locked { reason, retry_after } => Decision::Respond(Reject {
+            status: 429,
+            message: "too many failed attempts, try later",
+            reason,
+            headers: vec![("Retry-After", retry_after.as_secs().max(1).to_string())],
+        }),
+        rampart_auth::Outcome::StepUp { reason } => Decision::Respond(Reject {
+            status: 401,
+            message: "stronger authentication required",
+            reason,
+            headers: vec![(
+                "WWW-Authenticate",
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"A stronger authentication is required\"".into(),
+            )],
+        }),
+    }
+}
 
 fn stage_https_redirect(r: &Req, snap: &Snapshot, _: &mut Ctx) -> Decision {
     let Some(l) = _listener(snap, r) else {
@@ -284,6 +360,61 @@ fn is_idempotent(m: &http::Method) -> bool {
     )
 }
 
+impl Gateway {
+    /// Who the upstream is told the caller is, and which credentials it may see.
+    fn identity_headers(&self, session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+        let Some(snap) = ctx.snap.as_ref() else {
+            return Ok(());
+        };
+        // Identity headers are Rampart's to set: whatever the client sent is removed.
+        for h in ["x-consumer-id", "x-consumer-groups", "x-auth-method"] {
+            req.remove_header(h);
+        }
+        for issuer in &snap.config.auth.jwt {
+            for h in issuer.claims_to_headers.values() {
+                req.remove_header(h.as_str());
+            }
+        }
+        if let Some(p) = &ctx.principal {
+            req.insert_header("X-Consumer-Id", p.consumer_id.as_str())?;
+            if !p.groups.is_empty() {
+                req.insert_header("X-Consumer-Groups", p.groups.join(","))?;
+            }
+            req.insert_header("X-Auth-Method", p.method.as_str())?;
+            for (h, v) in &p.claim_headers {
+                let _ = req.insert_header(h.clone(), v.as_str());
+            }
+        }
+        let route_auth = ctx.route.and_then(|i| snap.routes[i].spec.auth.as_ref());
+        if let Some(a) = route_auth {
+            if !a.forward_credentials {
+                req.remove_header("authorization");
+                let s = &snap.config.auth.api_key;
+                req.remove_header(s.header.as_str());
+                if let (Some(name), Some(q)) = (s.query.as_deref(), req.uri.query()) {
+                    let kept: Vec<&str> = q
+                        .split('&')
+                        .filter(|kv| kv.split('=').next() != Some(name))
+                        .collect();
+                    if kept.len() != q.split('&').count() {
+                        let path = req.uri.path();
+                        let new = if kept.is_empty() {
+                            path.to_string()
+                        } else {
+                            format!("{path}?{}", kept.join("&"))
+                        };
+                        if let Ok(uri) = new.parse::<http::Uri>() {
+                            req.set_uri(uri);
+                        }
+                    }
+                }
+            }
+        }
+        let _ = session;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = Ctx;
@@ -309,6 +440,7 @@ impl ProxyHttp for Gateway {
             tls: false,
             hsts: None,
             identity: None,
+            principal: None,
         }
     }
 
@@ -351,8 +483,12 @@ impl ProxyHttp for Gateway {
                 .map(|h1| h1.get_headers_raw_bytes()),
             listener: ctx.listener,
         };
-        for (name, stage) in REQUEST_STAGES {
-            if let Decision::Respond(r) = stage(&req, &snap, ctx) {
+        for (name, step) in REQUEST_STAGES {
+            let decision = match step {
+                Step::Sync(stage) => stage(&req, &snap, ctx),
+                Step::Authenticate => stage_authenticate(&req, &snap, ctx).await,
+            };
+            if let Decision::Respond(r) = decision {
                 ctx.refused = Some((name, r.reason));
                 outcome = Some(r);
                 break;
@@ -496,6 +632,7 @@ impl ProxyHttp for Gateway {
             req.insert_header("X-Forwarded-For", ip.to_string())?;
         }
         req.insert_header("X-Forwarded-Proto", if ctx.tls { "https" } else { "http" })?;
+        self.identity_headers(session, req, ctx)?;
         if let Some(id) = &ctx.identity {
             // Only what the TLS layer verified; the client-sent versions were removed above.
             let _ = req.insert_header("X-Client-Cert-Subject", id.subject.as_str());
@@ -658,6 +795,10 @@ impl ProxyHttp for Gateway {
         });
         if ctx.tls {
             line["tls"] = true.into();
+        }
+        if let Some(p) = &ctx.principal {
+            line["consumer"] = p.consumer_id.as_str().into();
+            line["auth_method"] = p.method.as_str().into();
         }
         if let Some(id) = &ctx.identity {
             line["client_cert_fingerprint"] = id.fingerprint_sha256.as_str().into();

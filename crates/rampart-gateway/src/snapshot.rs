@@ -22,6 +22,8 @@ pub struct ListenerRt {
 
 pub struct Snapshot {
     pub generation: u64,
+    pub auth: Arc<rampart_auth::Authenticator>,
+    pub lockout: Arc<rampart_auth::Lockout>,
     pub listeners: Vec<ListenerRt>,
     pub config: Config,
     pub router: Router,
@@ -50,6 +52,22 @@ impl Snapshot {
         generation: u64,
         rt: &tokio::runtime::Handle,
     ) -> Result<Snapshot, String> {
+        // Lockout counters outlive reloads unless their settings change.
+        let lockout = match previous {
+            Some(p) if p.lockout.settings() == &config.auth.lockout => p.lockout.clone(),
+            _ => {
+                let settings = config.auth.lockout.clone();
+                let (tx, rx) = std::sync::mpsc::channel();
+                rt.spawn(async move {
+                    let _ = tx.send(rampart_auth::Lockout::new(settings).await);
+                });
+                Arc::new(
+                    rx.recv()
+                        .map_err(|_| "lockout setup was interrupted".to_string())??,
+                )
+            }
+        };
+        let auth = Arc::new(rampart_auth::Authenticator::new(&config, lockout.clone())?);
         let mut pools = HashMap::new();
         for (name, spec) in &config.upstreams {
             let reused = previous
@@ -106,6 +124,8 @@ impl Snapshot {
             .collect();
         Ok(Snapshot {
             generation,
+            auth,
+            lockout,
             listeners,
             config,
             router,

@@ -1,0 +1,335 @@
+//! JWT verification per issuer: static keys, JWKS URLs and OIDC discovery, with a JWKS cache
+//! refreshed periodically and on unknown `kid` (rate-limited).
+//!
+//! Algorithm safety is enforced here, not left to the JWT library: the header's `alg` must
+//! be in the issuer's allow-list, `none` never parses, and a key is only ever used with an
+//! algorithm of its own family (an RSA public key is never an HMAC secret).
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rampart_config::JwtIssuer;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Family {
+    Hmac,
+    Rsa,
+    Ec,
+    Ed,
+}
+
+pub fn family(alg: Algorithm) -> Family {
+    use Algorithm::*;
+    match alg {
+        HS256 | HS384 | HS512 => Family::Hmac,
+        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => Family::Rsa,
+        ES256 | ES384 => Family::Ec,
+        EdDSA => Family::Ed,
+    }
+}
+
+#[derive(Clone)]
+struct Key {
+    kid: Option<String>,
+    family: Family,
+    key: DecodingKey,
+}
+
+struct Jwks {
+    keys: Vec<Key>,
+    fetched: Option<Instant>,
+    /// Last fetch attempt of any kind, to rate-limit refetches on unknown kids.
+    attempted: Option<Instant>,
+}
+
+pub struct IssuerRt {
+    pub cfg: JwtIssuer,
+    algorithms: Vec<Algorithm>,
+    static_keys: Vec<Key>,
+    jwks: Mutex<Jwks>,
+    http: reqwest::Client,
+}
+
+/// Why a token was refused (for logs and events, never for the client).
+pub type Reason = &'static str;
+
+pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
+    names
+        .iter()
+        .map(|n| {
+            if n.eq_ignore_ascii_case("none") {
+                return Err("algorithm none is never allowed".to_string());
+            }
+            Algorithm::from_str(n).map_err(|_| format!("unknown JWT algorithm {n:?}"))
+        })
+        .collect()
+}
+
+fn load_static(cfg: &JwtIssuer) -> Result<Vec<Key>, String> {
+    let mut out = Vec::new();
+    for k in &cfg.keys {
+        match (&k.secret, &k.pem) {
+            (Some(secret), None) => out.push(Key {
+                kid: k.kid.clone(),
+                family: Family::Hmac,
+                key: DecodingKey::from_secret(secret.as_bytes()),
+            }),
+            (None, Some(path)) => {
+                let pem = std::fs::read(path).map_err(|e| format!("{path}: cannot read: {e}"))?;
+                let (family, key) = if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
+                    (Family::Rsa, k)
+                } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
+                    (Family::Ec, k)
+                } else if let Ok(k) = DecodingKey::from_ed_pem(&pem) {
+                    (Family::Ed, k)
+                } else {
+                    return Err(format!("{path}: not an RSA, EC or Ed25519 public key PEM"));
+                };
+                out.push(Key {
+                    kid: k.kid.clone(),
+                    family,
+                    key,
+                });
+            }
+            _ => return Err("a JWT key needs exactly one of secret or pem".into()),
+        }
+    }
+    Ok(out)
+}
+
+impl IssuerRt {
+    pub fn new(cfg: &JwtIssuer, http: reqwest::Client) -> Result<IssuerRt, String> {
+        let algorithms = parse_algorithms(&cfg.algorithms)?;
+        if algorithms.is_empty() {
+            return Err("at least one algorithm is required".into());
+        }
+        let static_keys = load_static(cfg)?;
+        if static_keys.is_empty() && cfg.jwks_url.is_none() && !cfg.discovery {
+            return Err("no keys: give keys, jwks_url or discovery: true".into());
+        }
+        Ok(IssuerRt {
+            cfg: cfg.clone(),
+            algorithms,
+            static_keys,
+            jwks: Mutex::new(Jwks {
+                keys: Vec::new(),
+                fetched: None,
+                attempted: None,
+            }),
+            http,
+        })
+    }
+
+    fn remote(&self) -> bool {
+        self.cfg.jwks_url.is_some() || self.cfg.discovery
+    }
+
+    async fn jwks_uri(&self) -> Result<String, String> {
+        if let Some(u) = &self.cfg.jwks_url {
+            return Ok(u.clone());
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.cfg.issuer.trim_end_matches('/')
+        );
+        let doc: Value = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| format!("OIDC discovery {url}: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("OIDC discovery {url}: {e}"))?;
+        // The discovery document must be about this issuer (OIDC Discovery §4.3).
+        if doc["issuer"].as_str() != Some(self.cfg.issuer.as_str()) {
+            return Err(format!("OIDC discovery {url}: issuer mismatch"));
+        }
+        doc["jwks_uri"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("OIDC discovery {url}: no jwks_uri"))
+    }
+
+    async fn fetch(&self) -> Result<Vec<Key>, String> {
+        let uri = self.jwks_uri().await?;
+        let set: JwkSet = self
+            .http
+            .get(&uri)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| format!("JWKS {uri}: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("JWKS {uri}: {e}"))?;
+        let mut keys = Vec::new();
+        for jwk in &set.keys {
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
+            let family = match &jwk.algorithm {
+                jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Family::Rsa,
+                jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Family::Ec,
+                jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => Family::Ed,
+                // Symmetric keys do not belong in a public JWKS; never use them.
+                jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_) => continue,
+            };
+            keys.push(Key {
+                kid: jwk.common.key_id.clone(),
+                family,
+                key,
+            });
+        }
+        Ok(keys)
+    }
+
+    /// Keys to try for (`kid`, family), refreshing the JWKS when stale, or when the kid is
+    /// unknown and the last attempt is older than `jwks_min_interval`.
+    async fn keys_for(&self, kid: Option<&str>, fam: Family) -> Vec<Key> {
+        let pick = |keys: &[Key]| -> Vec<Key> {
+            keys.iter()
+                .filter(|k| k.family == fam && (kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid))
+                .cloned()
+                .collect()
+        };
+        let mut found = pick(&self.static_keys);
+        if !self.remote() {
+            return found;
+        }
+        let mut jwks = self.jwks.lock().await;
+        let now = Instant::now();
+        let stale = jwks
+            .fetched
+            .is_none_or(|t| now - t > self.cfg.jwks_refresh.0);
+        let known = kid.is_some_and(|k| jwks.keys.iter().any(|x| x.kid.as_deref() == Some(k)));
+        let may_retry = jwks
+            .attempted
+            .is_none_or(|t| now - t > self.cfg.jwks_min_interval.0);
+        if (stale || (kid.is_some() && !known)) && may_retry {
+            jwks.attempted = Some(now);
+            match self.fetch().await {
+                Ok(keys) => {
+                    jwks.keys = keys;
+                    jwks.fetched = Some(now);
+                }
+                Err(e) => log::warn!("issuer {}: {e}", self.cfg.issuer),
+            }
+        }
+        found.extend(pick(&jwks.keys));
+        found
+    }
+
+    /// Verify `token` for this issuer; returns its claims.
+    pub async fn verify(&self, token: &str, alg: Algorithm, kid: Option<&str>) -> Result<Value, Reason> {
+        if !self.algorithms.contains(&alg) {
+            return Err("algorithm not allowed for issuer");
+        }
+        let keys = self.keys_for(kid, family(alg)).await;
+        if keys.is_empty() {
+            return Err("no key for token");
+        }
+        let mut v = Validation::new(alg);
+        v.algorithms = vec![alg];
+        v.leeway = self.cfg.leeway.0.as_secs();
+        v.validate_nbf = true;
+        v.set_required_spec_claims(&["exp", "iss"]);
+        v.set_issuer(&[self.cfg.issuer.as_str()]);
+        if self.cfg.audiences.is_empty() {
+            v.validate_aud = false;
+        } else {
+            v.set_audience(&self.cfg.audiences);
+        }
+        let mut last = "bad signature";
+        for k in keys {
+            match jsonwebtoken::decode::<Value>(token, &k.key, &v) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) => {
+                    use jsonwebtoken::errors::ErrorKind::*;
+                    last = match e.kind() {
+                        ExpiredSignature => "token expired",
+                        ImmatureSignature => "token not yet valid",
+                        InvalidAudience => "wrong audience",
+                        InvalidIssuer => "wrong issuer",
+                        MissingRequiredClaim(_) => "missing required claim",
+                        InvalidSignature => "bad signature",
+                        _ => "invalid token",
+                    };
+                    // Only a bad signature may mean "another key"; claim errors are final.
+                    if last != "bad signature" {
+                        return Err(last);
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+/// All issuers, chosen by the token's (unverified) `iss`.
+pub struct Jwt {
+    pub issuers: Vec<Arc<IssuerRt>>,
+}
+
+/// Header and unverified claims, just enough to choose issuer and key.
+pub struct Peek {
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+    pub iss: Option<String>,
+    pub sub: Option<String>,
+}
+
+pub fn peek(token: &str) -> Result<Peek, Reason> {
+    use base64::Engine;
+    // `alg: none` (or any unknown alg) fails to parse here and is refused.
+    let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token or algorithm")?;
+    let payload = token.split('.').nth(1).ok_or("malformed token")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| "malformed token")?;
+    let claims: Value = serde_json::from_slice(&bytes).map_err(|_| "malformed token")?;
+    Ok(Peek {
+        alg: header.alg,
+        kid: header.kid,
+        iss: claims["iss"].as_str().map(str::to_string),
+        sub: claims["sub"].as_str().map(str::to_string),
+    })
+}
+
+impl Jwt {
+    pub fn new(cfgs: &[JwtIssuer]) -> Result<Jwt, String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut seen = HashSet::new();
+        let mut issuers = Vec::new();
+        for c in cfgs {
+            if !seen.insert(c.issuer.clone()) {
+                return Err(format!("issuer {} is configured twice", c.issuer));
+            }
+            issuers.push(Arc::new(
+                IssuerRt::new(c, http.clone()).map_err(|e| format!("issuer {}: {e}", c.issuer))?,
+            ));
+        }
+        Ok(Jwt { issuers })
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<(Arc<IssuerRt>, Value), Reason> {
+        let p = peek(token)?;
+        let iss = p.iss.ok_or("token has no issuer")?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.cfg.issuer == iss)
+            .ok_or("unknown issuer")?;
+        let claims = issuer.verify(token, p.alg, p.kid.as_deref()).await?;
+        Ok((issuer.clone(), claims))
+    }
+}

@@ -1,0 +1,181 @@
+//! Brute-force protection: after N failures for the same identity (or M from one client IP)
+//! within a window, attempts are refused for a lockout period, even with the right secret.
+//! Counters are local, or shared across gateway nodes through Redis.
+
+use rampart_config::LockoutSettings;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct Entry {
+    failures: u32,
+    window_start: Option<Instant>,
+    locked_until: Option<Instant>,
+}
+
+pub struct Lockout {
+    settings: LockoutSettings,
+    local: Mutex<HashMap<String, Entry>>,
+    redis: Option<redis::aio::ConnectionManager>,
+}
+
+const MAX_LOCAL_ENTRIES: usize = 200_000;
+
+impl Lockout {
+    pub async fn new(settings: LockoutSettings) -> Result<Lockout, String> {
+        let redis = match &settings.redis {
+            Some(url) => {
+                let client = redis::Client::open(url.as_str())
+                    .map_err(|e| format!("lockout redis {url}: {e}"))?;
+                let cfg = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Duration::from_millis(500))
+                    .set_response_timeout(Duration::from_millis(500))
+                    .set_number_of_retries(1);
+                Some(
+                    redis::aio::ConnectionManager::new_with_config(client, cfg)
+                        .await
+                        .map_err(|e| format!("lockout redis {url}: {e}"))?,
+                )
+            }
+            None => None,
+        };
+        Ok(Lockout {
+            settings,
+            local: Mutex::new(HashMap::new()),
+            redis,
+        })
+    }
+
+    /// The remaining lockout of any of `keys`, if one is locked.
+    pub async fn locked(&self, keys: &[String]) -> Option<Duration> {
+        if let Some(conn) = &self.redis {
+            let mut conn = conn.clone();
+            let mut worst: Option<Duration> = None;
+            for k in keys {
+                let ttl: Result<i64, _> = redis::cmd("PTTL")
+                    .arg(format!("rampart:locked:{k}"))
+                    .query_async(&mut conn)
+                    .await;
+                match ttl {
+                    Ok(ms) if ms > 0 => {
+                        let d = Duration::from_millis(ms as u64);
+                        worst = Some(worst.map_or(d, |w| w.max(d)));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        log::warn!("lockout: redis unavailable, using local counters: {e}");
+                        return self.locked_local(keys);
+                    }
+                }
+            }
+            return worst;
+        }
+        self.locked_local(keys)
+    }
+
+    fn locked_local(&self, keys: &[String]) -> Option<Duration> {
+        let now = Instant::now();
+        let map = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .filter_map(|k| map.get(k)?.locked_until)
+            .filter(|u| *u > now)
+            .map(|u| u - now)
+            .max()
+    }
+
+    /// Record one failure for each (key, limit) pair.
+    pub async fn failure(&self, keys: &[(String, u32)]) {
+        if let Some(conn) = &self.redis {
+            let mut conn = conn.clone();
+            let window = self.settings.window.0.as_millis() as u64;
+            let lock = self.settings.duration.0.as_millis() as u64;
+            for (k, max) in keys {
+                // INCR + PEXPIRE NX opens the window on the first failure; at the limit the
+                // lock key is set with its own expiry. One round trip per key.
+                let r: Result<(i64,), _> = redis::pipe()
+                    .cmd("INCR")
+                    .arg(format!("rampart:fail:{k}"))
+                    .cmd("PEXPIRE")
+                    .arg(format!("rampart:fail:{k}"))
+                    .arg(window)
+                    .arg("NX")
+                    .ignore()
+                    .query_async(&mut conn)
+                    .await;
+                match r {
+                    Ok((n,)) if n >= *max as i64 => {
+                        let _: Result<(), _> = redis::pipe()
+                            .cmd("SET")
+                            .arg(format!("rampart:locked:{k}"))
+                            .arg(1)
+                            .arg("PX")
+                            .arg(lock)
+                            .ignore()
+                            .cmd("DEL")
+                            .arg(format!("rampart:fail:{k}"))
+                            .ignore()
+                            .query_async(&mut conn)
+                            .await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        log::warn!("lockout: redis unavailable, counting locally: {e}");
+                        self.failure_local(&[(k.clone(), *max)]);
+                    }
+                }
+            }
+            return;
+        }
+        self.failure_local(keys);
+    }
+
+    fn failure_local(&self, keys: &[(String, u32)]) {
+        let now = Instant::now();
+        let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > MAX_LOCAL_ENTRIES {
+            // Bounded memory: forget entries that are neither locked nor in a live window.
+            let window = self.settings.window.0;
+            map.retain(|_, e| {
+                e.locked_until.is_some_and(|u| u > now)
+                    || e.window_start.is_some_and(|s| now - s < window)
+            });
+        }
+        for (k, max) in keys {
+            let e = map.entry(k.clone()).or_default();
+            match e.window_start {
+                Some(s) if now - s < self.settings.window.0 => e.failures += 1,
+                _ => {
+                    e.window_start = Some(now);
+                    e.failures = 1;
+                }
+            }
+            if e.failures >= *max {
+                e.locked_until = Some(now + self.settings.duration.0);
+                e.failures = 0;
+                e.window_start = None;
+            }
+        }
+    }
+
+    /// A success clears the identity's failure count (not an active lock).
+    pub async fn success(&self, key: &str) {
+        if let Some(conn) = &self.redis {
+            let mut conn = conn.clone();
+            let _: Result<(), _> = redis::cmd("DEL")
+                .arg(format!("rampart:fail:{key}"))
+                .query_async(&mut conn)
+                .await;
+            return;
+        }
+        let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = map.get_mut(key) {
+            e.failures = 0;
+            e.window_start = None;
+        }
+    }
+
+    pub fn settings(&self) -> &LockoutSettings {
+        &self.settings
+    }
+}
