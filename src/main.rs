@@ -32,34 +32,73 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Print a new API key and the SHA-256 hash to put in the config (the key is shown once).
+    Keygen,
+    /// Read a password from stdin and print its argon2id hash for `basic.password_hash`.
+    HashPassword,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { config } => match rampart_config::load_file_with(&config, &rampart_auth::check_config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
+        Command::Keygen => {
+            let key = rampart_auth::secrets::generate_api_key();
+            println!("key:    {key}");
+            println!(
+                "sha256: {}",
+                rampart_auth::secrets::sha256_hex(key.as_bytes())
+            );
+            ExitCode::SUCCESS
+        }
+        Command::HashPassword => {
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!("rampart: cannot read the password from stdin");
+                return ExitCode::from(1);
             }
-            Err(errors) => {
-                eprintln!("{errors}");
-                eprintln!("{}: {} error(s)", config.display(), errors.0.len());
-                ExitCode::from(1)
+            let pw = line.trim_end_matches(['\r', '\n']);
+            if pw.is_empty() {
+                eprintln!("rampart: empty password");
+                return ExitCode::from(1);
             }
-        },
+            match rampart_auth::secrets::hash_password(pw) {
+                Ok(h) => {
+                    println!("{h}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rampart: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Validate { config } => {
+            match rampart_config::load_file_with(&config, &rampart_auth::check_config) {
+                Ok(_) => {
+                    println!("{}: ok", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    eprintln!("{}: {} error(s)", config.display(), errors.0.len());
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Serve { config } => {
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
                 .init();
             let (cfg, demo) = match &config {
-                Some(path) => match rampart_config::load_file_with(path, &rampart_auth::check_config) {
-                    Ok(c) => (c, false),
-                    Err(errors) => {
-                        eprintln!("{errors}");
-                        eprintln!("rampart: refusing to start with an invalid config");
-                        return ExitCode::from(1);
+                Some(path) => {
+                    match rampart_config::load_file_with(path, &rampart_auth::check_config) {
+                        Ok(c) => (c, false),
+                        Err(errors) => {
+                            eprintln!("{errors}");
+                            eprintln!("rampart: refusing to start with an invalid config");
+                            return ExitCode::from(1);
+                        }
                     }
-                },
+                }
                 None => match demo_config() {
                     Ok(c) => (c, true),
                     Err(e) => {

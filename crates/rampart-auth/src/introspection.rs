@@ -11,8 +11,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub struct Introspector {
     pub cfg: Introspection,
     http: reqwest::Client,
-    cache: Mutex<HashMap<[u8; 32], (Instant, Option<Value>)>>,
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
 }
+
+/// Until when, and the claims if the token was active.
+type Cached = (Instant, Option<Value>);
 
 const INACTIVE_TTL: Duration = Duration::from_secs(30);
 const MAX_CACHE: usize = 100_000;
@@ -50,10 +53,16 @@ impl Introspector {
         if !resp.status().is_success() {
             return Err("introspection endpoint refused");
         }
-        let v: Value = resp.json().await.map_err(|_| "introspection answer malformed")?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let active = v["active"].as_bool() == Some(true)
-            && v["exp"].as_u64().is_none_or(|exp| exp > now);
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|_| "introspection answer malformed")?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let active =
+            v["active"].as_bool() == Some(true) && v["exp"].as_u64().is_none_or(|exp| exp > now);
         let ttl = if active {
             let until_exp = v["exp"]
                 .as_u64()

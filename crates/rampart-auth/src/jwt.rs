@@ -195,7 +195,9 @@ impl IssuerRt {
     async fn keys_for(&self, kid: Option<&str>, fam: Family) -> Vec<Key> {
         let pick = |keys: &[Key]| -> Vec<Key> {
             keys.iter()
-                .filter(|k| k.family == fam && (kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid))
+                .filter(|k| {
+                    k.family == fam && (kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
+                })
                 .cloned()
                 .collect()
         };
@@ -227,7 +229,12 @@ impl IssuerRt {
     }
 
     /// Verify `token` for this issuer; returns its claims.
-    pub async fn verify(&self, token: &str, alg: Algorithm, kid: Option<&str>) -> Result<Value, Reason> {
+    pub async fn verify(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<Value, Reason> {
         if !self.algorithms.contains(&alg) {
             return Err("algorithm not allowed for issuer");
         }

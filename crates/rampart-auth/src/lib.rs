@@ -106,7 +106,10 @@ pub fn check_config(c: &Config) -> Vec<(String, String)> {
         if con.id.trim().is_empty() {
             out.push((format!("{base}.id"), "consumer id is empty".into()));
         } else if !ids.insert(con.id.as_str()) {
-            out.push((format!("{base}.id"), format!("duplicate consumer id {:?}", con.id)));
+            out.push((
+                format!("{base}.id"),
+                format!("duplicate consumer id {:?}", con.id),
+            ));
         }
         for (j, k) in con.api_keys.iter().enumerate() {
             if secrets::parse_hex32(&k.sha256.to_ascii_lowercase()).is_none() {
@@ -156,7 +159,10 @@ pub fn check_config(c: &Config) -> Vec<(String, String)> {
     for (i, r) in c.routes.iter().enumerate() {
         let Some(a) = &r.auth else { continue };
         if a.methods.is_empty() {
-            out.push((format!("routes.{i}.auth.methods"), "list at least one method".into()));
+            out.push((
+                format!("routes.{i}.auth.methods"),
+                "list at least one method".into(),
+            ));
         }
         for m in &a.methods {
             let missing = match m {
@@ -166,14 +172,18 @@ pub fn check_config(c: &Config) -> Vec<(String, String)> {
                     .introspection
                     .is_none()
                     .then_some("auth.introspection is not configured"),
-                AuthMethod::Mtls => (!c.listeners.iter().any(|l| {
-                    l.tls.as_ref().is_some_and(|t| t.client_auth.is_some())
-                }))
+                AuthMethod::Mtls => (!c
+                    .listeners
+                    .iter()
+                    .any(|l| l.tls.as_ref().is_some_and(|t| t.client_auth.is_some())))
                 .then_some("no listener verifies client certificates"),
                 _ => None,
             };
             if let Some(msg) = missing {
-                out.push((format!("routes.{i}.auth.methods"), format!("{}: {msg}", m.as_str())));
+                out.push((
+                    format!("routes.{i}.auth.methods"),
+                    format!("{}: {msg}", m.as_str()),
+                ));
             }
         }
         if a.mfa.is_some()
@@ -217,7 +227,8 @@ fn dummy_hash() -> Result<String, String> {
 }
 
 fn parse_expiry(s: &Option<String>) -> Option<SystemTime> {
-    s.as_deref().and_then(|e| humantime::parse_rfc3339_weak(e).ok())
+    s.as_deref()
+        .and_then(|e| humantime::parse_rfc3339_weak(e).ok())
 }
 
 impl Authenticator {
@@ -347,7 +358,11 @@ impl Authenticator {
                 AuthMethod::ApiKey => format!("key:{}", secret.chars().take(8).collect::<String>()),
                 AuthMethod::Basic => format!("user:{}", basic_user(secret).unwrap_or_default()),
                 _ => match jwt::peek(secret) {
-                    Ok(p) => format!("sub:{}|{}", p.iss.unwrap_or_default(), p.sub.unwrap_or_default()),
+                    Ok(p) => format!(
+                        "sub:{}|{}",
+                        p.iss.unwrap_or_default(),
+                        p.sub.unwrap_or_default()
+                    ),
                     Err(_) => format!("tok:{}", &secrets::sha256_hex(secret.as_bytes())[..16]),
                 },
             };
@@ -372,7 +387,10 @@ impl Authenticator {
                 }
                 Err(reason) => {
                     // A JWT that is not ours may still be an opaque token for introspection.
-                    if method == AuthMethod::Jwt && allows(AuthMethod::Introspection) && reason == "malformed token or algorithm" {
+                    if method == AuthMethod::Jwt
+                        && allows(AuthMethod::Introspection)
+                        && reason == "malformed token or algorithm"
+                    {
                         continue;
                     }
                     let mut fails = vec![(identity, lock.max_failures)];
@@ -409,10 +427,18 @@ impl Authenticator {
 
     fn by_certificate(&self, cert: &CertFacts) -> Option<usize> {
         self.mtls.iter().find_map(|(i, m)| {
-            let hit = m.subject_cn.as_deref().is_some_and(|cn| cert.common_name.as_deref() == Some(cn))
-                || m.san.as_deref().is_some_and(|s| cert.sans.iter().any(|x| x == s))
+            let hit = m
+                .subject_cn
+                .as_deref()
+                .is_some_and(|cn| cert.common_name.as_deref() == Some(cn))
+                || m.san
+                    .as_deref()
+                    .is_some_and(|s| cert.sans.iter().any(|x| x == s))
                 || m.fingerprint_sha256.as_deref().is_some_and(|f| {
-                    secrets::ct_eq(f.to_ascii_lowercase().as_bytes(), cert.fingerprint_sha256.as_bytes())
+                    secrets::ct_eq(
+                        f.to_ascii_lowercase().as_bytes(),
+                        cert.fingerprint_sha256.as_bytes(),
+                    )
                 });
             hit.then_some(*i)
         })
@@ -443,7 +469,8 @@ impl Authenticator {
         let cache_key = secrets::sha256(format!("{user}\0{pass}\0{hash}").as_bytes());
         let cached = {
             let c = self.basic_cache.lock().unwrap_or_else(|p| p.into_inner());
-            c.get(&cache_key).is_some_and(|t| t.elapsed() < BASIC_CACHE_TTL)
+            c.get(&cache_key)
+                .is_some_and(|t| t.elapsed() < BASIC_CACHE_TTL)
         };
         let ok = if cached {
             true
@@ -456,7 +483,11 @@ impl Authenticator {
                 .unwrap_or(false)
         };
         if !(ok && known) {
-            return Err(if known { "wrong password" } else { "unknown user" });
+            return Err(if known {
+                "wrong password"
+            } else {
+                "unknown user"
+            });
         }
         if !cached {
             let mut c = self.basic_cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -506,7 +537,11 @@ impl Authenticator {
                     Value::String(s) => s.clone(),
                     Value::Array(a) => a
                         .iter()
-                        .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| x.to_string())
+                        })
                         .collect::<Vec<_>>()
                         .join(","),
                     other => other.to_string(),
@@ -534,7 +569,10 @@ impl Authenticator {
     }
 
     async fn by_introspection(&self, token: &str) -> Result<Principal, &'static str> {
-        let i = self.introspection.as_ref().ok_or("introspection not configured")?;
+        let i = self
+            .introspection
+            .as_ref()
+            .ok_or("introspection not configured")?;
         let claims = i.introspect(token).await?;
         self.token_principal(
             AuthMethod::Introspection,
@@ -553,7 +591,9 @@ fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
 
 fn basic_user(b64: &str) -> Option<String> {
     use base64::Engine;
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     Some(text.split_once(':')?.0.to_string())
 }

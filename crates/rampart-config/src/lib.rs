@@ -77,7 +77,13 @@ pub fn load_file_with(path: &Path, extra: &ExtraCheck) -> Result<Config, ConfigE
         }])
     })?;
     let base = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-    load_inner(&text, &name, Some(&base), &|name| std::env::var(name).ok(), extra)
+    load_inner(
+        &text,
+        &name,
+        Some(&base),
+        &|name| std::env::var(name).ok(),
+        extra,
+    )
 }
 
 /// As [`load_str_with_env`], resolving relative file paths (certificates, keys, CAs) against

@@ -107,7 +107,12 @@ const REQUEST_STAGES: &[(&str, Step)] = &[
 /// The API key a request carries: the configured header, else (if enabled) the query param.
 fn api_key_of<'a>(r: &'a Req, snap: &Snapshot) -> Option<std::borrow::Cow<'a, str>> {
     let s = &snap.config.auth.api_key;
-    if let Some(v) = r.head.headers.get(s.header.as_str()).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = r
+        .head
+        .headers
+        .get(s.header.as_str())
+        .and_then(|v| v.to_str().ok())
+    {
         return Some(v.into());
     }
     let name = s.query.as_deref()?;
@@ -362,7 +367,12 @@ fn is_idempotent(m: &http::Method) -> bool {
 
 impl Gateway {
     /// Who the upstream is told the caller is, and which credentials it may see.
-    fn identity_headers(&self, session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+    fn identity_headers(
+        &self,
+        session: &Session,
+        req: &mut RequestHeader,
+        ctx: &Ctx,
+    ) -> Result<()> {
         let Some(snap) = ctx.snap.as_ref() else {
             return Ok(());
         };
