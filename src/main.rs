@@ -73,7 +73,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Validate { config } => {
-            match rampart_config::load_file_with(&config, &rampart_auth::check_config) {
+            match rampart_config::load_file_with(&config, &rampart_gateway::check_config) {
                 Ok(_) => {
                     println!("{}: ok", config.display());
                     ExitCode::SUCCESS
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
                 .init();
             let (cfg, demo) = match &config {
                 Some(path) => {
-                    match rampart_config::load_file_with(path, &rampart_auth::check_config) {
+                    match rampart_config::load_file_with(path, &rampart_gateway::check_config) {
                         Ok(c) => (c, false),
                         Err(errors) => {
                             eprintln!("{errors}");
@@ -137,7 +137,7 @@ fn demo_config() -> Result<rampart_config::Config, String> {
         rampart_gateway::demo::DEMO_CONFIG,
         "<embedded demo config>",
         &env,
-        &rampart_auth::check_config,
+        &rampart_gateway::check_config,
     )
     .map_err(|e| e.to_string())
 }

@@ -238,6 +238,12 @@ fn resolve_paths(c: &mut Config, base: &Path) {
     if let Some(h) = &mut c.auth.basic.htpasswd {
         fix(h);
     }
+    if let Some(cd) = &mut c.cedar {
+        fix(&mut cd.policies);
+        for p in [&mut cd.entities, &mut cd.schema].into_iter().flatten() {
+            fix(p);
+        }
+    }
     for j in &mut c.auth.jwt {
         for k in &mut j.keys {
             if let Some(p) = &mut k.pem {

@@ -25,6 +25,99 @@ pub struct Config {
     /// How credentials are read and checked (shared by all routes).
     #[serde(default)]
     pub auth: AuthSettings,
+    /// Routes with `auth` but no `authorize`: `allow` any authenticated consumer, or `deny`.
+    #[serde(default)]
+    pub default_authorization: DefaultAuthorization,
+    /// Cedar policies (and optional entities and schema) that routes use with `cedar: true`.
+    #[serde(default)]
+    pub cedar: Option<CedarFiles>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultAuthorization {
+    #[default]
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct CedarFiles {
+    pub policies: String,
+    #[serde(default)]
+    pub entities: Option<String>,
+    /// A Cedar schema (`.cedarschema`); when given, policies are validated against it.
+    #[serde(default)]
+    pub schema: Option<String>,
+}
+
+/// Per-route authorization: every listed condition must hold; deny lists win.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Authorize {
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub consumers: Vec<String>,
+    #[serde(default)]
+    pub deny_groups: Vec<String>,
+    #[serde(default)]
+    pub deny_consumers: Vec<String>,
+    #[serde(default)]
+    pub scopes: Option<Scopes>,
+    #[serde(default)]
+    pub claims: Vec<ClaimCondition>,
+    /// Per-operation rules: the first whose method and path match applies (in addition to
+    /// the route-level conditions); a request matching none is denied.
+    #[serde(default)]
+    pub operations: Vec<Operation>,
+    /// Also require the Cedar policies to permit.
+    #[serde(default)]
+    pub cedar: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Operation {
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// `/orders/{id}`: `{name}` or `*` match one segment, a final `**` the rest.
+    pub path: String,
+    /// The action name given to Cedar (default: the method).
+    #[serde(default)]
+    pub operation_id: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub consumers: Vec<String>,
+    #[serde(default)]
+    pub deny_groups: Vec<String>,
+    #[serde(default)]
+    pub deny_consumers: Vec<String>,
+    #[serde(default)]
+    pub scopes: Option<Scopes>,
+    #[serde(default)]
+    pub claims: Vec<ClaimCondition>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Scopes {
+    #[serde(default)]
+    pub all: Vec<String>,
+    #[serde(default)]
+    pub any: Vec<String>,
+}
+
+/// A condition on a claim (dotted path for nested claims); exactly one test.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct ClaimCondition {
+    pub claim: String,
+    #[serde(default)]
+    pub equals: Option<String>,
+    #[serde(default)]
+    pub one_of: Vec<String>,
+    #[serde(default)]
+    pub glob: Option<String>,
+    #[serde(default)]
+    pub present: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -542,6 +635,8 @@ pub struct Route {
     pub require_client_cert: bool,
     #[serde(default)]
     pub auth: Option<RouteAuth>,
+    #[serde(default)]
+    pub authorize: Option<Authorize>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

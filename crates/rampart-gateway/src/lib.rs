@@ -27,6 +27,13 @@ use std::sync::Arc;
 
 pub use reload::Reloader;
 
+/// Every config check beyond the config crate's own: authentication and authorization.
+pub fn check_config(c: &Config) -> Vec<(String, String)> {
+    let mut out = rampart_auth::check_config(c);
+    out.extend(rampart_authz::check_config(c));
+    out
+}
+
 /// What `rampart serve` runs.
 pub struct ServeOptions {
     pub config: Config,

@@ -72,6 +72,8 @@ pub struct Ctx {
     /// The verified client certificate (mTLS), if any.
     identity: Option<ClientIdentity>,
     principal: Option<rampart_auth::Principal>,
+    /// The authorization decision, for the access log (never for the client).
+    authz: Option<rampart_authz::Decision>,
 }
 
 /// What the stages see of a request: the parsed header and, for HTTP/1, the raw header
@@ -102,7 +104,46 @@ const REQUEST_STAGES: &[(&str, Step)] = &[
     ("route", Step::Sync(stage_route)),
     ("client_cert", Step::Sync(stage_client_cert)),
     ("authenticate", Step::Authenticate),
+    ("authorize", Step::Sync(stage_authorize)),
 ];
+
+fn stage_authorize(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let Some(route) = ctx.route.map(|i| &snap.routes[i]) else {
+        return Decision::Continue;
+    };
+    let decision = match &route.policy {
+        Some(policy) => {
+            let p = ctx.principal.as_ref();
+            let req = rampart_authz::AuthzRequest {
+                consumer: p.map(|p| p.consumer_id.as_str()),
+                groups: p.map(|p| p.groups.as_slice()).unwrap_or(&[]),
+                claims: p.and_then(|p| p.claims.as_ref()),
+                method: r.head.method.as_str(),
+                path: r.head.uri.path(),
+                route: route.spec.name.as_str(),
+                client_ip: ctx.client_ip,
+                mtls: ctx
+                    .identity
+                    .as_ref()
+                    .map(|i| (i.common_name.as_deref(), i.fingerprint_sha256.as_str())),
+                now: SystemTime::now(),
+            };
+            policy.decide(&req)
+        }
+        // Authenticated routes without a policy follow default_authorization.
+        None if route.spec.auth.is_some() && ctx.principal.is_some() => {
+            rampart_authz::default_decision(snap.config.default_authorization)
+        }
+        None => return Decision::Continue,
+    };
+    let allowed = decision.allowed;
+    ctx.authz = Some(decision);
+    if allowed {
+        Decision::Continue
+    } else {
+        reject(403, "forbidden", "authorization denied")
+    }
+}
 
 /// The API key a request carries: the configured header, else (if enabled) the query param.
 fn api_key_of<'a>(r: &'a Req, snap: &Snapshot) -> Option<std::borrow::Cow<'a, str>> {
@@ -451,6 +492,7 @@ impl ProxyHttp for Gateway {
             hsts: None,
             identity: None,
             principal: None,
+            authz: None,
         }
     }
 
@@ -809,6 +851,13 @@ impl ProxyHttp for Gateway {
         if let Some(p) = &ctx.principal {
             line["consumer"] = p.consumer_id.as_str().into();
             line["auth_method"] = p.method.as_str().into();
+        }
+        if let Some(d) = &ctx.authz {
+            line["authz"] = serde_json::json!({
+                "allowed": d.allowed,
+                "reason": d.reason,
+                "policies": d.policies,
+            });
         }
         if let Some(id) = &ctx.identity {
             line["client_cert_fingerprint"] = id.fingerprint_sha256.as_str().into();

@@ -54,7 +54,7 @@ impl Reloader {
     }
 
     fn try_reload(&self) -> Result<u64, String> {
-        let config = rampart_config::load_file_with(&self.path, &rampart_auth::check_config)
+        let config = rampart_config::load_file_with(&self.path, &crate::check_config)
             .map_err(|e| e.to_string())?;
         let current = self.state.load_full();
         let old = &current.config;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 pub struct RouteRt {
     pub spec: Route,
     pub pool: Arc<UpstreamPool>,
+    pub policy: Option<rampart_authz::RoutePolicy>,
 }
 
 /// What a request needs to know about the listener it arrived on.
@@ -95,12 +96,32 @@ impl Snapshot {
                 })
                 .collect::<Vec<_>>(),
         );
+        let cedar = match &config.cedar {
+            Some(c) => Some(Arc::new(
+                rampart_authz::CedarPolicies::load(
+                    &c.policies,
+                    c.entities.as_deref(),
+                    c.schema.as_deref(),
+                )
+                .map_err(|errs| {
+                    errs.iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })?,
+            )),
+            None => None,
+        };
         let routes = config
             .routes
             .iter()
             .map(|r| RouteRt {
                 spec: r.clone(),
                 pool: pools[&r.upstream].clone(),
+                policy: r
+                    .authorize
+                    .as_ref()
+                    .map(|a| rampart_authz::RoutePolicy::new(a, cedar.clone())),
             })
             .collect();
         let first_tls_port = config

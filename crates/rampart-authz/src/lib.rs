@@ -1,0 +1,190 @@
+//! Rampart's authorization engine, free of proxy types: may this consumer perform this
+//! operation on this route? Least privilege: a route that names a policy allows only what
+//! the policy allows, and anything that cannot be evaluated is denied.
+//!
+//! Conditions, in increasing power: consumer / group allow and deny lists, OAuth scopes,
+//! claim conditions (equals, one of, glob, present/absent; nested claims by dotted path),
+//! per-operation rules (method + path pattern), and Cedar policies whose principal is the
+//! consumer (groups as parents), action the operation, resource the route, and context the
+//! claims, client IP, mTLS identity and time.
+
+mod cedar;
+mod rules;
+
+pub use cedar::{CedarError, CedarPolicies};
+pub use rules::{path_matches, Rule};
+
+use rampart_config::{Authorize, DefaultAuthorization};
+use serde_json::Value;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The facts a decision is made on.
+pub struct AuthzRequest<'a> {
+    pub consumer: Option<&'a str>,
+    pub groups: &'a [String],
+    pub claims: Option<&'a Value>,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub route: &'a str,
+    pub client_ip: Option<IpAddr>,
+    /// Verified client certificate: (subject CN, SHA-256 fingerprint).
+    pub mtls: Option<(Option<&'a str>, &'a str)>,
+    pub now: SystemTime,
+}
+
+/// The outcome, with what decided it (for logs and events, never for the client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: String,
+    /// Cedar policy ids (their `@id` annotation when present) that determined the result.
+    pub policies: Vec<String>,
+}
+
+impl Decision {
+    fn allow(reason: impl Into<String>) -> Decision {
+        Decision {
+            allowed: true,
+            reason: reason.into(),
+            policies: Vec::new(),
+        }
+    }
+    fn deny(reason: impl Into<String>) -> Decision {
+        Decision {
+            allowed: false,
+            reason: reason.into(),
+            policies: Vec::new(),
+        }
+    }
+}
+
+struct OperationRt {
+    methods: Vec<String>,
+    path: String,
+    action: Option<String>,
+    rule: Rule,
+}
+
+/// One route's compiled policy.
+pub struct RoutePolicy {
+    rule: Rule,
+    operations: Vec<OperationRt>,
+    cedar: Option<Arc<CedarPolicies>>,
+}
+
+impl RoutePolicy {
+    /// `cedar` must be given when `a.cedar` is set (config validation guarantees it).
+    pub fn new(a: &Authorize, cedar: Option<Arc<CedarPolicies>>) -> RoutePolicy {
+        RoutePolicy {
+            rule: Rule::from_authorize(a),
+            operations: a
+                .operations
+                .iter()
+                .map(|o| OperationRt {
+                    methods: o.methods.clone(),
+                    path: o.path.clone(),
+                    action: o.operation_id.clone(),
+                    rule: Rule::from_operation(o),
+                })
+                .collect(),
+            cedar: if a.cedar { cedar } else { None },
+        }
+    }
+
+    pub fn decide(&self, r: &AuthzRequest) -> Decision {
+        if let Err(why) = self.rule.check(r) {
+            return Decision::deny(why);
+        }
+        let mut action = None;
+        if !self.operations.is_empty() {
+            let op = self.operations.iter().find(|o| {
+                (o.methods.is_empty() || o.methods.iter().any(|m| m == r.method))
+                    && path_matches(&o.path, r.path)
+            });
+            let Some(op) = op else {
+                return Decision::deny("no operation rule matches");
+            };
+            if let Err(why) = op.rule.check(r) {
+                return Decision::deny(format!("operation {}: {why}", op.path));
+            }
+            action = op.action.as_deref();
+        }
+        match &self.cedar {
+            Some(c) => c.decide(r, action.unwrap_or(r.method)),
+            None => Decision::allow("conditions met"),
+        }
+    }
+}
+
+/// What a route without `authorize` does with an authenticated request.
+pub fn default_decision(d: DefaultAuthorization) -> Decision {
+    match d {
+        DefaultAuthorization::Allow => Decision::allow("authenticated (default allow)"),
+        DefaultAuthorization::Deny => Decision::deny("no authorize policy (default deny)"),
+    }
+}
+
+/// Checks of the authorization parts of a config (Cedar files, operation rules).
+pub fn check_config(c: &rampart_config::Config) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(cd) = &c.cedar {
+        if let Err(errs) =
+            CedarPolicies::load(&cd.policies, cd.entities.as_deref(), cd.schema.as_deref())
+        {
+            for e in errs {
+                out.push(("cedar.policies".to_string(), e.to_string()));
+            }
+        }
+    }
+    for (i, r) in c.routes.iter().enumerate() {
+        let Some(a) = &r.authorize else { continue };
+        let base = format!("routes.{i}.authorize");
+        if a.cedar && c.cedar.is_none() {
+            out.push((
+                format!("{base}.cedar"),
+                "no top-level cedar policies are configured".into(),
+            ));
+        }
+        if r.auth.is_none() {
+            out.push((
+                base.clone(),
+                "authorize needs auth on the same route (who would be authorized?)".into(),
+            ));
+        }
+        let mut conds: Vec<(String, &rampart_config::ClaimCondition)> = a
+            .claims
+            .iter()
+            .enumerate()
+            .map(|(j, c)| (format!("{base}.claims.{j}"), c))
+            .collect();
+        for (j, o) in a.operations.iter().enumerate() {
+            if !o.path.starts_with('/') {
+                out.push((
+                    format!("{base}.operations.{j}.path"),
+                    "must start with /".into(),
+                ));
+            }
+            conds.extend(
+                o.claims
+                    .iter()
+                    .enumerate()
+                    .map(|(k, c)| (format!("{base}.operations.{j}.claims.{k}"), c)),
+            );
+        }
+        for (path, cc) in conds {
+            let tests = cc.equals.is_some() as u8
+                + !cc.one_of.is_empty() as u8
+                + cc.glob.is_some() as u8
+                + cc.present.is_some() as u8;
+            if tests != 1 {
+                out.push((
+                    path,
+                    "give exactly one of equals, one_of, glob, present".into(),
+                ));
+            }
+        }
+    }
+    out
+}
