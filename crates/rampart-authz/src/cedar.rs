@@ -6,7 +6,7 @@ use cedar_policy::{
     RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use miette::Diagnostic;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::UNIX_EPOCH;
@@ -32,10 +32,21 @@ impl std::fmt::Display for CedarError {
 
 pub struct CedarPolicies {
     policies: PolicySet,
+    /// Per route, only the policies that can apply to it: a policy scoped to
+    /// `resource == Route::"other"` can neither permit nor forbid here, so skipping it
+    /// leaves every decision unchanged and saves evaluating it.
+    by_route: std::sync::RwLock<HashMap<String, std::sync::Arc<PolicySet>>>,
     entities: Entities,
     schema: Option<Schema>,
     authorizer: Authorizer,
+    /// Parsed once: parsing type names per request showed up in profiles.
+    types: [EntityTypeName; 4],
 }
+
+const CONSUMER: usize = 0;
+const GROUP: usize = 1;
+const ACTION: usize = 2;
+const ROUTE: usize = 3;
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -117,17 +128,54 @@ impl CedarPolicies {
         };
         Ok(CedarPolicies {
             policies: set,
+            by_route: Default::default(),
             entities,
             schema,
             authorizer: Authorizer::new(),
+            types: ["Consumer", "Group", "Action", "Route"]
+                .map(|t| EntityTypeName::from_str(t).expect("static type name")),
         })
     }
 
-    fn uid(ty: &str, id: &str) -> Option<EntityUid> {
+    fn uid(&self, ty: usize, id: &str) -> Option<EntityUid> {
         Some(EntityUid::from_type_name_and_id(
-            EntityTypeName::from_str(ty).ok()?,
+            self.types[ty].clone(),
             EntityId::from_str(id).ok()?,
         ))
+    }
+
+    fn policies_for(&self, name: &str, route: &EntityUid) -> std::sync::Arc<PolicySet> {
+        if let Some(p) = self
+            .by_route
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return p.clone();
+        }
+        let key = name.to_string();
+        let mut subset = PolicySet::new();
+        let mut complete = self.policies.templates().next().is_none();
+        for p in self.policies.policies() {
+            let applies = match p.resource_constraint() {
+                cedar_policy::ResourceConstraint::Eq(uid) => &uid == route,
+                _ => true,
+            };
+            if applies && subset.add(p.clone()).is_err() {
+                complete = false;
+            }
+        }
+        // Templates or anything unexpected: evaluate the whole set.
+        let chosen = if complete {
+            std::sync::Arc::new(subset)
+        } else {
+            std::sync::Arc::new(self.policies.clone())
+        };
+        let mut map = self.by_route.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() < 10_000 {
+            map.insert(key, chosen.clone());
+        }
+        chosen
     }
 
     fn policy_name(&self, id: &cedar_policy::PolicyId) -> String {
@@ -151,35 +199,23 @@ impl CedarPolicies {
     }
 
     fn try_decide(&self, r: &AuthzRequest, action: &str) -> Result<Decision, String> {
-        let principal =
-            Self::uid("Consumer", r.consumer.unwrap_or("anonymous")).ok_or("bad principal")?;
-        let action_uid = Self::uid("Action", action).ok_or("bad action")?;
-        let resource = Self::uid("Route", r.route).ok_or("bad resource")?;
-        let parents: HashSet<EntityUid> = r
-            .groups
-            .iter()
-            .filter_map(|g| Self::uid("Group", g))
-            .collect();
+        let principal = self
+            .uid(CONSUMER, r.consumer.unwrap_or("anonymous"))
+            .ok_or("bad principal")?;
+        let action_uid = self.uid(ACTION, action).ok_or("bad action")?;
+        let resource = self.uid(ROUTE, r.route).ok_or("bad resource")?;
+        let parents: HashSet<EntityUid> =
+            r.groups.iter().filter_map(|g| self.uid(GROUP, g)).collect();
         let mut extra: Vec<Entity> = r
             .groups
             .iter()
-            .filter_map(|g| Self::uid("Group", g))
+            .filter_map(|g| self.uid(GROUP, g))
             .map(|u| Entity::new_no_attrs(u, HashSet::new()))
             .collect();
         extra.push(Entity::new_no_attrs(principal.clone(), parents));
-        let mut attrs = HashMap::new();
-        attrs.insert(
-            "path".to_string(),
-            RestrictedExpression::new_string(r.path.to_string()),
-        );
-        attrs.insert(
-            "method".to_string(),
-            RestrictedExpression::new_string(r.method.to_string()),
-        );
-        extra
-            .push(Entity::new(resource.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?);
-        // The principal, its groups and the resource come from the request; entities from
-        // the file with the same ids are replaced by them for this evaluation.
+        // The principal and its groups come from the request; entities from the file with
+        // the same ids are replaced by them for this evaluation. The route is a plain id:
+        // request details (path, method) are in the context, which costs less to build.
         let ids: HashSet<EntityUid> = extra.iter().map(|e| e.uid()).collect();
         let base = self
             .entities
@@ -194,25 +230,60 @@ impl CedarPolicies {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let mut ctx = json!({
-            "claims": sanitize(r.claims.cloned().unwrap_or(json!({}))),
-            "time": {
-                "epoch": secs as i64,
-                "hour": ((secs / 3600) % 24) as i64,
-                "minute": ((secs / 60) % 60) as i64,
-                // 1970-01-01 was a Thursday; 0 = Monday.
-                "weekday": (((secs / 86400) + 3) % 7) as i64,
-            },
-            "authenticated": r.consumer.is_some(),
-        });
+        // Built as Cedar values directly: going through JSON costs more than the policies.
+        let long = |v: u64| RestrictedExpression::new_long(v as i64);
+        let time = RestrictedExpression::new_record([
+            ("epoch".to_string(), long(secs)),
+            ("hour".to_string(), long((secs / 3600) % 24)),
+            ("minute".to_string(), long((secs / 60) % 60)),
+            // 1970-01-01 was a Thursday; 0 = Monday.
+            ("weekday".to_string(), long(((secs / 86400) + 3) % 7)),
+        ])
+        .map_err(|e| e.to_string())?;
+        let claims = match r.claims {
+            Some(c) => to_cedar(c),
+            None => RestrictedExpression::new_record(Vec::<(String, RestrictedExpression)>::new())
+                .map_err(|e| e.to_string())?,
+        };
+        let mut pairs = vec![
+            ("claims".to_string(), claims),
+            (
+                "path".to_string(),
+                RestrictedExpression::new_string(r.path.to_string()),
+            ),
+            (
+                "method".to_string(),
+                RestrictedExpression::new_string(r.method.to_string()),
+            ),
+            ("time".to_string(), time),
+            (
+                "authenticated".to_string(),
+                RestrictedExpression::new_bool(r.consumer.is_some()),
+            ),
+        ];
         if let Some(ip) = r.client_ip {
-            ctx["client_ip"] = json!({"__extn": {"fn": "ip", "arg": ip.to_string()}});
+            pairs.push((
+                "client_ip".to_string(),
+                RestrictedExpression::new_ip(ip.to_string()),
+            ));
         }
         if let Some((cn, fp)) = r.mtls {
-            ctx["mtls"] = json!({"subject_cn": cn.unwrap_or(""), "fingerprint_sha256": fp});
+            let rec = RestrictedExpression::new_record([
+                (
+                    "subject_cn".to_string(),
+                    RestrictedExpression::new_string(cn.unwrap_or("").to_string()),
+                ),
+                (
+                    "fingerprint_sha256".to_string(),
+                    RestrictedExpression::new_string(fp.to_string()),
+                ),
+            ])
+            .map_err(|e| e.to_string())?;
+            pairs.push(("mtls".to_string(), rec));
         }
-        let schema_ctx = self.schema.as_ref().map(|s| (s, &action_uid));
-        let context = Context::from_json_value(ctx, schema_ctx).map_err(|e| e.to_string())?;
+        // With a schema, Request::new below checks the context against it.
+        let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
+        let resource_uid = resource.clone();
         let request = Request::new(
             principal,
             action_uid,
@@ -221,9 +292,8 @@ impl CedarPolicies {
             self.schema.as_ref(),
         )
         .map_err(|e| e.to_string())?;
-        let resp = self
-            .authorizer
-            .is_authorized(&request, &self.policies, &entities);
+        let set = self.policies_for(r.route, &resource_uid);
+        let resp = self.authorizer.is_authorized(&request, &set, &entities);
         let policies: Vec<String> = resp
             .diagnostics()
             .reason()
@@ -250,21 +320,27 @@ impl CedarPolicies {
     }
 }
 
-/// Cedar has no floats or nulls: drop them rather than fail the whole context.
-fn sanitize(v: Value) -> Value {
+/// JSON claims as a Cedar value. Cedar has no floats or nulls: those are left out rather
+/// than failing the whole request.
+fn to_cedar(v: &Value) -> RestrictedExpression {
     match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(_, v)| !v.is_null() && !v.is_f64())
-                .map(|(k, v)| (k, sanitize(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(
-            a.into_iter()
+        Value::String(s) => RestrictedExpression::new_string(s.clone()),
+        Value::Bool(b) => RestrictedExpression::new_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => RestrictedExpression::new_long(i),
+            None => RestrictedExpression::new_string(n.to_string()),
+        },
+        Value::Array(a) => RestrictedExpression::new_set(
+            a.iter()
                 .filter(|v| !v.is_null() && !v.is_f64())
-                .map(sanitize)
-                .collect(),
+                .map(to_cedar),
         ),
-        other => other,
+        Value::Object(m) => RestrictedExpression::new_record(
+            m.iter()
+                .filter(|(_, v)| !v.is_null() && !v.is_f64())
+                .map(|(k, v)| (k.clone(), to_cedar(v))),
+        )
+        .unwrap_or_else(|_| RestrictedExpression::new_string(String::new())),
+        Value::Null => RestrictedExpression::new_string(String::new()),
     }
 }
