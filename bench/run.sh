@@ -16,6 +16,15 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; [ -f $WORK/up.pid ] && kill $(cat $WORK/up.pid) 2>/dev/null; [ -f $WORK/px.pid ] && kill $(cat $WORK/px.pid) 2>/dev/null; rm -rf $WORK' EXIT
 
 UP=18090; PX=18091; RP=18092; ADM=18093; PXS=18094; RPS=18095
+openssl genrsa -out $WORK/jwt-key.pem 2048 >/dev/null 2>&1
+openssl rsa -in $WORK/jwt-key.pem -pubout -out $WORK/jwt-pub.pem >/dev/null 2>&1
+API_KEY=rk_benchmark_key_0123456789abcdefghijklmnop
+API_KEY_SHA=$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+JWT_HEAD=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
+JWT_BODY=$(printf '{"iss":"https://idp.bench","sub":"bench","aud":"bench-api","exp":%d}' $(( $(date +%s) + 86400 )) | b64url)
+JWT_SIG=$(printf %s "$JWT_HEAD.$JWT_BODY" | openssl dgst -sha256 -sign $WORK/jwt-key.pem -binary | b64url)
+JWT="$JWT_HEAD.$JWT_BODY.$JWT_SIG"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
   -subj /CN=localhost -addext subjectAltName=DNS:localhost \
   -keyout $WORK/key.pem -out $WORK/cert.pem >/dev/null 2>&1
@@ -83,7 +92,25 @@ admin:
 upstreams:
   up:
     targets: ["127.0.0.1:$UP"]
+consumers:
+  - id: bench-app
+    api_keys: [{ sha256: $API_KEY_SHA }]
+auth:
+  jwt:
+    - issuer: https://idp.bench
+      audiences: [bench-api]
+      algorithms: [RS256]
+      keys: [{ pem: $WORK/jwt-pub.pem }]
+      allow_unknown_subjects: true
 routes:
+  - name: key
+    paths: ["/key"]
+    upstream: up
+    auth: { methods: [api_key] }
+  - name: jwt
+    paths: ["/jwt"]
+    upstream: up
+    auth: { methods: [jwt] }
   - name: all
     paths: ["/"]
     upstream: up
@@ -139,3 +166,18 @@ for r in "$T_NGINX_KA" "$T_RAMPART_KA" "$T_NGINX_HS" "$T_RAMPART_HS"; do
 done
 echo "keep-alive: rampart / nginx = $(ratio $(echo $T_RAMPART_KA | awk '{print $2}') $(echo $T_NGINX_KA | awk '{print $2}')) (target >= 90%)"
 echo "new handshakes: rampart / nginx = $(ratio $(echo $T_RAMPART_HS | awk '{print $2}') $(echo $T_NGINX_HS | awk '{print $2}')) (target >= 90%)"
+
+echo
+echo "Authentication (plain HTTP, same run): no auth vs API key vs RS256 JWT"
+A_NONE=$(run no-auth http://127.0.0.1:$RP/item)
+A_KEY=$(run api-key http://127.0.0.1:$RP/key -H "X-API-Key: $API_KEY")
+A_JWT=$(run jwt-rs256 http://127.0.0.1:$RP/jwt -H "Authorization: Bearer $JWT")
+printf "%-24s %12s %10s %10s  %s\n" target "req/s" p50 p99 notes
+for r in "$A_NONE" "$A_KEY" "$A_JWT"; do
+  set -- $r
+  name=$1; rps=$2; p50=$3; p99=$4; shift 4
+  printf "%-24s %12s %10s %10s  %s\n" $name $rps $p50 $p99 "$*"
+done
+NONE=$(echo $A_NONE | awk '{print $2}')
+echo "api key / no auth = $(ratio $(echo $A_KEY | awk '{print $2}') $NONE) (target >= 90%)"
+echo "jwt rs256 / no auth = $(ratio $(echo $A_JWT | awk '{print $2}') $NONE) (target >= 90%)"

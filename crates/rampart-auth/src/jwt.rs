@@ -9,7 +9,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rampart_config::JwtIssuer;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +53,20 @@ pub struct IssuerRt {
     static_keys: Vec<Key>,
     jwks: Mutex<Jwks>,
     http: reqwest::Client,
+    /// Verified tokens (by SHA-256) → (exp, when verified, claims). RSA verification costs
+    /// tens of microseconds; a client reuses its token for many requests. Entries live at
+    /// most `VERIFIED_TTL`, never past `exp`, and are dropped when the JWKS changes.
+    verified: std::sync::Mutex<HashMap<[u8; 32], (u64, Instant, Value)>>,
+}
+
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+const VERIFIED_MAX: usize = 100_000;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Why a token was refused (for logs and events, never for the client).
@@ -122,6 +136,7 @@ impl IssuerRt {
                 attempted: None,
             }),
             http,
+            verified: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -218,6 +233,14 @@ impl IssuerRt {
             jwks.attempted = Some(now);
             match self.fetch().await {
                 Ok(keys) => {
+                    let kids = |k: &[Key]| k.iter().map(|x| x.kid.clone()).collect::<Vec<_>>();
+                    if kids(&keys) != kids(&jwks.keys) {
+                        // A key may have been withdrawn: forget what it verified.
+                        self.verified
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .clear();
+                    }
                     jwks.keys = keys;
                     jwks.fetched = Some(now);
                 }
@@ -238,6 +261,52 @@ impl IssuerRt {
         if !self.algorithms.contains(&alg) {
             return Err("algorithm not allowed for issuer");
         }
+        let digest = crate::secrets::sha256(token.as_bytes());
+        let leeway = self.cfg.leeway.0.as_secs();
+        let fresh =
+            |exp: u64, at: &Instant| at.elapsed() < VERIFIED_TTL && unix_now() < exp + leeway;
+        if self.remote() {
+            // Keep the JWKS current (and the cache honest) even when serving from cache.
+            let due = self
+                .jwks
+                .try_lock()
+                .map(|j| {
+                    j.fetched
+                        .is_none_or(|t| t.elapsed() > self.cfg.jwks_refresh.0)
+                })
+                .unwrap_or(false);
+            if due {
+                let _ = self.keys_for(kid, family(alg)).await;
+            }
+        }
+        {
+            let cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((exp, at, claims)) = cache.get(&digest) {
+                if fresh(*exp, at) {
+                    return Ok(claims.clone());
+                }
+            }
+        }
+        let claims = self.verify_uncached(token, alg, kid).await?;
+        if let Some(exp) = claims["exp"].as_u64() {
+            let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= VERIFIED_MAX {
+                cache.retain(|_, (e, at, _)| fresh(*e, at));
+                if cache.len() >= VERIFIED_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(digest, (exp, Instant::now(), claims.clone()));
+        }
+        Ok(claims)
+    }
+
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<Value, Reason> {
         let keys = self.keys_for(kid, family(alg)).await;
         if keys.is_empty() {
             return Err("no key for token");
@@ -330,7 +399,16 @@ impl Jwt {
 
     pub async fn verify(&self, token: &str) -> Result<(Arc<IssuerRt>, Value), Reason> {
         let p = peek(token)?;
-        let iss = p.iss.ok_or("token has no issuer")?;
+        self.verify_peeked(token, &p).await
+    }
+
+    /// As [`Jwt::verify`], reusing a [`peek`] the caller already made.
+    pub async fn verify_peeked(
+        &self,
+        token: &str,
+        p: &Peek,
+    ) -> Result<(Arc<IssuerRt>, Value), Reason> {
+        let iss = p.iss.as_deref().ok_or("token has no issuer")?;
         let issuer = self
             .issuers
             .iter()

@@ -354,16 +354,20 @@ impl Authenticator {
                 continue;
             }
             tried = true;
+            let peeked = match method {
+                AuthMethod::Jwt | AuthMethod::Introspection => jwt::peek(secret).ok(),
+                _ => None,
+            };
             let identity = match method {
                 AuthMethod::ApiKey => format!("key:{}", secret.chars().take(8).collect::<String>()),
                 AuthMethod::Basic => format!("user:{}", basic_user(secret).unwrap_or_default()),
-                _ => match jwt::peek(secret) {
-                    Ok(p) => format!(
+                _ => match &peeked {
+                    Some(p) => format!(
                         "sub:{}|{}",
-                        p.iss.unwrap_or_default(),
-                        p.sub.unwrap_or_default()
+                        p.iss.as_deref().unwrap_or_default(),
+                        p.sub.as_deref().unwrap_or_default()
                     ),
-                    Err(_) => format!("tok:{}", &secrets::sha256_hex(secret.as_bytes())[..16]),
+                    None => format!("tok:{}", &secrets::sha256_hex(secret.as_bytes())[..16]),
                 },
             };
             let mut keys = vec![identity.clone()];
@@ -377,7 +381,7 @@ impl Authenticator {
             let result = match method {
                 AuthMethod::ApiKey => self.by_api_key(secret),
                 AuthMethod::Basic => self.by_basic(secret).await,
-                AuthMethod::Jwt => self.by_jwt(secret).await,
+                AuthMethod::Jwt => self.by_jwt(secret, peeked.as_ref()).await,
                 _ => self.by_introspection(secret).await,
             };
             match result {
@@ -556,8 +560,15 @@ impl Authenticator {
         Ok(p)
     }
 
-    async fn by_jwt(&self, token: &str) -> Result<Principal, &'static str> {
-        let (issuer, claims) = self.jwt.verify(token).await?;
+    async fn by_jwt(
+        &self,
+        token: &str,
+        peeked: Option<&jwt::Peek>,
+    ) -> Result<Principal, &'static str> {
+        let (issuer, claims) = match peeked {
+            Some(p) => self.jwt.verify_peeked(token, p).await?,
+            None => self.jwt.verify(token).await?,
+        };
         let cfg = &issuer.cfg;
         self.token_principal(
             AuthMethod::Jwt,
