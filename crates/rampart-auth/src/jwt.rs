@@ -56,8 +56,11 @@ pub struct IssuerRt {
     /// Verified tokens (by SHA-256) → (exp, when verified, claims). RSA verification costs
     /// tens of microseconds; a client reuses its token for many requests. Entries live at
     /// most `VERIFIED_TTL`, never past `exp`, and are dropped when the JWKS changes.
-    verified: std::sync::Mutex<HashMap<[u8; 32], (u64, Instant, Value)>>,
+    verified: std::sync::Mutex<HashMap<[u8; 32], Verified>>,
 }
+
+/// (exp, when verified, claims)
+type Verified = (u64, Instant, Arc<Value>);
 
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 const VERIFIED_MAX: usize = 100_000;
@@ -257,7 +260,7 @@ impl IssuerRt {
         token: &str,
         alg: Algorithm,
         kid: Option<&str>,
-    ) -> Result<Value, Reason> {
+    ) -> Result<Arc<Value>, Reason> {
         if !self.algorithms.contains(&alg) {
             return Err("algorithm not allowed for issuer");
         }
@@ -287,7 +290,7 @@ impl IssuerRt {
                 }
             }
         }
-        let claims = self.verify_uncached(token, alg, kid).await?;
+        let claims = Arc::new(self.verify_uncached(token, alg, kid).await?);
         if let Some(exp) = claims["exp"].as_u64() {
             let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
             if cache.len() >= VERIFIED_MAX {
@@ -369,12 +372,21 @@ pub fn peek(token: &str) -> Result<Peek, Reason> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .map_err(|_| "malformed token")?;
-    let claims: Value = serde_json::from_slice(&bytes).map_err(|_| "malformed token")?;
+    // Only the two claims needed here; the rest is skipped without building a Value.
+    #[derive(serde::Deserialize)]
+    struct IssSub {
+        #[serde(default)]
+        iss: Option<serde_json::Value>,
+        #[serde(default)]
+        sub: Option<serde_json::Value>,
+    }
+    let c: IssSub = serde_json::from_slice(&bytes).map_err(|_| "malformed token")?;
+    let text = |v: Option<serde_json::Value>| v.and_then(|v| v.as_str().map(str::to_string));
     Ok(Peek {
         alg: header.alg,
         kid: header.kid,
-        iss: claims["iss"].as_str().map(str::to_string),
-        sub: claims["sub"].as_str().map(str::to_string),
+        iss: text(c.iss),
+        sub: text(c.sub),
     })
 }
 
@@ -397,7 +409,7 @@ impl Jwt {
         Ok(Jwt { issuers })
     }
 
-    pub async fn verify(&self, token: &str) -> Result<(Arc<IssuerRt>, Value), Reason> {
+    pub async fn verify(&self, token: &str) -> Result<(Arc<IssuerRt>, Arc<Value>), Reason> {
         let p = peek(token)?;
         self.verify_peeked(token, &p).await
     }
@@ -407,7 +419,7 @@ impl Jwt {
         &self,
         token: &str,
         p: &Peek,
-    ) -> Result<(Arc<IssuerRt>, Value), Reason> {
+    ) -> Result<(Arc<IssuerRt>, Arc<Value>), Reason> {
         let iss = p.iss.as_deref().ok_or("token has no issuer")?;
         let issuer = self
             .issuers

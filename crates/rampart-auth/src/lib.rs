@@ -28,7 +28,7 @@ pub struct Principal {
     pub groups: Vec<String>,
     pub method: AuthMethod,
     /// Token claims (JWT, introspection), for authorization and claim headers.
-    pub claims: Option<Value>,
+    pub claims: Option<Arc<Value>>,
     /// Headers to send upstream from claims (`claims_to_headers`).
     pub claim_headers: Vec<(String, String)>,
 }
@@ -422,7 +422,7 @@ impl Authenticator {
 
     fn finish(&self, route: &RouteAuth, p: Principal) -> Outcome {
         if let Some(mfa) = &route.mfa {
-            if let Err(reason) = check_mfa(mfa, p.claims.as_ref()) {
+            if let Err(reason) = check_mfa(mfa, p.claims.as_deref()) {
                 return Outcome::StepUp { reason };
             }
         }
@@ -515,7 +515,7 @@ impl Authenticator {
     fn token_principal(
         &self,
         method: AuthMethod,
-        claims: Value,
+        claims: Arc<Value>,
         consumer_claim: &str,
         allow_unknown: bool,
         claims_to_headers: &std::collections::BTreeMap<String, String>,
@@ -584,7 +584,7 @@ impl Authenticator {
             .introspection
             .as_ref()
             .ok_or("introspection not configured")?;
-        let claims = i.introspect(token).await?;
+        let claims = Arc::new(i.introspect(token).await?);
         self.token_principal(
             AuthMethod::Introspection,
             claims,

@@ -117,7 +117,7 @@ fn stage_authorize(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
             let req = rampart_authz::AuthzRequest {
                 consumer: p.map(|p| p.consumer_id.as_str()),
                 groups: p.map(|p| p.groups.as_slice()).unwrap_or(&[]),
-                claims: p.and_then(|p| p.claims.as_ref()),
+                claims: p.and_then(|p| p.claims.as_deref()),
                 method: r.head.method.as_str(),
                 path: r.head.uri.path(),
                 route: route.spec.name.as_str(),
