@@ -396,7 +396,7 @@ async fn mutual_tls_required_optional_and_revoked() {
     let required = free_port();
     let optional = free_port();
     let body = format!(
-        "  - name: required\n    address: 127.0.0.1:{required}\n    tls:\n      certificates: [{{ cert: {sc}, key: {sk} }}]\n      client_auth: {{ ca: {ca}, mode: required, crl: {crl} }}\n  - name: optional\n    address: 127.0.0.1:{optional}\n    tls:\n      certificates: [{{ cert: {sc}, key: {sk} }}]\n      client_auth: {{ ca: {ca}, mode: optional, crl: {crl} }}\nupstreams:\n{}routes:\n  - name: private\n    paths: [\"/private\"]\n    upstream: u\n    require_client_cert: true\n  - name: public\n    paths: [\"/\"]\n    upstream: u\n",
+        "  - name: required\n    address: 127.0.0.1:{required}\n    tls:\n      certificates: [{{ cert: {sc}, key: {sk} }}]\n      client_auth: {{ ca: {ca}, mode: required, crl: {crl} }}\n  - name: optional\n    address: 127.0.0.1:{optional}\n    tls:\n      certificates: [{{ cert: {sc}, key: {sk} }}]\n      client_auth: {{ ca: {ca}, mode: optional, crl: {crl} }}\nconsumers:\n  - {{ id: alice-app, groups: [apps], mtls: [{{ subject_cn: alice }}] }}\nupstreams:\n{}routes:\n  - name: mapped\n    paths: [\"/mapped\"]\n    upstream: u\n    auth: {{ methods: [mtls] }}\n  - name: private\n    paths: [\"/private\"]\n    upstream: u\n    require_client_cert: true\n  - name: public\n    paths: [\"/\"]\n    upstream: u\n",
         upstream_yaml("u", &[up.addr], ""),
         sc = sc.display(), sk = sk.display(), ca = ca_path.display(), crl = crl_path.display()
     );
@@ -464,6 +464,30 @@ async fn mutual_tls_required_optional_and_revoked() {
             .await
             .is_err()
     );
+    // A verified certificate maps to a consumer; an unknown one (or none) does not.
+    let (s, _, body) = get(
+        optional,
+        host,
+        client_config(&ca, Some(&alice), &[]),
+        "/mapped",
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["headers"]["x-consumer-id"], "alice-app");
+    assert_eq!(v["headers"]["x-auth-method"], "mtls");
+    let stranger = issue(&ca, "stranger", &[], None, 34);
+    let r = get(
+        optional,
+        host,
+        client_config(&ca, Some(&stranger), &[]),
+        "/mapped",
+    )
+    .await;
+    assert_eq!(r.unwrap().0, 401);
+    let r = get(optional, host, client_config(&ca, None, &[]), "/mapped").await;
+    assert_eq!(r.unwrap().0, 401);
 }
 
 /// A TLS upstream answering "who are you" with the client certificate's CN, if any.

@@ -9,6 +9,7 @@
 
 pub mod introspection;
 pub mod jwt;
+pub mod ldap;
 pub mod lockout;
 pub mod secrets;
 
@@ -87,6 +88,7 @@ pub struct Authenticator {
     mtls: Vec<(usize, MtlsMatch)>,
     jwt: jwt::Jwt,
     introspection: Option<introspection::Introspector>,
+    ldap: Option<ldap::LdapAuth>,
     lockout: Arc<Lockout>,
     realm: String,
     /// Recently verified Basic credentials (hash of user, password and stored hash), so a
@@ -149,6 +151,11 @@ pub fn check_config(c: &Config) -> Vec<(String, String)> {
     for (i, j) in c.auth.jwt.iter().enumerate() {
         if let Err(e) = jwt::IssuerRt::new(j, reqwest::Client::new()) {
             out.push((format!("auth.jwt.{i}"), e));
+        }
+    }
+    if let Some(l) = &c.auth.ldap {
+        if let Err(e) = ldap::LdapAuth::new(l) {
+            out.push(("auth.ldap".into(), e));
         }
     }
     if let Some(u) = &c.auth.lockout.redis {
@@ -282,6 +289,7 @@ impl Authenticator {
                 .as_ref()
                 .map(introspection::Introspector::new)
                 .transpose()?,
+            ldap: c.auth.ldap.as_ref().map(ldap::LdapAuth::new).transpose()?,
             lockout,
             realm: c.auth.basic.realm.clone(),
             basic_cache: Mutex::new(HashMap::new()),
@@ -294,7 +302,9 @@ impl Authenticator {
         let mut out = Vec::new();
         for m in &route.methods {
             let c = match m {
-                AuthMethod::Basic => format!("Basic realm=\"{}\", charset=\"UTF-8\"", self.realm),
+                AuthMethod::Basic | AuthMethod::Ldap => {
+                    format!("Basic realm=\"{}\", charset=\"UTF-8\"", self.realm)
+                }
                 AuthMethod::Jwt | AuthMethod::Introspection => {
                     format!("Bearer realm=\"{}\"", self.realm)
                 }
@@ -342,9 +352,10 @@ impl Authenticator {
         }
 
         // Each secret-based attempt: refuse while locked, count failures, clear on success.
-        let attempts: [(AuthMethod, Option<&str>); 4] = [
+        let attempts: [(AuthMethod, Option<&str>); 5] = [
             (AuthMethod::ApiKey, cr.api_key),
             (AuthMethod::Basic, basic),
+            (AuthMethod::Ldap, basic),
             (AuthMethod::Jwt, bearer),
             (AuthMethod::Introspection, bearer),
         ];
@@ -360,7 +371,9 @@ impl Authenticator {
             };
             let identity = match method {
                 AuthMethod::ApiKey => format!("key:{}", secret.chars().take(8).collect::<String>()),
-                AuthMethod::Basic => format!("user:{}", basic_user(secret).unwrap_or_default()),
+                AuthMethod::Basic | AuthMethod::Ldap => {
+                    format!("user:{}", basic_user(secret).unwrap_or_default())
+                }
                 _ => match &peeked {
                     Some(p) => format!(
                         "sub:{}|{}",
@@ -381,6 +394,7 @@ impl Authenticator {
             let result = match method {
                 AuthMethod::ApiKey => self.by_api_key(secret),
                 AuthMethod::Basic => self.by_basic(secret).await,
+                AuthMethod::Ldap => self.by_ldap(secret).await,
                 AuthMethod::Jwt => self.by_jwt(secret, peeked.as_ref()).await,
                 _ => self.by_introspection(secret).await,
             };
@@ -577,6 +591,34 @@ impl Authenticator {
             cfg.allow_unknown_subjects,
             &cfg.claims_to_headers,
         )
+    }
+
+    async fn by_ldap(&self, b64: &str) -> Result<Principal, &'static str> {
+        use base64::Engine;
+        let l = self.ldap.as_ref().ok_or("ldap not configured")?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| "malformed basic credentials")?;
+        let text = String::from_utf8(raw).map_err(|_| "malformed basic credentials")?;
+        let (user, pass) = text.split_once(':').ok_or("malformed basic credentials")?;
+        let ldap_groups = l.authenticate(user, pass).await?;
+        // A consumer with this user name adds its own groups; the directory's come too.
+        let mut p = match self.consumers.iter().position(|c| c.id == user) {
+            Some(i) => self.principal(i, AuthMethod::Ldap),
+            None => Principal {
+                consumer_id: user.to_string(),
+                groups: Vec::new(),
+                method: AuthMethod::Ldap,
+                claims: None,
+                claim_headers: Vec::new(),
+            },
+        };
+        for g in ldap_groups {
+            if !p.groups.contains(&g) {
+                p.groups.push(g);
+            }
+        }
+        Ok(p)
     }
 
     async fn by_introspection(&self, token: &str) -> Result<Principal, &'static str> {

@@ -238,6 +238,9 @@ fn resolve_paths(c: &mut Config, base: &Path) {
     if let Some(h) = &mut c.auth.basic.htpasswd {
         fix(h);
     }
+    if let Some(ca) = c.auth.ldap.as_mut().and_then(|l| l.ca.as_mut()) {
+        fix(ca);
+    }
     if let Some(cd) = &mut c.cedar {
         fix(&mut cd.policies);
         for p in [&mut cd.entities, &mut cd.schema].into_iter().flatten() {

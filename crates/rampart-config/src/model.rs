@@ -175,7 +175,49 @@ pub struct AuthSettings {
     #[serde(default)]
     pub introspection: Option<Introspection>,
     #[serde(default)]
+    pub ldap: Option<Ldap>,
+    #[serde(default)]
     pub lockout: LockoutSettings,
+}
+
+/// LDAP: Basic credentials checked by binding as the user; groups looked up in the directory.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Ldap {
+    /// `ldap://host:389` (use `starttls: true`) or `ldaps://host:636`.
+    pub url: String,
+    #[serde(default)]
+    pub starttls: bool,
+    /// CA bundle for LDAPS / StartTLS; default: the system roots.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// The user's DN; `{user}` is replaced by the escaped user name.
+    pub bind_dn: String,
+    /// Where groups live; empty = no group lookup.
+    #[serde(default)]
+    pub group_base: Option<String>,
+    /// `{dn}` is replaced by the escaped user DN, `{user}` by the escaped user name.
+    #[serde(default = "default_group_filter")]
+    pub group_filter: String,
+    #[serde(default = "default_group_attr")]
+    pub group_attr: String,
+    /// How long a successful bind (and its groups) is reused.
+    #[serde(default = "default_ldap_cache")]
+    pub cache_ttl: HumanDuration,
+    #[serde(default = "default_ldap_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_group_filter() -> String {
+    "(member={dn})".into()
+}
+fn default_group_attr() -> String {
+    "cn".into()
+}
+fn default_ldap_cache() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+fn default_ldap_timeout() -> HumanDuration {
+    HumanDuration::from_secs(3)
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -363,6 +405,7 @@ pub enum AuthMethod {
     Jwt,
     Introspection,
     Mtls,
+    Ldap,
 }
 
 impl AuthMethod {
@@ -373,6 +416,7 @@ impl AuthMethod {
             AuthMethod::Jwt => "jwt",
             AuthMethod::Introspection => "introspection",
             AuthMethod::Mtls => "mtls",
+            AuthMethod::Ldap => "ldap",
         }
     }
 }
