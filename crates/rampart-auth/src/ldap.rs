@@ -12,8 +12,11 @@ use std::time::Instant;
 pub struct LdapAuth {
     cfg: Ldap,
     tls: Option<Arc<rustls::ClientConfig>>,
-    cache: Mutex<HashMap<[u8; 32], (Instant, Vec<String>)>>,
+    cache: Mutex<HashMap<[u8; 32], BindResult>>,
 }
+
+/// When the bind succeeded, and the groups found then.
+type BindResult = (Instant, Vec<String>);
 
 impl LdapAuth {
     pub fn new(cfg: &Ldap) -> Result<LdapAuth, String> {
