@@ -31,6 +31,100 @@ pub struct Config {
     /// Cedar policies (and optional entities and schema) that routes use with `cedar: true`.
     #[serde(default)]
     pub cedar: Option<CedarFiles>,
+    /// Rate limits for routes that do not set their own.
+    #[serde(default)]
+    pub rate_limit: Vec<RateLimit>,
+    /// Shared limiter state for `backend: redis` (e.g. redis://127.0.0.1:6379).
+    #[serde(default)]
+    pub redis: Option<String>,
+}
+
+/// One limit: a rate (GCRA, exact per request) or a long-period quota.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct RateLimit {
+    /// `client_ip`, `consumer`, `route`, `header:NAME`, `claim:NAME`, or a list of them.
+    #[serde(default = "default_limit_key")]
+    pub key: LimitKey,
+    /// `100/s`, `5000/min`, `10/h`.
+    #[serde(default)]
+    pub rate: Option<String>,
+    /// Requests allowed at once (default: the rate's count).
+    #[serde(default)]
+    pub burst: Option<u64>,
+    /// `10000/day`, `1M/month` (30 days): fixed windows; survive restarts with redis.
+    #[serde(default)]
+    pub quota: Option<String>,
+    #[serde(default)]
+    pub mode: LimitMode,
+    /// In `delay` mode, the longest a request is held before it is rejected.
+    #[serde(default = "default_max_delay")]
+    pub max_delay: HumanDuration,
+    #[serde(default)]
+    pub backend: LimitBackend,
+    #[serde(default)]
+    pub on_backend_error: OnBackendError,
+}
+
+fn default_limit_key() -> LimitKey {
+    LimitKey::One("client_ip".into())
+}
+fn default_max_delay() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_millis(500))
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum LimitKey {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl LimitKey {
+    pub fn parts(&self) -> Vec<&str> {
+        match self {
+            LimitKey::One(s) => vec![s.as_str()],
+            LimitKey::Many(v) => v.iter().map(|s| s.as_str()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitMode {
+    #[default]
+    Reject,
+    Delay,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitBackend {
+    #[default]
+    Local,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBackendError {
+    Allow,
+    Deny,
+    /// Fall back to this node's local limiter (default).
+    #[default]
+    Local,
+}
+
+/// In-flight request limit.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Concurrency {
+    pub limit: u32,
+    /// `route` (default) or `consumer` (one budget per consumer on this route).
+    #[serde(default = "default_conc_key")]
+    pub key: String,
+}
+
+fn default_conc_key() -> String {
+    "route".into()
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -681,6 +775,11 @@ pub struct Route {
     pub auth: Option<RouteAuth>,
     #[serde(default)]
     pub authorize: Option<Authorize>,
+    /// Limits for this route; absent = the top-level `rate_limit`; `[]` = none.
+    #[serde(default)]
+    pub rate_limit: Option<Vec<RateLimit>>,
+    #[serde(default)]
+    pub concurrency: Option<Concurrency>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -31,6 +31,7 @@ pub use reload::Reloader;
 pub fn check_config(c: &Config) -> Vec<(String, String)> {
     let mut out = rampart_auth::check_config(c);
     out.extend(rampart_authz::check_config(c));
+    out.extend(snapshot::check_limits(c));
     out
 }
 

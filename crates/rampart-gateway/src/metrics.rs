@@ -16,6 +16,8 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     pub reloads: IntCounterVec,
     pub tls_reloads: IntCounterVec,
+    pub ratelimit_rejected: IntCounterVec,
+    pub ratelimit_backend_errors: IntCounterVec,
     pub access_log_dropped: IntCounter,
 }
 
@@ -89,6 +91,22 @@ impl Metrics {
             &["result"],
         )
         .unwrap();
+        let ratelimit_rejected = IntCounterVec::new(
+            Opts::new(
+                "rampart_ratelimit_rejected_total",
+                "Requests rejected by a rate limit or quota, by route and key type",
+            ),
+            &["route", "key"],
+        )
+        .unwrap();
+        let ratelimit_backend_errors = IntCounterVec::new(
+            Opts::new(
+                "rampart_ratelimit_backend_errors_total",
+                "Shared limiter (Redis) failures handled by on_backend_error, by route",
+            ),
+            &["route"],
+        )
+        .unwrap();
         let access_log_dropped = IntCounter::new(
             "rampart_access_log_dropped_total",
             "Access log lines dropped because the writer could not keep up",
@@ -103,6 +121,8 @@ impl Metrics {
             Box::new(rejected.clone()),
             Box::new(reloads.clone()),
             Box::new(tls_reloads.clone()),
+            Box::new(ratelimit_rejected.clone()),
+            Box::new(ratelimit_backend_errors.clone()),
             Box::new(access_log_dropped.clone()),
         ] {
             registry.register(c).unwrap();
@@ -120,6 +140,8 @@ impl Metrics {
             rejected,
             reloads,
             tls_reloads,
+            ratelimit_rejected,
+            ratelimit_backend_errors,
             access_log_dropped,
         }
     }

@@ -74,6 +74,10 @@ pub struct Ctx {
     principal: Option<rampart_auth::Principal>,
     /// The authorization decision, for the access log (never for the client).
     authz: Option<rampart_authz::Decision>,
+    ratelimit_headers: Vec<(&'static str, String)>,
+    throttled: Option<Duration>,
+    /// Held for the life of the request: releases the concurrency slot when dropped.
+    inflight: Option<rampart_limits::InFlightGuard>,
 }
 
 /// What the stages see of a request: the parsed header and, for HTTP/1, the raw header
@@ -92,6 +96,7 @@ type Stage = fn(&Req, &Snapshot, &mut Ctx) -> Decision;
 enum Step {
     Sync(Stage),
     Authenticate,
+    RateLimit,
 }
 
 /// The request pipeline, in the order a request meets it. Later issues insert their stages
@@ -105,7 +110,126 @@ const REQUEST_STAGES: &[(&str, Step)] = &[
     ("client_cert", Step::Sync(stage_client_cert)),
     ("authenticate", Step::Authenticate),
     ("authorize", Step::Sync(stage_authorize)),
+    ("rate_limit", Step::RateLimit),
+    ("concurrency", Step::Sync(stage_concurrency)),
 ];
+
+async fn stage_rate_limit(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let Some(route) = ctx.route.map(|i| &snap.routes[i]) else {
+        return Decision::Continue;
+    };
+    if route.limits.is_empty() {
+        return Decision::Continue;
+    }
+    let head = r.head;
+    let header = |name: &str| {
+        head.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let principal = ctx.principal.as_ref();
+    let claim = |name: &str| {
+        let c = principal?.claims.as_deref()?;
+        rampart_auth::claim_path(c, name).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
+    let facts = rampart_limits::Facts {
+        client_ip: ctx.client_ip,
+        consumer: principal.map(|p| p.consumer_id.as_str()),
+        route: route.spec.name.as_str(),
+        header: &header,
+        claim: &claim,
+    };
+    let d = snap.limiter.check(&route.limits, &facts).await;
+    let m = metrics();
+    if d.backend_error {
+        m.ratelimit_backend_errors
+            .with_label_values(&[route.spec.name.as_str()])
+            .inc();
+    }
+    if d.sustained_excess {
+        log::warn!(
+            "rate limit: sustained excess on route {} by a {} key ({})",
+            route.spec.name,
+            d.key_type.as_deref().unwrap_or("-"),
+            ctx.client_ip.map(|i| i.to_string()).unwrap_or_default()
+        );
+    }
+    let mut headers = Vec::new();
+    if let Some(p) = &d.policy_header {
+        headers.push(("RateLimit-Policy", p.clone()));
+    }
+    if let Some(l) = &d.limit_header {
+        headers.push(("RateLimit", l.clone()));
+    }
+    match d.verdict {
+        rampart_limits::Verdict::Allow => {
+            ctx.ratelimit_headers = headers;
+            Decision::Continue
+        }
+        rampart_limits::Verdict::Delay(wait) => {
+            ctx.ratelimit_headers = headers;
+            ctx.throttled = Some(wait);
+            tokio::time::sleep(wait).await;
+            Decision::Continue
+        }
+        rampart_limits::Verdict::Reject { retry_after } => {
+            m.ratelimit_rejected
+                .with_label_values(&[
+                    route.spec.name.as_str(),
+                    d.key_type.as_deref().unwrap_or("-"),
+                ])
+                .inc();
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            headers.push(("Retry-After", secs.to_string()));
+            Decision::Respond(Reject {
+                status: 429,
+                message: "too many requests",
+                reason: "rate limited",
+                headers,
+            })
+        }
+        rampart_limits::Verdict::Unavailable => Decision::Respond(Reject {
+            status: 503,
+            message: "service unavailable",
+            reason: "rate limit backend unavailable",
+            headers: vec![("Retry-After", "1".into())],
+        }),
+    }
+}
+
+fn stage_concurrency(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let Some(route) = ctx.route.map(|i| &snap.routes[i]) else {
+        return Decision::Continue;
+    };
+    let Some(c) = &route.spec.concurrency else {
+        return Decision::Continue;
+    };
+    let key = match (c.key.as_str(), ctx.principal.as_ref()) {
+        ("consumer", Some(p)) => format!("{}|c:{}", route.spec.name, p.consumer_id),
+        ("consumer", None) => format!(
+            "{}|ip:{}",
+            route.spec.name,
+            ctx.client_ip.map(|i| i.to_string()).unwrap_or_default()
+        ),
+        _ => route.spec.name.clone(),
+    };
+    match snap.inflight.acquire(&key, c.limit) {
+        Some(g) => {
+            ctx.inflight = Some(g);
+            Decision::Continue
+        }
+        None => Decision::Respond(Reject {
+            status: 503,
+            message: "too many requests in progress",
+            reason: "concurrency limit",
+            headers: vec![("Retry-After", "1".into())],
+        }),
+    }
+}
 
 fn stage_authorize(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     let Some(route) = ctx.route.map(|i| &snap.routes[i]) else {
@@ -493,6 +617,9 @@ impl ProxyHttp for Gateway {
             identity: None,
             principal: None,
             authz: None,
+            ratelimit_headers: Vec::new(),
+            throttled: None,
+            inflight: None,
         }
     }
 
@@ -539,6 +666,7 @@ impl ProxyHttp for Gateway {
             let decision = match step {
                 Step::Sync(stage) => stage(&req, &snap, ctx),
                 Step::Authenticate => stage_authenticate(&req, &snap, ctx).await,
+                Step::RateLimit => stage_rate_limit(&req, &snap, ctx).await,
             };
             if let Decision::Respond(r) = decision {
                 ctx.refused = Some((name, r.reason));
@@ -745,6 +873,9 @@ impl ProxyHttp for Gateway {
         if let Some(v) = &ctx.hsts {
             resp.insert_header("Strict-Transport-Security", v.as_str())?;
         }
+        for (k, v) in &ctx.ratelimit_headers {
+            resp.insert_header(*k, v.as_str())?;
+        }
         Ok(())
     }
 
@@ -851,6 +982,9 @@ impl ProxyHttp for Gateway {
         if let Some(p) = &ctx.principal {
             line["consumer"] = p.consumer_id.as_str().into();
             line["auth_method"] = p.method.as_str().into();
+        }
+        if let Some(t) = ctx.throttled {
+            line["throttled_ms"] = (t.as_secs_f64() * 1000.0).into();
         }
         if let Some(d) = &ctx.authz {
             line["authz"] = serde_json::json!({

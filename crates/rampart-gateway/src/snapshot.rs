@@ -11,6 +11,84 @@ pub struct RouteRt {
     pub spec: Route,
     pub pool: Arc<UpstreamPool>,
     pub policy: Option<rampart_authz::RoutePolicy>,
+    pub limits: Vec<rampart_limits::LimitRt>,
+}
+
+/// Compile every limit of a config: each route's own limits, or the global ones.
+fn compile_limits(c: &Config) -> Result<Vec<Vec<rampart_limits::LimitRt>>, Vec<(String, String)>> {
+    let mut errs = Vec::new();
+    let mut compile = |path: String, name: String, l: &rampart_config::RateLimit| {
+        match rampart_limits::LimitRt::compile(&name, l) {
+            Ok(rt) => {
+                if rt.uses_redis() && c.redis.is_none() {
+                    errs.push((
+                        format!("{path}.backend"),
+                        "backend: redis needs a top-level redis: URL".into(),
+                    ));
+                }
+                Some(rt)
+            }
+            Err(e) => {
+                errs.push((path, e));
+                None
+            }
+        }
+    };
+    let global: Vec<_> = c
+        .rate_limit
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| compile(format!("rate_limit.{i}"), format!("global-{i}"), l))
+        .collect();
+    let per_route: Vec<Vec<_>> = c
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(ri, r)| match &r.rate_limit {
+            Some(ls) => ls
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| {
+                    compile(
+                        format!("routes.{ri}.rate_limit.{i}"),
+                        format!("{}-{i}", r.name),
+                        l,
+                    )
+                })
+                .collect(),
+            None => global.clone(),
+        })
+        .collect();
+    for (i, r) in c.routes.iter().enumerate() {
+        if let Some(cc) = &r.concurrency {
+            if cc.limit == 0 {
+                errs.push((
+                    format!("routes.{i}.concurrency.limit"),
+                    "must be at least 1".into(),
+                ));
+            }
+            if cc.key != "route" && cc.key != "consumer" {
+                errs.push((
+                    format!("routes.{i}.concurrency.key"),
+                    "must be route or consumer".into(),
+                ));
+            }
+        }
+    }
+    if let Some(u) = &c.redis {
+        if let Err(e) = rampart_limits::Limiter::new(Some(u), 16) {
+            errs.push(("redis".into(), e));
+        }
+    }
+    if errs.is_empty() {
+        Ok(per_route)
+    } else {
+        Err(errs)
+    }
+}
+
+pub fn check_limits(c: &Config) -> Vec<(String, String)> {
+    compile_limits(c).err().unwrap_or_default()
 }
 
 /// What a request needs to know about the listener it arrived on.
@@ -23,6 +101,8 @@ pub struct ListenerRt {
 
 pub struct Snapshot {
     pub generation: u64,
+    pub limiter: Arc<rampart_limits::Limiter>,
+    pub inflight: Arc<rampart_limits::InFlight>,
     pub auth: Arc<rampart_auth::Authenticator>,
     pub lockout: Arc<rampart_auth::Lockout>,
     pub listeners: Vec<ListenerRt>,
@@ -69,6 +149,21 @@ impl Snapshot {
             }
         };
         let auth = Arc::new(rampart_auth::Authenticator::new(&config, lockout.clone())?);
+        // Limiter state (buckets, quotas, in-flight counts) outlives reloads.
+        let limiter = match previous {
+            Some(p) if p.config.redis == config.redis => p.limiter.clone(),
+            _ => Arc::new(rampart_limits::Limiter::new(
+                config.redis.as_deref(),
+                2_000_000,
+            )?),
+        };
+        let inflight = previous.map(|p| p.inflight.clone()).unwrap_or_default();
+        let mut route_limits = compile_limits(&config).map_err(|errs| {
+            errs.into_iter()
+                .map(|(p, m)| format!("{p}: {m}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
         let mut pools = HashMap::new();
         for (name, spec) in &config.upstreams {
             let reused = previous
@@ -115,13 +210,15 @@ impl Snapshot {
         let routes = config
             .routes
             .iter()
-            .map(|r| RouteRt {
+            .enumerate()
+            .map(|(i, r)| RouteRt {
                 spec: r.clone(),
                 pool: pools[&r.upstream].clone(),
                 policy: r
                     .authorize
                     .as_ref()
                     .map(|a| rampart_authz::RoutePolicy::new(a, cedar.clone())),
+                limits: std::mem::take(&mut route_limits[i]),
             })
             .collect();
         let first_tls_port = config
@@ -145,6 +242,8 @@ impl Snapshot {
             .collect();
         Ok(Snapshot {
             generation,
+            limiter,
+            inflight,
             auth,
             lockout,
             listeners,

@@ -1,0 +1,591 @@
+//! Rampart's traffic control, free of proxy types: GCRA rate limits (exact per request, no
+//! fixed-window double bursts), long-period quotas, reject or delay (throttle) modes, local
+//! state with bounded memory or shared state in Redis (an atomic server-side script using
+//! Redis' clock, so nodes with skewed clocks still agree), and in-flight concurrency limits.
+//!
+//! The gateway fills [`Facts`] for a request and calls [`Limiter::check`] with the route's
+//! compiled [`LimitRt`]s; the [`Decision`] says allow / delay / reject / unavailable and
+//! carries the IETF `RateLimit-Policy` / `RateLimit` header values.
+
+pub mod local;
+pub mod spec;
+
+use rampart_config::{LimitBackend, LimitMode, OnBackendError, RateLimit};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use spec::{parse_rate, Rate};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyPart {
+    ClientIp,
+    Consumer,
+    Route,
+    Header(String),
+    Claim(String),
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    /// GCRA: emission interval and tolerance in nanoseconds.
+    Rate {
+        t: u64,
+        tau: u64,
+    },
+    Quota {
+        period: u64,
+    },
+}
+
+/// One compiled limit.
+#[derive(Debug, Clone)]
+pub struct LimitRt {
+    /// Namespace of this limit's state and its name in the headers.
+    pub name: String,
+    parts: Vec<KeyPart>,
+    kind: Kind,
+    count: u64,
+    window_secs: u64,
+    mode: LimitMode,
+    max_delay: Duration,
+    backend: LimitBackend,
+    on_error: OnBackendError,
+}
+
+impl LimitRt {
+    /// `name` must be unique per limit (e.g. `route-orders-0`).
+    pub fn compile(name: &str, l: &RateLimit) -> Result<LimitRt, String> {
+        let mut parts = Vec::new();
+        for p in l.key.parts() {
+            parts.push(match p {
+                "client_ip" => KeyPart::ClientIp,
+                "consumer" => KeyPart::Consumer,
+                "route" => KeyPart::Route,
+                other => match (other.strip_prefix("header:"), other.strip_prefix("claim:")) {
+                    (Some(h), _) if !h.is_empty() => KeyPart::Header(h.to_ascii_lowercase()),
+                    (_, Some(c)) if !c.is_empty() => KeyPart::Claim(c.to_string()),
+                    _ => {
+                        return Err(format!(
+                            "key {other:?}: expected client_ip, consumer, route, header:NAME or claim:NAME"
+                        ))
+                    }
+                },
+            });
+        }
+        if parts.is_empty() {
+            return Err("key: give at least one part".into());
+        }
+        let (kind, count, window) = match (&l.rate, &l.quota) {
+            (Some(r), None) => {
+                let rate = parse_rate(r)?;
+                let t = rate.period.as_nanos() as u64 / rate.count;
+                if t == 0 {
+                    return Err(format!("rate {r:?} is too fine-grained"));
+                }
+                let burst = l.burst.unwrap_or(rate.count).max(1);
+                (
+                    Kind::Rate {
+                        t,
+                        tau: t * (burst - 1),
+                    },
+                    rate.count,
+                    rate.period.as_secs(),
+                )
+            }
+            (None, Some(q)) => {
+                let rate = parse_rate(q)?;
+                if l.mode == LimitMode::Delay {
+                    return Err("a quota cannot use mode: delay".into());
+                }
+                (
+                    Kind::Quota {
+                        period: rate.period.as_secs(),
+                    },
+                    rate.count,
+                    rate.period.as_secs(),
+                )
+            }
+            _ => return Err("give exactly one of rate or quota".into()),
+        };
+        if l.burst.is_some() && l.quota.is_some() {
+            return Err("burst applies to rate, not quota".into());
+        }
+        Ok(LimitRt {
+            name: name.to_string(),
+            parts,
+            kind,
+            count,
+            window_secs: window.max(1),
+            mode: l.mode,
+            max_delay: l.max_delay.0,
+            backend: l.backend,
+            on_error: l.on_backend_error,
+        })
+    }
+
+    /// The kind of key, for metrics (`client_ip`, `consumer+route`, ...).
+    pub fn key_type(&self) -> String {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                KeyPart::ClientIp => "client_ip",
+                KeyPart::Consumer => "consumer",
+                KeyPart::Route => "route",
+                KeyPart::Header(_) => "header",
+                KeyPart::Claim(_) => "claim",
+            })
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+
+    pub fn uses_redis(&self) -> bool {
+        self.backend == LimitBackend::Redis
+    }
+
+    /// The state key. A missing consumer, header or claim falls back to the client IP, so
+    /// anonymous callers never share a single bucket (which one could exhaust for all).
+    fn key(&self, f: &Facts) -> String {
+        let ip = || {
+            f.client_ip
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "-".into())
+        };
+        let mut k = self.name.clone();
+        for p in &self.parts {
+            k.push('|');
+            match p {
+                KeyPart::ClientIp => k.push_str(&ip()),
+                KeyPart::Consumer => match f.consumer {
+                    Some(c) => {
+                        k.push_str("c:");
+                        k.push_str(c);
+                    }
+                    None => {
+                        k.push_str("ip:");
+                        k.push_str(&ip());
+                    }
+                },
+                KeyPart::Route => k.push_str(f.route),
+                KeyPart::Header(h) => match (f.header)(h) {
+                    Some(v) => {
+                        k.push_str("h:");
+                        k.push_str(&v);
+                    }
+                    None => {
+                        k.push_str("ip:");
+                        k.push_str(&ip());
+                    }
+                },
+                KeyPart::Claim(c) => match (f.claim)(c) {
+                    Some(v) => {
+                        k.push_str("j:");
+                        k.push_str(&v);
+                    }
+                    None => {
+                        k.push_str("ip:");
+                        k.push_str(&ip());
+                    }
+                },
+            }
+        }
+        k
+    }
+}
+
+/// What the gateway knows about a request.
+pub struct Facts<'a> {
+    pub client_ip: Option<IpAddr>,
+    pub consumer: Option<&'a str>,
+    pub route: &'a str,
+    pub header: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    pub claim: &'a (dyn Fn(&str) -> Option<String> + Sync),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Throttled: proceed after this delay.
+    Delay(Duration),
+    Reject {
+        retry_after: Duration,
+    },
+    /// The shared backend failed and the limit says `deny`.
+    Unavailable,
+}
+
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// `RateLimit-Policy` and `RateLimit` values (IETF httpapi draft, structured fields).
+    pub policy_header: Option<String>,
+    pub limit_header: Option<String>,
+    /// The limit that decided (for metrics and events).
+    pub limit: Option<String>,
+    pub key_type: Option<String>,
+    /// A Redis error happened and `on_backend_error` was applied.
+    pub backend_error: bool,
+    /// This key has been rejected persistently: report once per minute.
+    pub sustained_excess: bool,
+}
+
+struct One {
+    verdict: Verdict,
+    remaining: u64,
+    reset_secs: u64,
+}
+
+/// The shared engine: local state, Redis connection, excess tracking.
+pub struct Limiter {
+    gcra: local::Gcra,
+    quotas: local::Quotas,
+    redis: Option<RedisBackend>,
+    excess: Mutex<HashMap<u64, (Instant, u64, bool)>>,
+}
+
+const EXCESS_WINDOW: Duration = Duration::from_secs(60);
+const EXCESS_THRESHOLD: u64 = 100;
+const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+
+struct RedisBackend {
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+    /// After a failed connect, fail fast until then instead of waiting on every request.
+    retry_at: Mutex<Option<Instant>>,
+    gcra: redis::Script,
+}
+
+/// GCRA in Redis with the server's clock (microseconds). Returns {allowed, wait, ahead}.
+const GCRA_LUA: &str = r"
+local t = tonumber(ARGV[1])
+local tau = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local wait = tat - tau - now
+if wait < 0 then wait = 0 end
+if wait > max_wait then
+  return {0, wait, tat - now}
+end
+local new = tat + t
+redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
+return {1, wait, new - now}
+";
+
+/// Quota counter: INCR, expiry at the window's end. Returns the count.
+const QUOTA_LUA: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1])) end
+return n
+";
+
+impl Limiter {
+    /// `redis_url`: for limits with `backend: redis`. Connects lazily.
+    pub fn new(redis_url: Option<&str>, max_local_keys: usize) -> Result<Limiter, String> {
+        let redis = match redis_url {
+            Some(u) => Some(RedisBackend {
+                client: redis::Client::open(u).map_err(|e| format!("redis {u}: {e}"))?,
+                conn: tokio::sync::Mutex::new(None),
+                retry_at: Mutex::new(None),
+                gcra: redis::Script::new(GCRA_LUA),
+            }),
+            None => None,
+        };
+        Ok(Limiter {
+            gcra: local::Gcra::new(max_local_keys),
+            quotas: local::Quotas::default(),
+            redis,
+            excess: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn local_keys(&self) -> usize {
+        self.gcra.len()
+    }
+
+    /// Apply every limit; the most restrictive outcome wins. Delays only count when every
+    /// limit allows (possibly after a delay).
+    pub async fn check(&self, limits: &[LimitRt], f: &Facts<'_>) -> Decision {
+        let mut d = Decision {
+            verdict: Verdict::Allow,
+            policy_header: None,
+            limit_header: None,
+            limit: None,
+            key_type: None,
+            backend_error: false,
+            sustained_excess: false,
+        };
+        let mut tightest: Option<(u64, &LimitRt, u64)> = None;
+        let mut delay = Duration::ZERO;
+        for l in limits {
+            let key = l.key(f);
+            let h = local::hash_key(&key);
+            let one = match l.backend {
+                LimitBackend::Local => self.local(l, h),
+                LimitBackend::Redis => match self.remote(l, h).await {
+                    Ok(o) => o,
+                    Err(()) => {
+                        d.backend_error = true;
+                        match l.on_error {
+                            OnBackendError::Allow => continue,
+                            OnBackendError::Deny => {
+                                d.verdict = Verdict::Unavailable;
+                                d.limit = Some(l.name.clone());
+                                d.key_type = Some(l.key_type());
+                                return d;
+                            }
+                            OnBackendError::Local => self.local(l, h),
+                        }
+                    }
+                },
+            };
+            if tightest.is_none_or(|(r, _, _)| one.remaining < r) {
+                tightest = Some((one.remaining, l, one.reset_secs));
+            }
+            match one.verdict {
+                Verdict::Allow => {}
+                Verdict::Delay(w) => delay = delay.max(w),
+                v @ (Verdict::Reject { .. } | Verdict::Unavailable) => {
+                    d.verdict = v;
+                    d.limit = Some(l.name.clone());
+                    d.key_type = Some(l.key_type());
+                    d.sustained_excess = self.note_excess(h);
+                    tightest = Some((0, l, one.reset_secs));
+                    break;
+                }
+            }
+        }
+        if d.verdict == Verdict::Allow && !delay.is_zero() {
+            d.verdict = Verdict::Delay(delay);
+        }
+        if let Some((remaining, l, reset)) = tightest {
+            d.policy_header = Some(format!("\"{}\";q={};w={}", l.name, l.count, l.window_secs));
+            d.limit_header = Some(format!("\"{}\";r={};t={}", l.name, remaining, reset));
+        }
+        d
+    }
+
+    fn note_excess(&self, key: u64) -> bool {
+        let mut m = self.excess.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 100_000 {
+            m.retain(|_, (t, _, _)| t.elapsed() < EXCESS_WINDOW);
+        }
+        let e = m.entry(key).or_insert((Instant::now(), 0, false));
+        if e.0.elapsed() >= EXCESS_WINDOW {
+            *e = (Instant::now(), 0, false);
+        }
+        e.1 += 1;
+        if e.1 >= EXCESS_THRESHOLD && !e.2 {
+            e.2 = true;
+            return true;
+        }
+        false
+    }
+
+    fn local(&self, l: &LimitRt, key: u64) -> One {
+        match l.kind {
+            Kind::Rate { t, tau } => {
+                let max_wait = match l.mode {
+                    LimitMode::Reject => 0,
+                    LimitMode::Delay => l.max_delay.as_nanos() as u64,
+                };
+                let s = self.gcra.step(key, self.gcra.now_ns(), t, tau, max_wait);
+                gcra_outcome(s.allowed, s.wait_ns, s.ahead_ns, t, tau)
+            }
+            Kind::Quota { period } => {
+                let now = unix_now();
+                let window = now / period;
+                let reset = (window + 1) * period - now;
+                match self.quotas.take(key, window, l.count) {
+                    Ok(n) => One {
+                        verdict: Verdict::Allow,
+                        remaining: l.count - n,
+                        reset_secs: reset,
+                    },
+                    Err(_) => One {
+                        verdict: Verdict::Reject {
+                            retry_after: Duration::from_secs(reset),
+                        },
+                        remaining: 0,
+                        reset_secs: reset,
+                    },
+                }
+            }
+        }
+    }
+
+    async fn connection(&self) -> Result<redis::aio::ConnectionManager, ()> {
+        let r = self.redis.as_ref().ok_or(())?;
+        let mut guard = r.conn.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        if let Some(t) = *r.retry_at.lock().unwrap_or_else(|p| p.into_inner()) {
+            if Instant::now() < t {
+                return Err(());
+            }
+        }
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(REDIS_TIMEOUT)
+            .set_response_timeout(REDIS_TIMEOUT)
+            .set_number_of_retries(0);
+        match tokio::time::timeout(
+            REDIS_TIMEOUT * 3,
+            redis::aio::ConnectionManager::new_with_config(r.client.clone(), cfg),
+        )
+        .await
+        {
+            Ok(Ok(c)) => {
+                *guard = Some(c.clone());
+                Ok(c)
+            }
+            _ => {
+                *r.retry_at.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Instant::now() + Duration::from_secs(1));
+                log::warn!("rate limit: redis unreachable");
+                Err(())
+            }
+        }
+    }
+
+    async fn remote(&self, l: &LimitRt, key: u64) -> Result<One, ()> {
+        let mut conn = self.connection().await?;
+        let r = self.redis.as_ref().ok_or(())?;
+        let rkey = format!("rampart:rl:{key:016x}");
+        let fut = async {
+            match l.kind {
+                Kind::Rate { t, tau } => {
+                    let max_wait = match l.mode {
+                        LimitMode::Reject => 0,
+                        LimitMode::Delay => l.max_delay.as_micros() as u64,
+                    };
+                    let (allowed, wait, ahead): (i64, i64, i64) = r
+                        .gcra
+                        .key(&rkey)
+                        .arg(t / 1000)
+                        .arg(tau / 1000)
+                        .arg(max_wait)
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(|e| log::warn!("rate limit: redis error: {e}"))?;
+                    Ok(gcra_outcome(
+                        allowed == 1,
+                        wait.max(0) as u64 * 1000,
+                        ahead.max(0) as u64 * 1000,
+                        t,
+                        tau,
+                    ))
+                }
+                Kind::Quota { period } => {
+                    let now = unix_now();
+                    let window = now / period;
+                    let reset = (window + 1) * period - now;
+                    let n: u64 = redis::Script::new(QUOTA_LUA)
+                        .key(format!("{rkey}:{window}"))
+                        .arg(reset + 60)
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(|e| log::warn!("quota: redis error: {e}"))?;
+                    Ok(if n > l.count {
+                        One {
+                            verdict: Verdict::Reject {
+                                retry_after: Duration::from_secs(reset),
+                            },
+                            remaining: 0,
+                            reset_secs: reset,
+                        }
+                    } else {
+                        One {
+                            verdict: Verdict::Allow,
+                            remaining: l.count - n,
+                            reset_secs: reset,
+                        }
+                    })
+                }
+            }
+        };
+        tokio::time::timeout(REDIS_TIMEOUT, fut)
+            .await
+            .map_err(|_| ())?
+    }
+}
+
+fn gcra_outcome(allowed: bool, wait: u64, ahead: u64, t: u64, tau: u64) -> One {
+    // Requests that still fit in the burst after this one.
+    let remaining = (tau + t).saturating_sub(ahead) / t;
+    let reset_secs = ahead.div_ceil(1_000_000_000);
+    let verdict = if !allowed {
+        Verdict::Reject {
+            retry_after: Duration::from_nanos(wait),
+        }
+    } else if wait > 0 {
+        Verdict::Delay(Duration::from_nanos(wait))
+    } else {
+        Verdict::Allow
+    };
+    One {
+        verdict,
+        remaining,
+        reset_secs,
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// In-flight request counters; a guard releases its slot when dropped.
+#[derive(Default)]
+pub struct InFlight {
+    counts: Mutex<HashMap<String, u32>>,
+}
+
+pub struct InFlightGuard {
+    owner: Arc<InFlight>,
+    key: String,
+}
+
+impl InFlight {
+    pub fn acquire(self: &Arc<Self>, key: &str, limit: u32) -> Option<InFlightGuard> {
+        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(key.to_string()).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(InFlightGuard {
+            owner: self.clone(),
+            key: key.to_string(),
+        })
+    }
+
+    pub fn current(&self, key: &str) -> u32 {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut m = self.owner.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+//! Traffic control through real sockets: exactness, delay, headers, quotas across restarts
+//! with Redis, two gateways sharing one limit, Redis outage fallbacks, concurrency.
+mod common;
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn unique() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+    )
+}
+
+async fn burst(c: &reqwest::Client, url: &str, n: usize) -> Vec<reqwest::Response> {
+    let futs: Vec<_> = (0..n).map(|_| c.get(url).send()).collect();
+    futures_util::future::join_all(futs)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exact_burst_refill_headers_and_default_limits() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&format!(
+        "rate_limit:\n  - {{ key: client_ip, rate: 3/s, burst: 3 }}\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/r\"]\n    upstream: u\n    rate_limit:\n      - {{ key: client_ip, rate: 10/s, burst: 10 }}\n  - name: open\n    paths: [\"/open\"]\n    upstream: u\n    rate_limit: []\n  - name: default\n    paths: [\"/default\"]\n    upstream: u\n",
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let c = client();
+    let rs = burst(&c, &gw.url("/r"), 30).await;
+    let ok: Vec<_> = rs.iter().filter(|r| r.status() == 200).collect();
+    let limited: Vec<_> = rs.iter().filter(|r| r.status() == 429).collect();
+    assert_eq!((ok.len(), limited.len()), (10, 20));
+    assert_eq!(ok[0].headers()["ratelimit-policy"], "\"r-0\";q=10;w=1");
+    assert!(ok[0].headers()["ratelimit"]
+        .to_str()
+        .unwrap()
+        .starts_with("\"r-0\";r="));
+    let l = limited[0];
+    assert_eq!(l.headers()["retry-after"], "1");
+    assert_eq!(l.headers()["ratelimit"], "\"r-0\";r=0;t=1");
+    assert_eq!(up.hits.load(Ordering::SeqCst), 10);
+    // The refill rate holds: after 500 ms, 5 more (no fixed-window double burst).
+    tokio::time::sleep(Duration::from_millis(520)).await;
+    let n = burst(&c, &gw.url("/r"), 10)
+        .await
+        .iter()
+        .filter(|r| r.status() == 200)
+        .count();
+    assert_eq!(n, 5);
+    // The top-level default applies to routes without their own; `[]` turns limits off.
+    let d = burst(&c, &gw.url("/default"), 6)
+        .await
+        .iter()
+        .filter(|r| r.status() == 200)
+        .count();
+    assert_eq!(d, 3);
+    let o = burst(&c, &gw.url("/open"), 20)
+        .await
+        .iter()
+        .filter(|r| r.status() == 200)
+        .count();
+    assert_eq!(o, 20);
+    assert!(gw.metric("rampart_ratelimit_rejected_total{key=\"client_ip\",route=\"r\"}") >= 20.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delay_mode_throttles_then_rejects() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&format!(
+        "upstreams:\n{}routes:\n  - name: t\n    paths: [\"/t\"]\n    upstream: u\n    rate_limit:\n      - {{ key: client_ip, rate: 10/s, burst: 1, mode: delay, max_delay: 450ms }}\n",
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let c = client();
+    let start = Instant::now();
+    let rs = burst(&c, &gw.url("/t"), 8).await;
+    let elapsed = start.elapsed();
+    let ok = rs.iter().filter(|r| r.status() == 200).count();
+    // 1 immediately + 4 queued up to 400 ms (≤ 450 ms); the rest exceed max_delay.
+    assert_eq!(
+        ok,
+        5,
+        "{:?}",
+        rs.iter().map(|r| r.status()).collect::<Vec<_>>()
+    );
+    assert!(elapsed >= Duration::from_millis(390), "{elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quota_survives_restart_with_redis() {
+    let up = Upstream::start("a").await;
+    let route = format!("quota-{}", unique());
+    let cfg = format!(
+        "redis: redis://127.0.0.1:6379\nupstreams:\n{}routes:\n  - name: {route}\n    paths: [\"/q\"]\n    upstream: u\n    rate_limit:\n      - {{ key: client_ip, quota: 5/day, backend: redis, on_backend_error: deny }}\n",
+        upstream_yaml("u", &[up.addr], "")
+    );
+    let c = client();
+    {
+        let gw = Gateway::start(&cfg);
+        for _ in 0..3 {
+            assert_eq!(c.get(gw.url("/q")).send().await.unwrap().status(), 200);
+        }
+    }
+    let gw = Gateway::start(&cfg);
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(c.get(gw.url("/q")).send().await.unwrap().status().as_u16());
+        }
+        v
+    };
+    assert_eq!(statuses, vec![200, 200, 429, 429]);
+    let r = c.get(gw.url("/q")).send().await.unwrap();
+    assert!(r.headers()["ratelimit-policy"]
+        .to_str()
+        .unwrap()
+        .ends_with(";q=5;w=86400"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_share_one_limit_through_redis() {
+    let up = Upstream::start("a").await;
+    let route = format!("shared-{}", unique());
+    let cfg = format!(
+        "redis: redis://127.0.0.1:6379\nupstreams:\n{}routes:\n  - name: {route}\n    paths: [\"/s\"]\n    upstream: u\n    rate_limit:\n      - {{ key: route, rate: 100/s, burst: 20, backend: redis }}\n",
+        upstream_yaml("u", &[up.addr], "")
+    );
+    let a = Gateway::start(&cfg);
+    let b = Gateway::start(&cfg);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let run = Duration::from_secs(3);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let url = if i % 2 == 0 { a.url("/s") } else { b.url("/s") };
+        let (accepted, sent) = (accepted.clone(), sent.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = client();
+            while start.elapsed() < run {
+                sent.fetch_add(1, Ordering::SeqCst);
+                if c.get(&url).send().await.unwrap().status() == 200 {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let got = accepted.load(Ordering::SeqCst) as f64;
+    let expected = 20.0 + 100.0 * elapsed;
+    let sent = sent.load(Ordering::SeqCst);
+    println!("two nodes: accepted {got} of {sent} in {elapsed:.3}s, expected {expected:.1}");
+    assert!(
+        sent as f64 > expected * 1.5,
+        "load too low to saturate the limit: {sent}"
+    );
+    assert!(
+        (got - expected).abs() <= expected * 0.02,
+        "accepted {got}, expected {expected:.1} ± 2%"
+    );
+}
+
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn own_redis() -> Redis {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (Debian package redis-server)");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Redis { child, port }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_outage_fallbacks_are_applied_and_reported() {
+    let up = Upstream::start("a").await;
+    let redis = own_redis();
+    let lim = |on: &str| {
+        format!("    rate_limit:\n      - {{ key: client_ip, rate: 5/s, burst: 5, backend: redis, on_backend_error: {on} }}\n")
+    };
+    let gw = Gateway::start(&format!(
+        "redis: redis://127.0.0.1:{}\nupstreams:\n{}routes:\n  - name: allow\n    paths: [\"/allow\"]\n    upstream: u\n{}  - name: deny\n    paths: [\"/deny\"]\n    upstream: u\n{}  - name: local\n    paths: [\"/local\"]\n    upstream: u\n{}",
+        redis.port,
+        upstream_yaml("u", &[up.addr], ""),
+        lim("allow"),
+        lim("deny"),
+        lim("local")
+    ));
+    let c = client();
+    let count = |rs: Vec<reqwest::Response>, s: u16| rs.iter().filter(|r| r.status() == s).count();
+    // Redis up: each route limits at 5.
+    assert_eq!(count(burst(&c, &gw.url("/allow"), 8).await, 200), 5);
+    assert_eq!(count(burst(&c, &gw.url("/deny"), 8).await, 200), 5);
+    drop(redis);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        count(burst(&c, &gw.url("/allow"), 12).await, 200),
+        12,
+        "allow: fail open"
+    );
+    assert_eq!(
+        count(burst(&c, &gw.url("/deny"), 4).await, 503),
+        4,
+        "deny: fail closed"
+    );
+    assert_eq!(
+        count(burst(&c, &gw.url("/local"), 8).await, 200),
+        5,
+        "local: this node's limiter"
+    );
+    assert!(gw.metric("rampart_ratelimit_backend_errors_total{route=\"allow\"}") >= 12.0);
+    assert!(gw.metric("rampart_ratelimit_backend_errors_total{route=\"deny\"}") >= 4.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrency_limit_answers_503_when_full() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&format!(
+        "upstreams:\n{}routes:\n  - name: c\n    paths: [\"/slow\"]\n    upstream: u\n    concurrency: {{ limit: 2 }}\n",
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let c = client();
+    let rs = burst(&c, &gw.url("/slow?ms=400"), 5).await;
+    let ok = rs.iter().filter(|r| r.status() == 200).count();
+    let full = rs.iter().filter(|r| r.status() == 503).count();
+    assert_eq!((ok, full), (2, 3));
+    // Slots are released when requests end.
+    assert_eq!(
+        burst(&c, &gw.url("/slow?ms=10"), 2)
+            .await
+            .iter()
+            .filter(|r| r.status() == 200)
+            .count(),
+        2
+    );
+}
