@@ -272,3 +272,38 @@ async fn concurrency_limit_answers_503_when_full() {
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_per_ip_are_limited() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start_with_listeners(
+        &format!(
+            "upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+            upstream_yaml("u", &[up.addr], "")
+        ),
+        "    max_connections_per_ip: 2\n",
+    );
+    let port = gw.port;
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let open = |expect: &str| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            s.write_all(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            assert!(text.starts_with(expect), "expected {expect}: {text}");
+            s
+        };
+        let a = open("HTTP/1.1 200");
+        let _b = open("HTTP/1.1 200");
+        let _refused = open("HTTP/1.1 503");
+        drop(a);
+        std::thread::sleep(Duration::from_millis(200));
+        let _c = open("HTTP/1.1 200");
+    })
+    .await
+    .unwrap();
+    assert!(gw.metric("rampart_rejected_total{reason=\"connections per ip\"}") >= 1.0);
+}

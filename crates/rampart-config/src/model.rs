@@ -544,6 +544,9 @@ pub struct Listener {
     /// Strict-Transport-Security on responses of this (TLS) listener.
     #[serde(default)]
     pub hsts: Option<Hsts>,
+    /// Open connections allowed from one client IP; more are refused at once.
+    #[serde(default)]
+    pub max_connections_per_ip: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -109,6 +109,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         prefilter::Prefiltered {
             inner: Arc::new(http),
             state: state.clone(),
+            conns: Default::default(),
         },
     );
     for l in &config.listeners {

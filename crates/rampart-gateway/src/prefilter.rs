@@ -18,13 +18,61 @@ use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::Stream;
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 
 pub struct Prefiltered {
     pub inner: Arc<HttpProxy<Gateway>>,
     pub state: Arc<ArcSwap<Snapshot>>,
+    pub conns: ConnTracker,
+}
+
+/// Open connections per client IP, for `max_connections_per_ip`. Pingora calls
+/// `process_new` once per request on a connection, so a connection is known by its id
+/// from its first request until `process_new` returns None (not reused: closed).
+#[derive(Default)]
+pub struct ConnTracker {
+    inner: Mutex<OpenConns>,
+}
+
+/// Count per IP, and the IP of each open connection id.
+type OpenConns = (HashMap<IpAddr, u32>, HashMap<i32, IpAddr>);
+
+impl ConnTracker {
+    /// Register a connection's request; false when a new connection exceeds the limit.
+    fn enter(&self, id: i32, ip: IpAddr, limit: Option<u32>) -> bool {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (per_ip, open) = &mut *g;
+        if open.contains_key(&id) {
+            return true;
+        }
+        let n = per_ip.entry(ip).or_insert(0);
+        if limit.is_some_and(|l| *n >= l) {
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
+            return false;
+        }
+        *n += 1;
+        open.insert(id, ip);
+        true
+    }
+
+    fn leave(&self, id: i32) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (per_ip, open) = &mut *g;
+        if let Some(ip) = open.remove(&id) {
+            if let Some(n) = per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -34,6 +82,53 @@ impl ServerApp for Prefiltered {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let id = stream.id();
+        let digest = stream.get_socket_digest();
+        let peer = digest
+            .as_ref()
+            .and_then(|d| d.peer_addr())
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let local = digest
+            .as_ref()
+            .and_then(|d| d.local_addr())
+            .and_then(|a| a.as_inet())
+            .copied();
+        if let Some(ip) = peer {
+            let limit = {
+                let snap = self.state.load();
+                local
+                    .and_then(|l| snap.listener_for(l))
+                    .and_then(|i| snap.listeners[i].max_connections_per_ip)
+            };
+            if !self.conns.enter(id, ip, limit) {
+                metrics()
+                    .rejected
+                    .with_label_values(&["connections per ip"])
+                    .inc();
+                if stream.as_any().is::<L4Stream>() {
+                    let l4 = stream.into_any().downcast::<L4Stream>().ok();
+                    if let Some(mut l4) = l4 {
+                        refuse(&mut l4, 503, "too many connections").await;
+                    }
+                }
+                return None;
+            }
+        }
+        let out = self.serve(stream, shutdown).await;
+        if out.is_none() {
+            self.conns.leave(id);
+        }
+        out
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
+
+impl Prefiltered {
+    async fn serve(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
         let stream = if stream.as_any().is::<L4Stream>() {
             let mut l4: Box<L4Stream> = stream.into_any().downcast().ok()?;
             let mut shutdown = shutdown.clone();
@@ -46,10 +141,6 @@ impl ServerApp for Prefiltered {
             stream
         };
         self.inner.process_new(stream, shutdown).await
-    }
-
-    async fn cleanup(&self) {
-        self.inner.cleanup().await
     }
 }
 

@@ -97,6 +97,7 @@ pub struct ListenerRt {
     pub redirect_https: bool,
     pub https_port: u16,
     pub hsts: Option<String>,
+    pub max_connections_per_ip: Option<u32>,
 }
 
 pub struct Snapshot {
@@ -237,6 +238,7 @@ impl Snapshot {
                     redirect_https: l.redirect_https,
                     https_port: l.https_port.unwrap_or(first_tls_port),
                     hsts: l.hsts.as_ref().map(|h| h.header_value()),
+                    max_connections_per_ip: l.max_connections_per_ip,
                 })
             })
             .collect();
