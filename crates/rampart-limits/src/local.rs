@@ -74,17 +74,26 @@ impl Gcra {
         let mut shard = self.shards[(key as usize) % SHARDS]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let tat = shard.get(&key).copied().unwrap_or(now).max(now);
-        let wait = tat.saturating_sub(tau).saturating_sub(now);
-        if wait > max_wait {
+        // Known keys: one probe, updated in place (the common, hot path).
+        if let Some(v) = shard.get_mut(&key) {
+            let tat = (*v).max(now);
+            let wait = tat.saturating_sub(tau).saturating_sub(now);
+            if wait > max_wait {
+                return Step {
+                    allowed: false,
+                    wait_ns: wait,
+                    ahead_ns: tat - now,
+                };
+            }
+            *v = tat + t;
             return Step {
-                allowed: false,
+                allowed: true,
                 wait_ns: wait,
-                ahead_ns: tat - now,
+                ahead_ns: tat + t - now,
             };
         }
-        let new = tat + t;
-        if shard.len() >= self.max_keys_per_shard && !shard.contains_key(&key) {
+        // A new key starts with a full burst; make room first if the shard is full.
+        if shard.len() >= self.max_keys_per_shard {
             // Expired entries are equivalent to absent ones; if none, drop arbitrary ones
             // (those keys restart with a full burst: bounded memory over perfect memory).
             shard.retain(|_, v| *v > now);
@@ -95,11 +104,11 @@ impl Gcra {
                 }
             }
         }
-        shard.insert(key, new);
+        shard.insert(key, now + t);
         Step {
             allowed: true,
-            wait_ns: wait,
-            ahead_ns: new - now,
+            wait_ns: 0,
+            ahead_ns: t,
         }
     }
 
