@@ -102,7 +102,16 @@ auth:
       algorithms: [RS256]
       keys: [{ pem: $WORK/jwt-pub.pem }]
       allow_unknown_subjects: true
+redis: redis://127.0.0.1:6379
 routes:
+  - name: limited
+    paths: ["/limited"]
+    upstream: up
+    rate_limit: [{ key: client_ip, rate: 10000000/s }]
+  - name: limited-redis
+    paths: ["/limited-redis"]
+    upstream: up
+    rate_limit: [{ key: client_ip, rate: 10000000/s, backend: redis }]
   - name: key
     paths: ["/key"]
     upstream: up
@@ -181,3 +190,16 @@ done
 NONE=$(echo $A_NONE | awk '{print $2}')
 echo "api key / no auth = $(ratio $(echo $A_KEY | awk '{print $2}') $NONE) (target >= 90%)"
 echo "jwt rs256 / no auth = $(ratio $(echo $A_JWT | awk '{print $2}') $NONE) (target >= 90%)"
+
+echo
+echo "Rate limiting (plain HTTP, same run; limits high enough that nothing is rejected)"
+L_NONE=$(run no-limit http://127.0.0.1:$RP/item)
+L_LOCAL=$(run local-limit http://127.0.0.1:$RP/limited)
+L_REDIS=$(run redis-limit http://127.0.0.1:$RP/limited-redis)
+printf "%-24s %12s %10s %10s  %s\n" target "req/s" p50 p99 notes
+for r in "$L_NONE" "$L_LOCAL" "$L_REDIS"; do
+  set -- $r
+  name=$1; rps=$2; p50=$3; p99=$4; shift 4
+  printf "%-24s %12s %10s %10s  %s\n" $name $rps $p50 $p99 "$*"
+done
+echo "local limit / no limit = $(ratio $(echo $L_LOCAL | awk '{print $2}') $(echo $L_NONE | awk '{print $2}')) (target >= 95%)"

@@ -325,7 +325,7 @@ impl Limiter {
             let h = local::hash_key(&key);
             let one = match l.backend {
                 LimitBackend::Local => self.local(l, h),
-                LimitBackend::Redis => match self.remote(l, h).await {
+                LimitBackend::Redis => match self.remote(l, local::stable_hash(&key)).await {
                     Ok(o) => o,
                     Err(()) => {
                         d.backend_error = true;

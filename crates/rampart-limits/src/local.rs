@@ -31,12 +31,22 @@ impl Hasher for IdHasher {
 
 type Map = HashMap<u64, u64, BuildHasherDefault<IdHasher>>;
 
+/// The in-process key: SipHash with per-process random keys, so clients cannot choose
+/// keys (e.g. header values) that collide and degrade a shard.
 pub fn hash_key(key: &str) -> u64 {
+    use std::hash::BuildHasher;
+    static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    STATE
+        .get_or_init(std::collections::hash_map::RandomState::new)
+        .hash_one(key)
+}
+
+/// A hash that is the same on every node, for keys shared through Redis.
+pub fn stable_hash(key: &str) -> u64 {
     let mut h = DefaultHasher::new();
     key.hash(&mut h);
-    // Mix so that the shard index (low bits) and the map's hashing (all bits) both spread.
-    let x = h.finish();
-    x ^ (x >> 29).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+    h.finish()
 }
 
 pub struct Gcra {
