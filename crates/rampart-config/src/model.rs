@@ -37,6 +37,67 @@ pub struct Config {
     /// Shared limiter state for `backend: redis` (e.g. redis://127.0.0.1:6379).
     #[serde(default)]
     pub redis: Option<String>,
+    /// The security event stream (for SIEMs).
+    #[serde(default)]
+    pub events: EventsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct EventsConfig {
+    /// JSON lines, one per request on which a security stage decided something.
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub stdout: bool,
+    #[serde(default)]
+    pub syslog: Option<SyslogSink>,
+    #[serde(default)]
+    pub webhook: Option<WebhookSink>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct SyslogSink {
+    pub address: String,
+    /// `udp` (default) or `tcp` (RFC 6587 octet counting).
+    #[serde(default = "default_udp")]
+    pub protocol: String,
+    /// `json` (default) or `cef`.
+    #[serde(default = "default_json")]
+    pub format: String,
+}
+
+fn default_udp() -> String {
+    "udp".into()
+}
+fn default_json() -> String {
+    "json".into()
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct WebhookSink {
+    pub url: String,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    #[serde(default = "default_flush")]
+    pub flush_interval: HumanDuration,
+    /// Events held while the webhook is slow or down; beyond, they are dropped and counted.
+    #[serde(default = "default_buffer")]
+    pub max_buffer: usize,
+    #[serde(default = "default_retries_webhook")]
+    pub max_retries: u32,
+}
+
+fn default_batch() -> usize {
+    100
+}
+fn default_flush() -> HumanDuration {
+    HumanDuration::from_secs(1)
+}
+fn default_buffer() -> usize {
+    10_000
+}
+fn default_retries_webhook() -> u32 {
+    3
 }
 
 /// One limit: a rate (GCRA, exact per request) or a long-period quota.

@@ -268,6 +268,31 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
 
+    if let Some(s) = &c.events.syslog {
+        if s.address.parse::<SocketAddr>().is_err() {
+            err(
+                "events.syslog.address".into(),
+                format!("{:?} is not an IP:port address", s.address),
+            );
+        }
+        if s.protocol != "udp" && s.protocol != "tcp" {
+            err("events.syslog.protocol".into(), "must be udp or tcp".into());
+        }
+        if s.format != "json" && s.format != "cef" {
+            err("events.syslog.format".into(), "must be json or cef".into());
+        }
+    }
+    if let Some(w) = &c.events.webhook {
+        if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+            err("events.webhook.url".into(), "must be an http(s) URL".into());
+        }
+        if w.batch_size == 0 || w.max_buffer == 0 {
+            err(
+                "events.webhook".into(),
+                "batch_size and max_buffer must be above 0".into(),
+            );
+        }
+    }
     let l = &c.limits;
     if l.max_request_body.0 == 0 {
         err("limits.max_request_body".into(), "must be above 0".into());

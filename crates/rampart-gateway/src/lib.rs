@@ -95,10 +95,30 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    let ev = &config.events;
+    let sinks = rampart_events::SinkConfig {
+        file: ev.file.clone(),
+        stdout: ev.stdout,
+        syslog: ev.syslog.as_ref().map(|s| rampart_events::SyslogConfig {
+            address: s.address.clone(),
+            tcp: s.protocol == "tcp",
+            cef: s.format == "cef",
+        }),
+        webhook: ev.webhook.as_ref().map(|w| rampart_events::WebhookConfig {
+            url: w.url.clone(),
+            batch_size: w.batch_size,
+            flush_interval: w.flush_interval.0,
+            max_buffer: w.max_buffer,
+            max_retries: w.max_retries,
+        }),
+    };
+    let events = Arc::new(rampart_events::Events::start(&sinks, background.handle())?);
+    metrics::metrics().watch_events(events.stats.clone());
     let mut http = pingora::proxy::http_proxy(
         &server.configuration,
         proxy::Gateway {
             state: state.clone(),
+            events,
         },
     );
     let mut o = HttpServerOptions::default();

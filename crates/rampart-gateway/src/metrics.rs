@@ -19,6 +19,10 @@ pub struct Metrics {
     pub ratelimit_rejected: IntCounterVec,
     pub ratelimit_backend_errors: IntCounterVec,
     pub access_log_dropped: IntCounter,
+    events: std::sync::OnceLock<std::sync::Arc<rampart_events::Stats>>,
+    events_emitted: prometheus::IntGauge,
+    events_dropped: prometheus::IntGauge,
+    pub blocked: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -112,6 +116,22 @@ impl Metrics {
             "Access log lines dropped because the writer could not keep up",
         )
         .unwrap();
+        let events_emitted =
+            prometheus::IntGauge::new("rampart_security_events_total", "Security events emitted")
+                .unwrap();
+        let events_dropped = prometheus::IntGauge::new(
+            "rampart_security_events_dropped_total",
+            "Security events dropped by a full or failing sink",
+        )
+        .unwrap();
+        let blocked = IntCounterVec::new(
+            Opts::new(
+                "rampart_blocked_requests_total",
+                "Requests blocked by a security stage, by route and stage",
+            ),
+            &["route", "stage"],
+        )
+        .unwrap();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -124,6 +144,9 @@ impl Metrics {
             Box::new(ratelimit_rejected.clone()),
             Box::new(ratelimit_backend_errors.clone()),
             Box::new(access_log_dropped.clone()),
+            Box::new(events_emitted.clone()),
+            Box::new(events_dropped.clone()),
+            Box::new(blocked.clone()),
         ] {
             registry.register(c).unwrap();
         }
@@ -143,10 +166,24 @@ impl Metrics {
             ratelimit_rejected,
             ratelimit_backend_errors,
             access_log_dropped,
+            events: std::sync::OnceLock::new(),
+            events_emitted,
+            events_dropped,
+            blocked,
         }
     }
 
+    /// Event-stream counters live in rampart-events; they are copied into gauges at render.
+    pub fn watch_events(&self, stats: std::sync::Arc<rampart_events::Stats>) {
+        let _ = self.events.set(stats);
+    }
+
     pub fn render(&self) -> Vec<u8> {
+        if let Some(s) = self.events.get() {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.events_emitted.set(s.emitted.load(Relaxed) as i64);
+            self.events_dropped.set(s.dropped.load(Relaxed) as i64);
+        }
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

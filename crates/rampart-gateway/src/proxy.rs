@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub struct Gateway {
     pub state: Arc<ArcSwap<Snapshot>>,
+    pub events: Arc<rampart_events::Events>,
 }
 
 /// A refusal decided by a stage; the response body is the standard JSON error.
@@ -476,6 +477,24 @@ fn stage_route(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     }
 }
 
+/// The request URI for events, with an API key sent as a query parameter redacted: events
+/// never carry credentials.
+fn redacted_uri(uri: &http::Uri, snap: Option<&Snapshot>) -> String {
+    let path = uri.path();
+    let Some(q) = uri.query() else {
+        return path.to_string();
+    };
+    let secret = snap.and_then(|s| s.config.auth.api_key.query.as_deref());
+    let q: Vec<String> = q
+        .split('&')
+        .map(|kv| match (kv.split_once('='), secret) {
+            (Some((k, _)), Some(name)) if k == name => format!("{k}=REDACTED"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", q.join("&"))
+}
+
 /// Rampart's own JSON error body: never upstream details, never request content.
 pub fn error_body(message: &str, request_id: &str) -> Bytes {
     let v = serde_json::json!({ "error": message, "request_id": request_id });
@@ -531,6 +550,47 @@ fn is_idempotent(m: &http::Method) -> bool {
 }
 
 impl Gateway {
+    /// One event for a request a security stage refused (routing 404/405 and redirects are
+    /// not security decisions).
+    fn security_event(&self, session: &Session, ctx: &Ctx, route: &str, status: u16) {
+        let Some((stage, reason)) = ctx.refused else {
+            return;
+        };
+        if matches!(stage, "route" | "https_redirect") {
+            return;
+        }
+        metrics().blocked.with_label_values(&[route, stage]).inc();
+        if !self.events.enabled() {
+            return;
+        }
+        let req = session.req_header();
+        let reason = match (&ctx.authz, stage) {
+            (Some(d), "authorize") => d.reason.clone(),
+            _ => reason.to_string(),
+        };
+        self.events.emit(rampart_events::Event {
+            ts: rampart_events::Event::now_ts(),
+            request_id: ctx.request_id.clone(),
+            client_ip: ctx.client_ip.map(|i| i.to_string()),
+            method: req.method.as_str().to_string(),
+            host: ctx.host.clone(),
+            uri: redacted_uri(&req.uri, ctx.snap.as_deref()),
+            route: (route != "-").then(|| route.to_string()),
+            stage: stage.to_string(),
+            action: "block".into(),
+            status,
+            reason,
+            consumer: ctx.principal.as_ref().map(|p| p.consumer_id.clone()),
+            anomaly_score: None,
+            rules: Vec::new(),
+            policies: ctx
+                .authz
+                .as_ref()
+                .map(|d| d.policies.clone())
+                .unwrap_or_default(),
+        });
+    }
+
     /// Who the upstream is told the caller is, and which credentials it may see.
     fn identity_headers(
         &self,
@@ -955,6 +1015,7 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[pool.name.as_str()])
                 .observe(t.as_secs_f64());
         }
+        self.security_event(session, ctx, route, status);
         if !crate::access_log::enabled() {
             return;
         }

@@ -64,9 +64,10 @@ impl Reloader {
             || config.admin != old.admin
             || config.server.threads != old.server.threads
             || config.access_log != old.access_log
+            || config.events != old.events
         {
             return Err(format!(
-                "{}: listeners, admin, server.threads and access_log can only change with a restart",
+                "{}: listeners, admin, server.threads, access_log and events can only change with a restart",
                 self.path.display()
             ));
         }

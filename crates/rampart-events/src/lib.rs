@@ -1,0 +1,378 @@
+//! Rampart's security event stream: one JSON object per request on which a security stage
+//! decided something. Sinks: a JSON-lines file (on disk within 100 ms), stdout, syslog
+//! (RFC 5424 over UDP or TCP, optionally CEF-formatted), and an HTTP webhook with batching,
+//! retry with backoff and a bounded buffer. Emitting never blocks the data plane: when a
+//! sink's queue is full the event is dropped for that sink and counted.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+
+/// One matched WAF rule (filled in by the WAF stage).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RuleMatch {
+    pub id: u64,
+    pub msg: String,
+    pub data: String,
+    pub severity: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Event {
+    pub ts: String,
+    pub request_id: String,
+    pub client_ip: Option<String>,
+    pub method: String,
+    pub host: String,
+    pub uri: String,
+    pub route: Option<String>,
+    /// The stage that decided: `framing`, `authenticate`, `authorize`, `rate_limit`, `waf`...
+    pub stage: String,
+    /// `block`, `detect` or `allow`.
+    pub action: String,
+    pub status: u16,
+    /// Why (never a credential or a payload).
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomaly_score: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleMatch>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+}
+
+impl Event {
+    pub fn now_ts() -> String {
+        humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+    }
+}
+
+/// Where events go.
+#[derive(Debug, Clone, Default)]
+pub struct SinkConfig {
+    pub file: Option<String>,
+    pub stdout: bool,
+    pub syslog: Option<SyslogConfig>,
+    pub webhook: Option<WebhookConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyslogConfig {
+    pub address: String,
+    pub tcp: bool,
+    pub cef: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub max_buffer: usize,
+    pub max_retries: u32,
+}
+
+/// Counters exposed as metrics by the gateway.
+#[derive(Default)]
+pub struct Stats {
+    pub emitted: AtomicU64,
+    pub dropped: AtomicU64,
+    pub webhook_failed_batches: AtomicU64,
+}
+
+/// The handle the data plane emits to.
+pub struct Events {
+    sinks: Vec<mpsc::Sender<Arc<Event>>>,
+    pub stats: Arc<Stats>,
+}
+
+const QUEUE: usize = 10_000;
+
+impl Events {
+    /// Start the sink tasks on `rt`.
+    pub fn start(cfg: &SinkConfig, rt: &tokio::runtime::Handle) -> Result<Events, String> {
+        let stats = Arc::new(Stats::default());
+        let mut sinks = Vec::new();
+        if let Some(path) = &cfg.file {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("events file {path}: {e}"))?;
+            let (tx, rx) = mpsc::channel(QUEUE);
+            std::thread::Builder::new()
+                .name("rampart-events-file".into())
+                .spawn(move || write_lines(Box::new(f), rx))
+                .map_err(|e| e.to_string())?;
+            sinks.push(tx);
+        }
+        if cfg.stdout {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            std::thread::Builder::new()
+                .name("rampart-events-stdout".into())
+                .spawn(move || write_lines(Box::new(std::io::stdout()), rx))
+                .map_err(|e| e.to_string())?;
+            sinks.push(tx);
+        }
+        if let Some(s) = &cfg.syslog {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            rt.spawn(syslog_task(s.clone(), rx));
+            sinks.push(tx);
+        }
+        if let Some(w) = &cfg.webhook {
+            let (tx, rx) = mpsc::channel(w.max_buffer.max(1));
+            rt.spawn(webhook_task(w.clone(), rx, stats.clone()));
+            sinks.push(tx);
+        }
+        Ok(Events { sinks, stats })
+    }
+
+    pub fn disabled() -> Events {
+        Events {
+            sinks: Vec::new(),
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.sinks.is_empty()
+    }
+
+    /// Never blocks: a full sink drops the event and counts it.
+    pub fn emit(&self, e: Event) {
+        if self.sinks.is_empty() {
+            return;
+        }
+        self.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        let e = Arc::new(e);
+        for s in &self.sinks {
+            if s.try_send(e.clone()).is_err() {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Lines are flushed as soon as the queue is empty, so an event is on disk promptly.
+fn write_lines(out: Box<dyn std::io::Write + Send>, mut rx: mpsc::Receiver<Arc<Event>>) {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(out);
+    while let Some(e) = rx.blocking_recv() {
+        let mut write = |e: &Event| {
+            if let Ok(line) = serde_json::to_string(e) {
+                let _ = w.write_all(line.as_bytes());
+                let _ = w.write_all(b"\n");
+            }
+        };
+        write(&e);
+        while let Ok(more) = rx.try_recv() {
+            write(&more);
+        }
+        let _ = w.flush();
+    }
+}
+
+fn severity(e: &Event) -> u8 {
+    // RFC 5424: 4 warning for blocks, 5 notice for detections/other decisions.
+    if e.action == "block" {
+        4
+    } else {
+        5
+    }
+}
+
+fn cef_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('=', "\\=")
+        .replace('\n', " ")
+        .replace('\r', " ")
+}
+
+/// An RFC 5424 line; the message is the JSON event, or a CEF record.
+pub fn syslog_line(e: &Event, cef: bool) -> String {
+    let pri = 10 * 8 + severity(e); // facility 10: security/authorization (authpriv)
+    let msg = if cef {
+        format!(
+            "CEF:0|Rampart|Rampart|{}|{}|{}|{}|rt={} src={} requestMethod={} request={} cs1Label=requestId cs1={} cs2Label=route cs2={} outcome={} reason={}",
+            env!("CARGO_PKG_VERSION"),
+            cef_escape(&e.stage).replace('|', "/"),
+            cef_escape(&e.reason).replace('|', "/"),
+            if e.action == "block" { 7 } else { 4 },
+            cef_escape(&e.ts),
+            cef_escape(e.client_ip.as_deref().unwrap_or("-")),
+            cef_escape(&e.method),
+            cef_escape(&e.uri),
+            cef_escape(&e.request_id),
+            cef_escape(e.route.as_deref().unwrap_or("-")),
+            e.status,
+            cef_escape(&e.reason),
+        )
+    } else {
+        serde_json::to_string(e).unwrap_or_default()
+    };
+    format!("<{pri}>1 {} - rampart - security - {msg}", e.ts)
+}
+
+async fn syslog_task(cfg: SyslogConfig, mut rx: mpsc::Receiver<Arc<Event>>) {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp: Option<tokio::net::TcpStream> = None;
+    let udp = if cfg.tcp {
+        None
+    } else {
+        match tokio::net::UdpSocket::bind("0.0.0.0:0").await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("events: syslog socket: {e}");
+                return;
+            }
+        }
+    };
+    while let Some(e) = rx.recv().await {
+        let line = syslog_line(&e, cfg.cef);
+        if let Some(u) = &udp {
+            let _ = u.send_to(line.as_bytes(), &cfg.address).await;
+            continue;
+        }
+        // TCP: octet-counted framing (RFC 6587), reconnecting on failure.
+        let framed = format!("{} {line}", line.len());
+        for _ in 0..2 {
+            if tcp.is_none() {
+                tcp = tokio::net::TcpStream::connect(&cfg.address).await.ok();
+            }
+            let ok = match tcp.as_mut() {
+                Some(s) => s.write_all(framed.as_bytes()).await.is_ok(),
+                None => false,
+            };
+            if ok {
+                break;
+            }
+            tcp = None;
+        }
+    }
+}
+
+async fn webhook_task(cfg: WebhookConfig, mut rx: mpsc::Receiver<Arc<Event>>, stats: Arc<Stats>) {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("events: webhook client: {e}");
+            return;
+        }
+    };
+    let mut batch: Vec<Arc<Event>> = Vec::new();
+    loop {
+        let deadline = tokio::time::sleep(cfg.flush_interval);
+        tokio::pin!(deadline);
+        let closed = loop {
+            tokio::select! {
+                e = rx.recv() => match e {
+                    Some(e) => {
+                        batch.push(e);
+                        if batch.len() >= cfg.batch_size {
+                            break false;
+                        }
+                    }
+                    None => break true,
+                },
+                _ = &mut deadline => break false,
+            }
+        };
+        if !batch.is_empty() {
+            let body: Vec<&Event> = batch.iter().map(|e| e.as_ref()).collect();
+            let mut delay = Duration::from_millis(100);
+            let mut sent = false;
+            for _ in 0..=cfg.max_retries {
+                match client.post(&cfg.url).json(&body).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        sent = true;
+                        break;
+                    }
+                    _ => {
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+            if !sent {
+                stats.webhook_failed_batches.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .dropped
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            batch.clear();
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev() -> Event {
+        Event {
+            ts: "2026-11-24T10:00:00.000Z".into(),
+            request_id: "r1".into(),
+            client_ip: Some("192.0.2.1".into()),
+            method: "GET".into(),
+            host: "h".into(),
+            uri: "/a=b|c".into(),
+            route: Some("r".into()),
+            stage: "authorize".into(),
+            action: "block".into(),
+            status: 403,
+            reason: "group x is denied".into(),
+            consumer: Some("bob".into()),
+            anomaly_score: None,
+            rules: Vec::new(),
+            policies: vec!["p1".into()],
+        }
+    }
+
+    #[test]
+    fn syslog_formats() {
+        let l = syslog_line(&ev(), false);
+        assert!(
+            l.starts_with("<84>1 2026-11-24T10:00:00.000Z - rampart - security - {"),
+            "{l}"
+        );
+        let c = syslog_line(&ev(), true);
+        assert!(c.contains("CEF:0|Rampart|Rampart|"), "{c}");
+        assert!(c.contains("request=/a\\=b|c"), "{c}");
+    }
+
+    #[tokio::test]
+    async fn file_sink_is_prompt() {
+        let dir = std::env::temp_dir().join(format!("rampart-events-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("e.jsonl");
+        let ev_cfg = SinkConfig {
+            file: Some(path.display().to_string()),
+            ..Default::default()
+        };
+        let events = Events::start(&ev_cfg, &tokio::runtime::Handle::current()).unwrap();
+        let start = std::time::Instant::now();
+        events.emit(ev());
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.contains("\"request_id\":\"r1\"") {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_millis(100),
+                "not on disk within 100 ms"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
