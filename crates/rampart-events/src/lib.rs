@@ -189,8 +189,7 @@ fn severity(e: &Event) -> u8 {
 fn cef_escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('=', "\\=")
-        .replace('\n', " ")
-        .replace('\r', " ")
+        .replace(['\n', '\r'], " ")
 }
 
 /// An RFC 5424 line; the message is the JSON event, or a CEF record.
