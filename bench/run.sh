@@ -145,6 +145,14 @@ run() { # name url [extra wrk args]
   errs=$(awk '/Non-2xx|Socket errors/' $WORK/$name.txt | tr '\n' ' ')
   echo "$name $rps $p50 $p99 $errs"
 }
+table() { # rows from run(), printed under one header
+  printf "%-24s %12s %10s %10s  %s\n" target "req/s" p50 p99 notes
+  for r in "$@"; do
+    set -- $r
+    local name=$1 rps=$2 p50=$3 p99=$4; shift 4
+    printf "%-24s %12s %10s %10s  %s\n" $name $rps $p50 $p99 "$*"
+  done
+}
 echo "wrk -t1 -c$CONN -d${DUR}s, GET with a 100-byte JSON response, one worker each"
 R_DIRECT=$(run direct http://127.0.0.1:$UP/item)
 R_NGINX=$(run nginx http://127.0.0.1:$PX/item)
@@ -167,12 +175,7 @@ T_NGINX_KA=$(run nginx-tls-keepalive https://localhost:$PXS/item)
 T_RAMPART_KA=$(run rampart-tls-keepalive https://localhost:$RPS/item)
 T_NGINX_HS=$(run nginx-tls-handshake https://localhost:$PXS/item -H "Connection: close")
 T_RAMPART_HS=$(run rampart-tls-handshake https://localhost:$RPS/item -H "Connection: close")
-printf "%-24s %12s %10s %10s  %s\n" target "req/s" p50 p99 notes
-for r in "$T_NGINX_KA" "$T_RAMPART_KA" "$T_NGINX_HS" "$T_RAMPART_HS"; do
-  set -- $r
-  name=$1; rps=$2; p50=$3; p99=$4; shift 4
-  printf "%-24s %12s %10s %10s  %s\n" $name $rps $p50 $p99 "$*"
-done
+table "$T_NGINX_KA" "$T_RAMPART_KA" "$T_NGINX_HS" "$T_RAMPART_HS"
 echo "keep-alive: rampart / nginx = $(ratio $(echo $T_RAMPART_KA | awk '{print $2}') $(echo $T_NGINX_KA | awk '{print $2}')) (target >= 90%)"
 echo "new handshakes: rampart / nginx = $(ratio $(echo $T_RAMPART_HS | awk '{print $2}') $(echo $T_NGINX_HS | awk '{print $2}')) (target >= 90%)"
 
@@ -181,12 +184,7 @@ echo "Authentication (plain HTTP, same run): no auth vs API key vs RS256 JWT"
 A_NONE=$(run no-auth http://127.0.0.1:$RP/item)
 A_KEY=$(run api-key http://127.0.0.1:$RP/key -H "X-API-Key: $API_KEY")
 A_JWT=$(run jwt-rs256 http://127.0.0.1:$RP/jwt -H "Authorization: Bearer $JWT")
-printf "%-24s %12s %10s %10s  %s\n" target "req/s" p50 p99 notes
-for r in "$A_NONE" "$A_KEY" "$A_JWT"; do
-  set -- $r
-  name=$1; rps=$2; p50=$3; p99=$4; shift 4
-  printf "%-24s %12s %10s %10s  %s\n" $name $rps $p50 $p99 "$*"
-done
+table "$A_NONE" "$A_KEY" "$A_JWT"
 NONE=$(echo $A_NONE | awk '{print $2}')
 echo "api key / no auth = $(ratio $(echo $A_KEY | awk '{print $2}') $NONE) (target >= 90%)"
 echo "jwt rs256 / no auth = $(ratio $(echo $A_JWT | awk '{print $2}') $NONE) (target >= 90%)"
@@ -196,10 +194,5 @@ echo "Rate limiting (plain HTTP, same run; limits high enough that nothing is re
 L_NONE=$(run no-limit http://127.0.0.1:$RP/item)
 L_LOCAL=$(run local-limit http://127.0.0.1:$RP/limited)
 L_REDIS=$(run redis-limit http://127.0.0.1:$RP/limited-redis)
-printf "%-24s %12s %10s %10s  %s\n" target "req/s" p50 p99 notes
-for r in "$L_NONE" "$L_LOCAL" "$L_REDIS"; do
-  set -- $r
-  name=$1; rps=$2; p50=$3; p99=$4; shift 4
-  printf "%-24s %12s %10s %10s  %s\n" $name $rps $p50 $p99 "$*"
-done
+table "$L_NONE" "$L_LOCAL" "$L_REDIS"
 echo "local limit / no limit = $(ratio $(echo $L_LOCAL | awk '{print $2}') $(echo $L_NONE | awk '{print $2}')) (target >= 95%)"

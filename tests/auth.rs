@@ -175,14 +175,6 @@ fn bcrypt_hash(pw: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn sha256_hex(s: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn config(up: &Upstream, idp: &Idp, lockout: &str) -> String {
     let pw = bcrypt_hash("correct horse");
     format!(
@@ -247,8 +239,8 @@ auth:
     paths: ["/open"]
     upstream: u
 "#,
-        key = sha256_hex("rk_alice_key"),
-        old = sha256_hex("rk_alice_old"),
+        key = sha256_hex(b"rk_alice_key"),
+        old = sha256_hex(b"rk_alice_old"),
         iss = idp.issuer(),
         up = upstream_yaml("u", &[up.addr], ""),
     )

@@ -30,11 +30,7 @@ fn token(claims: Value) -> String {
 }
 
 fn sha(s: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha256_hex(s.as_bytes())
 }
 
 fn base(up: &Upstream, extra_top: &str, routes: &str) -> String {
@@ -392,24 +388,16 @@ fn invalid_policies_are_config_errors_with_locations() {
         .unwrap();
     };
     write_cfg(&pol, None);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["validate", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let (code, err) = validate(&cfg);
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains(&format!("{}:2:", pol.display())), "{err}");
     assert!(err.contains("c.yaml:5:3: cedar.policies:"), "{err}");
     // Valid syntax, but not valid against the schema: an attribute that does not exist.
     let pol2 = dir.join("typed.cedar");
     std::fs::write(&pol2, "permit(principal, action == Action::\"GET\", resource)\nwhen { resource.owner == principal };\n").unwrap();
     write_cfg(&pol2, Some(&schema));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["validate", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = validate(&cfg);
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains(&format!("{}:2:", pol2.display())) && err.contains("owner"),
         "{err}"

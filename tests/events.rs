@@ -7,11 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn sha(s: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha256_hex(s.as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

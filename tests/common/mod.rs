@@ -370,3 +370,25 @@ pub fn upstream_yaml(name: &str, addrs: &[SocketAddr], extra: &str) -> String {
     let targets: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
     format!("  {name}:\n    targets: [{}]\n{extra}", targets.join(", "))
 }
+
+/// Hex SHA-256, as configs store API keys and as certificate fingerprints are shown.
+pub fn sha256_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `rampart validate --config PATH`: (exit code, stderr).
+pub fn validate(path: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["validate", "--config"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
