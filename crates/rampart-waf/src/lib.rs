@@ -5,5 +5,6 @@
 //! variables with selectors/exclusions/counting, operators, actions); evaluation comes next.
 
 pub mod parser;
+pub mod transform;
 
 pub use parser::{parse_files, parse_str, Action, Directive, Operator, ParseError, Rule, Variable};

@@ -1,0 +1,720 @@
+//! SecLang transformations (`t:`), with ModSecurity semantics, over bytes: attack payloads
+//! are not always valid UTF-8, and the rules must see them as sent.
+
+/// A transformation by its SecLang name (case-insensitive), or None if unknown.
+pub fn by_name(name: &str) -> Option<Transform> {
+    use Transform::*;
+    Some(match name.to_ascii_lowercase().as_str() {
+        "none" => None_,
+        "lowercase" => Lowercase,
+        "uppercase" => Uppercase,
+        "urldecode" => UrlDecode,
+        "urldecodeuni" => UrlDecodeUni,
+        "htmlentitydecode" => HtmlEntityDecode,
+        "jsdecode" => JsDecode,
+        "cssdecode" => CssDecode,
+        "cmdline" => CmdLine,
+        "compresswhitespace" => CompressWhitespace,
+        "removewhitespace" => RemoveWhitespace,
+        "removenulls" => RemoveNulls,
+        "replacenulls" => ReplaceNulls,
+        "removecomments" => RemoveComments,
+        "removecommentschar" => RemoveCommentsChar,
+        "replacecomments" => ReplaceComments,
+        "normalisepath" | "normalizepath" => NormalizePath,
+        "normalisepathwin" | "normalizepathwin" => NormalizePathWin,
+        "base64decode" => Base64Decode,
+        "base64decodeext" => Base64DecodeExt,
+        "base64encode" => Base64Encode,
+        "hexdecode" => HexDecode,
+        "hexencode" => HexEncode,
+        "sqlhexdecode" => SqlHexDecode,
+        "utf8tounicode" => Utf8ToUnicode,
+        "escapeseqdecode" => EscapeSeqDecode,
+        "length" => Length,
+        "sha1" => Sha1,
+        "md5" => Md5,
+        "trim" => Trim,
+        "trimleft" => TrimLeft,
+        "trimright" => TrimRight,
+        _ => return Option::None,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transform {
+    /// `t:none`: clears the transformations inherited so far.
+    None_,
+    Lowercase,
+    Uppercase,
+    UrlDecode,
+    UrlDecodeUni,
+    HtmlEntityDecode,
+    JsDecode,
+    CssDecode,
+    CmdLine,
+    CompressWhitespace,
+    RemoveWhitespace,
+    RemoveNulls,
+    ReplaceNulls,
+    RemoveComments,
+    RemoveCommentsChar,
+    ReplaceComments,
+    NormalizePath,
+    NormalizePathWin,
+    Base64Decode,
+    Base64DecodeExt,
+    Base64Encode,
+    HexDecode,
+    HexEncode,
+    SqlHexDecode,
+    Utf8ToUnicode,
+    EscapeSeqDecode,
+    Length,
+    Sha1,
+    Md5,
+    Trim,
+    TrimLeft,
+    TrimRight,
+}
+
+fn hexval(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// `%uHHHH` / `\uHHHH` to one byte as ModSecurity does without a unicode map: the low
+/// byte, with full-width ASCII (U+FF01..U+FF5E) folded to ASCII.
+fn unicode_to_byte(cp: u32) -> u8 {
+    if (0xff01..=0xff5e).contains(&cp) {
+        ((cp & 0xff) + 0x20) as u8
+    } else {
+        (cp & 0xff) as u8
+    }
+}
+
+impl Transform {
+    pub fn apply(self, v: &[u8]) -> Vec<u8> {
+        use Transform::*;
+        match self {
+            None_ => v.to_vec(),
+            Lowercase => v.to_ascii_lowercase(),
+            Uppercase => v.to_ascii_uppercase(),
+            UrlDecode => url_decode(v, false),
+            UrlDecodeUni => url_decode(v, true),
+            HtmlEntityDecode => html_entity_decode(v),
+            JsDecode => js_decode(v),
+            CssDecode => css_decode(v),
+            CmdLine => cmd_line(v),
+            CompressWhitespace => compress_ws(v),
+            RemoveWhitespace => v
+                .iter()
+                .copied()
+                .filter(|c| !is_space(*c) && *c != 0xa0)
+                .collect(),
+            RemoveNulls => v.iter().copied().filter(|c| *c != 0).collect(),
+            ReplaceNulls => v.iter().map(|c| if *c == 0 { b' ' } else { *c }).collect(),
+            RemoveComments => remove_comments(v),
+            RemoveCommentsChar => remove_comment_chars(v),
+            ReplaceComments => replace_comments(v),
+            NormalizePath => normalize_path(v, false),
+            NormalizePathWin => normalize_path(v, true),
+            Base64Decode => base64_decode(v, false),
+            Base64DecodeExt => base64_decode(v, true),
+            Base64Encode => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .encode(v)
+                    .into_bytes()
+            }
+            HexDecode => hex_decode(v),
+            HexEncode => v
+                .iter()
+                .flat_map(|b| format!("{b:02x}").into_bytes())
+                .collect(),
+            SqlHexDecode => sql_hex_decode(v),
+            Utf8ToUnicode => utf8_to_unicode(v),
+            EscapeSeqDecode => escape_seq_decode(v),
+            Length => v.len().to_string().into_bytes(),
+            Sha1 => {
+                use sha1::Digest;
+                sha1::Sha1::digest(v).to_vec()
+            }
+            Md5 => {
+                use md5::Digest;
+                md5::Md5::digest(v).to_vec()
+            }
+            Trim => trim(v, true, true),
+            TrimLeft => trim(v, true, false),
+            TrimRight => trim(v, false, true),
+        }
+    }
+}
+
+fn url_decode(v: &[u8], uni: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                if uni && i + 5 < v.len() && matches!(v.get(i + 1), Some(b'u' | b'U')) {
+                    let hex: Option<Vec<u8>> = v[i + 2..(i + 6).min(v.len())]
+                        .iter()
+                        .map(|c| hexval(*c))
+                        .collect();
+                    if let Some(h) = hex.filter(|h| h.len() == 4) {
+                        let cp = h.iter().fold(0u32, |a, d| a * 16 + u32::from(*d));
+                        out.push(unicode_to_byte(cp));
+                        i += 6;
+                        continue;
+                    }
+                }
+                match (
+                    v.get(i + 1).and_then(|c| hexval(*c)),
+                    v.get(i + 2).and_then(|c| hexval(*c)),
+                ) {
+                    (Some(a), Some(b)) => {
+                        out.push(a * 16 + b);
+                        i += 3;
+                    }
+                    // Invalid encodings are kept as they are.
+                    _ => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn html_entity_decode(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'&' {
+            let rest = &v[i + 1..];
+            if let Some(r) = rest.strip_prefix(b"#") {
+                let (hex, digits) = match r.first() {
+                    Some(b'x' | b'X') => (true, &r[1..]),
+                    _ => (false, r),
+                };
+                let n = digits
+                    .iter()
+                    .take_while(|c| {
+                        if hex {
+                            c.is_ascii_hexdigit()
+                        } else {
+                            c.is_ascii_digit()
+                        }
+                    })
+                    .count();
+                if n > 0 {
+                    let text = std::str::from_utf8(&digits[..n]).unwrap_or("0");
+                    let val = u32::from_str_radix(text, if hex { 16 } else { 10 }).unwrap_or(0);
+                    out.push((val & 0xff) as u8);
+                    let mut used = 1 + usize::from(hex) + n;
+                    if digits.get(n) == Some(&b';') {
+                        used += 1;
+                    }
+                    i += 1 + used;
+                    continue;
+                }
+            } else {
+                let named: [(&[u8], u8); 5] = [
+                    (b"quot", b'"'),
+                    (b"amp", b'&'),
+                    (b"lt", b'<'),
+                    (b"gt", b'>'),
+                    (b"nbsp", 0xa0),
+                ];
+                if let Some((name, ch)) = named
+                    .iter()
+                    .find(|(n, _)| rest.len() >= n.len() && rest[..n.len()].eq_ignore_ascii_case(n))
+                {
+                    out.push(*ch);
+                    let mut used = name.len();
+                    if rest.get(used) == Some(&b';') {
+                        used += 1;
+                    }
+                    i += 1 + used;
+                    continue;
+                }
+            }
+        }
+        out.push(v[i]);
+        i += 1;
+    }
+    out
+}
+
+fn js_decode(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] != b'\\' || i + 1 >= v.len() {
+            out.push(v[i]);
+            i += 1;
+            continue;
+        }
+        let c = v[i + 1];
+        let hex_n = |start: usize, n: usize| -> Option<u32> {
+            let s = v.get(start..start + n)?;
+            s.iter()
+                .try_fold(0u32, |a, c| hexval(*c).map(|d| a * 16 + u32::from(d)))
+        };
+        match c {
+            b'u' => {
+                if let Some(cp) = hex_n(i + 2, 4) {
+                    out.push(unicode_to_byte(cp));
+                    i += 6;
+                    continue;
+                }
+                out.push(b'u');
+                i += 2;
+            }
+            b'x' => {
+                if let Some(b) = hex_n(i + 2, 2) {
+                    out.push(b as u8);
+                    i += 4;
+                    continue;
+                }
+                out.push(b'x');
+                i += 2;
+            }
+            b'0'..=b'7' => {
+                let n = v[i + 1..]
+                    .iter()
+                    .take(3)
+                    .take_while(|c| (b'0'..=b'7').contains(c))
+                    .count();
+                let val = v[i + 1..i + 1 + n]
+                    .iter()
+                    .fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
+                out.push((val & 0xff) as u8);
+                i += 1 + n;
+            }
+            b'a' => {
+                out.push(7);
+                i += 2;
+            }
+            b'b' => {
+                out.push(8);
+                i += 2;
+            }
+            b'f' => {
+                out.push(12);
+                i += 2;
+            }
+            b'n' => {
+                out.push(b'\n');
+                i += 2;
+            }
+            b'r' => {
+                out.push(b'\r');
+                i += 2;
+            }
+            b't' => {
+                out.push(b'\t');
+                i += 2;
+            }
+            b'v' => {
+                out.push(11);
+                i += 2;
+            }
+            other => {
+                out.push(other);
+                i += 2;
+            }
+        }
+    }
+    out
+}
+
+fn css_decode(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] != b'\\' {
+            out.push(v[i]);
+            i += 1;
+            continue;
+        }
+        if i + 1 >= v.len() {
+            // A trailing backslash is dropped.
+            i += 1;
+            continue;
+        }
+        let n = v[i + 1..]
+            .iter()
+            .take(6)
+            .take_while(|c| c.is_ascii_hexdigit())
+            .count();
+        if n > 0 {
+            let cp = v[i + 1..i + 1 + n]
+                .iter()
+                .fold(0u32, |a, c| a * 16 + u32::from(hexval(*c).unwrap_or(0)));
+            out.push(unicode_to_byte(cp));
+            i += 1 + n;
+            // One whitespace after a hex escape belongs to it.
+            if v.get(i).is_some_and(|c| is_space(*c)) {
+                i += 1;
+            }
+        } else if v[i + 1] == b'\n' {
+            i += 2;
+        } else {
+            out.push(v[i + 1]);
+            i += 2;
+        }
+    }
+    out
+}
+
+fn cmd_line(v: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(v.len());
+    let mut space = false;
+    for &c in v {
+        match c {
+            b'\\' | b'"' | b'\'' | b'^' => {}
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b',' | b';' => {
+                if !space {
+                    out.push(b' ');
+                    space = true;
+                }
+            }
+            b'/' | b'(' => {
+                if space {
+                    out.pop();
+                }
+                space = false;
+                out.push(c);
+            }
+            c => {
+                space = false;
+                out.push(c.to_ascii_lowercase());
+            }
+        }
+    }
+    out
+}
+
+fn compress_ws(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut in_ws = false;
+    for &c in v {
+        if is_space(c) || c == 0xa0 {
+            if !in_ws {
+                out.push(b' ');
+            }
+            in_ws = true;
+        } else {
+            out.push(c);
+            in_ws = false;
+        }
+    }
+    out
+}
+
+fn replace_comments(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i..].starts_with(b"/*") {
+            match v[i + 2..].windows(2).position(|w| w == b"*/") {
+                Some(p) => i += 2 + p + 2,
+                None => i = v.len(),
+            }
+            out.push(b' ');
+        } else {
+            out.push(v[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn remove_comments(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i..].starts_with(b"/*") {
+            match v[i + 2..].windows(2).position(|w| w == b"*/") {
+                Some(p) => i += 2 + p + 2,
+                None => i = v.len(),
+            }
+        } else if v[i..].starts_with(b"--") || v[i] == b'#' {
+            // To the end of the line.
+            match v[i..].iter().position(|c| *c == b'\n') {
+                Some(p) => i += p,
+                None => i = v.len(),
+            }
+        } else {
+            out.push(v[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn remove_comment_chars(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i..].starts_with(b"/*") || v[i..].starts_with(b"*/") || v[i..].starts_with(b"--") {
+            i += 2;
+        } else if v[i] == b'#' {
+            i += 1;
+        } else {
+            out.push(v[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn normalize_path(v: &[u8], win: bool) -> Vec<u8> {
+    let v: Vec<u8> = if win {
+        v.iter()
+            .map(|c| if *c == b'\\' { b'/' } else { *c })
+            .collect()
+    } else {
+        v.to_vec()
+    };
+    let absolute = v.first() == Some(&b'/');
+    let trailing = v.last() == Some(&b'/') && v.len() > 1;
+    let mut segs: Vec<&[u8]> = Vec::new();
+    for seg in v.split(|c| *c == b'/') {
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                if segs.last().is_some_and(|s| *s != b"..") {
+                    segs.pop();
+                } else if !absolute {
+                    segs.push(seg);
+                }
+            }
+            s => segs.push(s),
+        }
+    }
+    let mut out = Vec::with_capacity(v.len());
+    if absolute {
+        out.push(b'/');
+    }
+    out.extend_from_slice(&segs.join(&b'/'));
+    if trailing && !out.ends_with(b"/") {
+        out.push(b'/');
+    }
+    out
+}
+
+fn base64_decode(v: &[u8], ext: bool) -> Vec<u8> {
+    use base64::Engine;
+    let clean: Vec<u8> = if ext {
+        v.iter()
+            .copied()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/'))
+            .collect()
+    } else {
+        // Decode the longest valid prefix, as ModSecurity stops at the first invalid byte.
+        v.iter()
+            .copied()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
+            .filter(|c| *c != b'=')
+            .collect()
+    };
+    let usable = clean.len() - clean.len() % 4
+        + if clean.len() % 4 >= 2 {
+            clean.len() % 4
+        } else {
+            0
+        };
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(&clean[..usable])
+        .unwrap_or_default()
+}
+
+fn hex_decode(v: &[u8]) -> Vec<u8> {
+    v.chunks(2)
+        .filter_map(|p| match p {
+            [a, b] => Some(hexval(*a)? * 16 + hexval(*b)?),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sql_hex_decode(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if (v[i..].starts_with(b"0x") || v[i..].starts_with(b"0X"))
+            && v.get(i + 2).is_some_and(|c| c.is_ascii_hexdigit())
+            && v.get(i + 3).is_some_and(|c| c.is_ascii_hexdigit())
+        {
+            i += 2;
+            while i + 1 < v.len() && v[i].is_ascii_hexdigit() && v[i + 1].is_ascii_hexdigit() {
+                out.push(hexval(v[i]).unwrap_or(0) * 16 + hexval(v[i + 1]).unwrap_or(0));
+                i += 2;
+            }
+        } else {
+            out.push(v[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn utf8_to_unicode(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        let c = v[i];
+        let len = match c {
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => 1,
+        };
+        if len > 1 {
+            if let Some(s) = v.get(i..i + len).and_then(|s| std::str::from_utf8(s).ok()) {
+                let cp = s.chars().next().map(u32::from).unwrap_or(0);
+                out.extend_from_slice(format!("%u{:04x}", cp & 0xffff).as_bytes());
+                i += len;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+fn escape_seq_decode(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] != b'\\' || i + 1 >= v.len() {
+            out.push(v[i]);
+            i += 1;
+            continue;
+        }
+        let c = v[i + 1];
+        let simple = match c {
+            b'a' => Some(7),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            b'v' => Some(11),
+            b'\\' | b'?' | b'\'' | b'"' => Some(c),
+            _ => None,
+        };
+        if let Some(s) = simple {
+            out.push(s);
+            i += 2;
+        } else if c == b'x'
+            && v.get(i + 2).is_some_and(|x| x.is_ascii_hexdigit())
+            && v.get(i + 3).is_some_and(|x| x.is_ascii_hexdigit())
+        {
+            out.push(hexval(v[i + 2]).unwrap_or(0) * 16 + hexval(v[i + 3]).unwrap_or(0));
+            i += 4;
+        } else if (b'0'..=b'7').contains(&c) {
+            let n = v[i + 1..]
+                .iter()
+                .take(3)
+                .take_while(|c| (b'0'..=b'7').contains(c))
+                .count();
+            let val = v[i + 1..i + 1 + n]
+                .iter()
+                .fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
+            out.push((val & 0xff) as u8);
+            i += 1 + n;
+        } else {
+            out.push(b'\\');
+            out.push(c);
+            i += 2;
+        }
+    }
+    out
+}
+
+fn trim(v: &[u8], left: bool, right: bool) -> Vec<u8> {
+    let mut s = 0;
+    let mut e = v.len();
+    if left {
+        while s < e && is_space(v[s]) {
+            s += 1;
+        }
+    }
+    if right {
+        while e > s && is_space(v[e - 1]) {
+            e -= 1;
+        }
+    }
+    v[s..e].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str, input: &str) -> String {
+        String::from_utf8_lossy(&by_name(name).unwrap().apply(input.as_bytes())).into_owned()
+    }
+
+    #[test]
+    fn decoders() {
+        assert_eq!(t("urlDecodeUni", "a%27b+c%u0027%uff1c%zz"), "a'b c'<%zz");
+        assert_eq!(t("urlDecode", "%3Cscript%3e"), "<script>");
+        assert_eq!(
+            t("htmlEntityDecode", "&lt;a&#x3c;&#60;&quot&amp;x"),
+            "<a<<\"&x"
+        );
+        assert_eq!(t("jsDecode", r"\x3cscript\u003e\101\n"), "<script>A\n");
+        assert_eq!(t("cssDecode", r"\3c script\>x\"), "<script>x");
+        assert_eq!(t("escapeSeqDecode", r"a\x41\101\n\q"), "aAA\n\\q");
+        assert_eq!(t("base64Decode", "aGVsbG8=!!"), "hello");
+        assert_eq!(t("base64DecodeExt", "aGV.sbG8"), "hello");
+        assert_eq!(t("hexDecode", "414243"), "ABC");
+        assert_eq!(t("sqlHexDecode", "select 0x414243"), "select ABC");
+        assert_eq!(t("utf8toUnicode", "aé"), "a%u00e9");
+    }
+
+    #[test]
+    fn normalizers() {
+        assert_eq!(
+            t("cmdLine", "C:\\Windows\\  ,cmd /c \"ech^o\" ;(X)"),
+            "c:windows cmd/c echo(x)"
+        );
+        assert_eq!(t("compressWhitespace", "a \t\n b"), "a b");
+        assert_eq!(t("removeWhitespace", " a b\tc "), "abc");
+        assert_eq!(t("removeNulls", "a\0b"), "ab");
+        assert_eq!(t("replaceNulls", "a\0b"), "a b");
+        assert_eq!(t("replaceComments", "sel/*x*/ect /* open"), "sel ect  ");
+        assert_eq!(t("removeComments", "a/*x*/b -- c\nd # e"), "ab \nd ");
+        assert_eq!(t("removeCommentsChar", "a/*b*/c--d#e"), "abcde");
+        assert_eq!(
+            t("normalizePath", "/a/./b/../../../etc//passwd"),
+            "/etc/passwd"
+        );
+        assert_eq!(t("normalizePathWin", "a\\b\\..\\c\\"), "a/c/");
+        assert_eq!(t("length", "abcd"), "4");
+        assert_eq!(t("trim", " \ta b \n"), "a b");
+        assert_eq!(t("lowercase", "AbC"), "abc");
+        assert_eq!(by_name("sha1").unwrap().apply(b"abc").len(), 20);
+        assert_eq!(t("hexEncode", "AB"), "4142");
+        assert!(by_name("nonsense").is_none());
+    }
+}
