@@ -39,3 +39,29 @@ fn crs_v4_parses_completely() {
         .iter()
         .any(|r| r.id() == Some(942100) && r.operator.name == "detectSQLi"));
 }
+
+/// Every operator in CRS v4 compiles: all `@rx` patterns with the `regex` crate, all
+/// `@pmFromFile` data files, `@ipMatch` lists.
+#[test]
+fn every_crs_operator_compiles() {
+    let base = crs();
+    let rules = format!("{base}/rules/*.conf");
+    let d = parse_files(&[&rules]).unwrap();
+    let dir = std::path::PathBuf::from(format!("{base}/rules"));
+    let mut n = 0;
+    let mut failures = Vec::new();
+    for x in &d {
+        if let Directive::Rule(r) = x {
+            n += 1;
+            if let Err(e) = rampart_waf::operator::CompiledOperator::compile(&r.operator, &dir) {
+                failures.push(format!("{}:{}: {e}", r.file, r.line));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} operators failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

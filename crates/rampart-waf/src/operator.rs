@@ -1,0 +1,357 @@
+//! SecLang operators (`@rx`, `@pm`, `@eq`, ...). Regexes use the `regex` crate in byte mode
+//! (linear time: no catastrophic backtracking); phrase lists use Aho-Corasick.
+
+use crate::parser::Operator;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::bytes::{Regex, RegexBuilder};
+use std::net::IpAddr;
+use std::path::Path;
+
+#[derive(Debug)]
+enum Kind {
+    Rx(Regex),
+    Pm(AhoCorasick),
+    /// Operators whose argument may hold macros (`%{tx.x}`): compared at run time.
+    Streq,
+    Contains,
+    ContainsWord,
+    BeginsWith,
+    EndsWith,
+    Within,
+    Eq,
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    IpMatch(Vec<ipnet::IpNet>),
+    ValidateByteRange(Box<[bool; 256]>),
+    ValidateUrlEncoding,
+    ValidateUtf8Encoding,
+    DetectSqli,
+    DetectXss,
+    Unconditional,
+    NoMatch,
+}
+
+#[derive(Debug)]
+pub struct CompiledOperator {
+    kind: Kind,
+    pub negated: bool,
+    /// The raw argument, for run-time macro expansion of string/number operators.
+    pub argument: String,
+}
+
+/// The outcome of one test, before negation.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OpMatch {
+    pub matched: bool,
+    /// What matched (for `MATCHED_VAR`-style logging), bounded.
+    pub data: Vec<u8>,
+    /// Regex groups 0..=9 for `capture`.
+    pub captures: Vec<Vec<u8>>,
+}
+
+fn regex(p: &str) -> Result<Regex, String> {
+    // Byte mode first (PCRE without UTF: `.` is any byte, classes are ASCII), Unicode mode
+    // for the few patterns that need it.
+    RegexBuilder::new(p)
+        .unicode(false)
+        .size_limit(64 << 20)
+        .dfa_size_limit(64 << 20)
+        .build()
+        .or_else(|_| {
+            RegexBuilder::new(p)
+                .size_limit(64 << 20)
+                .dfa_size_limit(64 << 20)
+                .build()
+        })
+        .map_err(|e| format!("@rx: {e}"))
+}
+
+fn phrases(words: &[String]) -> Result<AhoCorasick, String> {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(words)
+        .map_err(|e| format!("@pm: {e}"))
+}
+
+fn data_file(dir: &Path, name: &str) -> Result<Vec<String>, String> {
+    let p = dir.join(name);
+    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+fn byte_ranges(arg: &str) -> Result<[bool; 256], String> {
+    let mut ok = [false; 256];
+    for part in arg.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let a: u8 = a
+            .parse()
+            .map_err(|_| format!("@validateByteRange: bad range {part:?}"))?;
+        let b: u8 = b
+            .parse()
+            .map_err(|_| format!("@validateByteRange: bad range {part:?}"))?;
+        for x in a..=b {
+            ok[x as usize] = true;
+        }
+    }
+    Ok(ok)
+}
+
+impl CompiledOperator {
+    /// `data_dir`: where `@pmFromFile` / `@ipMatchFromFile` files are (the rule file's folder).
+    pub fn compile(op: &Operator, data_dir: &Path) -> Result<CompiledOperator, String> {
+        let arg = op.argument.as_str();
+        let kind = match op.name.to_ascii_lowercase().as_str() {
+            "rx" => Kind::Rx(regex(arg)?),
+            "pm" => Kind::Pm(phrases(
+                &arg.split_whitespace()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>(),
+            )?),
+            "pmfromfile" | "pmf" => {
+                let mut words = Vec::new();
+                for f in arg.split_whitespace() {
+                    words.extend(data_file(data_dir, f)?);
+                }
+                Kind::Pm(phrases(&words)?)
+            }
+            "streq" => Kind::Streq,
+            "contains" => Kind::Contains,
+            "containsword" => Kind::ContainsWord,
+            "beginswith" => Kind::BeginsWith,
+            "endswith" => Kind::EndsWith,
+            "within" => Kind::Within,
+            "eq" => Kind::Eq,
+            "ge" => Kind::Ge,
+            "gt" => Kind::Gt,
+            "le" => Kind::Le,
+            "lt" => Kind::Lt,
+            "ipmatch" | "ipmatchfromfile" | "ipmatchf" => {
+                let items: Vec<String> = if op.name.eq_ignore_ascii_case("ipmatch") {
+                    arg.split(',').map(|s| s.trim().to_string()).collect()
+                } else {
+                    data_file(data_dir, arg.trim())?
+                };
+                let mut nets = Vec::new();
+                for i in items.iter().filter(|s| !s.is_empty()) {
+                    let net = i
+                        .parse::<ipnet::IpNet>()
+                        .or_else(|_| i.parse::<IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| format!("@ipMatch: {i:?} is not an address or CIDR"))?;
+                    nets.push(net);
+                }
+                Kind::IpMatch(nets)
+            }
+            "validatebyterange" => Kind::ValidateByteRange(Box::new(byte_ranges(arg)?)),
+            "validateurlencoding" => Kind::ValidateUrlEncoding,
+            "validateutf8encoding" => Kind::ValidateUtf8Encoding,
+            "detectsqli" => Kind::DetectSqli,
+            "detectxss" => Kind::DetectXss,
+            "unconditionalmatch" => Kind::Unconditional,
+            "nomatch" => Kind::NoMatch,
+            other => return Err(format!("unknown operator @{other}")),
+        };
+        Ok(CompiledOperator {
+            kind,
+            negated: op.negated,
+            argument: op.argument.clone(),
+        })
+    }
+
+    /// Test `value`; `arg` is the argument after macro expansion (for string operators).
+    pub fn test(&self, value: &[u8], arg: &[u8]) -> OpMatch {
+        let hit = |m: bool, data: &[u8]| OpMatch {
+            matched: m,
+            data: data.iter().take(256).copied().collect(),
+            captures: Vec::new(),
+        };
+        match &self.kind {
+            Kind::Rx(re) => match re.captures(value) {
+                Some(c) => OpMatch {
+                    matched: true,
+                    data: c
+                        .get(0)
+                        .map(|m| m.as_bytes().iter().take(256).copied().collect())
+                        .unwrap_or_default(),
+                    captures: (0..c.len().min(10))
+                        .map(|i| c.get(i).map(|m| m.as_bytes().to_vec()).unwrap_or_default())
+                        .collect(),
+                },
+                None => OpMatch::default(),
+            },
+            Kind::Pm(ac) => match ac.find(value) {
+                Some(m) => hit(true, &value[m.start()..m.end()]),
+                None => OpMatch::default(),
+            },
+            Kind::Streq => hit(value == arg, value),
+            Kind::Contains => hit(!arg.is_empty() && find(value, arg).is_some(), arg),
+            Kind::ContainsWord => hit(contains_word(value, arg), arg),
+            Kind::BeginsWith => hit(value.starts_with(arg), arg),
+            Kind::EndsWith => hit(value.ends_with(arg), arg),
+            // `@within`: the value occurs inside the argument (e.g. an allowed-methods list).
+            Kind::Within => hit(!value.is_empty() && find(arg, value).is_some(), value),
+            Kind::Eq => hit(num(value) == num(arg), value),
+            Kind::Ge => hit(num(value) >= num(arg), value),
+            Kind::Gt => hit(num(value) > num(arg), value),
+            Kind::Le => hit(num(value) <= num(arg), value),
+            Kind::Lt => hit(num(value) < num(arg), value),
+            Kind::IpMatch(nets) => {
+                let ip = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<IpAddr>().ok());
+                hit(
+                    ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
+                    value,
+                )
+            }
+            Kind::ValidateByteRange(ok) => match value.iter().find(|b| !ok[**b as usize]) {
+                Some(b) => hit(true, &[*b]),
+                None => OpMatch::default(),
+            },
+            Kind::ValidateUrlEncoding => hit(!valid_url_encoding(value), value),
+            Kind::ValidateUtf8Encoding => hit(std::str::from_utf8(value).is_err(), value),
+            Kind::DetectSqli => {
+                let r = libinjectionrs::detect_sqli(value);
+                let fp = r
+                    .fingerprint
+                    .as_ref()
+                    .map(|f| f.as_str().as_bytes().to_vec())
+                    .unwrap_or_default();
+                hit(r.is_injection(), &fp)
+            }
+            Kind::DetectXss => hit(libinjectionrs::detect_xss(value).is_injection(), value),
+            Kind::Unconditional => hit(true, value),
+            Kind::NoMatch => OpMatch::default(),
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn contains_word(v: &[u8], w: &[u8]) -> bool {
+    if w.is_empty() {
+        return false;
+    }
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut start = 0;
+    while let Some(p) = find(&v[start..], w) {
+        let s = start + p;
+        let e = s + w.len();
+        if (s == 0 || !word(v[s - 1])) && (e == v.len() || !word(v[e])) {
+            return true;
+        }
+        start = s + 1;
+    }
+    false
+}
+
+/// ModSecurity's numeric conversion: leading integer, anything else is 0.
+fn num(v: &[u8]) -> i64 {
+    let s = std::str::from_utf8(v).unwrap_or("").trim();
+    let end = s
+        .char_indices()
+        .find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && (*c == '-' || *c == '+'))))
+        .map(|(i, _)| i)
+        .unwrap_or(s.len());
+    s[..end].parse().unwrap_or(0)
+}
+
+fn valid_url_encoding(v: &[u8]) -> bool {
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' {
+            if i + 2 >= v.len() || !v[i + 1].is_ascii_hexdigit() || !v[i + 2].is_ascii_hexdigit() {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(name: &str, arg: &str) -> CompiledOperator {
+        CompiledOperator::compile(
+            &Operator {
+                name: name.into(),
+                argument: arg.into(),
+                negated: false,
+            },
+            Path::new("."),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn operators() {
+        assert!(
+            op("rx", "(?i)union\\s+select")
+                .test(b"1 UNION  SELECT 2", b"")
+                .matched
+        );
+        assert_eq!(op("rx", "a(b)c").test(b"xabcx", b"").captures[1], b"b");
+        assert!(op("pm", "foo Bar").test(b"xxBARxx", b"").matched);
+        assert!(op("within", "").test(b"GET", b"GET HEAD POST").matched);
+        assert!(!op("within", "").test(b"PUT", b"GET HEAD POST").matched);
+        assert!(op("eq", "").test(b"0", b"0").matched);
+        assert!(op("ge", "").test(b"5", b"4").matched);
+        assert!(op("lt", "").test(b"abc", b"1").matched, "non-numbers are 0");
+        assert!(
+            op("containsWord", "")
+                .test(b"a select b", b"select")
+                .matched
+        );
+        assert!(!op("containsWord", "").test(b"selection", b"select").matched);
+        assert!(
+            op("ipMatch", "10.0.0.0/8,192.0.2.1")
+                .test(b"10.2.3.4", b"")
+                .matched
+        );
+        assert!(!op("ipMatch", "10.0.0.0/8").test(b"11.2.3.4", b"").matched);
+        assert!(
+            op("validateByteRange", "32-126")
+                .test(b"ok\x01", b"")
+                .matched
+        );
+        assert!(!op("validateByteRange", "32-126").test(b"ok", b"").matched);
+        assert!(op("validateUrlEncoding", "").test(b"a%zz", b"").matched);
+        assert!(!op("validateUrlEncoding", "").test(b"a%20", b"").matched);
+        assert!(op("validateUtf8Encoding", "").test(b"\xff", b"").matched);
+        assert!(op("detectSQLi", "").test(b"1' OR '1'='1", b"").matched);
+        assert!(!op("detectSQLi", "").test(b"hello world", b"").matched);
+        assert!(
+            op("detectXSS", "")
+                .test(b"<script>alert(1)</script>", b"")
+                .matched
+        );
+        assert!(CompiledOperator::compile(
+            &Operator {
+                name: "bogus".into(),
+                argument: String::new(),
+                negated: false
+            },
+            Path::new(".")
+        )
+        .is_err());
+    }
+}
