@@ -47,11 +47,12 @@ pub struct LimitRt {
     parts: Vec<KeyPart>,
     kind: Kind,
     count: u64,
-    window_secs: u64,
     mode: LimitMode,
     max_delay: Duration,
     backend: LimitBackend,
     on_error: OnBackendError,
+    /// `RateLimit-Policy` value, fixed per limit.
+    policy: String,
 }
 
 impl LimitRt {
@@ -113,11 +114,11 @@ impl LimitRt {
             return Err("burst applies to rate, not quota".into());
         }
         Ok(LimitRt {
+            policy: format!("\"{name}\";q={count};w={}", window.max(1)),
             name: name.to_string(),
             parts,
             kind,
             count,
-            window_secs: window.max(1),
             mode: l.mode,
             max_delay: l.max_delay.0,
             backend: l.backend,
@@ -146,51 +147,53 @@ impl LimitRt {
 
     /// The state key. A missing consumer, header or claim falls back to the client IP, so
     /// anonymous callers never share a single bucket (which one could exhaust for all).
-    fn key(&self, f: &Facts) -> String {
-        let ip = || {
-            f.client_ip
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| "-".into())
+    fn key<H: std::hash::Hasher>(&self, f: &Facts, h: &mut H) {
+        // Fed straight into the hasher: no key string is built per request.
+        let ip = |h: &mut H| match f.client_ip {
+            Some(IpAddr::V4(a)) => h.write(&a.octets()),
+            Some(IpAddr::V6(a)) => h.write(&a.octets()),
+            None => h.write(b"-"),
         };
-        let mut k = self.name.clone();
+        h.write(self.name.as_bytes());
         for p in &self.parts {
-            k.push('|');
+            h.write_u8(b'|');
             match p {
-                KeyPart::ClientIp => k.push_str(&ip()),
+                KeyPart::ClientIp => ip(h),
                 KeyPart::Consumer => match f.consumer {
                     Some(c) => {
-                        k.push_str("c:");
-                        k.push_str(c);
+                        h.write(b"c:");
+                        h.write(c.as_bytes());
                     }
                     None => {
-                        k.push_str("ip:");
-                        k.push_str(&ip());
+                        h.write(b"ip:");
+                        ip(h);
                     }
                 },
-                KeyPart::Route => k.push_str(f.route),
-                KeyPart::Header(h) => match (f.header)(h) {
+                KeyPart::Route => h.write(f.route.as_bytes()),
+                KeyPart::Header(name) => match (f.header)(name) {
                     Some(v) => {
-                        k.push_str("h:");
-                        k.push_str(&v);
+                        h.write(b"h:");
+                        h.write(v.as_bytes());
                     }
                     None => {
-                        k.push_str("ip:");
-                        k.push_str(&ip());
+                        h.write(b"ip:");
+                        ip(h);
                     }
                 },
                 KeyPart::Claim(c) => match (f.claim)(c) {
                     Some(v) => {
-                        k.push_str("j:");
-                        k.push_str(&v);
+                        h.write(b"j:");
+                        h.write(v.as_bytes());
                     }
                     None => {
-                        k.push_str("ip:");
-                        k.push_str(&ip());
+                        h.write(b"ip:");
+                        ip(h);
                     }
                 },
             }
+            // Length-delimit parts so ("ab","c") and ("a","bc") differ.
+            h.write_u8(0xff);
         }
-        k
     }
 }
 
@@ -321,11 +324,12 @@ impl Limiter {
         let mut tightest: Option<(u64, &LimitRt, u64)> = None;
         let mut delay = Duration::ZERO;
         for l in limits {
-            let key = l.key(f);
-            let h = local::hash_key(&key);
             let one = match l.backend {
-                LimitBackend::Local => self.local(l, h),
-                LimitBackend::Redis => match self.remote(l, local::stable_hash(&key)).await {
+                LimitBackend::Local => self.local(l, local::hash_with(|hs| l.key(f, hs))),
+                LimitBackend::Redis => match self
+                    .remote(l, local::stable_hash_with(|hs| l.key(f, hs)))
+                    .await
+                {
                     Ok(o) => o,
                     Err(()) => {
                         d.backend_error = true;
@@ -337,7 +341,9 @@ impl Limiter {
                                 d.key_type = Some(l.key_type());
                                 return d;
                             }
-                            OnBackendError::Local => self.local(l, h),
+                            OnBackendError::Local => {
+                                self.local(l, local::hash_with(|hs| l.key(f, hs)))
+                            }
                         }
                     }
                 },
@@ -352,7 +358,7 @@ impl Limiter {
                     d.verdict = v;
                     d.limit = Some(l.name.clone());
                     d.key_type = Some(l.key_type());
-                    d.sustained_excess = self.note_excess(h);
+                    d.sustained_excess = self.note_excess(local::hash_with(|hs| l.key(f, hs)));
                     tightest = Some((0, l, one.reset_secs));
                     break;
                 }
@@ -362,7 +368,7 @@ impl Limiter {
             d.verdict = Verdict::Delay(delay);
         }
         if let Some((remaining, l, reset)) = tightest {
-            d.policy_header = Some(format!("\"{}\";q={};w={}", l.name, l.count, l.window_secs));
+            d.policy_header = Some(l.policy.clone());
             d.limit_header = Some(format!("\"{}\";r={};t={}", l.name, remaining, reset));
         }
         d

@@ -34,12 +34,26 @@ type Map = HashMap<u64, u64, BuildHasherDefault<IdHasher>>;
 /// The in-process key: SipHash with per-process random keys, so clients cannot choose
 /// keys (e.g. header values) that collide and degrade a shard.
 pub fn hash_key(key: &str) -> u64 {
+    hash_with(|h| h.write(key.as_bytes()))
+}
+
+/// As [`hash_key`], with the key fed by `f` (no string needed).
+pub fn hash_with(f: impl FnOnce(&mut std::collections::hash_map::DefaultHasher)) -> u64 {
     use std::hash::BuildHasher;
     static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
         std::sync::OnceLock::new();
-    STATE
+    let mut h = STATE
         .get_or_init(std::collections::hash_map::RandomState::new)
-        .hash_one(key)
+        .build_hasher();
+    f(&mut h);
+    h.finish()
+}
+
+/// As [`stable_hash`], with the key fed by `f`.
+pub fn stable_hash_with(f: impl FnOnce(&mut DefaultHasher)) -> u64 {
+    let mut h = DefaultHasher::new();
+    f(&mut h);
+    h.finish()
 }
 
 /// A hash that is the same on every node, for keys shared through Redis.
