@@ -4,6 +4,7 @@
 //! Status: the parser is complete for CRS v4 (directives, includes, continuations, quoting,
 //! variables with selectors/exclusions/counting, operators, actions); evaluation comes next.
 
+pub mod engine;
 pub mod operator;
 pub mod parser;
 pub mod transform;

@@ -1,0 +1,1068 @@
+//! Rule evaluation: a compiled [`Ruleset`] (immutable, shareable) and a per-request
+//! [`Transaction`] that walks phases 1–5, following ModSecurity v2 semantics for chains,
+//! `skipAfter`, `setvar`, macros and disruptive actions.
+
+use crate::operator::CompiledOperator;
+use crate::parser::{Action, Directive, Rule, Selector, Variable};
+use crate::transform::{by_name, Transform};
+use std::collections::HashMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineMode {
+    On,
+    Off,
+    DetectionOnly,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disruptive {
+    Pass,
+    Block,
+    Deny,
+    Drop,
+    Allow,
+    Redirect(String),
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    id: u64,
+    phase: u8,
+    vars: Vec<Variable>,
+    op: CompiledOperator,
+    transforms: Vec<Transform>,
+    msg: Option<String>,
+    logdata: Option<String>,
+    severity: Option<String>,
+    tags: Vec<String>,
+    log: bool,
+    capture: bool,
+    multi_match: bool,
+    disruptive: Option<Disruptive>,
+    status: Option<u16>,
+    /// setvar, ctl and other non-disruptive actions, in order.
+    effects: Vec<Action>,
+    skip_after: Option<String>,
+    skip: usize,
+    chain: Option<Box<CompiledRule>>,
+}
+
+/// The compiled rules: build once, share by `Arc` across requests.
+#[derive(Debug)]
+pub struct Ruleset {
+    phases: [Vec<CompiledRule>; 5],
+    /// (phase index, marker) → position after the marker.
+    markers: HashMap<(usize, String), usize>,
+    pub mode: EngineMode,
+    pub request_body_access: bool,
+    pub request_body_limit: usize,
+}
+
+/// One reported match (ModSecurity v2 logging: a chain is reported once, by its first rule).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchedRule {
+    pub id: u64,
+    pub phase: u8,
+    pub msg: String,
+    pub data: String,
+    pub severity: String,
+    pub tags: Vec<String>,
+    pub matched_var_name: String,
+    pub matched_value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interruption {
+    pub status: u16,
+    pub action: Disruptive,
+    pub rule_id: u64,
+}
+
+fn severity_name(s: &str) -> String {
+    match s {
+        "0" => "EMERGENCY",
+        "1" => "ALERT",
+        "2" => "CRITICAL",
+        "3" => "ERROR",
+        "4" => "WARNING",
+        "5" => "NOTICE",
+        "6" => "INFO",
+        "7" => "DEBUG",
+        other => return other.to_ascii_uppercase(),
+    }
+    .to_string()
+}
+
+fn compile_rule(
+    vars: Vec<Variable>,
+    op: &crate::parser::Operator,
+    actions: &[Action],
+    defaults: &[Action],
+    dir: &Path,
+    inherited_phase: Option<u8>,
+    rest: &mut std::iter::Peekable<std::slice::Iter<'_, Directive>>,
+) -> Result<CompiledRule, String> {
+    let mut r = CompiledRule {
+        id: 0,
+        phase: inherited_phase.unwrap_or(2),
+        vars,
+        op: CompiledOperator::compile(op, dir)?,
+        transforms: Vec::new(),
+        msg: None,
+        logdata: None,
+        severity: None,
+        tags: Vec::new(),
+        log: true,
+        capture: false,
+        multi_match: false,
+        disruptive: None,
+        status: None,
+        effects: Vec::new(),
+        skip_after: None,
+        skip: 0,
+        chain: None,
+    };
+    let mut chain = false;
+    // Defaults first (transformations, log), then the rule's own actions override them.
+    let all: Vec<&Action> = if inherited_phase.is_none() {
+        defaults.iter().chain(actions.iter()).collect()
+    } else {
+        actions.iter().collect()
+    };
+    for a in all {
+        let v = a.value.clone().unwrap_or_default();
+        match a.name.as_str() {
+            "id" => r.id = v.parse().map_err(|_| format!("bad id {v:?}"))?,
+            "phase" => {
+                r.phase = match v.as_str() {
+                    "request" => 2,
+                    "response" => 4,
+                    "logging" => 5,
+                    n => n.parse().map_err(|_| format!("bad phase {v:?}"))?,
+                };
+                if !(1..=5).contains(&r.phase) {
+                    return Err(format!("phase {v} out of range"));
+                }
+            }
+            "t" => {
+                if v.eq_ignore_ascii_case("none") {
+                    r.transforms.clear();
+                } else {
+                    r.transforms
+                        .push(by_name(&v).ok_or_else(|| format!("unknown transformation {v}"))?);
+                }
+            }
+            "msg" => r.msg = Some(v),
+            "logdata" => r.logdata = Some(v),
+            "severity" => r.severity = Some(severity_name(&v)),
+            "tag" => r.tags.push(v),
+            "log" => r.log = true,
+            "nolog" => r.log = false,
+            "capture" => r.capture = true,
+            "multiMatch" => r.multi_match = true,
+            "chain" => chain = true,
+            "pass" => r.disruptive = Some(Disruptive::Pass),
+            "block" => r.disruptive = Some(Disruptive::Block),
+            "deny" => r.disruptive = Some(Disruptive::Deny),
+            "drop" => r.disruptive = Some(Disruptive::Drop),
+            "allow" => r.disruptive = Some(Disruptive::Allow),
+            "redirect" => r.disruptive = Some(Disruptive::Redirect(v)),
+            "status" => r.status = v.parse().ok(),
+            "skipAfter" => r.skip_after = Some(v),
+            "skip" => r.skip = v.parse().unwrap_or(0),
+            "setvar" | "ctl" | "expirevar" | "initcol" | "setenv" => r.effects.push(a.clone()),
+            // Accepted metadata or no-ops for this engine.
+            "ver"
+            | "rev"
+            | "maturity"
+            | "accuracy"
+            | "auditlog"
+            | "noauditlog"
+            | "sanitiseMatched"
+            | "sanitiseArg"
+            | "exec"
+            | "append"
+            | "prepend"
+            | "deprecatevar"
+            | "sanitiseMatchedBytes" => {}
+            other => return Err(format!("unknown action {other}")),
+        }
+    }
+    if chain {
+        match rest.next() {
+            Some(Directive::Rule(next)) => {
+                r.chain = Some(Box::new(compile_rule(
+                    next.variables.clone(),
+                    &next.operator,
+                    &next.actions,
+                    defaults,
+                    dir,
+                    Some(r.phase),
+                    rest,
+                )?));
+            }
+            _ => return Err(format!("rule {} says chain but no SecRule follows", r.id)),
+        }
+    }
+    Ok(r)
+}
+
+impl Ruleset {
+    /// Compile parsed directives; `data_dir` holds the `@pmFromFile` data files.
+    pub fn compile(directives: &[Directive], data_dir: &Path) -> Result<Ruleset, String> {
+        let mut rs = Ruleset {
+            phases: Default::default(),
+            markers: HashMap::new(),
+            mode: EngineMode::On,
+            request_body_access: true,
+            request_body_limit: 13_107_200,
+        };
+        let mut defaults: HashMap<u8, Vec<Action>> = HashMap::new();
+        let mut removed: Vec<(u64, u64)> = Vec::new();
+        let mut target_updates: Vec<(u64, Vec<Variable>)> = Vec::new();
+        let mut it = directives.iter().peekable();
+        while let Some(d) = it.next() {
+            match d {
+                Directive::Rule(Rule {
+                    variables,
+                    operator,
+                    actions,
+                    file,
+                    line,
+                }) => {
+                    let phase = actions
+                        .iter()
+                        .find(|a| a.name == "phase")
+                        .and_then(|a| a.value.as_deref())
+                        .and_then(|p| match p {
+                            "request" => Some(2),
+                            "response" => Some(4),
+                            "logging" => Some(5),
+                            n => n.parse().ok(),
+                        })
+                        .unwrap_or(2);
+                    let defs = defaults.get(&phase).cloned().unwrap_or_default();
+                    let r = compile_rule(
+                        variables.clone(),
+                        operator,
+                        actions,
+                        &defs,
+                        data_dir,
+                        None,
+                        &mut it,
+                    )
+                    .map_err(|e| format!("{file}:{line}: {e}"))?;
+                    rs.phases[(r.phase - 1) as usize].push(r);
+                }
+                Directive::Action {
+                    actions,
+                    file,
+                    line,
+                } => {
+                    let op = crate::parser::Operator {
+                        name: "unconditionalMatch".into(),
+                        argument: String::new(),
+                        negated: false,
+                    };
+                    let phase = actions
+                        .iter()
+                        .find(|a| a.name == "phase")
+                        .and_then(|a| a.value.as_deref())
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(2);
+                    let defs = defaults.get(&phase).cloned().unwrap_or_default();
+                    let vars = vec![Variable {
+                        name: "REQUEST_URI".into(),
+                        selector: None,
+                        exclude: false,
+                        count: false,
+                    }];
+                    let r = compile_rule(vars, &op, actions, &defs, data_dir, None, &mut it)
+                        .map_err(|e| format!("{file}:{line}: {e}"))?;
+                    rs.phases[(r.phase - 1) as usize].push(r);
+                }
+                Directive::Marker(m) => {
+                    for p in 0..5 {
+                        rs.markers.insert((p, m.clone()), rs.phases[p].len());
+                    }
+                }
+                Directive::DefaultAction(actions) => {
+                    let phase = actions
+                        .iter()
+                        .find(|a| a.name == "phase")
+                        .and_then(|a| a.value.as_deref())
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(2);
+                    defaults.insert(
+                        phase,
+                        actions
+                            .iter()
+                            .filter(|a| a.name != "phase")
+                            .cloned()
+                            .collect(),
+                    );
+                }
+                Directive::Setting { name, args } => {
+                    let a0 = args.first().map(String::as_str).unwrap_or("");
+                    match name.as_str() {
+                        "SecRuleEngine" => {
+                            rs.mode = match a0.to_ascii_lowercase().as_str() {
+                                "on" => EngineMode::On,
+                                "off" => EngineMode::Off,
+                                "detectiononly" => EngineMode::DetectionOnly,
+                                other => {
+                                    return Err(format!("SecRuleEngine: unknown mode {other}"))
+                                }
+                            }
+                        }
+                        "SecRequestBodyAccess" => {
+                            rs.request_body_access = a0.eq_ignore_ascii_case("on")
+                        }
+                        "SecRequestBodyLimit" => {
+                            rs.request_body_limit = a0.parse().unwrap_or(rs.request_body_limit)
+                        }
+                        "SecRuleRemoveById" => {
+                            for a in args.iter().flat_map(|a| a.split_whitespace()) {
+                                removed.push(parse_range(a)?);
+                            }
+                        }
+                        "SecRuleUpdateTargetById" => {
+                            let id = parse_range(a0)?.0;
+                            let vars = crate::parser::parse_variables(
+                                args.get(1).map(String::as_str).unwrap_or(""),
+                            )?;
+                            target_updates.push((id, vars));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for phase in rs.phases.iter_mut() {
+            phase.retain(|r| !removed.iter().any(|(a, b)| (*a..=*b).contains(&r.id)));
+            for r in phase.iter_mut() {
+                for (id, vars) in &target_updates {
+                    if *id == r.id {
+                        r.vars.extend(vars.iter().cloned());
+                    }
+                }
+            }
+        }
+        Ok(rs)
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.phases.iter().map(Vec::len).sum()
+    }
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let s = s.trim().trim_matches('"');
+    match s.split_once('-') {
+        Some((a, b)) => Ok((
+            a.trim()
+                .parse()
+                .map_err(|_| format!("bad id range {s:?}"))?,
+            b.trim()
+                .parse()
+                .map_err(|_| format!("bad id range {s:?}"))?,
+        )),
+        None => {
+            let n = s.parse().map_err(|_| format!("bad id {s:?}"))?;
+            Ok((n, n))
+        }
+    }
+}
+
+/// A request (and its response) going through the rules.
+pub struct Transaction<'r> {
+    rs: &'r Ruleset,
+    mode: EngineMode,
+    /// Collections by upper-case name: (key, value) in order.
+    collections: HashMap<&'static str, Vec<(String, Vec<u8>)>>,
+    scalars: HashMap<&'static str, Vec<u8>>,
+    tx: HashMap<String, Vec<u8>>,
+    removed_ids: Vec<(u64, u64)>,
+    removed_targets: Vec<(u64, Variable)>,
+    matched_var: (String, Vec<u8>),
+    matched_vars: Vec<(String, Vec<u8>)>,
+    pub matched: Vec<MatchedRule>,
+    pub interruption: Option<Interruption>,
+    allowed: bool,
+}
+
+const COLLECTIONS: &[&str] = &[
+    "ARGS_GET",
+    "ARGS_POST",
+    "REQUEST_HEADERS",
+    "REQUEST_COOKIES",
+    "RESPONSE_HEADERS",
+    "FILES",
+    "FILES_NAMES",
+    "FILES_SIZES",
+    "XML",
+];
+
+impl<'r> Transaction<'r> {
+    pub fn new(rs: &'r Ruleset, client_ip: &str) -> Transaction<'r> {
+        let mut t = Transaction {
+            rs,
+            mode: rs.mode,
+            collections: COLLECTIONS.iter().map(|c| (*c, Vec::new())).collect(),
+            scalars: HashMap::new(),
+            tx: HashMap::new(),
+            removed_ids: Vec::new(),
+            removed_targets: Vec::new(),
+            matched_var: Default::default(),
+            matched_vars: Vec::new(),
+            matched: Vec::new(),
+            interruption: None,
+            allowed: false,
+        };
+        t.scalars
+            .insert("REMOTE_ADDR", client_ip.as_bytes().to_vec());
+        t
+    }
+
+    /// Request line and headers (phase 1 input). `uri` is the raw request target.
+    pub fn request_headers(
+        &mut self,
+        method: &str,
+        uri: &str,
+        protocol: &str,
+        headers: &[(String, Vec<u8>)],
+    ) {
+        let (path, query) = match uri.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (uri, None),
+        };
+        let decoded_path = crate::transform::Transform::UrlDecode.apply(path.as_bytes());
+        let basename = decoded_path
+            .rsplit(|c| *c == b'/')
+            .next()
+            .unwrap_or(&[])
+            .to_vec();
+        let s = &mut self.scalars;
+        s.insert("REQUEST_METHOD", method.as_bytes().to_vec());
+        s.insert("REQUEST_PROTOCOL", protocol.as_bytes().to_vec());
+        s.insert("REQUEST_URI", uri.as_bytes().to_vec());
+        s.insert("REQUEST_URI_RAW", uri.as_bytes().to_vec());
+        s.insert("REQUEST_FILENAME", decoded_path);
+        s.insert("REQUEST_BASENAME", basename);
+        s.insert("QUERY_STRING", query.unwrap_or("").as_bytes().to_vec());
+        s.insert(
+            "REQUEST_LINE",
+            format!("{method} {uri} {protocol}").into_bytes(),
+        );
+        let mut full = format!("{method} {uri} {protocol}").len();
+        for (k, v) in headers {
+            full += k.len() + v.len() + 4;
+            if k.eq_ignore_ascii_case("cookie") {
+                for c in v.split(|b| *b == b';') {
+                    let c = String::from_utf8_lossy(c).trim().to_string();
+                    let (name, val) = c.split_once('=').unwrap_or((c.as_str(), ""));
+                    self.collections
+                        .get_mut("REQUEST_COOKIES")
+                        .expect("collection")
+                        .push((name.to_string(), val.as_bytes().to_vec()));
+                }
+            }
+            self.collections
+                .get_mut("REQUEST_HEADERS")
+                .expect("collection")
+                .push((k.clone(), v.clone()));
+        }
+        self.scalars
+            .insert("FULL_REQUEST_LENGTH", full.to_string().into_bytes());
+        if let Some(q) = query {
+            let args = parse_urlencoded(q.as_bytes());
+            self.collections.insert("ARGS_GET", args);
+        }
+    }
+
+    /// The request body (phase 2 input), parsed by Content-Type.
+    pub fn request_body(&mut self, body: &[u8]) {
+        self.scalars.insert("REQUEST_BODY", body.to_vec());
+        self.scalars
+            .insert("REQUEST_BODY_LENGTH", body.len().to_string().into_bytes());
+        let ct = self
+            .collections
+            .get("REQUEST_HEADERS")
+            .and_then(|h| {
+                h.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            })
+            .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
+            .unwrap_or_default();
+        if ct.starts_with("application/x-www-form-urlencoded") {
+            self.scalars
+                .insert("REQBODY_PROCESSOR", b"URLENCODED".to_vec());
+            self.collections.insert("ARGS_POST", parse_urlencoded(body));
+        } else if ct.contains("json") {
+            self.scalars.insert("REQBODY_PROCESSOR", b"JSON".to_vec());
+            match serde_free_json(body) {
+                Ok(args) => {
+                    self.collections.insert("ARGS_POST", args);
+                }
+                Err(e) => {
+                    self.scalars.insert("REQBODY_ERROR", b"1".to_vec());
+                    self.scalars.insert("REQBODY_ERROR_MSG", e.into_bytes());
+                }
+            }
+        }
+    }
+
+    pub fn run_phase(&mut self, phase: u8) {
+        if self.mode == EngineMode::Off || self.interruption.is_some() || self.allowed {
+            return;
+        }
+        let rules = &self.rs.phases[(phase - 1) as usize];
+        let mut i = 0;
+        while i < rules.len() {
+            let r = &rules[i];
+            i += 1;
+            if self
+                .removed_ids
+                .iter()
+                .any(|(a, b)| (*a..=*b).contains(&r.id))
+            {
+                continue;
+            }
+            if !self.eval_chain(r) {
+                continue;
+            }
+            self.report(r);
+            if let Some(d) = self.disrupt(r) {
+                match d {
+                    Disruptive::Allow => {
+                        self.allowed = true;
+                        return;
+                    }
+                    Disruptive::Pass | Disruptive::Block => {}
+                    other => {
+                        if self.mode == EngineMode::On {
+                            self.interruption = Some(Interruption {
+                                status: r.status.unwrap_or(403),
+                                action: other,
+                                rule_id: r.id,
+                            });
+                            return;
+                        }
+                    }
+                }
+            }
+            if let Some(m) = &r.skip_after {
+                if let Some(pos) = self.rs.markers.get(&((phase - 1) as usize, m.clone())) {
+                    i = (*pos).max(i);
+                }
+            } else if r.skip > 0 {
+                i += r.skip;
+            }
+        }
+    }
+
+    fn disrupt(&self, r: &CompiledRule) -> Option<Disruptive> {
+        r.disruptive.clone()
+    }
+
+    fn report(&mut self, r: &CompiledRule) {
+        if !r.log {
+            return;
+        }
+        let msg = r
+            .msg
+            .as_deref()
+            .map(|m| self.expand(m, r))
+            .unwrap_or_default();
+        let data = r
+            .logdata
+            .as_deref()
+            .map(|m| self.expand(m, r))
+            .unwrap_or_default();
+        self.matched.push(MatchedRule {
+            id: r.id,
+            phase: r.phase,
+            msg,
+            data,
+            severity: r.severity.clone().unwrap_or_default(),
+            tags: r.tags.clone(),
+            matched_var_name: self.matched_var.0.clone(),
+            matched_value: String::from_utf8_lossy(&self.matched_var.1)
+                .chars()
+                .take(200)
+                .collect(),
+        });
+    }
+
+    /// The rule and its chain links must all match; effects run once the whole chain does.
+    fn eval_chain(&mut self, r: &CompiledRule) -> bool {
+        let mut link = Some(r);
+        let mut links = Vec::new();
+        while let Some(l) = link {
+            if !self.eval_rule(l) {
+                return false;
+            }
+            links.push(l);
+            link = l.chain.as_deref();
+        }
+        for l in links {
+            for e in &l.effects {
+                self.effect(e, r);
+            }
+        }
+        true
+    }
+
+    fn eval_rule(&mut self, r: &CompiledRule) -> bool {
+        let targets = self.targets(r);
+        let arg = if r.op.argument.contains("%{") {
+            self.expand(&r.op.argument, r).into_bytes()
+        } else {
+            r.op.argument.clone().into_bytes()
+        };
+        let mut any = false;
+        self.matched_vars.clear();
+        for (name, value) in targets {
+            let mut v = value;
+            for t in &r.transforms {
+                v = t.apply(&v);
+            }
+            let m = r.op.test(&v, &arg);
+            let hit = m.matched != r.op.negated;
+            if hit {
+                any = true;
+                if r.capture {
+                    for (i, c) in m.captures.iter().enumerate() {
+                        self.tx.insert(i.to_string(), c.clone());
+                    }
+                }
+                self.matched_var = (name.clone(), v.clone());
+                self.matched_vars.push((name, v));
+            }
+        }
+        any
+    }
+
+    fn targets(&self, r: &CompiledRule) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+        let excluded: Vec<&Variable> = r
+            .vars
+            .iter()
+            .filter(|v| v.exclude)
+            .chain(
+                self.removed_targets
+                    .iter()
+                    .filter(|(id, _)| *id == r.id)
+                    .map(|(_, v)| v),
+            )
+            .collect();
+        for var in r.vars.iter().filter(|v| !v.exclude) {
+            let values = self.resolve(var);
+            if var.count {
+                out.push((
+                    format!("&{}", var.name),
+                    values.len().to_string().into_bytes(),
+                ));
+                continue;
+            }
+            for (name, value) in values {
+                let is_excluded = excluded.iter().any(|x| {
+                    same_collection(&x.name, &var.name)
+                        && match &x.selector {
+                            Some(Selector::Key(k)) => name
+                                .split_once(':')
+                                .map(|(_, n)| n)
+                                .unwrap_or(&name)
+                                .eq_ignore_ascii_case(k),
+                            Some(Selector::Regex(re)) => regex::RegexBuilder::new(re)
+                                .case_insensitive(true)
+                                .build()
+                                .map(|re| {
+                                    re.is_match(
+                                        name.split_once(':').map(|(_, n)| n).unwrap_or(&name),
+                                    )
+                                })
+                                .unwrap_or(false),
+                            None => true,
+                        }
+                });
+                if !is_excluded {
+                    out.push((name, value));
+                }
+            }
+        }
+        out
+    }
+
+    fn collection(&self, name: &str) -> Vec<(String, Vec<u8>)> {
+        match name {
+            "ARGS" => {
+                let mut v = self.collections["ARGS_GET"].clone();
+                v.extend(self.collections["ARGS_POST"].iter().cloned());
+                v
+            }
+            "TX" => self
+                .tx
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            "MATCHED_VARS" => self.matched_vars.clone(),
+            n => self.collections.get(n).cloned().unwrap_or_default(),
+        }
+    }
+
+    fn resolve(&self, var: &Variable) -> Vec<(String, Vec<u8>)> {
+        let name = var.name.as_str();
+        let (base, names_only) = match name.strip_suffix("_NAMES") {
+            Some(b) => (b, true),
+            None => (name, false),
+        };
+        let is_collection = |n: &str| {
+            matches!(n, "ARGS" | "TX" | "MATCHED_VARS") || self.collections.contains_key(n)
+        };
+        let (coll, names) = if is_collection(name) {
+            (name, false)
+        } else if names_only && is_collection(base) {
+            (base, true)
+        } else {
+            // A scalar.
+            let v = match name {
+                "MATCHED_VAR" => Some(self.matched_var.1.clone()),
+                "MATCHED_VAR_NAME" => Some(self.matched_var.0.clone().into_bytes()),
+                "ARGS_COMBINED_SIZE" => Some(
+                    self.collection("ARGS")
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>()
+                        .to_string()
+                        .into_bytes(),
+                ),
+                n => self.scalars.get(n).cloned(),
+            };
+            return v.map(|v| vec![(name.to_string(), v)]).unwrap_or_default();
+        };
+        let items = self.collection(coll);
+        let selected = items.into_iter().filter(|(k, _)| match &var.selector {
+            None => true,
+            Some(Selector::Key(s)) => k.eq_ignore_ascii_case(s),
+            Some(Selector::Regex(re)) => regex::RegexBuilder::new(re)
+                .case_insensitive(true)
+                .build()
+                .map(|re| re.is_match(k))
+                .unwrap_or(false),
+        });
+        selected
+            .map(|(k, v)| {
+                let label = format!("{coll}:{k}");
+                if names {
+                    (label, k.into_bytes())
+                } else {
+                    (label, v)
+                }
+            })
+            .collect()
+    }
+
+    /// `%{tx.x}`, `%{MATCHED_VAR}`, `%{REQUEST_HEADERS.host}`, `%{rule.id}`...
+    fn expand(&self, text: &str, r: &CompiledRule) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("%{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                return out;
+            };
+            let key = &after[..end];
+            out.push_str(&self.macro_value(key, r));
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn macro_value(&self, key: &str, r: &CompiledRule) -> String {
+        let (coll, sel) = match key.split_once('.') {
+            Some((c, s)) => (c.to_ascii_uppercase(), Some(s)),
+            None => (key.to_ascii_uppercase(), None),
+        };
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        match (coll.as_str(), sel) {
+            ("TX", Some(s)) => self
+                .tx
+                .get(&s.to_ascii_lowercase())
+                .map(|v| text(v))
+                .unwrap_or_default(),
+            ("RULE", Some("id")) => r.id.to_string(),
+            ("RULE", Some("msg")) => r.msg.clone().unwrap_or_default(),
+            ("RULE", Some("severity")) => r.severity.clone().unwrap_or_default(),
+            ("RULE", Some("logdata")) => r.logdata.clone().unwrap_or_default(),
+            ("MATCHED_VAR", None) => text(&self.matched_var.1),
+            ("MATCHED_VAR_NAME", None) => self.matched_var.0.clone(),
+            (c, s) => {
+                let var = Variable {
+                    name: c.to_string(),
+                    selector: s.map(|s| Selector::Key(s.to_string())),
+                    exclude: false,
+                    count: false,
+                };
+                self.resolve(&var)
+                    .first()
+                    .map(|(_, v)| text(v))
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    fn effect(&mut self, a: &Action, r: &CompiledRule) {
+        let v = a.value.as_deref().unwrap_or("");
+        match a.name.as_str() {
+            "setvar" => {
+                let v = v.trim();
+                if let Some(name) = v.strip_prefix('!') {
+                    let name = self.expand(name, r).to_ascii_lowercase();
+                    if let Some(n) = name.strip_prefix("tx.") {
+                        self.tx.remove(n);
+                    }
+                    return;
+                }
+                let (name, value) = v.split_once('=').unwrap_or((v, "1"));
+                let name = self.expand(name.trim(), r).to_ascii_lowercase();
+                let Some(n) = name.strip_prefix("tx.") else {
+                    return; // ip./global./session. collections are not persisted by this engine.
+                };
+                let n = n.to_string();
+                let cur = self
+                    .tx
+                    .get(&n)
+                    .map(|b| String::from_utf8_lossy(b).into_owned());
+                let num = |s: &str| s.trim().parse::<i64>().unwrap_or(0);
+                let new = if let Some(x) = value.strip_prefix('+') {
+                    (num(cur.as_deref().unwrap_or("0")) + num(&self.expand(x, r))).to_string()
+                } else if let Some(x) = value.strip_prefix('-') {
+                    (num(cur.as_deref().unwrap_or("0")) - num(&self.expand(x, r))).to_string()
+                } else {
+                    self.expand(value, r)
+                };
+                self.tx.insert(n, new.into_bytes());
+            }
+            "ctl" => {
+                let (k, val) = v.split_once('=').unwrap_or((v, ""));
+                match k {
+                    "ruleEngine" => {
+                        self.mode = match val.to_ascii_lowercase().as_str() {
+                            "off" => EngineMode::Off,
+                            "detectiononly" => EngineMode::DetectionOnly,
+                            _ => EngineMode::On,
+                        }
+                    }
+                    "ruleRemoveById" => {
+                        if let Ok(range) = parse_range(val) {
+                            self.removed_ids.push(range);
+                        }
+                    }
+                    "ruleRemoveTargetById" => {
+                        if let Some((id, target)) = val.split_once(';') {
+                            if let (Ok((id, _)), Ok(vars)) =
+                                (parse_range(id), crate::parser::parse_variables(target))
+                            {
+                                for mut var in vars {
+                                    var.exclude = true;
+                                    self.removed_targets.push((id, var));
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn tx(&self, name: &str) -> Option<String> {
+        self.tx
+            .get(&name.to_ascii_lowercase())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+fn same_collection(a: &str, b: &str) -> bool {
+    a == b
+        || (a == "ARGS" && (b == "ARGS_GET" || b == "ARGS_POST"))
+        || (b == "ARGS" && (a == "ARGS_GET" || a == "ARGS_POST"))
+}
+
+fn parse_urlencoded(q: &[u8]) -> Vec<(String, Vec<u8>)> {
+    q.split(|c| *c == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = match p.iter().position(|c| *c == b'=') {
+                Some(i) => (&p[..i], &p[i + 1..]),
+                None => (p, &p[p.len()..]),
+            };
+            (
+                String::from_utf8_lossy(&Transform::UrlDecode.apply(k)).into_owned(),
+                Transform::UrlDecode.apply(v),
+            )
+        })
+        .collect()
+}
+
+/// A small JSON flattener (`json.a.b`, arrays by index) that needs no parser crate.
+fn serde_free_json(body: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "JSON is not UTF-8".to_string())?;
+    let mut p = JsonP {
+        s: text.as_bytes(),
+        i: 0,
+        depth: 0,
+    };
+    let mut out = Vec::new();
+    p.ws();
+    p.value("json", &mut out)?;
+    p.ws();
+    if p.i != p.s.len() {
+        return Err("trailing data after JSON".into());
+    }
+    Ok(out)
+}
+
+struct JsonP<'a> {
+    s: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+impl JsonP<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+    fn value(&mut self, path: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > 512 {
+            return Err("JSON nested too deeply".into());
+        }
+        self.ws();
+        match self.s.get(self.i) {
+            Some(b'{') => {
+                self.i += 1;
+                self.ws();
+                if self.s.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                } else {
+                    loop {
+                        self.ws();
+                        let k = self.string()?;
+                        self.ws();
+                        if self.s.get(self.i) != Some(&b':') {
+                            return Err("expected : in JSON object".into());
+                        }
+                        self.i += 1;
+                        self.value(&format!("{path}.{k}"), out)?;
+                        self.ws();
+                        match self.s.get(self.i) {
+                            Some(b',') => self.i += 1,
+                            Some(b'}') => {
+                                self.i += 1;
+                                break;
+                            }
+                            _ => return Err("expected , or } in JSON object".into()),
+                        }
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                self.ws();
+                if self.s.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                } else {
+                    let mut n = 0;
+                    loop {
+                        self.value(&format!("{path}.{n}"), out)?;
+                        n += 1;
+                        self.ws();
+                        match self.s.get(self.i) {
+                            Some(b',') => self.i += 1,
+                            Some(b']') => {
+                                self.i += 1;
+                                break;
+                            }
+                            _ => return Err("expected , or ] in JSON array".into()),
+                        }
+                    }
+                }
+            }
+            Some(b'"') => {
+                let v = self.string()?;
+                out.push((path.to_string(), v.into_bytes()));
+            }
+            Some(_) => {
+                let start = self.i;
+                while self.i < self.s.len()
+                    && !matches!(
+                        self.s[self.i],
+                        b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
+                    )
+                {
+                    self.i += 1;
+                }
+                let lit = &self.s[start..self.i];
+                if lit.is_empty() {
+                    return Err("invalid JSON value".into());
+                }
+                out.push((path.to_string(), lit.to_vec()));
+            }
+            None => return Err("unexpected end of JSON".into()),
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+    fn string(&mut self) -> Result<String, String> {
+        if self.s.get(self.i) != Some(&b'"') {
+            return Err("expected a JSON string".into());
+        }
+        self.i += 1;
+        let mut out = String::new();
+        while let Some(&c) = self.s.get(self.i) {
+            self.i += 1;
+            match c {
+                b'"' => return Ok(out),
+                b'\\' => {
+                    let e = *self.s.get(self.i).ok_or("bad escape")?;
+                    self.i += 1;
+                    match e {
+                        b'n' => out.push('\n'),
+                        b't' => out.push('\t'),
+                        b'r' => out.push('\r'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'u' => {
+                            let h = std::str::from_utf8(
+                                self.s.get(self.i..self.i + 4).ok_or("bad \\u escape")?,
+                            )
+                            .map_err(|_| "bad \\u escape")?;
+                            let cp = u32::from_str_radix(h, 16).map_err(|_| "bad \\u escape")?;
+                            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+                            self.i += 4;
+                        }
+                        other => out.push(other as char),
+                    }
+                }
+                _ => {
+                    // Copy a run of plain bytes (valid UTF-8, checked at entry).
+                    let start = self.i - 1;
+                    while self.i < self.s.len() && !matches!(self.s[self.i], b'"' | b'\\') {
+                        self.i += 1;
+                    }
+                    out.push_str(std::str::from_utf8(&self.s[start..self.i]).unwrap_or(""));
+                }
+            }
+        }
+        Err("unterminated JSON string".into())
+    }
+}
