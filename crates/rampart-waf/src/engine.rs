@@ -57,6 +57,15 @@ pub struct Ruleset {
     pub mode: EngineMode,
     pub request_body_access: bool,
     pub request_body_limit: usize,
+    /// Regex selectors (`ARGS:/^id_/`), compiled once at load, case-insensitive.
+    selectors: HashMap<String, regex::Regex>,
+}
+
+fn selector_regex(p: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(p)
+        .case_insensitive(true)
+        .build()
+        .map_err(|e| format!("selector /{p}/: {e}"))
 }
 
 /// One reported match (ModSecurity v2 logging: a chain is reported once, by its first rule).
@@ -217,6 +226,7 @@ impl Ruleset {
             mode: EngineMode::On,
             request_body_access: true,
             request_body_limit: 13_107_200,
+            selectors: HashMap::new(),
         };
         let mut defaults: HashMap<u8, Vec<Action>> = HashMap::new();
         let mut removed: Vec<(u64, u64)> = Vec::new();
@@ -337,6 +347,33 @@ impl Ruleset {
                         _ => {}
                     }
                 }
+            }
+        }
+        let mut patterns = Vec::new();
+        for phase in rs.phases.iter() {
+            for r in phase {
+                let mut link = Some(r);
+                while let Some(l) = link {
+                    for v in &l.vars {
+                        if let Some(Selector::Regex(p)) = &v.selector {
+                            patterns.push(p.clone());
+                        }
+                    }
+                    link = l.chain.as_deref();
+                }
+            }
+        }
+        for (_, vars) in &target_updates {
+            for v in vars {
+                if let Some(Selector::Regex(p)) = &v.selector {
+                    patterns.push(p.clone());
+                }
+            }
+        }
+        for p in patterns {
+            if let std::collections::hash_map::Entry::Vacant(e) = rs.selectors.entry(p) {
+                let re = selector_regex(e.key())?;
+                e.insert(re);
             }
         }
         for phase in rs.phases.iter_mut() {
@@ -511,6 +548,29 @@ impl<'r> Transaction<'r> {
                 }
             }
         }
+    }
+
+    /// The upstream's response (phases 3 and 4 input).
+    pub fn response(&mut self, status: u16, headers: &[(String, Vec<u8>)], body: &[u8]) {
+        self.scalars
+            .insert("RESPONSE_STATUS", status.to_string().into_bytes());
+        self.scalars
+            .insert("STATUS", status.to_string().into_bytes());
+        self.scalars
+            .insert("RESPONSE_PROTOCOL", b"HTTP/1.1".to_vec());
+        self.scalars.insert("RESPONSE_BODY", body.to_vec());
+        self.scalars.insert(
+            "RESPONSE_CONTENT_LENGTH",
+            body.len().to_string().into_bytes(),
+        );
+        if let Some((_, ct)) = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            self.scalars.insert("RESPONSE_CONTENT_TYPE", ct.clone());
+        }
+        self.collections
+            .insert("RESPONSE_HEADERS", headers.to_vec());
     }
 
     pub fn run_phase(&mut self, phase: u8) {
@@ -695,6 +755,16 @@ impl<'r> Transaction<'r> {
         out
     }
 
+    fn selector_matches(&self, pattern: &str, key: &str) -> bool {
+        match self.rs.selectors.get(pattern) {
+            Some(re) => re.is_match(key),
+            // Targets added at run time (ctl) are rare: compile on use.
+            None => selector_regex(pattern)
+                .map(|re| re.is_match(key))
+                .unwrap_or(false),
+        }
+    }
+
     fn collection(&self, name: &str) -> Vec<(String, Vec<u8>)> {
         match name {
             "ARGS" => {
@@ -746,11 +816,7 @@ impl<'r> Transaction<'r> {
         let selected = items.into_iter().filter(|(k, _)| match &var.selector {
             None => true,
             Some(Selector::Key(s)) => k.eq_ignore_ascii_case(s),
-            Some(Selector::Regex(re)) => regex::RegexBuilder::new(re)
-                .case_insensitive(true)
-                .build()
-                .map(|re| re.is_match(k))
-                .unwrap_or(false),
+            Some(Selector::Regex(re)) => self.selector_matches(re, k),
         });
         selected
             .map(|(k, v)| {
