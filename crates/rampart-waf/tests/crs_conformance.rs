@@ -144,7 +144,10 @@ fn build(input: &Input) -> Option<Request> {
 }
 
 /// The albedo backend: 200 with an empty body, except POST /reflect.
-fn albedo(req: &Request) -> (u16, Vec<(String, Vec<u8>)>, Vec<u8>) {
+/// (status, headers, body)
+type Response = (u16, Vec<(String, Vec<u8>)>, Vec<u8>);
+
+fn albedo(req: &Request) -> Response {
     use base64::Engine;
     if req.method == "POST" && req.uri.starts_with("/reflect") {
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&req.body) {
