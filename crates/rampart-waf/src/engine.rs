@@ -655,21 +655,19 @@ impl<'r> Transaction<'r> {
         });
     }
 
-    /// The rule and its chain links must all match; effects run once the whole chain does.
+    /// The rule and its chain links must all match. As in ModSecurity, each link's
+    /// non-disruptive actions (setvar, ctl, capture) run as soon as that link matches, so a
+    /// later link can test what an earlier one set.
     fn eval_chain(&mut self, r: &CompiledRule) -> bool {
         let mut link = Some(r);
-        let mut links = Vec::new();
         while let Some(l) = link {
             if !self.eval_rule(l) {
                 return false;
             }
-            links.push(l);
-            link = l.chain.as_deref();
-        }
-        for l in links {
             for e in &l.effects {
                 self.effect(e, r);
             }
+            link = l.chain.as_deref();
         }
         true
     }

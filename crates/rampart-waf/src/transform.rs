@@ -521,6 +521,15 @@ fn normalize_path(v: &[u8], win: bool) -> Vec<u8> {
 
 fn base64_decode(v: &[u8], ext: bool) -> Vec<u8> {
     use base64::Engine;
+    // Input that is not base64 at all is passed through unchanged (rules chain base64Decode
+    // after other decoders and still expect to see plain-text payloads).
+    if !ext
+        && v
+            .iter()
+            .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'\r' | b'\n')))
+    {
+        return v.to_vec();
+    }
     let clean: Vec<u8> = if ext {
         v.iter()
             .copied()
@@ -685,7 +694,8 @@ mod tests {
         assert_eq!(t("jsDecode", r"\x3cscript\u003e\101\n"), "<script>A\n");
         assert_eq!(t("cssDecode", r"\3c script\>x\"), "<script>x");
         assert_eq!(t("escapeSeqDecode", r"a\x41\101\n\q"), "aAA\n\\q");
-        assert_eq!(t("base64Decode", "aGVsbG8=!!"), "hello");
+        assert_eq!(t("base64Decode", "aGVsbG8="), "hello");
+        assert_eq!(t("base64Decode", "while(!-0);"), "while(!-0);");
         assert_eq!(t("base64DecodeExt", "aGV.sbG8"), "hello");
         assert_eq!(t("hexDecode", "414243"), "ABC");
         assert_eq!(t("sqlHexDecode", "select 0x414243"), "select ABC");
