@@ -430,6 +430,7 @@ pub struct Transaction<'r> {
 }
 
 const COLLECTIONS: &[&str] = &[
+    "MULTIPART_PART_HEADERS",
     "ARGS_GET",
     "ARGS_POST",
     "REQUEST_HEADERS",
@@ -536,6 +537,40 @@ impl<'r> Transaction<'r> {
             self.scalars
                 .insert("REQBODY_PROCESSOR", b"URLENCODED".to_vec());
             self.collections.insert("ARGS_POST", parse_urlencoded(body));
+        } else if ct.starts_with("multipart/form-data") {
+            self.scalars
+                .insert("REQBODY_PROCESSOR", b"MULTIPART".to_vec());
+            match multipart(&ct, body) {
+                Some(parts) => {
+                    let mut total = 0usize;
+                    for p in parts {
+                        for h in &p.headers {
+                            self.push("MULTIPART_PART_HEADERS", &p.name, h.clone().into_bytes());
+                        }
+                        match p.filename {
+                            Some(f) => {
+                                total += p.value.len();
+                                self.push("FILES", &p.name, f.into_bytes());
+                                self.push("FILES_NAMES", &p.name, p.name.clone().into_bytes());
+                                self.push(
+                                    "FILES_SIZES",
+                                    &p.name,
+                                    p.value.len().to_string().into_bytes(),
+                                );
+                            }
+                            None => self.push("ARGS_POST", &p.name, p.value),
+                        }
+                    }
+                    self.scalars
+                        .insert("FILES_COMBINED_SIZE", total.to_string().into_bytes());
+                }
+                None => {
+                    self.scalars.insert("REQBODY_ERROR", b"1".to_vec());
+                    self.scalars
+                        .insert("REQBODY_ERROR_MSG", b"Multipart parsing error".to_vec());
+                    self.scalars.insert("MULTIPART_STRICT_ERROR", b"1".to_vec());
+                }
+            }
         } else if ct.contains("json") {
             self.scalars.insert("REQBODY_PROCESSOR", b"JSON".to_vec());
             match serde_free_json(body) {
@@ -571,6 +606,13 @@ impl<'r> Transaction<'r> {
         }
         self.collections
             .insert("RESPONSE_HEADERS", headers.to_vec());
+    }
+
+    fn push(&mut self, coll: &'static str, key: &str, value: Vec<u8>) {
+        self.collections
+            .entry(coll)
+            .or_default()
+            .push((key.to_string(), value));
     }
 
     pub fn run_phase(&mut self, phase: u8) {
@@ -951,6 +993,87 @@ impl<'r> Transaction<'r> {
             .get(&name.to_ascii_lowercase())
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
+}
+
+struct Part {
+    name: String,
+    filename: Option<String>,
+    headers: Vec<String>,
+    value: Vec<u8>,
+}
+
+/// multipart/form-data: parts by boundary; None when the body does not follow the format.
+fn multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
+    let boundary = content_type
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("boundary="))
+        .next()?
+        .trim_matches('"')
+        .to_string();
+    if boundary.is_empty() {
+        return None;
+    }
+    let delim = format!("--{boundary}").into_bytes();
+    let find = |hay: &[u8], from: usize| {
+        hay[from..]
+            .windows(delim.len())
+            .position(|w| w == delim.as_slice())
+            .map(|p| p + from)
+    };
+    let mut pos = find(body, 0)? + delim.len();
+    let mut parts = Vec::new();
+    loop {
+        if body[pos..].starts_with(b"--") {
+            break;
+        }
+        let start = pos
+            + body[pos..]
+                .iter()
+                .take(2)
+                .take_while(|c| matches!(c, b'\r' | b'\n'))
+                .count();
+        let next = find(body, start)?;
+        let mut chunk = &body[start..next];
+        chunk = chunk
+            .strip_suffix(b"\r\n")
+            .or_else(|| chunk.strip_suffix(b"\n"))
+            .unwrap_or(chunk);
+        let split = chunk
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| (i, 4))
+            .or_else(|| chunk.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))?;
+        let head = String::from_utf8_lossy(&chunk[..split.0]).into_owned();
+        let value = chunk[split.0 + split.1..].to_vec();
+        let mut name = String::new();
+        let mut filename = None;
+        let mut headers = Vec::new();
+        for line in head.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            headers.push(line.to_string());
+            if line.to_ascii_lowercase().starts_with("content-disposition") {
+                for attr in line.split(';').skip(1) {
+                    let (k, v) = attr.trim().split_once('=').unwrap_or((attr.trim(), ""));
+                    let v = v.trim().trim_matches('"').to_string();
+                    match k.trim().to_ascii_lowercase().as_str() {
+                        "name" => name = v,
+                        "filename" => filename = Some(v),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        parts.push(Part {
+            name,
+            filename,
+            headers,
+            value,
+        });
+        pos = next + delim.len();
+        if pos >= body.len() {
+            break;
+        }
+    }
+    Some(parts)
 }
 
 fn same_collection(a: &str, b: &str) -> bool {

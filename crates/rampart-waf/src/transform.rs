@@ -524,9 +524,9 @@ fn base64_decode(v: &[u8], ext: bool) -> Vec<u8> {
     // Input that is not base64 at all is passed through unchanged (rules chain base64Decode
     // after other decoders and still expect to see plain-text payloads).
     if !ext
-        && v
-            .iter()
-            .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'\r' | b'\n')))
+        && v.iter().any(|c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'\r' | b'\n'))
+        })
     {
         return v.to_vec();
     }
