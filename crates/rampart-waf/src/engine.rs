@@ -703,25 +703,37 @@ impl<'r> Transaction<'r> {
     fn eval_chain(&mut self, r: &CompiledRule) -> bool {
         let mut link = Some(r);
         while let Some(l) = link {
-            if !self.eval_rule(l) {
+            let hits = self.eval_rule(l);
+            if hits.is_empty() {
                 return false;
             }
-            for e in &l.effects {
-                self.effect(e, r);
+            // Actions run once per matched target, each seeing its own MATCHED_VAR and
+            // captures (ModSecurity v2).
+            for (name, value, caps) in hits {
+                if l.capture {
+                    for (i, c) in caps.iter().enumerate() {
+                        self.tx.insert(i.to_string(), c.clone());
+                    }
+                }
+                self.matched_var = (name, value);
+                for e in &l.effects {
+                    self.effect(e, r);
+                }
             }
             link = l.chain.as_deref();
         }
         true
     }
 
-    fn eval_rule(&mut self, r: &CompiledRule) -> bool {
+    /// Matched targets: (name, transformed value, captures).
+    fn eval_rule(&mut self, r: &CompiledRule) -> Vec<(String, Vec<u8>, Vec<Vec<u8>>)> {
         let targets = self.targets(r);
         let arg = if r.op.argument.contains("%{") {
             self.expand(&r.op.argument, r).into_bytes()
         } else {
             r.op.argument.clone().into_bytes()
         };
-        let mut any = false;
+        let mut hits = Vec::new();
         self.matched_vars.clear();
         for (name, value) in targets {
             let mut v = value;
@@ -729,19 +741,18 @@ impl<'r> Transaction<'r> {
                 v = t.apply(&v);
             }
             let m = r.op.test(&v, &arg);
-            let hit = m.matched != r.op.negated;
-            if hit {
-                any = true;
+            if m.matched != r.op.negated {
                 if r.capture {
                     for (i, c) in m.captures.iter().enumerate() {
                         self.tx.insert(i.to_string(), c.clone());
                     }
                 }
                 self.matched_var = (name.clone(), v.clone());
-                self.matched_vars.push((name, v));
+                self.matched_vars.push((name.clone(), v.clone()));
+                hits.push((name, v, m.captures));
             }
         }
-        any
+        hits
     }
 
     fn targets(&self, r: &CompiledRule) -> Vec<(String, Vec<u8>)> {
