@@ -1062,10 +1062,8 @@ fn multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
         for line in head.lines().map(str::trim).filter(|l| !l.is_empty()) {
             headers.push(line.to_string());
             if line.to_ascii_lowercase().starts_with("content-disposition") {
-                for attr in line.split(';').skip(1) {
-                    let (k, v) = attr.trim().split_once('=').unwrap_or((attr.trim(), ""));
-                    let v = v.trim().trim_matches('"').to_string();
-                    match k.trim().to_ascii_lowercase().as_str() {
+                for (k, v) in disposition_params(line) {
+                    match k.as_str() {
                         "name" => name = v,
                         "filename" => filename = Some(v),
                         _ => {}
@@ -1085,6 +1083,42 @@ fn multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
         }
     }
     Some(parts)
+}
+
+/// `form-data; name="a;b"; filename="x=y"`: parameters split on `;` outside quotes.
+fn disposition_params(line: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in line.chars() {
+        match c {
+            _ if escaped => {
+                cur.push(c);
+                escaped = false;
+            }
+            '\\' if quoted => escaped = true,
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            ';' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    for p in parts.iter().skip(1) {
+        let p = p.trim();
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|x| x.strip_suffix('"'))
+            .unwrap_or(v);
+        out.push((k.trim().to_ascii_lowercase(), v.to_string()));
+    }
+    out
 }
 
 fn same_collection(a: &str, b: &str) -> bool {
