@@ -77,6 +77,8 @@ pub struct Ctx {
     authz: Option<rampart_authz::Decision>,
     ratelimit_headers: Vec<(&'static str, String)>,
     throttled: Option<Duration>,
+    /// This request's key has been rejected persistently (reported once per window).
+    sustained_excess: bool,
     /// Held for the life of the request: releases the concurrency slot when dropped.
     inflight: Option<rampart_limits::InFlightGuard>,
 }
@@ -152,6 +154,7 @@ async fn stage_rate_limit(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decisi
             .inc();
     }
     if d.sustained_excess {
+        ctx.sustained_excess = true;
         log::warn!(
             "rate limit: sustained excess on route {} by a {} key ({})",
             route.spec.name,
@@ -566,6 +569,7 @@ impl Gateway {
         let req = session.req_header();
         let reason = match (&ctx.authz, stage) {
             (Some(d), "authorize") => d.reason.clone(),
+            _ if ctx.sustained_excess => format!("{reason}: sustained excess from this key"),
             _ => reason.to_string(),
         };
         self.events.emit(rampart_events::Event {
@@ -679,6 +683,7 @@ impl ProxyHttp for Gateway {
             authz: None,
             ratelimit_headers: Vec::new(),
             throttled: None,
+            sustained_excess: false,
             inflight: None,
         }
     }
