@@ -307,3 +307,34 @@ async fn connections_per_ip_are_limited() {
     .unwrap();
     assert!(gw.metric("rampart_rejected_total{reason=\"connections per ip\"}") >= 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sustained_excess_becomes_a_security_event() {
+    let up = Upstream::start("a").await;
+    let dir = temp_dir("excess");
+    let events = dir.join("events.jsonl");
+    let gw = Gateway::start(&format!(
+        "events:\n  file: {}\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/r\"]\n    upstream: u\n    rate_limit:\n      - {{ key: client_ip, rate: 1/min, burst: 1 }}\n",
+        events.display(),
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let c = client();
+    for _ in 0..4 {
+        burst(&c, &gw.url("/r"), 30).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = std::fs::read_to_string(&events).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 119, "one event per rejection");
+    assert!(lines
+        .iter()
+        .all(|e| e["stage"] == "rate_limit" && e["status"] == 429));
+    let flagged = lines
+        .iter()
+        .filter(|e| e["reason"].as_str().unwrap().contains("sustained excess"))
+        .count();
+    assert_eq!(flagged, 1, "reported once per window");
+}
