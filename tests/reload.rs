@@ -169,7 +169,16 @@ async fn metrics_describe_traffic() {
         c.get(gw.url("/api/x")).send().await.unwrap();
     }
     c.get(gw.url("/nowhere")).send().await.unwrap();
-    let m = gw.metrics();
+    // Metrics are recorded in the logging phase, just after the response is sent: wait for
+    // the last request to be counted.
+    let mut m = gw.metrics();
+    for _ in 0..100 {
+        if m.contains("rampart_requests_total{route=\"-\",status=\"404\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        m = gw.metrics();
+    }
     assert!(
         m.contains("rampart_requests_total{route=\"steady\",status=\"200\"} 3"),
         "{m}"
