@@ -39,7 +39,10 @@ async fn exact_burst_refill_headers_and_default_limits() {
     let rs = burst(&c, &gw.url("/r"), 30).await;
     let ok: Vec<_> = rs.iter().filter(|r| r.status() == 200).collect();
     let limited: Vec<_> = rs.iter().filter(|r| r.status() == 429).collect();
-    assert_eq!((ok.len(), limited.len()), (10, 20));
+    // The requests' own spread (tens of ms on a loaded machine) may add one refill; a
+    // fixed-window limiter would let 20 through at a window edge.
+    assert!(matches!(ok.len(), 10 | 11), "{} allowed", ok.len());
+    assert_eq!(ok.len() + limited.len(), 30);
     assert_eq!(ok[0].headers()["ratelimit-policy"], "\"r-0\";q=10;w=1");
     assert!(ok[0].headers()["ratelimit"]
         .to_str()
@@ -56,14 +59,14 @@ async fn exact_burst_refill_headers_and_default_limits() {
         .iter()
         .filter(|r| r.status() == 200)
         .count();
-    assert_eq!(n, 5);
+    assert!(matches!(n, 5 | 6), "{n} allowed after 520 ms");
     // The top-level default applies to routes without their own; `[]` turns limits off.
     let d = burst(&c, &gw.url("/default"), 6)
         .await
         .iter()
         .filter(|r| r.status() == 200)
         .count();
-    assert_eq!(d, 3);
+    assert!(matches!(d, 3 | 4), "{d}");
     let o = burst(&c, &gw.url("/open"), 20)
         .await
         .iter()
@@ -86,9 +89,8 @@ async fn delay_mode_throttles_then_rejects() {
     let elapsed = start.elapsed();
     let ok = rs.iter().filter(|r| r.status() == 200).count();
     // 1 immediately + 4 queued up to 400 ms (≤ 450 ms); the rest exceed max_delay.
-    assert_eq!(
-        ok,
-        5,
+    assert!(
+        matches!(ok, 5 | 6),
         "{:?}",
         rs.iter().map(|r| r.status()).collect::<Vec<_>>()
     );
@@ -227,8 +229,11 @@ async fn redis_outage_fallbacks_are_applied_and_reported() {
     let c = client();
     let count = |rs: Vec<reqwest::Response>, s: u16| rs.iter().filter(|r| r.status() == s).count();
     // Redis up: each route limits at 5.
-    assert_eq!(count(burst(&c, &gw.url("/allow"), 8).await, 200), 5);
-    assert_eq!(count(burst(&c, &gw.url("/deny"), 8).await, 200), 5);
+    // Exactly 5, or 6 when the burst's own spread lets one refill in.
+    let n = count(burst(&c, &gw.url("/allow"), 8).await, 200);
+    assert!(matches!(n, 5 | 6), "{n}");
+    let n = count(burst(&c, &gw.url("/deny"), 8).await, 200);
+    assert!(matches!(n, 5 | 6), "{n}");
     drop(redis);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
@@ -241,11 +246,8 @@ async fn redis_outage_fallbacks_are_applied_and_reported() {
         4,
         "deny: fail closed"
     );
-    assert_eq!(
-        count(burst(&c, &gw.url("/local"), 8).await, 200),
-        5,
-        "local: this node's limiter"
-    );
+    let n = count(burst(&c, &gw.url("/local"), 8).await, 200);
+    assert!(matches!(n, 5 | 6), "local: this node's limiter: {n}");
     assert!(gw.metric("rampart_ratelimit_backend_errors_total{route=\"allow\"}") >= 12.0);
     assert!(gw.metric("rampart_ratelimit_backend_errors_total{route=\"deny\"}") >= 4.0);
 }
