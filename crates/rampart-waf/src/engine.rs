@@ -540,7 +540,17 @@ impl<'r> Transaction<'r> {
         } else if ct.starts_with("multipart/form-data") {
             self.scalars
                 .insert("REQBODY_PROCESSOR", b"MULTIPART".to_vec());
-            match multipart(&ct, body) {
+            // The boundary is case-sensitive: take it from the header as sent.
+            let raw_ct = self
+                .collections
+                .get("REQUEST_HEADERS")
+                .and_then(|h| {
+                    h.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                })
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            match multipart(&raw_ct, body) {
                 Some(parts) => {
                     let mut total = 0usize;
                     for p in parts {
@@ -1017,7 +1027,12 @@ struct Part {
 fn multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
     let boundary = content_type
         .split(';')
-        .filter_map(|p| p.trim().strip_prefix("boundary="))
+        .filter_map(|p| {
+            let p = p.trim();
+            p.get(..9)
+                .filter(|k| k.eq_ignore_ascii_case("boundary="))
+                .map(|_| &p[9..])
+        })
         .next()?
         .trim_matches('"')
         .to_string();
