@@ -57,6 +57,10 @@ pub struct Ruleset {
     pub mode: EngineMode,
     pub request_body_access: bool,
     pub request_body_limit: usize,
+    pub response_body_access: bool,
+    pub response_body_limit: usize,
+    /// `SecResponseBodyMimeType`: the response types whose bodies phase 4 sees.
+    pub response_body_mime_types: Vec<String>,
     /// Regex selectors (`ARGS:/^id_/`), compiled once at load, case-insensitive.
     selectors: HashMap<String, regex::Regex>,
 }
@@ -226,10 +230,14 @@ impl Ruleset {
             mode: EngineMode::On,
             request_body_access: true,
             request_body_limit: 13_107_200,
+            response_body_access: false,
+            response_body_limit: 524_288,
+            response_body_mime_types: vec!["text/plain".into(), "text/html".into()],
             selectors: HashMap::new(),
         };
         let mut defaults: HashMap<u8, Vec<Action>> = HashMap::new();
         let mut removed: Vec<(u64, u64)> = Vec::new();
+        let mut removed_tags: Vec<String> = Vec::new();
         let mut target_updates: Vec<(u64, Vec<Variable>)> = Vec::new();
         let mut it = directives.iter().peekable();
         while let Some(d) = it.next() {
@@ -332,6 +340,22 @@ impl Ruleset {
                         "SecRequestBodyLimit" => {
                             rs.request_body_limit = a0.parse().unwrap_or(rs.request_body_limit)
                         }
+                        "SecResponseBodyAccess" => {
+                            rs.response_body_access = a0.eq_ignore_ascii_case("on")
+                        }
+                        "SecResponseBodyLimit" => {
+                            rs.response_body_limit = a0.parse().map_err(|_| {
+                                format!("SecResponseBodyLimit: not a number: {a0}")
+                            })?
+                        }
+                        "SecResponseBodyMimeType" => {
+                            rs.response_body_mime_types = args
+                                .iter()
+                                .flat_map(|a| a.split_whitespace())
+                                .map(|m| m.to_ascii_lowercase())
+                                .collect()
+                        }
+                        "SecRuleRemoveByTag" => removed_tags.push(a0.to_string()),
                         "SecRuleRemoveById" => {
                             for a in args.iter().flat_map(|a| a.split_whitespace()) {
                                 removed.push(parse_range(a)?);
@@ -377,7 +401,10 @@ impl Ruleset {
             }
         }
         for phase in rs.phases.iter_mut() {
-            phase.retain(|r| !removed.iter().any(|(a, b)| (*a..=*b).contains(&r.id)));
+            phase.retain(|r| {
+                !removed.iter().any(|(a, b)| (*a..=*b).contains(&r.id))
+                    && !r.tags.iter().any(|t| removed_tags.contains(t))
+            });
             for r in phase.iter_mut() {
                 for (id, vars) in &target_updates {
                     if *id == r.id {
@@ -412,15 +439,34 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
     }
 }
 
+/// The ruleset a transaction reads: borrowed (tests, benches) or shared by `Arc` (the
+/// gateway keeps a transaction across proxy phases, so it cannot borrow).
+#[derive(Clone)]
+enum RulesetRef<'r> {
+    Borrowed(&'r Ruleset),
+    Shared(std::sync::Arc<Ruleset>),
+}
+
+impl std::ops::Deref for RulesetRef<'_> {
+    type Target = Ruleset;
+    fn deref(&self) -> &Ruleset {
+        match self {
+            RulesetRef::Borrowed(r) => r,
+            RulesetRef::Shared(r) => r,
+        }
+    }
+}
+
 /// A request (and its response) going through the rules.
 pub struct Transaction<'r> {
-    rs: &'r Ruleset,
+    rs: RulesetRef<'r>,
     mode: EngineMode,
     /// Collections by upper-case name: (key, value) in order.
     collections: HashMap<&'static str, Vec<(String, Vec<u8>)>>,
     scalars: HashMap<&'static str, Vec<u8>>,
     tx: HashMap<String, Vec<u8>>,
     removed_ids: Vec<(u64, u64)>,
+    removed_tags: Vec<String>,
     removed_targets: Vec<(u64, Variable)>,
     matched_var: (String, Vec<u8>),
     matched_vars: Vec<(String, Vec<u8>)>,
@@ -442,15 +488,28 @@ const COLLECTIONS: &[&str] = &[
     "XML",
 ];
 
+impl Transaction<'static> {
+    /// A transaction that owns a share of the ruleset, to live across async proxy phases.
+    pub fn new_shared(rs: std::sync::Arc<Ruleset>, client_ip: &str) -> Transaction<'static> {
+        Self::with_ruleset(RulesetRef::Shared(rs), client_ip)
+    }
+}
+
 impl<'r> Transaction<'r> {
     pub fn new(rs: &'r Ruleset, client_ip: &str) -> Transaction<'r> {
+        Self::with_ruleset(RulesetRef::Borrowed(rs), client_ip)
+    }
+
+    fn with_ruleset(rs: RulesetRef<'r>, client_ip: &str) -> Transaction<'r> {
+        let mode = rs.mode;
         let mut t = Transaction {
             rs,
-            mode: rs.mode,
+            mode,
             collections: COLLECTIONS.iter().map(|c| (*c, Vec::new())).collect(),
             scalars: HashMap::new(),
             tx: HashMap::new(),
             removed_ids: Vec::new(),
+            removed_tags: Vec::new(),
             removed_targets: Vec::new(),
             matched_var: Default::default(),
             matched_vars: Vec::new(),
@@ -629,7 +688,8 @@ impl<'r> Transaction<'r> {
         if self.mode == EngineMode::Off || self.interruption.is_some() || self.allowed {
             return;
         }
-        let rules = &self.rs.phases[(phase - 1) as usize];
+        let rs = self.rs.clone();
+        let rules = &rs.phases[(phase - 1) as usize];
         let mut i = 0;
         while i < rules.len() {
             let r = &rules[i];
@@ -638,6 +698,8 @@ impl<'r> Transaction<'r> {
                 .removed_ids
                 .iter()
                 .any(|(a, b)| (*a..=*b).contains(&r.id))
+                || (!self.removed_tags.is_empty()
+                    && r.tags.iter().any(|t| self.removed_tags.contains(t)))
             {
                 continue;
             }
@@ -990,6 +1052,7 @@ impl<'r> Transaction<'r> {
                             self.removed_ids.push(range);
                         }
                     }
+                    "ruleRemoveByTag" => self.removed_tags.push(val.to_string()),
                     "ruleRemoveTargetById" => {
                         if let Some((id, target)) = val.split_once(';') {
                             if let (Ok((id, _)), Ok(vars)) =
@@ -1007,6 +1070,47 @@ impl<'r> Transaction<'r> {
             }
             _ => {}
         }
+    }
+
+    /// Overrides the ruleset's `SecRuleEngine` for this transaction (a route's own mode).
+    pub fn set_mode(&mut self, mode: EngineMode) {
+        self.mode = mode;
+    }
+
+    /// Sets a TX variable before the rules run (e.g. CRS's `blocking_paranoia_level`,
+    /// which CRS only defaults when it is unset).
+    pub fn set_tx(&mut self, name: &str, value: &str) {
+        self.tx
+            .insert(name.to_ascii_lowercase(), value.as_bytes().to_vec());
+    }
+
+    /// Skips the rules with ids in `from..=to` for this transaction.
+    pub fn remove_rule_ids(&mut self, from: u64, to: u64) {
+        self.removed_ids.push((from, to));
+    }
+
+    /// Skips the rules carrying `tag` for this transaction.
+    pub fn remove_rules_by_tag(&mut self, tag: &str) {
+        self.removed_tags.push(tag.to_string());
+    }
+
+    /// Excludes `target` (SecLang variable syntax, e.g. `ARGS:password`) from rule `id`.
+    pub fn remove_target(&mut self, id: u64, target: &str) -> Result<(), String> {
+        for mut var in crate::parser::parse_variables(target)? {
+            var.exclude = true;
+            self.removed_targets.push((id, var));
+        }
+        Ok(())
+    }
+
+    /// The anomaly score CRS accumulated (inbound + outbound), 0 without CRS.
+    pub fn anomaly_score(&self) -> i64 {
+        let n = |k: &str| {
+            self.tx(k)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        n("blocking_inbound_anomaly_score") + n("blocking_outbound_anomaly_score")
     }
 
     pub fn tx(&self, name: &str) -> Option<String> {
