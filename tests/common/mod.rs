@@ -139,6 +139,9 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    if method == "POST" && path == "/reflect" {
+        return reflect(&body);
+    }
     let out = serde_json::json!({
         "server": name,
         "method": method,
@@ -154,6 +157,40 @@ async fn handle(
         .header("X-Powered-By", "internal-framework")
         .body(Full::new(Bytes::from(out.to_string())))
         .unwrap()
+}
+
+/// `POST /reflect` as CRS's test backend (albedo) does it: the JSON body says the status,
+/// headers and body (`body`, or base64 `encodedBody`) of the response.
+pub fn reflect(body: &[u8]) -> Response<Full<Bytes>> {
+    use base64::Engine;
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let mut b = Response::builder().status(v["status"].as_u64().unwrap_or(200) as u16);
+    let mut typed = false;
+    if let Some(h) = v["headers"].as_object() {
+        for (k, val) in h {
+            typed |= k.eq_ignore_ascii_case("content-type");
+            b = b.header(k.as_str(), val.as_str().unwrap_or(""));
+        }
+    }
+    let out = match (v["body"].as_str(), v["encodedBody"].as_str()) {
+        (Some(t), _) => t.as_bytes().to_vec(),
+        (None, Some(e)) => base64::engine::general_purpose::STANDARD
+            .decode(e)
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    if !typed {
+        let html = out.windows(5).any(|w| w.eq_ignore_ascii_case(b"<html"));
+        b = b.header(
+            "Content-Type",
+            if html {
+                "text/html; charset=utf-8"
+            } else {
+                "text/plain; charset=utf-8"
+            },
+        );
+    }
+    b.body(Full::new(Bytes::from(out))).unwrap()
 }
 
 /// The `rampart` binary running `serve --config` on a config written to a temp file.

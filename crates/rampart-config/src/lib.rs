@@ -238,6 +238,14 @@ fn resolve_paths(c: &mut Config, base: &Path) {
     if let Some(h) = &mut c.auth.basic.htpasswd {
         fix(h);
     }
+    if let Some(w) = &mut c.waf {
+        for r in &mut w.rules {
+            fix(r);
+        }
+        if let Some(d) = &mut w.data_dir {
+            fix(d);
+        }
+    }
     if let Some(ca) = c.auth.ldap.as_mut().and_then(|l| l.ca.as_mut()) {
         fix(ca);
     }

@@ -268,6 +268,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
 
+    validate_waf(c, &mut err);
     if let Some(s) = &c.events.syslog {
         if s.address.parse::<SocketAddr>().is_err() {
             err(
@@ -334,4 +335,60 @@ pub fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn validate_waf(c: &Config, err: &mut impl FnMut(String, String)) {
+    let paranoia = |p: u8| (1..=4).contains(&p);
+    if let Some(w) = &c.waf {
+        if w.rules.is_empty() && w.custom_rules.as_deref().unwrap_or("").trim().is_empty() {
+            err(
+                "waf.rules".into(),
+                "the WAF needs rule files (rules:) or inline rules (custom_rules:)".into(),
+            );
+        }
+        if !paranoia(w.paranoia) {
+            err("waf.paranoia".into(), "must be 1, 2, 3 or 4".into());
+        }
+        if w.request_body_limit.0 == 0 || w.request_body_limit.0 > WAF_MAX_BODY_LIMIT {
+            err(
+                "waf.request_body_limit".into(),
+                format!(
+                    "must be between 1 byte and 64KiB: the body is held back until inspected, \
+                     and the proxy can forward at most {WAF_MAX_BODY_LIMIT} pre-read bytes"
+                ),
+            );
+        }
+        if !(200..=599).contains(&w.status) {
+            err(
+                "waf.status".into(),
+                "must be an HTTP status (200-599)".into(),
+            );
+        }
+        if w.inspect_response_body && w.response_mime_types.is_empty() {
+            err(
+                "waf.response_mime_types".into(),
+                "inspect_response_body needs at least one type".into(),
+            );
+        }
+    }
+    for (i, r) in c.routes.iter().enumerate() {
+        let Some(rw) = &r.waf else { continue };
+        if c.waf.is_none() {
+            err(
+                format!("routes.{i}.waf"),
+                "a route's waf settings need a top-level waf: block with the rules".into(),
+            );
+        }
+        if rw.paranoia.is_some_and(|p| !paranoia(p)) {
+            err(
+                format!("routes.{i}.waf.paranoia"),
+                "must be 1, 2, 3 or 4".into(),
+            );
+        }
+        for (j, e) in rw.exclusions.iter().enumerate() {
+            if let Err(m) = e.parse() {
+                err(format!("routes.{i}.waf.exclusions.{j}"), m);
+            }
+        }
+    }
 }

@@ -15,6 +15,7 @@ mod reload;
 mod snapshot;
 mod tls;
 mod upstream;
+mod waf;
 
 use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
@@ -32,6 +33,7 @@ pub fn check_config(c: &Config) -> Vec<(String, String)> {
     let mut out = rampart_auth::check_config(c);
     out.extend(rampart_authz::check_config(c));
     out.extend(snapshot::check_limits(c));
+    out.extend(waf::check_config(c));
     out
 }
 

@@ -23,6 +23,9 @@ pub struct Metrics {
     events_emitted: prometheus::IntGauge,
     events_dropped: prometheus::IntGauge,
     pub blocked: IntCounterVec,
+    pub waf_blocked: IntCounterVec,
+    pub waf_matches: IntCounterVec,
+    pub waf_anomaly: HistogramVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -132,8 +135,38 @@ impl Metrics {
             &["route", "stage"],
         )
         .unwrap();
+        let waf_blocked = IntCounterVec::new(
+            Opts::new(
+                "rampart_waf_blocked_requests_total",
+                "Requests (or responses) the WAF blocked, by route and the rule that blocked",
+            ),
+            &["route", "rule"],
+        )
+        .unwrap();
+        let waf_matches = IntCounterVec::new(
+            Opts::new(
+                "rampart_waf_rule_matches_total",
+                "WAF rule matches (blocking or not), by route and rule",
+            ),
+            &["route", "rule"],
+        )
+        .unwrap();
+        let waf_anomaly = HistogramVec::new(
+            HistogramOpts::new(
+                "rampart_waf_anomaly_score",
+                "CRS anomaly score of requests the WAF inspected, by route",
+            )
+            .buckets(vec![
+                0.0, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0,
+            ]),
+            &["route"],
+        )
+        .unwrap();
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(waf_blocked.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(waf_matches.clone()),
+            Box::new(waf_anomaly.clone()),
+            Box::new(requests.clone()),
             Box::new(duration.clone()),
             Box::new(upstream_duration.clone()),
             Box::new(upstream_healthy.clone()),
@@ -170,6 +203,9 @@ impl Metrics {
             events_emitted,
             events_dropped,
             blocked,
+            waf_blocked,
+            waf_matches,
+            waf_anomaly,
         }
     }
 

@@ -81,6 +81,25 @@ pub struct Ctx {
     sustained_excess: bool,
     /// Held for the life of the request: releases the concurrency slot when dropped.
     inflight: Option<rampart_limits::InFlightGuard>,
+    /// The WAF transaction, kept from the request phases to the response and logging ones.
+    waf: Option<Box<WafReq>>,
+}
+
+/// A request's WAF state across Pingora's phases.
+pub struct WafReq {
+    tx: rampart_waf::engine::Transaction<'static>,
+    /// Block mode: the route's rules may refuse the response.
+    blocking: bool,
+    /// Phase 4 wants this response's body (its type is inspected).
+    inspect_body: bool,
+    /// Response body bytes kept for phase 4 (up to the limit).
+    body: Vec<u8>,
+    /// Chunks are held back from the client until phase 4 has run (block mode).
+    holding: bool,
+    held: Vec<u8>,
+    phase4_done: bool,
+    /// Phase 3 refused the response: its headers were replaced, its body is dropped.
+    response_refused: bool,
 }
 
 /// What the stages see of a request: the parsed header and, for HTTP/1, the raw header
@@ -100,6 +119,8 @@ enum Step {
     Sync(Stage),
     Authenticate,
     RateLimit,
+    /// Reads (and holds back) the request body, so it runs last, with the session.
+    Waf,
 }
 
 /// The request pipeline, in the order a request meets it. Later issues insert their stages
@@ -115,6 +136,7 @@ const REQUEST_STAGES: &[(&str, Step)] = &[
     ("authorize", Step::Sync(stage_authorize)),
     ("rate_limit", Step::RateLimit),
     ("concurrency", Step::Sync(stage_concurrency)),
+    ("waf", Step::Waf),
 ];
 
 async fn stage_rate_limit(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
@@ -203,6 +225,138 @@ async fn stage_rate_limit(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decisi
             headers: vec![("Retry-After", "1".into())],
         }),
     }
+}
+
+/// WAF phases 1 and 2: the request as sent, then its body, read and held back (up to the
+/// inspection limit) so that nothing reaches the upstream before the rules have seen it.
+/// Pingora forwards the held bytes from its retry buffer once the request goes upstream.
+async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let Some(rw) = ctx.route.and_then(|i| snap.routes[i].waf.as_ref()) else {
+        return Decision::Continue;
+    };
+    let ip = ctx.client_ip.map(|i| i.to_string()).unwrap_or_default();
+    let mut tx = rw.transaction(&ip);
+    let raw = session
+        .as_downstream()
+        .as_http1()
+        .map(|h1| h1.get_headers_raw_bytes());
+    let head = raw.as_deref().and_then(crate::waf::raw_head);
+    let (method, uri, proto, headers) = head.unwrap_or_else(|| {
+        // HTTP/2: the decoded header list is what was sent.
+        let req = session.req_header();
+        let headers = req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect();
+        let uri = req
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        (
+            req.method.as_str().to_string(),
+            uri,
+            format!("{:?}", req.version),
+            headers,
+        )
+    });
+    tx.request_headers(&method, &uri, &proto, &headers);
+    tx.run_phase(1);
+    let cfg = &rw.rt.cfg;
+    let mut refusal = None;
+    if tx.interruption.is_none()
+        && !matches!(ctx.body_len, BodyLength::None)
+        && !session.is_upgrade_req()
+        && rw.rt.ruleset.request_body_access
+    {
+        let limit = cfg.request_body_limit.0 as usize;
+        let max = snap.config.limits.max_request_body.0 as usize;
+        session.enable_retry_buffering();
+        let mut body: Vec<u8> = Vec::new();
+        let mut over = false;
+        loop {
+            if body.len() > limit {
+                over = true;
+                break;
+            }
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(_) => {
+                    ctx.waf = Some(waf_req(tx, rw));
+                    return reject(400, "bad request", "request body unreadable");
+                }
+            }
+        }
+        if body.len() > max {
+            refusal = Some(reject(413, "request body too large", "body over limit"));
+        } else if over && cfg.request_body_limit_action == rampart_config::BodyLimitAction::Reject {
+            refusal = Some(reject(
+                413,
+                "request body too large",
+                "body over WAF inspection limit",
+            ));
+        } else if session.retry_buffer_truncated() && session.is_body_done() {
+            // The last read went past what Pingora can forward from its buffer: refuse
+            // rather than send the upstream a request without its body.
+            refusal = Some(reject(
+                413,
+                "request body too large",
+                "body over WAF inspection limit",
+            ));
+        } else {
+            body.truncate(limit);
+            tx.request_body(&body);
+        }
+    }
+    // Phase 2 runs for every request: most attack rules live there, bodies or not.
+    if refusal.is_none() {
+        tx.run_phase(2);
+    }
+    let decision = match (&tx.interruption, refusal) {
+        (_, Some(r)) => r,
+        (Some(i), None) => {
+            let m = metrics();
+            let route = snap.routes[ctx.route.unwrap_or(0)].spec.name.as_str();
+            m.waf_blocked
+                .with_label_values(&[route, &i.rule_id.to_string()])
+                .inc();
+            match &i.action {
+                rampart_waf::engine::Disruptive::Redirect(url) => Decision::Respond(Reject {
+                    status: 302,
+                    message: "redirected",
+                    reason: "blocked by WAF rules",
+                    headers: vec![("Location", url.clone())],
+                }),
+                _ => Decision::Respond(Reject {
+                    status: cfg.status,
+                    message: "forbidden",
+                    reason: "blocked by WAF rules",
+                    headers: Vec::new(),
+                }),
+            }
+        }
+        (None, None) => Decision::Continue,
+    };
+    ctx.waf = Some(waf_req(tx, rw));
+    decision
+}
+
+fn waf_req(
+    tx: rampart_waf::engine::Transaction<'static>,
+    rw: &crate::waf::RouteWaf,
+) -> Box<WafReq> {
+    Box::new(WafReq {
+        tx,
+        blocking: rw.mode == rampart_config::WafMode::Block,
+        inspect_body: false,
+        body: Vec::new(),
+        holding: false,
+        held: Vec::new(),
+        phase4_done: false,
+        response_refused: false,
+    })
 }
 
 fn stage_concurrency(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
@@ -552,17 +706,108 @@ fn is_idempotent(m: &http::Method) -> bool {
     )
 }
 
+/// The WAF settings of the request's route, if it runs the WAF.
+fn route_waf(ctx: &Ctx) -> Option<&crate::waf::RouteWaf> {
+    let snap = ctx.snap.as_deref()?;
+    snap.routes.get(ctx.route?)?.waf.as_ref()
+}
+
+fn route_name(ctx: &Ctx) -> &str {
+    ctx.route
+        .and_then(|i| ctx.snap.as_ref().map(|s| s.routes[i].spec.name.as_str()))
+        .unwrap_or("-")
+}
+
 impl Gateway {
+    /// WAF phase 3 on the upstream's response headers; a block replaces the response
+    /// (configured status, no body) before anything reaches the client.
+    fn waf_response_headers(&self, resp: &mut ResponseHeader, ctx: &mut Ctx) {
+        let Some(rw) = route_waf(ctx) else { return };
+        let status = rw.rt.cfg.status;
+        let content_type = resp
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let inspect = rw.inspects_response_type(content_type);
+        let Some(w) = ctx.waf.as_deref_mut() else {
+            return;
+        };
+        let headers: Vec<(String, Vec<u8>)> = resp
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect();
+        w.tx.response_headers(resp.status.as_u16(), "HTTP/1.1", &headers);
+        w.tx.run_phase(3);
+        w.inspect_body = inspect;
+        if w.blocking {
+            if let Some(i) = &w.tx.interruption {
+                let rule = i.rule_id.to_string();
+                w.response_refused = true;
+                *resp = error_header(status, 0, &ctx.request_id);
+                ctx.refused = Some(("waf", "response blocked by WAF rules"));
+                let route = route_name(ctx).to_string();
+                metrics()
+                    .waf_blocked
+                    .with_label_values(&[route.as_str(), rule.as_str()])
+                    .inc();
+                return;
+            }
+            w.holding = inspect;
+        }
+    }
+
+    /// Phases 4 (when the body never came through the body filter) and 5 (logging).
+    fn waf_finish(&self, ctx: &mut Ctx) {
+        let Some(w) = ctx.waf.as_deref_mut() else {
+            return;
+        };
+        if w.inspect_body && !w.phase4_done && !w.response_refused {
+            let inspected = std::mem::take(&mut w.body);
+            w.tx.response_body(&inspected);
+            w.tx.run_phase(4);
+            w.phase4_done = true;
+        }
+        w.tx.run_phase(5);
+    }
+
     /// One event for a request a security stage refused (routing 404/405 and redirects are
     /// not security decisions).
     fn security_event(&self, session: &Session, ctx: &Ctx, route: &str, status: u16) {
-        let Some((stage, reason)) = ctx.refused else {
-            return;
-        };
-        if matches!(stage, "route" | "https_redirect") {
-            return;
+        let waf = ctx.waf.as_deref();
+        let m = metrics();
+        if let Some(w) = waf {
+            m.waf_anomaly
+                .with_label_values(&[route])
+                .observe(w.tx.anomaly_score() as f64);
+            for r in &w.tx.matched {
+                m.waf_matches
+                    .with_label_values(&[route, r.id.to_string().as_str()])
+                    .inc();
+            }
         }
-        metrics().blocked.with_label_values(&[route, stage]).inc();
+        let waf_matched = waf.is_some_and(|w| !w.tx.matched.is_empty());
+        let (stage, reason, action) = match ctx.refused {
+            Some(("route" | "https_redirect", _)) => return,
+            Some((stage, reason)) => (stage, reason, "block"),
+            None if waf_matched => {
+                let detect = waf.is_some_and(|w| !w.blocking);
+                if detect {
+                    ("waf", "WAF rules matched (detection only)", "detect")
+                } else {
+                    (
+                        "waf",
+                        "WAF rules matched below the blocking threshold",
+                        "allow",
+                    )
+                }
+            }
+            None => return,
+        };
+        if action == "block" {
+            m.blocked.with_label_values(&[route, stage]).inc();
+        }
         if !self.events.enabled() {
             return;
         }
@@ -581,12 +826,25 @@ impl Gateway {
             uri: redacted_uri(&req.uri, ctx.snap.as_deref()),
             route: (route != "-").then(|| route.to_string()),
             stage: stage.to_string(),
-            action: "block".into(),
+            action: action.into(),
             status,
             reason,
             consumer: ctx.principal.as_ref().map(|p| p.consumer_id.clone()),
-            anomaly_score: None,
-            rules: Vec::new(),
+            anomaly_score: waf.map(|w| w.tx.anomaly_score()),
+            rules: waf
+                .map(|w| {
+                    w.tx.matched
+                        .iter()
+                        .map(|r| rampart_events::RuleMatch {
+                            id: r.id,
+                            msg: r.msg.clone(),
+                            data: r.data.clone(),
+                            severity: r.severity.clone(),
+                            tags: r.tags.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             policies: ctx
                 .authz
                 .as_ref()
@@ -685,6 +943,7 @@ impl ProxyHttp for Gateway {
             throttled: None,
             sustained_excess: false,
             inflight: None,
+            waf: None,
         }
     }
 
@@ -727,16 +986,27 @@ impl ProxyHttp for Gateway {
                 .map(|h1| h1.get_headers_raw_bytes()),
             listener: ctx.listener,
         };
+        let mut waf_next = false;
         for (name, step) in REQUEST_STAGES {
             let decision = match step {
                 Step::Sync(stage) => stage(&req, &snap, ctx),
                 Step::Authenticate => stage_authenticate(&req, &snap, ctx).await,
                 Step::RateLimit => stage_rate_limit(&req, &snap, ctx).await,
+                Step::Waf => {
+                    waf_next = true;
+                    break;
+                }
             };
             if let Decision::Respond(r) = decision {
                 ctx.refused = Some((name, r.reason));
                 outcome = Some(r);
                 break;
+            }
+        }
+        if waf_next {
+            if let Decision::Respond(r) = stage_waf(session, &snap, ctx).await {
+                ctx.refused = Some(("waf", r.reason));
+                outcome = Some(r);
             }
         }
         ctx.snap = Some(snap);
@@ -896,6 +1166,10 @@ impl ProxyHttp for Gateway {
             req.insert_header("X-Forwarded-Host", ctx.host.as_str())?;
         }
         req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        if route_waf(ctx).is_some_and(|w| w.rt.cfg.inspect_response_body) {
+            // The rules must read the response body as text, not gzip.
+            req.remove_header("accept-encoding");
+        }
         let strip = ctx
             .route
             .and_then(|i| ctx.snap.as_ref().map(|s| s.routes[i].spec.strip_prefix))
@@ -931,6 +1205,7 @@ impl ProxyHttp for Gateway {
         if let Some(s) = ctx.upstream_start {
             ctx.upstream_time = Some(s.elapsed());
         }
+        self.waf_response_headers(resp, ctx);
         // Upstream software versions are reconnaissance material: keep them inside.
         resp.remove_header("server");
         resp.remove_header("x-powered-by");
@@ -942,6 +1217,72 @@ impl ProxyHttp for Gateway {
             resp.insert_header(*k, v.as_str())?;
         }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        let limit = route_waf(ctx)
+            .map(|w| w.rt.cfg.response_body_limit.0 as usize)
+            .unwrap_or(0);
+        let Some(w) = ctx.waf.as_deref_mut() else {
+            return Ok(None);
+        };
+        if w.response_refused {
+            *body = None;
+            return Ok(None);
+        }
+        if !w.inspect_body || w.phase4_done {
+            return Ok(None);
+        }
+        if let Some(b) = body.as_ref() {
+            let room = limit.saturating_sub(w.body.len());
+            w.body.extend_from_slice(&b[..b.len().min(room)]);
+        }
+        let complete = end_of_stream || w.body.len() >= limit;
+        if w.holding {
+            if !complete {
+                // Held back until phase 4 has seen it: the client gets nothing yet.
+                w.held
+                    .extend_from_slice(body.take().as_deref().unwrap_or(&[]));
+                return Ok(None);
+            }
+            if !w.held.is_empty() {
+                let mut all = std::mem::take(&mut w.held);
+                all.extend_from_slice(body.as_deref().unwrap_or(&[]));
+                *body = Some(Bytes::from(all));
+            }
+        }
+        if !complete {
+            return Ok(None);
+        }
+        let inspected = std::mem::take(&mut w.body);
+        w.tx.response_body(&inspected);
+        w.tx.run_phase(4);
+        w.phase4_done = true;
+        if w.blocking {
+            if let Some(i) = &w.tx.interruption {
+                // The status line is already out: end the connection rather than let the
+                // body through. The client sees a truncated response.
+                let rule = i.rule_id.to_string();
+                *body = None;
+                ctx.refused = Some(("waf", "response blocked by WAF rules"));
+                let route = route_name(ctx).to_string();
+                metrics()
+                    .waf_blocked
+                    .with_label_values(&[route.as_str(), rule.as_str()])
+                    .inc();
+                return Error::e_explain(
+                    ErrorType::InternalError,
+                    "response body blocked by the WAF",
+                );
+            }
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -1020,6 +1361,9 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[pool.name.as_str()])
                 .observe(t.as_secs_f64());
         }
+        let route = route.to_string();
+        self.waf_finish(ctx);
+        let route = route.as_str();
         self.security_event(session, ctx, route, status);
         if !crate::access_log::enabled() {
             return;

@@ -12,6 +12,7 @@ pub struct RouteRt {
     pub pool: Arc<UpstreamPool>,
     pub policy: Option<rampart_authz::RoutePolicy>,
     pub limits: Vec<rampart_limits::LimitRt>,
+    pub waf: Option<crate::waf::RouteWaf>,
 }
 
 /// Compile every limit of a config: each route's own limits, or the global ones.
@@ -111,6 +112,8 @@ pub struct Snapshot {
     pub router: Router,
     pub routes: Vec<RouteRt>,
     pub pools: HashMap<String, Arc<UpstreamPool>>,
+    /// The compiled WAF rules (one set, shared by every route that runs the WAF).
+    pub waf: Option<Arc<crate::waf::WafRt>>,
 }
 
 impl Snapshot {
@@ -208,6 +211,13 @@ impl Snapshot {
             )),
             None => None,
         };
+        let waf = match &config.waf {
+            Some(w) => Some(crate::waf::WafRt::build(
+                w,
+                previous.and_then(|p| p.waf.as_ref()),
+            )?),
+            None => None,
+        };
         let routes = config
             .routes
             .iter()
@@ -220,6 +230,7 @@ impl Snapshot {
                     .as_ref()
                     .map(|a| rampart_authz::RoutePolicy::new(a, cedar.clone())),
                 limits: std::mem::take(&mut route_limits[i]),
+                waf: crate::waf::RouteWaf::for_route(waf.as_ref(), r),
             })
             .collect();
         let first_tls_port = config
@@ -253,6 +264,7 @@ impl Snapshot {
             router,
             routes,
             pools,
+            waf,
         })
     }
 }

@@ -344,9 +344,9 @@ impl Ruleset {
                             rs.response_body_access = a0.eq_ignore_ascii_case("on")
                         }
                         "SecResponseBodyLimit" => {
-                            rs.response_body_limit = a0.parse().map_err(|_| {
-                                format!("SecResponseBodyLimit: not a number: {a0}")
-                            })?
+                            rs.response_body_limit = a0
+                                .parse()
+                                .map_err(|_| format!("SecResponseBodyLimit: not a number: {a0}"))?
                         }
                         "SecResponseBodyMimeType" => {
                             rs.response_body_mime_types = args
@@ -656,25 +656,36 @@ impl<'r> Transaction<'r> {
 
     /// The upstream's response (phases 3 and 4 input).
     pub fn response(&mut self, status: u16, headers: &[(String, Vec<u8>)], body: &[u8]) {
+        self.response_headers(status, "HTTP/1.1", headers);
+        self.response_body(body);
+    }
+
+    /// The response status line and headers (phase 3 input).
+    pub fn response_headers(&mut self, status: u16, protocol: &str, headers: &[(String, Vec<u8>)]) {
         self.scalars
             .insert("RESPONSE_STATUS", status.to_string().into_bytes());
         self.scalars
             .insert("STATUS", status.to_string().into_bytes());
         self.scalars
-            .insert("RESPONSE_PROTOCOL", b"HTTP/1.1".to_vec());
+            .insert("RESPONSE_PROTOCOL", protocol.as_bytes().to_vec());
+        for (k, v) in headers {
+            if k.eq_ignore_ascii_case("content-type") {
+                self.scalars.insert("RESPONSE_CONTENT_TYPE", v.clone());
+            } else if k.eq_ignore_ascii_case("content-length") {
+                self.scalars.insert("RESPONSE_CONTENT_LENGTH", v.clone());
+            }
+        }
+        self.collections
+            .insert("RESPONSE_HEADERS", headers.to_vec());
+    }
+
+    /// The response body, or the part of it within the inspection limit (phase 4 input).
+    pub fn response_body(&mut self, body: &[u8]) {
         self.scalars.insert("RESPONSE_BODY", body.to_vec());
         self.scalars.insert(
             "RESPONSE_CONTENT_LENGTH",
             body.len().to_string().into_bytes(),
         );
-        if let Some((_, ct)) = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        {
-            self.scalars.insert("RESPONSE_CONTENT_TYPE", ct.clone());
-        }
-        self.collections
-            .insert("RESPONSE_HEADERS", headers.to_vec());
     }
 
     fn push(&mut self, coll: &'static str, key: &str, value: Vec<u8>) {
@@ -685,7 +696,10 @@ impl<'r> Transaction<'r> {
     }
 
     pub fn run_phase(&mut self, phase: u8) {
-        if self.mode == EngineMode::Off || self.interruption.is_some() || self.allowed {
+        // Logging (phase 5) runs even after a block or an allow, as in ModSecurity.
+        if self.mode == EngineMode::Off
+            || (phase != 5 && (self.interruption.is_some() || self.allowed))
+        {
             return;
         }
         let rs = self.rs.clone();
@@ -715,7 +729,7 @@ impl<'r> Transaction<'r> {
                     }
                     Disruptive::Pass | Disruptive::Block => {}
                     other => {
-                        if self.mode == EngineMode::On {
+                        if self.mode == EngineMode::On && phase != 5 {
                             self.interruption = Some(Interruption {
                                 status: r.status.unwrap_or(403),
                                 action: other,

@@ -159,7 +159,7 @@ impl CompiledOperator {
             "detectxss" => Kind::DetectXss,
             "unconditionalmatch" => Kind::Unconditional,
             "nomatch" => Kind::NoMatch,
-            other => return Err(format!("unknown operator @{other}")),
+            _ => return Err(format!("unknown operator @{}", op.name)),
         };
         Ok(CompiledOperator {
             kind,
