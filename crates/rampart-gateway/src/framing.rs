@@ -227,3 +227,62 @@ mod tests {
         assert!(!has_dot_segment("/api/..x"));
     }
 }
+
+/// The request target must be origin-form (`/path`), absolute-form (`http://...`) or, for
+/// OPTIONS, `*`; a fragment is never part of it (RFC 9112 §3.2). A gateway for APIs does
+/// not tunnel, so CONNECT's authority-form is refused too.
+pub fn check_target(raw_head: &[u8]) -> Result<(), &'static str> {
+    let line = raw_head.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    let mut parts = line.split(|b| *b == b' ');
+    let method = parts.next().unwrap_or(&[]);
+    let target = parts.next().unwrap_or(&[]);
+    if target.contains(&b'#') {
+        return Err("fragment in request target");
+    }
+    let lower: Vec<u8> = target.iter().take(8).map(u8::to_ascii_lowercase).collect();
+    let form_ok = target.starts_with(b"/")
+        || lower.starts_with(b"http://")
+        || lower.starts_with(b"https://")
+        || (target == b"*" && method == b"OPTIONS");
+    if form_ok {
+        Ok(())
+    } else {
+        Err("unsupported request target form")
+    }
+}
+
+/// Host must name a host: reg-name or IP-literal characters and an optional port. Empty,
+/// percent-encoded or control characters are refused (they cannot name a route).
+pub fn check_host(host: &[u8]) -> Result<(), &'static str> {
+    if host.is_empty() {
+        return Err("empty Host header");
+    }
+    let ok = host
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~:[]".contains(b));
+    if ok {
+        Ok(())
+    } else {
+        Err("invalid Host header")
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    #[test]
+    fn request_targets_and_hosts() {
+        assert!(check_target(b"GET /a?b=c HTTP/1.1\r\n").is_ok());
+        assert!(check_target(b"GET http://x/a HTTP/1.1\r\n").is_ok());
+        assert!(check_target(b"OPTIONS * HTTP/1.1\r\n").is_ok());
+        assert!(check_target(b"GET * HTTP/1.1\r\n").is_err());
+        assert!(check_target(b"CONNECT example.org:443 HTTP/1.1\r\n").is_err());
+        assert!(check_target(b"GET /a#frag HTTP/1.1\r\n").is_err());
+        assert!(check_host(b"api.example.test:8443").is_ok());
+        assert!(check_host(b"[::1]:80").is_ok());
+        assert!(check_host(b"").is_err());
+        assert!(check_host(b"localhost%1F").is_err());
+        assert!(check_host(b"a b").is_err());
+    }
+}

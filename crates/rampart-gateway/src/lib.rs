@@ -120,7 +120,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         &server.configuration,
         proxy::Gateway {
             state: state.clone(),
-            events,
+            events: events.clone(),
         },
     );
     let mut o = HttpServerOptions::default();
@@ -132,6 +132,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
             inner: Arc::new(http),
             state: state.clone(),
             conns: Default::default(),
+            events,
         },
     );
     for l in &config.listeners {

@@ -28,6 +28,7 @@ pub struct Prefiltered {
     pub inner: Arc<HttpProxy<Gateway>>,
     pub state: Arc<ArcSwap<Snapshot>>,
     pub conns: ConnTracker,
+    pub events: Arc<rampart_events::Events>,
 }
 
 /// Open connections per client IP, for `max_connections_per_ip`. Pingora calls
@@ -109,13 +110,14 @@ impl ServerApp for Prefiltered {
                 if stream.as_any().is::<L4Stream>() {
                     let l4 = stream.into_any().downcast::<L4Stream>().ok();
                     if let Some(mut l4) = l4 {
-                        refuse(&mut l4, 503, "too many connections").await;
+                        let id = refuse(&mut l4, 503, "too many connections").await;
+                        self.event(peer, &[], "connections", 503, "connections per ip", id);
                     }
                 }
                 return None;
             }
         }
-        let out = self.serve(stream, shutdown).await;
+        let out = self.serve(stream, shutdown, peer).await;
         if out.is_none() {
             self.conns.leave(id);
         }
@@ -128,12 +130,17 @@ impl ServerApp for Prefiltered {
 }
 
 impl Prefiltered {
-    async fn serve(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+    async fn serve(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+        peer: Option<IpAddr>,
+    ) -> Option<Stream> {
         let stream = if stream.as_any().is::<L4Stream>() {
             let mut l4: Box<L4Stream> = stream.into_any().downcast().ok()?;
             let mut shutdown = shutdown.clone();
             tokio::select! {
-                r = self.read_header_block(&mut l4) => r.ok()?,
+                r = self.read_header_block(&mut l4, peer) => r.ok()?,
                 _ = shutdown.changed() => return None,
             }
             l4 as Stream
@@ -158,6 +165,7 @@ fn check_head(buf: &[u8]) -> Result<(), (u16, &'static str)> {
         Err(httparse::Error::TooManyHeaders) => return Err((431, "too many headers")),
         Err(_) => return Err((400, "malformed request")),
     }
+    framing::check_target(buf).map_err(|r| (400, r))?;
     let http10 = req.version == Some(0);
     let (cl, te) = framing::raw_framing_headers(buf).map_err(|e| (400, e.reason()))?;
     framing::check(&cl, &te, http10).map_err(|e| (400, e.reason()))?;
@@ -169,7 +177,8 @@ fn find_header_end(buf: &[u8], from: usize) -> bool {
     buf[start..].windows(4).any(|w| w == b"\r\n\r\n")
 }
 
-async fn refuse(stream: &mut L4Stream, status: u16, message: &str) {
+/// Refuse with Rampart's JSON error and close; returns the request id it carried.
+async fn refuse(stream: &mut L4Stream, status: u16, message: &str) -> String {
     let id = new_request_id();
     let body = error_body(message, &id);
     let h = error_header(status, body.len(), &id);
@@ -184,10 +193,66 @@ async fn refuse(stream: &mut L4Stream, status: u16, message: &str) {
     let _ = stream.write_all(&bytes).await;
     let _ = stream.flush().await;
     let _ = stream.shutdown().await;
+    id
 }
 
 impl Prefiltered {
-    async fn read_header_block(&self, stream: &mut L4Stream) -> pingora::Result<()> {
+    /// A security event for a request refused before Pingora parsed it: method, target and
+    /// Host are read best-effort from the raw bytes (they may be what was malformed).
+    fn event(
+        &self,
+        peer: Option<IpAddr>,
+        buf: &[u8],
+        stage: &str,
+        status: u16,
+        reason: &str,
+        id: String,
+    ) {
+        metrics().blocked.with_label_values(&["-", stage]).inc();
+        if !self.events.enabled() {
+            return;
+        }
+        let head = &buf[..buf.len().min(8192)];
+        let line = head.split(|b| *b == b'\n').next().unwrap_or(&[]);
+        let line = String::from_utf8_lossy(line);
+        let mut parts = line.trim_end().splitn(3, ' ');
+        let method: String = parts.next().unwrap_or("").chars().take(32).collect();
+        let uri: String = parts.next().unwrap_or("").chars().take(2048).collect();
+        let host = head
+            .split(|b| *b == b'\n')
+            .skip(1)
+            .find_map(|l| {
+                let l = String::from_utf8_lossy(l);
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("host")
+                    .then(|| v.trim().chars().take(255).collect::<String>())
+            })
+            .unwrap_or_default();
+        self.events.emit(rampart_events::Event {
+            ts: rampart_events::Event::now_ts(),
+            request_id: id,
+            client_ip: peer.map(|i| i.to_string()),
+            method,
+            host,
+            uri,
+            route: None,
+            stage: stage.into(),
+            action: "block".into(),
+            status,
+            reason: reason.into(),
+            consumer: None,
+            anomaly_score: None,
+            rules: Vec::new(),
+            policies: Vec::new(),
+        });
+    }
+
+    async fn read_header_block(
+        &self,
+        stream: &mut L4Stream,
+        peer: Option<IpAddr>,
+    ) -> pingora::Result<()> {
         let (max, limit) = {
             let snap = self.state.load();
             let l = &snap.config.limits;
@@ -205,7 +270,15 @@ impl Prefiltered {
                             .rejected
                             .with_label_values(&["header timeout"])
                             .inc();
-                        refuse(stream, 408, "request header timeout").await;
+                        let id = refuse(stream, 408, "request header timeout").await;
+                        self.event(
+                            peer,
+                            &buf,
+                            "header_timeout",
+                            408,
+                            "request header timeout",
+                            id,
+                        );
                     }
                     return pingora::Error::e_explain(
                         pingora::ErrorType::ReadTimedout,
@@ -232,7 +305,13 @@ impl Prefiltered {
                     } else {
                         "bad request"
                     };
-                    refuse(stream, status, message).await;
+                    let id = refuse(stream, status, message).await;
+                    let stage = if status == 431 {
+                        "header_limits"
+                    } else {
+                        "framing"
+                    };
+                    self.event(peer, &buf, stage, status, reason, id);
                     return pingora::Error::e_explain(
                         pingora::ErrorType::InvalidHTTPHeader,
                         reason,
@@ -245,7 +324,8 @@ impl Prefiltered {
                     .rejected
                     .with_label_values(&["headers over limit"])
                     .inc();
-                refuse(stream, 431, "request header fields too large").await;
+                let id = refuse(stream, 431, "request header fields too large").await;
+                self.event(peer, &buf, "header_limits", 431, "headers over limit", id);
                 return pingora::Error::e_explain(
                     pingora::ErrorType::InvalidHTTPHeader,
                     "request header too large",

@@ -83,6 +83,8 @@ pub struct Ctx {
     inflight: Option<rampart_limits::InFlightGuard>,
     /// The WAF transaction, kept from the request phases to the response and logging ones.
     waf: Option<Box<WafReq>>,
+    /// Body bytes the WAF read that Pingora will not replay from its buffer.
+    body_prefix: Option<Bytes>,
 }
 
 /// A request's WAF state across Pingora's phases.
@@ -306,6 +308,11 @@ async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Dec
                 "body over WAF inspection limit",
             ));
         } else {
+            if session.retry_buffer_truncated() {
+                // Pingora's buffer gave up past 64 KiB, so it will not replay what was
+                // read: the body filter puts these bytes in front of the next chunk.
+                ctx.body_prefix = Some(Bytes::copy_from_slice(&body));
+            }
             body.truncate(limit);
             tx.request_body(&body);
         }
@@ -578,6 +585,20 @@ fn stage_framing(r: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
     }
     if framing::has_dot_segment(req.uri.path()) {
         return reject(400, "bad request", "dot segment in path");
+    }
+    if let Some(raw) = &r.raw {
+        if let Err(reason) = framing::check_target(raw) {
+            return reject(400, "bad request", reason);
+        }
+    }
+    if let Some(host) = req.headers.get(http::header::HOST) {
+        // HTTP/1.0 may send an empty Host (it predates the header); the rules judge it.
+        let empty_ok = req.version == http::Version::HTTP_10;
+        if !(host.is_empty() && empty_ok) {
+            if let Err(reason) = framing::check_host(host.as_bytes()) {
+                return reject(400, "bad request", reason);
+            }
+        }
     }
     Decision::Continue
 }
@@ -944,6 +965,7 @@ impl ProxyHttp for Gateway {
             sustained_excess: false,
             inflight: None,
             waf: None,
+            body_prefix: None,
         }
     }
 
@@ -1027,6 +1049,11 @@ impl ProxyHttp for Gateway {
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(prefix) = ctx.body_prefix.take() {
+            let mut all = prefix.to_vec();
+            all.extend_from_slice(body.as_deref().unwrap_or(&[]));
+            *body = Some(Bytes::from(all));
+        }
         if let Some(b) = body {
             ctx.body_seen += b.len() as u64;
             let max = ctx

@@ -3,61 +3,11 @@
 //! detection only). Prints `passed N, failed M, skipped K`; fails below the ratchet.
 //! `WAF_FTW_VERBOSE=1` lists failing test ids.
 
+mod ftw;
+
+use ftw::{yaml_text, Input};
 use rampart_waf::engine::{Ruleset, Transaction};
 use rampart_waf::{parse_files, parse_str};
-use serde::Deserialize;
-use std::collections::BTreeMap;
-
-#[derive(Deserialize)]
-struct File {
-    rule_id: u64,
-    tests: Vec<Test>,
-}
-
-#[derive(Deserialize)]
-struct Test {
-    test_id: u64,
-    stages: Vec<Stage>,
-}
-
-#[derive(Deserialize)]
-struct Stage {
-    input: Input,
-    output: Output,
-}
-
-#[derive(Deserialize, Default)]
-struct Input {
-    method: Option<String>,
-    uri: Option<String>,
-    version: Option<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, serde_yaml::Value>,
-    data: Option<serde_yaml::Value>,
-    encoded_request: Option<String>,
-    autocomplete_headers: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-struct Output {
-    #[serde(default)]
-    log: Log,
-    #[serde(default)]
-    expect_error: Option<bool>,
-    status: Option<serde_yaml::Value>,
-}
-
-#[derive(Deserialize, Default)]
-struct Log {
-    #[serde(default)]
-    expect_ids: Vec<u64>,
-    #[serde(default)]
-    no_expect_ids: Vec<u64>,
-    #[serde(default)]
-    match_regex: Option<String>,
-    #[serde(default)]
-    no_match_regex: Option<String>,
-}
 
 struct Request {
     method: String,
@@ -65,19 +15,6 @@ struct Request {
     version: String,
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
-}
-
-fn yaml_text(v: &serde_yaml::Value) -> String {
-    match v {
-        serde_yaml::Value::String(s) => s.clone(),
-        serde_yaml::Value::Sequence(items) => {
-            items.iter().map(yaml_text).collect::<Vec<_>>().join("\r\n")
-        }
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-    }
 }
 
 /// A raw request (`encoded_request`), as sent on the wire.
@@ -103,24 +40,11 @@ fn parse_raw(raw: &[u8]) -> Option<Request> {
 }
 
 fn build(input: &Input) -> Option<Request> {
-    use base64::Engine;
-    if let Some(enc) = &input.encoded_request {
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(enc.trim())
-            .ok()?;
-        return parse_raw(&raw);
+    if input.encoded_request.is_some() {
+        return parse_raw(&input.raw_request()?);
     }
-    let mut headers: Vec<(String, Vec<u8>)> = input
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), yaml_text(v).into_bytes()))
-        .collect();
-    let body = input
-        .data
-        .as_ref()
-        .map(yaml_text)
-        .unwrap_or_default()
-        .into_bytes();
+    let mut headers = input.header_list();
+    let body = input.body();
     let has = |h: &[(String, Vec<u8>)], n: &str| h.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
     if input.autocomplete_headers.unwrap_or(true) && !body.is_empty() {
         if !has(&headers, "content-length") {
@@ -197,17 +121,10 @@ fn crs_regression_suite() {
     d.extend(parse_files(&[&format!("{base}/rules/*.conf")]).unwrap());
     let rs = Ruleset::compile(&d, std::path::Path::new(&format!("{base}/rules"))).unwrap();
 
-    let mut files: Vec<_> = walk(std::path::Path::new(&format!("{base}/tests")));
-    files.sort();
     let (mut passed, mut failed, mut skipped) = (0usize, 0usize, 0usize);
     let mut failures = Vec::new();
     let mut skips = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        let file: File = match serde_yaml::from_str(&text) {
-            Ok(x) => x,
-            Err(e) => panic!("{}: {e}", f.display()),
-        };
+    for (_, file) in ftw::load(base) {
         for t in &file.tests {
             let mut ok = true;
             let mut skip = false;
@@ -241,26 +158,9 @@ fn crs_regression_suite() {
                 let log: String = tx
                     .matched
                     .iter()
-                    .map(|m| {
-                        format!(
-                            "[id \"{}\"] [msg \"{}\"] [data \"{}\"] [severity \"{}\"]\n",
-                            m.id, m.msg, m.data, m.severity
-                        )
-                    })
+                    .map(|m| ftw::log_line(m.id, &m.msg, &m.data, &m.severity))
                     .collect();
-                let l = &s.output.log;
-                let mut stage_ok = l.expect_ids.iter().all(|i| ids.contains(i))
-                    && !l.no_expect_ids.iter().any(|i| ids.contains(i));
-                if let Some(re) = &l.match_regex {
-                    stage_ok &= regex::Regex::new(re)
-                        .map(|r| r.is_match(&log))
-                        .unwrap_or(false);
-                }
-                if let Some(re) = &l.no_match_regex {
-                    stage_ok &= !regex::Regex::new(re)
-                        .map(|r| r.is_match(&log))
-                        .unwrap_or(true);
-                }
+                let stage_ok = ftw::log_ok(&s.output.log, &ids, &log);
                 ok &= stage_ok;
             }
             if skip && t.stages.len() == 1 {
@@ -279,13 +179,7 @@ fn crs_regression_suite() {
         println!("failing: {}", failures.join(" "));
     }
     // Every skip is listed, with its reason, in crs-skips.txt; the list must stay exact.
-    let listed: Vec<String> =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/crs-skips.txt"))
-            .unwrap()
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
-            .collect();
+    let listed = ftw::listed_skips(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/crs-skips.txt"));
     assert_eq!(listed, skips, "crs-skips.txt is out of date");
     let rate = passed as f64 / (passed + failed).max(1) as f64;
     // Ratchet: raise as the engine improves (target 0.99).
@@ -293,16 +187,3 @@ fn crs_regression_suite() {
 }
 
 const RATCHET: f64 = 0.953;
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else if p.extension().is_some_and(|x| x == "yaml") {
-            out.push(p);
-        }
-    }
-    out
-}
