@@ -344,9 +344,9 @@ impl Ruleset {
                             rs.response_body_access = a0.eq_ignore_ascii_case("on")
                         }
                         "SecResponseBodyLimit" => {
-                            rs.response_body_limit = a0.parse().map_err(|_| {
-                                format!("SecResponseBodyLimit: not a number: {a0}")
-                            })?
+                            rs.response_body_limit = a0
+                                .parse()
+                                .map_err(|_| format!("SecResponseBodyLimit: not a number: {a0}"))?
                         }
                         "SecResponseBodyMimeType" => {
                             rs.response_body_mime_types = args
