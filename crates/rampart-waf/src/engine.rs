@@ -5,6 +5,7 @@
 use crate::operator::CompiledOperator;
 use crate::parser::{Action, Directive, Rule, Selector, Variable};
 use crate::transform::{by_name, Transform};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -457,6 +458,15 @@ impl std::ops::Deref for RulesetRef<'_> {
     }
 }
 
+/// One value a rule inspects, borrowed from the transaction where it can be.
+struct Target<'a> {
+    /// The collection (or scalar) name; reported as `coll:key`, or `&coll` when counted.
+    coll: &'a str,
+    key: Option<&'a str>,
+    value: Cow<'a, [u8]>,
+    count: bool,
+}
+
 /// A request (and its response) going through the rules.
 pub struct Transaction<'r> {
     rs: RulesetRef<'r>,
@@ -799,79 +809,97 @@ impl<'r> Transaction<'r> {
 
     /// Matched targets: (name, transformed value, captures).
     fn eval_rule(&mut self, r: &CompiledRule) -> Vec<(String, Vec<u8>, Vec<Vec<u8>>)> {
-        let targets = self.targets(r);
-        let arg = if r.op.argument.contains("%{") {
-            self.expand(&r.op.argument, r).into_bytes()
-        } else {
-            r.op.argument.clone().into_bytes()
-        };
-        let mut hits = Vec::new();
-        self.matched_vars.clear();
-        for (name, value) in targets {
-            let mut v = value;
-            for t in &r.transforms {
-                v = t.apply(&v);
-            }
-            let m = r.op.test(&v, &arg);
-            if m.matched != r.op.negated {
-                if r.capture {
-                    for (i, c) in m.captures.iter().enumerate() {
-                        self.tx.insert(i.to_string(), c.clone());
-                    }
+        // Targets borrow the transaction, so matches are collected first and the state
+        // (captures, MATCHED_VAR[S]) updated after: the same result, as the targets and the
+        // operator argument are read before any of it changes.
+        let hits = {
+            let targets = self.targets(r);
+            let arg: Cow<'_, [u8]> = if r.op.argument.contains("%{") {
+                Cow::Owned(self.expand(&r.op.argument, r).into_bytes())
+            } else {
+                Cow::Borrowed(r.op.argument.as_bytes())
+            };
+            let mut hits = Vec::new();
+            for t in targets {
+                let mut v = t.value;
+                for tr in &r.transforms {
+                    v = tr.apply_cow(v);
                 }
-                self.matched_var = (name.clone(), v.clone());
-                self.matched_vars.push((name.clone(), v.clone()));
-                hits.push((name, v, m.captures));
+                let (matched, caps) = r.op.eval(&v, &arg, r.capture);
+                if matched != r.op.negated {
+                    let name = match t.key {
+                        Some(k) => format!("{}:{k}", t.coll),
+                        None if t.count => format!("&{}", t.coll),
+                        None => t.coll.to_string(),
+                    };
+                    hits.push((name, v.into_owned(), caps));
+                }
             }
+            hits
+        };
+        self.matched_vars.clear();
+        for (name, v, caps) in &hits {
+            if r.capture {
+                for (i, c) in caps.iter().enumerate() {
+                    self.tx.insert(i.to_string(), c.clone());
+                }
+            }
+            self.matched_var = (name.clone(), v.clone());
+            self.matched_vars.push((name.clone(), v.clone()));
         }
         hits
     }
 
-    fn targets(&self, r: &CompiledRule) -> Vec<(String, Vec<u8>)> {
-        let mut out: Vec<(String, Vec<u8>)> = Vec::new();
-        let excluded: Vec<&Variable> = r
-            .vars
-            .iter()
-            .filter(|v| v.exclude)
-            .chain(
-                self.removed_targets
-                    .iter()
-                    .filter(|(id, _)| *id == r.id)
-                    .map(|(_, v)| v),
-            )
-            .collect();
+    fn targets<'a>(&'a self, r: &'a CompiledRule) -> Vec<Target<'a>> {
+        let mut out = Vec::new();
+        let has_exclusions = r.vars.iter().any(|v| v.exclude)
+            || self.removed_targets.iter().any(|(id, _)| *id == r.id);
+        let excluded: Vec<&Variable> = if has_exclusions {
+            r.vars
+                .iter()
+                .filter(|v| v.exclude)
+                .chain(
+                    self.removed_targets
+                        .iter()
+                        .filter(|(id, _)| *id == r.id)
+                        .map(|(_, v)| v),
+                )
+                .collect()
+        } else {
+            Vec::new()
+        };
         for var in r.vars.iter().filter(|v| !v.exclude) {
-            let values = self.resolve(var);
+            let start = out.len();
+            self.resolve_into(var, &mut out);
             if var.count {
-                out.push((
-                    format!("&{}", var.name),
-                    values.len().to_string().into_bytes(),
-                ));
+                let n = out.len() - start;
+                out.truncate(start);
+                out.push(Target {
+                    coll: &var.name,
+                    key: None,
+                    value: Cow::Owned(n.to_string().into_bytes()),
+                    count: true,
+                });
                 continue;
             }
-            for (name, value) in values {
+            if excluded.is_empty() {
+                continue;
+            }
+            let mut i = start;
+            while i < out.len() {
+                let key = out[i].key.unwrap_or(out[i].coll);
                 let is_excluded = excluded.iter().any(|x| {
                     same_collection(&x.name, &var.name)
                         && match &x.selector {
-                            Some(Selector::Key(k)) => name
-                                .split_once(':')
-                                .map(|(_, n)| n)
-                                .unwrap_or(&name)
-                                .eq_ignore_ascii_case(k),
-                            Some(Selector::Regex(re)) => regex::RegexBuilder::new(re)
-                                .case_insensitive(true)
-                                .build()
-                                .map(|re| {
-                                    re.is_match(
-                                        name.split_once(':').map(|(_, n)| n).unwrap_or(&name),
-                                    )
-                                })
-                                .unwrap_or(false),
+                            Some(Selector::Key(k)) => key.eq_ignore_ascii_case(k),
+                            Some(Selector::Regex(re)) => self.selector_matches(re, key),
                             None => true,
                         }
                 });
-                if !is_excluded {
-                    out.push((name, value));
+                if is_excluded {
+                    out.remove(i);
+                } else {
+                    i += 1;
                 }
             }
         }
@@ -888,24 +916,39 @@ impl<'r> Transaction<'r> {
         }
     }
 
-    fn collection(&self, name: &str) -> Vec<(String, Vec<u8>)> {
+    /// Calls `f` with each (key, value) of a collection, without copying.
+    fn for_each_item<'a>(&'a self, name: &str, mut f: impl FnMut(&'a str, &'a [u8])) {
+        let mut each = |items: &'a [(String, Vec<u8>)]| {
+            for (k, v) in items {
+                f(k, v);
+            }
+        };
         match name {
             "ARGS" => {
-                let mut v = self.collections["ARGS_GET"].clone();
-                v.extend(self.collections["ARGS_POST"].iter().cloned());
-                v
+                each(&self.collections["ARGS_GET"]);
+                each(&self.collections["ARGS_POST"]);
             }
-            "TX" => self
-                .tx
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            "MATCHED_VARS" => self.matched_vars.clone(),
-            n => self.collections.get(n).cloned().unwrap_or_default(),
+            "TX" => {
+                for (k, v) in &self.tx {
+                    f(k, v);
+                }
+            }
+            "MATCHED_VARS" => each(&self.matched_vars),
+            n => {
+                if let Some(items) = self.collections.get(n) {
+                    each(items);
+                }
+            }
         }
     }
 
-    fn resolve(&self, var: &Variable) -> Vec<(String, Vec<u8>)> {
+    fn resolve<'a>(&'a self, var: &'a Variable) -> Vec<Target<'a>> {
+        let mut out = Vec::new();
+        self.resolve_into(var, &mut out);
+        out
+    }
+
+    fn resolve_into<'a>(&'a self, var: &'a Variable, out: &mut Vec<Target<'a>>) {
         let name = var.name.as_str();
         let (base, names_only) = match name.strip_suffix("_NAMES") {
             Some(b) => (b, true),
@@ -920,37 +963,41 @@ impl<'r> Transaction<'r> {
             (base, true)
         } else {
             // A scalar.
-            let v = match name {
-                "MATCHED_VAR" => Some(self.matched_var.1.clone()),
-                "MATCHED_VAR_NAME" => Some(self.matched_var.0.clone().into_bytes()),
-                "ARGS_COMBINED_SIZE" => Some(
-                    self.collection("ARGS")
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len())
-                        .sum::<usize>()
-                        .to_string()
-                        .into_bytes(),
-                ),
-                n => self.scalars.get(n).cloned(),
-            };
-            return v.map(|v| vec![(name.to_string(), v)]).unwrap_or_default();
-        };
-        let items = self.collection(coll);
-        let selected = items.into_iter().filter(|(k, _)| match &var.selector {
-            None => true,
-            Some(Selector::Key(s)) => k.eq_ignore_ascii_case(s),
-            Some(Selector::Regex(re)) => self.selector_matches(re, k),
-        });
-        selected
-            .map(|(k, v)| {
-                let label = format!("{coll}:{k}");
-                if names {
-                    (label, k.into_bytes())
-                } else {
-                    (label, v)
+            let v: Option<Cow<'a, [u8]>> = match name {
+                "MATCHED_VAR" => Some(Cow::Borrowed(&self.matched_var.1)),
+                "MATCHED_VAR_NAME" => Some(Cow::Borrowed(self.matched_var.0.as_bytes())),
+                "ARGS_COMBINED_SIZE" => {
+                    let mut n = 0;
+                    self.for_each_item("ARGS", |k, v| n += k.len() + v.len());
+                    Some(Cow::Owned(n.to_string().into_bytes()))
                 }
-            })
-            .collect()
+                n => self.scalars.get(n).map(|v| Cow::Borrowed(v.as_slice())),
+            };
+            if let Some(value) = v {
+                out.push(Target {
+                    coll: name,
+                    key: None,
+                    value,
+                    count: false,
+                });
+            }
+            return;
+        };
+        self.for_each_item(coll, |k, v| {
+            let selected = match &var.selector {
+                None => true,
+                Some(Selector::Key(s)) => k.eq_ignore_ascii_case(s),
+                Some(Selector::Regex(re)) => self.selector_matches(re, k),
+            };
+            if selected {
+                out.push(Target {
+                    coll,
+                    key: Some(k),
+                    value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
+                    count: false,
+                });
+            }
+        });
     }
 
     /// `%{tx.x}`, `%{MATCHED_VAR}`, `%{REQUEST_HEADERS.host}`, `%{rule.id}`...
@@ -999,7 +1046,7 @@ impl<'r> Transaction<'r> {
                 };
                 self.resolve(&var)
                     .first()
-                    .map(|(_, v)| text(v))
+                    .map(|t| text(&t.value))
                     .unwrap_or_default()
             }
         }

@@ -169,70 +169,81 @@ impl CompiledOperator {
     }
 
     /// Test `value`; `arg` is the argument after macro expansion (for string operators).
+    /// `data` and `captures` are filled only on a match.
     pub fn test(&self, value: &[u8], arg: &[u8]) -> OpMatch {
-        let hit = |m: bool, data: &[u8]| OpMatch {
-            matched: m,
-            data: data.iter().take(256).copied().collect(),
-            captures: Vec::new(),
-        };
-        match &self.kind {
-            Kind::Rx(re) => match re.captures(value) {
-                Some(c) => OpMatch {
-                    matched: true,
-                    data: c
-                        .get(0)
-                        .map(|m| m.as_bytes().iter().take(256).copied().collect())
-                        .unwrap_or_default(),
-                    captures: (0..c.len().min(10))
-                        .map(|i| c.get(i).map(|m| m.as_bytes().to_vec()).unwrap_or_default())
-                        .collect(),
-                },
-                None => OpMatch::default(),
-            },
-            Kind::Pm(ac) => match ac.find(value) {
-                Some(m) => hit(true, &value[m.start()..m.end()]),
-                None => OpMatch::default(),
-            },
-            Kind::Streq => hit(value == arg, value),
-            Kind::Contains => hit(!arg.is_empty() && find(value, arg).is_some(), arg),
-            Kind::ContainsWord => hit(contains_word(value, arg), arg),
-            Kind::BeginsWith => hit(value.starts_with(arg), arg),
-            Kind::EndsWith => hit(value.ends_with(arg), arg),
-            // `@within`: the value occurs inside the argument (e.g. an allowed-methods list).
-            Kind::Within => hit(!value.is_empty() && find(arg, value).is_some(), value),
-            Kind::Eq => hit(num(value) == num(arg), value),
-            Kind::Ge => hit(num(value) >= num(arg), value),
-            Kind::Gt => hit(num(value) > num(arg), value),
-            Kind::Le => hit(num(value) <= num(arg), value),
-            Kind::Lt => hit(num(value) < num(arg), value),
-            Kind::IpMatch(nets) => {
-                let ip = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<IpAddr>().ok());
-                hit(
-                    ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
-                    value,
-                )
-            }
-            Kind::ValidateByteRange(ok) => match value.iter().find(|b| !ok[**b as usize]) {
-                Some(b) => hit(true, &[*b]),
-                None => OpMatch::default(),
-            },
-            Kind::ValidateUrlEncoding => hit(!valid_url_encoding(value), value),
-            Kind::ValidateUtf8Encoding => hit(std::str::from_utf8(value).is_err(), value),
-            Kind::DetectSqli => {
-                let r = libinjectionrs::detect_sqli(value);
-                let fp = r
-                    .fingerprint
-                    .as_ref()
-                    .map(|f| f.as_str().as_bytes().to_vec())
-                    .unwrap_or_default();
-                hit(r.is_injection(), &fp)
-            }
-            Kind::DetectXss => hit(libinjectionrs::detect_xss(value).is_injection(), value),
-            Kind::Unconditional => hit(true, value),
-            Kind::NoMatch => OpMatch::default(),
+        let (matched, captures) = self.eval(value, arg, true);
+        if !matched {
+            return OpMatch::default();
         }
+        let bounded = |d: &[u8]| d[..d.len().min(256)].to_vec();
+        let data = match &self.kind {
+            Kind::Rx(_) => captures.first().map(|c| bounded(c)).unwrap_or_default(),
+            Kind::Pm(ac) => ac
+                .find(value)
+                .map(|m| bounded(&value[m.start()..m.end()]))
+                .unwrap_or_default(),
+            Kind::Contains | Kind::ContainsWord | Kind::BeginsWith | Kind::EndsWith => bounded(arg),
+            Kind::ValidateByteRange(ok) => value
+                .iter()
+                .find(|b| !ok[**b as usize])
+                .map(|b| vec![*b])
+                .unwrap_or_default(),
+            Kind::DetectSqli => libinjectionrs::detect_sqli(value)
+                .fingerprint
+                .as_ref()
+                .map(|f| f.as_str().as_bytes().to_vec())
+                .unwrap_or_default(),
+            _ => bounded(value),
+        };
+        OpMatch {
+            matched,
+            data,
+            captures,
+        }
+    }
+
+    /// The match decision alone (before negation), with regex groups 0..=9 only when
+    /// `want_captures`: the engine's hot path, which must not allocate for a miss.
+    pub fn eval(&self, value: &[u8], arg: &[u8], want_captures: bool) -> (bool, Vec<Vec<u8>>) {
+        let matched = match &self.kind {
+            Kind::Rx(re) if want_captures => {
+                return match re.captures(value) {
+                    Some(c) => (
+                        true,
+                        (0..c.len().min(10))
+                            .map(|i| c.get(i).map(|m| m.as_bytes().to_vec()).unwrap_or_default())
+                            .collect(),
+                    ),
+                    None => (false, Vec::new()),
+                }
+            }
+            Kind::Rx(re) => re.is_match(value),
+            Kind::Pm(ac) => ac.is_match(value),
+            Kind::Streq => value == arg,
+            Kind::Contains => !arg.is_empty() && find(value, arg).is_some(),
+            Kind::ContainsWord => contains_word(value, arg),
+            Kind::BeginsWith => value.starts_with(arg),
+            Kind::EndsWith => value.ends_with(arg),
+            // `@within`: the value occurs inside the argument (e.g. an allowed-methods list).
+            Kind::Within => !value.is_empty() && find(arg, value).is_some(),
+            Kind::Eq => num(value) == num(arg),
+            Kind::Ge => num(value) >= num(arg),
+            Kind::Gt => num(value) > num(arg),
+            Kind::Le => num(value) <= num(arg),
+            Kind::Lt => num(value) < num(arg),
+            Kind::IpMatch(nets) => std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.trim().parse::<IpAddr>().ok())
+                .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
+            Kind::ValidateByteRange(ok) => value.iter().any(|b| !ok[*b as usize]),
+            Kind::ValidateUrlEncoding => !valid_url_encoding(value),
+            Kind::ValidateUtf8Encoding => std::str::from_utf8(value).is_err(),
+            Kind::DetectSqli => libinjectionrs::detect_sqli(value).is_injection(),
+            Kind::DetectXss => libinjectionrs::detect_xss(value).is_injection(),
+            Kind::Unconditional => true,
+            Kind::NoMatch => false,
+        };
+        (matched, Vec::new())
     }
 }
 
