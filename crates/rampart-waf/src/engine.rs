@@ -45,6 +45,10 @@ struct CompiledRule {
     /// setvar, ctl and other non-disruptive actions, in order.
     effects: Vec<Action>,
     skip_after: Option<String>,
+    /// Where `skip_after` lands in the rule's phase, resolved once the ruleset is built.
+    skip_to: Option<usize>,
+    /// The operator argument holds `%{...}` macros to expand per evaluation.
+    op_has_macros: bool,
     skip: usize,
     chain: Option<Box<CompiledRule>>,
 }
@@ -134,6 +138,8 @@ fn compile_rule(
         status: None,
         effects: Vec::new(),
         skip_after: None,
+        skip_to: None,
+        op_has_macros: op.argument.contains("%{"),
         skip: 0,
         chain: None,
     };
@@ -401,16 +407,46 @@ impl Ruleset {
                 e.insert(re);
             }
         }
-        for phase in rs.phases.iter_mut() {
-            phase.retain(|r| {
-                !removed.iter().any(|(a, b)| (*a..=*b).contains(&r.id))
-                    && !r.tags.iter().any(|t| removed_tags.contains(t))
-            });
+        for (p, phase) in rs.phases.iter_mut().enumerate() {
+            let keep: Vec<bool> = phase
+                .iter()
+                .map(|r| {
+                    !removed.iter().any(|(a, b)| (*a..=*b).contains(&r.id))
+                        && !r.tags.iter().any(|t| removed_tags.contains(t))
+                })
+                .collect();
+            // A marker's position counts the rules before it: removed ones no longer do.
+            let mut kept_before = Vec::with_capacity(keep.len() + 1);
+            kept_before.push(0);
+            for k in &keep {
+                kept_before.push(kept_before.last().copied().unwrap_or(0) + usize::from(*k));
+            }
+            for ((mp, _), pos) in rs.markers.iter_mut() {
+                if *mp == p {
+                    *pos = kept_before[*pos];
+                }
+            }
+            let mut keep = keep.into_iter();
+            phase.retain(|_| keep.next().unwrap_or(false));
             for r in phase.iter_mut() {
                 for (id, vars) in &target_updates {
                     if *id == r.id {
                         r.vars.extend(vars.iter().cloned());
                     }
+                }
+                r.skip_to = r
+                    .skip_after
+                    .as_ref()
+                    .and_then(|m| rs.markers.get(&(p, m.clone())).copied());
+                let mut link = Some(r);
+                while let Some(l) = link {
+                    for v in l.vars.iter_mut() {
+                        // TX keys are stored lower-case: this makes `TX:KEY` a map lookup.
+                        if let (true, Some(Selector::Key(k))) = (v.name == "TX", &mut v.selector) {
+                            k.make_ascii_lowercase();
+                        }
+                    }
+                    link = l.chain.as_deref_mut();
                 }
             }
         }
@@ -736,9 +772,9 @@ impl<'r> Transaction<'r> {
                     }
                 }
             }
-            if let Some(m) = &r.skip_after {
-                if let Some(pos) = self.rs.markers.get(&((phase - 1) as usize, m.clone())) {
-                    i = (*pos).max(i);
+            if r.skip_after.is_some() {
+                if let Some(pos) = r.skip_to {
+                    i = pos.max(i);
                 }
             } else if r.skip > 0 {
                 i += r.skip;
@@ -814,7 +850,7 @@ impl<'r> Transaction<'r> {
         // operator argument are read before any of it changes.
         let hits = {
             let targets = self.targets(r);
-            let arg: Cow<'_, [u8]> = if r.op.argument.contains("%{") {
+            let arg: Cow<'_, [u8]> = if r.op_has_macros {
                 Cow::Owned(self.expand(&r.op.argument, r).into_bytes())
             } else {
                 Cow::Borrowed(r.op.argument.as_bytes())
@@ -983,6 +1019,19 @@ impl<'r> Transaction<'r> {
             }
             return;
         };
+        if let ("TX", Some(Selector::Key(k))) = (coll, &var.selector) {
+            if !k.bytes().any(|c| c.is_ascii_uppercase()) {
+                if let Some((k, v)) = self.tx.get_key_value(k.as_str()) {
+                    out.push(Target {
+                        coll,
+                        key: Some(k),
+                        value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
+                        count: false,
+                    });
+                }
+                return;
+            }
+        }
         self.for_each_item(coll, |k, v| {
             let selected = match &var.selector {
                 None => true,

@@ -206,18 +206,24 @@ impl CompiledOperator {
     /// `want_captures`: the engine's hot path, which must not allocate for a miss.
     pub fn eval(&self, value: &[u8], arg: &[u8], want_captures: bool) -> (bool, Vec<Vec<u8>>) {
         let matched = match &self.kind {
-            Kind::Rx(re) if want_captures => {
-                return match re.captures(value) {
-                    Some(c) => (
-                        true,
+            // The lazy DFA answers most misses; the capturing engine runs only on a hit.
+            Kind::Rx(re) => {
+                if !re.is_match(value) {
+                    return (false, Vec::new());
+                }
+                if !want_captures {
+                    return (true, Vec::new());
+                }
+                let caps = re
+                    .captures(value)
+                    .map(|c| {
                         (0..c.len().min(10))
                             .map(|i| c.get(i).map(|m| m.as_bytes().to_vec()).unwrap_or_default())
-                            .collect(),
-                    ),
-                    None => (false, Vec::new()),
-                }
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                return (true, caps);
             }
-            Kind::Rx(re) => re.is_match(value),
             Kind::Pm(ac) => ac.is_match(value),
             Kind::Streq => value == arg,
             Kind::Contains => !arg.is_empty() && find(value, arg).is_some(),
