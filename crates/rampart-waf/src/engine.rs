@@ -7,6 +7,7 @@ use crate::parser::{Action, Directive, Rule, Selector, Variable};
 use crate::transform::{by_name, Transform};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,8 @@ struct CompiledRule {
     skip_after: Option<String>,
     /// Where `skip_after` lands in the rule's phase, resolved once the ruleset is built.
     skip_to: Option<usize>,
+    /// `vars[i]`'s source, filled in once the ruleset is built.
+    sources: Vec<Source>,
     /// The operator argument holds `%{...}` macros to expand per evaluation.
     op_has_macros: bool,
     skip: usize,
@@ -139,6 +142,7 @@ fn compile_rule(
         effects: Vec::new(),
         skip_after: None,
         skip_to: None,
+        sources: Vec::new(),
         op_has_macros: op.argument.contains("%{"),
         skip: 0,
         chain: None,
@@ -440,6 +444,7 @@ impl Ruleset {
                     .and_then(|m| rs.markers.get(&(p, m.clone())).copied());
                 let mut link = Some(r);
                 while let Some(l) = link {
+                    l.sources = l.vars.iter().map(|v| Source::of(&v.name)).collect();
                     for v in l.vars.iter_mut() {
                         // TX keys are stored lower-case: this makes `TX:KEY` a map lookup.
                         if let (true, Some(Selector::Key(k))) = (v.name == "TX", &mut v.selector) {
@@ -508,8 +513,8 @@ pub struct Transaction<'r> {
     rs: RulesetRef<'r>,
     mode: EngineMode,
     /// Collections by upper-case name: (key, value) in order.
-    collections: HashMap<&'static str, Vec<(String, Vec<u8>)>>,
-    scalars: HashMap<&'static str, Vec<u8>>,
+    collections: Collections,
+    scalars: HashMap<&'static str, Vec<u8>, BuildHasherDefault<Fnv>>,
     tx: HashMap<String, Vec<u8>>,
     removed_ids: Vec<(u64, u64)>,
     removed_tags: Vec<String>,
@@ -521,7 +526,7 @@ pub struct Transaction<'r> {
     allowed: bool,
 }
 
-const COLLECTIONS: &[&str] = &[
+const COLLECTIONS: [&str; 10] = [
     "MULTIPART_PART_HEADERS",
     "ARGS_GET",
     "ARGS_POST",
@@ -533,6 +538,102 @@ const COLLECTIONS: &[&str] = &[
     "FILES_SIZES",
     "XML",
 ];
+
+type Items = Vec<(String, Vec<u8>)>;
+
+/// The request's collections, one slot per name in [`COLLECTIONS`]: rules find theirs by
+/// an index resolved at load time rather than by hashing the name on every evaluation.
+#[derive(Default)]
+struct Collections([Items; COLLECTIONS.len()]);
+
+impl Collections {
+    fn index_of(name: &str) -> Option<usize> {
+        COLLECTIONS.iter().position(|c| *c == name)
+    }
+    fn get(&self, name: &str) -> Option<&Items> {
+        Self::index_of(name).map(|i| &self.0[i])
+    }
+    fn get_mut(&mut self, name: &str) -> Option<&mut Items> {
+        Self::index_of(name).map(|i| &mut self.0[i])
+    }
+    fn insert(&mut self, name: &str, items: Items) {
+        if let Some(slot) = self.get_mut(name) {
+            *slot = items;
+        }
+    }
+}
+
+impl std::ops::Index<&str> for Collections {
+    type Output = Items;
+    fn index(&self, name: &str) -> &Items {
+        self.get(name).expect("known collection")
+    }
+}
+
+/// FNV-1a, for maps keyed by the engine's own static names (never request data, so there
+/// is no flooding concern): far cheaper than SipHash on short keys.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// Where a rule variable's values come from, resolved from its name at load time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coll {
+    Fixed(usize),
+    Args,
+    Tx,
+    MatchedVars,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A collection; `true` for its `_NAMES` (the keys as values).
+    Coll(Coll, bool),
+    MatchedVar,
+    MatchedVarName,
+    ArgsCombinedSize,
+    Scalar,
+}
+
+impl Source {
+    fn of(name: &str) -> Source {
+        let coll = |n: &str| match n {
+            "ARGS" => Some(Coll::Args),
+            "TX" => Some(Coll::Tx),
+            "MATCHED_VARS" => Some(Coll::MatchedVars),
+            n => Collections::index_of(n).map(Coll::Fixed),
+        };
+        if let Some(c) = coll(name) {
+            return Source::Coll(c, false);
+        }
+        if let Some(c) = name.strip_suffix("_NAMES").and_then(coll) {
+            return Source::Coll(c, true);
+        }
+        match name {
+            "MATCHED_VAR" => Source::MatchedVar,
+            "MATCHED_VAR_NAME" => Source::MatchedVarName,
+            "ARGS_COMBINED_SIZE" => Source::ArgsCombinedSize,
+            _ => Source::Scalar,
+        }
+    }
+}
 
 impl Transaction<'static> {
     /// A transaction that owns a share of the ruleset, to live across async proxy phases.
@@ -551,8 +652,8 @@ impl<'r> Transaction<'r> {
         let mut t = Transaction {
             rs,
             mode,
-            collections: COLLECTIONS.iter().map(|c| (*c, Vec::new())).collect(),
-            scalars: HashMap::new(),
+            collections: Collections::default(),
+            scalars: HashMap::default(),
             tx: HashMap::new(),
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
@@ -605,16 +706,10 @@ impl<'r> Transaction<'r> {
                 for c in v.split(|b| *b == b';') {
                     let c = String::from_utf8_lossy(c).trim().to_string();
                     let (name, val) = c.split_once('=').unwrap_or((c.as_str(), ""));
-                    self.collections
-                        .get_mut("REQUEST_COOKIES")
-                        .expect("collection")
-                        .push((name.to_string(), val.as_bytes().to_vec()));
+                    self.push("REQUEST_COOKIES", name, val.as_bytes().to_vec());
                 }
             }
-            self.collections
-                .get_mut("REQUEST_HEADERS")
-                .expect("collection")
-                .push((k.clone(), v.clone()));
+            self.push("REQUEST_HEADERS", k, v.clone());
         }
         self.scalars
             .insert("FULL_REQUEST_LENGTH", full.to_string().into_bytes());
@@ -724,10 +819,9 @@ impl<'r> Transaction<'r> {
     }
 
     fn push(&mut self, coll: &'static str, key: &str, value: Vec<u8>) {
-        self.collections
-            .entry(coll)
-            .or_default()
-            .push((key.to_string(), value));
+        if let Some(items) = self.collections.get_mut(coll) {
+            items.push((key.to_string(), value));
+        }
     }
 
     pub fn run_phase(&mut self, phase: u8) {
@@ -904,9 +998,12 @@ impl<'r> Transaction<'r> {
         } else {
             Vec::new()
         };
-        for var in r.vars.iter().filter(|v| !v.exclude) {
+        for (var, src) in r.vars.iter().zip(&r.sources) {
+            if var.exclude {
+                continue;
+            }
             let start = out.len();
-            self.resolve_into(var, &mut out);
+            self.resolve_into(var, *src, &mut out);
             if var.count {
                 let n = out.len() - start;
                 out.truncate(start);
@@ -953,77 +1050,70 @@ impl<'r> Transaction<'r> {
     }
 
     /// Calls `f` with each (key, value) of a collection, without copying.
-    fn for_each_item<'a>(&'a self, name: &str, mut f: impl FnMut(&'a str, &'a [u8])) {
+    fn for_each_item<'a>(&'a self, coll: Coll, mut f: impl FnMut(&'a str, &'a [u8])) {
         let mut each = |items: &'a [(String, Vec<u8>)]| {
             for (k, v) in items {
                 f(k, v);
             }
         };
-        match name {
-            "ARGS" => {
+        match coll {
+            Coll::Args => {
                 each(&self.collections["ARGS_GET"]);
                 each(&self.collections["ARGS_POST"]);
             }
-            "TX" => {
+            Coll::Tx => {
                 for (k, v) in &self.tx {
                     f(k, v);
                 }
             }
-            "MATCHED_VARS" => each(&self.matched_vars),
-            n => {
-                if let Some(items) = self.collections.get(n) {
-                    each(items);
-                }
-            }
+            Coll::MatchedVars => each(&self.matched_vars),
+            Coll::Fixed(i) => each(&self.collections.0[i]),
         }
     }
 
     fn resolve<'a>(&'a self, var: &'a Variable) -> Vec<Target<'a>> {
         let mut out = Vec::new();
-        self.resolve_into(var, &mut out);
+        self.resolve_into(var, Source::of(&var.name), &mut out);
         out
     }
 
-    fn resolve_into<'a>(&'a self, var: &'a Variable, out: &mut Vec<Target<'a>>) {
+    fn resolve_into<'a>(&'a self, var: &'a Variable, src: Source, out: &mut Vec<Target<'a>>) {
         let name = var.name.as_str();
-        let (base, names_only) = match name.strip_suffix("_NAMES") {
-            Some(b) => (b, true),
-            None => (name, false),
+        let scalar = |value: Cow<'a, [u8]>| Target {
+            coll: name,
+            key: None,
+            value,
+            count: false,
         };
-        let is_collection = |n: &str| {
-            matches!(n, "ARGS" | "TX" | "MATCHED_VARS") || self.collections.contains_key(n)
-        };
-        let (coll, names) = if is_collection(name) {
-            (name, false)
-        } else if names_only && is_collection(base) {
-            (base, true)
-        } else {
-            // A scalar.
-            let v: Option<Cow<'a, [u8]>> = match name {
-                "MATCHED_VAR" => Some(Cow::Borrowed(&self.matched_var.1)),
-                "MATCHED_VAR_NAME" => Some(Cow::Borrowed(self.matched_var.0.as_bytes())),
-                "ARGS_COMBINED_SIZE" => {
-                    let mut n = 0;
-                    self.for_each_item("ARGS", |k, v| n += k.len() + v.len());
-                    Some(Cow::Owned(n.to_string().into_bytes()))
-                }
-                n => self.scalars.get(n).map(|v| Cow::Borrowed(v.as_slice())),
-            };
-            if let Some(value) = v {
-                out.push(Target {
-                    coll: name,
-                    key: None,
-                    value,
-                    count: false,
-                });
+        let (coll, names) = match src {
+            Source::Coll(c, names) => (c, names),
+            Source::MatchedVar => return out.push(scalar(Cow::Borrowed(&self.matched_var.1))),
+            Source::MatchedVarName => {
+                return out.push(scalar(Cow::Borrowed(self.matched_var.0.as_bytes())))
             }
-            return;
+            Source::ArgsCombinedSize => {
+                let mut n = 0;
+                self.for_each_item(Coll::Args, |k, v| n += k.len() + v.len());
+                return out.push(scalar(Cow::Owned(n.to_string().into_bytes())));
+            }
+            Source::Scalar => {
+                if let Some(v) = self.scalars.get(name) {
+                    out.push(scalar(Cow::Borrowed(v)));
+                }
+                return;
+            }
         };
-        if let ("TX", Some(Selector::Key(k))) = (coll, &var.selector) {
+        // `ARGS_NAMES` values are reported as `ARGS:key`.
+        let label = if names {
+            &name[..name.len() - "_NAMES".len()]
+        } else {
+            name
+        };
+        if let (Coll::Tx, Some(Selector::Key(k))) = (coll, &var.selector) {
             if !k.bytes().any(|c| c.is_ascii_uppercase()) {
                 if let Some((k, v)) = self.tx.get_key_value(k.as_str()) {
                     out.push(Target {
-                        coll,
+                        coll: label,
                         key: Some(k),
                         value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
                         count: false,
@@ -1040,13 +1130,22 @@ impl<'r> Transaction<'r> {
             };
             if selected {
                 out.push(Target {
-                    coll,
+                    coll: label,
                     key: Some(k),
                     value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
                     count: false,
                 });
             }
         });
+    }
+
+    /// [`Self::expand`] without a copy when there is no macro.
+    fn expand_cow<'t>(&self, text: &'t str, r: &CompiledRule) -> Cow<'t, str> {
+        if text.contains("%{") {
+            Cow::Owned(self.expand(text, r))
+        } else {
+            Cow::Borrowed(text)
+        }
     }
 
     /// `%{tx.x}`, `%{MATCHED_VAR}`, `%{REQUEST_HEADERS.host}`, `%{rule.id}`...
@@ -1114,24 +1213,49 @@ impl<'r> Transaction<'r> {
                     return;
                 }
                 let (name, value) = v.split_once('=').unwrap_or((v, "1"));
-                let name = self.expand(name.trim(), r).to_ascii_lowercase();
-                let Some(n) = name.strip_prefix("tx.") else {
+                let name = self.expand_cow(name.trim(), r);
+                let Some(n) = name
+                    .get(..3)
+                    .filter(|p| p.eq_ignore_ascii_case("tx."))
+                    .map(|_| &name[3..])
+                else {
                     return; // ip./global./session. collections are not persisted by this engine.
                 };
-                let n = n.to_string();
-                let cur = self
-                    .tx
-                    .get(&n)
-                    .map(|b| String::from_utf8_lossy(b).into_owned());
-                let num = |s: &str| s.trim().parse::<i64>().unwrap_or(0);
-                let new = if let Some(x) = value.strip_prefix('+') {
-                    (num(cur.as_deref().unwrap_or("0")) + num(&self.expand(x, r))).to_string()
-                } else if let Some(x) = value.strip_prefix('-') {
-                    (num(cur.as_deref().unwrap_or("0")) - num(&self.expand(x, r))).to_string()
+                // CRS runs hundreds of setvars per request: no allocation when the key is
+                // already lower-case and present.
+                let key: Cow<'_, str> = if n.bytes().any(|c| c.is_ascii_uppercase()) {
+                    Cow::Owned(n.to_ascii_lowercase())
                 } else {
-                    self.expand(value, r)
+                    Cow::Borrowed(n)
                 };
-                self.tx.insert(n, new.into_bytes());
+                let num = |s: &str| s.trim().parse::<i64>().unwrap_or(0);
+                let cur = || {
+                    self.tx
+                        .get(key.as_ref())
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .map(num)
+                        .unwrap_or(0)
+                };
+                // Wrapping: scores come from rules and requests, and must not panic.
+                let new = if let Some(x) = value.strip_prefix('+') {
+                    cur()
+                        .wrapping_add(num(&self.expand_cow(x, r)))
+                        .to_string()
+                        .into_bytes()
+                } else if let Some(x) = value.strip_prefix('-') {
+                    cur()
+                        .wrapping_sub(num(&self.expand_cow(x, r)))
+                        .to_string()
+                        .into_bytes()
+                } else {
+                    self.expand_cow(value, r).into_owned().into_bytes()
+                };
+                match self.tx.get_mut(key.as_ref()) {
+                    Some(slot) => *slot = new,
+                    None => {
+                        self.tx.insert(key.into_owned(), new);
+                    }
+                }
             }
             "ctl" => {
                 let (k, val) = v.split_once('=').unwrap_or((v, ""));
