@@ -65,6 +65,11 @@ pub struct Ruleset {
     pub mode: EngineMode,
     pub request_body_access: bool,
     pub request_body_limit: usize,
+    /// `SecArgumentsLimit`: arguments kept per request; a body holding more sets
+    /// `REQBODY_ERROR` (ModSecurity's default is 1000).
+    pub argument_limit: usize,
+    /// `SecRequestBodyJsonDepthLimit`: deeper JSON sets `REQBODY_ERROR`.
+    pub json_depth_limit: usize,
     pub response_body_access: bool,
     pub response_body_limit: usize,
     /// `SecResponseBodyMimeType`: the response types whose bodies phase 4 sees.
@@ -72,6 +77,9 @@ pub struct Ruleset {
     /// Regex selectors (`ARGS:/^id_/`), compiled once at load, case-insensitive.
     selectors: HashMap<String, regex::Regex>,
 }
+
+/// The deepest JSON the recursive parser accepts, whatever the configuration says.
+const MAX_JSON_DEPTH: usize = 1024;
 
 fn selector_regex(p: &str) -> Result<regex::Regex, String> {
     regex::RegexBuilder::new(p)
@@ -241,6 +249,8 @@ impl Ruleset {
             mode: EngineMode::On,
             request_body_access: true,
             request_body_limit: 13_107_200,
+            argument_limit: 1000,
+            json_depth_limit: 512,
             response_body_access: false,
             response_body_limit: 524_288,
             response_body_mime_types: vec!["text/plain".into(), "text/html".into()],
@@ -350,6 +360,21 @@ impl Ruleset {
                         }
                         "SecRequestBodyLimit" => {
                             rs.request_body_limit = a0.parse().unwrap_or(rs.request_body_limit)
+                        }
+                        "SecArgumentsLimit" => {
+                            rs.argument_limit = a0
+                                .parse()
+                                .map_err(|_| format!("SecArgumentsLimit: not a number: {a0}"))?
+                        }
+                        // The JSON parser recurses: the cap keeps a configured limit from
+                        // turning deep input into a stack overflow.
+                        "SecRequestBodyJsonDepthLimit" => {
+                            rs.json_depth_limit = a0
+                                .parse::<usize>()
+                                .map_err(|_| {
+                                    format!("SecRequestBodyJsonDepthLimit: not a number: {a0}")
+                                })?
+                                .min(MAX_JSON_DEPTH)
                         }
                         "SecResponseBodyAccess" => {
                             rs.response_body_access = a0.eq_ignore_ascii_case("on")
@@ -654,7 +679,8 @@ impl<'r> Transaction<'r> {
             mode,
             collections: Collections::default(),
             scalars: HashMap::default(),
-            tx: HashMap::new(),
+            // CRS sets over a hundred TX variables per request: size once, no rehashing.
+            tx: HashMap::with_capacity(256),
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
@@ -714,13 +740,24 @@ impl<'r> Transaction<'r> {
         self.scalars
             .insert("FULL_REQUEST_LENGTH", full.to_string().into_bytes());
         if let Some(q) = query {
-            let args = parse_urlencoded(q.as_bytes());
+            // Beyond the limit query arguments are dropped (ModSecurity v3), so a long
+            // query string cannot multiply the work of every ARGS rule.
+            let mut args = parse_urlencoded(q.as_bytes());
+            args.truncate(self.rs.argument_limit);
             self.collections.insert("ARGS_GET", args);
         }
     }
 
     /// The request body (phase 2 input), parsed by Content-Type.
     pub fn request_body(&mut self, body: &[u8]) {
+        // Beyond SecRequestBodyLimit only the first part is inspected (ModSecurity's
+        // ProcessPartial), flagged as INBOUND_DATA_ERROR for the rules to act on.
+        let body = if body.len() > self.rs.request_body_limit {
+            self.scalars.insert("INBOUND_DATA_ERROR", b"1".to_vec());
+            &body[..self.rs.request_body_limit]
+        } else {
+            body
+        };
         self.scalars.insert("REQUEST_BODY", body.to_vec());
         self.scalars
             .insert("REQUEST_BODY_LENGTH", body.len().to_string().into_bytes());
@@ -737,6 +774,7 @@ impl<'r> Transaction<'r> {
             self.scalars
                 .insert("REQBODY_PROCESSOR", b"URLENCODED".to_vec());
             self.collections.insert("ARGS_POST", parse_urlencoded(body));
+            self.limit_body_args();
         } else if ct.starts_with("multipart/form-data") {
             self.scalars
                 .insert("REQBODY_PROCESSOR", b"MULTIPART".to_vec());
@@ -781,17 +819,38 @@ impl<'r> Transaction<'r> {
                     self.scalars.insert("MULTIPART_STRICT_ERROR", b"1".to_vec());
                 }
             }
+            // Only plain fields count as arguments, as in ModSecurity.
+            self.limit_body_args();
         } else if ct.contains("json") {
             self.scalars.insert("REQBODY_PROCESSOR", b"JSON".to_vec());
-            match serde_free_json(body) {
+            match serde_free_json(body, self.rs.json_depth_limit) {
                 Ok(args) => {
                     self.collections.insert("ARGS_POST", args);
+                    self.limit_body_args();
                 }
                 Err(e) => {
                     self.scalars.insert("REQBODY_ERROR", b"1".to_vec());
                     self.scalars.insert("REQBODY_ERROR_MSG", e.into_bytes());
                 }
             }
+        }
+    }
+
+    /// `SecArgumentsLimit` for body arguments: the excess is dropped and the body flagged
+    /// as not fully parsed (ModSecurity v2; CRS-style rule 200007 rejects on it).
+    fn limit_body_args(&mut self) {
+        let room = self
+            .rs
+            .argument_limit
+            .saturating_sub(self.collections["ARGS_GET"].len());
+        let post = self.collections.get_mut("ARGS_POST").expect("collection");
+        if post.len() > room {
+            post.truncate(room);
+            self.scalars.insert("REQBODY_ERROR", b"1".to_vec());
+            self.scalars.insert(
+                "REQBODY_ERROR_MSG",
+                b"Request body has more arguments than SecArgumentsLimit".to_vec(),
+            );
         }
     }
 
@@ -1360,16 +1419,14 @@ fn multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
         .next()?
         .trim_matches('"')
         .to_string();
-    if boundary.is_empty() {
+    // RFC 2046: 1 to 70 characters.
+    if boundary.is_empty() || boundary.len() > 70 {
         return None;
     }
     let delim = format!("--{boundary}").into_bytes();
-    let find = |hay: &[u8], from: usize| {
-        hay[from..]
-            .windows(delim.len())
-            .position(|w| w == delim.as_slice())
-            .map(|p| p + from)
-    };
+    // A linear-time search: the body and the boundary both come from the client.
+    let finder = aho_corasick::AhoCorasick::new([&delim]).ok()?;
+    let find = |hay: &[u8], from: usize| finder.find(&hay[from..]).map(|m| m.start() + from);
     let mut pos = find(body, 0)? + delim.len();
     let mut parts = Vec::new();
     loop {
@@ -1483,16 +1540,21 @@ fn parse_urlencoded(q: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// A small JSON flattener (`json.a.b`, arrays by index) that needs no parser crate.
-fn serde_free_json(body: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+fn serde_free_json(body: &[u8], max_depth: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
     let text = std::str::from_utf8(body).map_err(|_| "JSON is not UTF-8".to_string())?;
     let mut p = JsonP {
         s: text.as_bytes(),
         i: 0,
         depth: 0,
+        max_depth: max_depth.min(MAX_JSON_DEPTH),
+        path: String::from("json"),
+        // Every leaf carries its full path: deep documents with long keys could otherwise
+        // expand a body many times over.
+        budget: body.len().saturating_mul(4).saturating_add(1 << 20),
     };
     let mut out = Vec::new();
     p.ws();
-    p.value("json", &mut out)?;
+    p.value(&mut out)?;
     p.ws();
     if p.i != p.s.len() {
         return Err("trailing data after JSON".into());
@@ -1504,6 +1566,11 @@ struct JsonP<'a> {
     s: &'a [u8],
     i: usize,
     depth: usize,
+    max_depth: usize,
+    /// The current key path, extended and truncated as the parser descends and returns.
+    path: String,
+    /// Bytes of names and values still allowed in the output.
+    budget: usize,
 }
 
 impl JsonP<'_> {
@@ -1512,9 +1579,27 @@ impl JsonP<'_> {
             self.i += 1;
         }
     }
-    fn value(&mut self, path: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), String> {
+    fn emit(&mut self, out: &mut Vec<(String, Vec<u8>)>, v: Vec<u8>) -> Result<(), String> {
+        let cost = self.path.len() + v.len();
+        if cost > self.budget {
+            return Err("JSON expands beyond the parser's budget".into());
+        }
+        self.budget -= cost;
+        out.push((self.path.clone(), v));
+        Ok(())
+    }
+    /// Parses a value whose name is `self.path + suffix`.
+    fn child(&mut self, suffix: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        let len = self.path.len();
+        self.path.push('.');
+        self.path.push_str(suffix);
+        let r = self.value(out);
+        self.path.truncate(len);
+        r
+    }
+    fn value(&mut self, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), String> {
         self.depth += 1;
-        if self.depth > 512 {
+        if self.depth > self.max_depth {
             return Err("JSON nested too deeply".into());
         }
         self.ws();
@@ -1533,7 +1618,7 @@ impl JsonP<'_> {
                             return Err("expected : in JSON object".into());
                         }
                         self.i += 1;
-                        self.value(&format!("{path}.{k}"), out)?;
+                        self.child(&k, out)?;
                         self.ws();
                         match self.s.get(self.i) {
                             Some(b',') => self.i += 1,
@@ -1554,7 +1639,7 @@ impl JsonP<'_> {
                 } else {
                     let mut n = 0;
                     loop {
-                        self.value(&format!("{path}.{n}"), out)?;
+                        self.child(&n.to_string(), out)?;
                         n += 1;
                         self.ws();
                         match self.s.get(self.i) {
@@ -1570,7 +1655,7 @@ impl JsonP<'_> {
             }
             Some(b'"') => {
                 let v = self.string()?;
-                out.push((path.to_string(), v.into_bytes()));
+                self.emit(out, v.into_bytes())?;
             }
             Some(_) => {
                 let start = self.i;
@@ -1586,7 +1671,7 @@ impl JsonP<'_> {
                 if lit.is_empty() {
                     return Err("invalid JSON value".into());
                 }
-                out.push((path.to_string(), lit.to_vec()));
+                self.emit(out, lit.to_vec())?;
             }
             None => return Err("unexpected end of JSON".into()),
         }
