@@ -10,6 +10,9 @@ use std::path::Path;
 #[derive(Debug)]
 enum Kind {
     Rx(Regex),
+    /// A pattern needing look-around or back-references (CRS 3 has a few), which the
+    /// linear-time engine cannot express: backtracking, bounded by a step limit.
+    Fancy(fancy_regex::Regex),
     Pm(AhoCorasick),
     /// Operators whose argument may hold macros (`%{tx.x}`): compared at run time.
     Streq,
@@ -68,6 +71,104 @@ fn regex(p: &str) -> Result<Regex, String> {
         .map_err(|e| format!("@rx: {e}"))
 }
 
+/// An `@rx` pattern (PCRE syntax): the linear-time engine when it can express it, as
+/// written or after [`pcre_to_rust`], else the backtracking one.
+fn rx(arg: &str) -> Result<Kind, String> {
+    let err = match regex(arg) {
+        Ok(re) => return Ok(Kind::Rx(re)),
+        Err(e) => e,
+    };
+    let translated = pcre_to_rust(arg);
+    if let Ok(re) = regex(&translated) {
+        return Ok(Kind::Rx(re));
+    }
+    [translated.as_str(), arg]
+        .iter()
+        .find_map(|p| {
+            fancy_regex::RegexBuilder::new(p)
+                .backtrack_limit(FANCY_BACKTRACK_LIMIT)
+                .build()
+                .ok()
+        })
+        .map(Kind::Fancy)
+        .ok_or(err)
+}
+
+/// PCRE spellings the `regex` crate reads differently: inside a class `[`, `&` and `~` are
+/// literal in PCRE but set syntax in Rust (CRS 3 writes `[\x5c\]{}]`-style classes), and
+/// possessive quantifiers (`\s*+`) become greedy ones, which match the same or more.
+fn pcre_to_rust(p: &str) -> String {
+    let mut out = String::with_capacity(p.len() + 8);
+    let mut chars = p.chars().peekable();
+    let mut in_class = false;
+    // Position in the class: a `]` right after `[` or `[^` is literal in PCRE.
+    let mut class_len = 0;
+    let mut quantifiable = false;
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.push(c);
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+            class_len += 1;
+            quantifiable = !in_class;
+            continue;
+        }
+        if in_class {
+            match c {
+                ']' if class_len > 0 => {
+                    in_class = false;
+                    quantifiable = true;
+                    out.push(c);
+                    continue;
+                }
+                '^' if class_len == 0 && out.ends_with('[') => {
+                    out.push(c);
+                    continue;
+                }
+                '[' | '&' | '~' | ']' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                _ => out.push(c),
+            }
+            class_len += 1;
+            continue;
+        }
+        match c {
+            '[' => {
+                in_class = true;
+                class_len = 0;
+                out.push(c);
+            }
+            '*' | '+' | '?' if quantifiable => {
+                out.push(c);
+                if chars.peek() == Some(&'+') {
+                    chars.next();
+                }
+                // `a*?` is lazy, `a**` an error either way: no second quantifier.
+                quantifiable = false;
+                if chars.peek() == Some(&'?') {
+                    out.push('?');
+                    chars.next();
+                }
+            }
+            '(' => {
+                out.push(c);
+                quantifiable = false;
+            }
+            _ => {
+                out.push(c);
+                quantifiable = true;
+            }
+        }
+    }
+    out
+}
+
+/// Backtracking steps per match attempt; beyond it the attempt counts as no match.
+const FANCY_BACKTRACK_LIMIT: usize = 100_000;
+
 fn phrases(words: &[String]) -> Result<AhoCorasick, String> {
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
@@ -112,7 +213,7 @@ impl CompiledOperator {
     pub fn compile(op: &Operator, data_dir: &Path) -> Result<CompiledOperator, String> {
         let arg = op.argument.as_str();
         let kind = match op.name.to_ascii_lowercase().as_str() {
-            "rx" => Kind::Rx(regex(arg)?),
+            "rx" => rx(arg)?,
             "pm" => Kind::Pm(phrases(
                 &arg.split_whitespace()
                     .map(str::to_string)
@@ -159,6 +260,9 @@ impl CompiledOperator {
             "detectxss" => Kind::DetectXss,
             "unconditionalmatch" => Kind::Unconditional,
             "nomatch" => Kind::NoMatch,
+            // No GeoIP database and no DNS from the request path: the lookups fail, which
+            // in SecLang is a non-match (CRS 3's reputation rules then simply do not fire).
+            "geolookup" | "rbl" => Kind::NoMatch,
             other => return Err(format!("unknown operator @{other}")),
         };
         Ok(CompiledOperator {
@@ -223,6 +327,24 @@ impl CompiledOperator {
                     })
                     .unwrap_or_default();
                 return (true, caps);
+            }
+            Kind::Fancy(re) => {
+                // This engine matches text: invalid UTF-8 is replaced, not skipped.
+                let text = String::from_utf8_lossy(value);
+                return match re.captures(&text) {
+                    Ok(Some(c)) if want_captures => (
+                        true,
+                        (0..c.len().min(10))
+                            .map(|i| {
+                                c.get(i)
+                                    .map(|m| m.as_str().as_bytes().to_vec())
+                                    .unwrap_or_default()
+                            })
+                            .collect(),
+                    ),
+                    Ok(Some(_)) => (true, Vec::new()),
+                    Ok(None) | Err(_) => (false, Vec::new()),
+                };
             }
             Kind::Pm(ac) => ac.is_match(value),
             Kind::Streq => value == arg,
@@ -317,6 +439,20 @@ mod tests {
             Path::new("."),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn pcre_only_patterns() {
+        // CRS 3.3: a literal `[` inside a class, possessive quantifiers, look-around and
+        // back-references.
+        assert_eq!(pcre_to_rust(r"[^a[\]]\s*+x"), r"[^a\[\]]\s*x");
+        assert_eq!(pcre_to_rust(r"[]a]++"), r"[\]a]+");
+        assert!(op("rx", r"^[^;[\]]+$").test(b"abc", b"").matched);
+        assert!(!op("rx", r"^[^;[\]]+$").test(b"a[c", b"").matched);
+        assert!(op("rx", r"<\?(?!xml)").test(b"<?php", b"").matched);
+        assert!(!op("rx", r"<\?(?!xml)").test(b"<?xml", b"").matched);
+        assert!(op("rx", r"\b(\w+) = \1\b").test(b"x a = a", b"").matched);
+        assert!(!op("rx", r"\b(\w+) = \1\b").test(b"x a = b", b"").matched);
     }
 
     #[test]
