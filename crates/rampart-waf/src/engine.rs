@@ -1722,3 +1722,45 @@ impl JsonP<'_> {
         Err("unterminated JSON string".into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ruleset(rules: &str) -> Ruleset {
+        Ruleset::compile(&crate::parse_str(rules, "<test>").unwrap(), Path::new(".")).unwrap()
+    }
+
+    /// Scores near i64::MAX used to overflow (a panic in debug builds).
+    #[test]
+    fn setvar_arithmetic_wraps_instead_of_panicking() {
+        let rs = ruleset(
+            "SecAction \"id:1,phase:1,pass,setvar:tx.a=9223372036854775807,setvar:tx.a=+1,\
+             setvar:tx.b=-9223372036854775807,setvar:tx.b=-2\"\n",
+        );
+        let mut t = Transaction::new(&rs, "192.0.2.1");
+        t.request_headers("GET", "/", "HTTP/1.1", &[]);
+        t.run_phase(1);
+        assert_eq!(t.tx("a").as_deref(), Some("-9223372036854775808"));
+        assert_eq!(t.tx("b").as_deref(), Some("9223372036854775807"));
+    }
+
+    /// A marker's position must not count rules removed by SecRuleRemoveById.
+    #[test]
+    fn skip_after_lands_on_the_marker_when_earlier_rules_are_removed() {
+        let rs = ruleset(
+            "SecAction \"id:1,phase:1,pass,nolog\"\n\
+             SecAction \"id:2,phase:1,pass,nolog\"\n\
+             SecAction \"id:3,phase:1,pass,nolog,skipAfter:END\"\n\
+             SecAction \"id:4,phase:1,pass,setvar:tx.skipped=1\"\n\
+             SecMarker END\n\
+             SecAction \"id:5,phase:1,pass,setvar:tx.after=1\"\n\
+             SecRuleRemoveById 1 2\n",
+        );
+        let mut t = Transaction::new(&rs, "192.0.2.1");
+        t.request_headers("GET", "/", "HTTP/1.1", &[]);
+        t.run_phase(1);
+        assert_eq!(t.tx("skipped"), None);
+        assert_eq!(t.tx("after").as_deref(), Some("1"));
+    }
+}
