@@ -5,7 +5,9 @@
 use crate::operator::CompiledOperator;
 use crate::parser::{Action, Directive, Rule, Selector, Variable};
 use crate::transform::{by_name, Transform};
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,12 @@ struct CompiledRule {
     /// setvar, ctl and other non-disruptive actions, in order.
     effects: Vec<Action>,
     skip_after: Option<String>,
+    /// Where `skip_after` lands in the rule's phase, resolved once the ruleset is built.
+    skip_to: Option<usize>,
+    /// `vars[i]`'s source, filled in once the ruleset is built.
+    sources: Vec<Source>,
+    /// The operator argument holds `%{...}` macros to expand per evaluation.
+    op_has_macros: bool,
     skip: usize,
     chain: Option<Box<CompiledRule>>,
 }
@@ -57,6 +65,11 @@ pub struct Ruleset {
     pub mode: EngineMode,
     pub request_body_access: bool,
     pub request_body_limit: usize,
+    /// `SecArgumentsLimit`: arguments kept per request; a body holding more sets
+    /// `REQBODY_ERROR` (ModSecurity's default is 1000).
+    pub argument_limit: usize,
+    /// `SecRequestBodyJsonDepthLimit`: deeper JSON sets `REQBODY_ERROR`.
+    pub json_depth_limit: usize,
     pub response_body_access: bool,
     pub response_body_limit: usize,
     /// `SecResponseBodyMimeType`: the response types whose bodies phase 4 sees.
@@ -64,6 +77,9 @@ pub struct Ruleset {
     /// Regex selectors (`ARGS:/^id_/`), compiled once at load, case-insensitive.
     selectors: HashMap<String, regex::Regex>,
 }
+
+/// The deepest JSON the recursive parser accepts, whatever the configuration says.
+const MAX_JSON_DEPTH: usize = 1024;
 
 fn selector_regex(p: &str) -> Result<regex::Regex, String> {
     regex::RegexBuilder::new(p)
@@ -133,6 +149,9 @@ fn compile_rule(
         status: None,
         effects: Vec::new(),
         skip_after: None,
+        skip_to: None,
+        sources: Vec::new(),
+        op_has_macros: op.argument.contains("%{"),
         skip: 0,
         chain: None,
     };
@@ -230,6 +249,8 @@ impl Ruleset {
             mode: EngineMode::On,
             request_body_access: true,
             request_body_limit: 13_107_200,
+            argument_limit: 1000,
+            json_depth_limit: 512,
             response_body_access: false,
             response_body_limit: 524_288,
             response_body_mime_types: vec!["text/plain".into(), "text/html".into()],
@@ -340,6 +361,21 @@ impl Ruleset {
                         "SecRequestBodyLimit" => {
                             rs.request_body_limit = a0.parse().unwrap_or(rs.request_body_limit)
                         }
+                        "SecArgumentsLimit" => {
+                            rs.argument_limit = a0
+                                .parse()
+                                .map_err(|_| format!("SecArgumentsLimit: not a number: {a0}"))?
+                        }
+                        // The JSON parser recurses: the cap keeps a configured limit from
+                        // turning deep input into a stack overflow.
+                        "SecRequestBodyJsonDepthLimit" => {
+                            rs.json_depth_limit = a0
+                                .parse::<usize>()
+                                .map_err(|_| {
+                                    format!("SecRequestBodyJsonDepthLimit: not a number: {a0}")
+                                })?
+                                .min(MAX_JSON_DEPTH)
+                        }
                         "SecResponseBodyAccess" => {
                             rs.response_body_access = a0.eq_ignore_ascii_case("on")
                         }
@@ -400,16 +436,47 @@ impl Ruleset {
                 e.insert(re);
             }
         }
-        for phase in rs.phases.iter_mut() {
-            phase.retain(|r| {
-                !removed.iter().any(|(a, b)| (*a..=*b).contains(&r.id))
-                    && !r.tags.iter().any(|t| removed_tags.contains(t))
-            });
+        for (p, phase) in rs.phases.iter_mut().enumerate() {
+            let keep: Vec<bool> = phase
+                .iter()
+                .map(|r| {
+                    !removed.iter().any(|(a, b)| (*a..=*b).contains(&r.id))
+                        && !r.tags.iter().any(|t| removed_tags.contains(t))
+                })
+                .collect();
+            // A marker's position counts the rules before it: removed ones no longer do.
+            let mut kept_before = Vec::with_capacity(keep.len() + 1);
+            kept_before.push(0);
+            for k in &keep {
+                kept_before.push(kept_before.last().copied().unwrap_or(0) + usize::from(*k));
+            }
+            for ((mp, _), pos) in rs.markers.iter_mut() {
+                if *mp == p {
+                    *pos = kept_before[*pos];
+                }
+            }
+            let mut keep = keep.into_iter();
+            phase.retain(|_| keep.next().unwrap_or(false));
             for r in phase.iter_mut() {
                 for (id, vars) in &target_updates {
                     if *id == r.id {
                         r.vars.extend(vars.iter().cloned());
                     }
+                }
+                r.skip_to = r
+                    .skip_after
+                    .as_ref()
+                    .and_then(|m| rs.markers.get(&(p, m.clone())).copied());
+                let mut link = Some(r);
+                while let Some(l) = link {
+                    l.sources = l.vars.iter().map(|v| Source::of(&v.name)).collect();
+                    for v in l.vars.iter_mut() {
+                        // TX keys are stored lower-case: this makes `TX:KEY` a map lookup.
+                        if let (true, Some(Selector::Key(k))) = (v.name == "TX", &mut v.selector) {
+                            k.make_ascii_lowercase();
+                        }
+                    }
+                    link = l.chain.as_deref_mut();
                 }
             }
         }
@@ -457,13 +524,22 @@ impl std::ops::Deref for RulesetRef<'_> {
     }
 }
 
+/// One value a rule inspects, borrowed from the transaction where it can be.
+struct Target<'a> {
+    /// The collection (or scalar) name; reported as `coll:key`, or `&coll` when counted.
+    coll: &'a str,
+    key: Option<&'a str>,
+    value: Cow<'a, [u8]>,
+    count: bool,
+}
+
 /// A request (and its response) going through the rules.
 pub struct Transaction<'r> {
     rs: RulesetRef<'r>,
     mode: EngineMode,
     /// Collections by upper-case name: (key, value) in order.
-    collections: HashMap<&'static str, Vec<(String, Vec<u8>)>>,
-    scalars: HashMap<&'static str, Vec<u8>>,
+    collections: Collections,
+    scalars: HashMap<&'static str, Vec<u8>, BuildHasherDefault<Fnv>>,
     tx: HashMap<String, Vec<u8>>,
     removed_ids: Vec<(u64, u64)>,
     removed_tags: Vec<String>,
@@ -475,7 +551,7 @@ pub struct Transaction<'r> {
     allowed: bool,
 }
 
-const COLLECTIONS: &[&str] = &[
+const COLLECTIONS: [&str; 10] = [
     "MULTIPART_PART_HEADERS",
     "ARGS_GET",
     "ARGS_POST",
@@ -487,6 +563,102 @@ const COLLECTIONS: &[&str] = &[
     "FILES_SIZES",
     "XML",
 ];
+
+type Items = Vec<(String, Vec<u8>)>;
+
+/// The request's collections, one slot per name in [`COLLECTIONS`]: rules find theirs by
+/// an index resolved at load time rather than by hashing the name on every evaluation.
+#[derive(Default)]
+struct Collections([Items; COLLECTIONS.len()]);
+
+impl Collections {
+    fn index_of(name: &str) -> Option<usize> {
+        COLLECTIONS.iter().position(|c| *c == name)
+    }
+    fn get(&self, name: &str) -> Option<&Items> {
+        Self::index_of(name).map(|i| &self.0[i])
+    }
+    fn get_mut(&mut self, name: &str) -> Option<&mut Items> {
+        Self::index_of(name).map(|i| &mut self.0[i])
+    }
+    fn insert(&mut self, name: &str, items: Items) {
+        if let Some(slot) = self.get_mut(name) {
+            *slot = items;
+        }
+    }
+}
+
+impl std::ops::Index<&str> for Collections {
+    type Output = Items;
+    fn index(&self, name: &str) -> &Items {
+        self.get(name).expect("known collection")
+    }
+}
+
+/// FNV-1a, for maps keyed by the engine's own static names (never request data, so there
+/// is no flooding concern): far cheaper than SipHash on short keys.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// Where a rule variable's values come from, resolved from its name at load time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coll {
+    Fixed(usize),
+    Args,
+    Tx,
+    MatchedVars,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A collection; `true` for its `_NAMES` (the keys as values).
+    Coll(Coll, bool),
+    MatchedVar,
+    MatchedVarName,
+    ArgsCombinedSize,
+    Scalar,
+}
+
+impl Source {
+    fn of(name: &str) -> Source {
+        let coll = |n: &str| match n {
+            "ARGS" => Some(Coll::Args),
+            "TX" => Some(Coll::Tx),
+            "MATCHED_VARS" => Some(Coll::MatchedVars),
+            n => Collections::index_of(n).map(Coll::Fixed),
+        };
+        if let Some(c) = coll(name) {
+            return Source::Coll(c, false);
+        }
+        if let Some(c) = name.strip_suffix("_NAMES").and_then(coll) {
+            return Source::Coll(c, true);
+        }
+        match name {
+            "MATCHED_VAR" => Source::MatchedVar,
+            "MATCHED_VAR_NAME" => Source::MatchedVarName,
+            "ARGS_COMBINED_SIZE" => Source::ArgsCombinedSize,
+            _ => Source::Scalar,
+        }
+    }
+}
 
 impl Transaction<'static> {
     /// A transaction that owns a share of the ruleset, to live across async proxy phases.
@@ -505,9 +677,10 @@ impl<'r> Transaction<'r> {
         let mut t = Transaction {
             rs,
             mode,
-            collections: COLLECTIONS.iter().map(|c| (*c, Vec::new())).collect(),
-            scalars: HashMap::new(),
-            tx: HashMap::new(),
+            collections: Collections::default(),
+            scalars: HashMap::default(),
+            // CRS sets over a hundred TX variables per request: size once, no rehashing.
+            tx: HashMap::with_capacity(256),
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
@@ -559,27 +732,32 @@ impl<'r> Transaction<'r> {
                 for c in v.split(|b| *b == b';') {
                     let c = String::from_utf8_lossy(c).trim().to_string();
                     let (name, val) = c.split_once('=').unwrap_or((c.as_str(), ""));
-                    self.collections
-                        .get_mut("REQUEST_COOKIES")
-                        .expect("collection")
-                        .push((name.to_string(), val.as_bytes().to_vec()));
+                    self.push("REQUEST_COOKIES", name, val.as_bytes().to_vec());
                 }
             }
-            self.collections
-                .get_mut("REQUEST_HEADERS")
-                .expect("collection")
-                .push((k.clone(), v.clone()));
+            self.push("REQUEST_HEADERS", k, v.clone());
         }
         self.scalars
             .insert("FULL_REQUEST_LENGTH", full.to_string().into_bytes());
         if let Some(q) = query {
-            let args = parse_urlencoded(q.as_bytes());
+            // Beyond the limit query arguments are dropped (ModSecurity v3), so a long
+            // query string cannot multiply the work of every ARGS rule.
+            let mut args = parse_urlencoded(q.as_bytes());
+            args.truncate(self.rs.argument_limit);
             self.collections.insert("ARGS_GET", args);
         }
     }
 
     /// The request body (phase 2 input), parsed by Content-Type.
     pub fn request_body(&mut self, body: &[u8]) {
+        // Beyond SecRequestBodyLimit only the first part is inspected (ModSecurity's
+        // ProcessPartial), flagged as INBOUND_DATA_ERROR for the rules to act on.
+        let body = if body.len() > self.rs.request_body_limit {
+            self.scalars.insert("INBOUND_DATA_ERROR", b"1".to_vec());
+            &body[..self.rs.request_body_limit]
+        } else {
+            body
+        };
         self.scalars.insert("REQUEST_BODY", body.to_vec());
         self.scalars
             .insert("REQUEST_BODY_LENGTH", body.len().to_string().into_bytes());
@@ -596,6 +774,7 @@ impl<'r> Transaction<'r> {
             self.scalars
                 .insert("REQBODY_PROCESSOR", b"URLENCODED".to_vec());
             self.collections.insert("ARGS_POST", parse_urlencoded(body));
+            self.limit_body_args();
         } else if ct.starts_with("multipart/form-data") {
             self.scalars
                 .insert("REQBODY_PROCESSOR", b"MULTIPART".to_vec());
@@ -640,17 +819,38 @@ impl<'r> Transaction<'r> {
                     self.scalars.insert("MULTIPART_STRICT_ERROR", b"1".to_vec());
                 }
             }
+            // Only plain fields count as arguments, as in ModSecurity.
+            self.limit_body_args();
         } else if ct.contains("json") {
             self.scalars.insert("REQBODY_PROCESSOR", b"JSON".to_vec());
-            match serde_free_json(body) {
+            match serde_free_json(body, self.rs.json_depth_limit) {
                 Ok(args) => {
                     self.collections.insert("ARGS_POST", args);
+                    self.limit_body_args();
                 }
                 Err(e) => {
                     self.scalars.insert("REQBODY_ERROR", b"1".to_vec());
                     self.scalars.insert("REQBODY_ERROR_MSG", e.into_bytes());
                 }
             }
+        }
+    }
+
+    /// `SecArgumentsLimit` for body arguments: the excess is dropped and the body flagged
+    /// as not fully parsed (ModSecurity v2; CRS-style rule 200007 rejects on it).
+    fn limit_body_args(&mut self) {
+        let room = self
+            .rs
+            .argument_limit
+            .saturating_sub(self.collections["ARGS_GET"].len());
+        let post = self.collections.get_mut("ARGS_POST").expect("collection");
+        if post.len() > room {
+            post.truncate(room);
+            self.scalars.insert("REQBODY_ERROR", b"1".to_vec());
+            self.scalars.insert(
+                "REQBODY_ERROR_MSG",
+                b"Request body has more arguments than SecArgumentsLimit".to_vec(),
+            );
         }
     }
 
@@ -689,10 +889,9 @@ impl<'r> Transaction<'r> {
     }
 
     fn push(&mut self, coll: &'static str, key: &str, value: Vec<u8>) {
-        self.collections
-            .entry(coll)
-            .or_default()
-            .push((key.to_string(), value));
+        if let Some(items) = self.collections.get_mut(coll) {
+            items.push((key.to_string(), value));
+        }
     }
 
     pub fn run_phase(&mut self, phase: u8) {
@@ -740,9 +939,9 @@ impl<'r> Transaction<'r> {
                     }
                 }
             }
-            if let Some(m) = &r.skip_after {
-                if let Some(pos) = self.rs.markers.get(&((phase - 1) as usize, m.clone())) {
-                    i = (*pos).max(i);
+            if r.skip_after.is_some() {
+                if let Some(pos) = r.skip_to {
+                    i = pos.max(i);
                 }
             } else if r.skip > 0 {
                 i += r.skip;
@@ -813,79 +1012,100 @@ impl<'r> Transaction<'r> {
 
     /// Matched targets: (name, transformed value, captures).
     fn eval_rule(&mut self, r: &CompiledRule) -> Vec<(String, Vec<u8>, Vec<Vec<u8>>)> {
-        let targets = self.targets(r);
-        let arg = if r.op.argument.contains("%{") {
-            self.expand(&r.op.argument, r).into_bytes()
-        } else {
-            r.op.argument.clone().into_bytes()
-        };
-        let mut hits = Vec::new();
-        self.matched_vars.clear();
-        for (name, value) in targets {
-            let mut v = value;
-            for t in &r.transforms {
-                v = t.apply(&v);
-            }
-            let m = r.op.test(&v, &arg);
-            if m.matched != r.op.negated {
-                if r.capture {
-                    for (i, c) in m.captures.iter().enumerate() {
-                        self.tx.insert(i.to_string(), c.clone());
-                    }
+        // Targets borrow the transaction, so matches are collected first and the state
+        // (captures, MATCHED_VAR[S]) updated after: the same result, as the targets and the
+        // operator argument are read before any of it changes.
+        let hits = {
+            let targets = self.targets(r);
+            let arg: Cow<'_, [u8]> = if r.op_has_macros {
+                Cow::Owned(self.expand(&r.op.argument, r).into_bytes())
+            } else {
+                Cow::Borrowed(r.op.argument.as_bytes())
+            };
+            let mut hits = Vec::new();
+            for t in targets {
+                let mut v = t.value;
+                for tr in &r.transforms {
+                    v = tr.apply_cow(v);
                 }
-                self.matched_var = (name.clone(), v.clone());
-                self.matched_vars.push((name.clone(), v.clone()));
-                hits.push((name, v, m.captures));
+                let (matched, caps) = r.op.eval(&v, &arg, r.capture);
+                if matched != r.op.negated {
+                    let name = match t.key {
+                        Some(k) => format!("{}:{k}", t.coll),
+                        None if t.count => format!("&{}", t.coll),
+                        None => t.coll.to_string(),
+                    };
+                    hits.push((name, v.into_owned(), caps));
+                }
             }
+            hits
+        };
+        self.matched_vars.clear();
+        for (name, v, caps) in &hits {
+            if r.capture {
+                for (i, c) in caps.iter().enumerate() {
+                    self.tx.insert(i.to_string(), c.clone());
+                }
+            }
+            self.matched_var = (name.clone(), v.clone());
+            self.matched_vars.push((name.clone(), v.clone()));
         }
         hits
     }
 
-    fn targets(&self, r: &CompiledRule) -> Vec<(String, Vec<u8>)> {
-        let mut out: Vec<(String, Vec<u8>)> = Vec::new();
-        let excluded: Vec<&Variable> = r
-            .vars
-            .iter()
-            .filter(|v| v.exclude)
-            .chain(
-                self.removed_targets
-                    .iter()
-                    .filter(|(id, _)| *id == r.id)
-                    .map(|(_, v)| v),
-            )
-            .collect();
-        for var in r.vars.iter().filter(|v| !v.exclude) {
-            let values = self.resolve(var);
-            if var.count {
-                out.push((
-                    format!("&{}", var.name),
-                    values.len().to_string().into_bytes(),
-                ));
+    fn targets<'a>(&'a self, r: &'a CompiledRule) -> Vec<Target<'a>> {
+        let mut out = Vec::new();
+        let has_exclusions = r.vars.iter().any(|v| v.exclude)
+            || self.removed_targets.iter().any(|(id, _)| *id == r.id);
+        let excluded: Vec<&Variable> = if has_exclusions {
+            r.vars
+                .iter()
+                .filter(|v| v.exclude)
+                .chain(
+                    self.removed_targets
+                        .iter()
+                        .filter(|(id, _)| *id == r.id)
+                        .map(|(_, v)| v),
+                )
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for (var, src) in r.vars.iter().zip(&r.sources) {
+            if var.exclude {
                 continue;
             }
-            for (name, value) in values {
+            let start = out.len();
+            self.resolve_into(var, *src, &mut out);
+            if var.count {
+                let n = out.len() - start;
+                out.truncate(start);
+                out.push(Target {
+                    coll: &var.name,
+                    key: None,
+                    value: Cow::Owned(n.to_string().into_bytes()),
+                    count: true,
+                });
+                continue;
+            }
+            if excluded.is_empty() {
+                continue;
+            }
+            let mut i = start;
+            while i < out.len() {
+                let key = out[i].key.unwrap_or(out[i].coll);
                 let is_excluded = excluded.iter().any(|x| {
                     same_collection(&x.name, &var.name)
                         && match &x.selector {
-                            Some(Selector::Key(k)) => name
-                                .split_once(':')
-                                .map(|(_, n)| n)
-                                .unwrap_or(&name)
-                                .eq_ignore_ascii_case(k),
-                            Some(Selector::Regex(re)) => regex::RegexBuilder::new(re)
-                                .case_insensitive(true)
-                                .build()
-                                .map(|re| {
-                                    re.is_match(
-                                        name.split_once(':').map(|(_, n)| n).unwrap_or(&name),
-                                    )
-                                })
-                                .unwrap_or(false),
+                            Some(Selector::Key(k)) => key.eq_ignore_ascii_case(k),
+                            Some(Selector::Regex(re)) => self.selector_matches(re, key),
                             None => true,
                         }
                 });
-                if !is_excluded {
-                    out.push((name, value));
+                if is_excluded {
+                    out.remove(i);
+                } else {
+                    i += 1;
                 }
             }
         }
@@ -902,69 +1122,103 @@ impl<'r> Transaction<'r> {
         }
     }
 
-    fn collection(&self, name: &str) -> Vec<(String, Vec<u8>)> {
-        match name {
-            "ARGS" => {
-                let mut v = self.collections["ARGS_GET"].clone();
-                v.extend(self.collections["ARGS_POST"].iter().cloned());
-                v
+    /// Calls `f` with each (key, value) of a collection, without copying.
+    fn for_each_item<'a>(&'a self, coll: Coll, mut f: impl FnMut(&'a str, &'a [u8])) {
+        let mut each = |items: &'a [(String, Vec<u8>)]| {
+            for (k, v) in items {
+                f(k, v);
             }
-            "TX" => self
-                .tx
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            "MATCHED_VARS" => self.matched_vars.clone(),
-            n => self.collections.get(n).cloned().unwrap_or_default(),
+        };
+        match coll {
+            Coll::Args => {
+                each(&self.collections["ARGS_GET"]);
+                each(&self.collections["ARGS_POST"]);
+            }
+            Coll::Tx => {
+                for (k, v) in &self.tx {
+                    f(k, v);
+                }
+            }
+            Coll::MatchedVars => each(&self.matched_vars),
+            Coll::Fixed(i) => each(&self.collections.0[i]),
         }
     }
 
-    fn resolve(&self, var: &Variable) -> Vec<(String, Vec<u8>)> {
+    fn resolve<'a>(&'a self, var: &'a Variable) -> Vec<Target<'a>> {
+        let mut out = Vec::new();
+        self.resolve_into(var, Source::of(&var.name), &mut out);
+        out
+    }
+
+    fn resolve_into<'a>(&'a self, var: &'a Variable, src: Source, out: &mut Vec<Target<'a>>) {
         let name = var.name.as_str();
-        let (base, names_only) = match name.strip_suffix("_NAMES") {
-            Some(b) => (b, true),
-            None => (name, false),
+        let scalar = |value: Cow<'a, [u8]>| Target {
+            coll: name,
+            key: None,
+            value,
+            count: false,
         };
-        let is_collection = |n: &str| {
-            matches!(n, "ARGS" | "TX" | "MATCHED_VARS") || self.collections.contains_key(n)
-        };
-        let (coll, names) = if is_collection(name) {
-            (name, false)
-        } else if names_only && is_collection(base) {
-            (base, true)
-        } else {
-            // A scalar.
-            let v = match name {
-                "MATCHED_VAR" => Some(self.matched_var.1.clone()),
-                "MATCHED_VAR_NAME" => Some(self.matched_var.0.clone().into_bytes()),
-                "ARGS_COMBINED_SIZE" => Some(
-                    self.collection("ARGS")
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len())
-                        .sum::<usize>()
-                        .to_string()
-                        .into_bytes(),
-                ),
-                n => self.scalars.get(n).cloned(),
-            };
-            return v.map(|v| vec![(name.to_string(), v)]).unwrap_or_default();
-        };
-        let items = self.collection(coll);
-        let selected = items.into_iter().filter(|(k, _)| match &var.selector {
-            None => true,
-            Some(Selector::Key(s)) => k.eq_ignore_ascii_case(s),
-            Some(Selector::Regex(re)) => self.selector_matches(re, k),
-        });
-        selected
-            .map(|(k, v)| {
-                let label = format!("{coll}:{k}");
-                if names {
-                    (label, k.into_bytes())
-                } else {
-                    (label, v)
+        let (coll, names) = match src {
+            Source::Coll(c, names) => (c, names),
+            Source::MatchedVar => return out.push(scalar(Cow::Borrowed(&self.matched_var.1))),
+            Source::MatchedVarName => {
+                return out.push(scalar(Cow::Borrowed(self.matched_var.0.as_bytes())))
+            }
+            Source::ArgsCombinedSize => {
+                let mut n = 0;
+                self.for_each_item(Coll::Args, |k, v| n += k.len() + v.len());
+                return out.push(scalar(Cow::Owned(n.to_string().into_bytes())));
+            }
+            Source::Scalar => {
+                if let Some(v) = self.scalars.get(name) {
+                    out.push(scalar(Cow::Borrowed(v)));
                 }
-            })
-            .collect()
+                return;
+            }
+        };
+        // `ARGS_NAMES` values are reported as `ARGS:key`.
+        let label = if names {
+            &name[..name.len() - "_NAMES".len()]
+        } else {
+            name
+        };
+        if let (Coll::Tx, Some(Selector::Key(k))) = (coll, &var.selector) {
+            if !k.bytes().any(|c| c.is_ascii_uppercase()) {
+                if let Some((k, v)) = self.tx.get_key_value(k.as_str()) {
+                    out.push(Target {
+                        coll: label,
+                        key: Some(k),
+                        value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
+                        count: false,
+                    });
+                }
+                return;
+            }
+        }
+        self.for_each_item(coll, |k, v| {
+            let selected = match &var.selector {
+                None => true,
+                Some(Selector::Key(s)) => k.eq_ignore_ascii_case(s),
+                Some(Selector::Regex(re)) => self.selector_matches(re, k),
+            };
+            if selected {
+                out.push(Target {
+                    coll: label,
+                    key: Some(k),
+                    value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
+                    count: false,
+                });
+            }
+        });
+    }
+
+    /// [`Self::expand`] without a copy when there is no macro.
+    fn expand_cow<'t>(&self, text: &'t str, r: &CompiledRule) -> Cow<'t, str> {
+        if text.contains("%{") {
+            Cow::Owned(self.expand(text, r))
+        } else {
+            Cow::Borrowed(text)
+        }
     }
 
     /// `%{tx.x}`, `%{MATCHED_VAR}`, `%{REQUEST_HEADERS.host}`, `%{rule.id}`...
@@ -1013,7 +1267,7 @@ impl<'r> Transaction<'r> {
                 };
                 self.resolve(&var)
                     .first()
-                    .map(|(_, v)| text(v))
+                    .map(|t| text(&t.value))
                     .unwrap_or_default()
             }
         }
@@ -1032,24 +1286,49 @@ impl<'r> Transaction<'r> {
                     return;
                 }
                 let (name, value) = v.split_once('=').unwrap_or((v, "1"));
-                let name = self.expand(name.trim(), r).to_ascii_lowercase();
-                let Some(n) = name.strip_prefix("tx.") else {
+                let name = self.expand_cow(name.trim(), r);
+                let Some(n) = name
+                    .get(..3)
+                    .filter(|p| p.eq_ignore_ascii_case("tx."))
+                    .map(|_| &name[3..])
+                else {
                     return; // ip./global./session. collections are not persisted by this engine.
                 };
-                let n = n.to_string();
-                let cur = self
-                    .tx
-                    .get(&n)
-                    .map(|b| String::from_utf8_lossy(b).into_owned());
-                let num = |s: &str| s.trim().parse::<i64>().unwrap_or(0);
-                let new = if let Some(x) = value.strip_prefix('+') {
-                    (num(cur.as_deref().unwrap_or("0")) + num(&self.expand(x, r))).to_string()
-                } else if let Some(x) = value.strip_prefix('-') {
-                    (num(cur.as_deref().unwrap_or("0")) - num(&self.expand(x, r))).to_string()
+                // CRS runs hundreds of setvars per request: no allocation when the key is
+                // already lower-case and present.
+                let key: Cow<'_, str> = if n.bytes().any(|c| c.is_ascii_uppercase()) {
+                    Cow::Owned(n.to_ascii_lowercase())
                 } else {
-                    self.expand(value, r)
+                    Cow::Borrowed(n)
                 };
-                self.tx.insert(n, new.into_bytes());
+                let num = |s: &str| s.trim().parse::<i64>().unwrap_or(0);
+                let cur = || {
+                    self.tx
+                        .get(key.as_ref())
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .map(num)
+                        .unwrap_or(0)
+                };
+                // Wrapping: scores come from rules and requests, and must not panic.
+                let new = if let Some(x) = value.strip_prefix('+') {
+                    cur()
+                        .wrapping_add(num(&self.expand_cow(x, r)))
+                        .to_string()
+                        .into_bytes()
+                } else if let Some(x) = value.strip_prefix('-') {
+                    cur()
+                        .wrapping_sub(num(&self.expand_cow(x, r)))
+                        .to_string()
+                        .into_bytes()
+                } else {
+                    self.expand_cow(value, r).into_owned().into_bytes()
+                };
+                match self.tx.get_mut(key.as_ref()) {
+                    Some(slot) => *slot = new,
+                    None => {
+                        self.tx.insert(key.into_owned(), new);
+                    }
+                }
             }
             "ctl" => {
                 let (k, val) = v.split_once('=').unwrap_or((v, ""));
@@ -1154,16 +1433,14 @@ fn multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
         .next()?
         .trim_matches('"')
         .to_string();
-    if boundary.is_empty() {
+    // RFC 2046: 1 to 70 characters.
+    if boundary.is_empty() || boundary.len() > 70 {
         return None;
     }
     let delim = format!("--{boundary}").into_bytes();
-    let find = |hay: &[u8], from: usize| {
-        hay[from..]
-            .windows(delim.len())
-            .position(|w| w == delim.as_slice())
-            .map(|p| p + from)
-    };
+    // A linear-time search: the body and the boundary both come from the client.
+    let finder = aho_corasick::AhoCorasick::new([&delim]).ok()?;
+    let find = |hay: &[u8], from: usize| finder.find(&hay[from..]).map(|m| m.start() + from);
     let mut pos = find(body, 0)? + delim.len();
     let mut parts = Vec::new();
     loop {
@@ -1277,16 +1554,21 @@ fn parse_urlencoded(q: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// A small JSON flattener (`json.a.b`, arrays by index) that needs no parser crate.
-fn serde_free_json(body: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+fn serde_free_json(body: &[u8], max_depth: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
     let text = std::str::from_utf8(body).map_err(|_| "JSON is not UTF-8".to_string())?;
     let mut p = JsonP {
         s: text.as_bytes(),
         i: 0,
         depth: 0,
+        max_depth: max_depth.min(MAX_JSON_DEPTH),
+        path: String::from("json"),
+        // Every leaf carries its full path: deep documents with long keys could otherwise
+        // expand a body many times over.
+        budget: body.len().saturating_mul(4).saturating_add(1 << 20),
     };
     let mut out = Vec::new();
     p.ws();
-    p.value("json", &mut out)?;
+    p.value(&mut out)?;
     p.ws();
     if p.i != p.s.len() {
         return Err("trailing data after JSON".into());
@@ -1298,6 +1580,11 @@ struct JsonP<'a> {
     s: &'a [u8],
     i: usize,
     depth: usize,
+    max_depth: usize,
+    /// The current key path, extended and truncated as the parser descends and returns.
+    path: String,
+    /// Bytes of names and values still allowed in the output.
+    budget: usize,
 }
 
 impl JsonP<'_> {
@@ -1306,9 +1593,27 @@ impl JsonP<'_> {
             self.i += 1;
         }
     }
-    fn value(&mut self, path: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), String> {
+    fn emit(&mut self, out: &mut Vec<(String, Vec<u8>)>, v: Vec<u8>) -> Result<(), String> {
+        let cost = self.path.len() + v.len();
+        if cost > self.budget {
+            return Err("JSON expands beyond the parser's budget".into());
+        }
+        self.budget -= cost;
+        out.push((self.path.clone(), v));
+        Ok(())
+    }
+    /// Parses a value whose name is `self.path + suffix`.
+    fn child(&mut self, suffix: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        let len = self.path.len();
+        self.path.push('.');
+        self.path.push_str(suffix);
+        let r = self.value(out);
+        self.path.truncate(len);
+        r
+    }
+    fn value(&mut self, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), String> {
         self.depth += 1;
-        if self.depth > 512 {
+        if self.depth > self.max_depth {
             return Err("JSON nested too deeply".into());
         }
         self.ws();
@@ -1327,7 +1632,7 @@ impl JsonP<'_> {
                             return Err("expected : in JSON object".into());
                         }
                         self.i += 1;
-                        self.value(&format!("{path}.{k}"), out)?;
+                        self.child(&k, out)?;
                         self.ws();
                         match self.s.get(self.i) {
                             Some(b',') => self.i += 1,
@@ -1348,7 +1653,7 @@ impl JsonP<'_> {
                 } else {
                     let mut n = 0;
                     loop {
-                        self.value(&format!("{path}.{n}"), out)?;
+                        self.child(&n.to_string(), out)?;
                         n += 1;
                         self.ws();
                         match self.s.get(self.i) {
@@ -1364,7 +1669,7 @@ impl JsonP<'_> {
             }
             Some(b'"') => {
                 let v = self.string()?;
-                out.push((path.to_string(), v.into_bytes()));
+                self.emit(out, v.into_bytes())?;
             }
             Some(_) => {
                 let start = self.i;
@@ -1380,7 +1685,7 @@ impl JsonP<'_> {
                 if lit.is_empty() {
                     return Err("invalid JSON value".into());
                 }
-                out.push((path.to_string(), lit.to_vec()));
+                self.emit(out, lit.to_vec())?;
             }
             None => return Err("unexpected end of JSON".into()),
         }
@@ -1429,5 +1734,47 @@ impl JsonP<'_> {
             }
         }
         Err("unterminated JSON string".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ruleset(rules: &str) -> Ruleset {
+        Ruleset::compile(&crate::parse_str(rules, "<test>").unwrap(), Path::new(".")).unwrap()
+    }
+
+    /// Scores near i64::MAX used to overflow (a panic in debug builds).
+    #[test]
+    fn setvar_arithmetic_wraps_instead_of_panicking() {
+        let rs = ruleset(
+            "SecAction \"id:1,phase:1,pass,setvar:tx.a=9223372036854775807,setvar:tx.a=+1,\
+             setvar:tx.b=-9223372036854775807,setvar:tx.b=-2\"\n",
+        );
+        let mut t = Transaction::new(&rs, "192.0.2.1");
+        t.request_headers("GET", "/", "HTTP/1.1", &[]);
+        t.run_phase(1);
+        assert_eq!(t.tx("a").as_deref(), Some("-9223372036854775808"));
+        assert_eq!(t.tx("b").as_deref(), Some("9223372036854775807"));
+    }
+
+    /// A marker's position must not count rules removed by SecRuleRemoveById.
+    #[test]
+    fn skip_after_lands_on_the_marker_when_earlier_rules_are_removed() {
+        let rs = ruleset(
+            "SecAction \"id:1,phase:1,pass,nolog\"\n\
+             SecAction \"id:2,phase:1,pass,nolog\"\n\
+             SecAction \"id:3,phase:1,pass,nolog,skipAfter:END\"\n\
+             SecAction \"id:4,phase:1,pass,setvar:tx.skipped=1\"\n\
+             SecMarker END\n\
+             SecAction \"id:5,phase:1,pass,setvar:tx.after=1\"\n\
+             SecRuleRemoveById 1 2\n",
+        );
+        let mut t = Transaction::new(&rs, "192.0.2.1");
+        t.request_headers("GET", "/", "HTTP/1.1", &[]);
+        t.run_phase(1);
+        assert_eq!(t.tx("skipped"), None);
+        assert_eq!(t.tx("after").as_deref(), Some("1"));
     }
 }

@@ -10,6 +10,9 @@ use std::path::Path;
 #[derive(Debug)]
 enum Kind {
     Rx(Regex),
+    /// A pattern needing look-around or back-references (CRS 3 has a few), which the
+    /// linear-time engine cannot express: backtracking, bounded by a step limit.
+    Fancy(fancy_regex::Regex),
     Pm(AhoCorasick),
     /// Operators whose argument may hold macros (`%{tx.x}`): compared at run time.
     Streq,
@@ -68,6 +71,104 @@ fn regex(p: &str) -> Result<Regex, String> {
         .map_err(|e| format!("@rx: {e}"))
 }
 
+/// An `@rx` pattern (PCRE syntax): the linear-time engine when it can express it, as
+/// written or after [`pcre_to_rust`], else the backtracking one.
+fn rx(arg: &str) -> Result<Kind, String> {
+    let err = match regex(arg) {
+        Ok(re) => return Ok(Kind::Rx(re)),
+        Err(e) => e,
+    };
+    let translated = pcre_to_rust(arg);
+    if let Ok(re) = regex(&translated) {
+        return Ok(Kind::Rx(re));
+    }
+    [translated.as_str(), arg]
+        .iter()
+        .find_map(|p| {
+            fancy_regex::RegexBuilder::new(p)
+                .backtrack_limit(FANCY_BACKTRACK_LIMIT)
+                .build()
+                .ok()
+        })
+        .map(Kind::Fancy)
+        .ok_or(err)
+}
+
+/// PCRE spellings the `regex` crate reads differently: inside a class `[`, `&` and `~` are
+/// literal in PCRE but set syntax in Rust (CRS 3 writes `[\x5c\]{}]`-style classes), and
+/// possessive quantifiers (`\s*+`) become greedy ones, which match the same or more.
+fn pcre_to_rust(p: &str) -> String {
+    let mut out = String::with_capacity(p.len() + 8);
+    let mut chars = p.chars().peekable();
+    let mut in_class = false;
+    // Position in the class: a `]` right after `[` or `[^` is literal in PCRE.
+    let mut class_len = 0;
+    let mut quantifiable = false;
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.push(c);
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+            class_len += 1;
+            quantifiable = !in_class;
+            continue;
+        }
+        if in_class {
+            match c {
+                ']' if class_len > 0 => {
+                    in_class = false;
+                    quantifiable = true;
+                    out.push(c);
+                    continue;
+                }
+                '^' if class_len == 0 && out.ends_with('[') => {
+                    out.push(c);
+                    continue;
+                }
+                '[' | '&' | '~' | ']' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                _ => out.push(c),
+            }
+            class_len += 1;
+            continue;
+        }
+        match c {
+            '[' => {
+                in_class = true;
+                class_len = 0;
+                out.push(c);
+            }
+            '*' | '+' | '?' if quantifiable => {
+                out.push(c);
+                if chars.peek() == Some(&'+') {
+                    chars.next();
+                }
+                // `a*?` is lazy, `a**` an error either way: no second quantifier.
+                quantifiable = false;
+                if chars.peek() == Some(&'?') {
+                    out.push('?');
+                    chars.next();
+                }
+            }
+            '(' => {
+                out.push(c);
+                quantifiable = false;
+            }
+            _ => {
+                out.push(c);
+                quantifiable = true;
+            }
+        }
+    }
+    out
+}
+
+/// Backtracking steps per match attempt; beyond it the attempt counts as no match.
+const FANCY_BACKTRACK_LIMIT: usize = 100_000;
+
 fn phrases(words: &[String]) -> Result<AhoCorasick, String> {
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
@@ -112,7 +213,7 @@ impl CompiledOperator {
     pub fn compile(op: &Operator, data_dir: &Path) -> Result<CompiledOperator, String> {
         let arg = op.argument.as_str();
         let kind = match op.name.to_ascii_lowercase().as_str() {
-            "rx" => Kind::Rx(regex(arg)?),
+            "rx" => rx(arg)?,
             "pm" => Kind::Pm(phrases(
                 &arg.split_whitespace()
                     .map(str::to_string)
@@ -159,6 +260,9 @@ impl CompiledOperator {
             "detectxss" => Kind::DetectXss,
             "unconditionalmatch" => Kind::Unconditional,
             "nomatch" => Kind::NoMatch,
+            // No GeoIP database and no DNS from the request path: the lookups fail, which
+            // in SecLang is a non-match (CRS 3's reputation rules then simply do not fire).
+            "geolookup" | "rbl" => Kind::NoMatch,
             _ => return Err(format!("unknown operator @{}", op.name)),
         };
         Ok(CompiledOperator {
@@ -169,70 +273,105 @@ impl CompiledOperator {
     }
 
     /// Test `value`; `arg` is the argument after macro expansion (for string operators).
+    /// `data` and `captures` are filled only on a match.
     pub fn test(&self, value: &[u8], arg: &[u8]) -> OpMatch {
-        let hit = |m: bool, data: &[u8]| OpMatch {
-            matched: m,
-            data: data.iter().take(256).copied().collect(),
-            captures: Vec::new(),
-        };
-        match &self.kind {
-            Kind::Rx(re) => match re.captures(value) {
-                Some(c) => OpMatch {
-                    matched: true,
-                    data: c
-                        .get(0)
-                        .map(|m| m.as_bytes().iter().take(256).copied().collect())
-                        .unwrap_or_default(),
-                    captures: (0..c.len().min(10))
-                        .map(|i| c.get(i).map(|m| m.as_bytes().to_vec()).unwrap_or_default())
-                        .collect(),
-                },
-                None => OpMatch::default(),
-            },
-            Kind::Pm(ac) => match ac.find(value) {
-                Some(m) => hit(true, &value[m.start()..m.end()]),
-                None => OpMatch::default(),
-            },
-            Kind::Streq => hit(value == arg, value),
-            Kind::Contains => hit(!arg.is_empty() && find(value, arg).is_some(), arg),
-            Kind::ContainsWord => hit(contains_word(value, arg), arg),
-            Kind::BeginsWith => hit(value.starts_with(arg), arg),
-            Kind::EndsWith => hit(value.ends_with(arg), arg),
-            // `@within`: the value occurs inside the argument (e.g. an allowed-methods list).
-            Kind::Within => hit(!value.is_empty() && find(arg, value).is_some(), value),
-            Kind::Eq => hit(num(value) == num(arg), value),
-            Kind::Ge => hit(num(value) >= num(arg), value),
-            Kind::Gt => hit(num(value) > num(arg), value),
-            Kind::Le => hit(num(value) <= num(arg), value),
-            Kind::Lt => hit(num(value) < num(arg), value),
-            Kind::IpMatch(nets) => {
-                let ip = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<IpAddr>().ok());
-                hit(
-                    ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
-                    value,
-                )
-            }
-            Kind::ValidateByteRange(ok) => match value.iter().find(|b| !ok[**b as usize]) {
-                Some(b) => hit(true, &[*b]),
-                None => OpMatch::default(),
-            },
-            Kind::ValidateUrlEncoding => hit(!valid_url_encoding(value), value),
-            Kind::ValidateUtf8Encoding => hit(std::str::from_utf8(value).is_err(), value),
-            Kind::DetectSqli => {
-                let r = libinjectionrs::detect_sqli(value);
-                let fp = r
-                    .fingerprint
-                    .as_ref()
-                    .map(|f| f.as_str().as_bytes().to_vec())
-                    .unwrap_or_default();
-                hit(r.is_injection(), &fp)
-            }
-            Kind::DetectXss => hit(libinjectionrs::detect_xss(value).is_injection(), value),
-            Kind::Unconditional => hit(true, value),
-            Kind::NoMatch => OpMatch::default(),
+        let (matched, captures) = self.eval(value, arg, true);
+        if !matched {
+            return OpMatch::default();
         }
+        let bounded = |d: &[u8]| d[..d.len().min(256)].to_vec();
+        let data = match &self.kind {
+            Kind::Rx(_) => captures.first().map(|c| bounded(c)).unwrap_or_default(),
+            Kind::Pm(ac) => ac
+                .find(value)
+                .map(|m| bounded(&value[m.start()..m.end()]))
+                .unwrap_or_default(),
+            Kind::Contains | Kind::ContainsWord | Kind::BeginsWith | Kind::EndsWith => bounded(arg),
+            Kind::ValidateByteRange(ok) => value
+                .iter()
+                .find(|b| !ok[**b as usize])
+                .map(|b| vec![*b])
+                .unwrap_or_default(),
+            Kind::DetectSqli => libinjectionrs::detect_sqli(value)
+                .fingerprint
+                .as_ref()
+                .map(|f| f.as_str().as_bytes().to_vec())
+                .unwrap_or_default(),
+            _ => bounded(value),
+        };
+        OpMatch {
+            matched,
+            data,
+            captures,
+        }
+    }
+
+    /// The match decision alone (before negation), with regex groups 0..=9 only when
+    /// `want_captures`: the engine's hot path, which must not allocate for a miss.
+    pub fn eval(&self, value: &[u8], arg: &[u8], want_captures: bool) -> (bool, Vec<Vec<u8>>) {
+        let matched = match &self.kind {
+            // The lazy DFA answers most misses; the capturing engine runs only on a hit.
+            Kind::Rx(re) => {
+                if !re.is_match(value) {
+                    return (false, Vec::new());
+                }
+                if !want_captures {
+                    return (true, Vec::new());
+                }
+                let caps = re
+                    .captures(value)
+                    .map(|c| {
+                        (0..c.len().min(10))
+                            .map(|i| c.get(i).map(|m| m.as_bytes().to_vec()).unwrap_or_default())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                return (true, caps);
+            }
+            Kind::Fancy(re) => {
+                // This engine matches text: invalid UTF-8 is replaced, not skipped.
+                let text = String::from_utf8_lossy(value);
+                return match re.captures(&text) {
+                    Ok(Some(c)) if want_captures => (
+                        true,
+                        (0..c.len().min(10))
+                            .map(|i| {
+                                c.get(i)
+                                    .map(|m| m.as_str().as_bytes().to_vec())
+                                    .unwrap_or_default()
+                            })
+                            .collect(),
+                    ),
+                    Ok(Some(_)) => (true, Vec::new()),
+                    Ok(None) | Err(_) => (false, Vec::new()),
+                };
+            }
+            Kind::Pm(ac) => ac.is_match(value),
+            Kind::Streq => value == arg,
+            Kind::Contains => !arg.is_empty() && find(value, arg).is_some(),
+            Kind::ContainsWord => contains_word(value, arg),
+            Kind::BeginsWith => value.starts_with(arg),
+            Kind::EndsWith => value.ends_with(arg),
+            // `@within`: the value occurs inside the argument (e.g. an allowed-methods list).
+            Kind::Within => !value.is_empty() && find(arg, value).is_some(),
+            Kind::Eq => num(value) == num(arg),
+            Kind::Ge => num(value) >= num(arg),
+            Kind::Gt => num(value) > num(arg),
+            Kind::Le => num(value) <= num(arg),
+            Kind::Lt => num(value) < num(arg),
+            Kind::IpMatch(nets) => std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.trim().parse::<IpAddr>().ok())
+                .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
+            Kind::ValidateByteRange(ok) => value.iter().any(|b| !ok[*b as usize]),
+            Kind::ValidateUrlEncoding => !valid_url_encoding(value),
+            Kind::ValidateUtf8Encoding => std::str::from_utf8(value).is_err(),
+            Kind::DetectSqli => libinjectionrs::detect_sqli(value).is_injection(),
+            Kind::DetectXss => libinjectionrs::detect_xss(value).is_injection(),
+            Kind::Unconditional => true,
+            Kind::NoMatch => false,
+        };
+        (matched, Vec::new())
     }
 }
 
@@ -300,6 +439,20 @@ mod tests {
             Path::new("."),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn pcre_only_patterns() {
+        // CRS 3.3: a literal `[` inside a class, possessive quantifiers, look-around and
+        // back-references.
+        assert_eq!(pcre_to_rust(r"[^a[\]]\s*+x"), r"[^a\[\]]\s*x");
+        assert_eq!(pcre_to_rust(r"[]a]++"), r"[\]a]+");
+        assert!(op("rx", r"^[^;[\]]+$").test(b"abc", b"").matched);
+        assert!(!op("rx", r"^[^;[\]]+$").test(b"a[c", b"").matched);
+        assert!(op("rx", r"<\?(?!xml)").test(b"<?php", b"").matched);
+        assert!(!op("rx", r"<\?(?!xml)").test(b"<?xml", b"").matched);
+        assert!(op("rx", r"\b(\w+) = \1\b").test(b"x a = a", b"").matched);
+        assert!(!op("rx", r"\b(\w+) = \1\b").test(b"x a = b", b"").matched);
     }
 
     #[test]
