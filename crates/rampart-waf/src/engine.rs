@@ -821,6 +821,29 @@ impl<'r> Transaction<'r> {
             }
             // Only plain fields count as arguments, as in ModSecurity.
             self.limit_body_args();
+        } else if ct.starts_with("text/xml")
+            || ct.starts_with("application/xml")
+            || ct.starts_with("application/soap+xml")
+        {
+            // The types ModSecurity's recommended rule 200000 sends to the XML processor.
+            self.scalars.insert("REQBODY_PROCESSOR", b"XML".to_vec());
+            match crate::xml::parse(body) {
+                Ok(x) => {
+                    // ModSecurity v2 keeps REQUEST_BODY for the URL-encoded processor only:
+                    // an XML document is judged by its values, not its element names.
+                    self.scalars.insert("REQUEST_BODY", Vec::new());
+                    let items = self.collections.get_mut("XML").expect("collection");
+                    items.push(("/*".into(), x.text));
+                    items.extend(x.attributes.into_iter().map(|v| ("//@*".to_string(), v)));
+                }
+                Err(e) => {
+                    self.scalars.insert("REQBODY_ERROR", b"1".to_vec());
+                    self.scalars.insert(
+                        "REQBODY_ERROR_MSG",
+                        format!("XML parsing error: {e}").into_bytes(),
+                    );
+                }
+            }
         } else if ct.contains("json") {
             self.scalars.insert("REQBODY_PROCESSOR", b"JSON".to_vec());
             match serde_free_json(body, self.rs.json_depth_limit) {

@@ -8,5 +8,6 @@ pub mod engine;
 pub mod operator;
 pub mod parser;
 pub mod transform;
+mod xml;
 
 pub use parser::{parse_files, parse_str, Action, Directive, Operator, ParseError, Rule, Variable};
