@@ -399,6 +399,11 @@ async fn large_bodies_reach_the_upstream_whole_after_partial_inspection() {
         assert_eq!(got.len(), body.len(), "size {size}");
         assert!(got == body, "size {size}: body changed on the way");
     }
+    // A chunked body, inspected then replayed upstream (re-chunked by the proxy).
+    let raw = "POST /chunked HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nHi \r\n3\r\nCRS\r\n0\r\n\r\n";
+    let resp = raw_request(gw.port, raw.as_bytes()).unwrap();
+    assert_eq!(status_of(&resp), 200, "{resp}");
+    assert!(resp.contains("\"body\":\"Hi CRS\""), "{resp}");
     let r = c
         .post(gw.url("/upload"))
         .header("Content-Type", "application/x-www-form-urlencoded")

@@ -88,8 +88,10 @@ impl Input {
     pub fn raw_request(&self) -> Option<Vec<u8>> {
         use base64::Engine;
         let enc = self.encoded_request.as_ref()?;
+        // YAML may fold the base64 over several lines.
+        let compact: String = enc.chars().filter(|c| !c.is_whitespace()).collect();
         base64::engine::general_purpose::STANDARD
-            .decode(enc.trim())
+            .decode(compact)
             .ok()
     }
 }
