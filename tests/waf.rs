@@ -167,6 +167,19 @@ async fn crs_blocks_attacks_before_the_upstream_and_passes_clean_traffic() {
     assert_eq!(ev["route"], "watched");
     assert!(rule_ids(&ev).contains(&942100));
 
+    // A malformed request line is refused before the WAF, and is still an event.
+    let resp = raw_request(
+        gw.port,
+        b"GET /a b HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(status_of(&resp), 400, "{resp}");
+    let id = header_of(&resp, "x-request-id").unwrap();
+    let ev = event_for(&events, &id);
+    assert_eq!(ev["stage"], "framing");
+    assert_eq!(ev["action"], "block");
+    assert_eq!(ev["status"], 400);
+
     // No event for the clean request; WAF metrics by route and rule.
     let text = std::fs::read_to_string(&events).unwrap();
     assert!(!text.contains(&clean_id));
