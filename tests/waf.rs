@@ -426,3 +426,63 @@ async fn large_bodies_reach_the_upstream_whole_after_partial_inspection() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// Rules reload with the config: a changed rule file (same config) or new inline rules take
+/// effect on SIGHUP; a broken rule is refused and the running rules stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rules_reload_and_a_broken_rule_keeps_the_old_set() {
+    let up = Upstream::start("a").await;
+    let dir = temp_dir("wafreload");
+    let rules = dir.join("custom.conf");
+    let write_rules = |word: &str| {
+        let tmp = dir.join("custom.conf.tmp");
+        std::fs::write(
+            &tmp,
+            format!("SecRule ARGS \"@contains {word}\" \"id:5001,phase:2,deny,msg:'{word}'\"\n"),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, &rules).unwrap();
+    };
+    write_rules("alpha");
+    let body = |inline: &str| {
+        format!(
+            "waf:\n  rules: [\"{}\"]\n  custom_rules: \"{inline}\"\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+            rules.display(),
+            upstream_yaml("u", &[up.addr], "")
+        )
+    };
+    let gw = Gateway::start(&body(""));
+    let c = client();
+    let status = |q: &'static str| {
+        let (c, url) = (c.clone(), gw.url(q));
+        async move { c.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/?a=alpha").await, 403);
+    assert_eq!(status("/?a=beta").await, 200);
+
+    // The rule file changes, the config does not: SIGHUP recompiles.
+    write_rules("beta");
+    let g = gw.readyz_generation();
+    gw.sighup();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.readyz_generation() == g {
+        assert!(Instant::now() < deadline, "no reload: {}", gw.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status("/?a=beta").await, 403);
+    assert_eq!(status("/?a=alpha").await, 200);
+
+    // A broken inline rule: refused, counted, and the running rules stay.
+    let failed = gw.metric("rampart_config_reloads_total{result=\"failed\"}");
+    gw.write_config(&body(
+        "SecRule ARGS \\\"@noSuchOperator x\\\" \\\"id:6001,phase:2,deny\\\"",
+    ));
+    gw.sighup();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.metric("rampart_config_reloads_total{result=\"failed\"}") <= failed {
+        assert!(Instant::now() < deadline, "not refused: {}", gw.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gw.stderr().contains("noSuchOperator"), "{}", gw.stderr());
+    assert_eq!(status("/?a=beta").await, 403);
+}
