@@ -246,11 +246,17 @@ async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Dec
     let (method, uri, proto, headers) = head.unwrap_or_else(|| {
         // HTTP/2: the decoded header list is what was sent.
         let req = session.req_header();
-        let headers = req
+        let mut headers: Vec<(String, Vec<u8>)> = req
             .headers
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
             .collect();
+        // :authority is HTTP/2's Host; rules (and ModSecurity behind nginx) see it as Host.
+        if !req.headers.contains_key(http::header::HOST) {
+            if let Some(a) = req.uri.authority() {
+                headers.insert(0, ("host".to_string(), a.as_str().as_bytes().to_vec()));
+            }
+        }
         let uri = req
             .uri
             .path_and_query()
@@ -1432,6 +1438,13 @@ impl ProxyHttp for Gateway {
         }
         if let Some(id) = &ctx.identity {
             line["client_cert_fingerprint"] = id.fingerprint_sha256.as_str().into();
+        }
+        if let Some(w) = &ctx.waf {
+            // Ids and score only: rule messages and matched data belong to the event stream.
+            line["waf_anomaly_score"] = w.tx.anomaly_score().into();
+            if !w.tx.matched.is_empty() {
+                line["waf_rules"] = w.tx.matched.iter().map(|m| m.id).collect::<Vec<_>>().into();
+            }
         }
         if let Some((stage, reason)) = ctx.refused {
             line["refused_by"] = stage.into();
