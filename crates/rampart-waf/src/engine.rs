@@ -524,6 +524,38 @@ impl std::ops::Deref for RulesetRef<'_> {
     }
 }
 
+/// A compiled key selector. CRS's TX selectors are mostly `^literal_prefix` (e.g.
+/// `/^header_name_920450_/`), tested against every TX variable: a prefix compare instead
+/// of a regex search there is the difference that matters.
+enum KeyMatcher<'a> {
+    Prefix(&'a str),
+    Re(&'a regex::Regex),
+    Owned(Option<regex::Regex>),
+}
+
+impl KeyMatcher<'_> {
+    fn is_match(&self, key: &str) -> bool {
+        match self {
+            // Selectors are case-insensitive.
+            KeyMatcher::Prefix(p) => {
+                key.len() >= p.len() && key.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            }
+            KeyMatcher::Re(re) => re.is_match(key),
+            KeyMatcher::Owned(re) => re.as_ref().is_some_and(|re| re.is_match(key)),
+        }
+    }
+}
+
+/// `^` followed by plain name characters only: the regex is a prefix test.
+fn literal_prefix(pattern: &str) -> Option<&str> {
+    let rest = pattern.strip_prefix('^')?;
+    (!rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+    .then_some(rest)
+}
+
 /// One value a rule inspects, borrowed from the transaction where it can be.
 struct Target<'a> {
     /// The collection (or scalar) name; reported as `coll:key`, or `&coll` when counted.
@@ -1136,12 +1168,18 @@ impl<'r> Transaction<'r> {
     }
 
     fn selector_matches(&self, pattern: &str, key: &str) -> bool {
+        self.key_matcher(pattern).is_match(key)
+    }
+
+    /// How a `/regex/` selector tests keys, found once per variable rather than per key.
+    fn key_matcher<'s>(&'s self, pattern: &'s str) -> KeyMatcher<'s> {
+        if let Some(prefix) = literal_prefix(pattern) {
+            return KeyMatcher::Prefix(prefix);
+        }
         match self.rs.selectors.get(pattern) {
-            Some(re) => re.is_match(key),
+            Some(re) => KeyMatcher::Re(re),
             // Targets added at run time (ctl) are rare: compile on use.
-            None => selector_regex(pattern)
-                .map(|re| re.is_match(key))
-                .unwrap_or(false),
+            None => KeyMatcher::Owned(selector_regex(pattern).ok()),
         }
     }
 
@@ -1218,11 +1256,16 @@ impl<'r> Transaction<'r> {
                 return;
             }
         }
+        let matcher = match &var.selector {
+            Some(Selector::Regex(re)) => Some(self.key_matcher(re)),
+            _ => None,
+        };
         self.for_each_item(coll, |k, v| {
-            let selected = match &var.selector {
-                None => true,
-                Some(Selector::Key(s)) => k.eq_ignore_ascii_case(s),
-                Some(Selector::Regex(re)) => self.selector_matches(re, k),
+            let selected = match (&var.selector, &matcher) {
+                (None, _) => true,
+                (Some(Selector::Key(s)), _) => k.eq_ignore_ascii_case(s),
+                (Some(Selector::Regex(_)), Some(m)) => m.is_match(k),
+                (Some(Selector::Regex(_)), None) => false,
             };
             if selected {
                 out.push(Target {
@@ -1757,6 +1800,33 @@ impl JsonP<'_> {
             }
         }
         Err("unterminated JSON string".into())
+    }
+}
+
+#[cfg(test)]
+mod selector_tests {
+    use super::*;
+
+    #[test]
+    fn literal_prefixes_match_like_their_regex() {
+        assert_eq!(
+            literal_prefix("^header_name_920450_"),
+            Some("header_name_920450_")
+        );
+        assert_eq!(literal_prefix("^a.b"), None);
+        assert_eq!(literal_prefix("x_"), None);
+        assert_eq!(literal_prefix("^"), None);
+        let m = KeyMatcher::Prefix("header_name_");
+        let re = selector_regex("^header_name_").unwrap();
+        for key in [
+            "header_name_host",
+            "HEADER_NAME_x",
+            "header_nam",
+            "xheader_name_a",
+            "",
+        ] {
+            assert_eq!(m.is_match(key), re.is_match(key), "{key}");
+        }
     }
 }
 
