@@ -379,7 +379,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || needle.len() > hay.len() {
         return None;
     }
-    hay.windows(needle.len()).position(|w| w == needle)
+    // Two-way / SIMD search: `@within` scans long CRS lists once per value.
+    memchr::memmem::find(hay, needle)
 }
 
 fn contains_word(v: &[u8], w: &[u8]) -> bool {
