@@ -630,3 +630,81 @@ fn broken_certificates_are_config_errors() {
         "{err}"
     );
 }
+
+/// The header pre-filter covers HTTPS (HTTP/1) too: a client dribbling a header over TLS is
+/// cut off with 408 after request_header_timeout, a malformed request line gets Rampart's
+/// own 400, and ordinary keep-alive requests on the same kind of connection still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_and_malformed_requests_over_tls_are_refused_by_rampart() {
+    let up = Upstream::start("a").await;
+    let dir = temp_dir("tls-slow");
+    let ca = new_ca("Slow CA");
+    let leaf = issue(&ca, "api.example.test", &["api.example.test"], None, 21);
+    let (c, k) = write_leaf(&dir, "api", &leaf);
+    let tls_port = free_port();
+    let body = format!(
+        "  - name: secure\n    address: 127.0.0.1:{tls_port}\n    tls:\n      certificates:\n        - {{ cert: {}, key: {} }}\nlimits:\n  request_header_timeout: 1s\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        c.display(),
+        k.display(),
+        upstream_yaml("u", &[up.addr], "")
+    );
+    let gw = Gateway::start(&body);
+    let cfg = client_config(&ca, None, &["http/1.1"]);
+
+    // Keep-alive: several requests on one TLS connection pass the pre-filter each time.
+    let mut s = connect(tls_port, "api.example.test", cfg.clone())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let (status, head, _) = request(&mut s, "api.example.test", "/ok", "")
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{head}");
+    }
+
+    // Slowloris over TLS: one header byte every 100 ms never completes the block.
+    let mut s = connect(tls_port, "api.example.test", cfg.clone())
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let line = b"GET /slow HTTP/1.1\r\nHost: api.example.test\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut out = Vec::new();
+    for &byte in line.iter() {
+        if s.write_all(&[byte]).await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        match tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                out.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+        if start.elapsed() > Duration::from_secs(8) {
+            break;
+        }
+    }
+    let resp = String::from_utf8_lossy(&out).into_owned();
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "not cut off: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(status_of(&resp), 408, "{resp}");
+
+    // A malformed request line: Rampart's JSON 400, not Pingora's page.
+    let mut s = connect(tls_port, "api.example.test", cfg).await.unwrap();
+    s.write_all(b"GET /a b c HTTP/1.1\r\nHost: api.example.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
+    let resp = String::from_utf8_lossy(&buf).into_owned();
+    assert_eq!(status_of(&resp), 400, "{resp}");
+    assert!(resp.contains("\"request_id\""), "{resp}");
+    assert!(!resp.to_ascii_lowercase().contains("pingora"), "{resp}");
+    assert!(up.hits.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    drop(gw);
+}

@@ -1,8 +1,11 @@
-//! Header pre-filter for plain-HTTP connections, in front of Pingora's HTTP/1 parser: each
+//! Header pre-filter for HTTP/1 connections (plain, and over TLS after the handshake), in
+//! front of Pingora's HTTP/1 parser: each
 //! request's header block must arrive completely within `request_header_timeout`
 //! (slowloris) and fit in `max_header_bytes` (431). Pingora's own read timeout applies per
 //! read, so a client dribbling one byte at a time would otherwise hold a connection forever.
-//! The bytes read are handed back to the stream untouched (`rewind`), then Pingora proceeds.
+//! The bytes read are handed back to the stream untouched (`rewind`; TLS streams are wrapped
+//! in [`Replayed`], which serves the decrypted bytes again), then Pingora proceeds. HTTP/2
+//! (ALPN h2, or h2c's preface) frames its own messages and is left to Pingora.
 //! It wraps the proxy as a `ServerApp`, which Pingora calls for every request on a
 //! connection, so kept-alive requests are covered too; an idle kept-alive connection is
 //! closed after the same timeout.
@@ -16,12 +19,18 @@ use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::Stream;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, UniqueID, UniqueIDType,
+    ALPN,
+};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{timeout_at, Instant};
 
 pub struct Prefiltered {
@@ -140,10 +149,24 @@ impl Prefiltered {
             let mut l4: Box<L4Stream> = stream.into_any().downcast().ok()?;
             let mut shutdown = shutdown.clone();
             tokio::select! {
-                r = self.read_header_block(&mut l4, peer) => r.ok()?,
+                r = self.read_header_block(&mut *l4, peer) => r.ok()?,
                 _ = shutdown.changed() => return None,
             }
             l4 as Stream
+        } else if stream.as_any().is::<Replayed>() || is_tls_http1(&stream) {
+            // HTTPS (HTTP/1): the same checks on the decrypted bytes. HTTP/2 frames its
+            // own messages and is left to Pingora.
+            let mut tls: Box<Replayed> = if stream.as_any().is::<Replayed>() {
+                stream.into_any().downcast().ok()?
+            } else {
+                Box::new(Replayed::new(stream))
+            };
+            let mut shutdown = shutdown.clone();
+            tokio::select! {
+                r = self.read_header_block(&mut *tls, peer) => r.ok()?,
+                _ = shutdown.changed() => return None,
+            }
+            tls as Stream
         } else {
             stream
         };
@@ -178,7 +201,7 @@ fn find_header_end(buf: &[u8], from: usize) -> bool {
 }
 
 /// Refuse with Rampart's JSON error and close; returns the request id it carried.
-async fn refuse(stream: &mut L4Stream, status: u16, message: &str) -> String {
+async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, message: &str) -> String {
     let id = new_request_id();
     let body = error_body(message, &id);
     let h = error_header(status, body.len(), &id);
@@ -248,9 +271,9 @@ impl Prefiltered {
         });
     }
 
-    async fn read_header_block(
+    async fn read_header_block<S: AsyncRead + AsyncWrite + Rewind + Unpin + Send>(
         &self,
-        stream: &mut L4Stream,
+        stream: &mut S,
         peer: Option<IpAddr>,
     ) -> pingora::Result<()> {
         let (max, limit) = {
@@ -334,5 +357,162 @@ impl Prefiltered {
         }
         stream.rewind(&buf);
         Ok(())
+    }
+}
+
+/// Streams whose pre-read bytes can be handed back for Pingora to parse.
+trait Rewind {
+    fn rewind(&mut self, data: &[u8]);
+}
+
+impl Rewind for L4Stream {
+    fn rewind(&mut self, data: &[u8]) {
+        L4Stream::rewind(self, data)
+    }
+}
+
+fn is_tls_http1(stream: &Stream) -> bool {
+    stream.get_ssl_digest().is_some() && !matches!(stream.selected_alpn_proto(), Some(ALPN::H2))
+}
+
+/// A TLS connection whose decrypted header bytes the pre-filter read: they are served
+/// again, first, to whoever reads next (Pingora). Everything else is the inner stream's.
+#[derive(Debug)]
+pub struct Replayed {
+    inner: Stream,
+    prefix: Vec<u8>,
+    pos: usize,
+}
+
+impl Replayed {
+    fn new(inner: Stream) -> Replayed {
+        Replayed {
+            inner,
+            prefix: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Rewind for Replayed {
+    fn rewind(&mut self, data: &[u8]) {
+        let mut all = data.to_vec();
+        all.extend_from_slice(&self.prefix[self.pos..]);
+        self.prefix = all;
+        self.pos = 0;
+    }
+}
+
+impl AsyncRead for Replayed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos < this.prefix.len() {
+            let n = buf.remaining().min(this.prefix.len() - this.pos);
+            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
+            this.pos += n;
+            if this.pos == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut *this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replayed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.get_mut().inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for Replayed {
+    async fn shutdown(&mut self) {
+        Shutdown::shutdown(&mut *self.inner).await
+    }
+}
+
+impl UniqueID for Replayed {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for Replayed {
+    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for Replayed {
+    fn get_timing_digest(&self) -> Vec<Option<pingora::protocols::TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> std::time::Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> std::time::Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for Replayed {
+    fn get_proxy_digest(&self) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+    fn set_proxy_digest(&mut self, digest: pingora::protocols::raw_connect::ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for Replayed {
+    fn get_socket_digest(&self) -> Option<Arc<pingora::protocols::SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, d: pingora::protocols::SocketDigest) {
+        self.inner.set_socket_digest(d)
+    }
+}
+
+#[async_trait]
+impl Peek for Replayed {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        if self.pos < self.prefix.len() {
+            let n = buf.len().min(self.prefix.len() - self.pos);
+            buf[..n].copy_from_slice(&self.prefix[self.pos..self.pos + n]);
+            return Ok(true);
+        }
+        self.inner.try_peek(buf).await
     }
 }
