@@ -74,6 +74,8 @@ pub struct Ruleset {
     pub response_body_limit: usize,
     /// `SecResponseBodyMimeType`: the response types whose bodies phase 4 sees.
     pub response_body_mime_types: Vec<String>,
+    /// `SecArgumentSeparator` for query strings and URL-encoded bodies.
+    argument_separator: u8,
     /// Regex selectors (`ARGS:/^id_/`), compiled once at load, case-insensitive.
     selectors: HashMap<String, regex::Regex>,
 }
@@ -254,12 +256,29 @@ impl Ruleset {
             response_body_access: false,
             response_body_limit: 524_288,
             response_body_mime_types: vec!["text/plain".into(), "text/html".into()],
+            argument_separator: b'&',
             selectors: HashMap::new(),
         };
+        // SecRuleUpdateActionById comes after the rule it changes: gather the updates first
+        // so each rule is compiled once, with its final actions.
+        let mut action_updates: HashMap<u64, Vec<Action>> = HashMap::new();
+        for d in directives {
+            if let Directive::Setting { name, args } = d {
+                if name == "SecRuleUpdateActionById" {
+                    let id = parse_range(args.first().map(String::as_str).unwrap_or(""))?.0;
+                    let actions =
+                        crate::parser::parse_actions(args.get(1).map(String::as_str).unwrap_or(""))
+                            .map_err(|e| format!("SecRuleUpdateActionById {id}: {e}"))?;
+                    action_updates.entry(id).or_default().extend(actions);
+                }
+            }
+        }
         let mut defaults: HashMap<u8, Vec<Action>> = HashMap::new();
         let mut removed: Vec<(u64, u64)> = Vec::new();
         let mut removed_tags: Vec<String> = Vec::new();
+        let mut removed_msgs: Vec<String> = Vec::new();
         let mut target_updates: Vec<(u64, Vec<Variable>)> = Vec::new();
+        let mut tag_target_updates: Vec<(String, Vec<Variable>)> = Vec::new();
         let mut it = directives.iter().peekable();
         while let Some(d) = it.next() {
             match d {
@@ -282,10 +301,18 @@ impl Ruleset {
                         })
                         .unwrap_or(2);
                     let defs = defaults.get(&phase).cloned().unwrap_or_default();
+                    let id = actions
+                        .iter()
+                        .find(|a| a.name == "id")
+                        .and_then(|a| a.value.as_deref())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    let updated = id
+                        .and_then(|id| action_updates.get(&id))
+                        .map(|u| merge_actions(actions, u));
                     let r = compile_rule(
                         variables.clone(),
                         operator,
-                        actions,
+                        updated.as_deref().unwrap_or(actions),
                         &defs,
                         data_dir,
                         None,
@@ -392,6 +419,22 @@ impl Ruleset {
                                 .collect()
                         }
                         "SecRuleRemoveByTag" => removed_tags.push(a0.to_string()),
+                        "SecRuleRemoveByMsg" => removed_msgs.push(a0.to_string()),
+                        "SecRuleUpdateTargetByTag" => {
+                            let vars = crate::parser::parse_variables(
+                                args.get(1).map(String::as_str).unwrap_or(""),
+                            )?;
+                            tag_target_updates.push((a0.to_string(), vars));
+                        }
+                        "SecResponseBodyMimeTypesClear" => rs.response_body_mime_types.clear(),
+                        "SecArgumentSeparator" => match a0.as_bytes() {
+                            [c] => rs.argument_separator = *c,
+                            _ => {
+                                return Err(format!(
+                                    "SecArgumentSeparator: one character expected, got {a0:?}"
+                                ))
+                            }
+                        },
                         "SecRuleRemoveById" => {
                             for a in args.iter().flat_map(|a| a.split_whitespace()) {
                                 removed.push(parse_range(a)?);
@@ -423,7 +466,11 @@ impl Ruleset {
                 }
             }
         }
-        for (_, vars) in &target_updates {
+        for vars in target_updates
+            .iter()
+            .map(|(_, v)| v)
+            .chain(tag_target_updates.iter().map(|(_, v)| v))
+        {
             for v in vars {
                 if let Some(Selector::Regex(p)) = &v.selector {
                     patterns.push(p.clone());
@@ -442,6 +489,7 @@ impl Ruleset {
                 .map(|r| {
                     !removed.iter().any(|(a, b)| (*a..=*b).contains(&r.id))
                         && !r.tags.iter().any(|t| removed_tags.contains(t))
+                        && !r.msg.as_ref().is_some_and(|m| removed_msgs.contains(m))
                 })
                 .collect();
             // A marker's position counts the rules before it: removed ones no longer do.
@@ -460,6 +508,11 @@ impl Ruleset {
             for r in phase.iter_mut() {
                 for (id, vars) in &target_updates {
                     if *id == r.id {
+                        r.vars.extend(vars.iter().cloned());
+                    }
+                }
+                for (tag, vars) in &tag_target_updates {
+                    if r.tags.contains(tag) {
                         r.vars.extend(vars.iter().cloned());
                     }
                 }
@@ -486,6 +539,45 @@ impl Ruleset {
     pub fn rule_count(&self) -> usize {
         self.phases.iter().map(Vec::len).sum()
     }
+}
+
+/// `SecRuleUpdateActionById`: a new disruptive action replaces the old one, `t:`, `tag`,
+/// `setvar`, `ctl` and the like are added, any other action replaces its namesake
+/// (log/nolog and auditlog/noauditlog replace each other).
+fn merge_actions(base: &[Action], update: &[Action]) -> Vec<Action> {
+    const DISRUPTIVE: &[&str] = &[
+        "pass", "block", "deny", "drop", "allow", "redirect", "proxy",
+    ];
+    const ADDITIVE: &[&str] = &[
+        "t",
+        "tag",
+        "setvar",
+        "ctl",
+        "expirevar",
+        "initcol",
+        "setenv",
+    ];
+    fn family(n: &str) -> &str {
+        match n {
+            "nolog" => "log",
+            "noauditlog" => "auditlog",
+            other => other,
+        }
+    }
+    let mut out: Vec<Action> = base.to_vec();
+    for u in update {
+        let name = u.name.as_str();
+        if name == "id" || name == "phase" {
+            continue; // a rule keeps its identity and its phase
+        }
+        if DISRUPTIVE.contains(&name) {
+            out.retain(|a| !DISRUPTIVE.contains(&a.name.as_str()));
+        } else if !ADDITIVE.contains(&name) {
+            out.retain(|a| family(&a.name) != family(name));
+        }
+        out.push(u.clone());
+    }
+    out
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -774,7 +866,7 @@ impl<'r> Transaction<'r> {
         if let Some(q) = query {
             // Beyond the limit query arguments are dropped (ModSecurity v3), so a long
             // query string cannot multiply the work of every ARGS rule.
-            let mut args = parse_urlencoded(q.as_bytes());
+            let mut args = parse_urlencoded(q.as_bytes(), self.rs.argument_separator);
             args.truncate(self.rs.argument_limit);
             self.collections.insert("ARGS_GET", args);
         }
@@ -805,7 +897,10 @@ impl<'r> Transaction<'r> {
         if ct.starts_with("application/x-www-form-urlencoded") {
             self.scalars
                 .insert("REQBODY_PROCESSOR", b"URLENCODED".to_vec());
-            self.collections.insert("ARGS_POST", parse_urlencoded(body));
+            self.collections.insert(
+                "ARGS_POST",
+                parse_urlencoded(body, self.rs.argument_separator),
+            );
             self.limit_body_args();
         } else if ct.starts_with("multipart/form-data") {
             self.scalars
@@ -1603,8 +1698,8 @@ fn same_collection(a: &str, b: &str) -> bool {
         || (b == "ARGS" && (a == "ARGS_GET" || a == "ARGS_POST"))
 }
 
-fn parse_urlencoded(q: &[u8]) -> Vec<(String, Vec<u8>)> {
-    q.split(|c| *c == b'&')
+fn parse_urlencoded(q: &[u8], sep: u8) -> Vec<(String, Vec<u8>)> {
+    q.split(|c| *c == sep)
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = match p.iter().position(|c| *c == b'=') {
@@ -1800,6 +1895,59 @@ impl JsonP<'_> {
             }
         }
         Err("unterminated JSON string".into())
+    }
+}
+
+#[cfg(test)]
+mod directive_tests {
+    use super::*;
+
+    fn run(rules: &str, uri: &str) -> (Vec<u64>, Option<Interruption>) {
+        let d = crate::parse_str(rules, "<test>").unwrap();
+        let rs = Ruleset::compile(&d, Path::new(".")).unwrap();
+        let mut tx = Transaction::new(&rs, "10.0.0.1");
+        tx.request_headers("GET", uri, "HTTP/1.1", &[("Host".into(), b"x".to_vec())]);
+        tx.run_phase(1);
+        tx.run_phase(2);
+        (
+            tx.matched.iter().map(|m| m.id).collect(),
+            tx.interruption.clone(),
+        )
+    }
+
+    const BASE: &str =
+        "SecRule ARGS \"@contains evil\" \"id:10,phase:2,deny,log,msg:'evil',tag:'t1'\"\n";
+
+    #[test]
+    fn tuning_directives_take_effect() {
+        assert!(run(BASE, "/?a=evil").1.is_some());
+        // Action update: pass instead of deny, still logged, with a new message.
+        let (ids, stop) = run(
+            &format!("{BASE}SecRuleUpdateActionById 10 \"pass,msg:'tuned'\"\n"),
+            "/?a=evil",
+        );
+        assert_eq!((ids, stop), (vec![10], None));
+        let (ids, _) = run(
+            &format!("{BASE}SecRuleUpdateActionById 10 \"nolog\"\n"),
+            "/?a=evil",
+        );
+        assert!(ids.is_empty());
+        assert!(run(&format!("{BASE}SecRuleRemoveByMsg evil\n"), "/?a=evil")
+            .1
+            .is_none());
+        // Target update by tag: a cookie-less rule now also reads a header.
+        let rules = format!("{BASE}SecRuleUpdateTargetByTag t1 REQUEST_HEADERS:Host\n");
+        let d = crate::parse_str(&rules, "<test>").unwrap();
+        let rs = Ruleset::compile(&d, Path::new(".")).unwrap();
+        let mut tx = Transaction::new(&rs, "10.0.0.1");
+        tx.request_headers("GET", "/", "HTTP/1.1", &[("Host".into(), b"evil".to_vec())]);
+        tx.run_phase(2);
+        assert!(tx.interruption.is_some());
+        // Argument separator.
+        let (ids, _) = run(&format!("SecArgumentSeparator ;\n{BASE}"), "/?a=1;b=evil");
+        assert_eq!(ids, vec![10]);
+        let d = crate::parse_str("SecArgumentSeparator ab\n", "<test>").unwrap();
+        assert!(Ruleset::compile(&d, Path::new(".")).is_err());
     }
 }
 
