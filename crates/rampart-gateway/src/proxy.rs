@@ -336,6 +336,12 @@ async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Dec
                 .with_label_values(&[route, &i.rule_id.to_string()])
                 .inc();
             match &i.action {
+                // The rules' own SecRequestBodyLimit with Reject.
+                _ if i.rule_id == 0 && i.status == 413 => reject(
+                    413,
+                    "request body too large",
+                    "body over the WAF rules' SecRequestBodyLimit",
+                ),
                 rampart_waf::engine::Disruptive::Redirect(url) => Decision::Respond(Reject {
                     status: 302,
                     message: "redirected",

@@ -65,6 +65,9 @@ pub struct Ruleset {
     pub mode: EngineMode,
     pub request_body_access: bool,
     pub request_body_limit: usize,
+    /// `SecRequestBodyLimitAction Reject` (ModSecurity's default): a body over the limit
+    /// is refused with 413 instead of inspected in part.
+    pub request_body_limit_reject: bool,
     /// `SecArgumentsLimit`: arguments kept per request; a body holding more sets
     /// `REQBODY_ERROR` (ModSecurity's default is 1000).
     pub argument_limit: usize,
@@ -251,6 +254,7 @@ impl Ruleset {
             mode: EngineMode::On,
             request_body_access: true,
             request_body_limit: 13_107_200,
+            request_body_limit_reject: true,
             argument_limit: 1000,
             json_depth_limit: 512,
             response_body_access: false,
@@ -403,6 +407,16 @@ impl Ruleset {
                                 })?
                                 .min(MAX_JSON_DEPTH)
                         }
+                        "SecRequestBodyLimitAction" => rs.request_body_limit_reject = match a0
+                            .to_ascii_lowercase()
+                            .as_str()
+                        {
+                            "reject" => true,
+                            "processpartial" => false,
+                            other => return Err(format!(
+                                "SecRequestBodyLimitAction: Reject or ProcessPartial, not {other}"
+                            )),
+                        },
                         "SecResponseBodyAccess" => {
                             rs.response_body_access = a0.eq_ignore_ascii_case("on")
                         }
@@ -874,10 +888,20 @@ impl<'r> Transaction<'r> {
 
     /// The request body (phase 2 input), parsed by Content-Type.
     pub fn request_body(&mut self, body: &[u8]) {
-        // Beyond SecRequestBodyLimit only the first part is inspected (ModSecurity's
-        // ProcessPartial), flagged as INBOUND_DATA_ERROR for the rules to act on.
+        // Beyond SecRequestBodyLimit: 413 (Reject), or only the first part is inspected
+        // (ProcessPartial), flagged as INBOUND_DATA_ERROR for the rules to act on.
         let body = if body.len() > self.rs.request_body_limit {
             self.scalars.insert("INBOUND_DATA_ERROR", b"1".to_vec());
+            if self.rs.request_body_limit_reject
+                && self.mode == EngineMode::On
+                && self.interruption.is_none()
+            {
+                self.interruption = Some(Interruption {
+                    status: 413,
+                    action: Disruptive::Deny,
+                    rule_id: 0,
+                });
+            }
             &body[..self.rs.request_body_limit]
         } else {
             body
@@ -1943,6 +1967,21 @@ mod directive_tests {
         tx.request_headers("GET", "/", "HTTP/1.1", &[("Host".into(), b"evil".to_vec())]);
         tx.run_phase(2);
         assert!(tx.interruption.is_some());
+        // Body limit: Reject (default) refuses with 413; ProcessPartial inspects the start.
+        for (action, refused) in [("Reject", true), ("ProcessPartial", false)] {
+            let rules = format!(
+                "SecRuleEngine On\nSecRequestBodyLimit 8\nSecRequestBodyLimitAction {action}\n"
+            );
+            let d = crate::parse_str(&rules, "<test>").unwrap();
+            let rs = Ruleset::compile(&d, Path::new(".")).unwrap();
+            let mut tx = Transaction::new(&rs, "10.0.0.1");
+            tx.request_headers("POST", "/", "HTTP/1.1", &[]);
+            tx.request_body(b"0123456789abcdef");
+            assert_eq!(
+                tx.interruption.as_ref().map(|i| i.status),
+                refused.then_some(413)
+            );
+        }
         // Argument separator.
         let (ids, _) = run(&format!("SecArgumentSeparator ;\n{BASE}"), "/?a=1;b=evil");
         assert_eq!(ids, vec![10]);
