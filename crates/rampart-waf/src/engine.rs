@@ -407,16 +407,17 @@ impl Ruleset {
                                 })?
                                 .min(MAX_JSON_DEPTH)
                         }
-                        "SecRequestBodyLimitAction" => rs.request_body_limit_reject = match a0
-                            .to_ascii_lowercase()
-                            .as_str()
-                        {
-                            "reject" => true,
-                            "processpartial" => false,
-                            other => return Err(format!(
+                        "SecRequestBodyLimitAction" => {
+                            rs.request_body_limit_reject = match a0.to_ascii_lowercase().as_str() {
+                                "reject" => true,
+                                "processpartial" => false,
+                                other => {
+                                    return Err(format!(
                                 "SecRequestBodyLimitAction: Reject or ProcessPartial, not {other}"
-                            )),
-                        },
+                            ))
+                                }
+                            }
+                        }
                         "SecResponseBodyAccess" => {
                             rs.response_body_access = a0.eq_ignore_ascii_case("on")
                         }
@@ -1214,14 +1215,10 @@ impl<'r> Transaction<'r> {
             }
             hits
         };
+        // MATCHED_VAR and the captures are set per hit by the caller, before that hit's
+        // actions run; only MATCHED_VARS (all hits) is needed here.
         self.matched_vars.clear();
-        for (name, v, caps) in &hits {
-            if r.capture {
-                for (i, c) in caps.iter().enumerate() {
-                    self.tx.insert(i.to_string(), c.clone());
-                }
-            }
-            self.matched_var = (name.clone(), v.clone());
+        for (name, v, _) in &hits {
             self.matched_vars.push((name.clone(), v.clone()));
         }
         hits
