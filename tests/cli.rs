@@ -79,3 +79,63 @@ fn serve_refuses_an_invalid_config() {
     assert_eq!(code, 1);
     assert!(err.contains("at least one listener is required"), "{err}");
 }
+
+#[test]
+fn serve_refuses_a_port_another_process_holds() {
+    // Held with SO_REUSEPORT too, as some servers do: Pingora alone would share the port.
+    let socket = socket2_like_listener();
+    let port = socket.local_addr().unwrap().port();
+    let dir = common::temp_dir("cli-port");
+    let p = dir.join("c.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "listeners:\n  - name: public\n    address: 127.0.0.1:{port}\nadmin:\n  address: 127.0.0.1:{}\nupstreams:\n  u:\n    targets: [\"127.0.0.1:1\"]\nroutes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    // Without the check the gateway would start and serve: give it 5 s, then fail.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["serve", "--config", p.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rampart started on a port another process holds");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "listener public: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    drop(socket);
+}
+
+/// A listening socket with SO_REUSEADDR and SO_REUSEPORT, as some servers open theirs.
+fn socket2_like_listener() -> std::net::TcpListener {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.set_reuseaddr(true).unwrap();
+        s.set_reuseport(true).unwrap();
+        s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        s.listen(16).unwrap().into_std().unwrap()
+    })
+}

@@ -64,6 +64,23 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     };
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
 
+    // Pingora listens with SO_REUSEPORT, so a port another process also holds with that
+    // option would be shared silently, splitting traffic. A plain bind finds any holder.
+    let mut addrs: Vec<(String, &str)> = config
+        .listeners
+        .iter()
+        .map(|l| (format!("listener {}", l.name), l.address.as_str()))
+        .collect();
+    addrs.push(("admin".into(), config.admin.address.as_str()));
+    if opts.demo_backend {
+        addrs.push(("demo backend".into(), demo::DEMO_BACKEND_ADDR));
+    }
+    for (what, addr) in addrs {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            return Err(format!("{what}: cannot listen on {addr}: {e}"));
+        }
+    }
+
     // TLS material is checked before anything listens: Pingora would panic on bad files.
     let mut tls_listeners = Vec::new();
     let mut cert_sets = Vec::new();
