@@ -74,6 +74,7 @@ fn regex(p: &str) -> Result<Regex, String> {
 /// An `@rx` pattern (PCRE syntax): the linear-time engine when it can express it, as
 /// written or after [`pcre_to_rust`], else the backtracking one.
 fn rx(arg: &str) -> Result<Kind, String> {
+    let arg = &byte_escapes(arg);
     let err = match regex(arg) {
         Ok(re) => return Ok(Kind::Rx(re)),
         Err(e) => e,
@@ -92,6 +93,38 @@ fn rx(arg: &str) -> Result<Kind, String> {
         })
         .map(Kind::Fancy)
         .ok_or(err)
+}
+
+/// `\x{HH}` is a byte in PCRE without UTF mode (CRS writes UTF-8 sequences as
+/// `\x{e2}\x80[\x98\x99]`), but a code point for the `regex` crate even in byte mode, where
+/// `\xHH` is the byte: rewrite the braced form of one- and two-digit escapes.
+fn byte_escapes(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    let mut rest = p;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let esc = &rest[i..];
+        let braced = esc
+            .strip_prefix("\\x{")
+            .and_then(|t| t.split_once('}'))
+            .filter(|(h, _)| {
+                (1..=2).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit())
+            });
+        match braced {
+            Some((h, after)) => {
+                out.push_str(&format!("\\x{h:0>2}"));
+                rest = after;
+            }
+            None => {
+                // Copy the backslash and the character it escapes (possibly a backslash).
+                let n = esc[1..].chars().next().map_or(0, char::len_utf8);
+                out.push_str(&esc[..1 + n]);
+                rest = &esc[1 + n..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// PCRE spellings the `regex` crate reads differently: inside a class `[`, `&` and `~` are
@@ -440,6 +473,23 @@ mod tests {
             Path::new("."),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn braced_hex_escapes_are_bytes() {
+        assert_eq!(byte_escapes(r"\x{e2}\x80[\x98\x99]"), r"\xe2\x80[\x98\x99]");
+        assert_eq!(byte_escapes(r"\\x{e2}"), r"\\x{e2}"); // an escaped backslash, then text
+        assert_eq!(byte_escapes(r"\x{9}\x{263a}"), r"\x09\x{263a}");
+        let op = CompiledOperator::compile(
+            &crate::parser::Operator {
+                name: "rx".into(),
+                argument: r"\x{e2}\x80[\x98\x99]".into(),
+                negated: false,
+            },
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        assert!(op.eval("it\u{2019}s".as_bytes(), b"", false).0);
     }
 
     #[test]

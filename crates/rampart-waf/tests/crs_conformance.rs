@@ -186,4 +186,4 @@ fn crs_regression_suite() {
     assert!(rate >= RATCHET, "pass rate {rate:.3} below {RATCHET}");
 }
 
-const RATCHET: f64 = 0.992;
+const RATCHET: f64 = 0.995;
