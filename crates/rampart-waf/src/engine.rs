@@ -1687,6 +1687,11 @@ fn disposition_params(line: &str) -> Vec<(String, String)> {
     for c in line.chars() {
         match c {
             _ if escaped => {
+                // Only `\"` and `\\` are escapes (as ModSecurity parses it); any other
+                // backslash stays, so a name like `a\b` is judged as sent.
+                if c != '"' && c != '\\' {
+                    cur.push('\\');
+                }
                 cur.push(c);
                 escaped = false;
             }
