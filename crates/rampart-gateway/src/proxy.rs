@@ -745,6 +745,15 @@ fn route_waf(ctx: &Ctx) -> Option<&crate::waf::RouteWaf> {
     snap.routes.get(ctx.route?)?.waf.as_ref()
 }
 
+/// Records a response the WAF refused (phase 3 or 4): for the access log, event and metrics.
+fn refuse_response(ctx: &mut Ctx, rule: u64) {
+    ctx.refused = Some(("waf", "response blocked by WAF rules"));
+    metrics()
+        .waf_blocked
+        .with_label_values(&[route_name(ctx), rule.to_string().as_str()])
+        .inc();
+}
+
 fn route_name(ctx: &Ctx) -> &str {
     ctx.route
         .and_then(|i| ctx.snap.as_ref().map(|s| s.routes[i].spec.name.as_str()))
@@ -776,15 +785,10 @@ impl Gateway {
         w.inspect_body = inspect;
         if w.blocking {
             if let Some(i) = &w.tx.interruption {
-                let rule = i.rule_id.to_string();
+                let rule = i.rule_id;
                 w.response_refused = true;
                 *resp = error_header(status, 0, &ctx.request_id);
-                ctx.refused = Some(("waf", "response blocked by WAF rules"));
-                let route = route_name(ctx).to_string();
-                metrics()
-                    .waf_blocked
-                    .with_label_values(&[route.as_str(), rule.as_str()])
-                    .inc();
+                refuse_response(ctx, rule);
                 return;
             }
             w.holding = inspect;
@@ -1307,14 +1311,9 @@ impl ProxyHttp for Gateway {
             if let Some(i) = &w.tx.interruption {
                 // The status line is already out: end the connection rather than let the
                 // body through. The client sees a truncated response.
-                let rule = i.rule_id.to_string();
+                let rule = i.rule_id;
                 *body = None;
-                ctx.refused = Some(("waf", "response blocked by WAF rules"));
-                let route = route_name(ctx).to_string();
-                metrics()
-                    .waf_blocked
-                    .with_label_values(&[route.as_str(), rule.as_str()])
-                    .inc();
+                refuse_response(ctx, rule);
                 return Error::e_explain(
                     ErrorType::InternalError,
                     "response body blocked by the WAF",
