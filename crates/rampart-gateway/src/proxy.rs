@@ -1383,10 +1383,9 @@ impl ProxyHttp for Gateway {
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
         let elapsed = ctx.start.elapsed();
-        let route = ctx
-            .route
-            .and_then(|i| ctx.snap.as_ref().map(|s| s.routes[i].spec.name.as_str()))
-            .unwrap_or("-");
+        // Phase 5 first: it needs the context mutably, everything below only reads it.
+        self.waf_finish(ctx);
+        let route = route_name(ctx);
         let m = metrics();
         m.requests
             .with_label_values(&[route, status_label(status)])
@@ -1399,9 +1398,6 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[pool.name.as_str()])
                 .observe(t.as_secs_f64());
         }
-        let route = route.to_string();
-        self.waf_finish(ctx);
-        let route = route.as_str();
         self.security_event(session, ctx, route, status);
         if !crate::access_log::enabled() {
             return;
