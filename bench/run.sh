@@ -5,6 +5,7 @@
 # Usage: bench/run.sh [duration_seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DUR=${1:-10}
 CONN=${2:-32}
 for tool in wrk nginx; do
@@ -134,17 +135,6 @@ nginx -c $WORK/px.conf -p $WORK -e $WORK/px.err
 $BIN serve --config $WORK/rampart.yaml > $WORK/rampart.log 2>&1 &
 sleep 1.5
 
-run() { # name url [extra wrk args]
-  local name=$1 url=$2; shift 2
-  wrk -t1 -c$CONN -d2s "$@" $url >/dev/null 2>&1 # warm-up
-  wrk -t1 -c$CONN -d${DUR}s --latency "$@" $url > $WORK/$name.txt 2>&1
-  local rps p50 p99 errs
-  rps=$(awk '/Requests\/sec/ {print $2}' $WORK/$name.txt)
-  p50=$(awk '$1=="50%" {print $2}' $WORK/$name.txt)
-  p99=$(awk '$1=="99%" {print $2}' $WORK/$name.txt)
-  errs=$(awk '/Non-2xx|Socket errors/' $WORK/$name.txt | tr '\n' ' ')
-  echo "$name $rps $p50 $p99 $errs"
-}
 table() { # rows from run(), printed under one header
   printf "%-24s %12s %10s %10s  %s\n" target "req/s" p50 p99 notes
   for r in "$@"; do

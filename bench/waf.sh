@@ -6,6 +6,7 @@
 # Usage: bench/waf.sh [duration_seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DUR=${1:-10}
 CONN=${2:-64}
 CRS=$(cd ../shared/crs && pwd)
@@ -131,17 +132,6 @@ if [ "$ms_sqli" != 403 ] || [ "$rp_sqli" != 403 ] || [ "$ms_post" != 200 ] || [ 
   echo "a WAF is not blocking (or blocks benign traffic): figures do not count"; exit 1
 fi
 
-run() { # name url [extra wrk args]
-  local name=$1 url=$2; shift 2
-  wrk -t1 -c$CONN -d2s "$@" $url >/dev/null 2>&1 # warm-up
-  wrk -t1 -c$CONN -d${DUR}s --latency "$@" $url > $WORK/$name.txt 2>&1
-  local rps p50 p99 errs
-  rps=$(awk '/Requests\/sec/ {print $2}' $WORK/$name.txt)
-  p50=$(awk '$1=="50%" {print $2}' $WORK/$name.txt)
-  p99=$(awk '$1=="99%" {print $2}' $WORK/$name.txt)
-  errs=$(awk '/Non-2xx|Socket errors/' $WORK/$name.txt | tr '\n' ' ')
-  echo "$name $rps $p50 $p99 $errs"
-}
 ratio() { awk -v a=$1 -v b=$2 'BEGIN{printf "%.1fx", a/b}'; }
 H=(-H "Host: bench.example" -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) bench" -H "Accept: application/json" -H "Accept-Language: en-GB,en;q=0.9")
 echo "wrk -t1 -c$CONN -d${DUR}s, one worker each, CRS v4 paranoia 1, blocking"

@@ -42,7 +42,7 @@ async fn albedo() -> std::net::SocketAddr {
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
                         Ok::<_, hyper::Error>(if reflect {
-                            reflect_response(&body)
+                            common::reflect(&body)
                         } else {
                             hyper::Response::new(Full::new(Bytes::new()))
                         })
@@ -55,10 +55,6 @@ async fn albedo() -> std::net::SocketAddr {
         }
     });
     addr
-}
-
-fn reflect_response(body: &[u8]) -> hyper::Response<Full<Bytes>> {
-    common::reflect(body)
 }
 
 /// The bytes go-ftw would send for a stage.
