@@ -43,15 +43,18 @@ struct CompiledRule {
     multi_match: bool,
     disruptive: Option<Disruptive>,
     status: Option<u16>,
-    /// setvar, ctl and other non-disruptive actions, in order.
-    effects: Vec<Action>,
+    /// `msg` and `logdata` with their macros parsed once.
+    msg_t: Option<Template>,
+    logdata_t: Option<Template>,
+    /// setvar and ctl actions, in order, parsed once.
+    effects: Vec<Effect>,
     skip_after: Option<String>,
     /// Where `skip_after` lands in the rule's phase, resolved once the ruleset is built.
     skip_to: Option<usize>,
     /// `vars[i]`'s source, filled in once the ruleset is built.
     sources: Vec<Source>,
-    /// The operator argument holds `%{...}` macros to expand per evaluation.
-    op_has_macros: bool,
+    /// The operator argument when it holds `%{...}` macros to expand per evaluation.
+    op_macros: Option<Template>,
     skip: usize,
     chain: Option<Box<CompiledRule>>,
 }
@@ -128,6 +131,162 @@ fn severity_name(s: &str) -> String {
     .to_string()
 }
 
+/// A text with `%{...}` macros (`msg`, `logdata`, `setvar`, operator arguments), split once
+/// at load so that evaluation only looks values up.
+#[derive(Debug, Default)]
+struct Template(Vec<Piece>);
+
+#[derive(Debug)]
+enum Piece {
+    Lit(String),
+    /// `%{tx.name}`, the name lower-cased.
+    Tx(String),
+    RuleId,
+    RuleMsg,
+    RuleSeverity,
+    RuleLogdata,
+    MatchedVar,
+    MatchedVarName,
+    /// Any other variable: its first value.
+    Var(Variable, Source),
+}
+
+impl Template {
+    fn compile(text: &str) -> Template {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("%{") {
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                break; // Unterminated: the rest is literal text.
+            };
+            if start > 0 {
+                pieces.push(Piece::Lit(rest[..start].to_string()));
+            }
+            pieces.push(Piece::of_macro(&after[..end]));
+            rest = &after[end + 1..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Lit(rest.to_string()));
+        }
+        Template(pieces)
+    }
+
+    /// The text when it holds no macro.
+    fn literal(&self) -> Option<&str> {
+        match self.0.as_slice() {
+            [] => Some(""),
+            [Piece::Lit(s)] => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Piece {
+    fn of_macro(key: &str) -> Piece {
+        let (coll, sel) = match key.split_once('.') {
+            Some((c, s)) => (c.to_ascii_uppercase(), Some(s)),
+            None => (key.to_ascii_uppercase(), None),
+        };
+        match (coll.as_str(), sel) {
+            ("TX", Some(s)) => Piece::Tx(s.to_ascii_lowercase()),
+            ("RULE", Some("id")) => Piece::RuleId,
+            ("RULE", Some("msg")) => Piece::RuleMsg,
+            ("RULE", Some("severity")) => Piece::RuleSeverity,
+            ("RULE", Some("logdata")) => Piece::RuleLogdata,
+            ("MATCHED_VAR", None) => Piece::MatchedVar,
+            ("MATCHED_VAR_NAME", None) => Piece::MatchedVarName,
+            (c, s) => {
+                let var = Variable {
+                    name: c.to_string(),
+                    selector: s.map(|s| Selector::Key(s.to_string())),
+                    exclude: false,
+                    count: false,
+                };
+                let src = Source::of(&var.name);
+                Piece::Var(var, src)
+            }
+        }
+    }
+}
+
+/// A non-disruptive action that changes the transaction, parsed once at load.
+#[derive(Debug)]
+enum Effect {
+    /// `setvar:tx.name=value`, `=+n`, `=-n`.
+    SetVar {
+        name: VarName,
+        op: SetOp,
+        value: Template,
+        /// The value as a number when it is a literal (scores: `+5`).
+        number: Option<i64>,
+    },
+    /// `setvar:!tx.name`.
+    UnsetVar(VarName),
+    /// `ctl:key=value`.
+    Ctl(String, String),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SetOp {
+    Assign,
+    Add,
+    Sub,
+}
+
+/// The target of a `setvar`.
+#[derive(Debug)]
+enum VarName {
+    /// A TX variable named by a literal: lower-cased, without `tx.`.
+    Tx(String),
+    /// A name built from macros: expanded, then checked for `tx.`, per evaluation.
+    Dynamic(Template),
+}
+
+/// `setvar`'s argument as a number (ModSecurity reads non-numbers as 0).
+fn number(s: &[u8]) -> i64 {
+    std::str::from_utf8(s)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+impl Effect {
+    /// `None` for variables outside TX: ip./global./session. collections are not
+    /// persisted by this engine.
+    fn setvar(v: &str) -> Option<Effect> {
+        let v = v.trim();
+        let name = |n: &str| -> Option<VarName> {
+            let n = n.trim();
+            if n.contains("%{") {
+                return Some(VarName::Dynamic(Template::compile(n)));
+            }
+            n.get(..3)
+                .filter(|p| p.eq_ignore_ascii_case("tx."))
+                .map(|_| VarName::Tx(n[3..].to_ascii_lowercase()))
+        };
+        if let Some(n) = v.strip_prefix('!') {
+            return name(n).map(Effect::UnsetVar);
+        }
+        let (n, value) = v.split_once('=').unwrap_or((v, "1"));
+        let (op, value) = if let Some(x) = value.strip_prefix('+') {
+            (SetOp::Add, x)
+        } else if let Some(x) = value.strip_prefix('-') {
+            (SetOp::Sub, x)
+        } else {
+            (SetOp::Assign, value)
+        };
+        let value = Template::compile(value);
+        let number = value.literal().map(|l| number(l.as_bytes()));
+        Some(Effect::SetVar {
+            name: name(n)?,
+            op,
+            value,
+            number,
+        })
+    }
+}
+
 fn compile_rule(
     vars: Vec<Variable>,
     op: &crate::parser::Operator,
@@ -152,11 +311,16 @@ fn compile_rule(
         multi_match: false,
         disruptive: None,
         status: None,
+        msg_t: None,
+        logdata_t: None,
         effects: Vec::new(),
         skip_after: None,
         skip_to: None,
         sources: Vec::new(),
-        op_has_macros: op.argument.contains("%{"),
+        op_macros: op
+            .argument
+            .contains("%{")
+            .then(|| Template::compile(&op.argument)),
         skip: 0,
         chain: None,
     };
@@ -190,8 +354,14 @@ fn compile_rule(
                         .push(by_name(&v).ok_or_else(|| format!("unknown transformation {v}"))?);
                 }
             }
-            "msg" => r.msg = Some(v),
-            "logdata" => r.logdata = Some(v),
+            "msg" => {
+                r.msg_t = Some(Template::compile(&v));
+                r.msg = Some(v);
+            }
+            "logdata" => {
+                r.logdata_t = Some(Template::compile(&v));
+                r.logdata = Some(v);
+            }
             "severity" => r.severity = Some(severity_name(&v)),
             "tag" => r.tags.push(v),
             "log" => r.log = true,
@@ -208,7 +378,13 @@ fn compile_rule(
             "status" => r.status = v.parse().ok(),
             "skipAfter" => r.skip_after = Some(v),
             "skip" => r.skip = v.parse().unwrap_or(0),
-            "setvar" | "ctl" | "expirevar" | "initcol" | "setenv" => r.effects.push(a.clone()),
+            "setvar" => r.effects.extend(Effect::setvar(&v)),
+            "ctl" => {
+                let (k, val) = v.split_once('=').unwrap_or((&v, ""));
+                r.effects.push(Effect::Ctl(k.to_string(), val.to_string()));
+            }
+            // Persistent collections (ip, global, session) are not kept by this engine.
+            "expirevar" | "initcol" | "setenv" => {}
             // Accepted metadata or no-ops for this engine.
             "ver"
             | "rev"
@@ -663,6 +839,19 @@ fn literal_prefix(pattern: &str) -> Option<&str> {
     .then_some(rest)
 }
 
+/// TX names of regex captures (`capture`): `tx.0` to `tx.9`.
+const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// A count (`&ARGS`) as text; small counts, the usual case, without allocating.
+fn count_text(n: usize) -> Cow<'static, [u8]> {
+    static SMALL: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| (0..256).map(|i| i.to_string()).collect());
+    match SMALL.get(n) {
+        Some(s) => Cow::Borrowed(s.as_bytes()),
+        None => Cow::Owned(n.to_string().into_bytes()),
+    }
+}
+
 /// One value a rule inspects, borrowed from the transaction where it can be.
 struct Target<'a> {
     /// The collection (or scalar) name; reported as `coll:key`, or `&coll` when counted.
@@ -679,12 +868,17 @@ pub struct Transaction<'r> {
     /// Collections by upper-case name: (key, value) in order.
     collections: Collections,
     scalars: HashMap<&'static str, Vec<u8>, BuildHasherDefault<Fnv>>,
-    tx: HashMap<String, Vec<u8>>,
+    /// Keys can come from requests (header names): a keyed hasher, not FNV.
+    tx: HashMap<String, Vec<u8>, ahash::RandomState>,
     removed_ids: Vec<(u64, u64)>,
     removed_tags: Vec<String>,
     removed_targets: Vec<(u64, Variable)>,
     matched_var: (String, Vec<u8>),
     matched_vars: Vec<(String, Vec<u8>)>,
+    /// The buffer the next rule's hits are collected in.
+    spare_hits: Vec<(String, Vec<u8>)>,
+    /// A buffer `setvar` reuses.
+    scratch: Vec<u8>,
     pub matched: Vec<MatchedRule>,
     pub interruption: Option<Interruption>,
     allowed: bool,
@@ -819,12 +1013,14 @@ impl<'r> Transaction<'r> {
             collections: Collections::default(),
             scalars: HashMap::default(),
             // CRS sets over a hundred TX variables per request: size once, no rehashing.
-            tx: HashMap::with_capacity(256),
+            tx: HashMap::with_capacity_and_hasher(256, ahash::RandomState::new()),
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
             matched_var: Default::default(),
             matched_vars: Vec::new(),
+            spare_hits: Vec::new(),
+            scratch: Vec::new(),
             matched: Vec::new(),
             interruption: None,
             allowed: false,
@@ -1133,14 +1329,14 @@ impl<'r> Transaction<'r> {
             return;
         }
         let msg = r
-            .msg
-            .as_deref()
-            .map(|m| self.expand(m, r))
+            .msg_t
+            .as_ref()
+            .map(|m| self.render_text(m, r))
             .unwrap_or_default();
         let data = r
-            .logdata
-            .as_deref()
-            .map(|m| self.expand(m, r))
+            .logdata_t
+            .as_ref()
+            .map(|m| self.render_text(m, r))
             .unwrap_or_default();
         self.matched.push(MatchedRule {
             id: r.id,
@@ -1163,19 +1359,19 @@ impl<'r> Transaction<'r> {
     fn eval_chain(&mut self, r: &CompiledRule) -> bool {
         let mut link = Some(r);
         while let Some(l) = link {
-            let hits = self.eval_rule(l);
-            if hits.is_empty() {
+            let caps = self.eval_rule(l);
+            if self.matched_vars.is_empty() {
                 return false;
             }
             // Actions run once per matched target, each seeing its own MATCHED_VAR and
             // captures (ModSecurity v2).
-            for (name, value, caps) in hits {
-                if l.capture {
-                    for (i, c) in caps.iter().enumerate() {
-                        self.tx.insert(i.to_string(), c.clone());
-                    }
+            for i in 0..self.matched_vars.len() {
+                for (n, c) in caps.get(i).into_iter().flatten().enumerate() {
+                    self.tx_set(CAPTURE_KEYS[n], c);
                 }
-                self.matched_var = (name, value);
+                let (name, value) = &self.matched_vars[i];
+                self.matched_var.0.clone_from(name);
+                self.matched_var.1.clone_from(value);
                 for e in &l.effects {
                     self.effect(e, r);
                 }
@@ -1185,19 +1381,25 @@ impl<'r> Transaction<'r> {
         true
     }
 
-    /// Matched targets: (name, transformed value, captures).
-    fn eval_rule(&mut self, r: &CompiledRule) -> Vec<(String, Vec<u8>, Vec<Vec<u8>>)> {
-        // Targets borrow the transaction, so matches are collected first and the state
-        // (captures, MATCHED_VAR[S]) updated after: the same result, as the targets and the
-        // operator argument are read before any of it changes.
-        let hits = {
+    /// Evaluates one rule (one chain link): its matched targets (name, transformed value)
+    /// become MATCHED_VARS; returns each hit's captures when the rule captures.
+    fn eval_rule(&mut self, r: &CompiledRule) -> Vec<Vec<Vec<u8>>> {
+        // Targets borrow the transaction, so matches are collected in a spare buffer and
+        // the state updated after: the same result, as the targets and the operator
+        // argument are read before any of it changes.
+        let mut hits = std::mem::take(&mut self.spare_hits);
+        hits.clear();
+        let mut all_caps = Vec::new();
+        {
             let targets = self.targets(r);
-            let arg: Cow<'_, [u8]> = if r.op_has_macros {
-                Cow::Owned(self.expand(&r.op.argument, r).into_bytes())
-            } else {
-                Cow::Borrowed(r.op.argument.as_bytes())
+            let arg: Cow<'_, [u8]> = match &r.op_macros {
+                Some(t) => {
+                    let mut a = Vec::new();
+                    self.render(t, r, &mut a);
+                    Cow::Owned(a)
+                }
+                None => Cow::Borrowed(r.op.argument.as_bytes()),
             };
-            let mut hits = Vec::new();
             for t in targets {
                 let mut v = t.value;
                 for tr in &r.transforms {
@@ -1205,27 +1407,45 @@ impl<'r> Transaction<'r> {
                 }
                 let (matched, caps) = r.op.eval(&v, &arg, r.capture);
                 if matched != r.op.negated {
-                    let name = match t.key {
-                        Some(k) => format!("{}:{k}", t.coll),
-                        None if t.count => format!("&{}", t.coll),
-                        None => t.coll.to_string(),
-                    };
-                    hits.push((name, v.into_owned(), caps));
+                    let mut name = String::with_capacity(
+                        t.coll.len() + t.key.map_or(0, |k| k.len() + 1) + usize::from(t.count),
+                    );
+                    if t.count && t.key.is_none() {
+                        name.push('&');
+                    }
+                    name.push_str(t.coll);
+                    if let Some(k) = t.key {
+                        name.push(':');
+                        name.push_str(k);
+                    }
+                    hits.push((name, v.into_owned()));
+                    if r.capture {
+                        all_caps.push(caps);
+                    }
                 }
             }
-            hits
-        };
-        // MATCHED_VAR and the captures are set per hit by the caller, before that hit's
-        // actions run; only MATCHED_VARS (all hits) is needed here.
-        self.matched_vars.clear();
-        for (name, v, _) in &hits {
-            self.matched_vars.push((name.clone(), v.clone()));
         }
-        hits
+        // The previous MATCHED_VARS become the spare buffer: its allocation is reused.
+        self.spare_hits = std::mem::replace(&mut self.matched_vars, hits);
+        all_caps
+    }
+
+    /// Sets a TX variable, reusing its buffer when it exists.
+    fn tx_set(&mut self, key: &str, value: &[u8]) {
+        match self.tx.get_mut(key) {
+            Some(slot) => {
+                slot.clear();
+                slot.extend_from_slice(value);
+            }
+            None => {
+                self.tx.insert(key.to_string(), value.to_vec());
+            }
+        }
     }
 
     fn targets<'a>(&'a self, r: &'a CompiledRule) -> Vec<Target<'a>> {
-        let mut out = Vec::new();
+        // Most rules see a handful of values: one allocation instead of regrowing.
+        let mut out = Vec::with_capacity(16);
         let has_exclusions = r.vars.iter().any(|v| v.exclude)
             || self.removed_targets.iter().any(|(id, _)| *id == r.id);
         let excluded: Vec<&Variable> = if has_exclusions {
@@ -1254,7 +1474,7 @@ impl<'r> Transaction<'r> {
                 out.push(Target {
                     coll: &var.name,
                     key: None,
-                    value: Cow::Owned(n.to_string().into_bytes()),
+                    value: count_text(n),
                     count: true,
                 });
                 continue;
@@ -1319,12 +1539,6 @@ impl<'r> Transaction<'r> {
             Coll::MatchedVars => each(&self.matched_vars),
             Coll::Fixed(i) => each(&self.collections.0[i]),
         }
-    }
-
-    fn resolve<'a>(&'a self, var: &'a Variable) -> Vec<Target<'a>> {
-        let mut out = Vec::new();
-        self.resolve_into(var, Source::of(&var.name), &mut out);
-        out
     }
 
     fn resolve_into<'a>(&'a self, var: &'a Variable, src: Source, out: &mut Vec<Target<'a>>) {
@@ -1394,156 +1608,130 @@ impl<'r> Transaction<'r> {
         });
     }
 
-    /// [`Self::expand`] without a copy when there is no macro.
-    fn expand_cow<'t>(&self, text: &'t str, r: &CompiledRule) -> Cow<'t, str> {
-        if text.contains("%{") {
-            Cow::Owned(self.expand(text, r))
-        } else {
-            Cow::Borrowed(text)
-        }
-    }
-
-    /// `%{tx.x}`, `%{MATCHED_VAR}`, `%{REQUEST_HEADERS.host}`, `%{rule.id}`...
-    fn expand(&self, text: &str, r: &CompiledRule) -> String {
-        let mut out = String::new();
-        let mut rest = text;
-        while let Some(start) = rest.find("%{") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
-                out.push_str(&rest[start..]);
-                return out;
-            };
-            let key = &after[..end];
-            out.push_str(&self.macro_value(key, r));
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        out
-    }
-
-    fn macro_value(&self, key: &str, r: &CompiledRule) -> String {
-        let (coll, sel) = match key.split_once('.') {
-            Some((c, s)) => (c.to_ascii_uppercase(), Some(s)),
-            None => (key.to_ascii_uppercase(), None),
+    /// Appends `t` with its macros expanded to `out`.
+    fn render(&self, t: &Template, r: &CompiledRule, out: &mut Vec<u8>) {
+        let text = |o: &mut Vec<u8>, s: &Option<String>| {
+            o.extend_from_slice(s.as_deref().unwrap_or("").as_bytes())
         };
-        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
-        match (coll.as_str(), sel) {
-            ("TX", Some(s)) => self
-                .tx
-                .get(&s.to_ascii_lowercase())
-                .map(|v| text(v))
-                .unwrap_or_default(),
-            ("RULE", Some("id")) => r.id.to_string(),
-            ("RULE", Some("msg")) => r.msg.clone().unwrap_or_default(),
-            ("RULE", Some("severity")) => r.severity.clone().unwrap_or_default(),
-            ("RULE", Some("logdata")) => r.logdata.clone().unwrap_or_default(),
-            ("MATCHED_VAR", None) => text(&self.matched_var.1),
-            ("MATCHED_VAR_NAME", None) => self.matched_var.0.clone(),
-            (c, s) => {
-                let var = Variable {
-                    name: c.to_string(),
-                    selector: s.map(|s| Selector::Key(s.to_string())),
-                    exclude: false,
-                    count: false,
-                };
-                self.resolve(&var)
-                    .first()
-                    .map(|t| text(&t.value))
-                    .unwrap_or_default()
+        for p in &t.0 {
+            match p {
+                Piece::Lit(s) => out.extend_from_slice(s.as_bytes()),
+                Piece::Tx(k) => {
+                    if let Some(v) = self.tx.get(k.as_str()) {
+                        out.extend_from_slice(v);
+                    }
+                }
+                Piece::RuleId => {
+                    use std::io::Write;
+                    let _ = write!(out, "{}", r.id);
+                }
+                Piece::RuleMsg => text(out, &r.msg),
+                Piece::RuleSeverity => text(out, &r.severity),
+                Piece::RuleLogdata => text(out, &r.logdata),
+                Piece::MatchedVar => out.extend_from_slice(&self.matched_var.1),
+                Piece::MatchedVarName => out.extend_from_slice(self.matched_var.0.as_bytes()),
+                Piece::Var(var, src) => {
+                    let mut values = Vec::new();
+                    self.resolve_into(var, *src, &mut values);
+                    if let Some(t) = values.first() {
+                        out.extend_from_slice(&t.value);
+                    }
+                }
             }
         }
     }
 
-    fn effect(&mut self, a: &Action, r: &CompiledRule) {
-        let v = a.value.as_deref().unwrap_or("");
-        match a.name.as_str() {
-            "setvar" => {
-                let v = v.trim();
-                if let Some(name) = v.strip_prefix('!') {
-                    let name = self.expand(name, r).to_ascii_lowercase();
-                    if let Some(n) = name.strip_prefix("tx.") {
-                        self.tx.remove(n);
-                    }
-                    return;
-                }
-                let (name, value) = v.split_once('=').unwrap_or((v, "1"));
-                let name = self.expand_cow(name.trim(), r);
-                let Some(n) = name
-                    .get(..3)
+    /// `msg` / `logdata` text: request bytes that are not UTF-8 are replaced.
+    fn render_text(&self, t: &Template, r: &CompiledRule) -> String {
+        let mut out = Vec::new();
+        self.render(t, r, &mut out);
+        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into())
+    }
+
+    /// The TX key a `setvar` names, or `None` when it names another collection.
+    fn tx_key<'n>(&self, name: &'n VarName, r: &CompiledRule) -> Option<Cow<'n, str>> {
+        match name {
+            VarName::Tx(k) => Some(Cow::Borrowed(k)),
+            VarName::Dynamic(t) => {
+                let mut out = Vec::new();
+                self.render(t, r, &mut out);
+                let n = String::from_utf8_lossy(&out);
+                n.get(..3)
                     .filter(|p| p.eq_ignore_ascii_case("tx."))
-                    .map(|_| &name[3..])
-                else {
-                    return; // ip./global./session. collections are not persisted by this engine.
-                };
-                // CRS runs hundreds of setvars per request: no allocation when the key is
-                // already lower-case and present.
-                let key: Cow<'_, str> = if n.bytes().any(|c| c.is_ascii_uppercase()) {
-                    Cow::Owned(n.to_ascii_lowercase())
-                } else {
-                    Cow::Borrowed(n)
-                };
-                let num = |s: &str| s.trim().parse::<i64>().unwrap_or(0);
-                let cur = || {
-                    self.tx
-                        .get(key.as_ref())
-                        .and_then(|b| std::str::from_utf8(b).ok())
-                        .map(num)
-                        .unwrap_or(0)
-                };
-                // Wrapping: scores come from rules and requests, and must not panic.
-                let new = if let Some(x) = value.strip_prefix('+') {
-                    cur()
-                        .wrapping_add(num(&self.expand_cow(x, r)))
-                        .to_string()
-                        .into_bytes()
-                } else if let Some(x) = value.strip_prefix('-') {
-                    cur()
-                        .wrapping_sub(num(&self.expand_cow(x, r)))
-                        .to_string()
-                        .into_bytes()
-                } else {
-                    self.expand_cow(value, r).into_owned().into_bytes()
-                };
-                match self.tx.get_mut(key.as_ref()) {
-                    Some(slot) => *slot = new,
-                    None => {
-                        self.tx.insert(key.into_owned(), new);
-                    }
+                    .map(|_| Cow::Owned(n[3..].to_ascii_lowercase()))
+            }
+        }
+    }
+
+    fn effect(&mut self, e: &Effect, r: &CompiledRule) {
+        match e {
+            Effect::UnsetVar(name) => {
+                if let Some(k) = self.tx_key(name, r) {
+                    self.tx.remove(k.as_ref());
                 }
             }
-            "ctl" => {
-                let (k, val) = v.split_once('=').unwrap_or((v, ""));
-                match k {
-                    "ruleEngine" => {
-                        self.mode = match val.to_ascii_lowercase().as_str() {
-                            "off" => EngineMode::Off,
-                            "detectiononly" => EngineMode::DetectionOnly,
-                            _ => EngineMode::On,
-                        }
+            Effect::SetVar {
+                name,
+                op,
+                value,
+                number: literal,
+            } => {
+                let Some(key) = self.tx_key(name, r) else {
+                    return;
+                };
+                // CRS runs hundreds of setvars per request: the values are written into
+                // the existing slot, and scores stay numbers until written.
+                let mut buf = std::mem::take(&mut self.scratch);
+                buf.clear();
+                match op {
+                    SetOp::Assign => self.render(value, r, &mut buf),
+                    SetOp::Add | SetOp::Sub => {
+                        let n = literal.unwrap_or_else(|| {
+                            self.render(value, r, &mut buf);
+                            number(&buf)
+                        });
+                        let cur = self.tx.get(key.as_ref()).map_or(0, |v| number(v));
+                        // Wrapping: scores come from rules and requests, and must not panic.
+                        let new = match op {
+                            SetOp::Add => cur.wrapping_add(n),
+                            _ => cur.wrapping_sub(n),
+                        };
+                        buf.clear();
+                        use std::io::Write;
+                        let _ = write!(buf, "{new}");
                     }
-                    "ruleRemoveById" => {
-                        if let Ok(range) = parse_range(val) {
-                            self.removed_ids.push(range);
-                        }
+                }
+                self.tx_set(&key, &buf);
+                self.scratch = buf;
+            }
+            Effect::Ctl(k, val) => match k.as_str() {
+                "ruleEngine" => {
+                    self.mode = match val.to_ascii_lowercase().as_str() {
+                        "off" => EngineMode::Off,
+                        "detectiononly" => EngineMode::DetectionOnly,
+                        _ => EngineMode::On,
                     }
-                    "ruleRemoveByTag" => self.removed_tags.push(val.to_string()),
-                    "ruleRemoveTargetById" => {
-                        if let Some((id, target)) = val.split_once(';') {
-                            if let (Ok((id, _)), Ok(vars)) =
-                                (parse_range(id), crate::parser::parse_variables(target))
-                            {
-                                for mut var in vars {
-                                    var.exclude = true;
-                                    self.removed_targets.push((id, var));
-                                }
+                }
+                "ruleRemoveById" => {
+                    if let Ok(range) = parse_range(val) {
+                        self.removed_ids.push(range);
+                    }
+                }
+                "ruleRemoveByTag" => self.removed_tags.push(val.to_string()),
+                "ruleRemoveTargetById" => {
+                    if let Some((id, target)) = val.split_once(';') {
+                        if let (Ok((id, _)), Ok(vars)) =
+                            (parse_range(id), crate::parser::parse_variables(target))
+                        {
+                            for mut var in vars {
+                                var.exclude = true;
+                                self.removed_targets.push((id, var));
                             }
                         }
                     }
-                    _ => {}
                 }
-            }
-            _ => {}
+                _ => {}
+            },
         }
     }
 

@@ -435,6 +435,13 @@ fn contains_word(v: &[u8], w: &[u8]) -> bool {
 
 /// ModSecurity's numeric conversion: leading integer, anything else is 0.
 fn num(v: &[u8]) -> i64 {
+    // The common case, a short ASCII number (`&ARGS`, scores), without UTF-8 and string work.
+    if v.len() <= 18
+        && v.first().is_some_and(u8::is_ascii_digit)
+        && v.iter().all(u8::is_ascii_digit)
+    {
+        return v.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0'));
+    }
     let s = std::str::from_utf8(v).unwrap_or("").trim();
     let end = s
         .char_indices()
