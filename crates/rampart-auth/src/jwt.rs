@@ -65,6 +65,11 @@ type Verified = (u64, Instant, Arc<Value>);
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 const VERIFIED_MAX: usize = 100_000;
 
+/// A cached verification still stands: young enough, and the token not expired.
+fn fresh(exp: u64, at: &Instant, leeway: u64) -> bool {
+    at.elapsed() < VERIFIED_TTL && unix_now() < exp.saturating_add(leeway)
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -254,6 +259,27 @@ impl IssuerRt {
         found
     }
 
+    /// A remote key set older than its refresh interval.
+    fn refresh_due(&self) -> bool {
+        self.jwks
+            .try_lock()
+            .map(|j| {
+                j.fetched
+                    .is_none_or(|t| t.elapsed() > self.cfg.jwks_refresh.0)
+            })
+            .unwrap_or(false)
+    }
+
+    /// The claims of a token (by SHA-256) this issuer verified recently and that has not
+    /// expired since.
+    fn cached(&self, digest: &[u8; 32]) -> Option<Arc<Value>> {
+        let cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(digest)
+            .filter(|(exp, at, _)| fresh(*exp, at, self.cfg.leeway.0.as_secs()))
+            .map(|(_, _, claims)| claims.clone())
+    }
+
     /// Verify `token` for this issuer; returns its claims.
     pub async fn verify(
         &self,
@@ -265,36 +291,19 @@ impl IssuerRt {
             return Err("algorithm not allowed for issuer");
         }
         let digest = crate::secrets::sha256(token.as_bytes());
-        let leeway = self.cfg.leeway.0.as_secs();
-        let fresh =
-            |exp: u64, at: &Instant| at.elapsed() < VERIFIED_TTL && unix_now() < exp + leeway;
-        if self.remote() {
+        if self.remote() && self.refresh_due() {
             // Keep the JWKS current (and the cache honest) even when serving from cache.
-            let due = self
-                .jwks
-                .try_lock()
-                .map(|j| {
-                    j.fetched
-                        .is_none_or(|t| t.elapsed() > self.cfg.jwks_refresh.0)
-                })
-                .unwrap_or(false);
-            if due {
-                let _ = self.keys_for(kid, family(alg)).await;
-            }
+            let _ = self.keys_for(kid, family(alg)).await;
         }
-        {
-            let cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((exp, at, claims)) = cache.get(&digest) {
-                if fresh(*exp, at) {
-                    return Ok(claims.clone());
-                }
-            }
+        if let Some(claims) = self.cached(&digest) {
+            return Ok(claims);
         }
         let claims = Arc::new(self.verify_uncached(token, alg, kid).await?);
         if let Some(exp) = claims["exp"].as_u64() {
+            let leeway = self.cfg.leeway.0.as_secs();
             let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
             if cache.len() >= VERIFIED_MAX {
-                cache.retain(|_, (e, at, _)| fresh(*e, at));
+                cache.retain(|_, (e, at, _)| fresh(*e, at, leeway));
                 if cache.len() >= VERIFIED_MAX {
                     cache.clear();
                 }
@@ -407,6 +416,19 @@ impl Jwt {
             ));
         }
         Ok(Jwt { issuers })
+    }
+
+    /// A token verified recently by one of the issuers, without parsing it again. `None`
+    /// when it is not cached or its issuer's remote keys are due for a refresh (the full
+    /// path refreshes them).
+    pub fn cached(&self, token: &str) -> Option<(Arc<IssuerRt>, Arc<Value>)> {
+        let digest = crate::secrets::sha256(token.as_bytes());
+        self.issuers.iter().find_map(|i| {
+            if i.remote() && i.refresh_due() {
+                return None;
+            }
+            i.cached(&digest).map(|c| (i.clone(), c))
+        })
     }
 
     pub async fn verify(&self, token: &str) -> Result<(Arc<IssuerRt>, Arc<Value>), Reason> {

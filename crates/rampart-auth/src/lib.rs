@@ -365,8 +365,15 @@ impl Authenticator {
                 continue;
             }
             tried = true;
+            // A JWT verified moments ago (clients reuse theirs) is not parsed again.
+            let cached = match method {
+                AuthMethod::Jwt => self.jwt.cached(secret),
+                _ => None,
+            };
             let peeked = match method {
-                AuthMethod::Jwt | AuthMethod::Introspection => jwt::peek(secret).ok(),
+                AuthMethod::Jwt | AuthMethod::Introspection if cached.is_none() => {
+                    jwt::peek(secret).ok()
+                }
                 _ => None,
             };
             let identity = match method {
@@ -374,13 +381,20 @@ impl Authenticator {
                 AuthMethod::Basic | AuthMethod::Ldap => {
                     format!("user:{}", basic_user(secret).unwrap_or_default())
                 }
-                _ => match &peeked {
-                    Some(p) => format!(
+                _ => match (&cached, &peeked) {
+                    (Some((_, claims)), _) => format!(
+                        "sub:{}|{}",
+                        claims["iss"].as_str().unwrap_or_default(),
+                        claims["sub"].as_str().unwrap_or_default()
+                    ),
+                    (None, Some(p)) => format!(
                         "sub:{}|{}",
                         p.iss.as_deref().unwrap_or_default(),
                         p.sub.as_deref().unwrap_or_default()
                     ),
-                    None => format!("tok:{}", &secrets::sha256_hex(secret.as_bytes())[..16]),
+                    (None, None) => {
+                        format!("tok:{}", &secrets::sha256_hex(secret.as_bytes())[..16])
+                    }
                 },
             };
             let mut keys = vec![identity.clone()];
@@ -395,7 +409,7 @@ impl Authenticator {
                 AuthMethod::ApiKey => self.by_api_key(secret),
                 AuthMethod::Basic => self.by_basic(secret).await,
                 AuthMethod::Ldap => self.by_ldap(secret).await,
-                AuthMethod::Jwt => self.by_jwt(secret, peeked.as_ref()).await,
+                AuthMethod::Jwt => self.by_jwt(secret, peeked.as_ref(), cached).await,
                 _ => self.by_introspection(secret).await,
             };
             match result {
@@ -578,10 +592,12 @@ impl Authenticator {
         &self,
         token: &str,
         peeked: Option<&jwt::Peek>,
+        cached: Option<(Arc<jwt::IssuerRt>, Arc<serde_json::Value>)>,
     ) -> Result<Principal, &'static str> {
-        let (issuer, claims) = match peeked {
-            Some(p) => self.jwt.verify_peeked(token, p).await?,
-            None => self.jwt.verify(token).await?,
+        let (issuer, claims) = match (cached, peeked) {
+            (Some(c), _) => c,
+            (None, Some(p)) => self.jwt.verify_peeked(token, p).await?,
+            (None, None) => self.jwt.verify(token).await?,
         };
         let cfg = &issuer.cfg;
         self.token_principal(
