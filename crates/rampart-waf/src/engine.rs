@@ -53,6 +53,8 @@ struct CompiledRule {
     skip_to: Option<usize>,
     /// `vars[i]`'s source, filled in once the ruleset is built.
     sources: Vec<Source>,
+    /// Some variable is an exclusion (`!VAR:key`), also filled in once built.
+    excludes: bool,
     /// The operator argument when it holds `%{...}` macros to expand per evaluation.
     op_macros: Option<Template>,
     skip: usize,
@@ -317,6 +319,7 @@ fn compile_rule(
         skip_after: None,
         skip_to: None,
         sources: Vec::new(),
+        excludes: false,
         op_macros: op
             .argument
             .contains("%{")
@@ -714,6 +717,7 @@ impl Ruleset {
                 let mut link = Some(r);
                 while let Some(l) = link {
                     l.sources = l.vars.iter().map(|v| Source::of(&v.name)).collect();
+                    l.excludes = l.vars.iter().any(|v| v.exclude);
                     for v in l.vars.iter_mut() {
                         // TX keys are stored lower-case: this makes `TX:KEY` a map lookup.
                         if let (true, Some(Selector::Key(k))) = (v.name == "TX", &mut v.selector) {
@@ -839,6 +843,40 @@ fn literal_prefix(pattern: &str) -> Option<&str> {
     .then_some(rest)
 }
 
+/// A rule's matched targets (name, transformed value): MATCHED_VARS. The entries past
+/// `len` are kept for their buffers, which the next rule's hits are written into.
+#[derive(Default)]
+struct Hits {
+    items: Vec<(String, Vec<u8>)>,
+    len: usize,
+}
+
+impl Hits {
+    fn as_slice(&self) -> &[(String, Vec<u8>)] {
+        &self.items[..self.len]
+    }
+
+    /// Adds a hit named `coll:key` (or `&coll` when counted, `coll` for a scalar).
+    fn push(&mut self, coll: &str, key: Option<&str>, count: bool, value: &[u8]) {
+        if self.len == self.items.len() {
+            self.items.push(Default::default());
+        }
+        let (name, v) = &mut self.items[self.len];
+        self.len += 1;
+        name.clear();
+        if count && key.is_none() {
+            name.push('&');
+        }
+        name.push_str(coll);
+        if let Some(k) = key {
+            name.push(':');
+            name.push_str(k);
+        }
+        v.clear();
+        v.extend_from_slice(value);
+    }
+}
+
 /// TX names of regex captures (`capture`): `tx.0` to `tx.9`.
 const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
@@ -874,9 +912,9 @@ pub struct Transaction<'r> {
     removed_tags: Vec<String>,
     removed_targets: Vec<(u64, Variable)>,
     matched_var: (String, Vec<u8>),
-    matched_vars: Vec<(String, Vec<u8>)>,
+    matched_vars: Hits,
     /// The buffer the next rule's hits are collected in.
-    spare_hits: Vec<(String, Vec<u8>)>,
+    spare_hits: Hits,
     /// A buffer `setvar` reuses.
     scratch: Vec<u8>,
     pub matched: Vec<MatchedRule>,
@@ -1018,8 +1056,8 @@ impl<'r> Transaction<'r> {
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
             matched_var: Default::default(),
-            matched_vars: Vec::new(),
-            spare_hits: Vec::new(),
+            matched_vars: Hits::default(),
+            spare_hits: Hits::default(),
             scratch: Vec::new(),
             matched: Vec::new(),
             interruption: None,
@@ -1360,16 +1398,16 @@ impl<'r> Transaction<'r> {
         let mut link = Some(r);
         while let Some(l) = link {
             let caps = self.eval_rule(l);
-            if self.matched_vars.is_empty() {
+            if self.matched_vars.len == 0 {
                 return false;
             }
             // Actions run once per matched target, each seeing its own MATCHED_VAR and
             // captures (ModSecurity v2).
-            for i in 0..self.matched_vars.len() {
+            for i in 0..self.matched_vars.len {
                 for (n, c) in caps.get(i).into_iter().flatten().enumerate() {
                     self.tx_set(CAPTURE_KEYS[n], c);
                 }
-                let (name, value) = &self.matched_vars[i];
+                let (name, value) = &self.matched_vars.items[i];
                 self.matched_var.0.clone_from(name);
                 self.matched_var.1.clone_from(value);
                 for e in &l.effects {
@@ -1388,10 +1426,9 @@ impl<'r> Transaction<'r> {
         // the state updated after: the same result, as the targets and the operator
         // argument are read before any of it changes.
         let mut hits = std::mem::take(&mut self.spare_hits);
-        hits.clear();
+        hits.len = 0;
         let mut all_caps = Vec::new();
         {
-            let targets = self.targets(r);
             let arg: Cow<'_, [u8]> = match &r.op_macros {
                 Some(t) => {
                     let mut a = Vec::new();
@@ -1400,30 +1437,19 @@ impl<'r> Transaction<'r> {
                 }
                 None => Cow::Borrowed(r.op.argument.as_bytes()),
             };
-            for t in targets {
+            self.each_target(r, |t| {
                 let mut v = t.value;
                 for tr in &r.transforms {
                     v = tr.apply_cow(v);
                 }
                 let (matched, caps) = r.op.eval(&v, &arg, r.capture);
                 if matched != r.op.negated {
-                    let mut name = String::with_capacity(
-                        t.coll.len() + t.key.map_or(0, |k| k.len() + 1) + usize::from(t.count),
-                    );
-                    if t.count && t.key.is_none() {
-                        name.push('&');
-                    }
-                    name.push_str(t.coll);
-                    if let Some(k) = t.key {
-                        name.push(':');
-                        name.push_str(k);
-                    }
-                    hits.push((name, v.into_owned()));
+                    hits.push(t.coll, t.key, t.count, &v);
                     if r.capture {
                         all_caps.push(caps);
                     }
                 }
-            }
+            });
         }
         // The previous MATCHED_VARS become the spare buffer: its allocation is reused.
         self.spare_hits = std::mem::replace(&mut self.matched_vars, hits);
@@ -1443,35 +1469,25 @@ impl<'r> Transaction<'r> {
         }
     }
 
-    fn targets<'a>(&'a self, r: &'a CompiledRule) -> Vec<Target<'a>> {
-        // Most rules see a handful of values: one allocation instead of regrowing.
-        let mut out = Vec::with_capacity(16);
-        let has_exclusions = r.vars.iter().any(|v| v.exclude)
-            || self.removed_targets.iter().any(|(id, _)| *id == r.id);
-        let excluded: Vec<&Variable> = if has_exclusions {
-            r.vars
+    /// Calls `f` with each value rule `r` inspects, in order, its exclusions (`!VAR:key`,
+    /// `ctl:ruleRemoveTargetById`) applied. A visitor rather than a list: no allocation per
+    /// rule.
+    fn each_target<'a>(&'a self, r: &'a CompiledRule, mut f: impl FnMut(Target<'a>)) {
+        let removed = || {
+            self.removed_targets
                 .iter()
-                .filter(|v| v.exclude)
-                .chain(
-                    self.removed_targets
-                        .iter()
-                        .filter(|(id, _)| *id == r.id)
-                        .map(|(_, v)| v),
-                )
-                .collect()
-        } else {
-            Vec::new()
+                .filter(|(id, _)| *id == r.id)
+                .map(|(_, v)| v)
         };
+        let has_exclusions = r.excludes || removed().next().is_some();
         for (var, src) in r.vars.iter().zip(&r.sources) {
             if var.exclude {
                 continue;
             }
-            let start = out.len();
-            self.resolve_into(var, *src, &mut out);
             if var.count {
-                let n = out.len() - start;
-                out.truncate(start);
-                out.push(Target {
+                let mut n = 0;
+                self.resolve_each(var, *src, &mut |_| n += 1);
+                f(Target {
                     coll: &var.name,
                     key: None,
                     value: count_text(n),
@@ -1479,28 +1495,30 @@ impl<'r> Transaction<'r> {
                 });
                 continue;
             }
-            if excluded.is_empty() {
+            if !has_exclusions {
+                self.resolve_each(var, *src, &mut f);
                 continue;
             }
-            let mut i = start;
-            while i < out.len() {
-                let key = out[i].key.unwrap_or(out[i].coll);
-                let is_excluded = excluded.iter().any(|x| {
-                    same_collection(&x.name, &var.name)
-                        && match &x.selector {
-                            Some(Selector::Key(k)) => key.eq_ignore_ascii_case(k),
-                            Some(Selector::Regex(re)) => self.selector_matches(re, key),
-                            None => true,
-                        }
-                });
-                if is_excluded {
-                    out.remove(i);
-                } else {
-                    i += 1;
+            self.resolve_each(var, *src, &mut |t: Target<'a>| {
+                let key = t.key.unwrap_or(t.coll);
+                let is_excluded = r
+                    .vars
+                    .iter()
+                    .filter(|v| v.exclude)
+                    .chain(removed())
+                    .any(|x| {
+                        same_collection(&x.name, &var.name)
+                            && match &x.selector {
+                                Some(Selector::Key(k)) => key.eq_ignore_ascii_case(k),
+                                Some(Selector::Regex(re)) => self.selector_matches(re, key),
+                                None => true,
+                            }
+                    });
+                if !is_excluded {
+                    f(t);
                 }
-            }
+            });
         }
-        out
     }
 
     fn selector_matches(&self, pattern: &str, key: &str) -> bool {
@@ -1536,12 +1554,13 @@ impl<'r> Transaction<'r> {
                     f(k, v);
                 }
             }
-            Coll::MatchedVars => each(&self.matched_vars),
+            Coll::MatchedVars => each(self.matched_vars.as_slice()),
             Coll::Fixed(i) => each(&self.collections.0[i]),
         }
     }
 
-    fn resolve_into<'a>(&'a self, var: &'a Variable, src: Source, out: &mut Vec<Target<'a>>) {
+    /// Calls `f` with each value of `var` (a collection's selected items, or a scalar).
+    fn resolve_each<'a>(&'a self, var: &'a Variable, src: Source, f: &mut impl FnMut(Target<'a>)) {
         let name = var.name.as_str();
         let scalar = |value: Cow<'a, [u8]>| Target {
             coll: name,
@@ -1551,18 +1570,18 @@ impl<'r> Transaction<'r> {
         };
         let (coll, names) = match src {
             Source::Coll(c, names) => (c, names),
-            Source::MatchedVar => return out.push(scalar(Cow::Borrowed(&self.matched_var.1))),
+            Source::MatchedVar => return f(scalar(Cow::Borrowed(&self.matched_var.1))),
             Source::MatchedVarName => {
-                return out.push(scalar(Cow::Borrowed(self.matched_var.0.as_bytes())))
+                return f(scalar(Cow::Borrowed(self.matched_var.0.as_bytes())))
             }
             Source::ArgsCombinedSize => {
                 let mut n = 0;
                 self.for_each_item(Coll::Args, |k, v| n += k.len() + v.len());
-                return out.push(scalar(Cow::Owned(n.to_string().into_bytes())));
+                return f(scalar(Cow::Owned(n.to_string().into_bytes())));
             }
             Source::Scalar => {
                 if let Some(v) = self.scalars.get(name) {
-                    out.push(scalar(Cow::Borrowed(v)));
+                    f(scalar(Cow::Borrowed(v)));
                 }
                 return;
             }
@@ -1576,7 +1595,7 @@ impl<'r> Transaction<'r> {
         if let (Coll::Tx, Some(Selector::Key(k))) = (coll, &var.selector) {
             if !k.bytes().any(|c| c.is_ascii_uppercase()) {
                 if let Some((k, v)) = self.tx.get_key_value(k.as_str()) {
-                    out.push(Target {
+                    f(Target {
                         coll: label,
                         key: Some(k),
                         value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
@@ -1598,7 +1617,7 @@ impl<'r> Transaction<'r> {
                 (Some(Selector::Regex(_)), None) => false,
             };
             if selected {
-                out.push(Target {
+                f(Target {
                     coll: label,
                     key: Some(k),
                     value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
@@ -1631,10 +1650,12 @@ impl<'r> Transaction<'r> {
                 Piece::MatchedVar => out.extend_from_slice(&self.matched_var.1),
                 Piece::MatchedVarName => out.extend_from_slice(self.matched_var.0.as_bytes()),
                 Piece::Var(var, src) => {
-                    let mut values = Vec::new();
-                    self.resolve_into(var, *src, &mut values);
-                    if let Some(t) = values.first() {
-                        out.extend_from_slice(&t.value);
+                    let mut first = None;
+                    self.resolve_each(var, *src, &mut |t| {
+                        first.get_or_insert(t.value);
+                    });
+                    if let Some(v) = first {
+                        out.extend_from_slice(&v);
                     }
                 }
             }

@@ -120,6 +120,27 @@ impl Transform {
             }
             TrimLeft => !v.first().is_some_and(|c| is_space(*c)),
             TrimRight => !v.last().is_some_and(|c| is_space(*c)),
+            NormalizePath => path_is_normal(&v),
+            NormalizePathWin => !v.contains(&b'\\') && path_is_normal(&v),
+            // Nothing to drop, fold or lower-case.
+            CmdLine => !v.iter().any(|c| {
+                c.is_ascii_uppercase()
+                    || matches!(
+                        c,
+                        b'\\'
+                            | b'"'
+                            | b'\''
+                            | b'^'
+                            | b' '
+                            | b'\t'
+                            | b'\n'
+                            | b'\r'
+                            | 0x0b
+                            | 0x0c
+                            | b','
+                            | b';'
+                    )
+            }),
             _ => false,
         };
         if unchanged {
@@ -516,6 +537,14 @@ fn remove_comment_chars(v: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `normalizePath` would return the path as it is: no empty (`//`), `.` or `..` segment.
+fn path_is_normal(v: &[u8]) -> bool {
+    !v.windows(2).any(|w| w == b"//")
+        && !v
+            .split(|c| *c == b'/')
+            .any(|seg| seg == b"." || seg == b"..")
+}
+
 fn normalize_path(v: &[u8], win: bool) -> Vec<u8> {
     let v: Vec<u8> = if win {
         v.iter()
@@ -735,8 +764,10 @@ mod tests {
             "trimLeft",
             "trimRight",
             "cmdLine",
+            "normalizePath",
+            "normalizePathWin",
         ];
-        let inputs: [&[u8]; 9] = [
+        let inputs: [&[u8]; 22] = [
             b"",
             b"plain text 123",
             b"MiXeD%41+x",
@@ -746,6 +777,19 @@ mod tests {
             b"\t\n",
             b"x\x00y",
             b"&#x41;\\x41",
+            b"/",
+            b"/a/b/",
+            b"a/b",
+            b"/a/./b",
+            b"a/../b",
+            b"//x",
+            b"..",
+            b".",
+            b"a\\b\\..\\c",
+            b"/a.b/c..d/.e/f.",
+            b"abc(def)/x",
+            b"ls /etc",
+            b"cat;id",
         ];
         for n in names {
             let t = by_name(n).unwrap();
