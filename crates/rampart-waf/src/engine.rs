@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::path::Path;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineMode {
@@ -53,8 +54,11 @@ struct CompiledRule {
     skip_to: Option<usize>,
     /// `vars[i]`'s source, filled in once the ruleset is built.
     sources: Vec<Source>,
-    /// Some variable is an exclusion (`!VAR:key`), also filled in once built.
-    excludes: bool,
+    /// The transformation chain's number (equal chains, equal numbers), for caching.
+    chain_id: u32,
+    /// For `vars[i]`, the exclusions (`!VAR:key`, as indexes into `vars`) that apply to
+    /// its collection; filled in once the ruleset is built.
+    exclusions: Vec<Vec<usize>>,
     /// The operator argument when it holds `%{...}` macros to expand per evaluation.
     op_macros: Option<Template>,
     skip: usize,
@@ -319,7 +323,8 @@ fn compile_rule(
         skip_after: None,
         skip_to: None,
         sources: Vec::new(),
-        excludes: false,
+        chain_id: 0,
+        exclusions: Vec::new(),
         op_macros: op
             .argument
             .contains("%{")
@@ -677,6 +682,7 @@ impl Ruleset {
                 e.insert(re);
             }
         }
+        let mut chains: HashMap<Vec<Transform>, u32> = HashMap::new();
         for (p, phase) in rs.phases.iter_mut().enumerate() {
             let keep: Vec<bool> = phase
                 .iter()
@@ -717,7 +723,19 @@ impl Ruleset {
                 let mut link = Some(r);
                 while let Some(l) = link {
                     l.sources = l.vars.iter().map(|v| Source::of(&v.name)).collect();
-                    l.excludes = l.vars.iter().any(|v| v.exclude);
+                    let next = chains.len() as u32;
+                    l.chain_id = *chains.entry(l.transforms.clone()).or_insert(next);
+                    l.exclusions = l
+                        .vars
+                        .iter()
+                        .map(|v| {
+                            (0..l.vars.len())
+                                .filter(|j| {
+                                    l.vars[*j].exclude && same_collection(&l.vars[*j].name, &v.name)
+                                })
+                                .collect()
+                        })
+                        .collect();
                     for v in l.vars.iter_mut() {
                         // TX keys are stored lower-case: this makes `TX:KEY` a map lookup.
                         if let (true, Some(Selector::Key(k))) = (v.name == "TX", &mut v.selector) {
@@ -877,6 +895,32 @@ impl Hits {
     }
 }
 
+type TransformCache = HashMap<(usize, usize, u32), Option<Arc<[u8]>>, BuildHasherDefault<WordHash>>;
+
+/// A hasher for keys made of machine words that requests do not choose (addresses, ids).
+#[derive(Default)]
+struct WordHash(u64);
+
+impl std::hash::Hasher for WordHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
+    }
+}
+
 /// TX names of regex captures (`capture`): `tx.0` to `tx.9`.
 const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
@@ -897,6 +941,9 @@ struct Target<'a> {
     key: Option<&'a str>,
     value: Cow<'a, [u8]>,
     count: bool,
+    /// Borrowed from request or response data, which no rule changes during a phase (not
+    /// TX or MATCHED_VAR*): its transformations can be cached.
+    stable: bool,
 }
 
 /// A request (and its response) going through the rules.
@@ -915,6 +962,10 @@ pub struct Transaction<'r> {
     matched_vars: Hits,
     /// The buffer the next rule's hits are collected in.
     spare_hits: Hits,
+    /// (value address, length, transformation chain) → the transformed value, `None` when
+    /// unchanged. Only for request/response data, which does not change while a phase
+    /// runs; emptied at the start of each phase.
+    transform_cache: std::sync::Mutex<TransformCache>,
     /// A buffer `setvar` reuses.
     scratch: Vec<u8>,
     pub matched: Vec<MatchedRule>,
@@ -1058,6 +1109,11 @@ impl<'r> Transaction<'r> {
             matched_var: Default::default(),
             matched_vars: Hits::default(),
             spare_hits: Hits::default(),
+            // Sized once: growing it rule by rule costs more than the transformations saved.
+            transform_cache: std::sync::Mutex::new(HashMap::with_capacity_and_hasher(
+                256,
+                Default::default(),
+            )),
             scratch: Vec::new(),
             matched: Vec::new(),
             interruption: None,
@@ -1310,6 +1366,10 @@ impl<'r> Transaction<'r> {
         {
             return;
         }
+        self.transform_cache
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         let rs = self.rs.clone();
         let rules = &rs.phases[(phase - 1) as usize];
         let mut i = 0;
@@ -1438,13 +1498,37 @@ impl<'r> Transaction<'r> {
                 None => Cow::Borrowed(r.op.argument.as_bytes()),
             };
             self.each_target(r, |t| {
-                let mut v = t.value;
-                for tr in &r.transforms {
-                    v = tr.apply_cow(v);
-                }
-                let (matched, caps) = r.op.eval(&v, &arg, r.capture);
+                let Target {
+                    coll,
+                    key,
+                    value,
+                    count,
+                    stable,
+                } = t;
+                let shared: Arc<[u8]>;
+                let own: Cow<'_, [u8]>;
+                let v: &[u8] = match value {
+                    // Short chains cost less to run than to look up (measured: 4 and more pays).
+                    Cow::Borrowed(b) if stable && r.transforms.len() >= 4 => {
+                        match self.transformed(b, r) {
+                            Some(x) => {
+                                shared = x;
+                                &shared
+                            }
+                            None => b,
+                        }
+                    }
+                    mut value => {
+                        for tr in &r.transforms {
+                            value = tr.apply_cow(value);
+                        }
+                        own = value;
+                        &own
+                    }
+                };
+                let (matched, caps) = r.op.eval(v, &arg, r.capture);
                 if matched != r.op.negated {
-                    hits.push(t.coll, t.key, t.count, &v);
+                    hits.push(coll, key, count, v);
                     if r.capture {
                         all_caps.push(caps);
                     }
@@ -1454,6 +1538,28 @@ impl<'r> Transaction<'r> {
         // The previous MATCHED_VARS become the spare buffer: its allocation is reused.
         self.spare_hits = std::mem::replace(&mut self.matched_vars, hits);
         all_caps
+    }
+
+    /// `value` after rule `r`'s transformations, `None` when they leave it as it is. CRS
+    /// runs the same few chains (`t:urlDecodeUni,t:htmlEntityDecode,...`) over the same
+    /// values rule after rule: each (value, chain) is computed once per phase.
+    fn transformed(&self, value: &[u8], r: &CompiledRule) -> Option<Arc<[u8]>> {
+        let key = (value.as_ptr() as usize, value.len(), r.chain_id);
+        // Never contended: the lock only makes the transaction shareable across threads.
+        let mut cache = self
+            .transform_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = cache.get(&key) {
+            return hit.clone();
+        }
+        let mut v = Cow::Borrowed(value);
+        for tr in &r.transforms {
+            v = tr.apply_cow(v);
+        }
+        let out = (v.as_ref() != value).then(|| Arc::from(v.as_ref()));
+        cache.insert(key, out.clone());
+        out
     }
 
     /// Sets a TX variable, reusing its buffer when it exists.
@@ -1473,14 +1579,15 @@ impl<'r> Transaction<'r> {
     /// `ctl:ruleRemoveTargetById`) applied. A visitor rather than a list: no allocation per
     /// rule.
     fn each_target<'a>(&'a self, r: &'a CompiledRule, mut f: impl FnMut(Target<'a>)) {
+        // Exclusions added at run time (`ctl:ruleRemoveTargetById`) for this rule.
         let removed = || {
             self.removed_targets
                 .iter()
                 .filter(|(id, _)| *id == r.id)
                 .map(|(_, v)| v)
         };
-        let has_exclusions = r.excludes || removed().next().is_some();
-        for (var, src) in r.vars.iter().zip(&r.sources) {
+        let any_removed = !self.removed_targets.is_empty() && removed().next().is_some();
+        for (i, (var, src)) in r.vars.iter().zip(&r.sources).enumerate() {
             if var.exclude {
                 continue;
             }
@@ -1492,29 +1599,27 @@ impl<'r> Transaction<'r> {
                     key: None,
                     value: count_text(n),
                     count: true,
+                    stable: false,
                 });
                 continue;
             }
-            if !has_exclusions {
+            let own = r.exclusions.get(i).map_or(&[][..], Vec::as_slice);
+            if own.is_empty() && !any_removed {
                 self.resolve_each(var, *src, &mut f);
                 continue;
             }
+            let excluded = |key: &str| {
+                own.iter()
+                    .map(|j| &r.vars[*j])
+                    .chain(removed().filter(|x| same_collection(&x.name, &var.name)))
+                    .any(|x| match &x.selector {
+                        Some(Selector::Key(k)) => key.eq_ignore_ascii_case(k),
+                        Some(Selector::Regex(re)) => self.selector_matches(re, key),
+                        None => true,
+                    })
+            };
             self.resolve_each(var, *src, &mut |t: Target<'a>| {
-                let key = t.key.unwrap_or(t.coll);
-                let is_excluded = r
-                    .vars
-                    .iter()
-                    .filter(|v| v.exclude)
-                    .chain(removed())
-                    .any(|x| {
-                        same_collection(&x.name, &var.name)
-                            && match &x.selector {
-                                Some(Selector::Key(k)) => key.eq_ignore_ascii_case(k),
-                                Some(Selector::Regex(re)) => self.selector_matches(re, key),
-                                None => true,
-                            }
-                    });
-                if !is_excluded {
+                if !excluded(t.key.unwrap_or(t.coll)) {
                     f(t);
                 }
             });
@@ -1562,26 +1667,27 @@ impl<'r> Transaction<'r> {
     /// Calls `f` with each value of `var` (a collection's selected items, or a scalar).
     fn resolve_each<'a>(&'a self, var: &'a Variable, src: Source, f: &mut impl FnMut(Target<'a>)) {
         let name = var.name.as_str();
-        let scalar = |value: Cow<'a, [u8]>| Target {
+        let scalar = |value: Cow<'a, [u8]>, stable: bool| Target {
             coll: name,
             key: None,
             value,
             count: false,
+            stable,
         };
         let (coll, names) = match src {
             Source::Coll(c, names) => (c, names),
-            Source::MatchedVar => return f(scalar(Cow::Borrowed(&self.matched_var.1))),
+            Source::MatchedVar => return f(scalar(Cow::Borrowed(&self.matched_var.1), false)),
             Source::MatchedVarName => {
-                return f(scalar(Cow::Borrowed(self.matched_var.0.as_bytes())))
+                return f(scalar(Cow::Borrowed(self.matched_var.0.as_bytes()), false))
             }
             Source::ArgsCombinedSize => {
                 let mut n = 0;
                 self.for_each_item(Coll::Args, |k, v| n += k.len() + v.len());
-                return f(scalar(Cow::Owned(n.to_string().into_bytes())));
+                return f(scalar(Cow::Owned(n.to_string().into_bytes()), false));
             }
             Source::Scalar => {
                 if let Some(v) = self.scalars.get(name) {
-                    f(scalar(Cow::Borrowed(v)));
+                    f(scalar(Cow::Borrowed(v), true));
                 }
                 return;
             }
@@ -1600,6 +1706,7 @@ impl<'r> Transaction<'r> {
                         key: Some(k),
                         value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
                         count: false,
+                        stable: false,
                     });
                 }
                 return;
@@ -1609,6 +1716,7 @@ impl<'r> Transaction<'r> {
             Some(Selector::Regex(re)) => Some(self.key_matcher(re)),
             _ => None,
         };
+        let stable = !matches!(coll, Coll::Tx | Coll::MatchedVars);
         self.for_each_item(coll, |k, v| {
             let selected = match (&var.selector, &matcher) {
                 (None, _) => true,
@@ -1622,6 +1730,7 @@ impl<'r> Transaction<'r> {
                     key: Some(k),
                     value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
                     count: false,
+                    stable,
                 });
             }
         });
