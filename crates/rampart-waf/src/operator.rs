@@ -42,6 +42,8 @@ pub struct CompiledOperator {
     pub negated: bool,
     /// The raw argument, for run-time macro expansion of string/number operators.
     pub argument: String,
+    /// The argument as a number when it holds no macro (`@lt 2`), read once.
+    number: Option<i64>,
 }
 
 /// The outcome of one test, before negation.
@@ -301,6 +303,7 @@ impl CompiledOperator {
         Ok(CompiledOperator {
             kind,
             negated: op.negated,
+            number: (!op.argument.contains("%{")).then(|| num(op.argument.as_bytes())),
             argument: op.argument.clone(),
         })
     }
@@ -387,11 +390,11 @@ impl CompiledOperator {
             Kind::EndsWith => value.ends_with(arg),
             // `@within`: the value occurs inside the argument (e.g. an allowed-methods list).
             Kind::Within => !value.is_empty() && find(arg, value).is_some(),
-            Kind::Eq => num(value) == num(arg),
-            Kind::Ge => num(value) >= num(arg),
-            Kind::Gt => num(value) > num(arg),
-            Kind::Le => num(value) <= num(arg),
-            Kind::Lt => num(value) < num(arg),
+            Kind::Eq => num(value) == self.number.unwrap_or_else(|| num(arg)),
+            Kind::Ge => num(value) >= self.number.unwrap_or_else(|| num(arg)),
+            Kind::Gt => num(value) > self.number.unwrap_or_else(|| num(arg)),
+            Kind::Le => num(value) <= self.number.unwrap_or_else(|| num(arg)),
+            Kind::Lt => num(value) < self.number.unwrap_or_else(|| num(arg)),
             Kind::IpMatch(nets) => std::str::from_utf8(value)
                 .ok()
                 .and_then(|s| s.trim().parse::<IpAddr>().ok())
