@@ -308,6 +308,14 @@ impl CompiledOperator {
         })
     }
 
+    /// `arg` as a number, read at load time when it is the rule's own literal argument.
+    fn arg_number(&self, arg: &[u8]) -> i64 {
+        match self.number {
+            Some(n) if arg == self.argument.as_bytes() => n,
+            _ => num(arg),
+        }
+    }
+
     /// Test `value`; `arg` is the argument after macro expansion (for string operators).
     /// `data` and `captures` are filled only on a match.
     pub fn test(&self, value: &[u8], arg: &[u8]) -> OpMatch {
@@ -390,11 +398,11 @@ impl CompiledOperator {
             Kind::EndsWith => value.ends_with(arg),
             // `@within`: the value occurs inside the argument (e.g. an allowed-methods list).
             Kind::Within => !value.is_empty() && find(arg, value).is_some(),
-            Kind::Eq => num(value) == self.number.unwrap_or_else(|| num(arg)),
-            Kind::Ge => num(value) >= self.number.unwrap_or_else(|| num(arg)),
-            Kind::Gt => num(value) > self.number.unwrap_or_else(|| num(arg)),
-            Kind::Le => num(value) <= self.number.unwrap_or_else(|| num(arg)),
-            Kind::Lt => num(value) < self.number.unwrap_or_else(|| num(arg)),
+            Kind::Eq => num(value) == self.arg_number(arg),
+            Kind::Ge => num(value) >= self.arg_number(arg),
+            Kind::Gt => num(value) > self.arg_number(arg),
+            Kind::Le => num(value) <= self.arg_number(arg),
+            Kind::Lt => num(value) < self.arg_number(arg),
             Kind::IpMatch(nets) => std::str::from_utf8(value)
                 .ok()
                 .and_then(|s| s.trim().parse::<IpAddr>().ok())
