@@ -1,16 +1,39 @@
 # Shared by the benchmark scripts (sourced): wrk runs that print one result row.
 # Needs CONN, DUR and WORK set by the caller.
 
+# CPU time a process (all its threads) has used so far, in clock ticks; 0 without a pid.
+cpu_ticks() {
+  if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then
+    awk '{print $14 + $15}' "/proc/$1/stat"
+  else
+    echo 0
+  fi
+}
+
 # run NAME URL [extra wrk args]: a 2 s warm-up, then DUR seconds; prints
-# "NAME req/s p50 p99 notes" (notes: non-2xx responses and socket errors).
+# "NAME req/s p50 p99 cpu notes" (notes: non-2xx responses and socket errors).
+# cpu: CPU microseconds the process CPU_PID (the server under test, when set) spent per
+# request. On a shared VM, requests/s moves with the neighbours (steal time); CPU time per
+# request does not, so it is the steadier way to compare two servers.
 run() { # name url [extra wrk args]
   local name=$1 url=$2; shift 2
   wrk -t1 -c$CONN -d2s "$@" $url >/dev/null 2>&1 # warm-up
+  local t0 t1
+  t0=$(cpu_ticks "${CPU_PID:-}")
   wrk -t1 -c$CONN -d${DUR}s --latency "$@" $url > $WORK/$name.txt 2>&1
-  local rps p50 p99 errs
+  t1=$(cpu_ticks "${CPU_PID:-}")
+  local rps p50 p99 errs reqs cpu=-
   rps=$(awk '/Requests\/sec/ {print $2}' $WORK/$name.txt)
   p50=$(awk '$1=="50%" {print $2}' $WORK/$name.txt)
   p99=$(awk '$1=="99%" {print $2}' $WORK/$name.txt)
   errs=$(awk '/Non-2xx|Socket errors/' $WORK/$name.txt | tr '\n' ' ')
-  echo "$name $rps $p50 $p99 $errs"
+  reqs=$(awk '/requests in/ {print $1}' $WORK/$name.txt)
+  if [ -n "${CPU_PID:-}" ] && [ "${reqs:-0}" -gt 0 ]; then
+    cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="$reqs" \
+      'BEGIN{printf "%.1f", t * 1e6 / hz / n}')
+  fi
+  echo "$name $rps $p50 $p99 $cpu $errs"
 }
+
+# The worker process of a one-worker nginx started with pid file $1.
+nginx_worker() { pgrep -P "$(cat "$1")" | head -1; }

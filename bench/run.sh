@@ -133,60 +133,70 @@ YML
 nginx -c $WORK/up.conf -p $WORK -e $WORK/up.err
 nginx -c $WORK/px.conf -p $WORK -e $WORK/px.err
 $BIN serve --config $WORK/rampart.yaml > $WORK/rampart.log 2>&1 &
+RAMPART_PID=$!
 sleep 1.5
+UP_PID=$(nginx_worker $WORK/up.pid)
+PX_PID=$(nginx_worker $WORK/px.pid)
 
 table() { # rows from run(), printed under one header
-  printf "%-24s %12s %10s %10s  %s\n" target "req/s" p50 p99 notes
+  printf "%-24s %12s %10s %10s %11s  %s\n" target "req/s" p50 p99 "cpu µs/req" notes
   for r in "$@"; do
     set -- $r
-    local name=$1 rps=$2 p50=$3 p99=$4; shift 4
-    printf "%-24s %12s %10s %10s  %s\n" $name $rps $p50 $p99 "$*"
+    local name=$1 rps=$2 p50=$3 p99=$4 cpu=$5; shift 5
+    printf "%-24s %12s %10s %10s %11s  %s\n" $name $rps $p50 $p99 $cpu "$*"
   done
 }
+cpu() { echo "$1" | awk '{print $5}'; }
+# CPU per request of A relative to B as a throughput-like ratio: B's cost / A's cost.
+cpu_ratio() { awk -v a=$(cpu "$1") -v b=$(cpu "$2") 'BEGIN{printf "%.1f%%", b/a*100}'; }
 echo "wrk -t1 -c$CONN -d${DUR}s, GET with a 100-byte JSON response, one worker each"
-R_DIRECT=$(run direct http://127.0.0.1:$UP/item)
-R_NGINX=$(run nginx http://127.0.0.1:$PX/item)
-R_RAMPART=$(run rampart http://127.0.0.1:$RP/item)
+R_DIRECT=$(CPU_PID=$UP_PID run direct http://127.0.0.1:$UP/item)
+R_NGINX=$(CPU_PID=$PX_PID run nginx http://127.0.0.1:$PX/item)
+R_RAMPART=$(CPU_PID=$RAMPART_PID run rampart http://127.0.0.1:$RP/item)
 DIRECT=$(echo "$R_DIRECT" | awk '{print $2}')
-printf "%-10s %12s %10s %10s %10s  %s\n" target "req/s" p50 p99 "÷direct" notes
+printf "%-10s %12s %10s %10s %10s %11s  %s\n" target "req/s" p50 p99 "÷direct" "cpu µs/req" notes
 for r in "$R_DIRECT" "$R_NGINX" "$R_RAMPART"; do
   set -- $r
-  name=$1; rps=$2; p50=$3; p99=$4; shift 4
-  printf "%-10s %12s %10s %10s %9.1f%%  %s\n" $name $rps $p50 $p99 "$(awk -v a=$rps -v b=$DIRECT 'BEGIN{print a/b*100}')" "$*"
+  name=$1; rps=$2; p50=$3; p99=$4; c=$5; shift 5
+  printf "%-10s %12s %10s %10s %9.1f%% %11s  %s\n" $name $rps $p50 $p99 "$(awk -v a=$rps -v b=$DIRECT 'BEGIN{print a/b*100}')" $c "$*"
 done
 NGINX=$(echo "$R_NGINX" | awk '{print $2}')
 RAMPART=$(echo "$R_RAMPART" | awk '{print $2}')
 printf "rampart / nginx = %.1f%% (target >= 90%%)\n" "$(awk -v a=$RAMPART -v b=$NGINX 'BEGIN{print a/b*100}')"
+echo "by CPU per request: nginx cost / rampart cost = $(cpu_ratio "$R_RAMPART" "$R_NGINX")"
 
 ratio() { awk -v a=$1 -v b=$2 'BEGIN{printf "%.1f%%", a/b*100}'; }
 echo
 echo "HTTPS (same ECDSA P-256 certificate; TLS 1.3 by default; no session resumption)"
-T_NGINX_KA=$(run nginx-tls-keepalive https://localhost:$PXS/item)
-T_RAMPART_KA=$(run rampart-tls-keepalive https://localhost:$RPS/item)
-T_NGINX_HS=$(run nginx-tls-handshake https://localhost:$PXS/item -H "Connection: close")
-T_RAMPART_HS=$(run rampart-tls-handshake https://localhost:$RPS/item -H "Connection: close")
+T_NGINX_KA=$(CPU_PID=$PX_PID run nginx-tls-keepalive https://localhost:$PXS/item)
+T_RAMPART_KA=$(CPU_PID=$RAMPART_PID run rampart-tls-keepalive https://localhost:$RPS/item)
+T_NGINX_HS=$(CPU_PID=$PX_PID run nginx-tls-handshake https://localhost:$PXS/item -H "Connection: close")
+T_RAMPART_HS=$(CPU_PID=$RAMPART_PID run rampart-tls-handshake https://localhost:$RPS/item -H "Connection: close")
 table "$T_NGINX_KA" "$T_RAMPART_KA" "$T_NGINX_HS" "$T_RAMPART_HS"
 echo "keep-alive: rampart / nginx = $(ratio $(echo $T_RAMPART_KA | awk '{print $2}') $(echo $T_NGINX_KA | awk '{print $2}')) (target >= 90%)"
 echo "new handshakes: rampart / nginx = $(ratio $(echo $T_RAMPART_HS | awk '{print $2}') $(echo $T_NGINX_HS | awk '{print $2}')) (target >= 90%)"
+echo "by CPU per request: keep-alive $(cpu_ratio "$T_RAMPART_KA" "$T_NGINX_KA"), new handshakes $(cpu_ratio "$T_RAMPART_HS" "$T_NGINX_HS")"
 
 echo
 echo "Authentication (plain HTTP, same run): no auth vs API key vs RS256 JWT"
-A_NONE=$(run no-auth http://127.0.0.1:$RP/item)
-A_KEY=$(run api-key http://127.0.0.1:$RP/key -H "X-API-Key: $API_KEY")
-A_JWT=$(run jwt-rs256 http://127.0.0.1:$RP/jwt -H "Authorization: Bearer $JWT")
+A_NONE=$(CPU_PID=$RAMPART_PID run no-auth http://127.0.0.1:$RP/item)
+A_KEY=$(CPU_PID=$RAMPART_PID run api-key http://127.0.0.1:$RP/key -H "X-API-Key: $API_KEY")
+A_JWT=$(CPU_PID=$RAMPART_PID run jwt-rs256 http://127.0.0.1:$RP/jwt -H "Authorization: Bearer $JWT")
 # The same ~600-byte Authorization header on the unauthenticated route: how much of the JWT
 # route's cost is the bigger request rather than verification.
-A_NONE_H=$(run no-auth+jwt-header http://127.0.0.1:$RP/item -H "Authorization: Bearer $JWT")
+A_NONE_H=$(CPU_PID=$RAMPART_PID run no-auth+jwt-header http://127.0.0.1:$RP/item -H "Authorization: Bearer $JWT")
 table "$A_NONE" "$A_KEY" "$A_JWT" "$A_NONE_H"
 NONE=$(echo $A_NONE | awk '{print $2}')
 echo "api key / no auth = $(ratio $(echo $A_KEY | awk '{print $2}') $NONE) (target >= 90%)"
 echo "jwt rs256 / no auth = $(ratio $(echo $A_JWT | awk '{print $2}') $NONE) (target >= 90%)"
 echo "jwt rs256 / no auth with the same header = $(ratio $(echo $A_JWT | awk '{print $2}') $(echo $A_NONE_H | awk '{print $2}'))"
+echo "by CPU per request: api key $(cpu_ratio "$A_KEY" "$A_NONE"), jwt rs256 $(cpu_ratio "$A_JWT" "$A_NONE")"
 
 echo
 echo "Rate limiting (plain HTTP, same run; limits high enough that nothing is rejected)"
-L_NONE=$(run no-limit http://127.0.0.1:$RP/item)
-L_LOCAL=$(run local-limit http://127.0.0.1:$RP/limited)
-L_REDIS=$(run redis-limit http://127.0.0.1:$RP/limited-redis)
+L_NONE=$(CPU_PID=$RAMPART_PID run no-limit http://127.0.0.1:$RP/item)
+L_LOCAL=$(CPU_PID=$RAMPART_PID run local-limit http://127.0.0.1:$RP/limited)
+L_REDIS=$(CPU_PID=$RAMPART_PID run redis-limit http://127.0.0.1:$RP/limited-redis)
 table "$L_NONE" "$L_LOCAL" "$L_REDIS"
 echo "local limit / no limit = $(ratio $(echo $L_LOCAL | awk '{print $2}') $(echo $L_NONE | awk '{print $2}')) (target >= 95%)"
+echo "by CPU per request: local limit $(cpu_ratio "$L_LOCAL" "$L_NONE"), redis limit $(cpu_ratio "$L_REDIS" "$L_NONE")"

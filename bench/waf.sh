@@ -119,7 +119,9 @@ YML
 nginx -c $WORK/up.conf -p $WORK -e $WORK/up.err
 nginx -c $WORK/ms.conf -p $WORK -e $WORK/ms.err
 $BIN serve --config $WORK/rampart.yaml > $WORK/rampart.log 2>&1 &
+RAMPART_PID=$!
 sleep 2
+MS_PID=$(nginx_worker $WORK/ms.pid)
 
 SQLI='/item?id=1%20UNION%20SELECT%20password%20FROM%20users'
 ms_sqli=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: bench.example' "http://127.0.0.1:$MS$SQLI")
@@ -135,18 +137,18 @@ fi
 ratio() { awk -v a=$1 -v b=$2 'BEGIN{printf "%.1fx", a/b}'; }
 H=(-H "Host: bench.example" -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) bench" -H "Accept: application/json" -H "Accept-Language: en-GB,en;q=0.9")
 echo "wrk -t1 -c$CONN -d${DUR}s, one worker each, CRS v4 paranoia 1, blocking"
-G_MS=$(run modsec-get "http://127.0.0.1:$MS/api/items?page=2&sort=name" "${H[@]}")
-G_RP=$(run rampart-get "http://127.0.0.1:$RP/api/items?page=2&sort=name" "${H[@]}")
-P_MS=$(run modsec-post "http://127.0.0.1:$MS/orders" "${H[@]}" -s $WORK/post.lua)
-P_RP=$(run rampart-post "http://127.0.0.1:$RP/orders" "${H[@]}" -s $WORK/post.lua)
-S_MS=$(run modsec-sqli "http://127.0.0.1:$MS$SQLI" "${H[@]}")
-S_RP=$(run rampart-sqli "http://127.0.0.1:$RP$SQLI" "${H[@]}")
-N_RP=$(run rampart-no-waf "http://127.0.0.1:$RPN/api/items?page=2&sort=name" -H "Host: nowaf.bench" -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) bench" -H "Accept: application/json")
-printf "%-18s %12s %10s %10s  %s\n" target "req/s" p50 p99 notes
+G_MS=$(CPU_PID=$MS_PID run modsec-get "http://127.0.0.1:$MS/api/items?page=2&sort=name" "${H[@]}")
+G_RP=$(CPU_PID=$RAMPART_PID run rampart-get "http://127.0.0.1:$RP/api/items?page=2&sort=name" "${H[@]}")
+P_MS=$(CPU_PID=$MS_PID run modsec-post "http://127.0.0.1:$MS/orders" "${H[@]}" -s $WORK/post.lua)
+P_RP=$(CPU_PID=$RAMPART_PID run rampart-post "http://127.0.0.1:$RP/orders" "${H[@]}" -s $WORK/post.lua)
+S_MS=$(CPU_PID=$MS_PID run modsec-sqli "http://127.0.0.1:$MS$SQLI" "${H[@]}")
+S_RP=$(CPU_PID=$RAMPART_PID run rampart-sqli "http://127.0.0.1:$RP$SQLI" "${H[@]}")
+N_RP=$(CPU_PID=$RAMPART_PID run rampart-no-waf "http://127.0.0.1:$RPN/api/items?page=2&sort=name" -H "Host: nowaf.bench" -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) bench" -H "Accept: application/json")
+printf "%-18s %12s %10s %10s %11s  %s\n" target "req/s" p50 p99 "cpu µs/req" notes
 for r in "$G_MS" "$G_RP" "$P_MS" "$P_RP" "$S_MS" "$S_RP" "$N_RP"; do
   set -- $r
-  name=$1; rps=$2; p50=$3; p99=$4; shift 4
-  printf "%-18s %12s %10s %10s  %s\n" $name $rps $p50 $p99 "$*"
+  name=$1; rps=$2; p50=$3; p99=$4; c=$5; shift 5
+  printf "%-18s %12s %10s %10s %11s  %s\n" $name $rps $p50 $p99 $c "$*"
 done
 v() { echo "$1" | awk '{print $2}'; }
 echo "benign GET:  rampart / modsecurity = $(ratio $(v "$G_RP") $(v "$G_MS")) (target >= 3x)"
