@@ -178,19 +178,27 @@ echo "new handshakes: rampart / nginx = $(ratio $(echo $T_RAMPART_HS | awk '{pri
 echo "by CPU per request: keep-alive $(cpu_ratio "$T_RAMPART_KA" "$T_NGINX_KA"), new handshakes $(cpu_ratio "$T_RAMPART_HS" "$T_NGINX_HS")"
 
 echo
-echo "Authentication (plain HTTP, same run): no auth vs API key vs RS256 JWT"
-A_NONE=$(CPU_PID=$RAMPART_PID run no-auth http://127.0.0.1:$RP/item)
-A_KEY=$(CPU_PID=$RAMPART_PID run api-key http://127.0.0.1:$RP/key -H "X-API-Key: $API_KEY")
-A_JWT=$(CPU_PID=$RAMPART_PID run jwt-rs256 http://127.0.0.1:$RP/jwt -H "Authorization: Bearer $JWT")
+# The three routes differ by a few percent, less than one run's noise on a shared host:
+# ROUNDS interleaved rounds (no auth, API key, JWT, again...) and the medians are compared.
+ROUNDS=${ROUNDS:-3}
+echo "Authentication (plain HTTP, same run): no auth vs API key vs RS256 JWT, $ROUNDS interleaved rounds"
+A_ROWS=()
+for _ in $(seq $ROUNDS); do
+  A_ROWS+=("$(CPU_PID=$RAMPART_PID run no-auth http://127.0.0.1:$RP/item)")
+  A_ROWS+=("$(CPU_PID=$RAMPART_PID run api-key http://127.0.0.1:$RP/key -H "X-API-Key: $API_KEY")")
+  A_ROWS+=("$(CPU_PID=$RAMPART_PID run jwt-rs256 http://127.0.0.1:$RP/jwt -H "Authorization: Bearer $JWT")")
+done
 # The same ~600-byte Authorization header on the unauthenticated route: how much of the JWT
 # route's cost is the bigger request rather than verification.
 A_NONE_H=$(CPU_PID=$RAMPART_PID run no-auth+jwt-header http://127.0.0.1:$RP/item -H "Authorization: Bearer $JWT")
-table "$A_NONE" "$A_KEY" "$A_JWT" "$A_NONE_H"
-NONE=$(echo $A_NONE | awk '{print $2}')
-echo "api key / no auth = $(ratio $(echo $A_KEY | awk '{print $2}') $NONE) (target >= 90%)"
-echo "jwt rs256 / no auth = $(ratio $(echo $A_JWT | awk '{print $2}') $NONE) (target >= 90%)"
-echo "jwt rs256 / no auth with the same header = $(ratio $(echo $A_JWT | awk '{print $2}') $(echo $A_NONE_H | awk '{print $2}'))"
-echo "by CPU per request: api key $(cpu_ratio "$A_KEY" "$A_NONE"), jwt rs256 $(cpu_ratio "$A_JWT" "$A_NONE")"
+table "${A_ROWS[@]}" "$A_NONE_H"
+med() { # NAME FIELD: the median of FIELD over the rounds' rows named NAME
+  printf '%s\n' "${A_ROWS[@]}" | awk -v n=$1 -v f=$2 '$1==n {print $f}' | sort -g |
+    awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'
+}
+echo "medians: no auth $(med no-auth 2) req/s $(med no-auth 5) µs/req; api key $(med api-key 2) req/s $(med api-key 5) µs/req; jwt $(med jwt-rs256 2) req/s $(med jwt-rs256 5) µs/req"
+echo "api key / no auth = $(ratio $(med api-key 2) $(med no-auth 2)) by req/s, $(ratio $(med no-auth 5) $(med api-key 5)) by CPU (target >= 90%)"
+echo "jwt rs256 / no auth = $(ratio $(med jwt-rs256 2) $(med no-auth 2)) by req/s, $(ratio $(med no-auth 5) $(med jwt-rs256 5)) by CPU (target >= 90%)"
 
 echo
 echo "Rate limiting (plain HTTP, same run; limits high enough that nothing is rejected)"
