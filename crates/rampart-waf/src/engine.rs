@@ -1109,11 +1109,7 @@ impl<'r> Transaction<'r> {
             matched_var: Default::default(),
             matched_vars: Hits::default(),
             spare_hits: Hits::default(),
-            // Sized once: growing it rule by rule costs more than the transformations saved.
-            transform_cache: std::sync::Mutex::new(HashMap::with_capacity_and_hasher(
-                256,
-                Default::default(),
-            )),
+            transform_cache: Default::default(),
             scratch: Vec::new(),
             matched: Vec::new(),
             interruption: None,
@@ -1558,6 +1554,11 @@ impl<'r> Transaction<'r> {
             v = tr.apply_cow(v);
         }
         let out = (v.as_ref() != value).then(|| Arc::from(v.as_ref()));
+        if cache.capacity() == 0 {
+            // Sized once, on first use: growing it rule by rule costs more than the
+            // transformations saved.
+            cache.reserve(256);
+        }
         cache.insert(key, out.clone());
         out
     }
