@@ -37,3 +37,13 @@ run() { # name url [extra wrk args]
 
 # The worker process of a one-worker nginx started with pid file $1.
 nginx_worker() { pgrep -P "$(cat "$1")" | head -1; }
+
+# start_servers SECONDS NAME...: nginx with each $WORK/NAME.conf, then Rampart on
+# $WORK/rampart.yaml (sets RAMPART_PID); waits SECONDS for them to listen.
+start_servers() {
+  local wait=$1 c; shift
+  for c in "$@"; do nginx -c $WORK/$c.conf -p $WORK -e $WORK/$c.err; done
+  $BIN serve --config $WORK/rampart.yaml > $WORK/rampart.log 2>&1 &
+  RAMPART_PID=$!
+  sleep $wait
+}

@@ -130,11 +130,7 @@ server:
   threads: 1
 YML
 
-nginx -c $WORK/up.conf -p $WORK -e $WORK/up.err
-nginx -c $WORK/px.conf -p $WORK -e $WORK/px.err
-$BIN serve --config $WORK/rampart.yaml > $WORK/rampart.log 2>&1 &
-RAMPART_PID=$!
-sleep 1.5
+start_servers 1.5 up px
 UP_PID=$(nginx_worker $WORK/up.pid)
 PX_PID=$(nginx_worker $WORK/px.pid)
 

@@ -116,11 +116,7 @@ server:
   threads: 1
 YML
 
-nginx -c $WORK/up.conf -p $WORK -e $WORK/up.err
-nginx -c $WORK/ms.conf -p $WORK -e $WORK/ms.err
-$BIN serve --config $WORK/rampart.yaml > $WORK/rampart.log 2>&1 &
-RAMPART_PID=$!
-sleep 2
+start_servers 2 up ms
 MS_PID=$(nginx_worker $WORK/ms.pid)
 
 SQLI='/item?id=1%20UNION%20SELECT%20password%20FROM%20users'
