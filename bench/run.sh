@@ -12,11 +12,12 @@ for tool in wrk nginx; do
   command -v $tool >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
 done
 cargo build --release --quiet
+cargo build --release --quiet -p rampart-gateway --example bare_proxy
 BIN=target/release/rampart
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; [ -f $WORK/up.pid ] && kill $(cat $WORK/up.pid) 2>/dev/null; [ -f $WORK/px.pid ] && kill $(cat $WORK/px.pid) 2>/dev/null; rm -rf $WORK' EXIT
 
-UP=18090; PX=18091; RP=18092; ADM=18093; PXS=18094; RPS=18095
+UP=18090; PX=18091; RP=18092; ADM=18093; PXS=18094; RPS=18095; BP=18096; BPS=18097
 openssl genrsa -out $WORK/jwt-key.pem 2048 >/dev/null 2>&1
 openssl rsa -in $WORK/jwt-key.pem -pubout -out $WORK/jwt-pub.pem >/dev/null 2>&1
 API_KEY=rk_benchmark_key_0123456789abcdefghijklmnop
@@ -133,6 +134,11 @@ YML
 start_servers 1.5 up px
 UP_PID=$(nginx_worker $WORK/up.pid)
 PX_PID=$(nginx_worker $WORK/px.pid)
+# The data plane alone: Pingora with one fixed upstream and nothing of Rampart's.
+target/release/examples/bare_proxy 127.0.0.1:$BP 127.0.0.1:$UP 127.0.0.1:$BPS $WORK/cert.pem $WORK/key.pem \
+  > $WORK/bare.log 2>&1 &
+BARE_PID=$!
+sleep 0.5
 
 table() { # rows from run(), printed under one header
   printf "%-24s %12s %10s %10s %11s  %s\n" target "req/s" p50 p99 "cpu µs/req" notes
@@ -149,9 +155,10 @@ echo "wrk -t1 -c$CONN -d${DUR}s, GET with a 100-byte JSON response, one worker e
 R_DIRECT=$(CPU_PID=$UP_PID run direct http://127.0.0.1:$UP/item)
 R_NGINX=$(CPU_PID=$PX_PID run nginx http://127.0.0.1:$PX/item)
 R_RAMPART=$(CPU_PID=$RAMPART_PID run rampart http://127.0.0.1:$RP/item)
+R_BARE=$(CPU_PID=$BARE_PID run pingora-bare http://127.0.0.1:$BP/item)
 DIRECT=$(echo "$R_DIRECT" | awk '{print $2}')
 printf "%-10s %12s %10s %10s %10s %11s  %s\n" target "req/s" p50 p99 "÷direct" "cpu µs/req" notes
-for r in "$R_DIRECT" "$R_NGINX" "$R_RAMPART"; do
+for r in "$R_DIRECT" "$R_NGINX" "$R_RAMPART" "$R_BARE"; do
   set -- $r
   name=$1; rps=$2; p50=$3; p99=$4; c=$5; shift 5
   printf "%-10s %12s %10s %10s %9.1f%% %11s  %s\n" $name $rps $p50 $p99 "$(awk -v a=$rps -v b=$DIRECT 'BEGIN{print a/b*100}')" $c "$*"
@@ -160,6 +167,10 @@ NGINX=$(echo "$R_NGINX" | awk '{print $2}')
 RAMPART=$(echo "$R_RAMPART" | awk '{print $2}')
 printf "rampart / nginx = %.1f%% (target >= 90%%)\n" "$(awk -v a=$RAMPART -v b=$NGINX 'BEGIN{print a/b*100}')"
 echo "by CPU per request: nginx cost / rampart cost = $(cpu_ratio "$R_RAMPART" "$R_NGINX")"
+BARE=$(echo "$R_BARE" | awk '{print $2}')
+printf "bare pingora / nginx = %.1f%%; rampart / bare pingora = %.1f%% (by CPU: %s, %s)\n" \
+  "$(awk -v a=$BARE -v b=$NGINX 'BEGIN{print a/b*100}')" "$(awk -v a=$RAMPART -v b=$BARE 'BEGIN{print a/b*100}')" \
+  "$(cpu_ratio "$R_BARE" "$R_NGINX")" "$(cpu_ratio "$R_RAMPART" "$R_BARE")"
 
 ratio() { awk -v a=$1 -v b=$2 'BEGIN{printf "%.1f%%", a/b*100}'; }
 echo
@@ -168,10 +179,13 @@ T_NGINX_KA=$(CPU_PID=$PX_PID run nginx-tls-keepalive https://localhost:$PXS/item
 T_RAMPART_KA=$(CPU_PID=$RAMPART_PID run rampart-tls-keepalive https://localhost:$RPS/item)
 T_NGINX_HS=$(CPU_PID=$PX_PID run nginx-tls-handshake https://localhost:$PXS/item -H "Connection: close")
 T_RAMPART_HS=$(CPU_PID=$RAMPART_PID run rampart-tls-handshake https://localhost:$RPS/item -H "Connection: close")
-table "$T_NGINX_KA" "$T_RAMPART_KA" "$T_NGINX_HS" "$T_RAMPART_HS"
+T_BARE_KA=$(CPU_PID=$BARE_PID run bare-tls-keepalive https://localhost:$BPS/item)
+T_BARE_HS=$(CPU_PID=$BARE_PID run bare-tls-handshake https://localhost:$BPS/item -H "Connection: close")
+table "$T_NGINX_KA" "$T_RAMPART_KA" "$T_BARE_KA" "$T_NGINX_HS" "$T_RAMPART_HS" "$T_BARE_HS"
 echo "keep-alive: rampart / nginx = $(ratio $(echo $T_RAMPART_KA | awk '{print $2}') $(echo $T_NGINX_KA | awk '{print $2}')) (target >= 90%)"
 echo "new handshakes: rampart / nginx = $(ratio $(echo $T_RAMPART_HS | awk '{print $2}') $(echo $T_NGINX_HS | awk '{print $2}')) (target >= 90%)"
 echo "by CPU per request: keep-alive $(cpu_ratio "$T_RAMPART_KA" "$T_NGINX_KA"), new handshakes $(cpu_ratio "$T_RAMPART_HS" "$T_NGINX_HS")"
+echo "bare pingora / nginx: keep-alive $(ratio $(echo $T_BARE_KA | awk '{print $2}') $(echo $T_NGINX_KA | awk '{print $2}')), new handshakes $(ratio $(echo $T_BARE_HS | awk '{print $2}') $(echo $T_NGINX_HS | awk '{print $2}'))"
 
 echo
 # The three routes differ by a few percent, less than one run's noise on a shared host:
