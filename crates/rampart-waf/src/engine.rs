@@ -90,6 +90,8 @@ pub struct Ruleset {
     argument_separator: u8,
     /// Regex selectors (`ARGS:/^id_/`), compiled once at load, case-insensitive.
     selectors: HashMap<String, regex::Regex>,
+    /// The TX names the rules use, numbered.
+    tx_names: Arc<TxNames>,
 }
 
 /// The deepest JSON the recursive parser accepts, whatever the configuration says.
@@ -146,7 +148,7 @@ struct Template(Vec<Piece>);
 enum Piece {
     Lit(String),
     /// `%{tx.name}`, the name lower-cased.
-    Tx(String),
+    Tx(TxName),
     RuleId,
     RuleMsg,
     RuleSeverity,
@@ -195,7 +197,7 @@ impl Piece {
             None => (key.to_ascii_uppercase(), None),
         };
         match (coll.as_str(), sel) {
-            ("TX", Some(s)) => Piece::Tx(s.to_ascii_lowercase()),
+            ("TX", Some(s)) => Piece::Tx(TxName::new(s)),
             ("RULE", Some("id")) => Piece::RuleId,
             ("RULE", Some("msg")) => Piece::RuleMsg,
             ("RULE", Some("severity")) => Piece::RuleSeverity,
@@ -214,6 +216,214 @@ impl Piece {
             }
         }
     }
+}
+
+/// A TX variable name written in the rules, with its slot in [`TxStore`] once the ruleset
+/// is built.
+#[derive(Debug)]
+struct TxName {
+    name: String,
+    slot: u32,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+impl TxName {
+    fn new(name: &str) -> TxName {
+        TxName {
+            name: name.to_ascii_lowercase(),
+            slot: NO_SLOT,
+        }
+    }
+}
+
+/// Every TX name the rules spell out, numbered at load. `0`..`9` (captures) come first, so
+/// capture `n` is slot `n`.
+#[derive(Debug)]
+struct TxNames {
+    names: Vec<String>,
+    index: HashMap<String, u32, ahash::RandomState>,
+}
+
+impl TxNames {
+    fn new() -> TxNames {
+        let mut t = TxNames {
+            names: Vec::new(),
+            index: HashMap::default(),
+        };
+        for k in CAPTURE_KEYS {
+            t.intern(k);
+        }
+        t
+    }
+
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), i);
+        i
+    }
+
+    fn name(&mut self, n: &mut TxName) {
+        n.slot = self.intern(&n.name);
+    }
+
+    fn template(&mut self, t: &mut Template) {
+        for p in &mut t.0 {
+            if let Piece::Tx(n) = p {
+                self.name(n);
+            }
+        }
+    }
+
+    fn var_name(&mut self, v: &mut VarName) {
+        match v {
+            VarName::Tx(n) => self.name(n),
+            VarName::Dynamic(t) => self.template(t),
+        }
+    }
+
+    /// Numbers every TX name in rule `l` (one chain link).
+    fn rule(&mut self, l: &mut CompiledRule) {
+        for t in [&mut l.msg_t, &mut l.logdata_t, &mut l.op_macros]
+            .into_iter()
+            .flatten()
+        {
+            self.template(t);
+        }
+        for e in &mut l.effects {
+            match e {
+                Effect::SetVar { name, value, .. } => {
+                    self.var_name(name);
+                    self.template(value);
+                }
+                Effect::UnsetVar(name) => self.var_name(name),
+                Effect::Ctl(..) => {}
+            }
+        }
+        for v in &l.vars {
+            if let (true, Some(Selector::Key(k))) = (v.name == "TX", &v.selector) {
+                self.intern(k);
+            }
+        }
+    }
+}
+
+/// TX variables. The names the rules spell out have slots (numbered at load), so CRS's
+/// hundreds of reads and writes per request index a vector instead of hashing and
+/// allocating names; names made at run time (`tx.header_name_920450_%{tx.0}`) go to a map.
+struct TxStore {
+    names: Arc<TxNames>,
+    slots: Vec<Option<Vec<u8>>>,
+    /// Keys can come from requests (header names): a keyed hasher, not FNV.
+    dynamic: HashMap<String, Vec<u8>, ahash::RandomState>,
+}
+
+impl TxStore {
+    fn new(names: Arc<TxNames>) -> TxStore {
+        TxStore {
+            slots: vec![None; names.names.len()],
+            names,
+            dynamic: HashMap::with_hasher(ahash::RandomState::new()),
+        }
+    }
+
+    fn slot(&self, key: &str) -> Option<usize> {
+        self.names.index.get(key).map(|&i| i as usize)
+    }
+
+    fn get(&self, key: &str) -> Option<&[u8]> {
+        match self.slot(key) {
+            Some(i) => self.slots[i].as_deref(),
+            None => self.dynamic.get(key).map(Vec::as_slice),
+        }
+    }
+
+    fn get_name(&self, n: &TxName) -> Option<&[u8]> {
+        match n.slot {
+            NO_SLOT => self.get(&n.name),
+            i => self.slots[i as usize].as_deref(),
+        }
+    }
+
+    fn get_key_value(&self, key: &str) -> Option<(&str, &[u8])> {
+        match self.slot(key) {
+            Some(i) => self.slots[i]
+                .as_deref()
+                .map(|v| (self.names.names[i].as_str(), v)),
+            None => self
+                .dynamic
+                .get_key_value(key)
+                .map(|(k, v)| (k.as_str(), v.as_slice())),
+        }
+    }
+
+    fn set_slot(&mut self, i: usize, value: &[u8]) {
+        match &mut self.slots[i] {
+            Some(v) => {
+                v.clear();
+                v.extend_from_slice(value);
+            }
+            empty => *empty = Some(value.to_vec()),
+        }
+    }
+
+    fn set(&mut self, key: &TxKey<'_>, value: &[u8]) {
+        let name = match key {
+            TxKey::Slot(i) => return self.set_slot(*i as usize, value),
+            TxKey::Name(n) => n.as_ref(),
+        };
+        match self.slot(name) {
+            Some(i) => self.set_slot(i, value),
+            None => match self.dynamic.get_mut(name) {
+                Some(v) => {
+                    v.clear();
+                    v.extend_from_slice(value);
+                }
+                None => {
+                    self.dynamic.insert(name.to_string(), value.to_vec());
+                }
+            },
+        }
+    }
+
+    fn get_key(&self, key: &TxKey<'_>) -> Option<&[u8]> {
+        match key {
+            TxKey::Slot(i) => self.slots[*i as usize].as_deref(),
+            TxKey::Name(n) => self.get(n),
+        }
+    }
+
+    fn remove(&mut self, key: &TxKey<'_>) {
+        let name = match key {
+            TxKey::Slot(i) => return self.slots[*i as usize] = None,
+            TxKey::Name(n) => n.as_ref(),
+        };
+        match self.slot(name) {
+            Some(i) => self.slots[i] = None,
+            None => {
+                self.dynamic.remove(name);
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let names = &self.names.names;
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, v)| v.as_deref().map(|v| (names[i].as_str(), v)))
+            .chain(self.dynamic.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+    }
+}
+
+/// The TX variable a `setvar` writes: a slot, or a name made at run time.
+enum TxKey<'n> {
+    Slot(u32),
+    Name(Cow<'n, str>),
 }
 
 /// A non-disruptive action that changes the transaction, parsed once at load.
@@ -244,7 +454,7 @@ enum SetOp {
 #[derive(Debug)]
 enum VarName {
     /// A TX variable named by a literal: lower-cased, without `tx.`.
-    Tx(String),
+    Tx(TxName),
     /// A name built from macros: expanded, then checked for `tx.`, per evaluation.
     Dynamic(Template),
 }
@@ -269,7 +479,7 @@ impl Effect {
             }
             n.get(..3)
                 .filter(|p| p.eq_ignore_ascii_case("tx."))
-                .map(|_| VarName::Tx(n[3..].to_ascii_lowercase()))
+                .map(|_| VarName::Tx(TxName::new(&n[3..])))
         };
         if let Some(n) = v.strip_prefix('!') {
             return name(n).map(Effect::UnsetVar);
@@ -446,6 +656,7 @@ impl Ruleset {
             response_body_mime_types: vec!["text/plain".into(), "text/html".into()],
             argument_separator: b'&',
             selectors: HashMap::new(),
+            tx_names: Arc::new(TxNames::new()),
         };
         // SecRuleUpdateActionById comes after the rule it changes: gather the updates first
         // so each rule is compiled once, with its final actions.
@@ -746,6 +957,17 @@ impl Ruleset {
                 }
             }
         }
+        let mut names = TxNames::new();
+        for phase in rs.phases.iter_mut() {
+            for r in phase.iter_mut() {
+                let mut link = Some(r);
+                while let Some(l) = link {
+                    names.rule(l);
+                    link = l.chain.as_deref_mut();
+                }
+            }
+        }
+        rs.tx_names = Arc::new(names);
         Ok(rs)
     }
 
@@ -953,8 +1175,7 @@ pub struct Transaction<'r> {
     /// Collections by upper-case name: (key, value) in order.
     collections: Collections,
     scalars: HashMap<&'static str, Vec<u8>, BuildHasherDefault<Fnv>>,
-    /// Keys can come from requests (header names): a keyed hasher, not FNV.
-    tx: HashMap<String, Vec<u8>, ahash::RandomState>,
+    tx: TxStore,
     removed_ids: Vec<(u64, u64)>,
     removed_tags: Vec<String>,
     removed_targets: Vec<(u64, Variable)>,
@@ -1096,13 +1317,13 @@ impl<'r> Transaction<'r> {
 
     fn with_ruleset(rs: RulesetRef<'r>, client_ip: &str) -> Transaction<'r> {
         let mode = rs.mode;
+        let tx = TxStore::new(rs.tx_names.clone());
         let mut t = Transaction {
             rs,
             mode,
             collections: Collections::default(),
             scalars: HashMap::default(),
-            // CRS sets over a hundred TX variables per request: size once, no rehashing.
-            tx: HashMap::with_capacity_and_hasher(256, ahash::RandomState::new()),
+            tx,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
@@ -1461,7 +1682,8 @@ impl<'r> Transaction<'r> {
             // captures (ModSecurity v2).
             for i in 0..self.matched_vars.len {
                 for (n, c) in caps.get(i).into_iter().flatten().enumerate() {
-                    self.tx_set(CAPTURE_KEYS[n], c);
+                    // Captures are slots 0..=9 (`TxNames::new`).
+                    self.tx.set_slot(n, c);
                 }
                 let (name, value) = &self.matched_vars.items[i];
                 self.matched_var.0.clone_from(name);
@@ -1563,19 +1785,6 @@ impl<'r> Transaction<'r> {
         out
     }
 
-    /// Sets a TX variable, reusing its buffer when it exists.
-    fn tx_set(&mut self, key: &str, value: &[u8]) {
-        match self.tx.get_mut(key) {
-            Some(slot) => {
-                slot.clear();
-                slot.extend_from_slice(value);
-            }
-            None => {
-                self.tx.insert(key.to_string(), value.to_vec());
-            }
-        }
-    }
-
     /// Calls `f` with each value rule `r` inspects, in order, its exclusions (`!VAR:key`,
     /// `ctl:ruleRemoveTargetById`) applied. A visitor rather than a list: no allocation per
     /// rule.
@@ -1656,7 +1865,7 @@ impl<'r> Transaction<'r> {
                 each(&self.collections["ARGS_POST"]);
             }
             Coll::Tx => {
-                for (k, v) in &self.tx {
+                for (k, v) in self.tx.iter() {
                     f(k, v);
                 }
             }
@@ -1701,7 +1910,7 @@ impl<'r> Transaction<'r> {
         };
         if let (Coll::Tx, Some(Selector::Key(k))) = (coll, &var.selector) {
             if !k.bytes().any(|c| c.is_ascii_uppercase()) {
-                if let Some((k, v)) = self.tx.get_key_value(k.as_str()) {
+                if let Some((k, v)) = self.tx.get_key_value(k) {
                     f(Target {
                         coll: label,
                         key: Some(k),
@@ -1746,7 +1955,7 @@ impl<'r> Transaction<'r> {
             match p {
                 Piece::Lit(s) => out.extend_from_slice(s.as_bytes()),
                 Piece::Tx(k) => {
-                    if let Some(v) = self.tx.get(k.as_str()) {
+                    if let Some(v) = self.tx.get_name(k) {
                         out.extend_from_slice(v);
                     }
                 }
@@ -1780,16 +1989,17 @@ impl<'r> Transaction<'r> {
     }
 
     /// The TX key a `setvar` names, or `None` when it names another collection.
-    fn tx_key<'n>(&self, name: &'n VarName, r: &CompiledRule) -> Option<Cow<'n, str>> {
+    fn tx_key<'n>(&self, name: &'n VarName, r: &CompiledRule) -> Option<TxKey<'n>> {
         match name {
-            VarName::Tx(k) => Some(Cow::Borrowed(k)),
+            VarName::Tx(k) if k.slot != NO_SLOT => Some(TxKey::Slot(k.slot)),
+            VarName::Tx(k) => Some(TxKey::Name(Cow::Borrowed(&k.name))),
             VarName::Dynamic(t) => {
                 let mut out = Vec::new();
                 self.render(t, r, &mut out);
                 let n = String::from_utf8_lossy(&out);
                 n.get(..3)
                     .filter(|p| p.eq_ignore_ascii_case("tx."))
-                    .map(|_| Cow::Owned(n[3..].to_ascii_lowercase()))
+                    .map(|_| TxKey::Name(Cow::Owned(n[3..].to_ascii_lowercase())))
             }
         }
     }
@@ -1798,7 +2008,7 @@ impl<'r> Transaction<'r> {
         match e {
             Effect::UnsetVar(name) => {
                 if let Some(k) = self.tx_key(name, r) {
-                    self.tx.remove(k.as_ref());
+                    self.tx.remove(&k);
                 }
             }
             Effect::SetVar {
@@ -1821,7 +2031,7 @@ impl<'r> Transaction<'r> {
                             self.render(value, r, &mut buf);
                             number(&buf)
                         });
-                        let cur = self.tx.get(key.as_ref()).map_or(0, |v| number(v));
+                        let cur = self.tx.get_key(&key).map_or(0, number);
                         // Wrapping: scores come from rules and requests, and must not panic.
                         let new = match op {
                             SetOp::Add => cur.wrapping_add(n),
@@ -1832,7 +2042,7 @@ impl<'r> Transaction<'r> {
                         let _ = write!(buf, "{new}");
                     }
                 }
-                self.tx_set(&key, &buf);
+                self.tx.set(&key, &buf);
                 self.scratch = buf;
             }
             Effect::Ctl(k, val) => match k.as_str() {
@@ -1874,8 +2084,10 @@ impl<'r> Transaction<'r> {
     /// Sets a TX variable before the rules run (e.g. CRS's `blocking_paranoia_level`,
     /// which CRS only defaults when it is unset).
     pub fn set_tx(&mut self, name: &str, value: &str) {
-        self.tx
-            .insert(name.to_ascii_lowercase(), value.as_bytes().to_vec());
+        self.tx.set(
+            &TxKey::Name(Cow::Owned(name.to_ascii_lowercase())),
+            value.as_bytes(),
+        );
     }
 
     /// Skips the rules with ids in `from..=to` for this transaction.

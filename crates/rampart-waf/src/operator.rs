@@ -362,6 +362,12 @@ impl CompiledOperator {
                 if !want_captures {
                     return (true, Vec::new());
                 }
+                if re.captures_len() == 1 {
+                    // No groups: TX.0 is the match, which the DFA finds without the slower
+                    // capture engine (920450's `^.*$` runs on every header name).
+                    let m = re.find(value).map(|m| m.as_bytes().to_vec());
+                    return (true, m.into_iter().collect());
+                }
                 let caps = re
                     .captures(value)
                     .map(|c| {
