@@ -304,9 +304,10 @@ impl TxNames {
                 Effect::Ctl(..) => {}
             }
         }
-        for v in &l.vars {
-            if let (true, Some(Selector::Key(k))) = (v.name == "TX", &v.selector) {
-                self.intern(k);
+        // `TX:name` targets (CRS's paranoia-level gates, scores) read their slot directly.
+        for (v, src) in l.vars.iter().zip(l.sources.iter_mut()) {
+            if let (Source::Coll(Coll::Tx, false), Some(Selector::Key(k))) = (*src, &v.selector) {
+                *src = Source::TxSlot(self.intern(k));
             }
         }
     }
@@ -1278,6 +1279,8 @@ enum Source {
     MatchedVarName,
     ArgsCombinedSize,
     Scalar,
+    /// `TX:name` with the name's slot.
+    TxSlot(u32),
 }
 
 impl Source {
@@ -1894,6 +1897,18 @@ impl<'r> Transaction<'r> {
                 let mut n = 0;
                 self.for_each_item(Coll::Args, |k, v| n += k.len() + v.len());
                 return f(scalar(Cow::Owned(n.to_string().into_bytes()), false));
+            }
+            Source::TxSlot(i) => {
+                if let Some(v) = self.tx.slots[i as usize].as_deref() {
+                    f(Target {
+                        coll: name,
+                        key: Some(self.tx.names.names[i as usize].as_str()),
+                        value: Cow::Borrowed(v),
+                        count: false,
+                        stable: false,
+                    });
+                }
+                return;
             }
             Source::Scalar => {
                 if let Some(v) = self.scalars.get(name) {
