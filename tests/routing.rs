@@ -110,6 +110,8 @@ async fn request_id_and_forwarding_headers() {
         .header("X-Forwarded-Host", "evil.test")
         .header("X-Forwarded-Proto", "https")
         .header("X-Real-IP", "6.6.6.6")
+        .header("Forwarded", "for=6.6.6.6;proto=https")
+        .header("X-Client-Cert-Subject", "CN=admin")
         .send()
         .await
         .unwrap();
@@ -126,6 +128,8 @@ async fn request_id_and_forwarding_headers() {
     assert_eq!(h["x-forwarded-host"], "shop.test:8443");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert!(h.get("x-real-ip").is_none());
+    assert!(h.get("forwarded").is_none());
+    assert!(h.get("x-client-cert-subject").is_none());
 
     // An invalid id is replaced by a generated one, the same upstream and downstream.
     let r = c
