@@ -1175,7 +1175,7 @@ pub struct Transaction<'r> {
     mode: EngineMode,
     /// Collections by upper-case name: (key, value) in order.
     collections: Collections,
-    scalars: HashMap<&'static str, Vec<u8>, BuildHasherDefault<Fnv>>,
+    scalars: Scalars,
     tx: TxStore,
     removed_ids: Vec<(u64, u64)>,
     removed_tags: Vec<String>,
@@ -1239,29 +1239,6 @@ impl std::ops::Index<&str> for Collections {
     }
 }
 
-/// FNV-1a, for maps keyed by the engine's own static names (never request data, so there
-/// is no flooding concern): far cheaper than SipHash on short keys.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
 /// Where a rule variable's values come from, resolved from its name at load time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Coll {
@@ -1271,6 +1248,56 @@ enum Coll {
     MatchedVars,
 }
 
+/// The single-valued variables the engine sets. Each has a fixed index, so a rule reading
+/// one (`REQUEST_FILENAME`, `QUERY_STRING`...) indexes an array instead of hashing the name.
+macro_rules! scalars {
+    ($($name:ident),* $(,)?) => {
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[derive(Debug, Clone, Copy)]
+        enum Sc { $($name),* }
+        const SCALAR_NAMES: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+scalars!(
+    FILES_COMBINED_SIZE,
+    FULL_REQUEST_LENGTH,
+    INBOUND_DATA_ERROR,
+    MULTIPART_STRICT_ERROR,
+    QUERY_STRING,
+    REMOTE_ADDR,
+    REQBODY_ERROR,
+    REQBODY_ERROR_MSG,
+    REQBODY_PROCESSOR,
+    REQUEST_BASENAME,
+    REQUEST_BODY,
+    REQUEST_BODY_LENGTH,
+    REQUEST_FILENAME,
+    REQUEST_LINE,
+    REQUEST_METHOD,
+    REQUEST_PROTOCOL,
+    REQUEST_URI,
+    REQUEST_URI_RAW,
+    RESPONSE_BODY,
+    RESPONSE_CONTENT_LENGTH,
+    RESPONSE_CONTENT_TYPE,
+    RESPONSE_PROTOCOL,
+    RESPONSE_STATUS,
+    STATUS,
+);
+
+#[derive(Default)]
+struct Scalars([Option<Vec<u8>>; SCALAR_NAMES.len()]);
+
+impl Scalars {
+    fn insert(&mut self, name: Sc, value: Vec<u8>) {
+        self.0[name as usize] = Some(value);
+    }
+
+    fn get(&self, i: u8) -> Option<&Vec<u8>> {
+        self.0.get(usize::from(i)).and_then(Option::as_ref)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     /// A collection; `true` for its `_NAMES` (the keys as values).
@@ -1278,7 +1305,9 @@ enum Source {
     MatchedVar,
     MatchedVarName,
     ArgsCombinedSize,
-    Scalar,
+    /// A single-valued variable: its index in [`SCALAR_NAMES`] (`u8::MAX`: one this engine
+    /// never sets).
+    Scalar(u8),
     /// `TX:name` with the name's slot.
     TxSlot(u32),
 }
@@ -1301,7 +1330,12 @@ impl Source {
             "MATCHED_VAR" => Source::MatchedVar,
             "MATCHED_VAR_NAME" => Source::MatchedVarName,
             "ARGS_COMBINED_SIZE" => Source::ArgsCombinedSize,
-            _ => Source::Scalar,
+            _ => Source::Scalar(
+                SCALAR_NAMES
+                    .iter()
+                    .position(|n| *n == name)
+                    .map_or(u8::MAX, |i| i as u8),
+            ),
         }
     }
 }
@@ -1325,7 +1359,7 @@ impl<'r> Transaction<'r> {
             rs,
             mode,
             collections: Collections::default(),
-            scalars: HashMap::default(),
+            scalars: Scalars::default(),
             tx,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
@@ -1340,7 +1374,7 @@ impl<'r> Transaction<'r> {
             allowed: false,
         };
         t.scalars
-            .insert("REMOTE_ADDR", client_ip.as_bytes().to_vec());
+            .insert(Sc::REMOTE_ADDR, client_ip.as_bytes().to_vec());
         t
     }
 
@@ -1363,15 +1397,15 @@ impl<'r> Transaction<'r> {
             .unwrap_or(&[])
             .to_vec();
         let s = &mut self.scalars;
-        s.insert("REQUEST_METHOD", method.as_bytes().to_vec());
-        s.insert("REQUEST_PROTOCOL", protocol.as_bytes().to_vec());
-        s.insert("REQUEST_URI", uri.as_bytes().to_vec());
-        s.insert("REQUEST_URI_RAW", uri.as_bytes().to_vec());
-        s.insert("REQUEST_FILENAME", decoded_path);
-        s.insert("REQUEST_BASENAME", basename);
-        s.insert("QUERY_STRING", query.unwrap_or("").as_bytes().to_vec());
+        s.insert(Sc::REQUEST_METHOD, method.as_bytes().to_vec());
+        s.insert(Sc::REQUEST_PROTOCOL, protocol.as_bytes().to_vec());
+        s.insert(Sc::REQUEST_URI, uri.as_bytes().to_vec());
+        s.insert(Sc::REQUEST_URI_RAW, uri.as_bytes().to_vec());
+        s.insert(Sc::REQUEST_FILENAME, decoded_path);
+        s.insert(Sc::REQUEST_BASENAME, basename);
+        s.insert(Sc::QUERY_STRING, query.unwrap_or("").as_bytes().to_vec());
         s.insert(
-            "REQUEST_LINE",
+            Sc::REQUEST_LINE,
             format!("{method} {uri} {protocol}").into_bytes(),
         );
         let mut full = format!("{method} {uri} {protocol}").len();
@@ -1387,7 +1421,7 @@ impl<'r> Transaction<'r> {
             self.push("REQUEST_HEADERS", k, v.clone());
         }
         self.scalars
-            .insert("FULL_REQUEST_LENGTH", full.to_string().into_bytes());
+            .insert(Sc::FULL_REQUEST_LENGTH, full.to_string().into_bytes());
         if let Some(q) = query {
             // Beyond the limit query arguments are dropped (ModSecurity v3), so a long
             // query string cannot multiply the work of every ARGS rule.
@@ -1402,7 +1436,7 @@ impl<'r> Transaction<'r> {
         // Beyond SecRequestBodyLimit: 413 (Reject), or only the first part is inspected
         // (ProcessPartial), flagged as INBOUND_DATA_ERROR for the rules to act on.
         let body = if body.len() > self.rs.request_body_limit {
-            self.scalars.insert("INBOUND_DATA_ERROR", b"1".to_vec());
+            self.scalars.insert(Sc::INBOUND_DATA_ERROR, b"1".to_vec());
             if self.rs.request_body_limit_reject
                 && self.mode == EngineMode::On
                 && self.interruption.is_none()
@@ -1417,9 +1451,9 @@ impl<'r> Transaction<'r> {
         } else {
             body
         };
-        self.scalars.insert("REQUEST_BODY", body.to_vec());
+        self.scalars.insert(Sc::REQUEST_BODY, body.to_vec());
         self.scalars
-            .insert("REQUEST_BODY_LENGTH", body.len().to_string().into_bytes());
+            .insert(Sc::REQUEST_BODY_LENGTH, body.len().to_string().into_bytes());
         let ct = self
             .collections
             .get("REQUEST_HEADERS")
@@ -1431,7 +1465,7 @@ impl<'r> Transaction<'r> {
             .unwrap_or_default();
         if ct.starts_with("application/x-www-form-urlencoded") {
             self.scalars
-                .insert("REQBODY_PROCESSOR", b"URLENCODED".to_vec());
+                .insert(Sc::REQBODY_PROCESSOR, b"URLENCODED".to_vec());
             self.collections.insert(
                 "ARGS_POST",
                 parse_urlencoded(body, self.rs.argument_separator),
@@ -1439,7 +1473,7 @@ impl<'r> Transaction<'r> {
             self.limit_body_args();
         } else if ct.starts_with("multipart/form-data") {
             self.scalars
-                .insert("REQBODY_PROCESSOR", b"MULTIPART".to_vec());
+                .insert(Sc::REQBODY_PROCESSOR, b"MULTIPART".to_vec());
             // The boundary is case-sensitive: take it from the header as sent.
             let raw_ct = self
                 .collections
@@ -1472,13 +1506,14 @@ impl<'r> Transaction<'r> {
                         }
                     }
                     self.scalars
-                        .insert("FILES_COMBINED_SIZE", total.to_string().into_bytes());
+                        .insert(Sc::FILES_COMBINED_SIZE, total.to_string().into_bytes());
                 }
                 None => {
-                    self.scalars.insert("REQBODY_ERROR", b"1".to_vec());
+                    self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
                     self.scalars
-                        .insert("REQBODY_ERROR_MSG", b"Multipart parsing error".to_vec());
-                    self.scalars.insert("MULTIPART_STRICT_ERROR", b"1".to_vec());
+                        .insert(Sc::REQBODY_ERROR_MSG, b"Multipart parsing error".to_vec());
+                    self.scalars
+                        .insert(Sc::MULTIPART_STRICT_ERROR, b"1".to_vec());
                 }
             }
             // Only plain fields count as arguments, as in ModSecurity.
@@ -1488,34 +1523,34 @@ impl<'r> Transaction<'r> {
             || ct.starts_with("application/soap+xml")
         {
             // The types ModSecurity's recommended rule 200000 sends to the XML processor.
-            self.scalars.insert("REQBODY_PROCESSOR", b"XML".to_vec());
+            self.scalars.insert(Sc::REQBODY_PROCESSOR, b"XML".to_vec());
             match crate::xml::parse(body) {
                 Ok(x) => {
                     // ModSecurity v2 keeps REQUEST_BODY for the URL-encoded processor only:
                     // an XML document is judged by its values, not its element names.
-                    self.scalars.insert("REQUEST_BODY", Vec::new());
+                    self.scalars.insert(Sc::REQUEST_BODY, Vec::new());
                     let items = self.collections.get_mut("XML").expect("collection");
                     items.push(("/*".into(), x.text));
                     items.extend(x.attributes.into_iter().map(|v| ("//@*".to_string(), v)));
                 }
                 Err(e) => {
-                    self.scalars.insert("REQBODY_ERROR", b"1".to_vec());
+                    self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
                     self.scalars.insert(
-                        "REQBODY_ERROR_MSG",
+                        Sc::REQBODY_ERROR_MSG,
                         format!("XML parsing error: {e}").into_bytes(),
                     );
                 }
             }
         } else if ct.contains("json") {
-            self.scalars.insert("REQBODY_PROCESSOR", b"JSON".to_vec());
+            self.scalars.insert(Sc::REQBODY_PROCESSOR, b"JSON".to_vec());
             match serde_free_json(body, self.rs.json_depth_limit) {
                 Ok(args) => {
                     self.collections.insert("ARGS_POST", args);
                     self.limit_body_args();
                 }
                 Err(e) => {
-                    self.scalars.insert("REQBODY_ERROR", b"1".to_vec());
-                    self.scalars.insert("REQBODY_ERROR_MSG", e.into_bytes());
+                    self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
+                    self.scalars.insert(Sc::REQBODY_ERROR_MSG, e.into_bytes());
                 }
             }
         }
@@ -1531,9 +1566,9 @@ impl<'r> Transaction<'r> {
         let post = self.collections.get_mut("ARGS_POST").expect("collection");
         if post.len() > room {
             post.truncate(room);
-            self.scalars.insert("REQBODY_ERROR", b"1".to_vec());
+            self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
             self.scalars.insert(
-                "REQBODY_ERROR_MSG",
+                Sc::REQBODY_ERROR_MSG,
                 b"Request body has more arguments than SecArgumentsLimit".to_vec(),
             );
         }
@@ -1548,16 +1583,16 @@ impl<'r> Transaction<'r> {
     /// The response status line and headers (phase 3 input).
     pub fn response_headers(&mut self, status: u16, protocol: &str, headers: &[(String, Vec<u8>)]) {
         self.scalars
-            .insert("RESPONSE_STATUS", status.to_string().into_bytes());
+            .insert(Sc::RESPONSE_STATUS, status.to_string().into_bytes());
         self.scalars
-            .insert("STATUS", status.to_string().into_bytes());
+            .insert(Sc::STATUS, status.to_string().into_bytes());
         self.scalars
-            .insert("RESPONSE_PROTOCOL", protocol.as_bytes().to_vec());
+            .insert(Sc::RESPONSE_PROTOCOL, protocol.as_bytes().to_vec());
         for (k, v) in headers {
             if k.eq_ignore_ascii_case("content-type") {
-                self.scalars.insert("RESPONSE_CONTENT_TYPE", v.clone());
+                self.scalars.insert(Sc::RESPONSE_CONTENT_TYPE, v.clone());
             } else if k.eq_ignore_ascii_case("content-length") {
-                self.scalars.insert("RESPONSE_CONTENT_LENGTH", v.clone());
+                self.scalars.insert(Sc::RESPONSE_CONTENT_LENGTH, v.clone());
             }
         }
         self.collections
@@ -1566,9 +1601,9 @@ impl<'r> Transaction<'r> {
 
     /// The response body, or the part of it within the inspection limit (phase 4 input).
     pub fn response_body(&mut self, body: &[u8]) {
-        self.scalars.insert("RESPONSE_BODY", body.to_vec());
+        self.scalars.insert(Sc::RESPONSE_BODY, body.to_vec());
         self.scalars.insert(
-            "RESPONSE_CONTENT_LENGTH",
+            Sc::RESPONSE_CONTENT_LENGTH,
             body.len().to_string().into_bytes(),
         );
     }
@@ -1910,8 +1945,8 @@ impl<'r> Transaction<'r> {
                 }
                 return;
             }
-            Source::Scalar => {
-                if let Some(v) = self.scalars.get(name) {
+            Source::Scalar(i) => {
+                if let Some(v) = self.scalars.get(i) {
                     f(scalar(Cow::Borrowed(v), true));
                 }
                 return;
