@@ -1118,7 +1118,36 @@ impl Hits {
     }
 }
 
-type TransformCache = HashMap<(usize, usize, u32), Option<Arc<[u8]>>, BuildHasherDefault<WordHash>>;
+type TransformCache = HashMap<(usize, usize, u32), Option<Box<[u8]>>, BuildHasherDefault<WordHash>>;
+
+/// `value` after rule `r`'s transformations, `None` when they leave it as it is. CRS runs
+/// the same few chains (`t:urlDecodeUni,t:htmlEntityDecode,...`) over the same values rule
+/// after rule: each (value, chain) is computed once per phase.
+fn transformed<'c>(
+    cache: &'c mut TransformCache,
+    value: &[u8],
+    r: &CompiledRule,
+) -> Option<&'c [u8]> {
+    let key = (value.as_ptr() as usize, value.len(), r.chain_id);
+    if cache.capacity() == 0 {
+        // Sized once, on first use: growing it rule by rule costs more than the
+        // transformations saved.
+        cache.reserve(256);
+    }
+    cache
+        .entry(key)
+        .or_insert_with(|| {
+            let mut v = Cow::Borrowed(value);
+            for tr in &r.transforms {
+                v = tr.apply_cow(v);
+            }
+            match v {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(o) => (o != value).then(|| o.into_boxed_slice()),
+            }
+        })
+        .as_deref()
+}
 
 /// A hasher for keys made of machine words that requests do not choose (addresses, ids).
 #[derive(Default)]
@@ -1744,6 +1773,13 @@ impl<'r> Transaction<'r> {
         let mut hits = std::mem::take(&mut self.spare_hits);
         hits.len = 0;
         let mut all_caps = Vec::new();
+        // Short chains cost less to run than to look up (measured: 4 and more pays). The
+        // lock is taken once per rule, never contended: it only makes the transaction Sync.
+        let mut cache = (r.transforms.len() >= 4).then(|| {
+            self.transform_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        });
         {
             let arg: Cow<'_, [u8]> = match &r.op_macros {
                 Some(t) => {
@@ -1761,20 +1797,10 @@ impl<'r> Transaction<'r> {
                     count,
                     stable,
                 } = t;
-                let shared: Arc<[u8]>;
                 let own: Cow<'_, [u8]>;
-                let v: &[u8] = match value {
-                    // Short chains cost less to run than to look up (measured: 4 and more pays).
-                    Cow::Borrowed(b) if stable && r.transforms.len() >= 4 => {
-                        match self.transformed(b, r) {
-                            Some(x) => {
-                                shared = x;
-                                &shared
-                            }
-                            None => b,
-                        }
-                    }
-                    mut value => {
+                let v: &[u8] = match (value, cache.as_deref_mut()) {
+                    (Cow::Borrowed(b), Some(c)) if stable => transformed(c, b, r).unwrap_or(b),
+                    (mut value, _) => {
                         for tr in &r.transforms {
                             value = tr.apply_cow(value);
                         }
@@ -1791,36 +1817,10 @@ impl<'r> Transaction<'r> {
                 }
             });
         }
+        drop(cache);
         // The previous MATCHED_VARS become the spare buffer: its allocation is reused.
         self.spare_hits = std::mem::replace(&mut self.matched_vars, hits);
         all_caps
-    }
-
-    /// `value` after rule `r`'s transformations, `None` when they leave it as it is. CRS
-    /// runs the same few chains (`t:urlDecodeUni,t:htmlEntityDecode,...`) over the same
-    /// values rule after rule: each (value, chain) is computed once per phase.
-    fn transformed(&self, value: &[u8], r: &CompiledRule) -> Option<Arc<[u8]>> {
-        let key = (value.as_ptr() as usize, value.len(), r.chain_id);
-        // Never contended: the lock only makes the transaction shareable across threads.
-        let mut cache = self
-            .transform_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(hit) = cache.get(&key) {
-            return hit.clone();
-        }
-        let mut v = Cow::Borrowed(value);
-        for tr in &r.transforms {
-            v = tr.apply_cow(v);
-        }
-        let out = (v.as_ref() != value).then(|| Arc::from(v.as_ref()));
-        if cache.capacity() == 0 {
-            // Sized once, on first use: growing it rule by rule costs more than the
-            // transformations saved.
-            cache.reserve(256);
-        }
-        cache.insert(key, out.clone());
-        out
     }
 
     /// Calls `f` with each value rule `r` inspects, in order, its exclusions (`!VAR:key`,
