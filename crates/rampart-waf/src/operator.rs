@@ -316,6 +316,17 @@ impl CompiledOperator {
         }
     }
 
+    /// For libinjection's detectors (pure functions of the value, and the costliest
+    /// operators CRS runs): 0 for detectSQLi, 1 for detectXSS, so that the engine can
+    /// remember their answers within a request.
+    pub fn detector(&self) -> Option<usize> {
+        match self.kind {
+            Kind::DetectSqli => Some(0),
+            Kind::DetectXss => Some(1),
+            _ => None,
+        }
+    }
+
     /// Test `value`; `arg` is the argument after macro expansion (for string operators).
     /// `data` and `captures` are filled only on a match.
     pub fn test(&self, value: &[u8], arg: &[u8]) -> OpMatch {
