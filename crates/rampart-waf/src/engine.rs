@@ -52,8 +52,11 @@ struct CompiledRule {
     skip_after: Option<String>,
     /// Where `skip_after` lands in the rule's phase, resolved once the ruleset is built.
     skip_to: Option<usize>,
-    /// `vars[i]`'s source, filled in once the ruleset is built.
-    sources: Vec<Source>,
+    /// What evaluating `vars[i]` needs, filled in once the ruleset is built.
+    sources: Vec<Plan>,
+    /// Whether any of `exclusions` is non-empty: most rules have none, and the loop then
+    /// need not read them.
+    has_exclusions: bool,
     /// The transformation chain's number (equal chains, equal numbers), for caching.
     chain_id: u32,
     /// For `vars[i]`, the exclusions (`!VAR:key`, as indexes into `vars`) that apply to
@@ -305,9 +308,11 @@ impl TxNames {
             }
         }
         // `TX:name` targets (CRS's paranoia-level gates, scores) read their slot directly.
-        for (v, src) in l.vars.iter().zip(l.sources.iter_mut()) {
-            if let (Source::Coll(Coll::Tx, false), Some(Selector::Key(k))) = (*src, &v.selector) {
-                *src = Source::TxSlot(self.intern(k));
+        for (v, p) in l.vars.iter().zip(l.sources.iter_mut()) {
+            if let (Source::Coll(Coll::Tx, false), Some(Selector::Key(k))) = (p.src, &v.selector) {
+                p.src = Source::TxSlot(self.intern(k));
+                // The slot is the selection.
+                p.keyed = false;
             }
         }
     }
@@ -534,6 +539,7 @@ fn compile_rule(
         skip_after: None,
         skip_to: None,
         sources: Vec::new(),
+        has_exclusions: false,
         chain_id: 0,
         exclusions: Vec::new(),
         op_macros: op
@@ -934,7 +940,7 @@ impl Ruleset {
                     .and_then(|m| rs.markers.get(&(p, m.clone())).copied());
                 let mut link = Some(r);
                 while let Some(l) = link {
-                    l.sources = l.vars.iter().map(|v| Source::of(&v.name)).collect();
+                    l.sources = l.vars.iter().map(Plan::of).collect();
                     let next = chains.len() as u32;
                     l.chain_id = *chains.entry(l.transforms.clone()).or_insert(next);
                     l.exclusions = l
@@ -948,6 +954,7 @@ impl Ruleset {
                                 .collect()
                         })
                         .collect();
+                    l.has_exclusions = l.exclusions.iter().any(|e| !e.is_empty());
                     for v in l.vars.iter_mut() {
                         // TX keys are stored lower-case: this makes `TX:KEY` a map lookup.
                         if let (true, Some(Selector::Key(k))) = (v.name == "TX", &mut v.selector) {
@@ -1350,7 +1357,48 @@ enum Source {
     TxSlot(u32),
 }
 
+/// What the rule loop needs of a variable, resolved at load and kept in one small array per
+/// rule.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    src: Source,
+    exclude: bool,
+    count: bool,
+    /// Has a selector (`:key`, `:/regex/`) to apply.
+    keyed: bool,
+}
+
+impl Plan {
+    fn of(v: &Variable) -> Plan {
+        Plan::with(v, Source::of(&v.name))
+    }
+
+    fn with(v: &Variable, src: Source) -> Plan {
+        Plan {
+            src,
+            exclude: v.exclude,
+            count: v.count,
+            keyed: v.selector.is_some(),
+        }
+    }
+}
+
 impl Source {
+    /// The variable's name as reported (`ARGS` for `ARGS_NAMES`), from the binary's own
+    /// strings: no read of the rule's data.
+    fn static_name(self) -> Option<&'static str> {
+        Some(match self {
+            Source::Coll(Coll::Fixed(i), _) => COLLECTIONS[i],
+            Source::Coll(Coll::Args, _) => "ARGS",
+            Source::Coll(Coll::Tx, _) | Source::TxSlot(_) => "TX",
+            Source::Coll(Coll::MatchedVars, _) => "MATCHED_VARS",
+            Source::MatchedVar => "MATCHED_VAR",
+            Source::MatchedVarName => "MATCHED_VAR_NAME",
+            Source::ArgsCombinedSize => "ARGS_COMBINED_SIZE",
+            Source::Scalar(i) => return SCALAR_NAMES.get(usize::from(i)).copied(),
+        })
+    }
+
     fn of(name: &str) -> Source {
         let coll = |n: &str| match n {
             "ARGS" => Some(Coll::Args),
@@ -1862,11 +1910,13 @@ impl<'r> Transaction<'r> {
                 .map(|(_, v)| v)
         };
         let any_removed = !self.removed_targets.is_empty() && removed().next().is_some();
+        // Only `sources` is read per variable; a `Variable` itself (a separate heap block,
+        // often out of the cache in a busy proxy) only when it has a selector.
         for (i, (var, src)) in r.vars.iter().zip(&r.sources).enumerate() {
-            if var.exclude {
+            if src.exclude {
                 continue;
             }
-            if var.count {
+            if src.count {
                 let mut n = 0;
                 self.resolve_each(var, *src, &mut |_| n += 1);
                 f(Target {
@@ -1878,7 +1928,11 @@ impl<'r> Transaction<'r> {
                 });
                 continue;
             }
-            let own = r.exclusions.get(i).map_or(&[][..], Vec::as_slice);
+            let own = if r.has_exclusions {
+                r.exclusions.get(i).map_or(&[][..], Vec::as_slice)
+            } else {
+                &[]
+            };
             if own.is_empty() && !any_removed {
                 self.resolve_each(var, *src, &mut f);
                 continue;
@@ -1940,8 +1994,14 @@ impl<'r> Transaction<'r> {
     }
 
     /// Calls `f` with each value of `var` (a collection's selected items, or a scalar).
-    fn resolve_each<'a>(&'a self, var: &'a Variable, src: Source, f: &mut impl FnMut(Target<'a>)) {
-        let name = var.name.as_str();
+    fn resolve_each<'a>(&'a self, var: &'a Variable, plan: Plan, f: &mut impl FnMut(Target<'a>)) {
+        let src = plan.src;
+        let name = src.static_name().unwrap_or_else(|| var.name.as_str());
+        let selector = if plan.keyed {
+            var.selector.as_ref()
+        } else {
+            None
+        };
         let scalar = |value: Cow<'a, [u8]>, stable: bool| Target {
             coll: name,
             key: None,
@@ -1979,13 +2039,9 @@ impl<'r> Transaction<'r> {
                 return;
             }
         };
-        // `ARGS_NAMES` values are reported as `ARGS:key`.
-        let label = if names {
-            &name[..name.len() - "_NAMES".len()]
-        } else {
-            name
-        };
-        if let (Coll::Tx, Some(Selector::Key(k))) = (coll, &var.selector) {
+        // `ARGS_NAMES` values are reported as `ARGS:key`: the collection's own name.
+        let label = name;
+        if let (Coll::Tx, Some(Selector::Key(k))) = (coll, selector) {
             if !k.bytes().any(|c| c.is_ascii_uppercase()) {
                 if let Some((k, v)) = self.tx.get_key_value(k) {
                     f(Target {
@@ -1999,13 +2055,13 @@ impl<'r> Transaction<'r> {
                 return;
             }
         }
-        let matcher = match &var.selector {
+        let matcher = match selector {
             Some(Selector::Regex(re)) => Some(self.key_matcher(re)),
             _ => None,
         };
         let stable = !matches!(coll, Coll::Tx | Coll::MatchedVars);
         self.for_each_item(coll, |k, v| {
-            let selected = match (&var.selector, &matcher) {
+            let selected = match (selector, &matcher) {
                 (None, _) => true,
                 (Some(Selector::Key(s)), _) => k.eq_ignore_ascii_case(s),
                 (Some(Selector::Regex(_)), Some(m)) => m.is_match(k),
@@ -2047,7 +2103,7 @@ impl<'r> Transaction<'r> {
                 Piece::MatchedVarName => out.extend_from_slice(self.matched_var.0.as_bytes()),
                 Piece::Var(var, src) => {
                     let mut first = None;
-                    self.resolve_each(var, *src, &mut |t| {
+                    self.resolve_each(var, Plan::with(var, *src), &mut |t| {
                         first.get_or_insert(t.value);
                     });
                     if let Some(v) = first {
