@@ -1996,6 +1996,8 @@ impl<'r> Transaction<'r> {
     /// Calls `f` with each value of `var` (a collection's selected items, or a scalar).
     fn resolve_each<'a>(&'a self, var: &'a Variable, plan: Plan, f: &mut impl FnMut(Target<'a>)) {
         let src = plan.src;
+        // Lazy on purpose: reading `var.name` loads the Variable, which this avoids.
+        #[allow(clippy::unnecessary_lazy_evaluations)]
         let name = src.static_name().unwrap_or_else(|| var.name.as_str());
         let selector = if plan.keyed {
             var.selector.as_ref()
