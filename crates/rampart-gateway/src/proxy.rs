@@ -901,17 +901,17 @@ impl Gateway {
             return Ok(());
         };
         // Identity headers are Rampart's to set: whatever the client sent is removed.
-        let claim_headers: Vec<&str> = snap
+        let claim_headers = snap
             .config
             .auth
             .jwt
             .iter()
-            .flat_map(|i| i.claims_to_headers.values().map(String::as_str))
-            .collect();
+            .flat_map(|i| i.claims_to_headers.values().map(String::as_str));
         strip_headers(
             req,
-            &["x-consumer-id", "x-consumer-groups", "x-auth-method"],
-            &claim_headers,
+            ["x-consumer-id", "x-consumer-groups", "x-auth-method"]
+                .into_iter()
+                .chain(claim_headers),
         );
         if let Some(p) = &ctx.principal {
             req.insert_header("X-Consumer-Id", p.consumer_id.as_str())?;
@@ -953,16 +953,11 @@ impl Gateway {
     }
 }
 
-/// Removes every header named in `names` or `more` (any case), all their values. The request
-/// is scanned once: it rarely carries any of them, and a scan of its few headers costs less
+/// Removes every header named in `names` (any case), all their values. The request is
+/// scanned once: it rarely carries any of them, and a scan of its few headers costs less
 /// than one header-map removal per name.
-fn strip_headers(req: &mut RequestHeader, names: &[&str], more: &[&str]) {
-    let listed = |k: &http::HeaderName| {
-        names
-            .iter()
-            .chain(more)
-            .any(|n| n.eq_ignore_ascii_case(k.as_str()))
-    };
+fn strip_headers<'n>(req: &mut RequestHeader, names: impl Iterator<Item = &'n str> + Clone) {
+    let listed = |k: &http::HeaderName| names.clone().any(|n| n.eq_ignore_ascii_case(k.as_str()));
     let present: Vec<http::HeaderName> =
         req.headers.keys().filter(|k| listed(k)).cloned().collect();
     for h in present {
@@ -1197,7 +1192,7 @@ impl ProxyHttp for Gateway {
         // Client-supplied forwarding headers are not trusted (no trusted proxies yet).
         strip_headers(
             req,
-            &[
+            [
                 "x-forwarded-for",
                 "x-forwarded-proto",
                 "x-forwarded-host",
@@ -1206,8 +1201,8 @@ impl ProxyHttp for Gateway {
                 "x-client-cert-subject",
                 "x-client-cert-fingerprint",
                 "x-client-cert-san",
-            ],
-            &[],
+            ]
+            .into_iter(),
         );
         if let Some(ip) = ctx.client_ip {
             req.insert_header("X-Forwarded-For", ip.to_string())?;

@@ -324,7 +324,7 @@ impl TxNames {
 struct TxStore {
     names: Arc<TxNames>,
     slots: Vec<Option<Vec<u8>>>,
-    /// Keys can come from requests (header names): a keyed hasher, not FNV.
+    /// Keys can come from requests (header names): a keyed hasher.
     dynamic: HashMap<String, Vec<u8>, ahash::RandomState>,
 }
 
@@ -369,10 +369,7 @@ impl TxStore {
 
     fn set_slot(&mut self, i: usize, value: &[u8]) {
         match &mut self.slots[i] {
-            Some(v) => {
-                v.clear();
-                v.extend_from_slice(value);
-            }
+            Some(v) => overwrite(v, value),
             empty => *empty = Some(value.to_vec()),
         }
     }
@@ -385,10 +382,7 @@ impl TxStore {
         match self.slot(name) {
             Some(i) => self.set_slot(i, value),
             None => match self.dynamic.get_mut(name) {
-                Some(v) => {
-                    v.clear();
-                    v.extend_from_slice(value);
-                }
+                Some(v) => overwrite(v, value),
                 None => {
                     self.dynamic.insert(name.to_string(), value.to_vec());
                 }
@@ -424,6 +418,12 @@ impl TxStore {
             .filter_map(move |(i, v)| v.as_deref().map(|v| (names[i].as_str(), v)))
             .chain(self.dynamic.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
     }
+}
+
+/// Replaces `buf`'s contents, keeping its allocation (CRS rewrites scores all request long).
+fn overwrite(buf: &mut Vec<u8>, value: &[u8]) {
+    buf.clear();
+    buf.extend_from_slice(value);
 }
 
 /// The TX variable a `setvar` writes: a slot, or a name made at run time.

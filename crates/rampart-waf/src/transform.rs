@@ -98,13 +98,6 @@ fn unicode_to_byte(cp: u32) -> u8 {
     }
 }
 
-/// Whether any byte of `v` satisfies `f`, scanning all of it: values are short, and a loop
-/// without an early exit is vectorised.
-#[inline]
-fn any_byte(v: &[u8], f: impl Fn(&u8) -> bool) -> bool {
-    v.iter().fold(false, |a, c| a | f(c))
-}
-
 impl Transform {
     /// Like [`Transform::apply`], but borrows when the transformation cannot change `v`:
     /// most values in a clean request have nothing to decode, and CRS runs several
@@ -113,16 +106,14 @@ impl Transform {
         use Transform::*;
         let unchanged = match self {
             None_ => true,
-            // These checks run on every value for nearly every rule: written without an
-            // early exit (`fold`) or with memchr, so that they are vectorised.
-            Lowercase => !any_byte(&v, u8::is_ascii_uppercase),
-            UrlDecode | UrlDecodeUni => memchr::memchr2(b'%', b'+', &v).is_none(),
+            Lowercase => !v.iter().any(u8::is_ascii_uppercase),
+            UrlDecode | UrlDecodeUni => !v.iter().any(|c| matches!(c, b'%' | b'+')),
             HtmlEntityDecode => !v.contains(&b'&'),
             JsDecode | CssDecode | EscapeSeqDecode => !v.contains(&b'\\'),
             // Only bytes starting a multi-byte UTF-8 sequence are rewritten.
-            Utf8ToUnicode => !any_byte(&v, |c| (0xc2..=0xf4).contains(c)),
+            Utf8ToUnicode => !v.iter().any(|c| (0xc2..=0xf4).contains(c)),
             RemoveNulls | ReplaceNulls => !v.contains(&0),
-            RemoveWhitespace => !any_byte(&v, |c| is_space(*c) || *c == 0xa0),
+            RemoveWhitespace => !v.iter().any(|c| is_space(*c) || *c == 0xa0),
             ReplaceComments => !v.windows(2).any(|w| w == b"/*"),
             Trim => {
                 !v.first().is_some_and(|c| is_space(*c)) && !v.last().is_some_and(|c| is_space(*c))
@@ -132,7 +123,7 @@ impl Transform {
             NormalizePath => path_is_normal(&v),
             NormalizePathWin => !v.contains(&b'\\') && path_is_normal(&v),
             // Nothing to drop, fold or lower-case.
-            CmdLine => !any_byte(&v, |c| {
+            CmdLine => !v.iter().any(|c| {
                 c.is_ascii_uppercase()
                     || matches!(
                         c,
