@@ -59,6 +59,12 @@ struct CompiledRule {
     has_exclusions: bool,
     /// The transformation chain's number (equal chains, equal numbers), for caching.
     chain_id: u32,
+    /// Rules that inspect the same request data through the same transformations share a
+    /// group: the first of them to run in a phase keeps the transformed values
+    /// ([`GroupCache`]) and the others read them.
+    group: Option<u32>,
+    /// This link's bit in its group's [`GroupFilter`], when its operator has literals.
+    filter_bit: Option<u8>,
     /// For `vars[i]`, the exclusions (`!VAR:key`, as indexes into `vars`) that apply to
     /// its collection; filled in once the ruleset is built.
     exclusions: Vec<Vec<usize>>,
@@ -95,6 +101,169 @@ pub struct Ruleset {
     selectors: HashMap<String, regex::Regex>,
     /// The TX names the rules use, numbered.
     tx_names: Arc<TxNames>,
+    /// Per target group (`CompiledRule::group`): the literal prefilter of its members'
+    /// operators, when two or more have one.
+    group_filters: Vec<Option<GroupFilter>>,
+    /// Tests only: run the operator where a literal filter said it cannot match, and
+    /// panic if it does.
+    verify_filters: bool,
+}
+
+/// Numbers the target groups: rule links whose variables are all request or response data
+/// (which no rule changes while a phase runs) and that share both their variable list and
+/// their transformation chain with another link of the same phase. Returns each group's
+/// literal prefilter.
+fn assign_groups(phases: &mut [Vec<CompiledRule>; 5]) -> Vec<Option<GroupFilter>> {
+    fn each_link(phases: &mut [Vec<CompiledRule>; 5], mut f: impl FnMut(usize, &mut CompiledRule)) {
+        for (p, phase) in phases.iter_mut().enumerate() {
+            for r in phase.iter_mut() {
+                let mut link = Some(r);
+                while let Some(l) = link {
+                    f(p, l);
+                    link = l.chain.as_deref_mut();
+                }
+            }
+        }
+    }
+    let key = |p: usize, l: &CompiledRule| {
+        let stable = l.sources.iter().all(|s| {
+            matches!(
+                s.src,
+                Source::Coll(Coll::Args | Coll::Fixed(_), _) | Source::Scalar(_)
+            )
+        });
+        (stable && !l.vars.is_empty()).then(|| (p, l.chain_id, format!("{:?}", l.vars)))
+    };
+    let mut uses: HashMap<(usize, u32, String), (usize, Option<u32>)> = HashMap::new();
+    each_link(phases, |p, l| {
+        if let Some(k) = key(p, l) {
+            uses.entry(k).or_default().0 += 1;
+        }
+    });
+    let mut next = 0;
+    // Per group: literal → the bits of the members whose operator needs it.
+    let mut literals: Vec<HashMap<Vec<u8>, u128>> = Vec::new();
+    let mut members: Vec<u8> = Vec::new();
+    each_link(phases, |p, l| {
+        let Some((n, id)) = key(p, l).and_then(|k| uses.get_mut(&k)) else {
+            return;
+        };
+        if *n < 2 {
+            return;
+        }
+        let g = *id.get_or_insert_with(|| {
+            next += 1;
+            literals.push(HashMap::new());
+            members.push(0);
+            next - 1
+        });
+        l.group = Some(g);
+        let g = g as usize;
+        if let (Some(lits), true) = (l.op.literals(), members[g] < 128) {
+            let bit = members[g];
+            members[g] += 1;
+            l.filter_bit = Some(bit);
+            for lit in lits {
+                *literals[g].entry(lit.clone()).or_default() |= 1u128 << bit;
+            }
+        }
+    });
+    literals
+        .into_iter()
+        .zip(members)
+        .map(|(lits, n)| {
+            if n < 2 {
+                // One member: its operator's own search is as good.
+                return None;
+            }
+            let (pats, bits): (Vec<Vec<u8>>, Vec<u128>) = lits.into_iter().unzip();
+            let ac = aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(aho_corasick::MatchKind::Standard)
+                .build(&pats)
+                .ok()?;
+            Some(GroupFilter {
+                ac,
+                bits,
+                all: if n == 128 {
+                    u128::MAX
+                } else {
+                    (1u128 << n) - 1
+                },
+            })
+        })
+        .collect()
+}
+
+/// One pass over a value that tells which of a group's rules can match it: the union of
+/// the members' required literals ([`CompiledOperator::literals`]).
+#[derive(Debug)]
+struct GroupFilter {
+    ac: aho_corasick::AhoCorasick,
+    /// Per pattern, the members (bits) that need it.
+    bits: Vec<u128>,
+    /// All members' bits.
+    all: u128,
+}
+
+/// Values longer than this skip the group prefilter (every member runs its operator): the
+/// overlapping search reports every occurrence, so its cost grows with matches.
+const FILTER_MAX: usize = 16 << 10;
+
+impl GroupFilter {
+    /// The members that may match `v`.
+    fn candidates(&self, v: &[u8]) -> u128 {
+        if v.len() > FILTER_MAX {
+            return self.all;
+        }
+        let mut m = 0;
+        for hit in self.ac.find_overlapping_iter(v) {
+            m |= self.bits[hit.pattern().as_usize()];
+            if m == self.all {
+                break;
+            }
+        }
+        m
+    }
+}
+
+/// One value of a target group, as ranges of [`GroupCache::bytes`].
+struct GroupItem {
+    /// The variable's index in the rule (all rules of a group have the same variables).
+    var: u16,
+    count: bool,
+    key: Option<(u32, u32)>,
+    value: (u32, u32),
+    /// The group's members that may match it ([`GroupFilter::candidates`]).
+    candidates: u128,
+}
+
+/// The transformed values of the target groups met so far in this phase.
+#[derive(Default)]
+struct GroupCache {
+    /// Per group: the phase run that filled it, and its range of `items`.
+    spans: Vec<(u32, u32, u32)>,
+    /// Counts phase runs; a span from an earlier run is stale.
+    run: u32,
+    items: Vec<GroupItem>,
+    bytes: Vec<u8>,
+}
+
+impl GroupCache {
+    fn push_bytes(&mut self, b: &[u8]) -> (u32, u32) {
+        let start = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(b);
+        (start, self.bytes.len() as u32)
+    }
+
+    fn bytes(&self, (a, b): (u32, u32)) -> &[u8] {
+        &self.bytes[a as usize..b as usize]
+    }
+
+    fn text(&self, r: (u32, u32)) -> &str {
+        // Keys come from `&str`s and are copied whole.
+        std::str::from_utf8(self.bytes(r)).unwrap_or("")
+    }
 }
 
 /// The deepest JSON the recursive parser accepts, whatever the configuration says.
@@ -541,6 +710,8 @@ fn compile_rule(
         sources: Vec::new(),
         has_exclusions: false,
         chain_id: 0,
+        group: None,
+        filter_bit: None,
         exclusions: Vec::new(),
         op_macros: op
             .argument
@@ -664,6 +835,8 @@ impl Ruleset {
             argument_separator: b'&',
             selectors: HashMap::new(),
             tx_names: Arc::new(TxNames::new()),
+            group_filters: Vec::new(),
+            verify_filters: false,
         };
         // SecRuleUpdateActionById comes after the rule it changes: gather the updates first
         // so each rule is compiled once, with its final actions.
@@ -965,6 +1138,7 @@ impl Ruleset {
                 }
             }
         }
+        rs.group_filters = assign_groups(&mut rs.phases);
         let mut names = TxNames::new();
         for phase in rs.phases.iter_mut() {
             for r in phase.iter_mut() {
@@ -977,6 +1151,13 @@ impl Ruleset {
         }
         rs.tx_names = Arc::new(names);
         Ok(rs)
+    }
+
+    /// For tests: makes every transaction check that the literal filters never skip a rule
+    /// that would have matched (the operator runs anyway, and a match panics).
+    #[doc(hidden)]
+    pub fn verify_filters(&mut self) {
+        self.verify_filters = true;
     }
 
     pub fn rule_count(&self) -> usize {
@@ -1200,6 +1381,8 @@ fn count_text(n: usize) -> Cow<'static, [u8]> {
 
 /// One value a rule inspects, borrowed from the transaction where it can be.
 struct Target<'a> {
+    /// The variable's index in the rule.
+    var: u16,
     /// The collection (or scalar) name; reported as `coll:key`, or `&coll` when counted.
     coll: &'a str,
     key: Option<&'a str>,
@@ -1233,6 +1416,8 @@ pub struct Transaction<'r> {
     /// forms repeat short values (`EUR`, `true`, `1`), and libinjection is the costliest
     /// operator CRS runs (one rule, 942100, was a fifth of a 2 KiB JSON POST).
     detect_memo: std::sync::Mutex<[DetectMemo; 2]>,
+    /// The values of the target groups met so far in this phase.
+    groups: GroupCache,
     /// A buffer `setvar` reuses.
     scratch: Vec<u8>,
     pub matched: Vec<MatchedRule>,
@@ -1254,6 +1439,10 @@ const COLLECTIONS: [&str; 10] = [
 ];
 
 type Items = Vec<(String, Vec<u8>)>;
+
+/// Indexes of the argument collections in [`COLLECTIONS`].
+const ARGS_GET: usize = 1;
+const ARGS_POST: usize = 2;
 
 /// The request's collections, one slot per name in [`COLLECTIONS`]: rules find theirs by
 /// an index resolved at load time rather than by hashing the name on every evaluation.
@@ -1441,6 +1630,7 @@ impl<'r> Transaction<'r> {
     fn with_ruleset(rs: RulesetRef<'r>, client_ip: &str) -> Transaction<'r> {
         let mode = rs.mode;
         let tx = TxStore::new(rs.tx_names.clone());
+        let groups = rs.group_filters.len();
         let mut t = Transaction {
             rs,
             mode,
@@ -1455,6 +1645,12 @@ impl<'r> Transaction<'r> {
             spare_hits: Hits::default(),
             transform_cache: Default::default(),
             detect_memo: Default::default(),
+            groups: GroupCache {
+                spans: vec![(0, 0, 0); groups],
+                run: 0,
+                items: Vec::new(),
+                bytes: Vec::new(),
+            },
             scratch: Vec::new(),
             matched: Vec::new(),
             interruption: None,
@@ -1712,6 +1908,10 @@ impl<'r> Transaction<'r> {
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        // Group values are valid for one phase: the request data can change between phases.
+        self.groups.run += 1;
+        self.groups.items.clear();
+        self.groups.bytes.clear();
         let rs = self.rs.clone();
         let rules = &rs.phases[(phase - 1) as usize];
         let mut i = 0;
@@ -1825,19 +2025,19 @@ impl<'r> Transaction<'r> {
     /// Evaluates one rule (one chain link): its matched targets (name, transformed value)
     /// become MATCHED_VARS; returns each hit's captures when the rule captures.
     fn eval_rule(&mut self, r: &CompiledRule) -> Vec<Vec<Vec<u8>>> {
+        // Run-time exclusions (`ctl:ruleRemoveTargetById`) make a rule's targets its own.
+        let grouped = match r.group {
+            Some(g) if !self.removed_targets.iter().any(|(id, _)| *id == r.id) => {
+                Some(self.fill_group(g as usize, r))
+            }
+            _ => None,
+        };
         // Targets borrow the transaction, so matches are collected in a spare buffer and
         // the state updated after: the same result, as the targets and the operator
         // argument are read before any of it changes.
         let mut hits = std::mem::take(&mut self.spare_hits);
         hits.len = 0;
         let mut all_caps = Vec::new();
-        // Short chains cost less to run than to look up (measured: 4 and more pays). The
-        // lock is taken once per rule, never contended: it only makes the transaction Sync.
-        let mut cache = (r.transforms.len() >= 4).then(|| {
-            self.transform_cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-        });
         let detector = r.op.detector();
         let mut memo = detector.map(|_| self.detect_memo.lock().unwrap_or_else(|p| p.into_inner()));
         {
@@ -1849,25 +2049,8 @@ impl<'r> Transaction<'r> {
                 }
                 None => Cow::Borrowed(r.op.argument.as_bytes()),
             };
-            self.each_target(r, |t| {
-                let Target {
-                    coll,
-                    key,
-                    value,
-                    count,
-                    stable,
-                } = t;
-                let own: Cow<'_, [u8]>;
-                let v: &[u8] = match (value, cache.as_deref_mut()) {
-                    (Cow::Borrowed(b), Some(c)) if stable => transformed(c, b, r).unwrap_or(b),
-                    (mut value, _) => {
-                        for tr in &r.transforms {
-                            value = tr.apply_cow(value);
-                        }
-                        own = value;
-                        &own
-                    }
-                };
+            // The operator on one transformed value: `Some(captures)` on a hit.
+            let mut test = |v: &[u8]| {
                 let (matched, caps) = match (memo.as_deref_mut(), detector) {
                     (Some(m), Some(d)) if v.len() <= DETECT_MEMO_MAX => {
                         // The detectors give no captures: the answer is all there is.
@@ -1883,19 +2066,126 @@ impl<'r> Transaction<'r> {
                     }
                     _ => r.op.eval(v, &arg, r.capture),
                 };
-                if matched != r.op.negated {
-                    hits.push(coll, key, count, v);
-                    if r.capture {
-                        all_caps.push(caps);
+                (matched != r.op.negated).then_some(caps)
+            };
+            let mut hit = |caps: Vec<Vec<u8>>| {
+                if r.capture {
+                    all_caps.push(caps);
+                }
+            };
+            match grouped {
+                Some((a, b)) => {
+                    let g = &self.groups;
+                    let bit = r.filter_bit.map_or(0, |b| 1u128 << b);
+                    for it in &g.items[a..b] {
+                        let v = g.bytes(it.value);
+                        // Without one of its literals the operator cannot match.
+                        let res = if it.candidates & bit == 0 && bit != 0 {
+                            if self.rs.verify_filters {
+                                assert_eq!(
+                                    test(v).is_some(),
+                                    r.op.negated,
+                                    "rule {}: the literal filter skipped a match on {:?}",
+                                    r.id,
+                                    String::from_utf8_lossy(v)
+                                );
+                            }
+                            r.op.negated.then(Vec::new)
+                        } else {
+                            test(v)
+                        };
+                        if let Some(caps) = res {
+                            let var = &r.vars[usize::from(it.var)];
+                            let coll = match r.sources[usize::from(it.var)].src.static_name() {
+                                Some(n) if !it.count => n,
+                                _ => var.name.as_str(),
+                            };
+                            hits.push(coll, it.key.map(|k| g.text(k)), it.count, v);
+                            hit(caps);
+                        }
                     }
                 }
-            });
+                None => self.each_value(r, |_, coll, key, count, v| {
+                    if let Some(caps) = test(v) {
+                        hits.push(coll, key, count, v);
+                        hit(caps);
+                    }
+                }),
+            }
         }
-        drop(cache);
         drop(memo);
         // The previous MATCHED_VARS become the spare buffer: its allocation is reused.
         self.spare_hits = std::mem::replace(&mut self.matched_vars, hits);
         all_caps
+    }
+
+    /// The range of `groups.items` holding group `g`'s values, computed by rule `r` (one of
+    /// the group) if this phase has not met the group yet.
+    fn fill_group(&mut self, g: usize, r: &CompiledRule) -> (usize, usize) {
+        let (run, a, b) = self.groups.spans[g];
+        if run == self.groups.run {
+            return (a as usize, b as usize);
+        }
+        let mut gc = std::mem::take(&mut self.groups);
+        let start = gc.items.len();
+        self.each_value(r, |var, _, key, count, v| {
+            let key = key.map(|k| gc.push_bytes(k.as_bytes()));
+            let value = gc.push_bytes(v);
+            gc.items.push(GroupItem {
+                var,
+                count,
+                key,
+                value,
+                candidates: u128::MAX,
+            });
+        });
+        if let Some(f) = &self.rs.group_filters[g] {
+            for i in start..gc.items.len() {
+                gc.items[i].candidates = f.candidates(gc.bytes(gc.items[i].value));
+            }
+        }
+        let end = gc.items.len();
+        gc.spans[g] = (gc.run, start as u32, end as u32);
+        self.groups = gc;
+        (start, end)
+    }
+
+    /// Calls `f` with each target of `r` (variable index, name, key, counted) and its value
+    /// after the rule's transformations.
+    fn each_value<'a>(
+        &'a self,
+        r: &'a CompiledRule,
+        mut f: impl FnMut(u16, &'a str, Option<&'a str>, bool, &[u8]),
+    ) {
+        // Short chains cost less to run than to look up (measured: 4 and more pays). The
+        // lock is taken once per rule, never contended: it only makes the transaction Sync.
+        let mut cache = (r.transforms.len() >= 4).then(|| {
+            self.transform_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        });
+        self.each_target(r, |t| {
+            let Target {
+                var,
+                coll,
+                key,
+                value,
+                count,
+                stable,
+            } = t;
+            let own: Cow<'_, [u8]>;
+            let v: &[u8] = match (value, cache.as_deref_mut()) {
+                (Cow::Borrowed(b), Some(c)) if stable => transformed(c, b, r).unwrap_or(b),
+                (mut value, _) => {
+                    for tr in &r.transforms {
+                        value = tr.apply_cow(value);
+                    }
+                    own = value;
+                    &own
+                }
+            };
+            f(var, coll, key, count, v);
+        });
     }
 
     /// Calls `f` with each value rule `r` inspects, in order, its exclusions (`!VAR:key`,
@@ -1913,13 +2203,14 @@ impl<'r> Transaction<'r> {
         // Only `sources` is read per variable; a `Variable` itself (a separate heap block,
         // often out of the cache in a busy proxy) only when it has a selector.
         for (i, (var, src)) in r.vars.iter().zip(&r.sources).enumerate() {
-            if src.exclude {
+            if src.exclude || (!src.count && self.is_empty(src.src)) {
                 continue;
             }
             if src.count {
                 let mut n = 0;
-                self.resolve_each(var, *src, &mut |_| n += 1);
+                self.resolve_each(i as u16, var, *src, &mut |_| n += 1);
                 f(Target {
+                    var: i as u16,
                     coll: &var.name,
                     key: None,
                     value: count_text(n),
@@ -1934,7 +2225,7 @@ impl<'r> Transaction<'r> {
                 &[]
             };
             if own.is_empty() && !any_removed {
-                self.resolve_each(var, *src, &mut f);
+                self.resolve_each(i as u16, var, *src, &mut f);
                 continue;
             }
             let excluded = |key: &str| {
@@ -1947,7 +2238,7 @@ impl<'r> Transaction<'r> {
                         None => true,
                     })
             };
-            self.resolve_each(var, *src, &mut |t: Target<'a>| {
+            self.resolve_each(i as u16, var, *src, &mut |t: Target<'a>| {
                 if !excluded(t.key.unwrap_or(t.coll)) {
                     f(t);
                 }
@@ -1971,6 +2262,21 @@ impl<'r> Transaction<'r> {
         }
     }
 
+    /// Whether `src` has no value now: most of a rule's variables, for most requests
+    /// (cookies, XML, files), and cheaper to tell than to resolve.
+    #[inline]
+    fn is_empty(&self, src: Source) -> bool {
+        match src {
+            Source::Coll(Coll::Fixed(i), _) => self.collections.0[i].is_empty(),
+            Source::Coll(Coll::Args, _) => {
+                self.collections.0[ARGS_GET].is_empty() && self.collections.0[ARGS_POST].is_empty()
+            }
+            Source::Scalar(i) => self.scalars.get(i).is_none(),
+            Source::TxSlot(i) => self.tx.slots[i as usize].is_none(),
+            _ => false,
+        }
+    }
+
     /// Calls `f` with each (key, value) of a collection, without copying.
     fn for_each_item<'a>(&'a self, coll: Coll, mut f: impl FnMut(&'a str, &'a [u8])) {
         let mut each = |items: &'a [(String, Vec<u8>)]| {
@@ -1980,8 +2286,8 @@ impl<'r> Transaction<'r> {
         };
         match coll {
             Coll::Args => {
-                each(&self.collections["ARGS_GET"]);
-                each(&self.collections["ARGS_POST"]);
+                each(&self.collections.0[ARGS_GET]);
+                each(&self.collections.0[ARGS_POST]);
             }
             Coll::Tx => {
                 for (k, v) in self.tx.iter() {
@@ -1994,7 +2300,13 @@ impl<'r> Transaction<'r> {
     }
 
     /// Calls `f` with each value of `var` (a collection's selected items, or a scalar).
-    fn resolve_each<'a>(&'a self, var: &'a Variable, plan: Plan, f: &mut impl FnMut(Target<'a>)) {
+    fn resolve_each<'a>(
+        &'a self,
+        vi: u16,
+        var: &'a Variable,
+        plan: Plan,
+        f: &mut impl FnMut(Target<'a>),
+    ) {
         let src = plan.src;
         // Lazy on purpose: reading `var.name` loads the Variable, which this avoids.
         #[allow(clippy::unnecessary_lazy_evaluations)]
@@ -2005,6 +2317,7 @@ impl<'r> Transaction<'r> {
             None
         };
         let scalar = |value: Cow<'a, [u8]>, stable: bool| Target {
+            var: vi,
             coll: name,
             key: None,
             value,
@@ -2025,6 +2338,7 @@ impl<'r> Transaction<'r> {
             Source::TxSlot(i) => {
                 if let Some(v) = self.tx.slots[i as usize].as_deref() {
                     f(Target {
+                        var: vi,
                         coll: name,
                         key: Some(self.tx.names.names[i as usize].as_str()),
                         value: Cow::Borrowed(v),
@@ -2047,6 +2361,7 @@ impl<'r> Transaction<'r> {
             if !k.bytes().any(|c| c.is_ascii_uppercase()) {
                 if let Some((k, v)) = self.tx.get_key_value(k) {
                     f(Target {
+                        var: vi,
                         coll: label,
                         key: Some(k),
                         value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
@@ -2071,6 +2386,7 @@ impl<'r> Transaction<'r> {
             };
             if selected {
                 f(Target {
+                    var: vi,
                     coll: label,
                     key: Some(k),
                     value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
@@ -2105,7 +2421,7 @@ impl<'r> Transaction<'r> {
                 Piece::MatchedVarName => out.extend_from_slice(self.matched_var.0.as_bytes()),
                 Piece::Var(var, src) => {
                     let mut first = None;
-                    self.resolve_each(var, Plan::with(var, *src), &mut |t| {
+                    self.resolve_each(0, var, Plan::with(var, *src), &mut |t| {
                         first.get_or_insert(t.value);
                     });
                     if let Some(v) = first {
