@@ -2,7 +2,7 @@
 //! [`Transaction`] that walks phases 1–5, following ModSecurity v2 semantics for chains,
 //! `skipAfter`, `setvar`, macros and disruptive actions.
 
-use crate::operator::CompiledOperator;
+use crate::operator::{CompiledOperator, NumCmp};
 use crate::parser::{Action, Directive, Rule, Selector, Variable};
 use crate::transform::{by_name, Transform};
 use std::borrow::Cow;
@@ -107,6 +107,10 @@ pub struct Ruleset {
     /// Tests only: run the operator where a literal filter said it cannot match, and
     /// panic if it does.
     verify_filters: bool,
+    detect_cache: DetectCache,
+    /// Per phase, parallel to `phases`: what the rule loop reads first, in one compact
+    /// array ([`Hot`]).
+    hot: [Vec<Hot>; 5],
 }
 
 /// Numbers the target groups: rule links whose variables are all request or response data
@@ -263,6 +267,59 @@ impl GroupCache {
     fn text(&self, r: (u32, u32)) -> &str {
         // Keys come from `&str`s and are copied whole.
         std::str::from_utf8(self.bytes(r)).unwrap_or("")
+    }
+}
+
+/// What the rule loop needs to pass over most rules without reading them: a rule's own
+/// data is spread over several heap blocks, which a busy proxy has evicted from the cache
+/// between requests, while this array of a few kilobytes stays close.
+#[derive(Debug, Clone, Copy)]
+struct Hot {
+    /// The sources the rule's first link reads ([`source_bit`]): none of them holding a
+    /// value, it cannot match.
+    reads: u64,
+    /// For a first link `TX:name "@lt 2"` (CRS's paranoia gates): the slot, the test and
+    /// the negation, enough to tell a miss.
+    tx_test: Option<(u32, NumCmp, i64, bool)>,
+}
+
+/// A source that may hold values whatever the request (TX, MATCHED_VAR, counts).
+const ALWAYS: u64 = 1 << 63;
+
+/// The bit of `src` in [`Hot::reads`] and in a transaction's present sources.
+fn source_bit(src: Source) -> u64 {
+    match src {
+        Source::Coll(Coll::Fixed(i), _) => 1 << i,
+        Source::Coll(Coll::Args, _) => 1 << COLLECTIONS.len(),
+        // Never set by this engine: never present.
+        Source::Scalar(u8::MAX) => 0,
+        Source::Scalar(i) => 1 << (COLLECTIONS.len() + 1 + usize::from(i)),
+        _ => ALWAYS,
+    }
+}
+
+const _: () = assert!(COLLECTIONS.len() + 1 + SCALAR_NAMES.len() < 63);
+
+impl Hot {
+    fn of(r: &CompiledRule) -> Hot {
+        let reads = r
+            .sources
+            .iter()
+            .filter(|p| !p.exclude)
+            .map(|p| if p.count { ALWAYS } else { source_bit(p.src) })
+            .fold(0, |a, b| a | b);
+        let tx_test = match (r.sources.as_slice(), r.op.numeric()) {
+            ([p], Some((cmp, n)))
+                if !p.exclude && !p.count && r.transforms.is_empty() && r.op_macros.is_none() =>
+            {
+                match p.src {
+                    Source::TxSlot(slot) => Some((slot, cmp, n, r.op.negated)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        Hot { reads, tx_test }
     }
 }
 
@@ -837,6 +894,8 @@ impl Ruleset {
             tx_names: Arc::new(TxNames::new()),
             group_filters: Vec::new(),
             verify_filters: false,
+            detect_cache: DetectCache::new(),
+            hot: Default::default(),
         };
         // SecRuleUpdateActionById comes after the rule it changes: gather the updates first
         // so each rule is compiled once, with its final actions.
@@ -1150,6 +1209,9 @@ impl Ruleset {
             }
         }
         rs.tx_names = Arc::new(names);
+        for (hot, phase) in rs.hot.iter_mut().zip(&rs.phases) {
+            *hot = phase.iter().map(Hot::of).collect();
+        }
         Ok(rs)
     }
 
@@ -1309,7 +1371,57 @@ impl Hits {
 /// Values longer than this are not remembered: long values rarely repeat.
 const DETECT_MEMO_MAX: usize = 128;
 
+/// Shards per detector in [`DetectCache`], and the answers each keeps.
+const DETECT_SHARDS: usize = 16;
+const DETECT_SHARD_ENTRIES: usize = 1024;
+
 type DetectMemo = HashMap<Box<[u8]>, bool, ahash::RandomState>;
+
+/// detectSQLi's and detectXSS's answers by value, shared by the transactions of a
+/// ruleset. libinjection is the costliest operator CRS runs (942100 and 941100 on a
+/// browser's User-Agent were a sixth of a benign GET), and the values it sees repeat
+/// across requests (User-Agent, Referer, form fields) and within one (JSON bodies repeat
+/// `EUR`, `true`, `1`). Exact: the detectors are pure functions of the value. Bounded: a
+/// full shard is emptied. Keyed with a random hasher: clients choose the values.
+struct DetectCache {
+    hasher: ahash::RandomState,
+    /// `DETECT_SHARDS` per detector (0 detectSQLi, 1 detectXSS).
+    shards: Vec<std::sync::Mutex<DetectMemo>>,
+}
+
+impl std::fmt::Debug for DetectCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DetectCache")
+    }
+}
+
+impl DetectCache {
+    fn new() -> DetectCache {
+        DetectCache {
+            hasher: ahash::RandomState::new(),
+            shards: (0..2 * DETECT_SHARDS).map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// Detector `d`'s answer for `v`: remembered, or `run` (without a lock held).
+    fn answer(&self, d: usize, v: &[u8], run: impl FnOnce() -> bool) -> bool {
+        if v.len() > DETECT_MEMO_MAX {
+            return run();
+        }
+        let shard = &self.shards[d * DETECT_SHARDS + self.hasher.hash_one(v) as usize % DETECT_SHARDS];
+        let lock = || shard.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = lock().get(v) {
+            return *known;
+        }
+        let x = run();
+        let mut m = lock();
+        if m.len() >= DETECT_SHARD_ENTRIES {
+            m.clear();
+        }
+        m.insert(v.into(), x);
+        x
+    }
+}
 
 type TransformCache = HashMap<(usize, usize, u32), Option<Box<[u8]>>, BuildHasherDefault<WordHash>>;
 
@@ -1412,10 +1524,6 @@ pub struct Transaction<'r> {
     /// unchanged. Only for request/response data, which does not change while a phase
     /// runs; emptied at the start of each phase.
     transform_cache: std::sync::Mutex<TransformCache>,
-    /// detectSQLi's and detectXSS's answers by value, for this request: JSON bodies and
-    /// forms repeat short values (`EUR`, `true`, `1`), and libinjection is the costliest
-    /// operator CRS runs (one rule, 942100, was a fifth of a 2 KiB JSON POST).
-    detect_memo: std::sync::Mutex<[DetectMemo; 2]>,
     /// The values of the target groups met so far in this phase.
     groups: GroupCache,
     /// A buffer `setvar` reuses.
@@ -1644,7 +1752,6 @@ impl<'r> Transaction<'r> {
             matched_vars: Hits::default(),
             spare_hits: Hits::default(),
             transform_cache: Default::default(),
-            detect_memo: Default::default(),
             groups: GroupCache {
                 spans: vec![(0, 0, 0); groups],
                 run: 0,
@@ -1914,8 +2021,26 @@ impl<'r> Transaction<'r> {
         self.groups.bytes.clear();
         let rs = self.rs.clone();
         let rules = &rs.phases[(phase - 1) as usize];
+        let hot = &rs.hot[(phase - 1) as usize];
+        let present = self.present();
         let mut i = 0;
         while i < rules.len() {
+            // Rules that cannot match, told from the compact array alone: nothing to read,
+            // or a TX gate that does not hold.
+            let h = &hot[i];
+            if h.reads & present == 0 {
+                i += 1;
+                continue;
+            }
+            if let Some((slot, cmp, n, negated)) = h.tx_test {
+                let holds = self.tx.slots[slot as usize]
+                    .as_deref()
+                    .is_some_and(|v| cmp.holds(v, n) != negated);
+                if !holds {
+                    i += 1;
+                    continue;
+                }
+            }
             let r = &rules[i];
             i += 1;
             if self
@@ -2039,7 +2164,6 @@ impl<'r> Transaction<'r> {
         hits.len = 0;
         let mut all_caps = Vec::new();
         let detector = r.op.detector();
-        let mut memo = detector.map(|_| self.detect_memo.lock().unwrap_or_else(|p| p.into_inner()));
         {
             let arg: Cow<'_, [u8]> = match &r.op_macros {
                 Some(t) => {
@@ -2050,21 +2174,16 @@ impl<'r> Transaction<'r> {
                 None => Cow::Borrowed(r.op.argument.as_bytes()),
             };
             // The operator on one transformed value: `Some(captures)` on a hit.
-            let mut test = |v: &[u8]| {
-                let (matched, caps) = match (memo.as_deref_mut(), detector) {
-                    (Some(m), Some(d)) if v.len() <= DETECT_MEMO_MAX => {
-                        // The detectors give no captures: the answer is all there is.
-                        let matched = match m[d].get(v) {
-                            Some(known) => *known,
-                            None => {
-                                let x = r.op.eval(v, &arg, false).0;
-                                m[d].insert(v.into(), x);
-                                x
-                            }
-                        };
-                        (matched, Vec::new())
-                    }
-                    _ => r.op.eval(v, &arg, r.capture),
+            let test = |v: &[u8]| {
+                let (matched, caps) = match detector {
+                    // The detectors give no captures: the answer is all there is.
+                    Some(d) => (
+                        self.rs
+                            .detect_cache
+                            .answer(d, v, || r.op.eval(v, &arg, false).0),
+                        Vec::new(),
+                    ),
+                    None => r.op.eval(v, &arg, r.capture),
                 };
                 (matched != r.op.negated).then_some(caps)
             };
@@ -2113,7 +2232,6 @@ impl<'r> Transaction<'r> {
                 }),
             }
         }
-        drop(memo);
         // The previous MATCHED_VARS become the spare buffer: its allocation is reused.
         self.spare_hits = std::mem::replace(&mut self.matched_vars, hits);
         all_caps
@@ -2260,6 +2378,25 @@ impl<'r> Transaction<'r> {
             // Targets added at run time (ctl) are rare: compile on use.
             None => KeyMatcher::Owned(selector_regex(pattern).ok()),
         }
+    }
+
+    /// The sources holding a value now ([`source_bit`]); none changes while a phase runs.
+    fn present(&self) -> u64 {
+        let mut m = ALWAYS;
+        for (i, c) in self.collections.0.iter().enumerate() {
+            if !c.is_empty() {
+                m |= 1 << i;
+            }
+        }
+        if !self.collections.0[ARGS_GET].is_empty() || !self.collections.0[ARGS_POST].is_empty() {
+            m |= 1 << COLLECTIONS.len();
+        }
+        for (i, v) in self.scalars.0.iter().enumerate() {
+            if v.is_some() {
+                m |= 1 << (COLLECTIONS.len() + 1 + i);
+            }
+        }
+        m
     }
 
     /// Whether `src` has no value now: most of a rule's variables, for most requests

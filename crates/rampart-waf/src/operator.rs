@@ -50,6 +50,30 @@ pub struct CompiledOperator {
     literals: Option<Vec<Vec<u8>>>,
 }
 
+/// A numeric operator's comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumCmp {
+    Eq,
+    Ge,
+    Gt,
+    Le,
+    Lt,
+}
+
+impl NumCmp {
+    /// Whether `value`, read as a number as the operators read it, compares so to `n`.
+    pub fn holds(self, value: &[u8], n: i64) -> bool {
+        let v = num(value);
+        match self {
+            NumCmp::Eq => v == n,
+            NumCmp::Ge => v >= n,
+            NumCmp::Gt => v > n,
+            NumCmp::Le => v <= n,
+            NumCmp::Lt => v < n,
+        }
+    }
+}
+
 /// The outcome of one test, before negation.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct OpMatch {
@@ -324,6 +348,20 @@ impl CompiledOperator {
             Some(n) if arg == self.argument.as_bytes() => n,
             _ => num(arg),
         }
+    }
+
+    /// `(comparison, constant)` for `@eq`, `@ge`, `@gt`, `@le`, `@lt` with a literal
+    /// argument: what the engine needs to decide such a rule without reading it.
+    pub fn numeric(&self) -> Option<(NumCmp, i64)> {
+        let cmp = match self.kind {
+            Kind::Eq => NumCmp::Eq,
+            Kind::Ge => NumCmp::Ge,
+            Kind::Gt => NumCmp::Gt,
+            Kind::Le => NumCmp::Le,
+            Kind::Lt => NumCmp::Lt,
+            _ => return None,
+        };
+        Some((cmp, self.number?))
     }
 
     /// See [`CompiledOperator::literals`].
