@@ -4,7 +4,8 @@
 //! on it gives a deterministic instruction count.
 //! Run: `cargo run --release -p rampart-waf --example prof [requests per batch]`
 //! (`BATCHES=n` sets the number of batches, 30 by default; `JSON=1` sends the benchmark's
-//! 2 KiB JSON order as a POST instead).
+//! 2 KiB JSON order as a POST instead; `UNIQUE=1` gives every request a User-Agent and a
+//! query value never seen before, so that nothing remembered across requests helps).
 
 #[path = "../benches/workload/mod.rs"]
 mod workload;
@@ -59,12 +60,20 @@ fn main() {
     let batches: u32 = std::env::var("BATCHES")
         .map(|b| b.parse().expect("BATCHES"))
         .unwrap_or(30);
+    let unique = std::env::var_os("UNIQUE").is_some();
+    // Made before the clock starts: formatting is not the engine's cost.
+    let variants: Vec<(String, Vec<(String, Vec<u8>)>)> = (0..if unique { n * batches } else { 0 })
+        .map(|k| workload::new_client(uri, &headers, k))
+        .collect();
     let mut best = std::time::Duration::MAX;
     let allocs_before = ALLOCS.load(Ordering::Relaxed);
-    for _ in 0..batches {
+    for b in 0..batches {
         let t0 = std::time::Instant::now();
-        for _ in 0..n {
-            let matched = workload::request(&rs, method, uri, &headers, &body);
+        for k in 0..n {
+            let matched = match variants.get((b * n + k) as usize) {
+                Some((u, h)) => workload::request(&rs, method, u, h, &body),
+                None => workload::request(&rs, method, uri, &headers, &body),
+            };
             assert_eq!(matched, 0, "a benign request matched");
         }
         best = best.min(t0.elapsed() / n);

@@ -36,6 +36,28 @@ pub fn headers(extra: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
     .collect()
 }
 
+/// Request `k` of a stream where every request comes from a new client: a User-Agent and
+/// a last query value never seen before (`uri` must end with a query value), so that no
+/// answer remembered from an earlier request applies. Same shape as the original.
+#[allow(dead_code)] // Not every user of the workload measures this.
+pub fn new_client(
+    uri: &str,
+    headers: &[(String, Vec<u8>)],
+    k: u32,
+) -> (String, Vec<(String, Vec<u8>)>) {
+    let h = headers
+        .iter()
+        .map(|(n, v)| {
+            let mut v = v.clone();
+            if n.eq_ignore_ascii_case("user-agent") {
+                v.extend_from_slice(format!(" Build/{k}").as_bytes());
+            }
+            (n.clone(), v)
+        })
+        .collect();
+    (format!("{uri}{k}"), h)
+}
+
 /// A realistic order document, padded with line items to about 2 KiB.
 pub fn json_body() -> Vec<u8> {
     let mut items = Vec::new();
