@@ -4,7 +4,7 @@
 
 use crate::operator::{CompiledOperator, NumCmp};
 use crate::parser::{Action, Directive, Rule, Selector, Variable};
-use crate::transform::{by_name, Transform};
+use crate::transform::{by_name, classes, Transform};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -59,6 +59,8 @@ struct CompiledRule {
     has_exclusions: bool,
     /// The transformation chain's number (equal chains, equal numbers), for caching.
     chain_id: u32,
+    /// The byte classes the chain acts on ([`Transform::triggers`]).
+    triggers: u16,
     /// Rules that inspect the same request data through the same transformations share a
     /// group: the first of them to run in a phase keeps the transformed values
     /// ([`GroupCache`]) and the others read them.
@@ -472,6 +474,10 @@ impl TxName {
 struct TxNames {
     names: Vec<String>,
     index: HashMap<String, u32, ahash::RandomState>,
+    /// For each `TX:/regex/` selector the rules use: the slots whose names it selects
+    /// (found at load), so that a read scans those and the names made at run time rather
+    /// than every slot.
+    selected: HashMap<String, Vec<u32>>,
 }
 
 impl TxNames {
@@ -479,6 +485,7 @@ impl TxNames {
         let mut t = TxNames {
             names: Vec::new(),
             index: HashMap::default(),
+            selected: HashMap::new(),
         };
         for k in CAPTURE_KEYS {
             t.intern(k);
@@ -767,6 +774,7 @@ fn compile_rule(
         sources: Vec::new(),
         has_exclusions: false,
         chain_id: 0,
+        triggers: 0,
         group: None,
         filter_bit: None,
         exclusions: Vec::new(),
@@ -1175,6 +1183,7 @@ impl Ruleset {
                     l.sources = l.vars.iter().map(Plan::of).collect();
                     let next = chains.len() as u32;
                     l.chain_id = *chains.entry(l.transforms.clone()).or_insert(next);
+                    l.triggers = l.transforms.iter().fold(0, |m, t| m | t.triggers());
                     l.exclusions = l
                         .vars
                         .iter()
@@ -1205,6 +1214,29 @@ impl Ruleset {
                 while let Some(l) = link {
                     names.rule(l);
                     link = l.chain.as_deref_mut();
+                }
+            }
+        }
+        for phase in &rs.phases {
+            for r in phase {
+                let mut link = Some(r);
+                while let Some(l) = link {
+                    for v in l.vars.iter().filter(|v| v.name == "TX") {
+                        if let Some(Selector::Regex(p)) = &v.selector {
+                            let m = match literal_prefix(p) {
+                                Some(prefix) => KeyMatcher::Prefix(prefix),
+                                None => match rs.selectors.get(p) {
+                                    Some(re) => KeyMatcher::Re(re),
+                                    None => continue,
+                                },
+                            };
+                            let slots = (0..names.names.len() as u32)
+                                .filter(|i| m.is_match(&names.names[*i as usize]))
+                                .collect();
+                            names.selected.insert(p.clone(), slots);
+                        }
+                    }
+                    link = l.chain.as_deref();
                 }
             }
         }
@@ -1408,7 +1440,8 @@ impl DetectCache {
         if v.len() > DETECT_MEMO_MAX {
             return run();
         }
-        let shard = &self.shards[d * DETECT_SHARDS + self.hasher.hash_one(v) as usize % DETECT_SHARDS];
+        let shard =
+            &self.shards[d * DETECT_SHARDS + self.hasher.hash_one(v) as usize % DETECT_SHARDS];
         let lock = || shard.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(known) = lock().get(v) {
             return *known;
@@ -2293,6 +2326,8 @@ impl<'r> Transaction<'r> {
             } = t;
             let own: Cow<'_, [u8]>;
             let v: &[u8] = match (value, cache.as_deref_mut()) {
+                // None of the bytes the chain acts on: nothing to compute or look up.
+                (Cow::Borrowed(b), _) if r.triggers & classes(b) == 0 => b,
                 (Cow::Borrowed(b), Some(c)) if stable => transformed(c, b, r).unwrap_or(b),
                 (mut value, _) => {
                     for tr in &r.transforms {
@@ -2513,6 +2548,36 @@ impl<'r> Transaction<'r> {
             Some(Selector::Regex(re)) => Some(self.key_matcher(re)),
             _ => None,
         };
+        if let (Coll::Tx, Some(Selector::Regex(p)), Some(m)) = (coll, selector, &matcher) {
+            if let Some(slots) = self.tx.names.selected.get(p) {
+                // The slots this selector can select, then the run-time names: the order of
+                // a full scan.
+                let t = &self.tx;
+                let found = slots
+                    .iter()
+                    .filter_map(|i| {
+                        let v = t.slots[*i as usize].as_deref()?;
+                        Some((t.names.names[*i as usize].as_str(), v))
+                    })
+                    .chain(
+                        t.dynamic
+                            .iter()
+                            .filter(|(k, _)| m.is_match(k))
+                            .map(|(k, v)| (k.as_str(), v.as_slice())),
+                    );
+                for (k, v) in found {
+                    f(Target {
+                        var: vi,
+                        coll: label,
+                        key: Some(k),
+                        value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
+                        count: false,
+                        stable: false,
+                    });
+                }
+                return;
+            }
+        }
         let stable = !matches!(coll, Coll::Tx | Coll::MatchedVars);
         self.for_each_item(coll, |k, v| {
             let selected = match (selector, &matcher) {

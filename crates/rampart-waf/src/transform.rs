@@ -80,6 +80,51 @@ pub enum Transform {
     TrimRight,
 }
 
+// Byte classes: what transformations act on ([`classes`], [`Transform::triggers`]).
+const UPPER: u16 = 1;
+const PERCENT_PLUS: u16 = 1 << 1;
+const AMP: u16 = 1 << 2;
+const BACKSLASH: u16 = 1 << 3;
+const UTF8_LEAD: u16 = 1 << 4;
+const NUL: u16 = 1 << 5;
+const SPACE: u16 = 1 << 6;
+const NBSP: u16 = 1 << 7;
+const SLASH: u16 = 1 << 8;
+const DOT: u16 = 1 << 9;
+const CMD: u16 = 1 << 10;
+/// In every value's classes: a transformation that may change any value triggers on it.
+const ANY: u16 = 1 << 15;
+
+static CLASS: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = match c {
+            b'A'..=b'Z' => UPPER,
+            b'%' | b'+' => PERCENT_PLUS,
+            b'&' => AMP,
+            b'\\' => BACKSLASH,
+            0xc2..=0xf4 => UTF8_LEAD,
+            0 => NUL,
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => SPACE,
+            0xa0 => NBSP,
+            b'/' => SLASH,
+            b'.' => DOT,
+            b'"' | b'\'' | b'^' | b',' | b';' => CMD,
+            _ => 0,
+        };
+        b += 1;
+    }
+    t
+};
+
+/// The byte classes present in `v`: a chain none of whose [`Transform::triggers`] is
+/// among them leaves `v` as it is, which one pass tells instead of one per transformation.
+pub fn classes(v: &[u8]) -> u16 {
+    v.iter().fold(ANY, |m, b| m | CLASS[usize::from(*b)])
+}
+
 fn hexval(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
@@ -102,6 +147,29 @@ impl Transform {
     /// Like [`Transform::apply`], but borrows when the transformation cannot change `v`:
     /// most values in a clean request have nothing to decode, and CRS runs several
     /// transformations on every target of every rule.
+    /// The byte classes ([`classes`]) without which this transformation returns its input
+    /// unchanged (those [`Transform::apply_cow`] looks for); every class when any input may
+    /// change.
+    pub fn triggers(self) -> u16 {
+        use Transform::*;
+        match self {
+            None_ => 0,
+            Lowercase => UPPER,
+            UrlDecode | UrlDecodeUni => PERCENT_PLUS,
+            HtmlEntityDecode => AMP,
+            JsDecode | CssDecode | EscapeSeqDecode => BACKSLASH,
+            Utf8ToUnicode => UTF8_LEAD,
+            RemoveNulls | ReplaceNulls => NUL,
+            RemoveWhitespace => SPACE | NBSP,
+            ReplaceComments => SLASH,
+            Trim | TrimLeft | TrimRight => SPACE,
+            NormalizePath => SLASH | DOT,
+            NormalizePathWin => SLASH | DOT | BACKSLASH,
+            CmdLine => UPPER | BACKSLASH | CMD | SPACE,
+            _ => u16::MAX,
+        }
+    }
+
     pub fn apply_cow<'a>(self, v: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
         use Transform::*;
         let unchanged = match self {
@@ -739,6 +807,75 @@ fn trim(v: &[u8], left: bool, right: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value holding none of a transformation's trigger classes comes out as it went in
+    /// (the engine then skips the whole chain): every transformation, on random values
+    /// made of the bytes transformations act on and ordinary ones.
+    #[test]
+    fn values_without_trigger_classes_are_unchanged() {
+        let names = [
+            "none",
+            "lowercase",
+            "uppercase",
+            "urldecode",
+            "urldecodeuni",
+            "htmlentitydecode",
+            "jsdecode",
+            "cssdecode",
+            "cmdline",
+            "compresswhitespace",
+            "removewhitespace",
+            "removenulls",
+            "replacenulls",
+            "removecomments",
+            "removecommentschar",
+            "replacecomments",
+            "normalisepath",
+            "normalisepathwin",
+            "base64decode",
+            "base64decodeext",
+            "base64encode",
+            "hexdecode",
+            "hexencode",
+            "sqlhexdecode",
+            "utf8tounicode",
+            "escapeseqdecode",
+            "length",
+            "sha1",
+            "md5",
+            "trim",
+            "trimleft",
+            "trimright",
+        ];
+        let bytes = b"aZ09%+&\\\xc3\xa9\x00 \t\n\xa0/.*\"'^,;-_=:<>()#!";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for name in names {
+            let tr = by_name(name).unwrap();
+            let mut skipped = 0;
+            for _ in 0..5000 {
+                let len = (next() % 12) as usize;
+                let v: Vec<u8> = (0..len)
+                    .map(|_| bytes[(next() % bytes.len() as u64) as usize])
+                    .collect();
+                if tr.triggers() & classes(&v) == 0 {
+                    skipped += 1;
+                    let out = tr.apply_cow(Cow::Borrowed(&v));
+                    assert_eq!(out.as_ref(), v.as_slice(), "t:{name} changed {v:?}");
+                    assert_eq!(tr.apply(&v), v, "t:{name} changed {v:?}");
+                }
+            }
+            // Transformations that may change anything never skip.
+            if tr.triggers() == u16::MAX {
+                assert_eq!(skipped, 0, "t:{name}");
+            }
+        }
+    }
 
     fn t(name: &str, input: &str) -> String {
         String::from_utf8_lossy(&by_name(name).unwrap().apply(input.as_bytes())).into_owned()
