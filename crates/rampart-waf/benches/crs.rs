@@ -10,7 +10,7 @@ mod workload;
 // ones a request pays there.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use workload::{headers, json_body, request, ruleset};
+use workload::{headers, json_body, new_client, request, ruleset};
 
 fn bench(c: &mut Criterion) {
     let pl1 = ruleset(1);
@@ -41,6 +41,19 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("crs");
     g.bench_function("pl1_benign_get", |b| {
         b.iter(|| request(&pl1, "GET", black_box(benign), &get, b""))
+    });
+    // Every request from a new client (a User-Agent and a query value never seen): what
+    // the shared detector answers cannot help with.
+    let mut k = 0;
+    g.bench_function("pl1_benign_get_new_client", |b| {
+        b.iter_batched(
+            || {
+                k += 1;
+                new_client(benign, &get, k)
+            },
+            |(u, h)| request(&pl1, "GET", &u, &h, b""),
+            criterion::BatchSize::SmallInput,
+        )
     });
     g.bench_function("pl1_json_post_2k", |b| {
         b.iter(|| request(&pl1, "POST", "/api/orders", &post, black_box(&body)))
