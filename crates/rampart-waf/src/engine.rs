@@ -556,7 +556,10 @@ impl TxNames {
 /// allocating names; names made at run time (`tx.header_name_920450_%{tx.0}`) go to a map.
 struct TxStore {
     names: Arc<TxNames>,
-    slots: Vec<Option<Vec<u8>>>,
+    /// Per slot, where its value is in `bytes`: CRS sets a hundred variables per request,
+    /// which one buffer holds without an allocation each.
+    slots: Vec<Option<Span>>,
+    bytes: Vec<u8>,
     /// Keys can come from requests (header names): a keyed hasher.
     dynamic: HashMap<String, Vec<u8>, ahash::RandomState>,
 }
@@ -565,6 +568,7 @@ impl TxStore {
     fn new(names: Arc<TxNames>) -> TxStore {
         TxStore {
             slots: vec![None; names.names.len()],
+            bytes: Vec::new(),
             names,
             dynamic: HashMap::with_hasher(ahash::RandomState::new()),
         }
@@ -576,7 +580,7 @@ impl TxStore {
 
     fn get(&self, key: &str) -> Option<&[u8]> {
         match self.slot(key) {
-            Some(i) => self.slots[i].as_deref(),
+            Some(i) => self.value(i),
             None => self.dynamic.get(key).map(Vec::as_slice),
         }
     }
@@ -584,15 +588,13 @@ impl TxStore {
     fn get_name(&self, n: &TxName) -> Option<&[u8]> {
         match n.slot {
             NO_SLOT => self.get(&n.name),
-            i => self.slots[i as usize].as_deref(),
+            i => self.value(i as usize),
         }
     }
 
     fn get_key_value(&self, key: &str) -> Option<(&str, &[u8])> {
         match self.slot(key) {
-            Some(i) => self.slots[i]
-                .as_deref()
-                .map(|v| (self.names.names[i].as_str(), v)),
+            Some(i) => self.value(i).map(|v| (self.names.names[i].as_str(), v)),
             None => self
                 .dynamic
                 .get_key_value(key)
@@ -600,10 +602,30 @@ impl TxStore {
         }
     }
 
+    /// Slot `i`'s value.
+    fn value(&self, i: usize) -> Option<&[u8]> {
+        self.slots[i].map(|s| &self.bytes[s.at..s.at + s.len])
+    }
+
     fn set_slot(&mut self, i: usize, value: &[u8]) {
+        let len = value.len();
         match &mut self.slots[i] {
-            Some(v) => overwrite(v, value),
-            empty => *empty = Some(value.to_vec()),
+            Some(s) if len <= s.cap => {
+                self.bytes[s.at..s.at + len].copy_from_slice(value);
+                s.len = len;
+            }
+            slot => {
+                // A new place, with room to grow (scores gain digits): what it leaves
+                // behind is at most what it takes.
+                if self.bytes.capacity() == 0 {
+                    self.bytes.reserve(4 << 10);
+                }
+                let cap = len.max(slot.map_or(0, |s| s.cap * 2)).max(8);
+                let at = self.bytes.len();
+                self.bytes.extend_from_slice(value);
+                self.bytes.resize(at + cap, 0);
+                *slot = Some(Span { at, len, cap });
+            }
         }
     }
 
@@ -625,7 +647,7 @@ impl TxStore {
 
     fn get_key(&self, key: &TxKey<'_>) -> Option<&[u8]> {
         match key {
-            TxKey::Slot(i) => self.slots[*i as usize].as_deref(),
+            TxKey::Slot(i) => self.value(*i as usize),
             TxKey::Name(n) => self.get(n),
         }
     }
@@ -645,12 +667,18 @@ impl TxStore {
 
     fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         let names = &self.names.names;
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(move |(i, v)| v.as_deref().map(|v| (names[i].as_str(), v)))
+        (0..self.slots.len())
+            .filter_map(move |i| self.value(i).map(|v| (names[i].as_str(), v)))
             .chain(self.dynamic.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
     }
+}
+
+/// A TX slot's value in [`TxStore::bytes`]: where, how long, and the room it has.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    at: usize,
+    len: usize,
+    cap: usize,
 }
 
 /// Replaces `buf`'s contents, keeping its allocation (CRS rewrites scores all request long).
@@ -2066,8 +2094,9 @@ impl<'r> Transaction<'r> {
                 continue;
             }
             if let Some((slot, cmp, n, negated)) = h.tx_test {
-                let holds = self.tx.slots[slot as usize]
-                    .as_deref()
+                let holds = self
+                    .tx
+                    .value(slot as usize)
                     .is_some_and(|v| cmp.holds(v, n) != negated);
                 if !holds {
                     i += 1;
@@ -2508,7 +2537,7 @@ impl<'r> Transaction<'r> {
                 return f(scalar(Cow::Owned(n.to_string().into_bytes()), false));
             }
             Source::TxSlot(i) => {
-                if let Some(v) = self.tx.slots[i as usize].as_deref() {
+                if let Some(v) = self.tx.value(i as usize) {
                     f(Target {
                         var: vi,
                         coll: name,
@@ -2556,7 +2585,7 @@ impl<'r> Transaction<'r> {
                 let found = slots
                     .iter()
                     .filter_map(|i| {
-                        let v = t.slots[*i as usize].as_deref()?;
+                        let v = t.value(*i as usize)?;
                         Some((t.names.names[*i as usize].as_str(), v))
                     })
                     .chain(
@@ -3209,6 +3238,26 @@ mod tests {
 
     fn ruleset(rules: &str) -> Ruleset {
         Ruleset::compile(&crate::parse_str(rules, "<test>").unwrap(), Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn tx_slots_keep_their_values_as_they_grow_and_shrink() {
+        let mut names = TxNames::new();
+        let (a, b) = (names.intern("a") as usize, names.intern("b") as usize);
+        let mut tx = TxStore::new(Arc::new(names));
+        assert_eq!(tx.value(a), None);
+        let mut expect = Vec::new();
+        for n in [1usize, 3, 9, 2, 40, 0, 17, 100, 5] {
+            let v = vec![b'x'; n];
+            tx.set_slot(a, &v);
+            tx.set_slot(b, &vec![b'y'; n / 2]);
+            expect.clone_from(&v);
+            assert_eq!(tx.value(a), Some(expect.as_slice()));
+            assert_eq!(tx.value(b), Some(vec![b'y'; n / 2].as_slice()));
+        }
+        tx.remove(&TxKey::Slot(a as u32));
+        assert_eq!(tx.value(a), None);
+        assert_eq!(tx.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["b"]);
     }
 
     /// Scores near i64::MAX used to overflow (a panic in debug builds).
