@@ -1410,7 +1410,9 @@ impl Hits {
     /// Adds a hit named `coll:key` (or `&coll` when counted, `coll` for a scalar).
     fn push(&mut self, coll: &str, key: Option<&str>, count: bool, value: &[u8]) {
         if self.len == self.items.len() {
-            self.items.push(Default::default());
+            // Room for a usual name and value: no growing step by step.
+            self.items
+                .push((String::with_capacity(48), Vec::with_capacity(64)));
         }
         let (name, v) = &mut self.items[self.len];
         self.len += 1;
@@ -2676,12 +2678,17 @@ impl<'r> Transaction<'r> {
             VarName::Tx(k) if k.slot != NO_SLOT => Some(TxKey::Slot(k.slot)),
             VarName::Tx(k) => Some(TxKey::Name(Cow::Borrowed(&k.name))),
             VarName::Dynamic(t) => {
-                let mut out = Vec::new();
+                // One allocation: rendered, checked, lower-cased and trimmed in place.
+                let mut out = Vec::with_capacity(64);
                 self.render(t, r, &mut out);
-                let n = String::from_utf8_lossy(&out);
-                n.get(..3)
-                    .filter(|p| p.eq_ignore_ascii_case("tx."))
-                    .map(|_| TxKey::Name(Cow::Owned(n[3..].to_ascii_lowercase())))
+                if !out.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(b"tx.")) {
+                    return None;
+                }
+                out.drain(..3);
+                out.make_ascii_lowercase();
+                let name = String::from_utf8(out)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                Some(TxKey::Name(Cow::Owned(name)))
             }
         }
     }
