@@ -610,14 +610,6 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || needle.len() > hay.len() {
         return None;
     }
-    if hay.len() <= 256 {
-        // Short haystacks (most values, CRS's `@within` lists): setting up the SIMD searcher
-        // costs more than comparing at each occurrence of the first byte.
-        let (first, rest) = (needle[0], &needle[1..]);
-        let last = hay.len() - needle.len();
-        return memchr::memchr_iter(first, &hay[..=last])
-            .find(|&i| hay[i + 1..i + needle.len()] == *rest);
-    }
     // Two-way / SIMD search: `@within` scans long CRS lists once per value.
     memchr::memmem::find(hay, needle)
 }
