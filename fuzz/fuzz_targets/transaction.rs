@@ -1,5 +1,6 @@
 //! One request through a small rule set exercising the decoders, operators and body
-//! parsers. Input layout: `uri \n header-lines \n\n body`; the first byte picks the body
+//! parsers, and the engine's shortcuts (rules sharing values and a literal filter, TX
+//! gates, run-time TX names read through a regex selector). Input layout: `uri \n header-lines \n\n body`; the first byte picks the body
 //! type so that JSON, multipart and urlencoded parsers all get coverage.
 #![no_main]
 
@@ -25,13 +26,29 @@ SecRule REQUEST_FILENAME "@validateUrlEncoding" "id:10,phase:1,t:normalizePathWi
 SecRule ARGS "@validateUtf8Encoding" "id:11,phase:2,t:base64DecodeExt,t:removeWhitespace"
 SecRule TX:score "@ge 10" "id:12,phase:2,deny,status:403,msg:'score %{tx.score} %{MATCHED_VAR_NAME}',logdata:'%{MATCHED_VAR}'"
 SecRule RESPONSE_BODY "@contains secret" "id:13,phase:4,t:length,t:md5,t:sha1,t:hexEncode,t:base64Encode"
+SecRule REQUEST_URI|ARGS|ARGS_NAMES|REQUEST_HEADERS "@rx (?i)(?:etc/passwd|\.\./|javascript:)" \
+    "id:14,phase:2,t:none,t:urlDecodeUni,t:htmlEntityDecode,t:lowercase,setvar:tx.score=+1"
+SecRule REQUEST_URI|ARGS|ARGS_NAMES|REQUEST_HEADERS "@pm select insert drop" \
+    "id:15,phase:2,t:none,t:urlDecodeUni,t:htmlEntityDecode,t:lowercase,setvar:tx.score=+1"
+SecRule REQUEST_URI|ARGS|ARGS_NAMES|REQUEST_HEADERS "!@rx (?i)^[a-z0-9/_.=&?-]*x{3}" \
+    "id:16,phase:2,t:none,t:urlDecodeUni,t:htmlEntityDecode,t:lowercase,setvar:tx.neg=+1"
+SecRule REQUEST_HEADERS_NAMES "@rx ^.*$" \
+    "id:17,phase:1,capture,t:lowercase,setvar:'tx.hdr_%{tx.0}=/%{tx.0}/',chain"
+    SecRule TX:/^hdr_/ "@within /x-evil/ /proxy/" "setvar:tx.score=+5"
+SecRule TX:score "@lt 1" "id:18,phase:2,pass,skipAfter:END"
+SecRule ARGS "@rx evil" "id:19,phase:2,setvar:tx.after=1"
+SecMarker END
 "#;
 
 fn ruleset() -> &'static Ruleset {
     static RS: OnceLock<Ruleset> = OnceLock::new();
     RS.get_or_init(|| {
         let d = rampart_waf::parse_str(RULES, "<fuzz>").expect("fuzz rules parse");
-        Ruleset::compile(&d, std::path::Path::new(".")).expect("fuzz rules compile")
+        let mut rs = Ruleset::compile(&d, std::path::Path::new(".")).expect("fuzz rules compile");
+        // A literal filter that skips a rule which would have matched panics: the fuzzer
+        // looks for that too.
+        rs.verify_filters();
+        rs
     })
 }
 

@@ -244,6 +244,13 @@ struct GroupItem {
     candidates: u128,
 }
 
+/// The most a phase's groups keep (copies of request data, transformed): beyond it, rules
+/// read the request themselves, so that a large body is not copied once per group.
+const GROUP_BYTES_MAX: usize = 1 << 20;
+
+/// A span end marking a group that did not fit in [`GROUP_BYTES_MAX`].
+const OVERFLOW: u32 = u32::MAX;
+
 /// The transformed values of the target groups met so far in this phase.
 #[derive(Default)]
 struct GroupCache {
@@ -2217,7 +2224,7 @@ impl<'r> Transaction<'r> {
         // Run-time exclusions (`ctl:ruleRemoveTargetById`) make a rule's targets its own.
         let grouped = match r.group {
             Some(g) if !self.removed_targets.iter().any(|(id, _)| *id == r.id) => {
-                Some(self.fill_group(g as usize, r))
+                self.fill_group(g as usize, r)
             }
             _ => None,
         };
@@ -2302,15 +2309,21 @@ impl<'r> Transaction<'r> {
     }
 
     /// The range of `groups.items` holding group `g`'s values, computed by rule `r` (one of
-    /// the group) if this phase has not met the group yet.
-    fn fill_group(&mut self, g: usize, r: &CompiledRule) -> (usize, usize) {
+    /// the group) if this phase has not met the group yet; `None` when the phase's groups
+    /// already hold [`GROUP_BYTES_MAX`] (the rules then read the request themselves).
+    fn fill_group(&mut self, g: usize, r: &CompiledRule) -> Option<(usize, usize)> {
         let (run, a, b) = self.groups.spans[g];
         if run == self.groups.run {
-            return (a as usize, b as usize);
+            return (b != OVERFLOW).then_some((a as usize, b as usize));
         }
         let mut gc = std::mem::take(&mut self.groups);
-        let start = gc.items.len();
+        let (start, bytes) = (gc.items.len(), gc.bytes.len());
+        let mut full = false;
         self.each_value(r, |var, _, key, count, v| {
+            full |= gc.bytes.len() + v.len() + key.map_or(0, str::len) > GROUP_BYTES_MAX;
+            if full {
+                return;
+            }
             let key = key.map(|k| gc.push_bytes(k.as_bytes()));
             let value = gc.push_bytes(v);
             gc.items.push(GroupItem {
@@ -2321,6 +2334,13 @@ impl<'r> Transaction<'r> {
                 candidates: u128::MAX,
             });
         });
+        if full {
+            gc.items.truncate(start);
+            gc.bytes.truncate(bytes);
+            gc.spans[g] = (gc.run, 0, OVERFLOW);
+            self.groups = gc;
+            return None;
+        }
         if let Some(f) = &self.rs.group_filters[g] {
             for i in start..gc.items.len() {
                 gc.items[i].candidates = f.candidates(gc.bytes(gc.items[i].value));
@@ -2329,7 +2349,7 @@ impl<'r> Transaction<'r> {
         let end = gc.items.len();
         gc.spans[g] = (gc.run, start as u32, end as u32);
         self.groups = gc;
-        (start, end)
+        Some((start, end))
     }
 
     /// Calls `f` with each target of `r` (variable index, name, key, counted) and its value
@@ -3245,6 +3265,32 @@ mod tests {
 
     fn ruleset(rules: &str) -> Ruleset {
         Ruleset::compile(&crate::parse_str(rules, "<test>").unwrap(), Path::new(".")).unwrap()
+    }
+
+    /// Rules sharing a group see the same values whether the group keeps them or, past
+    /// its size limit, each rule reads the request itself.
+    #[test]
+    fn group_members_match_alike_below_and_above_the_size_limit() {
+        let rs = ruleset(
+            "SecRule ARGS \"@rx evil\" \"id:1,phase:2,pass,t:lowercase,setvar:tx.a=+1\"\n\
+             SecRule ARGS \"@pm evil\" \"id:2,phase:2,pass,t:lowercase,setvar:tx.b=+1\"\n\
+             SecRule ARGS \"!@rx good\" \"id:3,phase:2,pass,t:lowercase,setvar:tx.c=+1\"\n",
+        );
+        for len in [10, GROUP_BYTES_MAX + 10] {
+            let mut t = Transaction::new(&rs, "192.0.2.1");
+            let h = [(
+                "Content-Type".to_string(),
+                b"application/x-www-form-urlencoded".to_vec(),
+            )];
+            t.request_headers("POST", "/?q=EVIL&n=good", "HTTP/1.1", &h);
+            t.run_phase(1);
+            let body = format!("big={}EVIL", "a".repeat(len));
+            t.request_body(body.as_bytes());
+            t.run_phase(2);
+            assert_eq!(t.tx("a").as_deref(), Some("2"), "len {len}");
+            assert_eq!(t.tx("b").as_deref(), Some("2"), "len {len}");
+            assert_eq!(t.tx("c").as_deref(), Some("2"), "len {len}");
+        }
     }
 
     #[test]
