@@ -1440,18 +1440,26 @@ impl Hits {
 /// Values longer than this are not remembered: long values rarely repeat.
 const DETECT_MEMO_MAX: usize = 128;
 
+/// Whether detector answers for this target may be shared across requests: only the
+/// User-Agent, which identifies software rather than a user and is the long value every
+/// request repeats. Other values (form fields, cookies, a Referer's query) can be secrets,
+/// and a shared answer would let a client time whether someone else sent one.
+fn shares_answers(coll: &str, key: Option<&str>) -> bool {
+    coll == "REQUEST_HEADERS" && key.is_some_and(|k| k.eq_ignore_ascii_case("user-agent"))
+}
+
 /// Shards per detector in [`DetectCache`], and the answers each keeps.
 const DETECT_SHARDS: usize = 16;
 const DETECT_SHARD_ENTRIES: usize = 1024;
 
 type DetectMemo = HashMap<Box<[u8]>, bool, ahash::RandomState>;
 
-/// detectSQLi's and detectXSS's answers by value, shared by the transactions of a
-/// ruleset. libinjection is the costliest operator CRS runs (942100 and 941100 on a
-/// browser's User-Agent were a sixth of a benign GET), and the values it sees repeat
-/// across requests (User-Agent, Referer, form fields) and within one (JSON bodies repeat
-/// `EUR`, `true`, `1`). Exact: the detectors are pure functions of the value. Bounded: a
-/// full shard is emptied. Keyed with a random hasher: clients choose the values.
+/// detectSQLi's and detectXSS's answers for User-Agent values ([`shares_answers`]), shared
+/// by the transactions of a ruleset. libinjection is the costliest operator CRS runs
+/// (942100 and 941100 on a browser's User-Agent were a sixth of a benign GET), and
+/// browsers send the same few User-Agents on every request. Exact: the detectors are pure
+/// functions of the value. Bounded: a full shard is emptied. Keyed with a random hasher:
+/// clients choose the values.
 struct DetectCache {
     hasher: ahash::RandomState,
     /// `DETECT_SHARDS` per detector (0 detectSQLi, 1 detectXSS).
@@ -1596,6 +1604,9 @@ pub struct Transaction<'r> {
     transform_cache: std::sync::Mutex<TransformCache>,
     /// The values of the target groups met so far in this phase.
     groups: GroupCache,
+    /// detectSQLi's and detectXSS's answers for this request's other values: JSON bodies
+    /// and forms repeat short values (`EUR`, `true`, `1`).
+    detect_memo: std::sync::Mutex<[DetectMemo; 2]>,
     /// A buffer `setvar` reuses.
     scratch: Vec<u8>,
     pub matched: Vec<MatchedRule>,
@@ -1828,6 +1839,7 @@ impl<'r> Transaction<'r> {
                 items: Vec::new(),
                 bytes: Vec::new(),
             },
+            detect_memo: Default::default(),
             scratch: Vec::new(),
             matched: Vec::new(),
             interruption: None,
@@ -2245,15 +2257,29 @@ impl<'r> Transaction<'r> {
                 None => Cow::Borrowed(r.op.argument.as_bytes()),
             };
             // The operator on one transformed value: `Some(captures)` on a hit.
-            let test = |v: &[u8]| {
+            // `shared`: the value may be remembered across requests ([`DetectCache`]).
+            let test = |v: &[u8], shared: bool| {
                 let (matched, caps) = match detector {
                     // The detectors give no captures: the answer is all there is.
-                    Some(d) => (
-                        self.rs
-                            .detect_cache
-                            .answer(d, v, || r.op.eval(v, &arg, false).0),
-                        Vec::new(),
-                    ),
+                    Some(d) => {
+                        let run = || r.op.eval(v, &arg, false).0;
+                        let matched = if shared {
+                            self.rs.detect_cache.answer(d, v, run)
+                        } else if v.len() <= DETECT_MEMO_MAX {
+                            let mut m = self.detect_memo.lock().unwrap_or_else(|p| p.into_inner());
+                            match m[d].get(v) {
+                                Some(known) => *known,
+                                None => {
+                                    let x = run();
+                                    m[d].insert(v.into(), x);
+                                    x
+                                }
+                            }
+                        } else {
+                            run()
+                        };
+                        (matched, Vec::new())
+                    }
                     None => r.op.eval(v, &arg, r.capture),
                 };
                 (matched != r.op.negated).then_some(caps)
@@ -2273,7 +2299,7 @@ impl<'r> Transaction<'r> {
                         let res = if it.candidates & bit == 0 && bit != 0 {
                             if self.rs.verify_filters {
                                 assert_eq!(
-                                    test(v).is_some(),
+                                    test(v, false).is_some(),
                                     r.op.negated,
                                     "rule {}: the literal filter skipped a match on {:?}",
                                     r.id,
@@ -2282,7 +2308,7 @@ impl<'r> Transaction<'r> {
                             }
                             r.op.negated.then(Vec::new)
                         } else {
-                            test(v)
+                            test(v, false)
                         };
                         if let Some(caps) = res {
                             let var = &r.vars[usize::from(it.var)];
@@ -2296,7 +2322,7 @@ impl<'r> Transaction<'r> {
                     }
                 }
                 None => self.each_value(r, |_, coll, key, count, v| {
-                    if let Some(caps) = test(v) {
+                    if let Some(caps) = test(v, shares_answers(coll, key)) {
                         hits.push(coll, key, count, v);
                         hit(caps);
                     }
@@ -3291,6 +3317,34 @@ mod tests {
             assert_eq!(t.tx("b").as_deref(), Some("2"), "len {len}");
             assert_eq!(t.tx("c").as_deref(), Some("2"), "len {len}");
         }
+    }
+
+    /// Detector answers outlive the request for User-Agent values only: other values may
+    /// be secrets whose presence a client could otherwise time.
+    #[test]
+    fn only_user_agent_answers_outlive_the_request() {
+        let rs = ruleset(
+            "SecRule REQUEST_HEADERS|ARGS \"@detectSQLi\" \"id:1,phase:1,pass,setvar:tx.n=+1\"\n",
+        );
+        let h = [
+            ("User-Agent".to_string(), b"1' or '1'='1".to_vec()),
+            ("X-Other".to_string(), b"2' or '2'='2".to_vec()),
+        ];
+        for _ in 0..2 {
+            let mut t = Transaction::new(&rs, "192.0.2.1");
+            t.request_headers("GET", "/?a=3'%20or%20'3'='3", "HTTP/1.1", &h);
+            t.run_phase(1);
+            assert_eq!(t.tx("n").as_deref(), Some("3"));
+        }
+        let cached = |v: &[u8]| {
+            rs.detect_cache
+                .shards
+                .iter()
+                .any(|s| s.lock().unwrap().contains_key(v))
+        };
+        assert!(cached(b"1' or '1'='1"));
+        assert!(!cached(b"2' or '2'='2"));
+        assert!(!cached(b"3' or '3'='3"));
     }
 
     #[test]
