@@ -480,8 +480,12 @@ impl CompiledOperator {
             Kind::ValidateByteRange(ok) => value.iter().any(|b| !ok[*b as usize]),
             Kind::ValidateUrlEncoding => !valid_url_encoding(value),
             Kind::ValidateUtf8Encoding => std::str::from_utf8(value).is_err(),
-            Kind::DetectSqli => libinjectionrs::detect_sqli(value).is_injection(),
-            Kind::DetectXss => libinjectionrs::detect_xss(value).is_injection(),
+            Kind::DetectSqli => {
+                !plain_word(value) && libinjectionrs::detect_sqli(value).is_injection()
+            }
+            Kind::DetectXss => {
+                !plain_word(value) && libinjectionrs::detect_xss(value).is_injection()
+            }
             Kind::Unconditional => true,
             Kind::NoMatch => false,
         };
@@ -606,6 +610,14 @@ fn fold_case(hir: &regex_syntax::hir::Hir) -> Option<regex_syntax::hir::Hir> {
     })
 }
 
+/// Letters, digits and `_` only (or nothing): a single word or number, which neither of
+/// libinjection's detectors can flag (no quote, operator, space, comment or tag to build
+/// an injection from; `detectors_never_flag_plain_words` checks the crate agrees). Most
+/// argument names and values are such words, and the detectors cost microseconds each.
+fn plain_word(v: &[u8]) -> bool {
+    v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || needle.len() > hay.len() {
         return None;
@@ -677,6 +689,59 @@ mod tests {
             v.sort();
             v
         })
+    }
+
+    /// The shortcut in [`plain_word`] must agree with libinjection: every SQL keyword it
+    /// knows, alone, prefixed or suffixed by numbers and words, and random words and
+    /// numbers.
+    #[test]
+    fn detectors_never_flag_plain_words() {
+        use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
+        let flagged = |v: &[u8]| {
+            assert!(plain_word(v));
+            libinjectionrs::detect_sqli(v).is_injection()
+                || libinjectionrs::detect_xss(v).is_injection()
+        };
+        let mut seen = 0;
+        for k in SQL_KEYWORDS
+            .iter()
+            .filter(|k| plain_word(k.word.as_bytes()))
+        {
+            for p in ["", "1", "0", "123", "0x", "0b", "1e", "1e1", "_", "a", "x1"] {
+                let lower = k.word.to_ascii_lowercase();
+                for w in [
+                    format!("{p}{}", k.word),
+                    format!("{}{p}", k.word),
+                    format!("{p}{lower}{p}"),
+                    format!("1{lower}union"),
+                    format!("1{lower}or1"),
+                ] {
+                    assert!(!flagged(w.as_bytes()), "{w:?}");
+                    seen += 1;
+                }
+            }
+        }
+        assert!(
+            seen > 10_000,
+            "the keyword table is smaller than expected: {seen}"
+        );
+        let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for i in 0..20_000u64 {
+            assert!(!flagged(i.to_string().as_bytes()));
+            let len = 1 + (next() % 16) as usize;
+            let v: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            assert!(!flagged(&v), "{:?}", String::from_utf8_lossy(&v));
+        }
+        assert!(!flagged(b""));
     }
 
     #[test]
