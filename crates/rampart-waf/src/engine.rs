@@ -2605,18 +2605,18 @@ impl<'r> Transaction<'r> {
             }
         };
         // `ARGS_NAMES` values are reported as `ARGS:key`: the collection's own name.
-        let label = name;
+        let item = |k: &'a str, v: &'a [u8], stable: bool| Target {
+            var: vi,
+            coll: name,
+            key: Some(k),
+            value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
+            count: false,
+            stable,
+        };
         if let (Coll::Tx, Some(Selector::Key(k))) = (coll, selector) {
             if !k.bytes().any(|c| c.is_ascii_uppercase()) {
                 if let Some((k, v)) = self.tx.get_key_value(k) {
-                    f(Target {
-                        var: vi,
-                        coll: label,
-                        key: Some(k),
-                        value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
-                        count: false,
-                        stable: false,
-                    });
+                    f(item(k, v, false));
                 }
                 return;
             }
@@ -2643,14 +2643,7 @@ impl<'r> Transaction<'r> {
                             .map(|(k, v)| (k.as_str(), v.as_slice())),
                     );
                 for (k, v) in found {
-                    f(Target {
-                        var: vi,
-                        coll: label,
-                        key: Some(k),
-                        value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
-                        count: false,
-                        stable: false,
-                    });
+                    f(item(k, v, false));
                 }
                 return;
             }
@@ -2664,14 +2657,7 @@ impl<'r> Transaction<'r> {
                 (Some(Selector::Regex(_)), None) => false,
             };
             if selected {
-                f(Target {
-                    var: vi,
-                    coll: label,
-                    key: Some(k),
-                    value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
-                    count: false,
-                    stable,
-                });
+                f(item(k, v, stable));
             }
         });
     }

@@ -11,4 +11,15 @@ pub mod parser;
 pub mod transform;
 mod xml;
 
+/// A small deterministic generator (xorshift) for the unit tests' random inputs.
+#[cfg(test)]
+pub(crate) fn test_rng(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 pub use parser::{parse_files, parse_str, Action, Directive, Operator, ParseError, Rule, Variable};

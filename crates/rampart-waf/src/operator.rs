@@ -726,13 +726,7 @@ mod tests {
             "the keyword table is smaller than expected: {seen}"
         );
         let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
-        let mut seed = 0x1234_5678_9abc_def1u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::test_rng(0x1234_5678_9abc_def1u64);
         for i in 0..20_000u64 {
             assert!(!flagged(i.to_string().as_bytes()));
             let len = 1 + (next() % 16) as usize;
@@ -799,13 +793,7 @@ mod tests {
             b"g",
             b"x",
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::test_rng(0x2545_f491_4f6c_dd1du64);
         for p in patterns {
             let re = regex(p).unwrap();
             let lits = required_literals(re.as_str()).unwrap_or_else(|| panic!("{p}: none"));
@@ -816,7 +804,7 @@ mod tests {
                     s.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
                 }
                 for b in s.iter_mut() {
-                    if next() % 3 == 0 {
+                    if next().is_multiple_of(3) {
                         b.make_ascii_uppercase();
                     }
                 }

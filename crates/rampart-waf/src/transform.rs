@@ -848,13 +848,7 @@ mod tests {
             "trimright",
         ];
         let bytes = b"aZ09%+&\\\xc3\xa9\x00 \t\n\xa0/.*\"'^,;-_=:<>()#!";
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::test_rng(0x9e37_79b9_7f4a_7c15u64);
         for name in names {
             let tr = by_name(name).unwrap();
             let mut skipped = 0;
