@@ -636,17 +636,18 @@ impl TxStore {
         }
     }
 
-    fn set(&mut self, key: &TxKey<'_>, value: &[u8]) {
+    fn set(&mut self, key: TxKey<'_>, value: &[u8]) {
         let name = match key {
-            TxKey::Slot(i) => return self.set_slot(*i as usize, value),
-            TxKey::Name(n) => n.as_ref(),
+            TxKey::Slot(i) => return self.set_slot(i as usize, value),
+            TxKey::Name(n) => n,
         };
-        match self.slot(name) {
+        match self.slot(&name) {
             Some(i) => self.set_slot(i, value),
-            None => match self.dynamic.get_mut(name) {
+            None => match self.dynamic.get_mut(name.as_ref()) {
                 Some(v) => overwrite(v, value),
                 None => {
-                    self.dynamic.insert(name.to_string(), value.to_vec());
+                    // A name rendered at run time is already owned: moved, not copied.
+                    self.dynamic.insert(name.into_owned(), value.to_vec());
                 }
             },
         }
@@ -2763,7 +2764,7 @@ impl<'r> Transaction<'r> {
                         let _ = write!(buf, "{new}");
                     }
                 }
-                self.tx.set(&key, &buf);
+                self.tx.set(key, &buf);
                 self.scratch = buf;
             }
             Effect::Ctl(k, val) => match k.as_str() {
@@ -2806,7 +2807,7 @@ impl<'r> Transaction<'r> {
     /// which CRS only defaults when it is unset).
     pub fn set_tx(&mut self, name: &str, value: &str) {
         self.tx.set(
-            &TxKey::Name(Cow::Owned(name.to_ascii_lowercase())),
+            TxKey::Name(Cow::Owned(name.to_ascii_lowercase())),
             value.as_bytes(),
         );
     }
