@@ -1584,6 +1584,27 @@ struct Target<'a> {
     stable: bool,
 }
 
+impl<'a> Target<'a> {
+    /// A collection item `coll:key`, its value or (for `_NAMES`) its key.
+    #[inline]
+    fn item(
+        var: u16,
+        coll: &'a str,
+        (key, value): (&'a str, &'a [u8]),
+        names: bool,
+        stable: bool,
+    ) -> Target<'a> {
+        Target {
+            var,
+            coll,
+            key: Some(key),
+            value: Cow::Borrowed(if names { key.as_bytes() } else { value }),
+            count: false,
+            stable,
+        }
+    }
+}
+
 /// A request (and its response) going through the rules.
 pub struct Transaction<'r> {
     rs: RulesetRef<'r>,
@@ -2606,18 +2627,10 @@ impl<'r> Transaction<'r> {
             }
         };
         // `ARGS_NAMES` values are reported as `ARGS:key`: the collection's own name.
-        let item = |k: &'a str, v: &'a [u8], stable: bool| Target {
-            var: vi,
-            coll: name,
-            key: Some(k),
-            value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
-            count: false,
-            stable,
-        };
         if let (Coll::Tx, Some(Selector::Key(k))) = (coll, selector) {
             if !k.bytes().any(|c| c.is_ascii_uppercase()) {
                 if let Some((k, v)) = self.tx.get_key_value(k) {
-                    f(item(k, v, false));
+                    f(Target::item(vi, name, (k, v), names, false));
                 }
                 return;
             }
@@ -2644,7 +2657,7 @@ impl<'r> Transaction<'r> {
                             .map(|(k, v)| (k.as_str(), v.as_slice())),
                     );
                 for (k, v) in found {
-                    f(item(k, v, false));
+                    f(Target::item(vi, name, (k, v), names, false));
                 }
                 return;
             }
@@ -2658,7 +2671,7 @@ impl<'r> Transaction<'r> {
                 (Some(Selector::Regex(_)), None) => false,
             };
             if selected {
-                f(item(k, v, stable));
+                f(Target::item(vi, name, (k, v), names, stable));
             }
         });
     }

@@ -420,19 +420,20 @@ impl CompiledOperator {
         let matched = match &self.kind {
             // The lazy DFA answers most misses; the capturing engine runs only on a hit.
             Kind::Rx(re) => {
-                if want_captures && re.captures_len() == 1 {
-                    // No groups: TX.0 is the match, which one search finds without the
-                    // slower capture engine (920450's `^.*$` runs on every header name).
-                    return match re.find(value) {
-                        Some(m) => (true, vec![m.as_bytes().to_vec()]),
-                        None => (false, Vec::new()),
-                    };
-                }
+                // `is_match` first even when capturing: most values do not match, and it
+                // answers that faster than `find` (measured: `find` alone for group-less
+                // captures cost 14k more instructions per benign GET through CRS).
                 if !re.is_match(value) {
                     return (false, Vec::new());
                 }
                 if !want_captures {
                     return (true, Vec::new());
+                }
+                if re.captures_len() == 1 {
+                    // No groups: TX.0 is the match, which the DFA finds without the slower
+                    // capture engine (920450's `^.*$` runs on every header name).
+                    let m = re.find(value).map(|m| m.as_bytes().to_vec());
+                    return (true, m.into_iter().collect());
                 }
                 let caps = re
                     .captures(value)
