@@ -2700,6 +2700,7 @@ impl<'r> Transaction<'r> {
                 Piece::MatchedVarName => out.extend_from_slice(self.matched_var.0.as_bytes()),
                 Piece::Var(var, src) => {
                     let mut first = None;
+                    // (A variable's index in its rule matters to groups only.)
                     self.resolve_each(0, var, Plan::with(var, *src), &mut |t| {
                         first.get_or_insert(t.value);
                     });
