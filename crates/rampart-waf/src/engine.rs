@@ -1520,17 +1520,19 @@ fn transformed<'c>(
     }
     cache
         .entry(key)
-        .or_insert_with(|| {
-            let mut v = Cow::Borrowed(value);
-            for tr in &r.transforms {
-                v = tr.apply_cow(v);
-            }
-            match v {
-                Cow::Borrowed(_) => None,
-                Cow::Owned(o) => (o != value).then(|| o.into_boxed_slice()),
-            }
+        .or_insert_with(|| match apply_chain(r, Cow::Borrowed(value)) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(o) => (o != value).then(|| o.into_boxed_slice()),
         })
         .as_deref()
+}
+
+/// `v` after rule `r`'s transformations.
+fn apply_chain<'v>(r: &CompiledRule, mut v: Cow<'v, [u8]>) -> Cow<'v, [u8]> {
+    for tr in &r.transforms {
+        v = tr.apply_cow(v);
+    }
+    v
 }
 
 /// A hasher for keys made of machine words that requests do not choose (addresses, ids).
@@ -1626,6 +1628,8 @@ pub struct Transaction<'r> {
     transform_cache: std::sync::Mutex<TransformCache>,
     /// The values of the target groups met so far in this phase.
     groups: GroupCache,
+    /// The sources holding a value in this phase ([`source_bit`]).
+    present: u64,
     /// detectSQLi's and detectXSS's answers for this request's other values: JSON bodies
     /// and forms repeat short values (`EUR`, `true`, `1`).
     detect_memo: std::sync::Mutex<[DetectMemo; 2]>,
@@ -1855,6 +1859,8 @@ impl<'r> Transaction<'r> {
             matched_vars: Hits::default(),
             spare_hits: Hits::default(),
             transform_cache: Default::default(),
+            // Until a phase says otherwise, every source may hold values.
+            present: u64::MAX,
             groups: GroupCache {
                 spans: vec![(0, 0, 0); groups],
                 run: 0,
@@ -2126,7 +2132,8 @@ impl<'r> Transaction<'r> {
         let rs = self.rs.clone();
         let rules = &rs.phases[(phase - 1) as usize];
         let hot = &rs.hot[(phase - 1) as usize];
-        let present = self.present();
+        self.present = self.present_sources();
+        let present = self.present;
         let mut i = 0;
         while i < rules.len() {
             // Rules that cannot match, told from the compact array alone: nothing to read,
@@ -2428,11 +2435,8 @@ impl<'r> Transaction<'r> {
                 // None of the bytes the chain acts on: nothing to compute or look up.
                 (Cow::Borrowed(b), _) if r.triggers & classes(b) == 0 => b,
                 (Cow::Borrowed(b), Some(c)) if stable => transformed(c, b, r).unwrap_or(b),
-                (mut value, _) => {
-                    for tr in &r.transforms {
-                        value = tr.apply_cow(value);
-                    }
-                    own = value;
+                (value, _) => {
+                    own = apply_chain(r, value);
                     &own
                 }
             };
@@ -2515,7 +2519,7 @@ impl<'r> Transaction<'r> {
     }
 
     /// The sources holding a value now ([`source_bit`]); none changes while a phase runs.
-    fn present(&self) -> u64 {
+    fn present_sources(&self) -> u64 {
         let mut m = ALWAYS;
         for (i, c) in self.collections.0.iter().enumerate() {
             if !c.is_empty() {
@@ -2538,13 +2542,8 @@ impl<'r> Transaction<'r> {
     #[inline]
     fn is_empty(&self, src: Source) -> bool {
         match src {
-            Source::Coll(Coll::Fixed(i), _) => self.collections.0[i].is_empty(),
-            Source::Coll(Coll::Args, _) => {
-                self.collections.0[ARGS_GET].is_empty() && self.collections.0[ARGS_POST].is_empty()
-            }
-            Source::Scalar(i) => self.scalars.get(i).is_none(),
             Source::TxSlot(i) => self.tx.slots[i as usize].is_none(),
-            _ => false,
+            src => source_bit(src) & self.present == 0,
         }
     }
 
@@ -3346,6 +3345,12 @@ mod tests {
         assert!(cached(b"1' or '1'='1"));
         assert!(!cached(b"2' or '2'='2"));
         assert!(!cached(b"3' or '3'='3"));
+    }
+
+    #[test]
+    fn argument_collection_indexes_name_them() {
+        assert_eq!(COLLECTIONS[ARGS_GET], "ARGS_GET");
+        assert_eq!(COLLECTIONS[ARGS_POST], "ARGS_POST");
     }
 
     #[test]

@@ -275,15 +275,15 @@ impl CompiledOperator {
     /// `data_dir`: where `@pmFromFile` / `@ipMatchFromFile` files are (the rule file's folder).
     pub fn compile(op: &Operator, data_dir: &Path) -> Result<CompiledOperator, String> {
         let arg = op.argument.as_str();
+        // `@pm` phrases, kept for the literal filter too.
+        let mut words = Vec::new();
         let kind = match op.name.to_ascii_lowercase().as_str() {
             "rx" => rx(arg)?,
-            "pm" => Kind::Pm(phrases(
-                &arg.split_whitespace()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>(),
-            )?),
+            "pm" => {
+                words = arg.split_whitespace().map(str::to_string).collect();
+                Kind::Pm(phrases(&words)?)
+            }
             "pmfromfile" | "pmf" => {
-                let mut words = Vec::new();
                 for f in arg.split_whitespace() {
                     words.extend(data_file(data_dir, f)?);
                 }
@@ -330,7 +330,7 @@ impl CompiledOperator {
         };
         let literals = match &kind {
             Kind::Rx(re) => required_literals(re.as_str()),
-            Kind::Pm(_) => pm_literals(op, data_dir),
+            Kind::Pm(_) => pm_literals(&words),
             _ => None,
         };
         Ok(CompiledOperator {
@@ -497,16 +497,7 @@ impl CompiledOperator {
 }
 
 /// The phrases of a `@pm` / `@pmFromFile` (matched ASCII case-insensitively), lower-case.
-fn pm_literals(op: &Operator, data_dir: &Path) -> Option<Vec<Vec<u8>>> {
-    let words: Vec<String> = if op.name.eq_ignore_ascii_case("pm") {
-        op.argument.split_whitespace().map(str::to_string).collect()
-    } else {
-        let mut w = Vec::new();
-        for f in op.argument.split_whitespace() {
-            w.extend(data_file(data_dir, f).ok()?);
-        }
-        w
-    };
+fn pm_literals(words: &[String]) -> Option<Vec<Vec<u8>>> {
     let lits: Vec<Vec<u8>> = words
         .iter()
         .map(|w| w.as_bytes().to_ascii_lowercase())
