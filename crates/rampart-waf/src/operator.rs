@@ -353,15 +353,18 @@ impl CompiledOperator {
     /// `(comparison, constant)` for `@eq`, `@ge`, `@gt`, `@le`, `@lt` with a literal
     /// argument: what the engine needs to decide such a rule without reading it.
     pub fn numeric(&self) -> Option<(NumCmp, i64)> {
-        let cmp = match self.kind {
+        Some((self.comparison()?, self.number?))
+    }
+
+    fn comparison(&self) -> Option<NumCmp> {
+        Some(match self.kind {
             Kind::Eq => NumCmp::Eq,
             Kind::Ge => NumCmp::Ge,
             Kind::Gt => NumCmp::Gt,
             Kind::Le => NumCmp::Le,
             Kind::Lt => NumCmp::Lt,
             _ => return None,
-        };
-        Some((cmp, self.number?))
+        })
     }
 
     /// See [`CompiledOperator::literals`].
@@ -471,11 +474,9 @@ impl CompiledOperator {
             Kind::EndsWith => value.ends_with(arg),
             // `@within`: the value occurs inside the argument (e.g. an allowed-methods list).
             Kind::Within => !value.is_empty() && find(arg, value).is_some(),
-            Kind::Eq => num(value) == self.arg_number(arg),
-            Kind::Ge => num(value) >= self.arg_number(arg),
-            Kind::Gt => num(value) > self.arg_number(arg),
-            Kind::Le => num(value) <= self.arg_number(arg),
-            Kind::Lt => num(value) < self.arg_number(arg),
+            Kind::Eq | Kind::Ge | Kind::Gt | Kind::Le | Kind::Lt => self
+                .comparison()
+                .is_some_and(|c| c.holds(value, self.arg_number(arg))),
             Kind::IpMatch(nets) => std::str::from_utf8(value)
                 .ok()
                 .and_then(|s| s.trim().parse::<IpAddr>().ok())
