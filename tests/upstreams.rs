@@ -220,7 +220,7 @@ async fn websocket_echo_through_gateway() {
         }
     });
     let gw = Gateway::start(&format!(
-        "upstreams:\n{}routes:\n  - name: ws\n    paths: [\"/ws\"]\n    upstream: ws\n",
+        "upstreams:\n{}routes:\n  - name: ws\n    paths: [\"/ws\"]\n    upstream: ws\n    websocket: true\n",
         upstream_yaml("ws", &[ws_addr], "")
     ));
     let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gw.port))

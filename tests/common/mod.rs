@@ -429,3 +429,146 @@ pub fn validate(path: &std::path::Path) -> (Option<i32>, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The Flask app in `tests/backends/flask_app.py` on a free port, served by Werkzeug
+/// (`werkzeug`: decodes chunked bodies, drops `_` header names) or the standard library's
+/// wsgiref (`wsgiref`: folds `_` and `-` alike, as CGI does). Killed on drop.
+pub struct Flask {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Flask {
+    pub fn start(server: &str) -> Flask {
+        let port = free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/backends/flask_app.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(server)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with flask (scripts/test installs it)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "flask backend did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Flask { addr, child }
+    }
+}
+
+impl Drop for Flask {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An upstream that records every byte it receives, per connection, and answers each
+/// complete HTTP/1.1 request it parses (Content-Length or chunked body) with a small 200
+/// naming the request's ordinal. What a proxy sends can be checked byte for byte, and a
+/// stray byte is read as the start of another request, as a real backend would.
+pub struct RawUpstream {
+    pub addr: SocketAddr,
+    pub received: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl RawUpstream {
+    pub fn start() -> RawUpstream {
+        let listener = StdListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (rec, reqs) = (received.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let (rec, reqs) = (rec.clone(), reqs.clone());
+                std::thread::spawn(move || {
+                    let idx = {
+                        let mut r = rec.lock().unwrap();
+                        r.push(Vec::new());
+                        r.len() - 1
+                    };
+                    let mut buf: Vec<u8> = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    loop {
+                        let n = match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        buf.extend_from_slice(&chunk[..n]);
+                        rec.lock().unwrap()[idx].extend_from_slice(&chunk[..n]);
+                        while let Some(used) = complete_request(&buf) {
+                            buf.drain(..used);
+                            let k = reqs.fetch_add(1, Ordering::SeqCst) + 1;
+                            let body = format!("request {k}");
+                            let resp = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if s.write_all(resp.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        RawUpstream {
+            addr,
+            received,
+            requests,
+        }
+    }
+
+    /// Everything received on all connections, concatenated in connection order.
+    pub fn all_bytes(&self) -> Vec<u8> {
+        self.received.lock().unwrap().concat()
+    }
+}
+
+/// The length of the first complete request in `buf`, if there is one.
+fn complete_request(buf: &[u8]) -> Option<usize> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    let head = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        // Garbage still counts as one (bad) request: the server answers and moves on.
+        Err(_) => return buf.iter().position(|b| *b == b'\n').map(|p| p + 1),
+        Ok(httparse::Status::Partial) => return None,
+    };
+    let mut cl = None;
+    let mut chunked = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            cl = std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok();
+        }
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h.value.eq_ignore_ascii_case(b"chunked");
+        }
+    }
+    if chunked {
+        let mut pos = head;
+        loop {
+            let line_end = buf[pos..].windows(2).position(|w| w == b"\r\n")? + pos;
+            let size_text = std::str::from_utf8(&buf[pos..line_end]).ok()?;
+            let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+            pos = line_end + 2;
+            if size == 0 {
+                // No trailers in these tests: the terminator's CRLF follows.
+                return (buf.len() >= pos + 2).then_some(pos + 2);
+            }
+            if buf.len() < pos + size + 2 {
+                return None;
+            }
+            pos += size + 2;
+        }
+    }
+    let n = head + cl.unwrap_or(0);
+    (buf.len() >= n).then_some(n)
+}

@@ -44,6 +44,65 @@ pub struct Config {
     /// unless a route turns it off.
     #[serde(default)]
     pub waf: Option<WafConfig>,
+    /// How requests are made unambiguous before any stage decides on them.
+    #[serde(default)]
+    pub requests: RequestHygiene,
+}
+
+/// Request normalisation: what every stage and the upstream agree a request says.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct RequestHygiene {
+    /// `%2F` in a path: `reject` (default) or `keep` (routed as part of one segment; only
+    /// for backends that do not decode it into a separator).
+    #[serde(default)]
+    pub encoded_slash: KeepOrReject,
+    /// `\` or `%5C` in a path.
+    #[serde(default)]
+    pub backslash: KeepOrReject,
+    /// `;` path parameters.
+    #[serde(default)]
+    pub path_parameters: KeepOrReject,
+    /// Merge runs of `/` (as nginx does by default).
+    #[serde(default = "yes")]
+    pub merge_slashes: bool,
+    /// Header names with `_`: `drop` (default, as nginx does), `reject` (400) or `keep`.
+    /// WSGI/CGI backends fold `_` and `-` alike, so `X_Consumer_Id` would pass as
+    /// `X-Consumer-Id`.
+    #[serde(default)]
+    pub underscore_headers: UnderscoreHeaders,
+    /// Names with `_` forwarded as sent despite `underscore_headers` (any case).
+    #[serde(default)]
+    pub allow_underscore_headers: Vec<String>,
+}
+
+impl Default for RequestHygiene {
+    fn default() -> Self {
+        RequestHygiene {
+            encoded_slash: KeepOrReject::Reject,
+            backslash: KeepOrReject::Reject,
+            path_parameters: KeepOrReject::Reject,
+            merge_slashes: true,
+            underscore_headers: UnderscoreHeaders::Drop,
+            allow_underscore_headers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepOrReject {
+    #[default]
+    Reject,
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UnderscoreHeaders {
+    #[default]
+    Drop,
+    Reject,
+    Keep,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -230,6 +289,33 @@ pub struct EventsConfig {
     pub syslog: Option<SyslogSink>,
     #[serde(default)]
     pub webhook: Option<WebhookSink>,
+    /// Query parameters whose values are replaced by `REDACTED` in events and logs (any case,
+    /// also when their names are percent-encoded), beyond the API-key parameter.
+    #[serde(default = "default_redact")]
+    pub redact_query: Vec<String>,
+}
+
+fn default_redact() -> Vec<String> {
+    [
+        "access_token",
+        "id_token",
+        "refresh_token",
+        "token",
+        "api_key",
+        "apikey",
+        "key",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "code",
+        "session",
+        "sig",
+        "signature",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -1023,6 +1109,21 @@ pub struct Route {
     pub concurrency: Option<Concurrency>,
     #[serde(default)]
     pub waf: Option<RouteWaf>,
+    /// Genuine WebSocket handshakes may upgrade on this route; any other `Upgrade` is
+    /// removed from requests everywhere.
+    #[serde(default)]
+    pub websocket: bool,
+    /// Replace upstream 5xx bodies (stack traces, internal addresses) with Rampart's JSON.
+    #[serde(default)]
+    pub hide_upstream_errors: bool,
+    /// Response headers removed before the client sees them (any case), beyond `Server`
+    /// and `X-Powered-By`, which are always removed.
+    #[serde(default)]
+    pub response_headers_deny: Vec<String>,
+    /// When set, only these response headers (any case) reach the client, plus those
+    /// Rampart itself adds.
+    #[serde(default)]
+    pub response_headers_allow: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -1033,6 +1134,12 @@ pub struct Limits {
     pub max_header_bytes: ByteSize,
     #[serde(default = "default_header_timeout")]
     pub request_header_timeout: HumanDuration,
+    /// The whole request body must arrive within this time (408 otherwise).
+    #[serde(default = "default_body_timeout")]
+    pub request_body_timeout: HumanDuration,
+    /// After the first 5 s of a body, slower than this many bytes per second is cut (408).
+    #[serde(default = "default_body_rate")]
+    pub min_request_body_rate: ByteSize,
 }
 
 impl Default for Limits {
@@ -1041,6 +1148,8 @@ impl Default for Limits {
             max_request_body: default_body(),
             max_header_bytes: default_header_bytes(),
             request_header_timeout: default_header_timeout(),
+            request_body_timeout: default_body_timeout(),
+            min_request_body_rate: default_body_rate(),
         }
     }
 }
@@ -1053,6 +1162,12 @@ fn default_header_bytes() -> ByteSize {
 }
 fn default_header_timeout() -> HumanDuration {
     HumanDuration::from_secs(10)
+}
+fn default_body_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+fn default_body_rate() -> ByteSize {
+    ByteSize(1024)
 }
 
 /// `stdout` (default), `off`, or a file path.

@@ -310,6 +310,39 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             "must be above 0s".into(),
         );
     }
+    if l.request_body_timeout.0.is_zero() {
+        err(
+            "limits.request_body_timeout".into(),
+            "must be above 0s".into(),
+        );
+    }
+    for (i, r) in c.routes.iter().enumerate() {
+        for (j, p) in r.paths.iter().enumerate() {
+            let path = p.strip_prefix('=').unwrap_or(p);
+            let policy = rampart_router::PathPolicy {
+                keep_encoded_slash: true,
+                keep_backslash: true,
+                keep_semicolon: true,
+                merge_slashes: false,
+            };
+            match rampart_router::canonical_path(path, &policy) {
+                Ok(c) if c == path => {}
+                Ok(c) => err(
+                    format!("routes[{i}].paths[{j}]"),
+                    format!("write the path in its canonical form: {c}"),
+                ),
+                Err(e) => err(format!("routes[{i}].paths[{j}]"), e.reason().into()),
+            }
+        }
+    }
+    for (i, h) in c.requests.allow_underscore_headers.iter().enumerate() {
+        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            err(
+                format!("requests.allow_underscore_headers[{i}]"),
+                "not a header name".into(),
+            );
+        }
+    }
     if c.server.threads == 0 {
         err("server.threads".into(), "must be at least 1".into());
     }

@@ -8,6 +8,7 @@ mod access_log;
 mod admin;
 pub mod demo;
 pub mod framing;
+pub mod hygiene;
 mod metrics;
 mod prefilter;
 mod proxy;

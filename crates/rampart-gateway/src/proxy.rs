@@ -85,6 +85,19 @@ pub struct Ctx {
     waf: Option<Box<WafReq>>,
     /// Body bytes the WAF read that Pingora will not replay from its buffer.
     body_prefix: Option<Bytes>,
+    /// The canonical path (see `rampart_router::canonical_path`): what every stage decides
+    /// on and what the upstream receives.
+    path: String,
+    /// The canonical path differs from the one sent: the upstream gets the canonical one.
+    path_rewritten: bool,
+    /// A genuine WebSocket handshake whose `Upgrade` was kept (the route must opt in).
+    websocket: bool,
+    /// The whole body was read and held by the WAF: the upstream gets it with this length.
+    body_complete: Option<usize>,
+    /// When the first body byte was awaited, for the body timeout and minimum rate.
+    body_started: Option<Instant>,
+    /// The upstream's 5xx body is replaced by Rampart's JSON (`hide_upstream_errors`).
+    hide_error: bool,
 }
 
 /// A request's WAF state across Pingora's phases.
@@ -111,6 +124,9 @@ pub struct Req<'a> {
     pub head: &'a RequestHeader,
     pub raw: Option<Bytes>,
     pub listener: Option<usize>,
+    /// HTTP/2: the HEADERS frame did not end the stream, so DATA frames follow (a body with
+    /// or without Content-Length).
+    pub h2_body: bool,
 }
 
 type Stage = fn(&Req, &Snapshot, &mut Ctx) -> Decision;
@@ -130,9 +146,12 @@ enum Step {
 const REQUEST_STAGES: &[(&str, Step)] = &[
     ("https_redirect", Step::Sync(stage_https_redirect)),
     ("framing", Step::Sync(stage_framing)),
+    ("path", Step::Sync(stage_path)),
+    ("headers", Step::Sync(stage_headers)),
     ("header_limits", Step::Sync(stage_header_limits)),
     ("body_limit", Step::Sync(stage_body_limit)),
     ("route", Step::Sync(stage_route)),
+    ("upgrade", Step::Sync(stage_upgrade)),
     ("client_cert", Step::Sync(stage_client_cert)),
     ("authenticate", Step::Authenticate),
     ("authorize", Step::Sync(stage_authorize)),
@@ -269,13 +288,22 @@ async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Dec
             headers,
         )
     });
-    tx.request_headers(&method, &uri, &proto, &headers);
+    // The rules decide on the path the upstream will receive; REQUEST_URI_RAW stays as sent.
+    let canonical = match uri.split_once('?') {
+        Some((_, q)) => format!("{}?{q}", ctx.path),
+        None => ctx.path.clone(),
+    };
+    tx.request_headers(&method, &canonical, &proto, &headers);
+    if canonical != uri {
+        tx.set_request_uri_raw(&uri);
+    }
     tx.run_phase(1);
     let cfg = &rw.rt.cfg;
     let mut refusal = None;
+    // Every body is read here whatever its framing (Content-Length, chunked, HTTP/2 DATA
+    // frames); only a verified WebSocket handshake (which has none) upgrades.
     if tx.interruption.is_none()
         && !matches!(ctx.body_len, BodyLength::None)
-        && !session.is_upgrade_req()
         && rw.rt.ruleset.request_body_access
     {
         let limit = cfg.request_body_limit.0 as usize;
@@ -283,14 +311,36 @@ async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Dec
         session.enable_retry_buffering();
         let mut body: Vec<u8> = Vec::new();
         let mut over = false;
+        let mut complete = false;
+        let pace = BodyPace::new(snap, ctx);
         loop {
             if body.len() > limit {
                 over = true;
                 break;
             }
-            match session.read_request_body().await {
+            let read = match pace.next_deadline(body.len()) {
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline.into(), session.read_request_body())
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => {
+                            ctx.waf = Some(waf_req(tx, rw));
+                            return reject(408, "request body timeout", "request body too slow");
+                        }
+                    }
+                }
+                None => {
+                    ctx.waf = Some(waf_req(tx, rw));
+                    return reject(408, "request body timeout", "request body too slow");
+                }
+            };
+            match read {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) => break,
+                Ok(None) => {
+                    complete = true;
+                    break;
+                }
                 Err(_) => {
                     ctx.waf = Some(waf_req(tx, rw));
                     return reject(400, "bad request", "request body unreadable");
@@ -318,6 +368,10 @@ async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Dec
                 // Pingora's buffer gave up past 64 KiB, so it will not replay what was
                 // read: the body filter puts these bytes in front of the next chunk.
                 ctx.body_prefix = Some(Bytes::copy_from_slice(&body));
+            } else if complete {
+                // Forwarded with its length: no chunked framing for the upstream to read
+                // differently (and no HTTP/2 end-of-stream turned into a second terminator).
+                ctx.body_complete = Some(body.len());
             }
             body.truncate(limit);
             tx.request_body(&body);
@@ -360,6 +414,38 @@ async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Dec
     };
     ctx.waf = Some(waf_req(tx, rw));
     decision
+}
+
+/// How long a request body may take: all of it within `request_body_timeout`, and after a
+/// grace period at least `min_request_body_rate` bytes per second on average (a client
+/// sending one byte a second holds a connection and an upstream slot otherwise).
+struct BodyPace {
+    start: Instant,
+    total: Duration,
+    rate: u64,
+}
+
+const BODY_RATE_GRACE: Duration = Duration::from_secs(5);
+
+impl BodyPace {
+    fn new(snap: &Snapshot, ctx: &Ctx) -> BodyPace {
+        let l = &snap.config.limits;
+        BodyPace {
+            start: ctx.body_started.unwrap_or_else(Instant::now),
+            total: l.request_body_timeout.0,
+            rate: l.min_request_body_rate.0,
+        }
+    }
+
+    /// When the next bytes must have arrived, having received `received`; None: too late.
+    fn next_deadline(&self, received: usize) -> Option<Instant> {
+        let mut deadline = self.start + self.total;
+        if self.rate > 0 {
+            let earned = Duration::from_secs_f64(received as f64 / self.rate as f64);
+            deadline = deadline.min(self.start + BODY_RATE_GRACE + earned);
+        }
+        (deadline > Instant::now()).then_some(deadline)
+    }
 }
 
 fn waf_req(
@@ -420,7 +506,7 @@ fn stage_authorize(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
                 groups: p.map(|p| p.groups.as_slice()).unwrap_or(&[]),
                 claims: p.and_then(|p| p.claims.as_deref()),
                 method: r.head.method.as_str(),
-                path: r.head.uri.path(),
+                path: ctx.path.as_str(),
                 route: route.spec.name.as_str(),
                 client_ip: ctx.client_ip,
                 mtls: ctx
@@ -592,11 +678,11 @@ fn stage_framing(r: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
         ),
     };
     match framing::check(&cl, &te, req.version == http::Version::HTTP_10) {
+        // HTTP/2 need not declare a length: DATA frames after a HEADERS frame without
+        // END_STREAM are a body all the same, and get the same inspection and limits.
+        Ok(BodyLength::None) if r.h2_body => ctx.body_len = BodyLength::Chunked,
         Ok(len) => ctx.body_len = len,
         Err(e) => return reject(400, "bad request", e.reason()),
-    }
-    if framing::has_dot_segment(req.uri.path()) {
-        return reject(400, "bad request", "dot segment in path");
     }
     if let Some(raw) = &r.raw {
         if let Err(reason) = framing::check_target(raw) {
@@ -611,6 +697,57 @@ fn stage_framing(r: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
                 return reject(400, "bad request", reason);
             }
         }
+    }
+    Decision::Continue
+}
+
+/// One canonical path for routing, authorization, the WAF and the upstream.
+fn stage_path(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let raw = r.head.uri.path();
+    match rampart_router::canonical_path(raw, &snap.path_policy) {
+        Ok(p) => {
+            ctx.path_rewritten = p != raw;
+            ctx.path = p.into_owned();
+            Decision::Continue
+        }
+        Err(e) => reject(400, "bad request", e.reason()),
+    }
+}
+
+/// Headers that two parsers would read differently: names with `_` (when refused rather
+/// than dropped) and `Content-Type` parameters given twice (a WAF reading the first
+/// `boundary` while the backend uses the last one sees another body).
+fn stage_headers(r: &Req, snap: &Snapshot, _: &mut Ctx) -> Decision {
+    let h = &snap.config.requests;
+    if h.underscore_headers == rampart_config::UnderscoreHeaders::Reject
+        && r.head
+            .headers
+            .keys()
+            .any(|k| crate::hygiene::underscore_dropped(k.as_str(), &h.allow_underscore_headers))
+    {
+        return reject(400, "bad request", "underscore in header name");
+    }
+    let mut types = r.head.headers.get_all(http::header::CONTENT_TYPE).iter();
+    if let Some(ct) = types.next() {
+        if types.next().is_some() {
+            return reject(400, "bad request", "duplicate Content-Type");
+        }
+        if let Err(reason) = crate::hygiene::check_content_type(ct.as_bytes()) {
+            return reject(400, "bad request", reason);
+        }
+    }
+    Decision::Continue
+}
+
+/// A WebSocket handshake only upgrades on a route that opted in (`websocket: true`); every
+/// other `Upgrade` was already removed from the request.
+fn stage_upgrade(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let allowed = ctx.route.is_some_and(|i| snap.routes[i].spec.websocket);
+    if ctx.websocket && !allowed {
+        return reject(400, "bad request", "websocket not enabled on this route");
+    }
+    if ctx.websocket && !matches!(ctx.body_len, BodyLength::None) {
+        return reject(400, "bad request", "websocket handshake with a body");
     }
     Decision::Continue
 }
@@ -647,9 +784,7 @@ fn stage_body_limit(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
 
 fn stage_route(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     let req = r.head;
-    match snap
-        .router
-        .find(&ctx.host, req.uri.path(), req.method.as_str())
+    match snap.router.find(&ctx.host, &ctx.path, req.method.as_str())
     {
         Match::Route { index, prefix } => {
             ctx.route = Some(index);
@@ -737,6 +872,48 @@ fn is_idempotent(m: &http::Method) -> bool {
             | http::Method::DELETE
             | http::Method::TRACE
     )
+}
+
+/// Keeps `Upgrade` only on a genuine WebSocket handshake (returns true then). Any other
+/// `Upgrade` (h2c, made-up protocols) is removed with its `Connection` token: Pingora would
+/// otherwise treat the request as an upgrade, and a body behind it would go to the upstream
+/// as an uninspected tunnel.
+fn sanitize_upgrade(req: &mut RequestHeader) -> bool {
+    if !req.headers.contains_key(http::header::UPGRADE) {
+        return false;
+    }
+    let genuine = crate::hygiene::is_websocket_handshake(
+        req.method.as_str(),
+        req.version == http::Version::HTTP_11,
+        |name| {
+            req.headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect()
+        },
+    );
+    if genuine {
+        return true;
+    }
+    req.remove_header(&http::header::UPGRADE);
+    req.remove_header("http2-settings");
+    let kept: Vec<String> = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("").split(','))
+        .map(str::trim)
+        .filter(|t| {
+            !t.is_empty() && !t.eq_ignore_ascii_case("upgrade") && !t.eq_ignore_ascii_case("http2-settings")
+        })
+        .map(str::to_string)
+        .collect();
+    req.remove_header(&http::header::CONNECTION);
+    if !kept.is_empty() {
+        let _ = req.insert_header(http::header::CONNECTION, kept.join(", "));
+    }
+    false
 }
 
 /// The WAF settings of the request's route, if it runs the WAF.
@@ -953,11 +1130,53 @@ impl Gateway {
     }
 }
 
+/// The route's response header deny list, then its allow list (framing headers always
+/// stay: the client must be able to read the response).
+fn filter_response_headers(resp: &mut ResponseHeader, r: &rampart_config::Route) {
+    for name in &r.response_headers_deny {
+        resp.remove_header(name.as_str());
+    }
+    if let Some(allow) = &r.response_headers_allow {
+        let framing = ["content-length", "transfer-encoding", "connection", "content-encoding"];
+        let drop: Vec<http::HeaderName> = resp
+            .headers
+            .keys()
+            .filter(|k| {
+                !framing.contains(&k.as_str())
+                    && !allow.iter().any(|a| a.eq_ignore_ascii_case(k.as_str()))
+            })
+            .cloned()
+            .collect();
+        for h in drop {
+            resp.remove_header(&h);
+        }
+    }
+}
+
+/// Removes header names with `_` that are not allow-listed (scanned once; most requests
+/// have none).
+fn strip_underscored(req: &mut RequestHeader, allow: &[String]) {
+    let present: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|k| crate::hygiene::underscore_dropped(k.as_str(), allow))
+        .cloned()
+        .collect();
+    for h in present {
+        req.remove_header(&h);
+    }
+}
+
 /// Removes every header named in `names` (any case), all their values. The request is
 /// scanned once: it rarely carries any of them, and a scan of its few headers costs less
 /// than one header-map removal per name.
 fn strip_headers<'n>(req: &mut RequestHeader, names: impl Iterator<Item = &'n str> + Clone) {
-    let listed = |k: &http::HeaderName| names.clone().any(|n| n.eq_ignore_ascii_case(k.as_str()));
+    // Compared as WSGI/CGI backends fold names: `X_Consumer_Id` is `X-Consumer-Id` to them.
+    let listed = |k: &http::HeaderName| {
+        names
+            .clone()
+            .any(|n| crate::hygiene::folded_eq(n, k.as_str()))
+    };
     let present: Vec<http::HeaderName> =
         req.headers.keys().filter(|k| listed(k)).cloned().collect();
     for h in present {
@@ -998,6 +1217,12 @@ impl ProxyHttp for Gateway {
             inflight: None,
             waf: None,
             body_prefix: None,
+            path: String::new(),
+            path_rewritten: false,
+            websocket: false,
+            body_complete: None,
+            body_started: None,
+            hide_error: false,
         }
     }
 
@@ -1032,6 +1257,11 @@ impl ProxyHttp for Gateway {
             ctx.identity = ssl.extension.get::<ClientIdentity>().cloned();
             ctx.hsts = ctx.listener.and_then(|i| snap.listeners[i].hsts.clone());
         }
+        ctx.websocket = sanitize_upgrade(session.req_header_mut());
+        // Between body reads; the whole body is also bounded (`BodyPace`).
+        session.set_read_timeout(Some(snap.config.limits.request_body_timeout.0));
+        let h2_body = session.req_header().version == http::Version::HTTP_2
+            && !session.as_downstream_mut().is_body_empty();
         let req = Req {
             head: session.req_header(),
             raw: session
@@ -1039,8 +1269,10 @@ impl ProxyHttp for Gateway {
                 .as_http1()
                 .map(|h1| h1.get_headers_raw_bytes()),
             listener: ctx.listener,
+            h2_body,
         };
         let mut waf_next = false;
+        ctx.body_started = Some(Instant::now());
         for (name, step) in REQUEST_STAGES {
             let decision = match step {
                 Step::Sync(stage) => stage(&req, &snap, ctx),
@@ -1085,6 +1317,24 @@ impl ProxyHttp for Gateway {
             let mut all = prefix.to_vec();
             all.extend_from_slice(body.as_deref().unwrap_or(&[]));
             *body = Some(Bytes::from(all));
+        }
+        // Pingora 0.9.1 writes an empty chunk to an HTTP/1.1 upstream as a chunked
+        // terminator and then terminates the body again (cloudflare/pingora#935): an HTTP/2
+        // client's empty END_STREAM DATA frame became a stray "0\r\n\r\n" that the upstream
+        // read as the next request. An empty chunk carries nothing: hand Pingora none.
+        if body.as_ref().is_some_and(|b| b.is_empty()) {
+            *body = None;
+        }
+        if let Some(snap) = ctx.snap.as_deref() {
+            let pace = BodyPace::new(snap, ctx);
+            if !_end_of_stream && pace.next_deadline(ctx.body_seen as usize).is_none() {
+                ctx.refused = Some(("body_timeout", "request body too slow"));
+                metrics()
+                    .rejected
+                    .with_label_values(&["request body too slow"])
+                    .inc();
+                return Error::e_explain(ErrorType::HTTPStatus(408), "request body too slow");
+            }
         }
         if let Some(b) = body {
             ctx.body_seen += b.len() as u64;
@@ -1189,6 +1439,17 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(snap) = ctx.snap.as_deref() {
+            let h = &snap.config.requests;
+            if h.underscore_headers != rampart_config::UnderscoreHeaders::Keep {
+                strip_underscored(req, &h.allow_underscore_headers);
+            }
+        }
+        if let Some(n) = ctx.body_complete {
+            // The body was read whole and inspected: it goes upstream with its length.
+            req.remove_header(&http::header::TRANSFER_ENCODING);
+            req.insert_header(http::header::CONTENT_LENGTH, n.to_string())?;
+        }
         // Client-supplied forwarding headers are not trusted (no trusted proxies yet).
         strip_headers(
             req,
@@ -1235,8 +1496,18 @@ impl ProxyHttp for Gateway {
             .route
             .and_then(|i| ctx.snap.as_ref().map(|s| s.routes[i].spec.strip_prefix))
             .unwrap_or(false);
+        if ctx.path_rewritten && !(strip && ctx.prefix != "/") {
+            let new = match session.req_header().uri.query() {
+                Some(q) => format!("{}?{q}", ctx.path),
+                None => ctx.path.clone(),
+            };
+            let uri: http::Uri = new
+                .parse()
+                .map_err(|_| Error::explain(ErrorType::InternalError, "bad canonical uri"))?;
+            req.set_uri(uri);
+        }
         if strip && ctx.prefix != "/" {
-            let path = session.req_header().uri.path();
+            let path = ctx.path.as_str();
             let rest = path
                 .get(ctx.prefix.trim_end_matches('/').len()..)
                 .unwrap_or("");
@@ -1266,7 +1537,27 @@ impl ProxyHttp for Gateway {
         if let Some(s) = ctx.upstream_start {
             ctx.upstream_time = Some(s.elapsed());
         }
+        if resp.status == http::StatusCode::SWITCHING_PROTOCOLS && !ctx.websocket {
+            // Only a verified WebSocket handshake on a route that allows it may become a
+            // tunnel; an upstream switching protocols on anything else is refused.
+            ctx.refused = Some(("upgrade", "upstream switched protocols without a handshake"));
+            return Error::e_explain(ErrorType::HTTPStatus(502), "unexpected 101 from upstream");
+        }
         self.waf_response_headers(resp, ctx);
+        let route = ctx
+            .route
+            .and_then(|i| ctx.snap.as_deref().map(|s| &s.routes[i].spec));
+        if let Some(r) = route {
+            if r.hide_upstream_errors && resp.status.as_u16() >= 500 {
+                // Stack traces and internal addresses stay inside: same status, our body.
+                let status = resp.status.as_u16();
+                let len = error_body("upstream error", &ctx.request_id).len();
+                *resp = error_header(status, len, &ctx.request_id);
+                ctx.hide_error = true;
+            } else {
+                filter_response_headers(resp, r);
+            }
+        }
         // Upstream software versions are reconnaissance material: keep them inside.
         resp.remove_header("server");
         resp.remove_header("x-powered-by");
@@ -1287,6 +1578,10 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
+        if ctx.hide_error {
+            *body = end_of_stream.then(|| error_body("upstream error", &ctx.request_id));
+            return Ok(None);
+        }
         let limit = route_waf(ctx)
             .map(|w| w.rt.cfg.response_body_limit.0 as usize)
             .unwrap_or(0);

@@ -114,6 +114,8 @@ pub struct Snapshot {
     pub pools: HashMap<String, Arc<UpstreamPool>>,
     /// The compiled WAF rules (one set, shared by every route that runs the WAF).
     pub waf: Option<Arc<crate::waf::WafRt>>,
+    /// How request paths are made canonical (from `requests`).
+    pub path_policy: rampart_router::PathPolicy,
 }
 
 impl Snapshot {
@@ -260,11 +262,22 @@ impl Snapshot {
             auth,
             lockout,
             listeners,
-            config,
             router,
             routes,
             pools,
             waf,
+            path_policy: path_policy(&config.requests),
+            config,
         })
+    }
+}
+
+fn path_policy(r: &rampart_config::RequestHygiene) -> rampart_router::PathPolicy {
+    use rampart_config::KeepOrReject::Keep;
+    rampart_router::PathPolicy {
+        keep_encoded_slash: r.encoded_slash == Keep,
+        keep_backslash: r.backslash == Keep,
+        keep_semicolon: r.path_parameters == Keep,
+        merge_slashes: r.merge_slashes,
     }
 }

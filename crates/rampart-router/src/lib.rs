@@ -6,6 +6,10 @@
 //! `/api/items` matches `/api/items` and `/api/items/7` but not `/api/itemsX`.
 //! When the best host+path candidates exist but none allows the method, the answer is
 //! "method not allowed" with the methods they do allow.
+//! Paths are matched in their canonical form ([`canonical_path`]).
+
+mod canonical;
+pub use canonical::{canonical_path, PathError, PathPolicy};
 
 /// What a route declares, as far as matching is concerned.
 #[derive(Debug, Clone, Default)]

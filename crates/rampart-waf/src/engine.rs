@@ -1879,6 +1879,13 @@ impl<'r> Transaction<'r> {
     }
 
     /// Request line and headers (phase 1 input). `uri` is the raw request target.
+    /// `REQUEST_URI_RAW` as sent, when `request_headers` was given the normalised URI
+    /// (the form the gateway routes on and forwards).
+    pub fn set_request_uri_raw(&mut self, raw: &str) {
+        self.scalars
+            .insert(Sc::REQUEST_URI_RAW, raw.as_bytes().to_vec());
+    }
+
     pub fn request_headers(
         &mut self,
         method: &str,

@@ -1,0 +1,440 @@
+//! The penetration test's findings (issue "Security hardening"), each an attack through real
+//! sockets against a backend that decodes what it receives (Flask under Werkzeug or wsgiref,
+//! or a raw socket that records bytes). Every test here failed before the fix.
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const CRS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/crs");
+const KEY: &str = "k-hardening-0123456789";
+
+fn crs_waf() -> String {
+    format!("waf:\n  rules:\n    - {CRS}/rules/crs-setup.conf.example\n    - {CRS}/rules/*.conf\n")
+}
+
+fn consumers() -> String {
+    format!(
+        "consumers:\n  - id: alice\n    groups: [staff]\n    api_keys:\n      - sha256: {}\nauth:\n  api_key: {{ header: X-API-Key }}\n",
+        sha256_hex(KEY.as_bytes())
+    )
+}
+
+fn h2c() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// A body sent as HTTP/2 DATA frames with no Content-Length (a streamed upload).
+fn streamed(parts: &[&'static str]) -> reqwest::Body {
+    let chunks: Vec<Result<&'static str, std::io::Error>> = parts.iter().map(|p| Ok(*p)).collect();
+    reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+}
+
+/// The raw response to raw bytes sent on a fresh connection.
+fn send(port: u16, bytes: &[u8]) -> String {
+    raw_request(port, bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_paths_cannot_walk_around_a_protected_route() {
+    let flask = Flask::start("werkzeug");
+    let gw = Gateway::start(&format!(
+        "{}upstreams:\n{}routes:\n  - name: public\n    paths: [\"/flask\"]\n    upstream: f\n  - name: admin\n    paths: [\"/flask/admin\"]\n    upstream: f\n    auth: {{ methods: [api_key] }}\n",
+        consumers(),
+        upstream_yaml("f", &[flask.addr], "")
+    ));
+    // Each of these is /flask/admin (or under it) to Werkzeug.
+    let tricks = [
+        "/flask/%61dmin",
+        "/flask/adm%69n",
+        "/flask/ADM%69n/../admin",
+        "/flask/admin%2fusers",
+        "/flask/admin%2Fusers",
+        "/flask//admin",
+        "/flask/./admin",
+        "/flask/%2e/admin",
+        "/flask/x/%2e%2e/admin",
+        "/flask/admin;x=1",
+        "/flask/admin%5c",
+        "/flask/admin%00",
+        "/flask/%C0%AE%C0%AE/admin",
+        "/flask/admin%ff",
+        "/flask/%zzadmin",
+    ];
+    for path in tricks {
+        let resp = send(
+            gw.port,
+            format!("GET {path} HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        let status = status_of(&resp);
+        assert!(
+            status == 401 || status == 400,
+            "{path}: expected 401 (the admin route's auth) or 400, got {resp}"
+        );
+        assert!(!resp.contains("\"kind\":\"admin\""), "{path} reached admin: {resp}");
+    }
+    // Over HTTP/2 too.
+    let c = h2c();
+    for path in ["/flask/%61dmin", "/flask//admin", "/flask/admin%2fx"] {
+        let r = c.get(gw.url(path)).send().await.unwrap();
+        assert!(matches!(r.status().as_u16(), 400 | 401), "h2 {path}: {}", r.status());
+    }
+    // Canonical forms are what the upstream receives: the route's own users still get in,
+    // and the public route sees the decoded unreserved characters.
+    let r = client()
+        .get(gw.url("/flask/%61dmin/panel"))
+        .header("X-API-Key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["kind"], "admin");
+    assert_eq!(v["raw_uri"], "/flask/admin/panel");
+    let r = client()
+        .get(gw.url("/flask/%7euser/a%20b?q=%61"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["kind"], "public");
+    assert_eq!(v["raw_uri"], "/flask/~user/a%20b?q=%61");
+    assert_eq!(v["path"], "/flask/~user/a b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_policy_can_keep_what_a_backend_reads_literally() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&format!(
+        "requests:\n  encoded_slash: keep\n  path_parameters: keep\n  merge_slashes: false\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let r = client().get(gw.url("/a%2fb;v=1//c")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["path"], "/a%2Fb;v=1//c");
+    // NUL is never negotiable.
+    assert_eq!(client().get(gw.url("/a%00")).send().await.unwrap().status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_bodies_without_length_are_inspected() {
+    let flask = Flask::start("werkzeug");
+    let gw = Gateway::start(&format!(
+        "{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: f\n",
+        crs_waf(),
+        upstream_yaml("f", &[flask.addr], "")
+    ));
+    let c = h2c();
+    let r = c
+        .post(gw.url("/search"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(streamed(&["q=1'%20UNION%20SELECT", "%20password%20FROM%20users--"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 403, "{:?}", r.text().await);
+    let r = c
+        .post(gw.url("/api"))
+        .header("Content-Type", "application/json")
+        .body(streamed(&[r#"{"q": "1' UNION SELECT"#, r#" password FROM users--"}"#]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A clean streamed body arrives whole.
+    let r = c
+        .post(gw.url("/api"))
+        .header("Content-Type", "application/json")
+        .body(streamed(&[r#"{"sku": "A-1","#, r#" "qty": 2}"#]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["json"], serde_json::json!({"sku": "A-1", "qty": 2}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_bodies_reach_an_http1_upstream_framed_once() {
+    let raw = RawUpstream::start();
+    let gw = Gateway::start(&format!(
+        "waf:\n  custom_rules: |\n    SecRequestBodyAccess On\n    SecRule ARGS \"@contains attack\" \"id:1,phase:2,deny\"\nupstreams:\n{}routes:\n  - name: plain\n    paths: [\"/plain\"]\n    upstream: raw\n    waf: {{ enabled: false }}\n  - name: inspected\n    paths: [\"/inspected\"]\n    upstream: raw\n",
+        upstream_yaml("raw", &[raw.addr], "")
+    ));
+    let c = h2c();
+    let mut sent = 0;
+    for round in 0..6 {
+        for path in ["/plain", "/inspected"] {
+            // Streamed (ends with an empty END_STREAM DATA frame) and with a length.
+            let r = c
+                .post(gw.url(path))
+                .body(streamed(&["a=1&", "b=2"]))
+                .send()
+                .await
+                .unwrap();
+            sent += 1;
+            assert_eq!(r.status(), 200, "{path} round {round}");
+            let body = r.text().await.unwrap();
+            assert!(body.starts_with("request "), "{body}");
+            let r = c.post(gw.url(path)).body("a=1&b=2").send().await.unwrap();
+            sent += 1;
+            assert_eq!(r.status(), 200);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let bytes = raw.all_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        !text.contains("0\r\n\r\n0\r\n\r\n"),
+        "a second chunked terminator reached the upstream:\n{text}"
+    );
+    // Every request the upstream parsed is one the client sent: nothing stray.
+    assert_eq!(raw.requests.load(Ordering::SeqCst), sent, "{text}");
+    // The inspected route forwards the body it held with its length.
+    assert!(text.contains("POST /inspected HTTP/1.1\r\n"));
+    for req in text.split("POST ").filter(|r| r.starts_with("/inspected")) {
+        let lower = req.to_ascii_lowercase();
+        assert!(lower.contains("content-length: 7\r\n"), "{req}");
+        assert!(!lower.contains("transfer-encoding"), "{req}");
+        assert!(req.ends_with("\r\n\r\na=1&b=2"), "{req:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_headers_do_not_skip_body_inspection() {
+    let flask = Flask::start("werkzeug");
+    let gw = Gateway::start(&format!(
+        "{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: f\n",
+        crs_waf(),
+        upstream_yaml("f", &[flask.addr], "")
+    ));
+    let body = "q=1'%20UNION%20SELECT%20password%20FROM%20users--";
+    for upgrade in ["x", "websocket", "h2c", "WebSocket"] {
+        let resp = send(
+            gw.port,
+            format!(
+                "POST /search HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade, close\r\nUpgrade: {upgrade}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        assert_eq!(status_of(&resp), 403, "Upgrade: {upgrade}: {resp}");
+    }
+    // A clean request with a stray Upgrade still works; the backend never sees Upgrade.
+    let resp = send(
+        gw.port,
+        b"POST /x HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade, close\r\nUpgrade: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=1",
+    );
+    assert_eq!(status_of(&resp), 200, "{resp}");
+    assert!(!body_of(&resp).contains("HTTP_UPGRADE"), "{resp}");
+    // A WebSocket handshake on a route that did not opt in is refused.
+    let resp = send(
+        gw.port,
+        b"GET /ws HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert_eq!(status_of(&resp), 400, "{resp}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_101_without_a_handshake_opens_no_tunnel() {
+    // An upstream that switches protocols whatever it is asked, then echoes raw bytes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n",
+                );
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let gw = Gateway::start(&format!(
+        "upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n    websocket: true\n",
+        upstream_yaml("u", &[addr], "")
+    ));
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(status_of(&text), 502, "{text}");
+    assert!(!text.contains("101"), "{text}");
+    assert!(!text.contains("/smuggled"), "bytes went through a tunnel: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn underscore_headers_never_reach_a_cgi_backend() {
+    let flask = Flask::start("wsgiref");
+    let routes = "routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: f\n    auth: { methods: [api_key] }\n";
+    let gw = Gateway::start(&format!(
+        "{}requests:\n  allow_underscore_headers: [X_Legacy_Token, X_Consumer_Id]\nupstreams:\n{}{routes}",
+        consumers(),
+        upstream_yaml("f", &[flask.addr], "")
+    ));
+    let resp = send(
+        gw.port,
+        format!(
+            "GET /who HTTP/1.1\r\nHost: api.test\r\nX-API-Key: {KEY}\r\nX_Consumer_Id: admin\r\nX_Consumer_Groups: admins\r\nx_auth_method: mtls\r\nX_Forwarded_For: 6.6.6.6\r\nX-Real_IP: 6.6.6.6\r\nX_Client_Cert_Subject: CN=root\r\nX_Custom: 1\r\nX_Legacy_Token: t\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status_of(&resp), 200, "{resp}");
+    let v: serde_json::Value = serde_json::from_str(&body_of(&resp)).unwrap();
+    let h = &v["headers"];
+    assert_eq!(h["HTTP_X_CONSUMER_ID"], "alice", "{h}");
+    assert_eq!(h["HTTP_X_CONSUMER_GROUPS"], "staff", "{h}");
+    assert_eq!(h["HTTP_X_AUTH_METHOD"], "api_key", "{h}");
+    assert_eq!(h["HTTP_X_FORWARDED_FOR"], "127.0.0.1", "{h}");
+    assert!(h.get("HTTP_X_REAL_IP").is_none(), "{h}");
+    assert!(h.get("HTTP_X_CLIENT_CERT_SUBJECT").is_none(), "{h}");
+    assert!(h.get("HTTP_X_CUSTOM").is_none(), "{h}");
+    assert_eq!(h["HTTP_X_LEGACY_TOKEN"], "t", "allow-listed: {h}");
+    // Transfer_Encoding never reaches the backend as framing either.
+    let resp = send(
+        gw.port,
+        format!("POST /who HTTP/1.1\r\nHost: api.test\r\nX-API-Key: {KEY}\r\nTransfer_Encoding: chunked\r\nContent-Length: 3\r\nConnection: close\r\n\r\na=1").as_bytes(),
+    );
+    assert_eq!(status_of(&resp), 200, "{resp}");
+    let v: serde_json::Value = serde_json::from_str(&body_of(&resp)).unwrap();
+    assert!(v["headers"].get("HTTP_TRANSFER_ENCODING").is_none());
+    assert_eq!(v["body"], "a=1");
+
+    // `reject` refuses instead.
+    gw.write_config(&format!(
+        "{}requests:\n  underscore_headers: reject\nupstreams:\n{}{routes}",
+        consumers(),
+        upstream_yaml("f", &[flask.addr], "")
+    ));
+    gw.sighup();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let resp = send(
+            gw.port,
+            format!("GET / HTTP/1.1\r\nHost: a\r\nX-API-Key: {KEY}\r\nX_Consumer_Id: admin\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        if status_of(&resp) == 400 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reject mode not applied: {resp}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_bodies_are_cut_with_408() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&format!(
+        "limits:\n  request_body_timeout: 2s\nwaf:\n  custom_rules: |\n    SecRequestBodyAccess On\nupstreams:\n{}routes:\n  - name: inspected\n    paths: [\"/inspected\"]\n    upstream: u\n  - name: plain\n    paths: [\"/plain\"]\n    upstream: u\n    waf: {{ enabled: false }}\n",
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    for path in ["/inspected", "/plain"] {
+        let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        s.write_all(
+            format!("POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let start = Instant::now();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // One byte every 300 ms: far below the minimum rate, and 100 bytes would take 30 s.
+        while start.elapsed() < Duration::from_secs(8) {
+            let _ = s.write_all(b"a");
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+            if !out.is_empty() && out.ends_with(b"}") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(status_of(&text), 408, "{path}: {text}");
+        assert!(start.elapsed() < Duration::from_secs(5), "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_content_type_parameters_are_refused() {
+    let flask = Flask::start("werkzeug");
+    let gw = Gateway::start(&format!(
+        "{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: f\n",
+        crs_waf(),
+        upstream_yaml("f", &[flask.addr], "")
+    ));
+    // Werkzeug reads the last boundary ("real"): the WAF must not read another body.
+    let body = "--real\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n1' UNION SELECT password FROM users--\r\n--real--\r\n";
+    for ct in [
+        "multipart/form-data; boundary=decoy; boundary=real",
+        "multipart/form-data; boundary=real; BOUNDARY=decoy",
+        "application/x-www-form-urlencoded; charset=utf-8; charset=utf-7",
+    ] {
+        let resp = send(
+            gw.port,
+            format!("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+        );
+        assert_eq!(status_of(&resp), 400, "{ct}: {resp}");
+    }
+    let clean = "--real\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\nhello\r\n--real--\r\n";
+    let resp = send(
+        gw.port,
+        format!("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Type: multipart/form-data; boundary=real\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{clean}", clean.len()).as_bytes(),
+    );
+    assert_eq!(status_of(&resp), 200, "{resp}");
+    assert!(resp.contains("\"q\":[\"hello\"]"), "{resp}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_error_details_stay_inside() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&format!(
+        "upstreams:\n{}routes:\n  - name: hidden\n    paths: [\"/hidden\"]\n    upstream: u\n    strip_prefix: true\n    hide_upstream_errors: true\n    response_headers_deny: [date]\n  - name: allow\n    paths: [\"/allow\"]\n    upstream: u\n    response_headers_allow: [content-type]\n  - name: open\n    paths: [\"/\"]\n    upstream: u\n",
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    // The upstream's 500 body describes the request (a stand-in for a stack trace).
+    let resp = raw_get(gw.port, "/hidden/status/500").unwrap();
+    assert_eq!(resp.0, 500);
+    let v: serde_json::Value = serde_json::from_str(&resp.1).unwrap();
+    assert_eq!(v["error"], "upstream error");
+    assert!(v.get("headers").is_none());
+    let full = send(gw.port, b"GET /hidden/status/200 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert_eq!(status_of(&full), 200);
+    assert!(header_of(&full, "date").is_none(), "{full}");
+    assert!(body_of(&full).contains("\"server\":\"a\""));
+    let full = send(gw.port, b"GET /allow/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert_eq!(status_of(&full), 200);
+    assert!(header_of(&full, "date").is_none(), "{full}");
+    assert!(header_of(&full, "content-type").is_some(), "{full}");
+    assert!(header_of(&full, "x-request-id").is_some(), "{full}");
+    // Routes without the setting pass 5xx bodies as they are.
+    let resp = raw_get(gw.port, "/status/500").unwrap();
+    assert_eq!(resp.0, 500);
+    assert!(resp.1.contains("\"server\":\"a\""));
+}
