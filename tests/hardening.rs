@@ -415,7 +415,7 @@ async fn ambiguous_content_type_parameters_are_refused() {
 async fn upstream_error_details_stay_inside() {
     let up = Upstream::start("a").await;
     let gw = Gateway::start(&format!(
-        "upstreams:\n{}routes:\n  - name: hidden\n    paths: [\"/hidden\"]\n    upstream: u\n    strip_prefix: true\n    hide_upstream_errors: true\n    response_headers_deny: [date]\n  - name: allow\n    paths: [\"/allow\"]\n    upstream: u\n    response_headers_allow: [content-type]\n  - name: open\n    paths: [\"/\"]\n    upstream: u\n",
+        "upstreams:\n{}routes:\n  - name: hidden\n    paths: [\"/hidden\"]\n    upstream: u\n    strip_prefix: true\n    hide_upstream_errors: true\n    response_headers_deny: [Content-Type]\n  - name: allow\n    paths: [\"/allow\"]\n    upstream: u\n    response_headers_allow: [x-nothing]\n  - name: open\n    paths: [\"/\"]\n    upstream: u\n",
         upstream_yaml("u", &[up.addr], "")
     ));
     // The upstream's 500 body describes the request (a stand-in for a stack trace).
@@ -426,13 +426,13 @@ async fn upstream_error_details_stay_inside() {
     assert!(v.get("headers").is_none());
     let full = send(gw.port, b"GET /hidden/status/200 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     assert_eq!(status_of(&full), 200);
-    assert!(header_of(&full, "date").is_none(), "{full}");
+    assert!(header_of(&full, "content-type").is_none(), "{full}");
     assert!(body_of(&full).contains("\"server\":\"a\""));
     let full = send(gw.port, b"GET /allow/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     assert_eq!(status_of(&full), 200);
-    assert!(header_of(&full, "date").is_none(), "{full}");
-    assert!(header_of(&full, "content-type").is_some(), "{full}");
+    assert!(header_of(&full, "content-type").is_none(), "{full}");
     assert!(header_of(&full, "x-request-id").is_some(), "{full}");
+    assert!(body_of(&full).contains("\"server\":\"a\""));
     // Routes without the setting pass 5xx bodies as they are.
     let resp = raw_get(gw.port, "/status/500").unwrap();
     assert_eq!(resp.0, 500);
