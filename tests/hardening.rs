@@ -438,3 +438,73 @@ async fn upstream_error_details_stay_inside() {
     assert_eq!(resp.0, 500);
     assert!(resp.1.contains("\"server\":\"a\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_the_waf_cannot_read_does_not_pass() {
+    let flask = Flask::start("werkzeug");
+    let gw = Gateway::start(&format!(
+        "{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: f\n",
+        crs_waf(),
+        upstream_yaml("f", &[flask.addr], "")
+    ));
+    let attack = r#"{"q": "1' UNION SELECT password FROM users--"}"#;
+    let utf16 = |t: &str, bom: bool, be: bool| {
+        let mut v: Vec<u8> = match (bom, be) {
+            (false, _) => vec![],
+            (true, true) => vec![0xFE, 0xFF],
+            (true, false) => vec![0xFF, 0xFE],
+        };
+        v.extend(t.encode_utf16().flat_map(|u| if be { u.to_be_bytes() } else { u.to_le_bytes() }));
+        v
+    };
+    let utf32 = |t: &str| -> Vec<u8> {
+        let mut v = vec![0xFF, 0xFE, 0, 0];
+        v.extend(t.chars().flat_map(|c| (c as u32).to_le_bytes()));
+        v
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("utf-8 bom", [&[0xEF, 0xBB, 0xBF][..], attack.as_bytes()].concat(), "application/json"),
+        ("utf-16le bom", utf16(attack, true, false), "application/json"),
+        ("utf-16be bom", utf16(attack, true, true), "application/json"),
+        ("utf-16le", utf16(attack, false, false), "application/json"),
+        ("utf-32le bom", utf32(attack), "application/json"),
+        (
+            "invalid json",
+            br#"{"a":1,,"q":"1' UNION SELECT password FROM users--"}"#.to_vec(),
+            "application/json",
+        ),
+        ("unknown charset", attack.as_bytes().to_vec(), "application/json; charset=utf-7"),
+    ];
+    for (name, body, ct) in cases {
+        let r = client()
+            .post(gw.url("/api"))
+            .header("Content-Type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert!(
+            status == 403 || status == 400,
+            "{name}: {status} {:?}",
+            r.text().await
+        );
+    }
+    // Clean documents in those encodings still reach the backend, which decodes them.
+    let doc = r#"{"sku": "A-1", "qty": 2}"#;
+    for body in [
+        utf16(doc, true, false),
+        [&[0xEF, 0xBB, 0xBF][..], doc.as_bytes()].concat(),
+    ] {
+        let r = client()
+            .post(gw.url("/api"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["json"], serde_json::json!({"sku": "A-1", "qty": 2}));
+    }
+}

@@ -142,6 +142,11 @@ pub struct WafConfig {
     /// The status a blocked request gets.
     #[serde(default = "default_waf_status")]
     pub status: u16,
+    /// In block mode, a body the WAF could not parse (invalid JSON, XML or multipart, an
+    /// unknown charset: `REQBODY_ERROR`) is refused with 400, as ModSecurity's recommended
+    /// rule 200002 does: rules cannot judge what they cannot read, the backend can.
+    #[serde(default = "yes")]
+    pub reject_unparsable_body: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

@@ -380,6 +380,13 @@ async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Dec
     // Phase 2 runs for every request: most attack rules live there, bodies or not.
     if refusal.is_none() {
         tx.run_phase(2);
+        if tx.interruption.is_none()
+            && rw.mode == rampart_config::WafMode::Block
+            && cfg.reject_unparsable_body
+            && tx.request_body_error().is_some()
+        {
+            refusal = Some(reject(400, "bad request", "request body could not be parsed"));
+        }
     }
     let decision = match (&tx.interruption, refusal) {
         (_, Some(r)) => r,

@@ -2050,7 +2050,21 @@ impl<'r> Transaction<'r> {
             }
         } else if ct.contains("json") {
             self.scalars.insert(Sc::REQBODY_PROCESSOR, b"JSON".to_vec());
-            match serde_free_json(body, self.rs.json_depth_limit) {
+            // Backends read JSON in UTF-8, -16 or -32, with or without a BOM (RFC 8259 §8.1
+            // says UTF-8, but Python's json, Jackson and .NET detect the others): the rules
+            // read the same text, or the body is flagged unreadable.
+            let text = match json_text(body, &ct) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
+                    self.scalars.insert(Sc::REQBODY_ERROR_MSG, e.as_bytes().to_vec());
+                    return;
+                }
+            };
+            if let std::borrow::Cow::Owned(t) = &text {
+                self.scalars.insert(Sc::REQUEST_BODY, t.clone());
+            }
+            match serde_free_json(&text, self.rs.json_depth_limit) {
                 Ok(args) => {
                     self.collections.insert("ARGS_POST", args);
                     self.limit_body_args();
@@ -2851,6 +2865,18 @@ impl<'r> Transaction<'r> {
         Ok(())
     }
 
+    /// Why the request body could not be parsed (`REQBODY_ERROR_MSG`), if it could not.
+    pub fn request_body_error(&self) -> Option<String> {
+        let set = self
+            .scalars
+            .get(Sc::REQBODY_ERROR as u8)
+            .is_some_and(|v| v.as_slice() != b"0");
+        set.then(|| {
+            String::from_utf8_lossy(self.scalars.get(Sc::REQBODY_ERROR_MSG as u8).map_or(&[][..], |v| v))
+                .into_owned()
+        })
+    }
+
     /// The anomaly score CRS accumulated (inbound + outbound), 0 without CRS.
     pub fn anomaly_score(&self) -> i64 {
         let n = |k: &str| {
@@ -3014,6 +3040,77 @@ fn parse_urlencoded(q: &[u8], sep: u8) -> Vec<(String, Vec<u8>)> {
 }
 
 /// A small JSON flattener (`json.a.b`, arrays by index) that needs no parser crate.
+/// A JSON body as UTF-8: a UTF-8 BOM is dropped; UTF-16 and UTF-32 (by BOM, by the
+/// RFC 4627 §3 zero-byte pattern of the first characters, or by `charset`) are transcoded.
+fn json_text<'b>(body: &'b [u8], content_type: &str) -> Result<std::borrow::Cow<'b, [u8]>, &'static str> {
+    use std::borrow::Cow;
+    #[derive(Clone, Copy)]
+    enum Enc {
+        U16(bool),
+        U32(bool),
+    }
+    let charset = content_type
+        .split(';')
+        .skip(1)
+        .find_map(|p| p.trim().strip_prefix("charset="))
+        .map(|c| c.trim_matches('"').to_ascii_lowercase());
+    let (enc, skip) = match body {
+        [0xEF, 0xBB, 0xBF, ..] => return Ok(Cow::Borrowed(&body[3..])),
+        [0x00, 0x00, 0xFE, 0xFF, ..] => (Some(Enc::U32(true)), 4),
+        [0xFF, 0xFE, 0x00, 0x00, ..] => (Some(Enc::U32(false)), 4),
+        [0xFE, 0xFF, ..] => (Some(Enc::U16(true)), 2),
+        [0xFF, 0xFE, ..] => (Some(Enc::U16(false)), 2),
+        [0, 0, 0, a, ..] if *a != 0 => (Some(Enc::U32(true)), 0),
+        [a, 0, 0, 0, ..] if *a != 0 => (Some(Enc::U32(false)), 0),
+        [0, a, ..] if *a != 0 => (Some(Enc::U16(true)), 0),
+        [a, 0, ..] if *a != 0 => (Some(Enc::U16(false)), 0),
+        _ => match charset.as_deref() {
+            Some("utf-16" | "utf-16be") => (Some(Enc::U16(true)), 0),
+            Some("utf-16le") => (Some(Enc::U16(false)), 0),
+            Some("utf-32" | "utf-32be") => (Some(Enc::U32(true)), 0),
+            Some("utf-32le") => (Some(Enc::U32(false)), 0),
+            None | Some("utf-8" | "utf8" | "us-ascii") => (None, 0),
+            Some(_) => return Err("JSON in an unsupported charset"),
+        },
+    };
+    let data = &body[skip..];
+    let text = match enc {
+        None => return Ok(Cow::Borrowed(body)),
+        Some(Enc::U16(be)) => {
+            if data.len() % 2 != 0 {
+                return Err("JSON in UTF-16 with an odd length");
+            }
+            let units = data.chunks_exact(2).map(|c| {
+                if be {
+                    u16::from_be_bytes([c[0], c[1]])
+                } else {
+                    u16::from_le_bytes([c[0], c[1]])
+                }
+            });
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .map_err(|_| "JSON in invalid UTF-16")?
+        }
+        Some(Enc::U32(be)) => {
+            if data.len() % 4 != 0 {
+                return Err("JSON in UTF-32 with a partial character");
+            }
+            data.chunks_exact(4)
+                .map(|c| {
+                    let v = if be {
+                        u32::from_be_bytes([c[0], c[1], c[2], c[3]])
+                    } else {
+                        u32::from_le_bytes([c[0], c[1], c[2], c[3]])
+                    };
+                    char::from_u32(v)
+                })
+                .collect::<Option<String>>()
+                .ok_or("JSON in invalid UTF-32")?
+        }
+    };
+    Ok(Cow::Owned(text.into_bytes()))
+}
+
 fn serde_free_json(body: &[u8], max_depth: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
     let text = std::str::from_utf8(body).map_err(|_| "JSON is not UTF-8".to_string())?;
     let mut p = JsonP {
@@ -3200,6 +3297,36 @@ impl JsonP<'_> {
 #[cfg(test)]
 mod directive_tests {
     use super::*;
+
+    #[test]
+    fn json_bodies_in_any_unicode_encoding_are_read_as_text() {
+        let utf16le = |t: &str| {
+            let mut v = vec![0xFF, 0xFE];
+            v.extend(t.encode_utf16().flat_map(|u| u.to_le_bytes()));
+            v
+        };
+        let utf32be = |t: &str| t.chars().flat_map(|c| (c as u32).to_be_bytes()).collect::<Vec<u8>>();
+        let doc = r#"{"q":"1' union"}"#;
+        for (body, ct) in [
+            ([&[0xEF, 0xBB, 0xBF][..], doc.as_bytes()].concat(), "application/json"),
+            (utf16le(doc), "application/json"),
+            (utf32be(doc), "application/json"),
+            (utf16le(doc)[2..].to_vec(), "application/json"),
+            (
+                doc.encode_utf16().flat_map(|u| u.to_be_bytes()).collect(),
+                "application/json; charset=utf-16",
+            ),
+        ] {
+            let text = json_text(&body, ct).unwrap();
+            assert_eq!(&*text, doc.as_bytes(), "{ct} {body:?}");
+        }
+        assert!(json_text(doc.as_bytes(), "application/json; charset=koi8-r").is_err());
+        assert!(json_text(&[0xFF, 0xFE, 0x00, 0xD8, 0x41, 0x00], "application/json").is_err());
+        assert!(matches!(
+            json_text(doc.as_bytes(), "application/json"),
+            Ok(std::borrow::Cow::Borrowed(_))
+        ));
+    }
 
     fn run(rules: &str, uri: &str) -> (Vec<u64>, Option<Interruption>) {
         let d = crate::parse_str(rules, "<test>").unwrap();
