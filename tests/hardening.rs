@@ -508,3 +508,203 @@ async fn json_the_waf_cannot_read_does_not_pass() {
         assert_eq!(v["json"], serde_json::json!({"sku": "A-1", "qty": 2}));
     }
 }
+
+fn hash_password(pw: &str) -> String {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{pw}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn basic(user: &str, pw: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+    )
+}
+
+/// A client whose connections come from another loopback address (another "IP").
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn hs256(secret: &str, sub: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"iss": "https://idp.test", "aud": "api", "sub": sub, "exp": now + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn auth_config(up: &Upstream, hash: &str, lockout: &str) -> String {
+    format!(
+        "consumers:\n  - id: alice\n    api_keys:\n      - sha256: {}\n    basic: {{ username: alice, password_hash: \"{hash}\" }}\n    subjects: [alice-sub]\nauth:\n  api_key: {{ header: X-API-Key }}\n  jwt:\n    - issuer: https://idp.test\n      audiences: [api]\n      algorithms: [HS256]\n      keys: [{{ secret: the-real-signing-secret-of-32-bytes }}]\n  lockout: {{ {lockout} }}\nupstreams:\n{}routes:\n  - name: p\n    paths: [\"/\"]\n    upstream: u\n    auth: {{ methods: [basic, api_key, jwt] }}\n",
+        sha256_hex(KEY.as_bytes()),
+        upstream_yaml("u", &[up.addr], "")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_can_lock_a_victim_out() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&auth_config(
+        &up,
+        &hash_password("correct horse"),
+        "max_failures: 3, max_failures_per_ip: 1000, window: 1m, duration: 1m",
+    ));
+    let attacker = client_from("127.0.0.2");
+    let mut attacker_locked = false;
+    for i in 0..6 {
+        let r = attacker
+            .get(gw.url("/x"))
+            .header("Authorization", basic("alice", &format!("guess{i}")))
+            .send()
+            .await
+            .unwrap();
+        attacker_locked |= r.status() == 429;
+        let forged = hs256("not-the-secret-but-32-bytes-long!", "alice-sub");
+        let r = attacker
+            .get(gw.url("/x"))
+            .header("Authorization", format!("Bearer {forged}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        // Same first characters as alice's key.
+        let r = attacker
+            .get(gw.url("/x"))
+            .header("X-API-Key", format!("{}{i}", &KEY[..12]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    assert!(attacker_locked, "the guesser itself is locked out of alice");
+    // Alice, from her own address, is not.
+    let c = client();
+    let r = c
+        .get(gw.url("/x"))
+        .header("Authorization", basic("alice", "correct horse"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token = hs256("the-real-signing-secret-of-32-bytes", "alice-sub");
+    let r = c
+        .get(gw.url("/x"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c.get(gw.url("/x")).header("X-API-Key", KEY).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Peak resident memory of a process (kB), from /proc.
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+async fn flood(gw: &Gateway, from: &str, n: usize) -> std::collections::BTreeMap<u16, usize> {
+    let c = client_from(from);
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let c = c.clone();
+            let url = gw.url("/x");
+            tokio::spawn(async move {
+                c.get(url)
+                    .header("Authorization", basic(&format!("user{i}"), "wrong"))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for t in tasks {
+        *counts.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn password_floods_are_bounded_and_locked_out_early() {
+    let up = Upstream::start("a").await;
+    let hash = hash_password("correct horse");
+    // Lockout per IP at 50: a flood of 200 is mostly refused before any hashing.
+    let gw = Gateway::start(&auth_config(
+        &up,
+        &hash,
+        "max_failures: 1000, max_failures_per_ip: 50, window: 1m, duration: 1m",
+    ));
+    let alice = client_from("127.0.0.3");
+    let ok = alice
+        .get(gw.url("/x"))
+        .header("Authorization", basic("alice", "correct horse"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let during = {
+        let alice = alice.clone();
+        let url = gw.url("/x");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            alice
+                .get(url)
+                .header("Authorization", basic("alice", "correct horse"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let counts = flood(&gw, "127.0.0.2", 200).await;
+    let locked = counts.get(&429).copied().unwrap_or(0);
+    let denied = counts.get(&401).copied().unwrap_or(0);
+    assert!(locked >= 140, "{counts:?}");
+    assert!(denied <= 50, "{counts:?}");
+    // A client whose credentials were verified recently is still served during the flood.
+    assert_eq!(during.await.unwrap().unwrap(), 200);
+    let peak = peak_rss_kb(gw.child.id());
+    assert!(peak < 512 * 1024, "peak RSS {peak} kB");
+
+    // Without the IP lockout in the way, hashing is still bounded: the excess waits in a
+    // short queue or is refused with 503, and memory stays flat.
+    let gw = Gateway::start(&auth_config(
+        &up,
+        &hash,
+        "max_failures: 1000, max_failures_per_ip: 100000, window: 1m, duration: 1m",
+    ));
+    let counts = flood(&gw, "127.0.0.4", 200).await;
+    assert!(counts.get(&503).copied().unwrap_or(0) > 0, "{counts:?}");
+    assert_eq!(counts.get(&200), None, "{counts:?}");
+    let peak = peak_rss_kb(gw.child.id());
+    assert!(peak < 512 * 1024, "peak RSS {peak} kB");
+}

@@ -50,6 +50,55 @@ pub enum Outcome {
     StepUp {
         reason: &'static str,
     },
+    /// Too many password checks are queued: refused before any hashing (503).
+    Busy {
+        reason: &'static str,
+    },
+}
+
+/// Password hashes (argon2id: ~19 MiB and tens of milliseconds each) run at most one per
+/// core, with a short queue and a deadline; beyond that a check is refused, not queued. One
+/// set of slots for the process, whatever the config generation.
+struct HashSlots {
+    slots: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+}
+
+const HASH_QUEUE_DEADLINE: Duration = Duration::from_secs(2);
+const BUSY: &str = "password checks saturated";
+
+fn hash_slots() -> &'static HashSlots {
+    static SLOTS: std::sync::OnceLock<HashSlots> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        HashSlots {
+            slots: tokio::sync::Semaphore::new(cores),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting: cores * 4,
+        }
+    })
+}
+
+/// Verifies a password within the process's hashing slots; None when they are saturated.
+async fn verify_bounded(pass: String, hash: String) -> Option<bool> {
+    use std::sync::atomic::Ordering;
+    let h = hash_slots();
+    if h.waiting.fetch_add(1, Ordering::AcqRel) >= h.max_waiting {
+        h.waiting.fetch_sub(1, Ordering::AcqRel);
+        return None;
+    }
+    let permit = tokio::time::timeout(HASH_QUEUE_DEADLINE, h.slots.acquire()).await;
+    h.waiting.fetch_sub(1, Ordering::AcqRel);
+    let Ok(Ok(_permit)) = permit else {
+        return None;
+    };
+    // Password hashing is deliberately slow: keep it off the request threads.
+    Some(
+        tokio::task::spawn_blocking(move || secrets::verify_password(&pass, &hash))
+            .await
+            .unwrap_or(false),
+    )
 }
 
 /// The verified client certificate, as the TLS layer saw it.
@@ -376,34 +425,41 @@ impl Authenticator {
                 }
                 _ => None,
             };
+            // Lockout keys come only from what the client cannot use against someone else:
+            // its IP, and for passwords the (user, IP) pair. A JWT's `sub` or an API key's
+            // prefix is unverified until checked, so failures keyed on them would let
+            // anyone lock a victim out.
             let identity = match method {
-                AuthMethod::ApiKey => format!("key:{}", secret.chars().take(8).collect::<String>()),
-                AuthMethod::Basic | AuthMethod::Ldap => {
-                    format!("user:{}", basic_user(secret).unwrap_or_default())
-                }
-                _ => match (&cached, &peeked) {
-                    (Some((_, claims)), _) => format!(
-                        "sub:{}|{}",
-                        claims["iss"].as_str().unwrap_or_default(),
-                        claims["sub"].as_str().unwrap_or_default()
-                    ),
-                    (None, Some(p)) => format!(
-                        "sub:{}|{}",
-                        p.iss.as_deref().unwrap_or_default(),
-                        p.sub.as_deref().unwrap_or_default()
-                    ),
-                    (None, None) => {
-                        format!("tok:{}", &secrets::sha256_hex(secret.as_bytes())[..16])
-                    }
-                },
+                AuthMethod::Basic | AuthMethod::Ldap => Some(format!(
+                    "user:{}|{}",
+                    basic_user(secret).unwrap_or_default(),
+                    ip_key.as_deref().unwrap_or("-")
+                )),
+                _ => None,
             };
-            let mut keys = vec![identity.clone()];
-            keys.extend(ip_key.clone());
+            let keys: Vec<String> = identity.iter().chain(ip_key.iter()).cloned().collect();
             if let Some(retry_after) = self.lockout.locked(&keys).await {
                 return Outcome::Locked {
                     reason: "locked out after repeated failures",
                     retry_after,
                 };
+            }
+            let mut fails: Vec<(String, u32)> = Vec::new();
+            if let Some(k) = &identity {
+                fails.push((k.clone(), lock.max_failures));
+            }
+            if let Some(k) = &ip_key {
+                fails.push((k.clone(), lock.max_failures_per_ip));
+            }
+            // A slow check is counted before it runs: parallel guesses all see the count,
+            // and a flood is locked out while its first guesses are still being hashed.
+            let precounted = match method {
+                AuthMethod::Basic => !self.basic_cached(secret),
+                AuthMethod::Ldap => true,
+                _ => false,
+            };
+            if precounted {
+                self.lockout.failure(&fails).await;
             }
             let result = match method {
                 AuthMethod::ApiKey => self.by_api_key(secret),
@@ -414,9 +470,17 @@ impl Authenticator {
             };
             match result {
                 Ok(p) => {
-                    self.lockout.success(&identity).await;
+                    if let Some(k) = &identity {
+                        self.lockout.success(k).await;
+                    }
+                    if precounted {
+                        if let Some(k) = &ip_key {
+                            self.lockout.forgive(k).await;
+                        }
+                    }
                     return self.finish(route, p);
                 }
+                Err(BUSY) => return Outcome::Busy { reason: BUSY },
                 Err(reason) => {
                     // A JWT that is not ours may still be an opaque token for introspection.
                     if method == AuthMethod::Jwt
@@ -425,11 +489,9 @@ impl Authenticator {
                     {
                         continue;
                     }
-                    let mut fails = vec![(identity, lock.max_failures)];
-                    if let Some(k) = &ip_key {
-                        fails.push((k.clone(), lock.max_failures_per_ip));
+                    if !precounted {
+                        self.lockout.failure(&fails).await;
                     }
-                    self.lockout.failure(&fails).await;
                     first_reason = first_reason.or(Some(reason));
                 }
             }
@@ -486,6 +548,27 @@ impl Authenticator {
         Ok(self.principal(e.consumer, AuthMethod::ApiKey))
     }
 
+    /// Whether these Basic credentials were verified moments ago (no hash to run).
+    fn basic_cached(&self, b64: &str) -> bool {
+        use base64::Engine;
+        let Some(text) = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()
+            .and_then(|r| String::from_utf8(r).ok())
+        else {
+            return false;
+        };
+        let Some((user, pass)) = text.split_once(':') else {
+            return false;
+        };
+        let Some((_, hash)) = self.basic.get(user) else {
+            return false;
+        };
+        let key = secrets::sha256(format!("{user}\0{pass}\0{hash}").as_bytes());
+        let c = self.basic_cache.lock().unwrap_or_else(|p| p.into_inner());
+        c.get(&key).is_some_and(|t| t.elapsed() < BASIC_CACHE_TTL)
+    }
+
     async fn by_basic(&self, b64: &str) -> Result<Principal, &'static str> {
         use base64::Engine;
         let raw = base64::engine::general_purpose::STANDARD
@@ -507,12 +590,9 @@ impl Authenticator {
         let ok = if cached {
             true
         } else {
-            let pass = pass.to_string();
-            let hash2 = hash.clone();
-            // Password hashing is deliberately slow: keep it off the request threads.
-            tokio::task::spawn_blocking(move || secrets::verify_password(&pass, &hash2))
+            verify_bounded(pass.to_string(), hash.clone())
                 .await
-                .unwrap_or(false)
+                .ok_or(BUSY)?
         };
         if !(ok && known) {
             return Err(if known {

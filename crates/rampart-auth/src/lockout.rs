@@ -175,6 +175,25 @@ impl Lockout {
         }
     }
 
+    /// Takes back one failure counted for a key before a check that then succeeded.
+    pub async fn forgive(&self, key: &str) {
+        if let Some(conn) = &self.redis {
+            let mut conn = conn.clone();
+            // Only an existing counter is decremented: an expired window stays expired.
+            let _: Result<(), _> = redis::cmd("EVAL")
+                .arg("if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end")
+                .arg(1)
+                .arg(format!("rampart:fail:{key}"))
+                .query_async(&mut conn)
+                .await;
+            return;
+        }
+        let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = map.get_mut(key) {
+            e.failures = e.failures.saturating_sub(1);
+        }
+    }
+
     pub fn settings(&self) -> &LockoutSettings {
         &self.settings
     }

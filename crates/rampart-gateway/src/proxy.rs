@@ -599,6 +599,12 @@ async fn stage_authenticate(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Deci
             reason,
             headers: vec![("Retry-After", retry_after.as_secs().max(1).to_string())],
         }),
+        rampart_auth::Outcome::Busy { reason } => Decision::Respond(Reject {
+            status: 503,
+            message: "service busy, try later",
+            reason,
+            headers: vec![("Retry-After", "1".into())],
+        }),
         rampart_auth::Outcome::StepUp { reason } => Decision::Respond(Reject {
             status: 401,
             message: "stronger authentication required",
