@@ -708,3 +708,63 @@ async fn password_floods_are_bounded_and_locked_out_early() {
     let peak = peak_rss_kb(gw.child.id());
     assert!(peak < 512 * 1024, "peak RSS {peak} kB");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_malformed_request_gets_rampart_s_answer_at_once() {
+    let up = Upstream::start("a").await;
+    let dir = temp_dir("hard-events");
+    let events = dir.join("events.jsonl");
+    let gw = Gateway::start(&format!(
+        "events:\n  file: {}\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        events.display(),
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    for raw in [
+        &b"GET /x HTTP/1.1\r\n\r\n"[..],
+        b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET http://other.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        b"GET http://user@a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: user@a.test\r\n\r\n",
+    ] {
+        let start = Instant::now();
+        let resp = send(gw.port, raw);
+        assert!(start.elapsed() < Duration::from_secs(2), "{resp}");
+        assert_eq!(status_of(&resp), 400, "{resp}");
+        assert!(!resp.to_ascii_lowercase().contains("pingora"), "{resp}");
+        let id = header_of(&resp, "x-request-id").expect("Rampart's error");
+        let v: serde_json::Value = serde_json::from_str(&body_of(&resp)).unwrap();
+        assert_eq!(v["request_id"], id.as_str());
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let ev = std::fs::read_to_string(&events).unwrap_or_default();
+            if ev.contains(&id) && gw.access_log().contains(&id) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no event/log line for {id}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // A short HTTP/1.0 request (shorter than the h2c preface) is served.
+    let resp = send(gw.port, b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(status_of(&resp), 200, "{resp}");
+    // Many header-less requests at once: all answered and closed, none left hanging.
+    let handles: Vec<_> = (0..100)
+        .map(|_| {
+            let port = gw.port;
+            std::thread::spawn(move || status_of(&send(port, b"GET /x HTTP/1.1\r\n\r\n")))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 400);
+    }
+    // A kept-alive connection whose second request is short is answered too.
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let mut buf = [0u8; 8192];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    s.write_all(b"GET /b HTTP/1.0\r\n\r\n").unwrap();
+    let n = s.read(&mut buf).unwrap();
+    assert!(n > 0 && String::from_utf8_lossy(&buf[..n]).contains(" 200 "));
+}

@@ -251,6 +251,20 @@ pub fn check_target(raw_head: &[u8]) -> Result<(), &'static str> {
     }
 }
 
+/// The authority of an absolute-form target (`http://host:port/path`), if it is one.
+pub fn absolute_form_authority(target: &str) -> Option<&str> {
+    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+    let rest = if lower.starts_with("http://") {
+        &target[7..]
+    } else if lower.starts_with("https://") {
+        &target[8..]
+    } else {
+        return None;
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
 /// Host must name a host: reg-name or IP-literal characters and an optional port. Empty,
 /// percent-encoded or control characters are refused (they cannot name a route).
 pub fn check_host(host: &[u8]) -> Result<(), &'static str> {
@@ -284,5 +298,8 @@ mod target_tests {
         assert!(check_host(b"").is_err());
         assert!(check_host(b"localhost%1F").is_err());
         assert!(check_host(b"a b").is_err());
+        assert_eq!(absolute_form_authority("http://a.test:80/x?y"), Some("a.test:80"));
+        assert_eq!(absolute_form_authority("HTTPS://b?q"), Some("b"));
+        assert_eq!(absolute_form_authority("/x"), None);
     }
 }

@@ -145,28 +145,24 @@ impl Prefiltered {
         shutdown: &ShutdownWatch,
         peer: Option<IpAddr>,
     ) -> Option<Stream> {
-        let stream = if stream.as_any().is::<L4Stream>() {
-            let mut l4: Box<L4Stream> = stream.into_any().downcast().ok()?;
-            let mut shutdown = shutdown.clone();
-            tokio::select! {
-                r = self.read_header_block(&mut *l4, peer) => r.ok()?,
-                _ = shutdown.changed() => return None,
-            }
-            l4 as Stream
-        } else if stream.as_any().is::<Replayed>() || is_tls_http1(&stream) {
-            // HTTPS (HTTP/1): the same checks on the decrypted bytes. HTTP/2 frames its
-            // own messages and is left to Pingora.
-            let mut tls: Box<Replayed> = if stream.as_any().is::<Replayed>() {
+        // Plain connections and HTTPS (HTTP/1, checked on the decrypted bytes) are wrapped
+        // once in `Replayed`, which later requests on the connection reuse. HTTP/2 over TLS
+        // frames its own messages and is left to Pingora.
+        let stream = if stream.as_any().is::<Replayed>()
+            || stream.as_any().is::<L4Stream>()
+            || is_tls_http1(&stream)
+        {
+            let mut wrapped: Box<Replayed> = if stream.as_any().is::<Replayed>() {
                 stream.into_any().downcast().ok()?
             } else {
                 Box::new(Replayed::new(stream))
             };
             let mut shutdown = shutdown.clone();
             tokio::select! {
-                r = self.read_header_block(&mut *tls, peer) => r.ok()?,
+                r = self.read_header_block(&mut *wrapped, peer) => r.ok()?,
                 _ = shutdown.changed() => return None,
             }
-            tls as Stream
+            wrapped as Stream
         } else {
             stream
         };
@@ -190,6 +186,31 @@ fn check_head(buf: &[u8]) -> Result<(), (u16, &'static str)> {
     }
     framing::check_target(buf).map_err(|r| (400, r))?;
     let http10 = req.version == Some(0);
+    // What Pingora would refuse with its own page (no event, no log line), refused here
+    // with Rampart's: the Host must be one, without userinfo, and agree with an
+    // absolute-form target; HTTP/1.1 must send it (RFC 9112 §3.2).
+    let mut hosts = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"));
+    let host = hosts.next().map(|h| h.value);
+    if hosts.next().is_some() {
+        return Err((400, "multiple Host headers"));
+    }
+    if host.is_none() && !http10 {
+        return Err((400, "missing Host header"));
+    }
+    if host.is_some_and(|h| h.contains(&b'@')) {
+        return Err((400, "userinfo in Host header"));
+    }
+    if let Some(authority) = framing::absolute_form_authority(req.path.unwrap_or("")) {
+        if authority.is_empty() || authority.contains('@') {
+            return Err((400, "invalid authority in request target"));
+        }
+        if host.is_some_and(|h| h != authority.as_bytes()) {
+            return Err((400, "Host differs from the request target"));
+        }
+    }
     let (cl, te) = framing::raw_framing_headers(buf).map_err(|e| (400, e.reason()))?;
     framing::check(&cl, &te, http10).map_err(|e| (400, e.reason()))?;
     Ok(())
@@ -232,7 +253,8 @@ impl Prefiltered {
         id: String,
     ) {
         metrics().blocked.with_label_values(&["-", stage]).inc();
-        if !self.events.enabled() {
+        let wants_log = crate::access_log::enabled();
+        if !self.events.enabled() && !wants_log {
             return;
         }
         let head = &buf[..buf.len().min(8192)];
@@ -252,6 +274,25 @@ impl Prefiltered {
                     .then(|| v.trim().chars().take(255).collect::<String>())
             })
             .unwrap_or_default();
+        if wants_log {
+            // Every refusal gets an access-log line, like requests Pingora parsed.
+            let path = uri.split('?').next().unwrap_or("");
+            let line = serde_json::json!({
+                "ts": rampart_events::Event::now_ts(),
+                "request_id": id,
+                "client_ip": peer.map(|i| i.to_string()),
+                "method": method,
+                "host": host,
+                "path": path,
+                "status": status,
+                "refused_by": stage,
+                "reason": reason,
+            });
+            crate::access_log::write(line.to_string());
+        }
+        if !self.events.enabled() {
+            return;
+        }
         self.events.emit(rampart_events::Event {
             ts: rampart_events::Event::now_ts(),
             request_id: id,
@@ -363,12 +404,6 @@ impl Prefiltered {
 /// Streams whose pre-read bytes can be handed back for Pingora to parse.
 trait Rewind {
     fn rewind(&mut self, data: &[u8]);
-}
-
-impl Rewind for L4Stream {
-    fn rewind(&mut self, data: &[u8]) {
-        L4Stream::rewind(self, data)
-    }
 }
 
 fn is_tls_http1(stream: &Stream) -> bool {
@@ -505,14 +540,36 @@ impl GetSocketDigest for Replayed {
     }
 }
 
+/// What Pingora peeks for on cleartext connections to tell h2c from HTTP/1.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 #[async_trait]
 impl Peek for Replayed {
+    /// Pingora peeks exactly the HTTP/2 preface's length (24 bytes) to detect h2c, and a
+    /// plain TCP stream's peek waits until that many bytes arrived: an HTTP/1.0 request
+    /// shorter than that (`GET / HTTP/1.0\r\n\r\n`) was never answered. Bytes that already
+    /// differ from the preface cannot become it, so the peek answers with what is here,
+    /// padded (the caller only compares with the preface); otherwise it reads on.
     async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
-        if self.pos < self.prefix.len() {
-            let n = buf.len().min(self.prefix.len() - self.pos);
-            buf[..n].copy_from_slice(&self.prefix[self.pos..self.pos + n]);
-            return Ok(true);
+        loop {
+            let have = &self.prefix[self.pos..];
+            if have.len() >= buf.len() {
+                buf.copy_from_slice(&have[..buf.len()]);
+                return Ok(true);
+            }
+            if !have.is_empty() && !H2_PREFACE.starts_with(have) {
+                buf.fill(0);
+                buf[..have.len()].copy_from_slice(have);
+                return Ok(true);
+            }
+            let mut more = [0u8; 64];
+            let n = self.inner.read(&mut more).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.prefix.drain(..self.pos);
+            self.pos = 0;
+            self.prefix.extend_from_slice(&more[..n]);
         }
-        self.inner.try_peek(buf).await
     }
 }

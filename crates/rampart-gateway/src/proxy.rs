@@ -1509,7 +1509,10 @@ impl ProxyHttp for Gateway {
             .route
             .and_then(|i| ctx.snap.as_ref().map(|s| s.routes[i].spec.strip_prefix))
             .unwrap_or(false);
-        if ctx.path_rewritten && !(strip && ctx.prefix != "/") {
+        // The upstream gets the canonical path in origin form (an absolute-form target's
+        // authority was checked against Host, and is not the upstream's to act on).
+        let absolute = req.uri.authority().is_some();
+        if (ctx.path_rewritten || absolute) && !(strip && ctx.prefix != "/") {
             let new = match session.req_header().uri.query() {
                 Some(q) => format!("{}?{q}", ctx.path),
                 None => ctx.path.clone(),
