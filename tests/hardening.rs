@@ -70,20 +70,28 @@ async fn encoded_paths_cannot_walk_around_a_protected_route() {
     for path in tricks {
         let resp = send(
             gw.port,
-            format!("GET {path} HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
         );
         let status = status_of(&resp);
         assert!(
             status == 401 || status == 400,
             "{path}: expected 401 (the admin route's auth) or 400, got {resp}"
         );
-        assert!(!resp.contains("\"kind\":\"admin\""), "{path} reached admin: {resp}");
+        assert!(
+            !resp.contains("\"kind\":\"admin\""),
+            "{path} reached admin: {resp}"
+        );
     }
     // Over HTTP/2 too.
     let c = h2c();
     for path in ["/flask/%61dmin", "/flask//admin", "/flask/admin%2fx"] {
         let r = c.get(gw.url(path)).send().await.unwrap();
-        assert!(matches!(r.status().as_u16(), 400 | 401), "h2 {path}: {}", r.status());
+        assert!(
+            matches!(r.status().as_u16(), 400 | 401),
+            "h2 {path}: {}",
+            r.status()
+        );
     }
     // Canonical forms are what the upstream receives: the route's own users still get in,
     // and the public route sees the decoded unreserved characters.
@@ -121,7 +129,10 @@ async fn path_policy_can_keep_what_a_backend_reads_literally() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["path"], "/a%2Fb;v=1//c");
     // NUL is never negotiable.
-    assert_eq!(client().get(gw.url("/a%00")).send().await.unwrap().status(), 400);
+    assert_eq!(
+        client().get(gw.url("/a%00")).send().await.unwrap().status(),
+        400
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,7 +147,10 @@ async fn http2_bodies_without_length_are_inspected() {
     let r = c
         .post(gw.url("/search"))
         .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(streamed(&["q=1'%20UNION%20SELECT", "%20password%20FROM%20users--"]))
+        .body(streamed(&[
+            "q=1'%20UNION%20SELECT",
+            "%20password%20FROM%20users--",
+        ]))
         .send()
         .await
         .unwrap();
@@ -145,7 +159,10 @@ async fn http2_bodies_without_length_are_inspected() {
     let r = c
         .post(gw.url("/api"))
         .header("Content-Type", "application/json")
-        .body(streamed(&[r#"{"q": "1' UNION SELECT"#, r#" password FROM users--"}"#]))
+        .body(streamed(&[
+            r#"{"q": "1' UNION SELECT"#,
+            r#" password FROM users--"}"#,
+        ]))
         .send()
         .await
         .unwrap();
@@ -284,7 +301,10 @@ async fn an_upstream_101_without_a_handshake_opens_no_tunnel() {
     let text = String::from_utf8_lossy(&out);
     assert_eq!(status_of(&text), 502, "{text}");
     assert!(!text.contains("101"), "{text}");
-    assert!(!text.contains("/smuggled"), "bytes went through a tunnel: {text}");
+    assert!(
+        !text.contains("/smuggled"),
+        "bytes went through a tunnel: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,7 +374,8 @@ async fn slow_request_bodies_are_cut_with_408() {
     ));
     for path in ["/inspected", "/plain"] {
         let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         s.write_all(
             format!("POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n").as_bytes(),
         )
@@ -424,11 +445,17 @@ async fn upstream_error_details_stay_inside() {
     let v: serde_json::Value = serde_json::from_str(&resp.1).unwrap();
     assert_eq!(v["error"], "upstream error");
     assert!(v.get("headers").is_none());
-    let full = send(gw.port, b"GET /hidden/status/200 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let full = send(
+        gw.port,
+        b"GET /hidden/status/200 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(status_of(&full), 200);
     assert!(header_of(&full, "content-type").is_none(), "{full}");
     assert!(body_of(&full).contains("\"server\":\"a\""));
-    let full = send(gw.port, b"GET /allow/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let full = send(
+        gw.port,
+        b"GET /allow/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(status_of(&full), 200);
     assert!(header_of(&full, "content-type").is_none(), "{full}");
     assert!(header_of(&full, "x-request-id").is_some(), "{full}");
@@ -454,7 +481,10 @@ async fn json_the_waf_cannot_read_does_not_pass() {
             (true, true) => vec![0xFE, 0xFF],
             (true, false) => vec![0xFF, 0xFE],
         };
-        v.extend(t.encode_utf16().flat_map(|u| if be { u.to_be_bytes() } else { u.to_le_bytes() }));
+        v.extend(
+            t.encode_utf16()
+                .flat_map(|u| if be { u.to_be_bytes() } else { u.to_le_bytes() }),
+        );
         v
     };
     let utf32 = |t: &str| -> Vec<u8> {
@@ -463,9 +493,21 @@ async fn json_the_waf_cannot_read_does_not_pass() {
         v
     };
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("utf-8 bom", [&[0xEF, 0xBB, 0xBF][..], attack.as_bytes()].concat(), "application/json"),
-        ("utf-16le bom", utf16(attack, true, false), "application/json"),
-        ("utf-16be bom", utf16(attack, true, true), "application/json"),
+        (
+            "utf-8 bom",
+            [&[0xEF, 0xBB, 0xBF][..], attack.as_bytes()].concat(),
+            "application/json",
+        ),
+        (
+            "utf-16le bom",
+            utf16(attack, true, false),
+            "application/json",
+        ),
+        (
+            "utf-16be bom",
+            utf16(attack, true, true),
+            "application/json",
+        ),
         ("utf-16le", utf16(attack, false, false), "application/json"),
         ("utf-32le bom", utf32(attack), "application/json"),
         (
@@ -473,7 +515,11 @@ async fn json_the_waf_cannot_read_does_not_pass() {
             br#"{"a":1,,"q":"1' UNION SELECT password FROM users--"}"#.to_vec(),
             "application/json",
         ),
-        ("unknown charset", attack.as_bytes().to_vec(), "application/json; charset=utf-7"),
+        (
+            "unknown charset",
+            attack.as_bytes().to_vec(),
+            "application/json; charset=utf-7",
+        ),
     ];
     for (name, body, ct) in cases {
         let r = client()
@@ -617,7 +663,12 @@ async fn nobody_can_lock_a_victim_out() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = c.get(gw.url("/x")).header("X-API-Key", KEY).send().await.unwrap();
+    let r = c
+        .get(gw.url("/x"))
+        .header("X-API-Key", KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -767,4 +818,98 @@ async fn every_malformed_request_gets_rampart_s_answer_at_once() {
     s.write_all(b"GET /b HTTP/1.0\r\n\r\n").unwrap();
     let n = s.read(&mut buf).unwrap();
     assert!(n > 0 && String::from_utf8_lossy(&buf[..n]).contains(" 200 "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_reach_events_or_logs() {
+    let up = Upstream::start("a").await;
+    let dir = temp_dir("hard-redact");
+    let events = dir.join("events.jsonl");
+    let gw = Gateway::start(&format!(
+        "events:\n  file: {}\nauth:\n  api_key: {{ header: X-API-Key, query: api_key }}\n{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        events.display(),
+        crs_waf(),
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let resp = send(
+        gw.port,
+        b"GET /x?access_token=SECRET1&api%5Fkey=SECRET2&Session=SECRET5&id=1%27%20UNION%20SELECT%20password%20FROM%20users-- HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer SECRET3\r\nCookie: sid=1' UNION SELECT SECRET4 FROM users--\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status_of(&resp), 403, "{resp}");
+    let id = header_of(&resp, "x-request-id").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let text = loop {
+        let t = std::fs::read_to_string(&events).unwrap_or_default();
+        if t.contains(&id) {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no event");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ev: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| v["request_id"] == id.as_str())
+        .unwrap();
+    // The event still says what happened: the rules, the attack on `id`.
+    assert!(ev["rules"].as_array().unwrap().len() > 1, "{ev}");
+    assert!(
+        ev["uri"]
+            .as_str()
+            .unwrap()
+            .contains("access_token=REDACTED"),
+        "{ev}"
+    );
+    assert!(ev["uri"].as_str().unwrap().contains("UNION"), "{ev}");
+    std::thread::sleep(Duration::from_millis(200));
+    let all = format!("{text}\n{}", gw.access_log());
+    for secret in ["SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5"] {
+        assert!(!all.contains(secret), "{secret} leaked:\n{all}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_is_as_strict_as_the_public_ones() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&format!(
+        "limits:\n  request_header_timeout: 1s\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    // Slowloris against the admin port: cut after the header timeout.
+    let mut s = TcpStream::connect(("127.0.0.1", gw.admin_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+        .unwrap();
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        let _ = s.write_all(b"a");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "admin held a slow client"
+    );
+    assert_eq!(status_of(&String::from_utf8_lossy(&out)), 408);
+    // Read-only endpoints: only GET and HEAD.
+    let resp = send(
+        gw.admin_port,
+        b"POST /metrics HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status_of(&resp), 405, "{resp}");
+    assert_eq!(header_of(&resp, "allow").as_deref(), Some("GET, HEAD"));
+    let resp = send(
+        gw.admin_port,
+        b"DELETE /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status_of(&resp), 405, "{resp}");
+    // Malformed requests get Rampart's 400 there too.
+    let resp = send(gw.admin_port, b"GET /healthz HTTP/1.1\r\n\r\n");
+    assert_eq!(status_of(&resp), 400, "{resp}");
+    let (status, _) = raw_get(gw.admin_port, "/healthz").unwrap();
+    assert_eq!(status, 200);
 }

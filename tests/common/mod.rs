@@ -546,7 +546,11 @@ fn complete_request(buf: &[u8]) -> Option<usize> {
     let mut chunked = false;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            cl = std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok();
+            cl = std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok();
         }
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = h.value.eq_ignore_ascii_case(b"chunked");

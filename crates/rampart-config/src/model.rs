@@ -298,6 +298,23 @@ pub struct EventsConfig {
     /// also when their names are percent-encoded), beyond the API-key parameter.
     #[serde(default = "default_redact")]
     pub redact_query: Vec<String>,
+    /// Headers whose values never appear in events (a WAF match on them is reported
+    /// without its data), beyond the API-key header.
+    #[serde(default = "default_redact_headers")]
+    pub redact_headers: Vec<String>,
+}
+
+fn default_redact_headers() -> Vec<String> {
+    [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn default_redact() -> Vec<String> {

@@ -4,6 +4,8 @@
 //! retry with backoff and a bounded buffer. Emitting never blocks the data plane: when a
 //! sink's queue is full the event is dropped for that sink and counted.
 
+pub mod redact;
+
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

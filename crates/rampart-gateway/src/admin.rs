@@ -26,7 +26,15 @@ fn json(status: u16, body: String) -> Response<Vec<u8>> {
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let path = session.req_header().uri.path().to_string();
+        let req = session.req_header();
+        // Read-only endpoints: anything but GET/HEAD is refused before routing.
+        if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+            let mut r = json(405, r#"{"error":"method not allowed"}"#.into());
+            r.headers_mut()
+                .insert("Allow", http::HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let path = req.uri.path().to_string();
         match path.as_str() {
             "/metrics" => {
                 let body = metrics().render();

@@ -298,7 +298,10 @@ mod target_tests {
         assert!(check_host(b"").is_err());
         assert!(check_host(b"localhost%1F").is_err());
         assert!(check_host(b"a b").is_err());
-        assert_eq!(absolute_form_authority("http://a.test:80/x?y"), Some("a.test:80"));
+        assert_eq!(
+            absolute_form_authority("http://a.test:80/x?y"),
+            Some("a.test:80")
+        );
         assert_eq!(absolute_form_authority("HTTPS://b?q"), Some("b"));
         assert_eq!(absolute_form_authority("/x"), None);
     }

@@ -7,7 +7,13 @@
 pub fn folded_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes().zip(b.bytes()).all(|(x, y)| {
-            let f = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+            let f = |c: u8| {
+                if c == b'_' {
+                    b'-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            };
             f(x) == f(y)
         })
 }

@@ -144,6 +144,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     let mut o = HttpServerOptions::default();
     o.h2c = true;
     http.server_options = Some(o);
+    let admin_events = events.clone();
     let mut proxy = Service::new(
         "rampart-proxy".into(),
         prefilter::Prefiltered {
@@ -165,8 +166,13 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
 
     let mut admin = Service::new(
         "rampart-admin".into(),
-        admin::Admin {
+        prefilter::Prefiltered {
+            inner: Arc::new(pingora::apps::http_app::HttpServer::new_app(admin::Admin {
+                state: state.clone(),
+            })),
             state: state.clone(),
+            conns: Default::default(),
+            events: admin_events,
         },
     );
     admin.threads = Some(1);

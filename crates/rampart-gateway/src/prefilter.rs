@@ -33,8 +33,10 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{timeout_at, Instant};
 
-pub struct Prefiltered {
-    pub inner: Arc<HttpProxy<Gateway>>,
+/// The pre-filter in front of an HTTP app: the proxy, and the admin listener (which gets
+/// the same header timeout, size limit and malformed-request refusals).
+pub struct Prefiltered<A = HttpProxy<Gateway>> {
+    pub inner: Arc<A>,
     pub state: Arc<ArcSwap<Snapshot>>,
     pub conns: ConnTracker,
     pub events: Arc<rampart_events::Events>,
@@ -86,7 +88,7 @@ impl ConnTracker {
 }
 
 #[async_trait]
-impl ServerApp for Prefiltered {
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
@@ -138,7 +140,7 @@ impl ServerApp for Prefiltered {
     }
 }
 
-impl Prefiltered {
+impl<A: ServerApp + Send + Sync + 'static> Prefiltered<A> {
     async fn serve(
         self: &Arc<Self>,
         stream: Stream,
@@ -240,7 +242,7 @@ async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, message: &st
     id
 }
 
-impl Prefiltered {
+impl<A> Prefiltered<A> {
     /// A security event for a request refused before Pingora parsed it: method, target and
     /// Host are read best-effort from the raw bytes (they may be what was malformed).
     fn event(
@@ -263,6 +265,13 @@ impl Prefiltered {
         let mut parts = line.trim_end().splitn(3, ' ');
         let method: String = parts.next().unwrap_or("").chars().take(32).collect();
         let uri: String = parts.next().unwrap_or("").chars().take(2048).collect();
+        let uri = {
+            let snap = self.state.load();
+            let e = &snap.config.events;
+            let mut params = e.redact_query.clone();
+            params.extend(snap.config.auth.api_key.query.clone());
+            rampart_events::redact::redact_pairs(&uri, &params)
+        };
         let host = head
             .split(|b| *b == b'\n')
             .skip(1)

@@ -288,10 +288,23 @@ async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Dec
             headers,
         )
     });
-    // The rules decide on the path the upstream will receive; REQUEST_URI_RAW stays as sent.
-    let canonical = match uri.split_once('?') {
-        Some((_, q)) => format!("{}?{q}", ctx.path),
-        None => ctx.path.clone(),
+    // The rules decide on the path the upstream will receive; REQUEST_URI_RAW stays as sent
+    // (and an absolute-form target keeps its scheme and authority, as ModSecurity sees it).
+    let canonical = if ctx.path_rewritten {
+        let (before_query, query) = match uri.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (uri.as_str(), None),
+        };
+        let prefix = match framing::absolute_form_authority(before_query) {
+            Some(a) => &before_query[..before_query.find(a).unwrap_or(0) + a.len()],
+            None => "",
+        };
+        match query {
+            Some(q) => format!("{prefix}{}?{q}", ctx.path),
+            None => format!("{prefix}{}", ctx.path),
+        }
+    } else {
+        uri.clone()
     };
     tx.request_headers(&method, &canonical, &proto, &headers);
     if canonical != uri {
@@ -300,6 +313,8 @@ async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Dec
     tx.run_phase(1);
     let cfg = &rw.rt.cfg;
     let mut refusal = None;
+    // A body inspected only in part (process_partial) cannot be parsed whole.
+    let mut partial = false;
     // Every body is read here whatever its framing (Content-Length, chunked, HTTP/2 DATA
     // frames); only a verified WebSocket handshake (which has none) upgrades.
     if tx.interruption.is_none()
@@ -373,6 +388,7 @@ async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Dec
                 // differently (and no HTTP/2 end-of-stream turned into a second terminator).
                 ctx.body_complete = Some(body.len());
             }
+            partial = over;
             body.truncate(limit);
             tx.request_body(&body);
         }
@@ -383,9 +399,14 @@ async fn stage_waf(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Dec
         if tx.interruption.is_none()
             && rw.mode == rampart_config::WafMode::Block
             && cfg.reject_unparsable_body
+            && !partial
             && tx.request_body_error().is_some()
         {
-            refusal = Some(reject(400, "bad request", "request body could not be parsed"));
+            refusal = Some(reject(
+                400,
+                "bad request",
+                "request body could not be parsed",
+            ));
         }
     }
     let decision = match (&tx.interruption, refusal) {
@@ -797,8 +818,7 @@ fn stage_body_limit(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
 
 fn stage_route(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     let req = r.head;
-    match snap.router.find(&ctx.host, &ctx.path, req.method.as_str())
-    {
+    match snap.router.find(&ctx.host, &ctx.path, req.method.as_str()) {
         Match::Route { index, prefix } => {
             ctx.route = Some(index);
             ctx.prefix = prefix;
@@ -815,22 +835,19 @@ fn stage_route(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     }
 }
 
-/// The request URI for events, with an API key sent as a query parameter redacted: events
-/// never carry credentials.
-fn redacted_uri(uri: &http::Uri, snap: Option<&Snapshot>) -> String {
-    let path = uri.path();
-    let Some(q) = uri.query() else {
-        return path.to_string();
+/// The names whose values events never show: the configured lists plus the API-key
+/// header and query parameter.
+fn redaction_lists(snap: Option<&Snapshot>) -> (Vec<String>, Vec<String>) {
+    let Some(s) = snap else {
+        return (Vec::new(), Vec::new());
     };
-    let secret = snap.and_then(|s| s.config.auth.api_key.query.as_deref());
-    let q: Vec<String> = q
-        .split('&')
-        .map(|kv| match (kv.split_once('='), secret) {
-            (Some((k, _)), Some(name)) if k == name => format!("{k}=REDACTED"),
-            _ => kv.to_string(),
-        })
-        .collect();
-    format!("{path}?{}", q.join("&"))
+    let e = &s.config.events;
+    let k = &s.config.auth.api_key;
+    let mut headers = e.redact_headers.clone();
+    headers.push(k.header.clone());
+    let mut params = e.redact_query.clone();
+    params.extend(k.query.clone());
+    (headers, params)
 }
 
 /// Rampart's own JSON error body: never upstream details, never request content.
@@ -918,7 +935,9 @@ fn sanitize_upgrade(req: &mut RequestHeader) -> bool {
         .flat_map(|v| v.to_str().unwrap_or("").split(','))
         .map(str::trim)
         .filter(|t| {
-            !t.is_empty() && !t.eq_ignore_ascii_case("upgrade") && !t.eq_ignore_ascii_case("http2-settings")
+            !t.is_empty()
+                && !t.eq_ignore_ascii_case("upgrade")
+                && !t.eq_ignore_ascii_case("http2-settings")
         })
         .map(str::to_string)
         .collect();
@@ -1039,6 +1058,7 @@ impl Gateway {
             return;
         }
         let req = session.req_header();
+        let (secret_headers, secret_params) = redaction_lists(ctx.snap.as_deref());
         let reason = match (&ctx.authz, stage) {
             (Some(d), "authorize") => d.reason.clone(),
             _ if ctx.sustained_excess => format!("{reason}: sustained excess from this key"),
@@ -1050,7 +1070,7 @@ impl Gateway {
             client_ip: ctx.client_ip.map(|i| i.to_string()),
             method: req.method.as_str().to_string(),
             host: ctx.host.clone(),
-            uri: redacted_uri(&req.uri, ctx.snap.as_deref()),
+            uri: rampart_events::redact::redact_pairs(&req.uri.to_string(), &secret_params),
             route: (route != "-").then(|| route.to_string()),
             stage: stage.to_string(),
             action: action.into(),
@@ -1065,7 +1085,15 @@ impl Gateway {
                         .map(|r| rampart_events::RuleMatch {
                             id: r.id,
                             msg: r.msg.clone(),
-                            data: r.data.clone(),
+                            data: if rampart_events::redact::is_secret_variable(
+                                &r.matched_var_name,
+                                &secret_headers,
+                                &secret_params,
+                            ) {
+                                format!("REDACTED (credential in {})", r.matched_var_name)
+                            } else {
+                                rampart_events::redact::redact_pairs(&r.data, &secret_params)
+                            },
                             severity: r.severity.clone(),
                             tags: r.tags.clone(),
                         })
@@ -1150,7 +1178,12 @@ fn filter_response_headers(resp: &mut ResponseHeader, r: &rampart_config::Route)
         resp.remove_header(name.as_str());
     }
     if let Some(allow) = &r.response_headers_allow {
-        let framing = ["content-length", "transfer-encoding", "connection", "content-encoding"];
+        let framing = [
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "content-encoding",
+        ];
         let drop: Vec<http::HeaderName> = resp
             .headers
             .keys()
@@ -1323,7 +1356,7 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(prefix) = ctx.body_prefix.take() {
@@ -1340,7 +1373,7 @@ impl ProxyHttp for Gateway {
         }
         if let Some(snap) = ctx.snap.as_deref() {
             let pace = BodyPace::new(snap, ctx);
-            if !_end_of_stream && pace.next_deadline(ctx.body_seen as usize).is_none() {
+            if !end_of_stream && pace.next_deadline(ctx.body_seen as usize).is_none() {
                 ctx.refused = Some(("body_timeout", "request body too slow"));
                 metrics()
                     .rejected
@@ -1546,7 +1579,7 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
@@ -1566,10 +1599,21 @@ impl ProxyHttp for Gateway {
         if let Some(r) = route {
             if r.hide_upstream_errors && resp.status.as_u16() >= 500 {
                 // Stack traces and internal addresses stay inside: same status, our body.
+                // A response without a body (HEAD, Content-Length: 0) gets none either: no
+                // body filter call would come to write it.
                 let status = resp.status.as_u16();
-                let len = error_body("upstream error", &ctx.request_id).len();
+                let bodyless = session.req_header().method == http::Method::HEAD
+                    || resp
+                        .headers
+                        .get(http::header::CONTENT_LENGTH)
+                        .is_some_and(|v| v.as_bytes() == b"0");
+                let len = if bodyless {
+                    0
+                } else {
+                    error_body("upstream error", &ctx.request_id).len()
+                };
                 *resp = error_header(status, len, &ctx.request_id);
-                ctx.hide_error = true;
+                ctx.hide_error = !bodyless;
             } else {
                 filter_response_headers(resp, r);
             }

@@ -112,7 +112,11 @@ pub fn canonical_path<'a>(raw: &'a str, policy: &PathPolicy) -> Result<Cow<'a, s
                     0..=0x1f | 0x7f => return Err(PathError::ControlCharacter),
                     b'/' if !policy.keep_encoded_slash => return Err(PathError::EncodedSlash),
                     b'\\' if !policy.keep_backslash => return Err(PathError::Backslash),
-                    _ => out.extend_from_slice(&[b'%', HEX[(v >> 4) as usize], HEX[(v & 15) as usize]]),
+                    _ => out.extend_from_slice(&[
+                        b'%',
+                        HEX[(v >> 4) as usize],
+                        HEX[(v & 15) as usize],
+                    ]),
                 }
                 decoded_high |= v >= 0x80;
                 decoded.push(v);

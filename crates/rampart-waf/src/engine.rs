@@ -2057,7 +2057,8 @@ impl<'r> Transaction<'r> {
                 Ok(t) => t,
                 Err(e) => {
                     self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
-                    self.scalars.insert(Sc::REQBODY_ERROR_MSG, e.as_bytes().to_vec());
+                    self.scalars
+                        .insert(Sc::REQBODY_ERROR_MSG, e.as_bytes().to_vec());
                     return;
                 }
             };
@@ -2872,8 +2873,12 @@ impl<'r> Transaction<'r> {
             .get(Sc::REQBODY_ERROR as u8)
             .is_some_and(|v| v.as_slice() != b"0");
         set.then(|| {
-            String::from_utf8_lossy(self.scalars.get(Sc::REQBODY_ERROR_MSG as u8).map_or(&[][..], |v| v))
-                .into_owned()
+            String::from_utf8_lossy(
+                self.scalars
+                    .get(Sc::REQBODY_ERROR_MSG as u8)
+                    .map_or(&[][..], |v| v),
+            )
+            .into_owned()
         })
     }
 
@@ -3042,7 +3047,10 @@ fn parse_urlencoded(q: &[u8], sep: u8) -> Vec<(String, Vec<u8>)> {
 /// A small JSON flattener (`json.a.b`, arrays by index) that needs no parser crate.
 /// A JSON body as UTF-8: a UTF-8 BOM is dropped; UTF-16 and UTF-32 (by BOM, by the
 /// RFC 4627 §3 zero-byte pattern of the first characters, or by `charset`) are transcoded.
-fn json_text<'b>(body: &'b [u8], content_type: &str) -> Result<std::borrow::Cow<'b, [u8]>, &'static str> {
+fn json_text<'b>(
+    body: &'b [u8],
+    content_type: &str,
+) -> Result<std::borrow::Cow<'b, [u8]>, &'static str> {
     use std::borrow::Cow;
     #[derive(Clone, Copy)]
     enum Enc {
@@ -3077,7 +3085,7 @@ fn json_text<'b>(body: &'b [u8], content_type: &str) -> Result<std::borrow::Cow<
     let text = match enc {
         None => return Ok(Cow::Borrowed(body)),
         Some(Enc::U16(be)) => {
-            if data.len() % 2 != 0 {
+            if !data.len().is_multiple_of(2) {
                 return Err("JSON in UTF-16 with an odd length");
             }
             let units = data.chunks_exact(2).map(|c| {
@@ -3092,7 +3100,7 @@ fn json_text<'b>(body: &'b [u8], content_type: &str) -> Result<std::borrow::Cow<
                 .map_err(|_| "JSON in invalid UTF-16")?
         }
         Some(Enc::U32(be)) => {
-            if data.len() % 4 != 0 {
+            if !data.len().is_multiple_of(4) {
                 return Err("JSON in UTF-32 with a partial character");
             }
             data.chunks_exact(4)
@@ -3305,10 +3313,17 @@ mod directive_tests {
             v.extend(t.encode_utf16().flat_map(|u| u.to_le_bytes()));
             v
         };
-        let utf32be = |t: &str| t.chars().flat_map(|c| (c as u32).to_be_bytes()).collect::<Vec<u8>>();
+        let utf32be = |t: &str| {
+            t.chars()
+                .flat_map(|c| (c as u32).to_be_bytes())
+                .collect::<Vec<u8>>()
+        };
         let doc = r#"{"q":"1' union"}"#;
         for (body, ct) in [
-            ([&[0xEF, 0xBB, 0xBF][..], doc.as_bytes()].concat(), "application/json"),
+            (
+                [&[0xEF, 0xBB, 0xBF][..], doc.as_bytes()].concat(),
+                "application/json",
+            ),
             (utf16le(doc), "application/json"),
             (utf32be(doc), "application/json"),
             (utf16le(doc)[2..].to_vec(), "application/json"),

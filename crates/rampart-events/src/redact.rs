@@ -1,0 +1,144 @@
+//! Credentials never leave in events: query parameters that carry secrets (by name, any
+//! case, also when the name is percent-encoded, as `api%5Fkey`) have their values replaced,
+//! and a WAF match on a credential-bearing variable (Authorization, cookies, the API-key
+//! header or parameter) has its matched data withheld.
+
+const REDACTED: &str = "REDACTED";
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// A parameter name as a backend would decode it (percent-escapes and `+`), lower-cased.
+fn decoded_name(name: &str) -> String {
+    let b = name.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_ascii_lowercase()
+}
+
+fn is_secret_name(name: &str, secrets: &[String]) -> bool {
+    let n = decoded_name(name);
+    secrets.iter().any(|s| s.eq_ignore_ascii_case(&n))
+}
+
+/// Replaces the values of secret `name=value` pairs anywhere in `text` (a query string, a
+/// request line, a WAF rule's matched data). A pair starts after `?`, `&`, `;`, whitespace or
+/// the start, and its value ends at `&`, `;`, whitespace, `"` or the end.
+pub fn redact_pairs(text: &str, secrets: &[String]) -> String {
+    if secrets.is_empty() || !text.contains('=') {
+        return text.to_string();
+    }
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let is_sep = |c: u8| matches!(c, b'?' | b'&' | b';' | b' ' | b'\t' | b'\n' | b'"' | b'\'');
+    while i < b.len() {
+        // At a pair's start: read its name up to '='.
+        let start = i;
+        let mut j = i;
+        while j < b.len() && b[j] != b'=' && !is_sep(b[j]) {
+            j += 1;
+        }
+        if j < b.len() && b[j] == b'=' && j > start && is_secret_name(&text[start..j], secrets) {
+            out.push_str(&text[start..=j]);
+            out.push_str(REDACTED);
+            let mut k = j + 1;
+            while k < b.len() && !matches!(b[k], b'&' | b';' | b' ' | b'\t' | b'\n' | b'"' | b'\'')
+            {
+                k += 1;
+            }
+            i = k;
+            continue;
+        }
+        // Copy through the next separator.
+        let mut k = j;
+        while k < b.len() && !is_sep(b[k]) {
+            k += 1;
+        }
+        if k < b.len() {
+            k += 1;
+        }
+        out.push_str(&text[start..k]);
+        i = k;
+    }
+    out
+}
+
+/// Whether a WAF variable (`REQUEST_HEADERS:Authorization`, `ARGS:access_token`,
+/// `REQUEST_COOKIES:sid`) holds a credential, so its matched data must not be shown.
+pub fn is_secret_variable(var: &str, secret_headers: &[String], secret_params: &[String]) -> bool {
+    let (coll, key) = var.split_once(':').unwrap_or((var, ""));
+    let coll = coll.to_ascii_uppercase();
+    match coll.as_str() {
+        "REQUEST_COOKIES" => true,
+        "REQUEST_HEADERS" | "RESPONSE_HEADERS" => {
+            secret_headers.iter().any(|h| h.eq_ignore_ascii_case(key))
+        }
+        "ARGS" | "ARGS_GET" | "ARGS_POST" => is_secret_name(key, secret_params),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        vec!["access_token".into(), "api_key".into()]
+    }
+
+    #[test]
+    fn secret_parameters_are_redacted_under_any_spelling() {
+        let n = names();
+        assert_eq!(
+            redact_pairs("/a?access_token=abc&x=1", &n),
+            "/a?access_token=REDACTED&x=1"
+        );
+        assert_eq!(
+            redact_pairs("/a?api%5Fkey=abc", &n),
+            "/a?api%5Fkey=REDACTED"
+        );
+        assert_eq!(
+            redact_pairs("/a?API_KEY=abc&b=2", &n),
+            "/a?API_KEY=REDACTED&b=2"
+        );
+        assert_eq!(
+            redact_pairs("GET /a?x=1&Access_Token=t0k HTTP/1.1", &n),
+            "GET /a?x=1&Access_Token=REDACTED HTTP/1.1"
+        );
+        assert_eq!(
+            redact_pairs("Matched Data: x found within ARGS:q: access_token=zz", &n),
+            "Matched Data: x found within ARGS:q: access_token=REDACTED"
+        );
+        assert_eq!(redact_pairs("/a?token_hint=1", &n), "/a?token_hint=1");
+        assert_eq!(redact_pairs("/a?q=%", &n), "/a?q=%");
+    }
+
+    #[test]
+    fn credential_variables() {
+        let h = vec!["authorization".to_string(), "x-api-key".to_string()];
+        let n = names();
+        assert!(is_secret_variable("REQUEST_HEADERS:Authorization", &h, &n));
+        assert!(is_secret_variable("REQUEST_HEADERS:X-API-Key", &h, &n));
+        assert!(is_secret_variable("REQUEST_COOKIES:sid", &h, &n));
+        assert!(is_secret_variable("ARGS:api%5fkey", &h, &n));
+        assert!(!is_secret_variable("ARGS:q", &h, &n));
+        assert!(!is_secret_variable("REQUEST_HEADERS:User-Agent", &h, &n));
+    }
+}
