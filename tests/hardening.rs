@@ -915,3 +915,32 @@ async fn the_admin_listener_is_as_strict_as_the_public_ones() {
     let (status, _) = raw_get(gw.admin_port, "/healthz").unwrap();
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_given_twice_or_encoded_are_not_ambiguous() {
+    let flask = Flask::start("werkzeug");
+    let gw = Gateway::start(&format!(
+        "consumers:\n  - id: alice\n    api_keys:\n      - sha256: {}\nauth:\n  api_key: {{ header: X-API-Key, query: api_key }}\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: f\n    auth: {{ methods: [api_key] }}\n",
+        sha256_hex(KEY.as_bytes()),
+        upstream_yaml("f", &[flask.addr], "")
+    ));
+    for raw in [
+        format!("GET /a HTTP/1.1\r\nHost: a\r\nX-API-Key: {KEY}\r\nX-API-Key: other\r\nConnection: close\r\n\r\n"),
+        format!("GET /a?api_key={KEY}&api_key=other HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+        format!("GET /a?api_key={KEY}&api%5Fkey=other HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+        format!("GET /a HTTP/1.1\r\nHost: a\r\nAuthorization: Basic eDp5\r\nAuthorization: Bearer z\r\nX-API-Key: {KEY}\r\nConnection: close\r\n\r\n"),
+    ] {
+        let resp = send(gw.port, raw.as_bytes());
+        assert_eq!(status_of(&resp), 400, "{raw}: {resp}");
+    }
+    // An encoded parameter name is the same parameter to the backend: it authenticates,
+    // and it is removed before the upstream like the plain one.
+    let resp = send(
+        gw.port,
+        format!("GET /a?x=1&api%5Fkey={KEY} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(status_of(&resp), 200, "{resp}");
+    let v: serde_json::Value = serde_json::from_str(&body_of(&resp)).unwrap();
+    assert_eq!(v["raw_uri"], "/a?x=1", "{v}");
+}

@@ -575,8 +575,46 @@ fn api_key_of<'a>(r: &'a Req, snap: &Snapshot) -> Option<std::borrow::Cow<'a, st
     let q = r.head.uri.query()?;
     q.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
-        (k == name).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy())
+        param_is(k, name).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy())
     })
+}
+
+/// Whether a query parameter's name, decoded as a backend decodes it (`api%5Fkey` is
+/// `api_key`), is `name`.
+fn param_is(raw: &str, name: &str) -> bool {
+    if !raw.contains(['%', '+']) {
+        return raw == name;
+    }
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy() == name
+}
+
+/// Credentials given twice are ambiguous: the gateway would check one, a backend that gets
+/// them (`forward_credentials`) might read the other.
+fn duplicate_credentials(r: &Req, snap: &Snapshot) -> Option<&'static str> {
+    let s = &snap.config.auth.api_key;
+    if r.head
+        .headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .count()
+        > 1
+    {
+        return Some("duplicate Authorization header");
+    }
+    if r.head.headers.get_all(s.header.as_str()).iter().count() > 1 {
+        return Some("duplicate API key header");
+    }
+    if let (Some(name), Some(q)) = (s.query.as_deref(), r.head.uri.query()) {
+        let n = q
+            .split('&')
+            .filter(|kv| param_is(kv.split('=').next().unwrap_or(""), name))
+            .count();
+        if n > 1 {
+            return Some("duplicate API key parameter");
+        }
+    }
+    None
 }
 
 async fn stage_authenticate(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
@@ -749,8 +787,8 @@ fn stage_path(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
 }
 
 /// Headers that two parsers would read differently: names with `_` (when refused rather
-/// than dropped) and `Content-Type` parameters given twice (a WAF reading the first
-/// `boundary` while the backend uses the last one sees another body).
+/// than dropped), credentials given twice, and `Content-Type` parameters given twice (a WAF
+/// reading the first `boundary` while the backend uses the last one sees another body).
 fn stage_headers(r: &Req, snap: &Snapshot, _: &mut Ctx) -> Decision {
     let h = &snap.config.requests;
     if h.underscore_headers == rampart_config::UnderscoreHeaders::Reject
@@ -760,6 +798,9 @@ fn stage_headers(r: &Req, snap: &Snapshot, _: &mut Ctx) -> Decision {
             .any(|k| crate::hygiene::underscore_dropped(k.as_str(), &h.allow_underscore_headers))
     {
         return reject(400, "bad request", "underscore in header name");
+    }
+    if let Some(reason) = duplicate_credentials(r, snap) {
+        return reject(400, "bad request", reason);
     }
     let mut types = r.head.headers.get_all(http::header::CONTENT_TYPE).iter();
     if let Some(ct) = types.next() {
@@ -1150,7 +1191,7 @@ impl Gateway {
                 if let (Some(name), Some(q)) = (s.query.as_deref(), req.uri.query()) {
                     let kept: Vec<&str> = q
                         .split('&')
-                        .filter(|kv| kv.split('=').next() != Some(name))
+                        .filter(|kv| !param_is(kv.split('=').next().unwrap_or(""), name))
                         .collect();
                     if kept.len() != q.split('&').count() {
                         let path = req.uri.path();
