@@ -591,6 +591,17 @@ fn client_from(ip: &str) -> reqwest::Client {
         .unwrap()
 }
 
+/// The status of a GET with one extra header.
+async fn status_with(c: &reqwest::Client, url: String, name: &str, value: String) -> u16 {
+    c.get(url)
+        .header(name, value)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 fn hs256(secret: &str, sub: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -623,55 +634,25 @@ async fn nobody_can_lock_a_victim_out() {
     let attacker = client_from("127.0.0.2");
     let mut attacker_locked = false;
     for i in 0..6 {
-        let r = attacker
-            .get(gw.url("/x"))
-            .header("Authorization", basic("alice", &format!("guess{i}")))
-            .send()
-            .await
-            .unwrap();
-        attacker_locked |= r.status() == 429;
+        let guess = basic("alice", &format!("guess{i}"));
+        let s = status_with(&attacker, gw.url("/x"), "Authorization", guess).await;
+        attacker_locked |= s == 429;
         let forged = hs256("not-the-secret-but-32-bytes-long!", "alice-sub");
-        let r = attacker
-            .get(gw.url("/x"))
-            .header("Authorization", format!("Bearer {forged}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401);
+        let s = status_with(&attacker, gw.url("/x"), "Authorization", format!("Bearer {forged}"));
+        assert_eq!(s.await, 401);
         // Same first characters as alice's key.
-        let r = attacker
-            .get(gw.url("/x"))
-            .header("X-API-Key", format!("{}{i}", &KEY[..12]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401);
+        let s = status_with(&attacker, gw.url("/x"), "X-API-Key", format!("{}{i}", &KEY[..12]));
+        assert_eq!(s.await, 401);
     }
     assert!(attacker_locked, "the guesser itself is locked out of alice");
     // Alice, from her own address, is not.
     let c = client();
-    let r = c
-        .get(gw.url("/x"))
-        .header("Authorization", basic("alice", "correct horse"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let right = basic("alice", "correct horse");
+    assert_eq!(status_with(&c, gw.url("/x"), "Authorization", right).await, 200);
     let token = hs256("the-real-signing-secret-of-32-bytes", "alice-sub");
-    let r = c
-        .get(gw.url("/x"))
-        .header("Authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = c
-        .get(gw.url("/x"))
-        .header("X-API-Key", KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let bearer = format!("Bearer {token}");
+    assert_eq!(status_with(&c, gw.url("/x"), "Authorization", bearer).await, 200);
+    assert_eq!(status_with(&c, gw.url("/x"), "X-API-Key", KEY.into()).await, 200);
 }
 
 /// Peak resident memory of a process (kB), from /proc.

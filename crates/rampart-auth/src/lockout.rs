@@ -160,28 +160,30 @@ impl Lockout {
 
     /// A success clears the identity's failure count (not an active lock).
     pub async fn success(&self, key: &str) {
-        if let Some(conn) = &self.redis {
-            let mut conn = conn.clone();
-            let _: Result<(), _> = redis::cmd("DEL")
-                .arg(format!("rampart:fail:{key}"))
-                .query_async(&mut conn)
-                .await;
-            return;
-        }
-        let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = map.get_mut(key) {
+        self.lower(key, "redis.call('DEL', KEYS[1])", |e| {
             e.failures = 0;
             e.window_start = None;
-        }
+        })
+        .await
     }
 
     /// Takes back one failure counted for a key before a check that then succeeded.
     pub async fn forgive(&self, key: &str) {
+        // Only an existing counter is decremented: an expired window stays expired.
+        self.lower(
+            key,
+            "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end",
+            |e| e.failures = e.failures.saturating_sub(1),
+        )
+        .await
+    }
+
+    /// Lowers a key's failure count: a one-line script on Redis, or `local` on the entry.
+    async fn lower(&self, key: &str, script: &str, local: impl FnOnce(&mut Entry)) {
         if let Some(conn) = &self.redis {
             let mut conn = conn.clone();
-            // Only an existing counter is decremented: an expired window stays expired.
             let _: Result<(), _> = redis::cmd("EVAL")
-                .arg("if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end")
+                .arg(script)
                 .arg(1)
                 .arg(format!("rampart:fail:{key}"))
                 .query_async(&mut conn)
@@ -190,7 +192,7 @@ impl Lockout {
         }
         let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = map.get_mut(key) {
-            e.failures = e.failures.saturating_sub(1);
+            local(e);
         }
     }
 

@@ -106,28 +106,23 @@ mod tests {
     #[test]
     fn secret_parameters_are_redacted_under_any_spelling() {
         let n = names();
-        assert_eq!(
-            redact_pairs("/a?access_token=abc&x=1", &n),
-            "/a?access_token=REDACTED&x=1"
-        );
-        assert_eq!(
-            redact_pairs("/a?api%5Fkey=abc", &n),
-            "/a?api%5Fkey=REDACTED"
-        );
-        assert_eq!(
-            redact_pairs("/a?API_KEY=abc&b=2", &n),
-            "/a?API_KEY=REDACTED&b=2"
-        );
-        assert_eq!(
-            redact_pairs("GET /a?x=1&Access_Token=t0k HTTP/1.1", &n),
-            "GET /a?x=1&Access_Token=REDACTED HTTP/1.1"
-        );
-        assert_eq!(
-            redact_pairs("Matched Data: x found within ARGS:q: access_token=zz", &n),
-            "Matched Data: x found within ARGS:q: access_token=REDACTED"
-        );
-        assert_eq!(redact_pairs("/a?token_hint=1", &n), "/a?token_hint=1");
-        assert_eq!(redact_pairs("/a?q=%", &n), "/a?q=%");
+        for (input, want) in [
+            ("/a?access_token=abc&x=1", "/a?access_token=REDACTED&x=1"),
+            ("/a?api%5Fkey=abc", "/a?api%5Fkey=REDACTED"),
+            ("/a?API_KEY=abc&b=2", "/a?API_KEY=REDACTED&b=2"),
+            (
+                "GET /a?x=1&Access_Token=t0k HTTP/1.1",
+                "GET /a?x=1&Access_Token=REDACTED HTTP/1.1",
+            ),
+            (
+                "Matched Data: x found within ARGS:q: access_token=zz",
+                "Matched Data: x found within ARGS:q: access_token=REDACTED",
+            ),
+            ("/a?token_hint=1", "/a?token_hint=1"),
+            ("/a?q=%", "/a?q=%"),
+        ] {
+            assert_eq!(redact_pairs(input, &n), want, "{input}");
+        }
     }
 
     #[test]

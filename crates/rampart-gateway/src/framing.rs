@@ -136,15 +136,6 @@ pub fn new_request_id() -> String {
     )
 }
 
-/// Whether a raw path contains a dot segment (`.` or `..`, also percent-encoded), which
-/// upstreams may resolve differently from the router.
-pub fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
-        let s = seg.to_ascii_lowercase().replace("%2e", ".");
-        s == "." || s == ".."
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,15 +207,6 @@ mod tests {
         assert!(valid_request_id(id.as_bytes()));
         assert_eq!(&id[14..15], "4");
         assert_ne!(new_request_id(), id);
-    }
-
-    #[test]
-    fn dot_segments() {
-        assert!(has_dot_segment("/api/../admin"));
-        assert!(has_dot_segment("/api/%2E%2e/admin"));
-        assert!(has_dot_segment("/api/./x"));
-        assert!(!has_dot_segment("/api/v1.2/x"));
-        assert!(!has_dot_segment("/api/..x"));
     }
 }
 

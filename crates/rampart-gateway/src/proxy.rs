@@ -945,6 +945,18 @@ fn is_idempotent(m: &http::Method) -> bool {
     )
 }
 
+/// Ends a request whose body is being streamed upstream (`fail_to_proxy` answers `status`).
+fn refuse_streamed_body(
+    ctx: &mut Ctx,
+    stage: &'static str,
+    reason: &'static str,
+    status: u16,
+) -> Result<()> {
+    ctx.refused = Some((stage, reason));
+    metrics().rejected.with_label_values(&[reason]).inc();
+    Error::e_explain(ErrorType::HTTPStatus(status), reason)
+}
+
 /// Keeps `Upgrade` only on a genuine WebSocket handshake (returns true then). Any other
 /// `Upgrade` (h2c, made-up protocols) is removed with its `Connection` token: Pingora would
 /// otherwise treat the request as an upgrade, and a body behind it would go to the upstream
@@ -1415,12 +1427,7 @@ impl ProxyHttp for Gateway {
         if let Some(snap) = ctx.snap.as_deref() {
             let pace = BodyPace::new(snap, ctx);
             if !end_of_stream && pace.next_deadline(ctx.body_seen as usize).is_none() {
-                ctx.refused = Some(("body_timeout", "request body too slow"));
-                metrics()
-                    .rejected
-                    .with_label_values(&["request body too slow"])
-                    .inc();
-                return Error::e_explain(ErrorType::HTTPStatus(408), "request body too slow");
+                return refuse_streamed_body(ctx, "body_timeout", "request body too slow", 408);
             }
         }
         if let Some(b) = body {
@@ -1431,12 +1438,7 @@ impl ProxyHttp for Gateway {
                 .map(|s| s.config.limits.max_request_body.0)
                 .unwrap_or(0);
             if ctx.body_seen > max {
-                ctx.refused = Some(("body_limit", "body over limit"));
-                metrics()
-                    .rejected
-                    .with_label_values(&["body over limit"])
-                    .inc();
-                return Error::e_explain(ErrorType::HTTPStatus(413), "request body over limit");
+                return refuse_streamed_body(ctx, "body_limit", "body over limit", 413);
             }
         }
         Ok(())
