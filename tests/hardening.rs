@@ -638,21 +638,40 @@ async fn nobody_can_lock_a_victim_out() {
         let s = status_with(&attacker, gw.url("/x"), "Authorization", guess).await;
         attacker_locked |= s == 429;
         let forged = hs256("not-the-secret-but-32-bytes-long!", "alice-sub");
-        let s = status_with(&attacker, gw.url("/x"), "Authorization", format!("Bearer {forged}"));
+        let s = status_with(
+            &attacker,
+            gw.url("/x"),
+            "Authorization",
+            format!("Bearer {forged}"),
+        );
         assert_eq!(s.await, 401);
         // Same first characters as alice's key.
-        let s = status_with(&attacker, gw.url("/x"), "X-API-Key", format!("{}{i}", &KEY[..12]));
+        let s = status_with(
+            &attacker,
+            gw.url("/x"),
+            "X-API-Key",
+            format!("{}{i}", &KEY[..12]),
+        );
         assert_eq!(s.await, 401);
     }
     assert!(attacker_locked, "the guesser itself is locked out of alice");
     // Alice, from her own address, is not.
     let c = client();
     let right = basic("alice", "correct horse");
-    assert_eq!(status_with(&c, gw.url("/x"), "Authorization", right).await, 200);
+    assert_eq!(
+        status_with(&c, gw.url("/x"), "Authorization", right).await,
+        200
+    );
     let token = hs256("the-real-signing-secret-of-32-bytes", "alice-sub");
     let bearer = format!("Bearer {token}");
-    assert_eq!(status_with(&c, gw.url("/x"), "Authorization", bearer).await, 200);
-    assert_eq!(status_with(&c, gw.url("/x"), "X-API-Key", KEY.into()).await, 200);
+    assert_eq!(
+        status_with(&c, gw.url("/x"), "Authorization", bearer).await,
+        200
+    );
+    assert_eq!(
+        status_with(&c, gw.url("/x"), "X-API-Key", KEY.into()).await,
+        200
+    );
 }
 
 /// Peak resident memory of a process (kB), from /proc.

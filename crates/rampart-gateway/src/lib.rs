@@ -6,14 +6,19 @@
 
 mod access_log;
 mod admin;
+mod ctx;
 pub mod demo;
+mod forward;
 pub mod framing;
 pub mod hygiene;
 mod metrics;
+mod observe;
 mod prefilter;
 mod proxy;
 mod reload;
+mod respond;
 mod snapshot;
+mod stages;
 mod tls;
 mod upstream;
 mod waf;

@@ -12,7 +12,8 @@
 
 use crate::framing::{self, new_request_id};
 use crate::metrics::metrics;
-use crate::proxy::{error_body, error_header, Gateway};
+use crate::proxy::Gateway;
+use crate::respond::{error_body, error_header};
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;

@@ -1,0 +1,231 @@
+//! What a request leaves behind once it is done: WAF phase 5, metrics, one security event
+//! when a stage refused it or a rule matched (credentials redacted), and the access-log line.
+
+use crate::ctx::Ctx;
+use crate::metrics::metrics;
+use crate::proxy::Gateway;
+use crate::snapshot::Snapshot;
+use pingora::proxy::Session;
+use pingora::Error;
+use std::time::SystemTime;
+
+impl Gateway {
+    /// `logging`: WAF phase 5, metrics, the security event and the access-log line.
+    pub(crate) fn log_request(&self, session: &Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let elapsed = ctx.start.elapsed();
+        // Phase 5 first: it needs the context mutably, everything below only reads it.
+        crate::stages::waf::finish(ctx);
+        let route = ctx.route_name();
+        let m = metrics();
+        m.requests
+            .with_label_values(&[route, status_label(status)])
+            .inc();
+        m.duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+        if let (Some(pool), Some(t)) = (&ctx.pool, ctx.upstream_time) {
+            m.upstream_duration
+                .with_label_values(&[pool.name.as_str()])
+                .observe(t.as_secs_f64());
+        }
+        self.security_event(session, ctx, route, status);
+        if !crate::access_log::enabled() {
+            return;
+        }
+        let req = session.req_header();
+        let mut line = serde_json::json!({
+            "ts": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            "request_id": ctx.request_id,
+            "client_ip": ctx.client_ip.map(|i| i.to_string()),
+            "method": req.method.as_str(),
+            "host": ctx.host,
+            "path": req.uri.path(),
+            "route": route,
+            "upstream": ctx.pool.as_ref().map(|p| p.name.as_str()),
+            "target": ctx.target.map(|t| t.to_string()),
+            "attempts": ctx.tried.len(),
+            "status": status,
+            "bytes_sent": session.body_bytes_sent(),
+            "bytes_received": session.body_bytes_read(),
+            "duration_ms": elapsed.as_secs_f64() * 1000.0,
+            "upstream_ms": ctx.upstream_time.map(|t| t.as_secs_f64() * 1000.0),
+        });
+        if ctx.tls {
+            line["tls"] = true.into();
+        }
+        if let Some(p) = &ctx.principal {
+            line["consumer"] = p.consumer_id.as_str().into();
+            line["auth_method"] = p.method.as_str().into();
+        }
+        if let Some(t) = ctx.throttled {
+            line["throttled_ms"] = (t.as_secs_f64() * 1000.0).into();
+        }
+        if let Some(d) = &ctx.authz {
+            line["authz"] = serde_json::json!({
+                "allowed": d.allowed,
+                "reason": d.reason,
+                "policies": d.policies,
+            });
+        }
+        if let Some(id) = &ctx.identity {
+            line["client_cert_fingerprint"] = id.fingerprint_sha256.as_str().into();
+        }
+        if let Some(w) = &ctx.waf {
+            // Ids and score only: rule messages and matched data belong to the event stream.
+            line["waf_anomaly_score"] = w.tx.anomaly_score().into();
+            if !w.tx.matched.is_empty() {
+                line["waf_rules"] = w.tx.matched.iter().map(|m| m.id).collect::<Vec<_>>().into();
+            }
+        }
+        if let Some((stage, reason)) = ctx.refused {
+            line["refused_by"] = stage.into();
+            line["reason"] = reason.into();
+        }
+        if let Some(e) = e {
+            // The error type only: messages may carry upstream details.
+            line["error"] = e.etype().as_str().into();
+        }
+        crate::access_log::write(line.to_string());
+    }
+
+    /// One event for a request a security stage refused (routing 404/405 and redirects are
+    /// not security decisions).
+    fn security_event(&self, session: &Session, ctx: &Ctx, route: &str, status: u16) {
+        let waf = ctx.waf.as_deref();
+        let m = metrics();
+        if let Some(w) = waf {
+            m.waf_anomaly
+                .with_label_values(&[route])
+                .observe(w.tx.anomaly_score() as f64);
+            for r in &w.tx.matched {
+                m.waf_matches
+                    .with_label_values(&[route, r.id.to_string().as_str()])
+                    .inc();
+            }
+        }
+        let waf_matched = waf.is_some_and(|w| !w.tx.matched.is_empty());
+        let (stage, reason, action) = match ctx.refused {
+            Some(("route" | "https_redirect", _)) => return,
+            Some((stage, reason)) => (stage, reason, "block"),
+            None if waf_matched => {
+                let detect = waf.is_some_and(|w| !w.blocking);
+                if detect {
+                    ("waf", "WAF rules matched (detection only)", "detect")
+                } else {
+                    (
+                        "waf",
+                        "WAF rules matched below the blocking threshold",
+                        "allow",
+                    )
+                }
+            }
+            None => return,
+        };
+        if action == "block" {
+            m.blocked.with_label_values(&[route, stage]).inc();
+        }
+        if !self.events.enabled() {
+            return;
+        }
+        let req = session.req_header();
+        let (secret_headers, secret_params) = redaction_lists(ctx.snap.as_deref());
+        let reason = match (&ctx.authz, stage) {
+            (Some(d), "authorize") => d.reason.clone(),
+            _ if ctx.sustained_excess => format!("{reason}: sustained excess from this key"),
+            _ => reason.to_string(),
+        };
+        self.events.emit(rampart_events::Event {
+            ts: rampart_events::Event::now_ts(),
+            request_id: ctx.request_id.clone(),
+            client_ip: ctx.client_ip.map(|i| i.to_string()),
+            method: req.method.as_str().to_string(),
+            host: ctx.host.clone(),
+            uri: rampart_events::redact::redact_pairs(&req.uri.to_string(), &secret_params),
+            route: (route != "-").then(|| route.to_string()),
+            stage: stage.to_string(),
+            action: action.into(),
+            status,
+            reason,
+            consumer: ctx.principal.as_ref().map(|p| p.consumer_id.clone()),
+            anomaly_score: waf.map(|w| w.tx.anomaly_score()),
+            rules: waf
+                .map(|w| {
+                    w.tx.matched
+                        .iter()
+                        .map(|r| rampart_events::RuleMatch {
+                            id: r.id,
+                            msg: r.msg.clone(),
+                            data: if rampart_events::redact::is_secret_variable(
+                                &r.matched_var_name,
+                                &secret_headers,
+                                &secret_params,
+                            ) {
+                                format!("REDACTED (credential in {})", r.matched_var_name)
+                            } else {
+                                rampart_events::redact::redact_pairs(&r.data, &secret_params)
+                            },
+                            severity: r.severity.clone(),
+                            tags: r.tags.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            policies: ctx
+                .authz
+                .as_ref()
+                .map(|d| d.policies.clone())
+                .unwrap_or_default(),
+        });
+    }
+}
+
+/// The names whose values events never show: the configured lists plus the API-key
+/// header and query parameter.
+fn redaction_lists(snap: Option<&Snapshot>) -> (Vec<String>, Vec<String>) {
+    let Some(s) = snap else {
+        return (Vec::new(), Vec::new());
+    };
+    let e = &s.config.events;
+    let k = &s.config.auth.api_key;
+    let mut headers = e.redact_headers.clone();
+    headers.push(k.header.clone());
+    let mut params = e.redact_query.clone();
+    params.extend(k.query.clone());
+    (headers, params)
+}
+
+fn status_label(s: u16) -> &'static str {
+    // Static labels avoid an allocation per request for the common statuses.
+    match s {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        301 => "301",
+        302 => "302",
+        304 => "304",
+        308 => "308",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        0 => "0",
+        s if s < 200 => "1xx",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}

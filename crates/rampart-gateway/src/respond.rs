@@ -1,0 +1,103 @@
+//! Rampart's own answers: one JSON error shape (`{"error", "request_id"}`, never upstream
+//! details or request content) for every refusal and every failure to proxy.
+
+use crate::ctx::Ctx;
+use crate::framing;
+use crate::framing::BodyLength;
+use crate::stages::Reject;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, Session};
+use pingora::{Error, ErrorSource, ErrorType};
+
+/// Rampart's own JSON error body: never upstream details, never request content.
+pub fn error_body(message: &str, request_id: &str) -> Bytes {
+    let v = serde_json::json!({ "error": message, "request_id": request_id });
+    Bytes::from(v.to_string())
+}
+
+pub fn error_header(status: u16, len: usize, request_id: &str) -> ResponseHeader {
+    let mut h = ResponseHeader::build(status, Some(4)).expect("valid status");
+    let _ = h.insert_header("Content-Type", "application/json");
+    let _ = h.insert_header("Content-Length", len.to_string());
+    let _ = h.insert_header("X-Request-Id", request_id);
+    let _ = h.insert_header("Cache-Control", "no-store");
+    h
+}
+
+pub(crate) async fn respond(session: &mut Session, ctx: &Ctx, r: &Reject) -> Result<()> {
+    let body = error_body(r.message, &ctx.request_id);
+    let mut h = error_header(r.status, body.len(), &ctx.request_id);
+    for (k, v) in &r.headers {
+        let _ = h.insert_header(*k, v.as_str());
+    }
+    if let Some(v) = &ctx.hsts {
+        let _ = h.insert_header("Strict-Transport-Security", v.as_str());
+    }
+    // A refused request may still have an unread body on the wire: never reuse the
+    // connection, so the body cannot be parsed as a next request.
+    if !matches!(ctx.body_len, BodyLength::None) || r.status == 400 {
+        session.set_keepalive(None);
+        let _ = h.insert_header("Connection", "close");
+    }
+    session.write_response_header(Box::new(h), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+/// `fail_to_proxy`: the upstream could not be used or the request was cut: Rampart's
+/// JSON error (502/504/413/408...), never the upstream's details.
+pub(crate) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+    let body_refused = matches!(ctx.refused, Some(("body_limit", _)));
+    let (code, message) = match e.etype() {
+        _ if body_refused => (413, "request body too large"),
+        ErrorType::HTTPStatus(c) if *c >= 500 => (*c, "upstream unavailable"),
+        ErrorType::HTTPStatus(c) => (*c, "request refused"),
+        _ => match e.esource() {
+            ErrorSource::Upstream => match e.etype() {
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                    (504, "upstream timed out")
+                }
+                _ => (502, "upstream unavailable"),
+            },
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
+                    (0, "")
+                }
+                _ => (400, "bad request"),
+            },
+            _ => (500, "internal error"),
+        },
+    };
+    if matches!(code, 502 | 504) {
+        if let (Some(pool), Some(addr)) = (&ctx.pool, ctx.target) {
+            if code == 504 && matches!(e.etype(), ErrorType::ReadTimedout) {
+                pool.report_failure(&addr, "read_timeout");
+            }
+        }
+    }
+    if code > 0 && session.response_written().is_none() {
+        if ctx.request_id.is_empty() {
+            ctx.request_id = framing::new_request_id();
+        }
+        let body = error_body(message, &ctx.request_id);
+        let mut h = error_header(code, body.len(), &ctx.request_id);
+        let _ = h.insert_header("Connection", "close");
+        if let Some(v) = &ctx.hsts {
+            let _ = h.insert_header("Strict-Transport-Security", v.as_str());
+        }
+        session.set_keepalive(None);
+        if session
+            .write_response_header(Box::new(h), false)
+            .await
+            .is_ok()
+        {
+            let _ = session.write_response_body(Some(body), true).await;
+        }
+    }
+    FailToProxy {
+        error_code: code,
+        can_reuse_downstream: false,
+    }
+}

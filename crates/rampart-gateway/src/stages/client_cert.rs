@@ -1,0 +1,17 @@
+//! `client_cert`: routes with `require_client_cert` refuse clients without a verified
+//! certificate (403).
+
+use super::{reject, Decision, Req};
+use crate::ctx::Ctx;
+use crate::snapshot::Snapshot;
+
+pub(super) fn run(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let needs = ctx
+        .route
+        .map(|i| snap.routes[i].spec.require_client_cert)
+        .unwrap_or(false);
+    if needs && ctx.identity.is_none() {
+        return reject(403, "client certificate required", "no client certificate");
+    }
+    Decision::Continue
+}

@@ -1,0 +1,235 @@
+//! The request pipeline: every stage a request meets before it goes upstream, in dataflow
+//! order ([`Stage::PIPELINE`]), one file each. A stage returns [`Decision::Continue`] or
+//! [`Decision::Respond`]; the first refusal ends the loop, is recorded in the context (stage
+//! and reason, for the access log and events) and answered with Rampart's JSON error.
+
+mod authenticate;
+mod authorize;
+mod client_cert;
+mod concurrency;
+mod framing;
+mod headers;
+mod limits;
+mod path;
+mod rate_limit;
+mod redirect;
+mod route;
+mod upgrade;
+pub(crate) mod waf;
+
+pub(crate) use headers::param_is;
+pub(crate) use waf::WafReq;
+
+use crate::ctx::Ctx;
+use crate::metrics::metrics;
+use crate::snapshot::Snapshot;
+use bytes::Bytes;
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use rampart_tls::ClientIdentity;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A refusal decided by a stage; the response body is the standard JSON error.
+pub struct Reject {
+    pub status: u16,
+    pub message: &'static str,
+    pub reason: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+pub enum Decision {
+    Continue,
+    Respond(Reject),
+}
+
+pub(crate) fn reject(status: u16, message: &'static str, reason: &'static str) -> Decision {
+    Decision::Respond(Reject {
+        status,
+        message,
+        reason,
+        headers: Vec::new(),
+    })
+}
+
+/// What the stages see of a request: the parsed header and, for HTTP/1, the raw header
+/// bytes (Pingora repairs some framing ambiguities in the parsed form; a security gateway
+/// refuses them instead, so it looks at what was actually sent).
+pub struct Req<'a> {
+    pub head: &'a RequestHeader,
+    pub raw: Option<Bytes>,
+    pub listener: Option<usize>,
+    /// HTTP/2: the HEADERS frame did not end the stream, so DATA frames follow (a body with
+    /// or without Content-Length).
+    pub h2_body: bool,
+}
+
+/// The stages, by name. Later issues add theirs at their place in [`Stage::PIPELINE`]
+/// (network lists before `Framing`, input validation after `Waf`, the cache last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    HttpsRedirect,
+    Framing,
+    Path,
+    Headers,
+    HeaderLimits,
+    BodyLimit,
+    Route,
+    Upgrade,
+    ClientCert,
+    Authenticate,
+    Authorize,
+    RateLimit,
+    Concurrency,
+    Waf,
+}
+
+impl Stage {
+    /// The order a request meets them.
+    pub const PIPELINE: [Stage; 14] = [
+        Stage::HttpsRedirect,
+        Stage::Framing,
+        Stage::Path,
+        Stage::Headers,
+        Stage::HeaderLimits,
+        Stage::BodyLimit,
+        Stage::Route,
+        Stage::Upgrade,
+        Stage::ClientCert,
+        Stage::Authenticate,
+        Stage::Authorize,
+        Stage::RateLimit,
+        Stage::Concurrency,
+        Stage::Waf,
+    ];
+
+    /// The name logs, events and metrics use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::HttpsRedirect => "https_redirect",
+            Stage::Framing => "framing",
+            Stage::Path => "path",
+            Stage::Headers => "headers",
+            Stage::HeaderLimits => "header_limits",
+            Stage::BodyLimit => "body_limit",
+            Stage::Route => "route",
+            Stage::Upgrade => "upgrade",
+            Stage::ClientCert => "client_cert",
+            Stage::Authenticate => "authenticate",
+            Stage::Authorize => "authorize",
+            Stage::RateLimit => "rate_limit",
+            Stage::Concurrency => "concurrency",
+            Stage::Waf => "waf",
+        }
+    }
+
+    async fn run(self, cx: &mut StageCx<'_>) -> Decision {
+        // The WAF reads the body, so it gets the session itself; the others see the request.
+        if self == Stage::Waf {
+            return waf::run(cx.session, cx.snap, cx.ctx).await;
+        }
+        let r = Req {
+            head: cx.session.req_header(),
+            raw: cx.raw.clone(),
+            listener: cx.ctx.listener,
+            h2_body: cx.h2_body,
+        };
+        let (snap, ctx) = (cx.snap, &mut *cx.ctx);
+        match self {
+            Stage::HttpsRedirect => redirect::run(&r, snap, ctx),
+            Stage::Framing => framing::run(&r, snap, ctx),
+            Stage::Path => path::run(&r, snap, ctx),
+            Stage::Headers => headers::run(&r, snap, ctx),
+            Stage::HeaderLimits => limits::headers(&r, snap, ctx),
+            Stage::BodyLimit => limits::body(&r, snap, ctx),
+            Stage::Route => route::run(&r, snap, ctx),
+            Stage::Upgrade => upgrade::run(&r, snap, ctx),
+            Stage::ClientCert => client_cert::run(&r, snap, ctx),
+            Stage::Authenticate => authenticate::run(&r, snap, ctx).await,
+            Stage::Authorize => authorize::run(&r, snap, ctx),
+            Stage::RateLimit => rate_limit::run(&r, snap, ctx).await,
+            Stage::Concurrency => concurrency::run(&r, snap, ctx),
+            Stage::Waf => unreachable!("handled above"),
+        }
+    }
+}
+
+/// What one request's stages work on.
+struct StageCx<'a> {
+    session: &'a mut Session,
+    snap: &'a Snapshot,
+    ctx: &'a mut Ctx,
+    raw: Option<Bytes>,
+    h2_body: bool,
+}
+
+/// `request_filter`: the connection facts, then every stage in order. `Ok(true)`: the
+/// request was answered here and goes no further.
+pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ctx) -> Result<bool> {
+    ctx.start = Instant::now();
+    ctx.client_ip = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    ctx.request_id = match session.req_header().headers.get("x-request-id") {
+        Some(v) if crate::framing::valid_request_id(v.as_bytes()) => {
+            String::from_utf8_lossy(v.as_bytes()).into_owned()
+        }
+        _ => crate::framing::new_request_id(),
+    };
+    ctx.host = {
+        let req = session.req_header();
+        req.headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("")
+            .to_string()
+    };
+    ctx.listener = session
+        .server_addr()
+        .and_then(|a| a.as_inet())
+        .and_then(|a| snap.listener_for(*a));
+    if let Some(ssl) = session.digest().and_then(|d| d.ssl_digest.as_ref()) {
+        ctx.tls = true;
+        ctx.identity = ssl.extension.get::<ClientIdentity>().cloned();
+        ctx.hsts = ctx.listener.and_then(|i| snap.listeners[i].hsts.clone());
+    }
+    ctx.websocket = upgrade::sanitize(session.req_header_mut());
+    // Between body reads; the whole body is also bounded (`BodyPace`).
+    session.set_read_timeout(Some(snap.config.limits.request_body_timeout.0));
+    let h2_body = session.req_header().version == http::Version::HTTP_2
+        && !session.as_downstream_mut().is_body_empty();
+    let raw = session
+        .as_downstream()
+        .as_http1()
+        .map(|h1| h1.get_headers_raw_bytes());
+    ctx.body_started = Some(Instant::now());
+    let mut outcome = None;
+    {
+        let mut cx = StageCx {
+            session: &mut *session,
+            snap: &snap,
+            ctx: &mut *ctx,
+            raw,
+            h2_body,
+        };
+        for stage in Stage::PIPELINE {
+            if let Decision::Respond(r) = stage.run(&mut cx).await {
+                cx.ctx.refused = Some((stage.name(), r.reason));
+                outcome = Some(r);
+                break;
+            }
+        }
+    }
+    ctx.snap = Some(snap);
+    match outcome {
+        None => Ok(false),
+        Some(r) => {
+            metrics().rejected.with_label_values(&[r.reason]).inc();
+            crate::respond::respond(session, ctx, &r).await?;
+            Ok(true)
+        }
+    }
+}

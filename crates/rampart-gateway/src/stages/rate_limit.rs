@@ -1,0 +1,95 @@
+//! `rate_limit`: the route's limits through `rampart-limits` (429, delay, or 503 when the
+//! shared backend is down and `on_backend_error: deny`).
+
+use super::{Decision, Reject, Req};
+use crate::ctx::Ctx;
+use crate::metrics::metrics;
+use crate::snapshot::Snapshot;
+
+pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let Some(route) = ctx.route.map(|i| &snap.routes[i]) else {
+        return Decision::Continue;
+    };
+    if route.limits.is_empty() {
+        return Decision::Continue;
+    }
+    let head = r.head;
+    let header = |name: &str| {
+        head.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let principal = ctx.principal.as_ref();
+    let claim = |name: &str| {
+        let c = principal?.claims.as_deref()?;
+        rampart_auth::claim_path(c, name).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
+    let facts = rampart_limits::Facts {
+        client_ip: ctx.client_ip,
+        consumer: principal.map(|p| p.consumer_id.as_str()),
+        route: route.spec.name.as_str(),
+        header: &header,
+        claim: &claim,
+    };
+    let d = snap.limiter.check(&route.limits, &facts).await;
+    let m = metrics();
+    if d.backend_error {
+        m.ratelimit_backend_errors
+            .with_label_values(&[route.spec.name.as_str()])
+            .inc();
+    }
+    if d.sustained_excess {
+        ctx.sustained_excess = true;
+        log::warn!(
+            "rate limit: sustained excess on route {} by a {} key ({})",
+            route.spec.name,
+            d.key_type.as_deref().unwrap_or("-"),
+            ctx.client_ip.map(|i| i.to_string()).unwrap_or_default()
+        );
+    }
+    let mut headers = Vec::new();
+    if let Some(p) = &d.policy_header {
+        headers.push(("RateLimit-Policy", p.clone()));
+    }
+    if let Some(l) = &d.limit_header {
+        headers.push(("RateLimit", l.clone()));
+    }
+    match d.verdict {
+        rampart_limits::Verdict::Allow => {
+            ctx.ratelimit_headers = headers;
+            Decision::Continue
+        }
+        rampart_limits::Verdict::Delay(wait) => {
+            ctx.ratelimit_headers = headers;
+            ctx.throttled = Some(wait);
+            tokio::time::sleep(wait).await;
+            Decision::Continue
+        }
+        rampart_limits::Verdict::Reject { retry_after } => {
+            m.ratelimit_rejected
+                .with_label_values(&[
+                    route.spec.name.as_str(),
+                    d.key_type.as_deref().unwrap_or("-"),
+                ])
+                .inc();
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            headers.push(("Retry-After", secs.to_string()));
+            Decision::Respond(Reject {
+                status: 429,
+                message: "too many requests",
+                reason: "rate limited",
+                headers,
+            })
+        }
+        rampart_limits::Verdict::Unavailable => Decision::Respond(Reject {
+            status: 503,
+            message: "service unavailable",
+            reason: "rate limit backend unavailable",
+            headers: vec![("Retry-After", "1".into())],
+        }),
+    }
+}

@@ -1,0 +1,25 @@
+//! `route`: host, canonical path and method to a route (404, 405 + Allow).
+
+use super::{reject, Decision, Reject, Req};
+use crate::ctx::Ctx;
+use crate::snapshot::Snapshot;
+use rampart_router::Match;
+
+pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let req = r.head;
+    match snap.router.find(&ctx.host, &ctx.path, req.method.as_str()) {
+        Match::Route { index, prefix } => {
+            ctx.route = Some(index);
+            ctx.prefix = prefix;
+            ctx.pool = Some(snap.routes[index].pool.clone());
+            Decision::Continue
+        }
+        Match::NotFound => reject(404, "no route matches this request", "no route"),
+        Match::MethodNotAllowed { allow } => Decision::Respond(Reject {
+            status: 405,
+            message: "method not allowed",
+            reason: "method not allowed",
+            headers: vec![("Allow", allow.join(", "))],
+        }),
+    }
+}
