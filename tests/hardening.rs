@@ -15,6 +15,17 @@ fn crs_waf() -> String {
     format!("waf:\n  rules:\n    - {CRS}/rules/crs-setup.conf.example\n    - {CRS}/rules/*.conf\n")
 }
 
+/// Flask (Werkzeug) behind CRS at PL1 in block mode, on one catch-all route.
+fn flask_behind_crs() -> (Flask, Gateway) {
+    let flask = Flask::start("werkzeug");
+    let gw = Gateway::start(&format!(
+        "{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: f\n",
+        crs_waf(),
+        upstream_yaml("f", &[flask.addr], "")
+    ));
+    (flask, gw)
+}
+
 fn consumers() -> String {
     format!(
         "consumers:\n  - id: alice\n    groups: [staff]\n    api_keys:\n      - sha256: {}\nauth:\n  api_key: {{ header: X-API-Key }}\n",
@@ -34,6 +45,23 @@ fn h2c() -> reqwest::Client {
 fn streamed(parts: &[&'static str]) -> reqwest::Body {
     let chunks: Vec<Result<&'static str, std::io::Error>> = parts.iter().map(|p| Ok(*p)).collect();
     reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+}
+
+/// A file's text once it contains `needle` (event and log writers are asynchronous).
+fn await_text(path: &std::path::Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let t = std::fs::read_to_string(path).unwrap_or_default();
+        if t.contains(needle) {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{needle} never in {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The raw response to raw bytes sent on a fresh connection.
@@ -137,12 +165,7 @@ async fn path_policy_can_keep_what_a_backend_reads_literally() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_bodies_without_length_are_inspected() {
-    let flask = Flask::start("werkzeug");
-    let gw = Gateway::start(&format!(
-        "{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: f\n",
-        crs_waf(),
-        upstream_yaml("f", &[flask.addr], "")
-    ));
+    let (_flask, gw) = flask_behind_crs();
     let c = h2c();
     let r = c
         .post(gw.url("/search"))
@@ -228,12 +251,7 @@ async fn http2_bodies_reach_an_http1_upstream_framed_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_headers_do_not_skip_body_inspection() {
-    let flask = Flask::start("werkzeug");
-    let gw = Gateway::start(&format!(
-        "{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: f\n",
-        crs_waf(),
-        upstream_yaml("f", &[flask.addr], "")
-    ));
+    let (_flask, gw) = flask_behind_crs();
     let body = "q=1'%20UNION%20SELECT%20password%20FROM%20users--";
     for upgrade in ["x", "websocket", "h2c", "WebSocket"] {
         let resp = send(
@@ -406,12 +424,7 @@ async fn slow_request_bodies_are_cut_with_408() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_content_type_parameters_are_refused() {
-    let flask = Flask::start("werkzeug");
-    let gw = Gateway::start(&format!(
-        "{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: f\n",
-        crs_waf(),
-        upstream_yaml("f", &[flask.addr], "")
-    ));
+    let (_flask, gw) = flask_behind_crs();
     // Werkzeug reads the last boundary ("real"): the WAF must not read another body.
     let body = "--real\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n1' UNION SELECT password FROM users--\r\n--real--\r\n";
     for ct in [
@@ -470,12 +483,7 @@ async fn upstream_error_details_stay_inside() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_the_waf_cannot_read_does_not_pass() {
-    let flask = Flask::start("werkzeug");
-    let gw = Gateway::start(&format!(
-        "{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: f\n",
-        crs_waf(),
-        upstream_yaml("f", &[flask.addr], "")
-    ));
+    let (_flask, gw) = flask_behind_crs();
     let attack = r#"{"q": "1' UNION SELECT password FROM users--"}"#;
     let utf16 = |t: &str, bom: bool, be: bool| {
         let mut v: Vec<u8> = match (bom, be) {
@@ -787,15 +795,8 @@ async fn every_malformed_request_gets_rampart_s_answer_at_once() {
         let id = header_of(&resp, "x-request-id").expect("Rampart's error");
         let v: serde_json::Value = serde_json::from_str(&body_of(&resp)).unwrap();
         assert_eq!(v["request_id"], id.as_str());
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let ev = std::fs::read_to_string(&events).unwrap_or_default();
-            if ev.contains(&id) && gw.access_log().contains(&id) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no event/log line for {id}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        await_text(&events, &id);
+        await_text(&gw.log_path, &id);
     }
     // A short HTTP/1.0 request (shorter than the h2c preface) is served.
     let resp = send(gw.port, b"GET / HTTP/1.0\r\n\r\n");
@@ -839,15 +840,7 @@ async fn credentials_never_reach_events_or_logs() {
     );
     assert_eq!(status_of(&resp), 403, "{resp}");
     let id = header_of(&resp, "x-request-id").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let text = loop {
-        let t = std::fs::read_to_string(&events).unwrap_or_default();
-        if t.contains(&id) {
-            break t;
-        }
-        assert!(Instant::now() < deadline, "no event");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let text = await_text(&events, &id);
     let ev: serde_json::Value = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
