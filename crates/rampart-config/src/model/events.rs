@@ -1,0 +1,106 @@
+//! The security event stream and its sinks, and what it redacts.
+
+use crate::units::HumanDuration;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct EventsConfig {
+    /// JSON lines, one per request on which a security stage decided something.
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub stdout: bool,
+    #[serde(default)]
+    pub syslog: Option<SyslogSink>,
+    #[serde(default)]
+    pub webhook: Option<WebhookSink>,
+    /// Query parameters whose values are replaced by `REDACTED` in events and logs (any case,
+    /// also when their names are percent-encoded), beyond the API-key parameter.
+    #[serde(default = "default_redact")]
+    pub redact_query: Vec<String>,
+    /// Headers whose values never appear in events (a WAF match on them is reported
+    /// without its data), beyond the API-key header.
+    #[serde(default = "default_redact_headers")]
+    pub redact_headers: Vec<String>,
+}
+
+pub(crate) fn default_redact_headers() -> Vec<String> {
+    [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+pub(crate) fn default_redact() -> Vec<String> {
+    [
+        "access_token",
+        "id_token",
+        "refresh_token",
+        "token",
+        "api_key",
+        "apikey",
+        "key",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "code",
+        "session",
+        "sig",
+        "signature",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct SyslogSink {
+    pub address: String,
+    /// `udp` (default) or `tcp` (RFC 6587 octet counting).
+    #[serde(default = "default_udp")]
+    pub protocol: String,
+    /// `json` (default) or `cef`.
+    #[serde(default = "default_json")]
+    pub format: String,
+}
+
+pub(crate) fn default_udp() -> String {
+    "udp".into()
+}
+pub(crate) fn default_json() -> String {
+    "json".into()
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct WebhookSink {
+    pub url: String,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    #[serde(default = "default_flush")]
+    pub flush_interval: HumanDuration,
+    /// Events held while the webhook is slow or down; beyond, they are dropped and counted.
+    #[serde(default = "default_buffer")]
+    pub max_buffer: usize,
+    #[serde(default = "default_retries_webhook")]
+    pub max_retries: u32,
+}
+
+pub(crate) fn default_batch() -> usize {
+    100
+}
+pub(crate) fn default_flush() -> HumanDuration {
+    HumanDuration::from_secs(1)
+}
+pub(crate) fn default_buffer() -> usize {
+    10_000
+}
+pub(crate) fn default_retries_webhook() -> u32 {
+    3
+}

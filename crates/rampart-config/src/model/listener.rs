@@ -1,0 +1,124 @@
+//! Listeners (TLS, mTLS, HSTS) and the admin listener.
+
+use crate::units::HumanDuration;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Listener {
+    pub name: String,
+    pub address: String,
+    /// Present: this listener speaks HTTPS only (TLS 1.2/1.3, ALPN h2 + http/1.1).
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+    /// On a plain listener: answer every request with 308 to the https URL.
+    #[serde(default)]
+    pub redirect_https: bool,
+    /// Port in the redirect URL; default: the first TLS listener's port.
+    #[serde(default)]
+    pub https_port: Option<u16>,
+    /// Strict-Transport-Security on responses of this (TLS) listener.
+    #[serde(default)]
+    pub hsts: Option<Hsts>,
+    /// Open connections allowed from one client IP; more are refused at once.
+    #[serde(default)]
+    pub max_connections_per_ip: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct ListenerTls {
+    /// The first certificate is also the default for clients without (or with unknown) SNI.
+    pub certificates: Vec<CertificateFiles>,
+    #[serde(default)]
+    pub client_auth: Option<ClientAuth>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct CertificateFiles {
+    pub cert: String,
+    pub key: String,
+    /// Host names served with this certificate; default: the names in the certificate.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct ClientAuth {
+    pub ca: String,
+    #[serde(default)]
+    pub mode: ClientAuthMode,
+    #[serde(default)]
+    pub crl: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMode {
+    #[default]
+    Required,
+    Optional,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Hsts {
+    #[serde(default = "default_hsts_age")]
+    pub max_age: HumanDuration,
+    #[serde(default)]
+    pub include_subdomains: bool,
+    #[serde(default)]
+    pub preload: bool,
+}
+
+pub(crate) fn default_hsts_age() -> HumanDuration {
+    HumanDuration::from_secs(365 * 24 * 3600)
+}
+
+impl Hsts {
+    pub fn header_value(&self) -> String {
+        let mut v = format!("max-age={}", self.max_age.0.as_secs());
+        if self.include_subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            v.push_str("; preload");
+        }
+        v
+    }
+}
+
+/// TLS to an upstream. The name is required: without SNI nothing can be verified.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct UpstreamTls {
+    pub sni: String,
+    /// CA bundle to verify the upstream; default: the system roots.
+    #[serde(default)]
+    pub ca: Option<String>,
+    #[serde(default = "default_true")]
+    pub verify_hostname: bool,
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    #[serde(default)]
+    pub client_key: Option<String>,
+}
+
+pub(crate) fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Admin {
+    /// Serves /metrics, /healthz and /readyz. Loopback by default so metrics never face the internet.
+    #[serde(default = "default_admin_address")]
+    pub address: String,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            address: default_admin_address(),
+        }
+    }
+}
+
+pub(crate) fn default_admin_address() -> String {
+    "127.0.0.1:9901".into()
+}

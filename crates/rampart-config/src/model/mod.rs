@@ -1,0 +1,72 @@
+//! The configuration shape, one module per section. Field names are the YAML contract;
+//! extend, never rename.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+mod auth;
+mod authz;
+mod events;
+mod limits;
+mod listener;
+mod requests;
+mod route;
+mod server;
+mod upstream;
+mod waf;
+
+pub use auth::*;
+pub use authz::*;
+pub use events::*;
+pub use limits::*;
+pub use listener::*;
+pub use requests::*;
+pub use route::*;
+pub use server::*;
+pub use upstream::*;
+pub use waf::*;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Config {
+    pub listeners: Vec<Listener>,
+    #[serde(default)]
+    pub admin: Admin,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Upstream>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub access_log: AccessLog,
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// Who may call: applications or people, with their credentials.
+    #[serde(default)]
+    pub consumers: Vec<Consumer>,
+    /// How credentials are read and checked (shared by all routes).
+    #[serde(default)]
+    pub auth: AuthSettings,
+    /// Routes with `auth` but no `authorize`: `allow` any authenticated consumer, or `deny`.
+    #[serde(default)]
+    pub default_authorization: DefaultAuthorization,
+    /// Cedar policies (and optional entities and schema) that routes use with `cedar: true`.
+    #[serde(default)]
+    pub cedar: Option<CedarFiles>,
+    /// Rate limits for routes that do not set their own.
+    #[serde(default)]
+    pub rate_limit: Vec<RateLimit>,
+    /// Shared limiter state for `backend: redis` (e.g. redis://127.0.0.1:6379).
+    #[serde(default)]
+    pub redis: Option<String>,
+    /// The security event stream (for SIEMs).
+    #[serde(default)]
+    pub events: EventsConfig,
+    /// The web application firewall: SecLang rules (e.g. the OWASP CRS) for every route
+    /// unless a route turns it off.
+    #[serde(default)]
+    pub waf: Option<WafConfig>,
+    /// How requests are made unambiguous before any stage decides on them.
+    #[serde(default)]
+    pub requests: RequestHygiene,
+}
