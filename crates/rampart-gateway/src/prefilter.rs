@@ -148,23 +148,39 @@ impl<A: ServerApp + Send + Sync + 'static> Prefiltered<A> {
         shutdown: &ShutdownWatch,
         peer: Option<IpAddr>,
     ) -> Option<Stream> {
-        // Plain connections and HTTPS (HTTP/1, checked on the decrypted bytes) are wrapped
-        // once in `Replayed`, which later requests on the connection reuse. HTTP/2 over TLS
-        // frames its own messages and is left to Pingora.
-        let stream = if stream.as_any().is::<Replayed>()
-            || stream.as_any().is::<L4Stream>()
-            || is_tls_http1(&stream)
-        {
+        let stream = if stream.as_any().is::<L4Stream>() {
+            let mut l4: Box<L4Stream> = stream.into_any().downcast().ok()?;
+            let mut shutdown = shutdown.clone();
+            let head = tokio::select! {
+                r = self.read_header_block(&mut *l4, peer) => r.ok()?,
+                _ = shutdown.changed() => return None,
+            };
+            if head.len() < H2_PREFACE.len() {
+                // Pingora's h2c check waits for a preface's worth of bytes from a plain
+                // stream: a request shorter than that is served through `Replayed`, whose
+                // peek answers from what arrived.
+                let mut wrapped = Box::new(Replayed::new(l4 as Stream));
+                wrapped.rewind(&head);
+                wrapped as Stream
+            } else {
+                l4.rewind(&head);
+                l4 as Stream
+            }
+        } else if stream.as_any().is::<Replayed>() || is_tls_http1(&stream) {
+            // HTTPS (HTTP/1): the same checks on the decrypted bytes, replayed by the
+            // wrapper (kept for the connection's later requests). HTTP/2 frames its own
+            // messages and is left to Pingora.
             let mut wrapped: Box<Replayed> = if stream.as_any().is::<Replayed>() {
                 stream.into_any().downcast().ok()?
             } else {
                 Box::new(Replayed::new(stream))
             };
             let mut shutdown = shutdown.clone();
-            tokio::select! {
+            let head = tokio::select! {
                 r = self.read_header_block(&mut *wrapped, peer) => r.ok()?,
                 _ = shutdown.changed() => return None,
-            }
+            };
+            wrapped.rewind(&head);
             wrapped as Stream
         } else {
             stream
@@ -322,11 +338,13 @@ impl<A> Prefiltered<A> {
         });
     }
 
-    async fn read_header_block<S: AsyncRead + AsyncWrite + Rewind + Unpin + Send>(
+    /// Reads one request's header block (refusing what is slow, large or malformed) and
+    /// returns the bytes read, for the caller to hand back to the stream.
+    async fn read_header_block<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &self,
         stream: &mut S,
         peer: Option<IpAddr>,
-    ) -> pingora::Result<()> {
+    ) -> pingora::Result<Vec<u8>> {
         let (max, limit) = {
             let snap = self.state.load();
             let l = &snap.config.limits;
@@ -406,14 +424,19 @@ impl<A> Prefiltered<A> {
                 );
             }
         }
-        stream.rewind(&buf);
-        Ok(())
+        Ok(buf)
     }
 }
 
 /// Streams whose pre-read bytes can be handed back for Pingora to parse.
 trait Rewind {
     fn rewind(&mut self, data: &[u8]);
+}
+
+impl Rewind for L4Stream {
+    fn rewind(&mut self, data: &[u8]) {
+        L4Stream::rewind(self, data)
+    }
 }
 
 fn is_tls_http1(stream: &Stream) -> bool {

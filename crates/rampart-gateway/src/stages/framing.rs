@@ -9,7 +9,7 @@ use crate::snapshot::Snapshot;
 
 pub(super) fn run(r: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
     let req = r.head;
-    let (cl, te): (Vec<&[u8]>, Vec<&[u8]>) = match &r.raw {
+    let (cl, te): (Vec<&[u8]>, Vec<&[u8]>) = match r.raw {
         Some(raw) => match framing::raw_framing_headers(raw) {
             Ok(v) => v,
             Err(e) => return reject(400, "bad request", e.reason()),
@@ -34,7 +34,7 @@ pub(super) fn run(r: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
         Ok(len) => ctx.body_len = len,
         Err(e) => return reject(400, "bad request", e.reason()),
     }
-    if let Some(raw) = &r.raw {
+    if let Some(raw) = r.raw {
         if let Err(reason) = framing::check_target(raw) {
             return reject(400, "bad request", reason);
         }

@@ -7,7 +7,7 @@ use crate::snapshot::Snapshot;
 
 pub(super) fn headers(r: &Req, snap: &Snapshot, _: &mut Ctx) -> Decision {
     let max = snap.config.limits.max_header_bytes.0 as usize;
-    let size = match &r.raw {
+    let size = match r.raw {
         Some(raw) => raw.len(),
         None => {
             // HTTP/2: HPACK-decoded size, as the header list size is counted in RFC 9113.

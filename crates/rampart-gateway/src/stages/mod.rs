@@ -58,7 +58,7 @@ pub(crate) fn reject(status: u16, message: &'static str, reason: &'static str) -
 /// refuses them instead, so it looks at what was actually sent).
 pub struct Req<'a> {
     pub head: &'a RequestHeader,
-    pub raw: Option<Bytes>,
+    pub raw: Option<&'a Bytes>,
     pub listener: Option<usize>,
     /// HTTP/2: the HEADERS frame did not end the stream, so DATA frames follow (a body with
     /// or without Content-Length).
@@ -131,7 +131,7 @@ impl Stage {
         }
         let r = Req {
             head: cx.session.req_header(),
-            raw: cx.raw.clone(),
+            raw: cx.raw.as_ref(),
             listener: cx.ctx.listener,
             h2_body: cx.h2_body,
         };
@@ -197,10 +197,12 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
         ctx.hsts = ctx.listener.and_then(|i| snap.listeners[i].hsts.clone());
     }
     ctx.websocket = upgrade::sanitize(session.req_header_mut());
-    // Between body reads; the whole body is also bounded (`BodyPace`).
-    session.set_read_timeout(Some(snap.config.limits.request_body_timeout.0));
-    let h2_body = session.req_header().version == http::Version::HTTP_2
-        && !session.as_downstream_mut().is_body_empty();
+    let has_body = !session.as_downstream_mut().is_body_empty();
+    if has_body {
+        // Between body reads; the whole body is also bounded (`BodyPace`).
+        session.set_read_timeout(Some(snap.config.limits.request_body_timeout.0));
+    }
+    let h2_body = session.req_header().version == http::Version::HTTP_2 && has_body;
     let raw = session
         .as_downstream()
         .as_http1()
