@@ -232,7 +232,11 @@ impl Gateway {
     pub fn start_with_listeners(body: &str, plain_extra: &str) -> Gateway {
         let dir = temp_dir("gw");
         let port = free_port();
-        let admin_port = free_port();
+        // Two "free a moment ago" ports can be the same one: the config would be refused.
+        let mut admin_port = free_port();
+        while admin_port == port {
+            admin_port = free_port();
+        }
         let log_path = dir.join("access.log");
         let config_path = dir.join("rampart.yaml");
         let text = Self::wrap_with(body, plain_extra, port, admin_port, &log_path);

@@ -16,36 +16,10 @@ pub struct Ctx {
     pub(crate) request_id: String,
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) host: String,
-    pub(crate) route: Option<usize>,
-    pub(crate) prefix: String,
-    pub(crate) pool: Option<Arc<UpstreamPool>>,
-    pub(crate) tried: Vec<SocketAddr>,
-    pub(crate) target: Option<SocketAddr>,
-    pub(crate) start: Instant,
-    pub(crate) upstream_start: Option<Instant>,
-    pub(crate) upstream_time: Option<Duration>,
-    pub(crate) body_len: BodyLength,
-    pub(crate) body_seen: u64,
-    /// The stage that refused the request and why, for the access log.
-    pub(crate) refused: Option<(&'static str, &'static str)>,
     pub(crate) listener: Option<usize>,
     pub(crate) tls: bool,
     pub(crate) hsts: Option<String>,
-    /// The verified client certificate (mTLS), if any.
-    pub(crate) identity: Option<ClientIdentity>,
-    pub(crate) principal: Option<rampart_auth::Principal>,
-    /// The authorization decision, for the access log (never for the client).
-    pub(crate) authz: Option<rampart_authz::Decision>,
-    pub(crate) ratelimit_headers: Vec<(&'static str, String)>,
-    pub(crate) throttled: Option<Duration>,
-    /// This request's key has been rejected persistently (reported once per window).
-    pub(crate) sustained_excess: bool,
-    /// Held for the life of the request: releases the concurrency slot when dropped.
-    pub(crate) inflight: Option<rampart_limits::InFlightGuard>,
-    /// The WAF transaction, kept from the request phases to the response and logging ones.
-    pub(crate) waf: Option<Box<WafReq>>,
-    /// Body bytes the WAF read that Pingora will not replay from its buffer.
-    pub(crate) body_prefix: Option<Bytes>,
+    pub(crate) start: Instant,
     /// The canonical path (see `rampart_router::canonical_path`): what every stage decides
     /// on and what the upstream receives.
     pub(crate) path: String,
@@ -53,12 +27,65 @@ pub struct Ctx {
     pub(crate) path_rewritten: bool,
     /// A genuine WebSocket handshake whose `Upgrade` was kept (the route must opt in).
     pub(crate) websocket: bool,
-    /// The whole body was read and held by the WAF: the upstream gets it with this length.
-    pub(crate) body_complete: Option<usize>,
-    /// When the first body byte was awaited, for the body timeout and minimum rate.
-    pub(crate) body_started: Option<Instant>,
+    pub(crate) route: Option<usize>,
+    /// The route's path prefix that matched (for strip_prefix).
+    pub(crate) prefix: String,
+    /// The stage that refused the request and why, for the access log.
+    pub(crate) refused: Option<(&'static str, &'static str)>,
     /// The upstream's 5xx body is replaced by Rampart's JSON (`hide_upstream_errors`).
     pub(crate) hide_error: bool,
+    pub(crate) auth: AuthState,
+    pub(crate) limits: LimitState,
+    pub(crate) body: BodyState,
+    pub(crate) upstream: UpstreamState,
+    /// The WAF transaction, kept from the request phases to the response and logging ones.
+    pub(crate) waf: Option<Box<WafReq>>,
+}
+
+/// Who the caller is and what they may do.
+#[derive(Default)]
+pub(crate) struct AuthState {
+    /// The verified client certificate (mTLS), if any.
+    pub(crate) identity: Option<ClientIdentity>,
+    pub(crate) principal: Option<rampart_auth::Principal>,
+    /// The authorization decision, for the access log (never for the client).
+    pub(crate) authz: Option<rampart_authz::Decision>,
+}
+
+/// What traffic control decided.
+#[derive(Default)]
+pub(crate) struct LimitState {
+    /// `RateLimit-Policy` / `RateLimit` for the response.
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) throttled: Option<Duration>,
+    /// This request's key has been rejected persistently (reported once per window).
+    pub(crate) sustained_excess: bool,
+    /// Held for the life of the request: releases the concurrency slot when dropped.
+    pub(crate) inflight: Option<rampart_limits::InFlightGuard>,
+}
+
+/// The request body: its framing, what was read, and when.
+#[derive(Default)]
+pub(crate) struct BodyState {
+    pub(crate) len: BodyLength,
+    /// Bytes streamed through `request_body_filter`.
+    pub(crate) seen: u64,
+    /// Body bytes the WAF read that Pingora will not replay from its buffer.
+    pub(crate) prefix: Option<Bytes>,
+    /// The whole body was read and held by the WAF: the upstream gets it with this length.
+    pub(crate) complete: Option<usize>,
+    /// When the first body byte was awaited, for the body timeout and minimum rate.
+    pub(crate) started: Option<Instant>,
+}
+
+/// The upstream side: the pool, the targets tried, and timings.
+#[derive(Default)]
+pub(crate) struct UpstreamState {
+    pub(crate) pool: Option<Arc<UpstreamPool>>,
+    pub(crate) tried: Vec<SocketAddr>,
+    pub(crate) target: Option<SocketAddr>,
+    pub(crate) start: Option<Instant>,
+    pub(crate) time: Option<Duration>,
 }
 
 impl Ctx {
@@ -68,35 +95,22 @@ impl Ctx {
             request_id: String::new(),
             client_ip: None,
             host: String::new(),
-            route: None,
-            prefix: String::new(),
-            pool: None,
-            tried: Vec::new(),
-            target: None,
-            start: Instant::now(),
-            upstream_start: None,
-            upstream_time: None,
-            body_len: BodyLength::None,
-            body_seen: 0,
-            refused: None,
             listener: None,
             tls: false,
             hsts: None,
-            identity: None,
-            principal: None,
-            authz: None,
-            ratelimit_headers: Vec::new(),
-            throttled: None,
-            sustained_excess: false,
-            inflight: None,
-            waf: None,
-            body_prefix: None,
+            start: Instant::now(),
             path: String::new(),
             path_rewritten: false,
             websocket: false,
-            body_complete: None,
-            body_started: None,
+            route: None,
+            prefix: String::new(),
+            refused: None,
             hide_error: false,
+            auth: AuthState::default(),
+            limits: LimitState::default(),
+            body: BodyState::default(),
+            upstream: UpstreamState::default(),
+            waf: None,
         }
     }
 

@@ -23,7 +23,7 @@ pub(crate) fn upstream_request(
             strip_underscored(req, &h.allow_underscore_headers);
         }
     }
-    if let Some(n) = ctx.body_complete {
+    if let Some(n) = ctx.body.complete {
         // The body was read whole and inspected: it goes upstream with its length.
         req.remove_header(&http::header::TRANSFER_ENCODING);
         req.insert_header(http::header::CONTENT_LENGTH, n.to_string())?;
@@ -48,7 +48,7 @@ pub(crate) fn upstream_request(
     }
     req.insert_header("X-Forwarded-Proto", if ctx.tls { "https" } else { "http" })?;
     identity_headers(req, ctx)?;
-    if let Some(id) = &ctx.identity {
+    if let Some(id) = &ctx.auth.identity {
         // Only what the TLS layer verified; the client-sent versions were removed above.
         let _ = req.insert_header("X-Client-Cert-Subject", id.subject.as_str());
         let _ = req.insert_header("X-Client-Cert-Fingerprint", id.fingerprint_sha256.as_str());
@@ -127,7 +127,7 @@ fn identity_headers(req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
             .into_iter()
             .chain(claim_headers),
     );
-    if let Some(p) = &ctx.principal {
+    if let Some(p) = &ctx.auth.principal {
         req.insert_header("X-Consumer-Id", p.consumer_id.as_str())?;
         if !p.groups.is_empty() {
             req.insert_header("X-Consumer-Groups", p.groups.join(","))?;
@@ -168,8 +168,8 @@ fn identity_headers(req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
 /// `response_filter`: no tunnel without a handshake, WAF phase 3, then what the client
 /// may see of the upstream's response headers.
 pub(crate) fn response(session: &Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
-    if let Some(s) = ctx.upstream_start {
-        ctx.upstream_time = Some(s.elapsed());
+    if let Some(s) = ctx.upstream.start {
+        ctx.upstream.time = Some(s.elapsed());
     }
     if resp.status == http::StatusCode::SWITCHING_PROTOCOLS && !ctx.websocket {
         // Only a verified WebSocket handshake on a route that allows it may become a
@@ -206,7 +206,7 @@ pub(crate) fn response(session: &Session, resp: &mut ResponseHeader, ctx: &mut C
     if let Some(v) = &ctx.hsts {
         resp.insert_header("Strict-Transport-Security", v.as_str())?;
     }
-    for (k, v) in &ctx.ratelimit_headers {
+    for (k, v) in &ctx.limits.headers {
         resp.insert_header(*k, v.as_str())?;
     }
     Ok(())

@@ -25,8 +25,9 @@ impl FramingError {
 }
 
 /// The body length the request declares, once framing is known to be unambiguous.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BodyLength {
+    #[default]
     None,
     Length(u64),
     Chunked,

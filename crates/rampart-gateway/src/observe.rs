@@ -27,7 +27,7 @@ impl Gateway {
         m.duration
             .with_label_values(&[route])
             .observe(elapsed.as_secs_f64());
-        if let (Some(pool), Some(t)) = (&ctx.pool, ctx.upstream_time) {
+        if let (Some(pool), Some(t)) = (&ctx.upstream.pool, ctx.upstream.time) {
             m.upstream_duration
                 .with_label_values(&[pool.name.as_str()])
                 .observe(t.as_secs_f64());
@@ -45,33 +45,33 @@ impl Gateway {
             "host": ctx.host,
             "path": req.uri.path(),
             "route": route,
-            "upstream": ctx.pool.as_ref().map(|p| p.name.as_str()),
-            "target": ctx.target.map(|t| t.to_string()),
-            "attempts": ctx.tried.len(),
+            "upstream": ctx.upstream.pool.as_ref().map(|p| p.name.as_str()),
+            "target": ctx.upstream.target.map(|t| t.to_string()),
+            "attempts": ctx.upstream.tried.len(),
             "status": status,
             "bytes_sent": session.body_bytes_sent(),
             "bytes_received": session.body_bytes_read(),
             "duration_ms": elapsed.as_secs_f64() * 1000.0,
-            "upstream_ms": ctx.upstream_time.map(|t| t.as_secs_f64() * 1000.0),
+            "upstream_ms": ctx.upstream.time.map(|t| t.as_secs_f64() * 1000.0),
         });
         if ctx.tls {
             line["tls"] = true.into();
         }
-        if let Some(p) = &ctx.principal {
+        if let Some(p) = &ctx.auth.principal {
             line["consumer"] = p.consumer_id.as_str().into();
             line["auth_method"] = p.method.as_str().into();
         }
-        if let Some(t) = ctx.throttled {
+        if let Some(t) = ctx.limits.throttled {
             line["throttled_ms"] = (t.as_secs_f64() * 1000.0).into();
         }
-        if let Some(d) = &ctx.authz {
+        if let Some(d) = &ctx.auth.authz {
             line["authz"] = serde_json::json!({
                 "allowed": d.allowed,
                 "reason": d.reason,
                 "policies": d.policies,
             });
         }
-        if let Some(id) = &ctx.identity {
+        if let Some(id) = &ctx.auth.identity {
             line["client_cert_fingerprint"] = id.fingerprint_sha256.as_str().into();
         }
         if let Some(w) = &ctx.waf {
@@ -133,9 +133,9 @@ impl Gateway {
         }
         let req = session.req_header();
         let (secret_headers, secret_params) = redaction_lists(ctx.snap.as_deref());
-        let reason = match (&ctx.authz, stage) {
+        let reason = match (&ctx.auth.authz, stage) {
             (Some(d), "authorize") => d.reason.clone(),
-            _ if ctx.sustained_excess => format!("{reason}: sustained excess from this key"),
+            _ if ctx.limits.sustained_excess => format!("{reason}: sustained excess from this key"),
             _ => reason.to_string(),
         };
         self.events.emit(rampart_events::Event {
@@ -150,7 +150,7 @@ impl Gateway {
             action: action.into(),
             status,
             reason,
-            consumer: ctx.principal.as_ref().map(|p| p.consumer_id.clone()),
+            consumer: ctx.auth.principal.as_ref().map(|p| p.consumer_id.clone()),
             anomaly_score: waf.map(|w| w.tx.anomaly_score()),
             rules: waf
                 .map(|w| {
@@ -175,6 +175,7 @@ impl Gateway {
                 })
                 .unwrap_or_default(),
             policies: ctx
+                .auth
                 .authz
                 .as_ref()
                 .map(|d| d.policies.clone())

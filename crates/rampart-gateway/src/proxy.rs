@@ -75,7 +75,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let Some(prefix) = ctx.body_prefix.take() {
+        if let Some(prefix) = ctx.body.prefix.take() {
             let mut all = prefix.to_vec();
             all.extend_from_slice(body.as_deref().unwrap_or(&[]));
             *body = Some(Bytes::from(all));
@@ -89,18 +89,18 @@ impl ProxyHttp for Gateway {
         }
         if let Some(snap) = ctx.snap.as_deref() {
             let pace = crate::stages::waf::BodyPace::new(snap, ctx);
-            if !end_of_stream && pace.next_deadline(ctx.body_seen as usize).is_none() {
+            if !end_of_stream && pace.next_deadline(ctx.body.seen as usize).is_none() {
                 return refuse_streamed_body(ctx, "body_timeout", "request body too slow", 408);
             }
         }
         if let Some(b) = body {
-            ctx.body_seen += b.len() as u64;
+            ctx.body.seen += b.len() as u64;
             let max = ctx
                 .snap
                 .as_ref()
                 .map(|s| s.config.limits.max_request_body.0)
                 .unwrap_or(0);
-            if ctx.body_seen > max {
+            if ctx.body.seen > max {
                 return refuse_streamed_body(ctx, "body_limit", "body over limit", 413);
             }
         }
@@ -109,6 +109,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let pool = ctx
+            .upstream
             .pool
             .clone()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route selected"))?;
@@ -127,12 +128,12 @@ impl ProxyHttp for Gateway {
                 None => Vec::new(),
             },
         };
-        let Some(addr) = pool.select(&key, &ctx.tried) else {
+        let Some(addr) = pool.select(&key, &ctx.upstream.tried) else {
             return Error::e_explain(ErrorType::HTTPStatus(502), "no healthy upstream target");
         };
-        ctx.tried.push(addr);
-        ctx.target = Some(addr);
-        ctx.upstream_start = Some(Instant::now());
+        ctx.upstream.tried.push(addr);
+        ctx.upstream.target = Some(addr);
+        ctx.upstream.start = Some(Instant::now());
         let mut peer = match &pool.tls {
             Some(t) => t.peer(addr),
             None => HttpPeer::new(addr, false, String::new()),
@@ -155,7 +156,7 @@ impl ProxyHttp for Gateway {
         _digest: Option<&Digest>,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let (Some(pool), Some(addr)) = (&ctx.pool, peer._address.as_inet()) {
+        if let (Some(pool), Some(addr)) = (&ctx.upstream.pool, peer._address.as_inet()) {
             pool.report_success(addr);
         }
         Ok(())
@@ -168,7 +169,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let (Some(pool), Some(addr)) = (&ctx.pool, ctx.target) {
+        if let (Some(pool), Some(addr)) = (&ctx.upstream.pool, ctx.upstream.target) {
             let kind = if matches!(e.etype(), ErrorType::ConnectTimedout) {
                 "connect_timeout"
             } else {
@@ -178,7 +179,7 @@ impl ProxyHttp for Gateway {
             let retries = pool.spec.retries as usize;
             // Nothing reached the upstream yet, but a body may have been consumed; only
             // idempotent methods are replayed, like every careful proxy.
-            if is_idempotent(&session.req_header().method) && ctx.tried.len() <= retries {
+            if is_idempotent(&session.req_header().method) && ctx.upstream.tried.len() <= retries {
                 e.set_retry(true);
             }
         }

@@ -37,7 +37,7 @@ pub(crate) async fn respond(session: &mut Session, ctx: &Ctx, r: &Reject) -> Res
     }
     // A refused request may still have an unread body on the wire: never reuse the
     // connection, so the body cannot be parsed as a next request.
-    if !matches!(ctx.body_len, BodyLength::None) || r.status == 400 {
+    if !matches!(ctx.body.len, BodyLength::None) || r.status == 400 {
         session.set_keepalive(None);
         let _ = h.insert_header("Connection", "close");
     }
@@ -71,7 +71,7 @@ pub(crate) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ct
         },
     };
     if matches!(code, 502 | 504) {
-        if let (Some(pool), Some(addr)) = (&ctx.pool, ctx.target) {
+        if let (Some(pool), Some(addr)) = (&ctx.upstream.pool, ctx.upstream.target) {
             if code == 504 && matches!(e.etype(), ErrorType::ReadTimedout) {
                 pool.report_failure(&addr, "read_timeout");
             }

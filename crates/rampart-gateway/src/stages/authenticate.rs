@@ -33,11 +33,15 @@ pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision
         return Decision::Continue;
     };
     let api_key = api_key_of(r, snap);
-    let cert = ctx.identity.as_ref().map(|id| rampart_auth::CertFacts {
-        common_name: id.common_name.clone(),
-        sans: id.dns_sans.iter().chain(&id.uri_sans).cloned().collect(),
-        fingerprint_sha256: id.fingerprint_sha256.clone(),
-    });
+    let cert = ctx
+        .auth
+        .identity
+        .as_ref()
+        .map(|id| rampart_auth::CertFacts {
+            common_name: id.common_name.clone(),
+            sans: id.dns_sans.iter().chain(&id.uri_sans).cloned().collect(),
+            fingerprint_sha256: id.fingerprint_sha256.clone(),
+        });
     let creds = rampart_auth::Credentials {
         authorization: r
             .head
@@ -50,7 +54,7 @@ pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision
     };
     match snap.auth.authenticate(auth, &creds).await {
         rampart_auth::Outcome::Authenticated(p) => {
-            ctx.principal = Some(p);
+            ctx.auth.principal = Some(p);
             Decision::Continue
         }
         rampart_auth::Outcome::Anonymous => Decision::Continue,

@@ -11,7 +11,7 @@ pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     };
     let decision = match &route.policy {
         Some(policy) => {
-            let p = ctx.principal.as_ref();
+            let p = ctx.auth.principal.as_ref();
             let req = rampart_authz::AuthzRequest {
                 consumer: p.map(|p| p.consumer_id.as_str()),
                 groups: p.map(|p| p.groups.as_slice()).unwrap_or(&[]),
@@ -21,6 +21,7 @@ pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
                 route: route.spec.name.as_str(),
                 client_ip: ctx.client_ip,
                 mtls: ctx
+                    .auth
                     .identity
                     .as_ref()
                     .map(|i| (i.common_name.as_deref(), i.fingerprint_sha256.as_str())),
@@ -29,13 +30,13 @@ pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
             policy.decide(&req)
         }
         // Authenticated routes without a policy follow default_authorization.
-        None if route.spec.auth.is_some() && ctx.principal.is_some() => {
+        None if route.spec.auth.is_some() && ctx.auth.principal.is_some() => {
             rampart_authz::default_decision(snap.config.default_authorization)
         }
         None => return Decision::Continue,
     };
     let allowed = decision.allowed;
-    ctx.authz = Some(decision);
+    ctx.auth.authz = Some(decision);
     if allowed {
         Decision::Continue
     } else {

@@ -10,7 +10,7 @@ pub(super) fn run(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
         .route
         .map(|i| snap.routes[i].spec.require_client_cert)
         .unwrap_or(false);
-    if needs && ctx.identity.is_none() {
+    if needs && ctx.auth.identity.is_none() {
         return reject(403, "client certificate required", "no client certificate");
     }
     Decision::Continue

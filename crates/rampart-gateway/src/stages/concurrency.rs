@@ -12,7 +12,7 @@ pub(super) fn run(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     let Some(c) = &route.spec.concurrency else {
         return Decision::Continue;
     };
-    let key = match (c.key.as_str(), ctx.principal.as_ref()) {
+    let key = match (c.key.as_str(), ctx.auth.principal.as_ref()) {
         ("consumer", Some(p)) => format!("{}|c:{}", route.spec.name, p.consumer_id),
         ("consumer", None) => format!(
             "{}|ip:{}",
@@ -23,7 +23,7 @@ pub(super) fn run(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     };
     match snap.inflight.acquire(&key, c.limit) {
         Some(g) => {
-            ctx.inflight = Some(g);
+            ctx.limits.inflight = Some(g);
             Decision::Continue
         }
         None => Decision::Respond(Reject {

@@ -30,8 +30,8 @@ pub(super) fn run(r: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
     match framing::check(&cl, &te, req.version == http::Version::HTTP_10) {
         // HTTP/2 need not declare a length: DATA frames after a HEADERS frame without
         // END_STREAM are a body all the same, and get the same inspection and limits.
-        Ok(BodyLength::None) if r.h2_body => ctx.body_len = BodyLength::Chunked,
-        Ok(len) => ctx.body_len = len,
+        Ok(BodyLength::None) if r.h2_body => ctx.body.len = BodyLength::Chunked,
+        Ok(len) => ctx.body.len = len,
         Err(e) => return reject(400, "bad request", e.reason()),
     }
     if let Some(raw) = r.raw {

@@ -27,7 +27,7 @@ pub(super) fn headers(r: &Req, snap: &Snapshot, _: &mut Ctx) -> Decision {
 }
 
 pub(super) fn body(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
-    if let BodyLength::Length(n) = ctx.body_len {
+    if let BodyLength::Length(n) = ctx.body.len {
         if n > snap.config.limits.max_request_body.0 {
             return reject(413, "request body too large", "body over limit");
         }

@@ -193,7 +193,7 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
         .and_then(|a| snap.listener_for(*a));
     if let Some(ssl) = session.digest().and_then(|d| d.ssl_digest.as_ref()) {
         ctx.tls = true;
-        ctx.identity = ssl.extension.get::<ClientIdentity>().cloned();
+        ctx.auth.identity = ssl.extension.get::<ClientIdentity>().cloned();
         ctx.hsts = ctx.listener.and_then(|i| snap.listeners[i].hsts.clone());
     }
     ctx.websocket = upgrade::sanitize(session.req_header_mut());
@@ -207,7 +207,7 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
         .as_downstream()
         .as_http1()
         .map(|h1| h1.get_headers_raw_bytes());
-    ctx.body_started = Some(Instant::now());
+    ctx.body.started = Some(Instant::now());
     let mut outcome = None;
     {
         let mut cx = StageCx {

@@ -20,7 +20,7 @@ pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let principal = ctx.principal.as_ref();
+    let principal = ctx.auth.principal.as_ref();
     let claim = |name: &str| {
         let c = principal?.claims.as_deref()?;
         rampart_auth::claim_path(c, name).map(|v| match v {
@@ -43,7 +43,7 @@ pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision
             .inc();
     }
     if d.sustained_excess {
-        ctx.sustained_excess = true;
+        ctx.limits.sustained_excess = true;
         log::warn!(
             "rate limit: sustained excess on route {} by a {} key ({})",
             route.spec.name,
@@ -60,12 +60,12 @@ pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision
     }
     match d.verdict {
         rampart_limits::Verdict::Allow => {
-            ctx.ratelimit_headers = headers;
+            ctx.limits.headers = headers;
             Decision::Continue
         }
         rampart_limits::Verdict::Delay(wait) => {
-            ctx.ratelimit_headers = headers;
-            ctx.throttled = Some(wait);
+            ctx.limits.headers = headers;
+            ctx.limits.throttled = Some(wait);
             tokio::time::sleep(wait).await;
             Decision::Continue
         }

@@ -11,7 +11,7 @@ pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
         Match::Route { index, prefix } => {
             ctx.route = Some(index);
             ctx.prefix = prefix;
-            ctx.pool = Some(snap.routes[index].pool.clone());
+            ctx.upstream.pool = Some(snap.routes[index].pool.clone());
             Decision::Continue
         }
         Match::NotFound => reject(404, "no route matches this request", "no route"),

@@ -14,7 +14,7 @@ pub(super) fn run(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     if ctx.websocket && !allowed {
         return reject(400, "bad request", "websocket not enabled on this route");
     }
-    if ctx.websocket && !matches!(ctx.body_len, BodyLength::None) {
+    if ctx.websocket && !matches!(ctx.body.len, BodyLength::None) {
         return reject(400, "bad request", "websocket handshake with a body");
     }
     Decision::Continue

@@ -101,7 +101,7 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
     // Every body is read here whatever its framing (Content-Length, chunked, HTTP/2 DATA
     // frames); only a verified WebSocket handshake (which has none) upgrades.
     if tx.interruption.is_none()
-        && !matches!(ctx.body_len, BodyLength::None)
+        && !matches!(ctx.body.len, BodyLength::None)
         && rw.rt.ruleset.request_body_access
     {
         let limit = cfg.request_body_limit.0 as usize;
@@ -165,11 +165,11 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
             if session.retry_buffer_truncated() {
                 // Pingora's buffer gave up past 64 KiB, so it will not replay what was
                 // read: the body filter puts these bytes in front of the next chunk.
-                ctx.body_prefix = Some(Bytes::copy_from_slice(&body));
+                ctx.body.prefix = Some(Bytes::copy_from_slice(&body));
             } else if complete {
                 // Forwarded with its length: no chunked framing for the upstream to read
                 // differently (and no HTTP/2 end-of-stream turned into a second terminator).
-                ctx.body_complete = Some(body.len());
+                ctx.body.complete = Some(body.len());
             }
             partial = over;
             body.truncate(limit);
@@ -242,7 +242,7 @@ impl BodyPace {
     pub(crate) fn new(snap: &Snapshot, ctx: &Ctx) -> BodyPace {
         let l = &snap.config.limits;
         BodyPace {
-            start: ctx.body_started.unwrap_or_else(Instant::now),
+            start: ctx.body.started.unwrap_or_else(Instant::now),
             total: l.request_body_timeout.0,
             rate: l.min_request_body_rate.0,
         }
