@@ -13,16 +13,7 @@ command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq
 command -v nginx >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; [ -f $WORK/up.pid ] && kill $(cat $WORK/up.pid) 2>/dev/null; rm -rf $WORK' EXIT
-BODY='{"id":12345,"name":"widget","price":9.99,"tags":["a","b"],"stock":true,"note":"benchmark-payload!!"}'
-cat > $WORK/up.conf <<NGX
-worker_processes 1;
-pid $WORK/up.pid;
-error_log $WORK/up.err;
-events { worker_connections 4096; }
-http { access_log off; server { listen 127.0.0.1:18190; keepalive_requests 1000000;
-  location / { default_type application/json; return 200 '$BODY'; } } }
-NGX
-nginx -c $WORK/up.conf -p $WORK -e $WORK/up.err
+json_upstream $WORK 18190
 for v in old new; do
   if [ $v = old ]; then port=18191; adm=18193; else port=18192; adm=18194; fi
   cat > $WORK/$v.yaml <<Y

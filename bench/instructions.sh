@@ -7,22 +7,14 @@
 # Usage: bench/instructions.sh BINARY [N1] [N2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 BIN=${1:?binary}; N1=${2:-1000}; N2=${3:-3000}
 for tool in valgrind nginx; do
   command -v $tool >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
 done
 count() { # requests -> total instructions
   local W; W=$(mktemp -d)
-  local BODY='{"id":12345,"name":"widget","price":9.99,"tags":["a","b"],"stock":true,"note":"benchmark-payload!!"}'
-  cat > $W/up.conf <<NGX
-worker_processes 1;
-pid $W/up.pid;
-error_log $W/up.err;
-events { worker_connections 1024; }
-http { access_log off; server { listen 127.0.0.1:18290; keepalive_requests 1000000;
-  location / { default_type application/json; return 200 '$BODY'; } } }
-NGX
-  nginx -c $W/up.conf -p $W -e $W/up.err
+  json_upstream $W 18290
   cat > $W/r.yaml <<Y
 listeners: [{ name: p, address: "127.0.0.1:18291" }]
 admin: { address: "127.0.0.1:18293" }

@@ -47,3 +47,20 @@ start_servers() {
   RAMPART_PID=$!
   sleep $wait
 }
+
+# json_upstream DIR PORT: a one-worker nginx on 127.0.0.1:PORT answering the 100-byte JSON
+# body to everything (pid in DIR/up.pid); the upstream of the A/B and instruction scripts.
+json_upstream() {
+  local dir=$1 port=$2
+  local body='{"id":12345,"name":"widget","price":9.99,"tags":["a","b"],"stock":true,"note":"benchmark-payload!!"}'
+  cat > "$dir/up.conf" <<NGX
+worker_processes 1;
+pid $dir/up.pid;
+error_log $dir/up.err;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:$port; keepalive_requests 1000000;
+  location / { default_type application/json; return 200 '$body'; } } }
+NGX
+  nginx -c "$dir/up.conf" -p "$dir" -e "$dir/up.err"
+}
+
