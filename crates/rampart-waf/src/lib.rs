@@ -5,6 +5,7 @@
 //! [`engine::Transaction`] per request through phases 1–5. CRS v4's own regression tests
 //! pass at 99.7% (tests/crs_conformance.rs).
 
+mod body;
 pub mod engine;
 pub mod operator;
 pub mod parser;
