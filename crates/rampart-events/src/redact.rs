@@ -5,35 +5,21 @@
 
 const REDACTED: &str = "REDACTED";
 
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// A parameter name as a backend would decode it (percent-escapes and `+`), lower-cased.
-fn decoded_name(name: &str) -> String {
-    let b = name.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
+/// A query parameter's name as a backend decodes it (`+` is a space, then percent-escapes:
+/// `api%5Fkey` is `api_key`). Borrowed when there is nothing to decode.
+pub fn param_name(raw: &str) -> std::borrow::Cow<'_, str> {
+    if !raw.contains(['%', '+']) {
+        return raw.into();
     }
-    String::from_utf8_lossy(&out).to_ascii_lowercase()
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+        .into()
 }
 
 fn is_secret_name(name: &str, secrets: &[String]) -> bool {
-    let n = decoded_name(name);
+    let n = param_name(name);
     secrets.iter().any(|s| s.eq_ignore_ascii_case(&n))
 }
 

@@ -8,11 +8,7 @@ use crate::snapshot::Snapshot;
 /// Whether a query parameter's name, decoded as a backend decodes it (`api%5Fkey` is
 /// `api_key`), is `name`.
 pub(crate) fn param_is(raw: &str, name: &str) -> bool {
-    if !raw.contains(['%', '+']) {
-        return raw == name;
-    }
-    let spaced = raw.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy() == name
+    rampart_events::redact::param_name(raw) == name
 }
 
 /// Credentials given twice are ambiguous: the gateway would check one, a backend that gets

@@ -10,7 +10,8 @@ pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     let raw = r.head.uri.path();
     match rampart_router::canonical_path(raw, &snap.path_policy) {
         Ok(p) => {
-            ctx.path_rewritten = p != raw;
+            // Borrowed exactly when the path already was canonical.
+            ctx.path_rewritten = matches!(p, std::borrow::Cow::Owned(_));
             ctx.path = p.into_owned();
             Decision::Continue
         }

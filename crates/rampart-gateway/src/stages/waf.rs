@@ -73,7 +73,7 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
     });
     // The rules decide on the path the upstream will receive; REQUEST_URI_RAW stays as sent
     // (and an absolute-form target keeps its scheme and authority, as ModSecurity sees it).
-    let canonical = if ctx.path_rewritten {
+    let canonical: std::borrow::Cow<str> = if ctx.path_rewritten {
         let (before_query, query) = match uri.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (uri.as_str(), None),
@@ -83,14 +83,14 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
             None => "",
         };
         match query {
-            Some(q) => format!("{prefix}{}?{q}", ctx.path),
-            None => format!("{prefix}{}", ctx.path),
+            Some(q) => format!("{prefix}{}?{q}", ctx.path).into(),
+            None => format!("{prefix}{}", ctx.path).into(),
         }
     } else {
-        uri.clone()
+        uri.as_str().into()
     };
     tx.request_headers(&method, &canonical, &proto, &headers);
-    if canonical != uri {
+    if ctx.path_rewritten {
         tx.set_request_uri_raw(&uri);
     }
     tx.run_phase(1);
