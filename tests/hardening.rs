@@ -47,6 +47,18 @@ fn streamed(parts: &[&'static str]) -> reqwest::Body {
     reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
 }
 
+/// A gateway in front of `up` on one catch-all route, writing events to a file; `extra` is
+/// more top-level config.
+fn with_events(up: &Upstream, extra: &str) -> (Gateway, std::path::PathBuf) {
+    let events = temp_dir("hard-events").join("events.jsonl");
+    let gw = Gateway::start(&format!(
+        "events:\n  file: {}\n{extra}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        events.display(),
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    (gw, events)
+}
+
 /// A file's text once it contains `needle` (event and log writers are asynchronous).
 fn await_text(path: &std::path::Path, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -105,6 +117,29 @@ async fn encoded_paths_cannot_walk_around_a_protected_route() {
         assert!(
             status == 401 || status == 400,
             "{path}: expected 401 (the admin route's auth) or 400, got {resp}"
+        );
+        assert!(
+            !resp.contains("\"kind\":\"admin\""),
+            "{path} reached admin: {resp}"
+        );
+    }
+    // Mixed case: routes match case-sensitively, as Werkzeug does: these reach Flask's public
+    // catch-all (or no route at all, 404), never its admin view.
+    for path in [
+        "/flask/ADMIN",
+        "/flask/Admin/x",
+        "/flask/%41dmin",
+        "/FLASK/admin",
+    ] {
+        let resp = send(
+            gw.port,
+            format!("GET {path} HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        assert!(matches!(status_of(&resp), 200 | 404), "{path}: {resp}");
+        assert!(
+            !resp.contains("\"kind\":\"admin\""),
+            "{path} reached admin: {resp}"
         );
         assert!(
             !resp.contains("\"kind\":\"admin\""),
@@ -775,13 +810,7 @@ async fn password_floods_are_bounded_and_locked_out_early() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_malformed_request_gets_rampart_s_answer_at_once() {
     let up = Upstream::start("a").await;
-    let dir = temp_dir("hard-events");
-    let events = dir.join("events.jsonl");
-    let gw = Gateway::start(&format!(
-        "events:\n  file: {}\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
-        events.display(),
-        upstream_yaml("u", &[up.addr], "")
-    ));
+    let (gw, events) = with_events(&up, "");
     for raw in [
         &b"GET /x HTTP/1.1\r\n\r\n"[..],
         b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
@@ -828,14 +857,11 @@ async fn every_malformed_request_gets_rampart_s_answer_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_never_reach_events_or_logs() {
     let up = Upstream::start("a").await;
-    let dir = temp_dir("hard-redact");
-    let events = dir.join("events.jsonl");
-    let gw = Gateway::start(&format!(
-        "events:\n  file: {}\nauth:\n  api_key: {{ header: X-API-Key, query: api_key }}\n{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
-        events.display(),
-        crs_waf(),
-        upstream_yaml("u", &[up.addr], "")
-    ));
+    let extra = format!(
+        "auth:\n  api_key: {{ header: X-API-Key, query: api_key }}\n{}",
+        crs_waf()
+    );
+    let (gw, events) = with_events(&up, &extra);
     let resp = send(
         gw.port,
         b"GET /x?access_token=SECRET1&api%5Fkey=SECRET2&Session=SECRET5&id=1%27%20UNION%20SELECT%20password%20FROM%20users-- HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer SECRET3\r\nCookie: sid=1' UNION SELECT SECRET4 FROM users--\r\nConnection: close\r\n\r\n",
