@@ -72,48 +72,31 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Validate { config } => {
-            match rampart_config::load_file_with(&config, &rampart_gateway::check_config) {
-                Ok(_) => {
-                    println!("{}: ok", config.display());
-                    ExitCode::SUCCESS
-                }
-                Err(errors) => {
-                    eprintln!("{errors}");
-                    eprintln!("{}: {} error(s)", config.display(), errors.0.len());
-                    ExitCode::from(1)
-                }
+        Command::Validate { config } => match rampart_gateway::validate_file(&config) {
+            Ok(()) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
             }
-        }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("{}: {} error(s)", config.display(), errors.0.len());
+                ExitCode::from(1)
+            }
+        },
         Command::Serve { config } => {
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
                 .init();
-            let (cfg, demo) = match &config {
-                Some(path) => {
-                    match rampart_config::load_file_with(path, &rampart_gateway::check_config) {
-                        Ok(c) => (c, false),
-                        Err(errors) => {
-                            eprintln!("{errors}");
-                            eprintln!("rampart: refusing to start with an invalid config");
-                            return ExitCode::from(1);
-                        }
-                    }
-                }
-                None => match demo_config() {
-                    Ok(c) => (c, true),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        return ExitCode::from(1);
-                    }
-                },
+            let source = match config {
+                Some(path) => rampart_gateway::ConfigSource::File(path),
+                None => rampart_gateway::ConfigSource::Demo,
             };
-            let opts = rampart_gateway::ServeOptions {
-                config: cfg,
-                config_path: config,
-                demo_backend: demo,
-            };
-            match rampart_gateway::serve(opts) {
+            match rampart_gateway::serve(source) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(rampart_gateway::ServeError::Config(errors)) => {
+                    eprintln!("{errors}");
+                    eprintln!("rampart: refusing to start with an invalid config");
+                    ExitCode::from(1)
+                }
                 Err(e) => {
                     eprintln!("rampart: {e}");
                     ExitCode::from(1)
@@ -121,23 +104,4 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-/// The embedded demo config, with a self-signed certificate made for this run.
-fn demo_config() -> Result<rampart_config::Config, String> {
-    let dir = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
-    let (cert, key) = rampart_gateway::demo::self_signed(&dir)
-        .map_err(|e| format!("cannot create the demo certificate: {e}"))?;
-    let env = move |name: &str| match name {
-        "RAMPART_DEMO_CERT" => Some(cert.clone()),
-        "RAMPART_DEMO_KEY" => Some(key.clone()),
-        other => std::env::var(other).ok(),
-    };
-    rampart_config::load_str_checked(
-        rampart_gateway::demo::DEMO_CONFIG,
-        "<embedded demo config>",
-        &env,
-        &rampart_gateway::check_config,
-    )
-    .map_err(|e| e.to_string())
 }

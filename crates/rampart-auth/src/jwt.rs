@@ -400,22 +400,32 @@ pub fn peek(token: &str) -> Result<Peek, Reason> {
 }
 
 impl Jwt {
-    pub fn new(cfgs: &[JwtIssuer]) -> Result<Jwt, String> {
+    /// Every issuer, each problem with its config path (`auth.jwt.N`).
+    pub fn new(cfgs: &[JwtIssuer]) -> Result<Jwt, Vec<(String, String)>> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| vec![("auth.jwt".to_string(), e.to_string())])?;
         let mut seen = HashSet::new();
         let mut issuers = Vec::new();
-        for c in cfgs {
+        let mut errs = Vec::new();
+        for (i, c) in cfgs.iter().enumerate() {
             if !seen.insert(c.issuer.clone()) {
-                return Err(format!("issuer {} is configured twice", c.issuer));
+                errs.push((
+                    format!("auth.jwt.{i}.issuer"),
+                    format!("issuer {} is configured twice", c.issuer),
+                ));
             }
-            issuers.push(Arc::new(
-                IssuerRt::new(c, http.clone()).map_err(|e| format!("issuer {}: {e}", c.issuer))?,
-            ));
+            match IssuerRt::new(c, http.clone()) {
+                Ok(rt) => issuers.push(Arc::new(rt)),
+                Err(e) => errs.push((format!("auth.jwt.{i}"), e)),
+            }
         }
-        Ok(Jwt { issuers })
+        if errs.is_empty() {
+            Ok(Jwt { issuers })
+        } else {
+            Err(errs)
+        }
     }
 
     /// A token verified recently by one of the issuers, without parsing it again. `None`

@@ -13,7 +13,7 @@ pub mod ldap;
 pub mod lockout;
 pub mod secrets;
 
-use rampart_config::{AuthMethod, Config, MfaRequirement, MtlsMatch, RouteAuth};
+use rampart_config::{AuthMethod, AuthSettings, Consumer, MfaRequirement, MtlsMatch, RouteAuth};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -148,11 +148,14 @@ pub struct Authenticator {
 
 const BASIC_CACHE_TTL: Duration = Duration::from_secs(60);
 
-/// Checks of the auth parts of a config that need this crate (hash formats, keys, algorithms).
-pub fn check_config(c: &Config) -> Vec<(String, String)> {
+/// A problem in the config: the dotted path it concerns and what is wrong.
+pub type Problem = (String, String);
+
+/// Checks of the consumers that need this crate (hash formats, expiry times, matchers).
+fn check_consumers(consumers: &[Consumer]) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut ids = std::collections::HashSet::new();
-    for (i, con) in c.consumers.iter().enumerate() {
+    for (i, con) in consumers.iter().enumerate() {
         let base = format!("consumers.{i}");
         if con.id.trim().is_empty() {
             out.push((format!("{base}.id"), "consumer id is empty".into()));
@@ -192,68 +195,6 @@ pub fn check_config(c: &Config) -> Vec<(String, String)> {
             }
         }
     }
-    if let Some(p) = &c.auth.basic.htpasswd {
-        if let Err(e) = load_htpasswd(p) {
-            out.push(("auth.basic.htpasswd".into(), e));
-        }
-    }
-    for (i, j) in c.auth.jwt.iter().enumerate() {
-        if let Err(e) = jwt::IssuerRt::new(j, reqwest::Client::new()) {
-            out.push((format!("auth.jwt.{i}"), e));
-        }
-    }
-    if let Some(l) = &c.auth.ldap {
-        if let Err(e) = ldap::LdapAuth::new(l) {
-            out.push(("auth.ldap".into(), e));
-        }
-    }
-    if let Some(u) = &c.auth.lockout.redis {
-        if !u.starts_with("redis://") && !u.starts_with("rediss://") {
-            out.push(("auth.lockout.redis".into(), "must be a redis:// URL".into()));
-        }
-    }
-    for (i, r) in c.routes.iter().enumerate() {
-        let Some(a) = &r.auth else { continue };
-        if a.methods.is_empty() {
-            out.push((
-                format!("routes.{i}.auth.methods"),
-                "list at least one method".into(),
-            ));
-        }
-        for m in &a.methods {
-            let missing = match m {
-                AuthMethod::Jwt => c.auth.jwt.is_empty().then_some("auth.jwt has no issuer"),
-                AuthMethod::Introspection => c
-                    .auth
-                    .introspection
-                    .is_none()
-                    .then_some("auth.introspection is not configured"),
-                AuthMethod::Mtls => (!c
-                    .listeners
-                    .iter()
-                    .any(|l| l.tls.as_ref().is_some_and(|t| t.client_auth.is_some())))
-                .then_some("no listener verifies client certificates"),
-                _ => None,
-            };
-            if let Some(msg) = missing {
-                out.push((
-                    format!("routes.{i}.auth.methods"),
-                    format!("{}: {msg}", m.as_str()),
-                ));
-            }
-        }
-        if a.mfa.is_some()
-            && !a
-                .methods
-                .iter()
-                .any(|m| matches!(m, AuthMethod::Jwt | AuthMethod::Introspection))
-        {
-            out.push((
-                format!("routes.{i}.auth.mfa"),
-                "mfa needs a token method (jwt or introspection)".into(),
-            ));
-        }
-    }
     out
 }
 
@@ -288,20 +229,29 @@ fn parse_expiry(s: &Option<String>) -> Option<SystemTime> {
 }
 
 impl Authenticator {
-    pub fn new(c: &Config, lockout: Arc<Lockout>) -> Result<Authenticator, String> {
+    /// Check and compile the consumers and the `auth` section. Every problem is reported,
+    /// each with its config path; the secrets of a failed build are dropped.
+    pub fn new(
+        all: &[Consumer],
+        auth: &AuthSettings,
+        lockout: Arc<Lockout>,
+    ) -> Result<Authenticator, Vec<Problem>> {
+        let mut errs = check_consumers(all);
         let mut consumers = Vec::new();
         let mut api_keys = HashMap::new();
         let mut basic = HashMap::new();
         let mut subjects = HashMap::new();
         let mut mtls = Vec::new();
-        for (i, con) in c.consumers.iter().enumerate() {
+        for (i, con) in all.iter().enumerate() {
             consumers.push(ConsumerRt {
                 id: con.id.clone(),
                 groups: con.groups.clone(),
             });
             for k in &con.api_keys {
-                let h = secrets::parse_hex32(&k.sha256.to_ascii_lowercase())
-                    .ok_or_else(|| format!("consumer {}: bad api key hash", con.id))?;
+                // A bad hash was reported by check_consumers.
+                let Some(h) = secrets::parse_hex32(&k.sha256.to_ascii_lowercase()) else {
+                    continue;
+                };
                 api_keys.insert(
                     h,
                     KeyEntry {
@@ -320,29 +270,50 @@ impl Authenticator {
                 mtls.push((i, m.clone()));
             }
         }
-        if let Some(p) = &c.auth.basic.htpasswd {
-            for (user, hash) in load_htpasswd(p)? {
-                basic.entry(user).or_insert((None, hash));
+        if let Some(p) = &auth.basic.htpasswd {
+            match load_htpasswd(p) {
+                Ok(users) => {
+                    for (user, hash) in users {
+                        basic.entry(user).or_insert((None, hash));
+                    }
+                }
+                Err(e) => errs.push(("auth.basic.htpasswd".into(), e)),
             }
         }
+        let jwt = jwt::Jwt::new(&auth.jwt).map_err(|e| errs.extend(e)).ok();
+        let introspection = auth
+            .introspection
+            .as_ref()
+            .map(introspection::Introspector::new)
+            .transpose()
+            .map_err(|e| errs.push(("auth.introspection".into(), e)))
+            .ok()
+            .flatten();
+        let ldap = auth
+            .ldap
+            .as_ref()
+            .map(ldap::LdapAuth::new)
+            .transpose()
+            .map_err(|e| errs.push(("auth.ldap".into(), e)))
+            .ok()
+            .flatten();
+        let dummy_hash = dummy_hash().map_err(|e| errs.push(("auth".into(), e))).ok();
+        let (Some(jwt), Some(dummy_hash), true) = (jwt, dummy_hash, errs.is_empty()) else {
+            return Err(errs);
+        };
         Ok(Authenticator {
             consumers,
             api_keys,
             basic,
             subjects,
             mtls,
-            jwt: jwt::Jwt::new(&c.auth.jwt)?,
-            introspection: c
-                .auth
-                .introspection
-                .as_ref()
-                .map(introspection::Introspector::new)
-                .transpose()?,
-            ldap: c.auth.ldap.as_ref().map(ldap::LdapAuth::new).transpose()?,
+            jwt,
+            introspection,
+            ldap,
             lockout,
-            realm: c.auth.basic.realm.clone(),
+            realm: auth.basic.realm.clone(),
             basic_cache: Mutex::new(HashMap::new()),
-            dummy_hash: dummy_hash()?,
+            dummy_hash,
         })
     }
 

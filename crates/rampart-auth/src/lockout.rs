@@ -3,6 +3,7 @@
 //! Counters are local, or shared across gateway nodes through Redis.
 
 use rampart_config::LockoutSettings;
+use rampart_redis::redis;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,27 +18,20 @@ struct Entry {
 pub struct Lockout {
     settings: LockoutSettings,
     local: Mutex<HashMap<String, Entry>>,
-    redis: Option<redis::aio::ConnectionManager>,
+    redis: Option<rampart_redis::RedisHandle>,
 }
 
 const MAX_LOCAL_ENTRIES: usize = 200_000;
 
 impl Lockout {
-    pub async fn new(settings: LockoutSettings) -> Result<Lockout, String> {
+    /// No I/O: a Redis backend connects on first use, and while it cannot be reached
+    /// failures are counted locally.
+    pub fn new(settings: LockoutSettings) -> Result<Lockout, String> {
         let redis = match &settings.redis {
-            Some(url) => {
-                let client = redis::Client::open(url.as_str())
-                    .map_err(|e| format!("lockout redis {url}: {e}"))?;
-                let cfg = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Duration::from_millis(500))
-                    .set_response_timeout(Duration::from_millis(500))
-                    .set_number_of_retries(1);
-                Some(
-                    redis::aio::ConnectionManager::new_with_config(client, cfg)
-                        .await
-                        .map_err(|e| format!("lockout redis {url}: {e}"))?,
-                )
-            }
+            Some(url) => Some(
+                rampart_redis::RedisHandle::new(url, "lockout", Duration::from_millis(500))
+                    .map_err(|e| format!("lockout {e}"))?,
+            ),
             None => None,
         };
         Ok(Lockout {
@@ -49,8 +43,7 @@ impl Lockout {
 
     /// The remaining lockout of any of `keys`, if one is locked.
     pub async fn locked(&self, keys: &[String]) -> Option<Duration> {
-        if let Some(conn) = &self.redis {
-            let mut conn = conn.clone();
+        if let Some(mut conn) = self.shared().await {
             let mut worst: Option<Duration> = None;
             for k in keys {
                 let ttl: Result<i64, _> = redis::cmd("PTTL")
@@ -86,8 +79,7 @@ impl Lockout {
 
     /// Record one failure for each (key, limit) pair.
     pub async fn failure(&self, keys: &[(String, u32)]) {
-        if let Some(conn) = &self.redis {
-            let mut conn = conn.clone();
+        if let Some(mut conn) = self.shared().await {
             let window = self.settings.window.0.as_millis() as u64;
             let lock = self.settings.duration.0.as_millis() as u64;
             for (k, max) in keys {
@@ -180,8 +172,7 @@ impl Lockout {
 
     /// Lowers a key's failure count: a one-line script on Redis, or `local` on the entry.
     async fn lower(&self, key: &str, script: &str, local: impl FnOnce(&mut Entry)) {
-        if let Some(conn) = &self.redis {
-            let mut conn = conn.clone();
+        if let Some(mut conn) = self.shared().await {
             let _: Result<(), _> = redis::cmd("EVAL")
                 .arg(script)
                 .arg(1)
@@ -194,6 +185,12 @@ impl Lockout {
         if let Some(e) = map.get_mut(key) {
             local(e);
         }
+    }
+
+    /// The Redis connection when counters are shared and Redis can be reached; `None`
+    /// means count on this node.
+    async fn shared(&self) -> Option<redis::aio::ConnectionManager> {
+        self.redis.as_ref()?.connection().await
     }
 
     pub fn settings(&self) -> &LockoutSettings {

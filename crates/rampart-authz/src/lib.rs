@@ -126,65 +126,30 @@ pub fn default_decision(d: DefaultAuthorization) -> Decision {
     }
 }
 
-/// Checks of the authorization parts of a config (Cedar files, operation rules).
-pub fn check_config(c: &rampart_config::Config) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    if let Some(cd) = &c.cedar {
-        if let Err(errs) =
+/// Every route's policy, compiled once per config (the Cedar files loaded and validated
+/// once, shared by the routes that use them): index `i` is route `i`'s, `None` for a route
+/// without `authorize`. Cedar problems are reported at `cedar.policies`.
+pub fn compile_policies(
+    cedar: Option<&rampart_config::CedarFiles>,
+    routes: &[rampart_config::Route],
+) -> Result<Vec<Option<RoutePolicy>>, Vec<(String, String)>> {
+    let cedar = match cedar {
+        Some(cd) => Some(Arc::new(
             CedarPolicies::load(&cd.policies, cd.entities.as_deref(), cd.schema.as_deref())
-        {
-            for e in errs {
-                out.push(("cedar.policies".to_string(), e.to_string()));
-            }
-        }
-    }
-    for (i, r) in c.routes.iter().enumerate() {
-        let Some(a) = &r.authorize else { continue };
-        let base = format!("routes.{i}.authorize");
-        if a.cedar && c.cedar.is_none() {
-            out.push((
-                format!("{base}.cedar"),
-                "no top-level cedar policies are configured".into(),
-            ));
-        }
-        if r.auth.is_none() {
-            out.push((
-                base.clone(),
-                "authorize needs auth on the same route (who would be authorized?)".into(),
-            ));
-        }
-        let mut conds: Vec<(String, &rampart_config::ClaimCondition)> = a
-            .claims
-            .iter()
-            .enumerate()
-            .map(|(j, c)| (format!("{base}.claims.{j}"), c))
-            .collect();
-        for (j, o) in a.operations.iter().enumerate() {
-            if !o.path.starts_with('/') {
-                out.push((
-                    format!("{base}.operations.{j}.path"),
-                    "must start with /".into(),
-                ));
-            }
-            conds.extend(
-                o.claims
-                    .iter()
-                    .enumerate()
-                    .map(|(k, c)| (format!("{base}.operations.{j}.claims.{k}"), c)),
-            );
-        }
-        for (path, cc) in conds {
-            let tests = cc.equals.is_some() as u8
-                + !cc.one_of.is_empty() as u8
-                + cc.glob.is_some() as u8
-                + cc.present.is_some() as u8;
-            if tests != 1 {
-                out.push((
-                    path,
-                    "give exactly one of equals, one_of, glob, present".into(),
-                ));
-            }
-        }
-    }
-    out
+                .map_err(|errs| {
+                    errs.iter()
+                        .map(|e| ("cedar.policies".to_string(), e.to_string()))
+                        .collect::<Vec<_>>()
+                })?,
+        )),
+        None => None,
+    };
+    Ok(routes
+        .iter()
+        .map(|r| {
+            r.authorize
+                .as_ref()
+                .map(|a| RoutePolicy::new(a, cedar.clone()))
+        })
+        .collect())
 }

@@ -55,17 +55,21 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// Extra semantic checks from crates that own a part of the config (e.g. auth), reported
-/// with locations like the built-in ones.
-pub type ExtraCheck = dyn Fn(&Config) -> Vec<(String, String)>;
+/// A problem found after parsing: the dotted config path it concerns and what is wrong.
+pub type Problem = (String, String);
 
 /// Read and validate a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
-    load_file_with(path, &|_| Vec::new())
+    build_file(path, Ok)
 }
 
-/// As [`load_file`], with extra checks.
-pub fn load_file_with(path: &Path, extra: &ExtraCheck) -> Result<Config, ConfigErrors> {
+/// Read and validate a config file, then `build` it into what runs (the gateway's
+/// snapshot). The builder reports its problems by config path; they come back with file,
+/// line and column like the parser's own. `build` only runs on a config without problems.
+pub fn build_file<T>(
+    path: &Path,
+    build: impl FnOnce(Config) -> Result<T, Vec<Problem>>,
+) -> Result<T, ConfigErrors> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
@@ -82,7 +86,7 @@ pub fn load_file_with(path: &Path, extra: &ExtraCheck) -> Result<Config, ConfigE
         &name,
         Some(&base),
         &|name| std::env::var(name).ok(),
-        extra,
+        build,
     )
 }
 
@@ -94,7 +98,7 @@ pub fn load_str_in(
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
-    load_inner(text, file, Some(base), env, &|_| Vec::new())
+    load_inner(text, file, Some(base), env, Ok)
 }
 
 /// Parse and validate config text; `file` names it in errors.
@@ -108,26 +112,26 @@ pub fn load_str_with_env(
     file: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
-    load_inner(text, file, None, env, &|_| Vec::new())
+    load_inner(text, file, None, env, Ok)
 }
 
-/// As [`load_str_with_env`], with extra checks.
-pub fn load_str_checked(
+/// As [`build_file`], for config text (the embedded demo).
+pub fn build_str<T>(
     text: &str,
     file: &str,
     env: &dyn Fn(&str) -> Option<String>,
-    extra: &ExtraCheck,
-) -> Result<Config, ConfigErrors> {
-    load_inner(text, file, None, env, extra)
+    build: impl FnOnce(Config) -> Result<T, Vec<Problem>>,
+) -> Result<T, ConfigErrors> {
+    load_inner(text, file, None, env, build)
 }
 
-fn load_inner(
+fn load_inner<T>(
     text: &str,
     file: &str,
     base: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
-    extra: &ExtraCheck,
-) -> Result<Config, ConfigErrors> {
+    build: impl FnOnce(Config) -> Result<T, Vec<Problem>>,
+) -> Result<T, ConfigErrors> {
     let index = match locate::Index::build(text) {
         Ok(i) => i,
         Err((line, column, msg)) => {
@@ -190,11 +194,16 @@ fn load_inner(
     };
     if let Some(c) = &config {
         problems.extend(validate::validate(c));
-        problems.extend(extra(c));
     }
     if problems.is_empty() {
         if let Some(c) = config {
-            return Ok(c);
+            match build(c) {
+                Ok(t) => return Ok(t),
+                Err(found) if found.is_empty() => {
+                    problems.push((String::new(), "the config could not be built".into()))
+                }
+                Err(found) => problems = found,
+            }
         }
     }
     let mut errors: Vec<ConfigError> = problems

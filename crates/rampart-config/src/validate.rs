@@ -269,18 +269,13 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     }
 
     validate_waf(c, &mut err);
+    validate_route_security(c, &mut err);
     if let Some(s) = &c.events.syslog {
         if s.address.parse::<SocketAddr>().is_err() {
             err(
                 "events.syslog.address".into(),
                 format!("{:?} is not an IP:port address", s.address),
             );
-        }
-        if s.protocol != "udp" && s.protocol != "tcp" {
-            err("events.syslog.protocol".into(), "must be udp or tcp".into());
-        }
-        if s.format != "json" && s.format != "cef" {
-            err("events.syslog.format".into(), "must be json or cef".into());
         }
     }
     if let Some(w) = &c.events.webhook {
@@ -360,6 +355,102 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         );
     }
     out
+}
+
+/// Each route's `auth` and `authorize` against the sections they rely on.
+fn validate_route_security(c: &Config, err: &mut impl FnMut(String, String)) {
+    if let Some(u) = &c.auth.lockout.redis {
+        if !u.starts_with("redis://") && !u.starts_with("rediss://") {
+            err("auth.lockout.redis".into(), "must be a redis:// URL".into());
+        }
+    }
+    let client_certs = c
+        .listeners
+        .iter()
+        .any(|l| l.tls.as_ref().is_some_and(|t| t.client_auth.is_some()));
+    for (i, r) in c.routes.iter().enumerate() {
+        if let Some(a) = &r.auth {
+            if a.methods.is_empty() {
+                err(
+                    format!("routes.{i}.auth.methods"),
+                    "list at least one method".into(),
+                );
+            }
+            for m in &a.methods {
+                let missing = match m {
+                    AuthMethod::Jwt => c.auth.jwt.is_empty().then_some("auth.jwt has no issuer"),
+                    AuthMethod::Introspection => c
+                        .auth
+                        .introspection
+                        .is_none()
+                        .then_some("auth.introspection is not configured"),
+                    AuthMethod::Mtls => {
+                        (!client_certs).then_some("no listener verifies client certificates")
+                    }
+                    _ => None,
+                };
+                if let Some(msg) = missing {
+                    err(
+                        format!("routes.{i}.auth.methods"),
+                        format!("{}: {msg}", m.as_str()),
+                    );
+                }
+            }
+            let token = |m: &AuthMethod| matches!(m, AuthMethod::Jwt | AuthMethod::Introspection);
+            if a.mfa.is_some() && !a.methods.iter().any(token) {
+                err(
+                    format!("routes.{i}.auth.mfa"),
+                    "mfa needs a token method (jwt or introspection)".into(),
+                );
+            }
+        }
+        let Some(a) = &r.authorize else { continue };
+        let base = format!("routes.{i}.authorize");
+        if a.cedar && c.cedar.is_none() {
+            err(
+                format!("{base}.cedar"),
+                "no top-level cedar policies are configured".into(),
+            );
+        }
+        if r.auth.is_none() {
+            err(
+                base.clone(),
+                "authorize needs auth on the same route (who would be authorized?)".into(),
+            );
+        }
+        let mut conds: Vec<(String, &ClaimCondition)> = a
+            .claims
+            .iter()
+            .enumerate()
+            .map(|(j, c)| (format!("{base}.claims.{j}"), c))
+            .collect();
+        for (j, o) in a.operations.iter().enumerate() {
+            if !o.path.starts_with('/') {
+                err(
+                    format!("{base}.operations.{j}.path"),
+                    "must start with /".into(),
+                );
+            }
+            conds.extend(
+                o.claims
+                    .iter()
+                    .enumerate()
+                    .map(|(k, c)| (format!("{base}.operations.{j}.claims.{k}"), c)),
+            );
+        }
+        for (path, cc) in conds {
+            let tests = cc.equals.is_some() as u8
+                + !cc.one_of.is_empty() as u8
+                + cc.glob.is_some() as u8
+                + cc.present.is_some() as u8;
+            if tests != 1 {
+                err(
+                    path,
+                    "give exactly one of equals, one_of, glob, present".into(),
+                );
+            }
+        }
+    }
 }
 
 fn list(items: &[&str]) -> String {

@@ -2,7 +2,7 @@
 //! phases after them, the access log and the event.
 
 use crate::framing::BodyLength;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{RouteRt, Snapshot};
 use crate::stages::WafReq;
 use crate::upstream::UpstreamPool;
 use bytes::Bytes;
@@ -27,7 +27,8 @@ pub struct Ctx {
     pub(crate) path_rewritten: bool,
     /// A genuine WebSocket handshake whose `Upgrade` was kept (the route must opt in).
     pub(crate) websocket: bool,
-    pub(crate) route: Option<usize>,
+    /// The matched route, shared with the snapshot it came from.
+    pub(crate) route: Option<Arc<RouteRt>>,
     /// The route's path prefix that matched (for strip_prefix).
     pub(crate) prefix: String,
     /// The stage that refused the request and why, for the access log.
@@ -116,14 +117,11 @@ impl Ctx {
 
     /// The matched route's name, or "-".
     pub(crate) fn route_name(&self) -> &str {
-        self.route
-            .and_then(|i| self.snap.as_ref().map(|s| s.routes[i].spec.name.as_str()))
-            .unwrap_or("-")
+        self.route.as_ref().map_or("-", |r| r.spec.name.as_str())
     }
 
     /// The matched route's settings.
     pub(crate) fn route_spec(&self) -> Option<&rampart_config::Route> {
-        let snap = self.snap.as_deref()?;
-        Some(&snap.routes.get(self.route?)?.spec)
+        Some(&self.route.as_ref()?.spec)
     }
 }

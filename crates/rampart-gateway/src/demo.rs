@@ -22,6 +22,29 @@ pub fn self_signed(dir: &std::path::Path) -> Result<(String, String), String> {
     Ok((cert.display().to_string(), key.display().to_string()))
 }
 
+/// The embedded demo config, with a self-signed certificate made for this run, built by
+/// `build` like a config file.
+pub fn build_config<T>(
+    build: impl FnOnce(rampart_config::Config) -> Result<T, Vec<rampart_config::Problem>>,
+) -> Result<T, rampart_config::ConfigErrors> {
+    let dir = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
+    let (cert, key) = self_signed(&dir).map_err(|e| {
+        rampart_config::ConfigErrors(vec![rampart_config::ConfigError {
+            file: "<embedded demo config>".into(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot create the demo certificate: {e}"),
+        }])
+    })?;
+    let env = move |name: &str| match name {
+        "RAMPART_DEMO_CERT" => Some(cert.clone()),
+        "RAMPART_DEMO_KEY" => Some(key.clone()),
+        other => std::env::var(other).ok(),
+    };
+    rampart_config::build_str(DEMO_CONFIG, "<embedded demo config>", &env, build)
+}
+
 pub struct DemoBackend;
 
 #[async_trait]

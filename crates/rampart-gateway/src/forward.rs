@@ -70,10 +70,7 @@ pub(crate) fn upstream_request(
         // The rules must read the response body as text, not gzip.
         req.remove_header("accept-encoding");
     }
-    let strip = ctx
-        .route
-        .and_then(|i| ctx.snap.as_ref().map(|s| s.routes[i].spec.strip_prefix))
-        .unwrap_or(false);
+    let strip = ctx.route_spec().is_some_and(|r| r.strip_prefix);
     // The upstream gets the canonical path in origin form (an absolute-form target's
     // authority was checked against Host, and is not the upstream's to act on).
     let absolute = req.uri.authority().is_some();
@@ -137,7 +134,7 @@ fn identity_headers(req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
             let _ = req.insert_header(h.clone(), v.as_str());
         }
     }
-    let route_auth = ctx.route.and_then(|i| snap.routes[i].spec.auth.as_ref());
+    let route_auth = ctx.route_spec().and_then(|r| r.auth.as_ref());
     if let Some(a) = route_auth {
         if !a.forward_credentials {
             req.remove_header("authorization");

@@ -28,46 +28,83 @@ use pingora::apps::HttpServerOptions;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
-use rampart_config::Config;
-use std::path::PathBuf;
+use rampart_config::ConfigErrors;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use reload::Reloader;
 
-/// Every config check beyond the config crate's own: authentication and authorization.
-pub fn check_config(c: &Config) -> Vec<(String, String)> {
-    let mut out = rampart_auth::check_config(c);
-    out.extend(rampart_authz::check_config(c));
-    out.extend(snapshot::check_limits(c));
-    out.extend(waf::check_config(c));
-    out
+/// `rampart validate`: the config file is parsed and built exactly as `serve` and a reload
+/// build it (rules compiled, credentials and certificates read, policies validated),
+/// without listening, connecting or starting anything.
+pub fn validate_file(path: &Path) -> Result<(), ConfigErrors> {
+    rampart_config::build_file(path, |c| {
+        snapshot::Snapshot::build(c, &snapshot::BuildEnv::check_only()).map(drop)
+    })
 }
 
-/// What `rampart serve` runs.
-pub struct ServeOptions {
-    pub config: Config,
-    /// The file the config came from; watched and re-read on SIGHUP. `None` for the demo.
-    pub config_path: Option<PathBuf>,
-    /// Also start the built-in demo backend.
-    pub demo_backend: bool,
+/// Where `rampart serve` gets its config.
+pub enum ConfigSource {
+    /// A file, watched and re-read on SIGHUP.
+    File(PathBuf),
+    /// The embedded demo config with its own backend (no reload).
+    Demo,
+}
+
+/// Why `serve` returned.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The config has problems; nothing was started.
+    Config(ConfigErrors),
+    /// Something else prevented startup.
+    Startup(String),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Config(e) => write!(f, "{e}"),
+            ServeError::Startup(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<String> for ServeError {
+    fn from(e: String) -> Self {
+        ServeError::Startup(e)
+    }
 }
 
 /// Start everything and serve until the process is told to stop. Only returns on a startup
 /// error.
-pub fn serve(opts: ServeOptions) -> Result<(), String> {
+pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
     let background = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("rampart-bg")
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start background runtime: {e}"))?;
-    let config = opts.config;
-    access_log::init(&config.access_log.target)
-        .map_err(|e| format!("cannot open access log {}: {e}", config.access_log.target))?;
+    let env = snapshot::BuildEnv {
+        previous: None,
+        generation: 1,
+        runtime: Some(background.handle()),
+    };
+    let build = |c| snapshot::Snapshot::build(c, &env);
     let snapshot = {
         let _guard = background.enter();
-        snapshot::Snapshot::build(config.clone(), None, 1, background.handle())?
+        match &source {
+            ConfigSource::File(path) => rampart_config::build_file(path, build),
+            ConfigSource::Demo => demo::build_config(build),
+        }
+        .map_err(ServeError::Config)?
     };
+    let (config_path, demo_backend) = match source {
+        ConfigSource::File(p) => (Some(p), false),
+        ConfigSource::Demo => (None, true),
+    };
+    let config = snapshot.config.clone();
+    access_log::init(&config.access_log.target)
+        .map_err(|e| format!("cannot open access log {}: {e}", config.access_log.target))?;
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
 
     // Pingora listens with SO_REUSEPORT, so a port another process also holds with that
@@ -78,12 +115,12 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         .map(|l| (format!("listener {}", l.name), l.address.as_str()))
         .collect();
     addrs.push(("admin".into(), config.admin.address.as_str()));
-    if opts.demo_backend {
+    if demo_backend {
         addrs.push(("demo backend".into(), demo::DEMO_BACKEND_ADDR));
     }
     for (what, addr) in addrs {
         if let Err(e) = std::net::TcpListener::bind(addr) {
-            return Err(format!("{what}: cannot listen on {addr}: {e}"));
+            return Err(format!("{what}: cannot listen on {addr}: {e}").into());
         }
     }
 
@@ -98,7 +135,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         }
     }
 
-    if let Some(path) = opts.config_path.clone() {
+    if let Some(path) = config_path {
         let reloader = Arc::new(Reloader::new(
             path,
             state.clone(),
@@ -126,8 +163,8 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         stdout: ev.stdout,
         syslog: ev.syslog.as_ref().map(|s| rampart_events::SyslogConfig {
             address: s.address.clone(),
-            tcp: s.protocol == "tcp",
-            cef: s.format == "cef",
+            tcp: s.protocol == rampart_config::SyslogProtocol::Tcp,
+            cef: s.format == rampart_config::SyslogFormat::Cef,
         }),
         webhook: ev.webhook.as_ref().map(|w| rampart_events::WebhookConfig {
             url: w.url.clone(),
@@ -184,7 +221,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
     admin.add_tcp(&config.admin.address);
     server.add_service(admin);
 
-    if opts.demo_backend {
+    if demo_backend {
         let mut demo = Service::new("rampart-demo-backend".into(), demo::DemoBackend);
         demo.threads = Some(1);
         demo.add_tcp(demo::DEMO_BACKEND_ADDR);
@@ -207,7 +244,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), String> {
         "rampart: admin (metrics, health) on http://{}",
         config.admin.address
     );
-    if opts.demo_backend {
+    if demo_backend {
         println!(
             "rampart: demo backend on http://{}; try: curl -k https://{}/api/hello",
             demo::DEMO_BACKEND_ADDR,

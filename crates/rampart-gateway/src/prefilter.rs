@@ -27,6 +27,7 @@ use pingora::protocols::{
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -46,43 +47,70 @@ pub struct Prefiltered<A = HttpProxy<Gateway>> {
 /// Open connections per client IP, for `max_connections_per_ip`. Pingora calls
 /// `process_new` once per request on a connection, so a connection is known by its id
 /// from its first request until `process_new` returns None (not reused: closed).
-#[derive(Default)]
+/// Sharded (connections by id, counts by IP) so requests on different connections rarely
+/// share a lock.
 pub struct ConnTracker {
-    inner: Mutex<OpenConns>,
+    /// Open connection id → its client IP; shard by id.
+    open: Vec<Mutex<HashMap<i32, IpAddr>>>,
+    /// Client IP → open connections; shard by the IP's hash.
+    per_ip: Vec<Mutex<HashMap<IpAddr, u32>>>,
 }
 
-/// Count per IP, and the IP of each open connection id.
-type OpenConns = (HashMap<IpAddr, u32>, HashMap<i32, IpAddr>);
+const CONN_SHARDS: usize = 16;
+
+impl Default for ConnTracker {
+    fn default() -> Self {
+        ConnTracker {
+            open: (0..CONN_SHARDS).map(|_| Mutex::default()).collect(),
+            per_ip: (0..CONN_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 impl ConnTracker {
+    fn open_shard(&self, id: i32) -> std::sync::MutexGuard<'_, HashMap<i32, IpAddr>> {
+        locked(&self.open[id.unsigned_abs() as usize % CONN_SHARDS])
+    }
+
+    fn ip_shard(&self, ip: IpAddr) -> std::sync::MutexGuard<'_, HashMap<IpAddr, u32>> {
+        let h = rampart_limits::local::hash_with(|h| ip.hash(h));
+        locked(&self.per_ip[(h % CONN_SHARDS as u64) as usize])
+    }
+
     /// Register a connection's request; false when a new connection exceeds the limit.
+    /// One connection's requests come one after another, so its entry cannot race itself.
     fn enter(&self, id: i32, ip: IpAddr, limit: Option<u32>) -> bool {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (per_ip, open) = &mut *g;
-        if open.contains_key(&id) {
+        if self.open_shard(id).contains_key(&id) {
             return true;
         }
-        let n = per_ip.entry(ip).or_insert(0);
-        if limit.is_some_and(|l| *n >= l) {
-            if *n == 0 {
-                per_ip.remove(&ip);
+        {
+            let mut per_ip = self.ip_shard(ip);
+            let n = per_ip.entry(ip).or_insert(0);
+            if limit.is_some_and(|l| *n >= l) {
+                if *n == 0 {
+                    per_ip.remove(&ip);
+                }
+                return false;
             }
-            return false;
+            *n += 1;
         }
-        *n += 1;
-        open.insert(id, ip);
+        self.open_shard(id).insert(id, ip);
         true
     }
 
     fn leave(&self, id: i32) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (per_ip, open) = &mut *g;
-        if let Some(ip) = open.remove(&id) {
-            if let Some(n) = per_ip.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    per_ip.remove(&ip);
-                }
+        let Some(ip) = self.open_shard(id).remove(&id) else {
+            return;
+        };
+        let mut per_ip = self.ip_shard(ip);
+        if let Some(n) = per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&ip);
             }
         }
     }

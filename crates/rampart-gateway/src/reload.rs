@@ -54,27 +54,42 @@ impl Reloader {
     }
 
     fn try_reload(&self) -> Result<u64, String> {
-        let config = rampart_config::load_file_with(&self.path, &crate::check_config)
-            .map_err(|e| e.to_string())?;
         let current = self.state.load_full();
-        let old = &current.config;
-        // These are bound at startup; refusing is clearer than a config that claims
-        // something the process is not doing.
-        if config.listeners != old.listeners
-            || config.admin != old.admin
-            || config.server.threads != old.server.threads
-            || config.access_log != old.access_log
-            || config.events != old.events
-        {
-            return Err(format!(
-                "{}: listeners, admin, server.threads, access_log and events can only change with a restart",
-                self.path.display()
-            ));
-        }
         let generation = current.generation + 1;
+        let env = crate::snapshot::BuildEnv {
+            previous: Some(&current),
+            generation,
+            runtime: Some(&self.rt),
+        };
         let snap = {
             let _g = self.rt.enter();
-            Snapshot::build(config, Some(&current), generation, &self.rt)?
+            rampart_config::build_file(&self.path, |c| {
+                // These are bound at startup; refusing is clearer than a config that
+                // claims something the process is not doing.
+                let old = &current.config;
+                let fixed = [
+                    ("listeners", c.listeners != old.listeners),
+                    ("admin", c.admin != old.admin),
+                    ("server.threads", c.server.threads != old.server.threads),
+                    ("access_log", c.access_log != old.access_log),
+                    ("events", c.events != old.events),
+                ];
+                let changed: Vec<_> = fixed
+                    .iter()
+                    .filter(|(_, changed)| *changed)
+                    .map(|(path, _)| {
+                        (
+                            path.to_string(),
+                            "can only change with a restart".to_string(),
+                        )
+                    })
+                    .collect();
+                if !changed.is_empty() {
+                    return Err(changed);
+                }
+                Snapshot::build(c, &env)
+            })
+            .map_err(|e| e.to_string())?
         };
         self.state.store(Arc::new(snap));
         Ok(generation)

@@ -15,8 +15,12 @@ pub struct RouteRt {
     pub waf: Option<crate::waf::RouteWaf>,
 }
 
+/// A problem in the config: the dotted path it concerns (located in the file by
+/// `rampart-config`) and what is wrong.
+pub type Problem = (String, String);
+
 /// Compile every limit of a config: each route's own limits, or the global ones.
-fn compile_limits(c: &Config) -> Result<Vec<Vec<rampart_limits::LimitRt>>, Vec<(String, String)>> {
+fn compile_limits(c: &Config) -> Result<Vec<Vec<rampart_limits::LimitRt>>, Vec<Problem>> {
     let mut errs = Vec::new();
     let mut compile = |path: String, name: String, l: &rampart_config::RateLimit| {
         match rampart_limits::LimitRt::compile(&name, l) {
@@ -61,24 +65,11 @@ fn compile_limits(c: &Config) -> Result<Vec<Vec<rampart_limits::LimitRt>>, Vec<(
         })
         .collect();
     for (i, r) in c.routes.iter().enumerate() {
-        if let Some(cc) = &r.concurrency {
-            if cc.limit == 0 {
-                errs.push((
-                    format!("routes.{i}.concurrency.limit"),
-                    "must be at least 1".into(),
-                ));
-            }
-            if cc.key != "route" && cc.key != "consumer" {
-                errs.push((
-                    format!("routes.{i}.concurrency.key"),
-                    "must be route or consumer".into(),
-                ));
-            }
-        }
-    }
-    if let Some(u) = &c.redis {
-        if let Err(e) = rampart_limits::Limiter::new(Some(u), 16) {
-            errs.push(("redis".into(), e));
+        if r.concurrency.as_ref().is_some_and(|cc| cc.limit == 0) {
+            errs.push((
+                format!("routes.{i}.concurrency.limit"),
+                "must be at least 1".into(),
+            ));
         }
     }
     if errs.is_empty() {
@@ -86,10 +77,6 @@ fn compile_limits(c: &Config) -> Result<Vec<Vec<rampart_limits::LimitRt>>, Vec<(
     } else {
         Err(errs)
     }
-}
-
-pub fn check_limits(c: &Config) -> Vec<(String, String)> {
-    compile_limits(c).err().unwrap_or_default()
 }
 
 /// What a request needs to know about the listener it arrived on.
@@ -110,7 +97,7 @@ pub struct Snapshot {
     pub listeners: Vec<ListenerRt>,
     pub config: Config,
     pub router: Router,
-    pub routes: Vec<RouteRt>,
+    pub routes: Vec<Arc<RouteRt>>,
     pub pools: HashMap<String, Arc<UpstreamPool>>,
     /// The compiled WAF rules (one set, shared by every route that runs the WAF).
     pub waf: Option<Arc<crate::waf::WafRt>>,
@@ -119,8 +106,6 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Build from a validated config, reusing the pools (and their health state) of
-    /// upstreams whose definition did not change.
     /// The listener a connection arrived on: exact address, else the same port (wildcard binds).
     pub fn listener_for(&self, local: SocketAddr) -> Option<usize> {
         self.listeners
@@ -133,59 +118,93 @@ impl Snapshot {
             })
     }
 
-    pub fn build(
-        config: Config,
-        previous: Option<&Snapshot>,
-        generation: u64,
-        rt: &tokio::runtime::Handle,
-    ) -> Result<Snapshot, String> {
+    /// The one build of a config, for `rampart validate`, startup and every reload: each
+    /// part is checked and compiled once (rules, limits, policies, credentials), and every
+    /// problem is returned with its config path. State that must outlive a reload (pools
+    /// and their health, limiter buckets, in-flight counts, lockout counters, rules whose
+    /// files did not change) is taken from `env.previous` when its settings are the same.
+    pub fn build(config: Config, env: &BuildEnv) -> Result<Snapshot, Vec<Problem>> {
+        let previous = env.previous;
+        let mut errs = Vec::new();
         // Lockout counters outlive reloads unless their settings change.
         let lockout = match previous {
-            Some(p) if p.lockout.settings() == &config.auth.lockout => p.lockout.clone(),
-            _ => {
-                let settings = config.auth.lockout.clone();
-                let (tx, rx) = std::sync::mpsc::channel();
-                rt.spawn(async move {
-                    let _ = tx.send(rampart_auth::Lockout::new(settings).await);
-                });
-                Arc::new(
-                    rx.recv()
-                        .map_err(|_| "lockout setup was interrupted".to_string())??,
-                )
-            }
+            Some(p) if p.lockout.settings() == &config.auth.lockout => Some(p.lockout.clone()),
+            _ => rampart_auth::Lockout::new(config.auth.lockout.clone())
+                .map(Arc::new)
+                .map_err(|e| errs.push(("auth.lockout".into(), e)))
+                .ok(),
         };
-        let auth = Arc::new(rampart_auth::Authenticator::new(&config, lockout.clone())?);
-        // Limiter state (buckets, quotas, in-flight counts) outlives reloads.
+        let auth = lockout.clone().and_then(|lockout| {
+            rampart_auth::Authenticator::new(&config.consumers, &config.auth, lockout)
+                .map(Arc::new)
+                .map_err(|e| errs.extend(e))
+                .ok()
+        });
+        // Limiter state (buckets, quotas) outlives reloads while Redis stays the same.
         let limiter = match previous {
-            Some(p) if p.config.redis == config.redis => p.limiter.clone(),
-            _ => Arc::new(rampart_limits::Limiter::new(
-                config.redis.as_deref(),
-                2_000_000,
-            )?),
+            Some(p) if p.config.redis == config.redis => Some(p.limiter.clone()),
+            _ => rampart_limits::Limiter::new(config.redis.as_deref(), 2_000_000)
+                .map(Arc::new)
+                .map_err(|e| errs.push(("redis".into(), e)))
+                .ok(),
         };
-        let inflight = previous.map(|p| p.inflight.clone()).unwrap_or_default();
-        let mut route_limits = compile_limits(&config).map_err(|errs| {
-            errs.into_iter()
-                .map(|(p, m)| format!("{p}: {m}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })?;
+        let route_limits = compile_limits(&config).map_err(|e| errs.extend(e)).ok();
+        let policies = rampart_authz::compile_policies(config.cedar.as_ref(), &config.routes)
+            .map_err(|e| errs.extend(e))
+            .ok();
+        let waf = match &config.waf {
+            Some(w) => crate::waf::WafRt::build(w, previous.and_then(|p| p.waf.as_ref()))
+                .map_err(|e| errs.extend(e))
+                .ok(),
+            None => None,
+        };
+        let route_wafs: Vec<_> = config
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                crate::waf::RouteWaf::for_route(waf.as_ref(), r, i)
+                    .map_err(|e| errs.extend(e))
+                    .ok()
+                    .flatten()
+            })
+            .collect();
         let mut pools = HashMap::new();
         for (name, spec) in &config.upstreams {
             let reused = previous
                 .and_then(|p| p.pools.get(name))
                 .filter(|p| p.spec == *spec)
                 .cloned();
-            let pool = match reused {
-                Some(p) => p,
-                None => {
-                    let p = UpstreamPool::new(name, spec)?;
-                    UpstreamPool::spawn_health_checks(&p, rt);
-                    p
+            match reused
+                .map(Ok)
+                .unwrap_or_else(|| UpstreamPool::new(name, spec))
+            {
+                Ok(pool) => {
+                    pools.insert(name.clone(), pool);
                 }
-            };
-            pools.insert(name.clone(), pool);
+                Err(e) => errs.push((format!("upstreams.{name}"), e)),
+            }
         }
+        let (Some(lockout), Some(auth), Some(limiter), Some(mut route_limits), Some(mut policies)) =
+            (lockout, auth, limiter, route_limits, policies)
+        else {
+            return Err(errs);
+        };
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        // Only a snapshot that will serve starts health checks (not `rampart validate`).
+        if let Some(rt) = env.runtime {
+            for (name, pool) in &pools {
+                let fresh = previous
+                    .and_then(|p| p.pools.get(name))
+                    .is_none_or(|old| !Arc::ptr_eq(old, pool));
+                if fresh {
+                    UpstreamPool::spawn_health_checks(pool, rt);
+                }
+            }
+        }
+        let inflight = previous.map(|p| p.inflight.clone()).unwrap_or_default();
         let router = Router::new(
             &config
                 .routes
@@ -197,42 +216,19 @@ impl Snapshot {
                 })
                 .collect::<Vec<_>>(),
         );
-        let cedar = match &config.cedar {
-            Some(c) => Some(Arc::new(
-                rampart_authz::CedarPolicies::load(
-                    &c.policies,
-                    c.entities.as_deref(),
-                    c.schema.as_deref(),
-                )
-                .map_err(|errs| {
-                    errs.iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })?,
-            )),
-            None => None,
-        };
-        let waf = match &config.waf {
-            Some(w) => Some(crate::waf::WafRt::build(
-                w,
-                previous.and_then(|p| p.waf.as_ref()),
-            )?),
-            None => None,
-        };
         let routes = config
             .routes
             .iter()
+            .zip(route_wafs)
             .enumerate()
-            .map(|(i, r)| RouteRt {
-                spec: r.clone(),
-                pool: pools[&r.upstream].clone(),
-                policy: r
-                    .authorize
-                    .as_ref()
-                    .map(|a| rampart_authz::RoutePolicy::new(a, cedar.clone())),
-                limits: std::mem::take(&mut route_limits[i]),
-                waf: crate::waf::RouteWaf::for_route(waf.as_ref(), r),
+            .map(|(i, (r, waf))| {
+                Arc::new(RouteRt {
+                    spec: r.clone(),
+                    pool: pools[&r.upstream].clone(),
+                    policy: policies[i].take(),
+                    limits: std::mem::take(&mut route_limits[i]),
+                    waf,
+                })
             })
             .collect();
         let first_tls_port = config
@@ -256,7 +252,7 @@ impl Snapshot {
             })
             .collect();
         Ok(Snapshot {
-            generation,
+            generation: env.generation,
             limiter,
             inflight,
             auth,
@@ -269,6 +265,27 @@ impl Snapshot {
             path_policy: path_policy(&config.requests),
             config,
         })
+    }
+}
+
+/// What a build may reuse and start.
+pub struct BuildEnv<'a> {
+    /// The snapshot in force, whose state is kept where the settings did not change.
+    pub previous: Option<&'a Snapshot>,
+    pub generation: u64,
+    /// Where health checks run; `None` only checks the config (`rampart validate`):
+    /// nothing is started and nothing connects.
+    pub runtime: Option<&'a tokio::runtime::Handle>,
+}
+
+impl BuildEnv<'static> {
+    /// For `rampart validate`.
+    pub fn check_only() -> BuildEnv<'static> {
+        BuildEnv {
+            previous: None,
+            generation: 0,
+            runtime: None,
+        }
     }
 }
 

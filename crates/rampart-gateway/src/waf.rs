@@ -2,7 +2,8 @@
 //! route), and turns a route's settings into a per-request `rampart_waf` transaction.
 //! No request I/O here: `proxy.rs` feeds the transaction from Pingora's phases.
 
-use rampart_config::{Config, ParsedExclusion, Route, WafConfig, WafMode};
+use crate::snapshot::Problem;
+use rampart_config::{ParsedExclusion, Route, WafConfig, WafMode};
 use rampart_waf::engine::{EngineMode, Ruleset, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,14 +66,34 @@ pub fn compile(cfg: &WafConfig) -> Result<Ruleset, String> {
 
 impl WafRt {
     /// Compile, or reuse `previous` when neither the settings nor the files changed.
-    pub fn build(cfg: &WafConfig, previous: Option<&Arc<WafRt>>) -> Result<Arc<WafRt>, String> {
+    /// Problems: a pattern that matches no file (`waf.rules.N`), a rule that does not
+    /// parse or compile (`waf.rules`, the message naming the file and line).
+    pub fn build(
+        cfg: &WafConfig,
+        previous: Option<&Arc<WafRt>>,
+    ) -> Result<Arc<WafRt>, Vec<Problem>> {
+        let unmatched: Vec<Problem> = cfg
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, pattern)| !glob::glob(pattern).is_ok_and(|mut g| g.any(|p| p.is_ok())))
+            .map(|(i, pattern)| {
+                (
+                    format!("waf.rules.{i}"),
+                    format!("no file matches {pattern}"),
+                )
+            })
+            .collect();
+        if !unmatched.is_empty() {
+            return Err(unmatched);
+        }
         let files = rule_files(cfg);
         if let Some(p) = previous {
             if p.cfg == *cfg && p.files == files {
                 return Ok(p.clone());
             }
         }
-        let ruleset = compile(cfg)?;
+        let ruleset = compile(cfg).map_err(|e| vec![("waf.rules".to_string(), e)])?;
         log::info!(
             "waf: {} rules compiled from {} files",
             ruleset.rule_count(),
@@ -87,21 +108,42 @@ impl WafRt {
 }
 
 impl RouteWaf {
-    /// `None` when the route does not run the WAF.
-    pub fn for_route(rt: Option<&Arc<WafRt>>, route: &Route) -> Option<RouteWaf> {
-        let rt = rt?;
+    /// Route `index`'s view of the rules: `None` when it does not run the WAF. Every
+    /// exclusion target must parse (`routes.N.waf.exclusions.M`).
+    pub fn for_route(
+        rt: Option<&Arc<WafRt>>,
+        route: &Route,
+        index: usize,
+    ) -> Result<Option<RouteWaf>, Vec<Problem>> {
         let own = route.waf.as_ref();
-        if own.is_some_and(|w| !w.enabled) {
-            return None;
+        let mut exclusions = Vec::new();
+        let mut errs = Vec::new();
+        for (j, e) in own.iter().flat_map(|w| w.exclusions.iter()).enumerate() {
+            // A malformed exclusion was reported by the config's own validation.
+            let Ok(parsed) = e.parse() else { continue };
+            if let ParsedExclusion::Target(_, t) = &parsed {
+                if let Err(m) = rampart_waf::parser::parse_variables(t) {
+                    errs.push((
+                        format!("routes.{index}.waf.exclusions.{j}"),
+                        format!("target {t:?}: {m}"),
+                    ));
+                }
+            }
+            exclusions.push(parsed);
         }
-        Some(RouteWaf {
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let Some(rt) = rt else { return Ok(None) };
+        if own.is_some_and(|w| !w.enabled) {
+            return Ok(None);
+        }
+        Ok(Some(RouteWaf {
             rt: rt.clone(),
             mode: own.and_then(|w| w.mode).unwrap_or(rt.cfg.mode),
             paranoia: own.and_then(|w| w.paranoia).unwrap_or(rt.cfg.paranoia),
-            exclusions: own
-                .map(|w| w.exclusions.iter().filter_map(|e| e.parse().ok()).collect())
-                .unwrap_or_default(),
-        })
+            exclusions,
+        }))
     }
 
     /// A transaction for one request, with this route's mode, paranoia, thresholds and
@@ -122,7 +164,7 @@ impl RouteWaf {
             match e {
                 ParsedExclusion::Ids(a, b) => tx.remove_rule_ids(*a, *b),
                 ParsedExclusion::Tag(t) => tx.remove_rules_by_tag(t),
-                // Checked at load (check_config), so an error cannot happen here.
+                // Parsed when the snapshot was built, so an error cannot happen here.
                 ParsedExclusion::Target(id, target) => {
                     let _ = tx.remove_target(*id, target);
                 }
@@ -147,43 +189,6 @@ impl RouteWaf {
             .iter()
             .any(|m| m.eq_ignore_ascii_case(&ct))
     }
-}
-
-/// Load-time checks: the rules compile, and every exclusion target parses.
-pub fn check_config(c: &Config) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let Some(w) = &c.waf else {
-        return out;
-    };
-    for (i, pattern) in w.rules.iter().enumerate() {
-        let matched = glob::glob(pattern)
-            .map(|g| g.filter_map(Result::ok).next().is_some())
-            .unwrap_or(false);
-        if !matched {
-            out.push((
-                format!("waf.rules.{i}"),
-                format!("no file matches {pattern}"),
-            ));
-        }
-    }
-    if out.is_empty() {
-        if let Err(e) = compile(w) {
-            out.push(("waf.rules".into(), e));
-        }
-    }
-    for (i, r) in c.routes.iter().enumerate() {
-        for (j, e) in r.waf.iter().flat_map(|w| w.exclusions.iter()).enumerate() {
-            if let Ok(ParsedExclusion::Target(_, t)) = e.parse() {
-                if let Err(m) = rampart_waf::parser::parse_variables(&t) {
-                    out.push((
-                        format!("routes.{i}.waf.exclusions.{j}"),
-                        format!("target {t:?}: {m}"),
-                    ));
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Method, request target, protocol and headers.

@@ -11,7 +11,9 @@ pub mod local;
 pub mod spec;
 
 use rampart_config::{LimitBackend, LimitMode, OnBackendError, RateLimit};
+use rampart_redis::redis;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -244,7 +246,64 @@ pub struct Limiter {
     gcra: local::Gcra,
     quotas: local::Quotas,
     redis: Option<RedisBackend>,
-    excess: Mutex<HashMap<u64, (Instant, u64, bool)>>,
+    excess: Excess,
+}
+
+/// Rejections per key in fixed windows, to flag a client that keeps exceeding its limit
+/// once per window. Sharded; a shard whose window ended is emptied in one swap, and a full
+/// shard tracks no new keys until then, so memory is bounded without scanning under a lock.
+struct Excess {
+    epoch: Instant,
+    shards: Vec<Mutex<ExcessShard>>,
+}
+
+#[derive(Default)]
+struct ExcessShard {
+    /// Window number (seconds since `epoch` / window length) the counts belong to.
+    window: u64,
+    counts: HashMap<u64, (u64, bool), BuildHasherDefault<local::IdHasher>>,
+}
+
+const EXCESS_SHARDS: usize = 16;
+const EXCESS_KEYS_PER_SHARD: usize = 100_000 / EXCESS_SHARDS;
+
+impl Excess {
+    fn new() -> Excess {
+        Excess {
+            epoch: Instant::now(),
+            shards: (0..EXCESS_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// Count one rejection; true exactly once per key and window, at the threshold.
+    fn note(&self, key: u64) -> bool {
+        let window = self.epoch.elapsed().as_secs() / EXCESS_WINDOW.as_secs();
+        let mut s = self.shards[(key % EXCESS_SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let stale = if s.window != window {
+            s.window = window;
+            Some(std::mem::take(&mut s.counts))
+        } else {
+            None
+        };
+        let full = s.counts.len() >= EXCESS_KEYS_PER_SHARD;
+        let flagged = match s.counts.get_mut(&key) {
+            Some(e) => {
+                e.0 += 1;
+                e.0 >= EXCESS_THRESHOLD && !std::mem::replace(&mut e.1, true)
+            }
+            None if !full => {
+                s.counts.insert(key, (1, EXCESS_THRESHOLD <= 1));
+                EXCESS_THRESHOLD <= 1
+            }
+            None => false,
+        };
+        drop(s);
+        // The old window's map is freed after the lock is released.
+        drop(stale);
+        flagged
+    }
 }
 
 const EXCESS_WINDOW: Duration = Duration::from_secs(60);
@@ -252,11 +311,9 @@ const EXCESS_THRESHOLD: u64 = 100;
 const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 
 struct RedisBackend {
-    client: redis::Client,
-    conn: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
-    /// After a failed connect, fail fast until then instead of waiting on every request.
-    retry_at: Mutex<Option<Instant>>,
+    handle: rampart_redis::RedisHandle,
     gcra: redis::Script,
+    quota: redis::Script,
 }
 
 /// GCRA in Redis with the server's clock (microseconds). Returns {allowed, wait, ahead}.
@@ -290,10 +347,9 @@ impl Limiter {
     pub fn new(redis_url: Option<&str>, max_local_keys: usize) -> Result<Limiter, String> {
         let redis = match redis_url {
             Some(u) => Some(RedisBackend {
-                client: redis::Client::open(u).map_err(|e| format!("redis {u}: {e}"))?,
-                conn: tokio::sync::Mutex::new(None),
-                retry_at: Mutex::new(None),
+                handle: rampart_redis::RedisHandle::new(u, "rate limit", REDIS_TIMEOUT)?,
                 gcra: redis::Script::new(GCRA_LUA),
+                quota: redis::Script::new(QUOTA_LUA),
             }),
             None => None,
         };
@@ -301,7 +357,7 @@ impl Limiter {
             gcra: local::Gcra::new(max_local_keys),
             quotas: local::Quotas::default(),
             redis,
-            excess: Mutex::new(HashMap::new()),
+            excess: Excess::new(),
         })
     }
 
@@ -358,7 +414,7 @@ impl Limiter {
                     d.verdict = v;
                     d.limit = Some(l.name.clone());
                     d.key_type = Some(l.key_type());
-                    d.sustained_excess = self.note_excess(local::hash_with(|hs| l.key(f, hs)));
+                    d.sustained_excess = self.excess.note(local::hash_with(|hs| l.key(f, hs)));
                     tightest = Some((0, l, one.reset_secs));
                     break;
                 }
@@ -372,23 +428,6 @@ impl Limiter {
             d.limit_header = Some(format!("\"{}\";r={};t={}", l.name, remaining, reset));
         }
         d
-    }
-
-    fn note_excess(&self, key: u64) -> bool {
-        let mut m = self.excess.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() > 100_000 {
-            m.retain(|_, (t, _, _)| t.elapsed() < EXCESS_WINDOW);
-        }
-        let e = m.entry(key).or_insert((Instant::now(), 0, false));
-        if e.0.elapsed() >= EXCESS_WINDOW {
-            *e = (Instant::now(), 0, false);
-        }
-        e.1 += 1;
-        if e.1 >= EXCESS_THRESHOLD && !e.2 {
-            e.2 = true;
-            return true;
-        }
-        false
     }
 
     fn local(&self, l: &LimitRt, key: u64) -> One {
@@ -423,43 +462,9 @@ impl Limiter {
         }
     }
 
-    async fn connection(&self) -> Result<redis::aio::ConnectionManager, ()> {
-        let r = self.redis.as_ref().ok_or(())?;
-        let mut guard = r.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
-        }
-        if let Some(t) = *r.retry_at.lock().unwrap_or_else(|p| p.into_inner()) {
-            if Instant::now() < t {
-                return Err(());
-            }
-        }
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(REDIS_TIMEOUT)
-            .set_response_timeout(REDIS_TIMEOUT)
-            .set_number_of_retries(0);
-        match tokio::time::timeout(
-            REDIS_TIMEOUT * 3,
-            redis::aio::ConnectionManager::new_with_config(r.client.clone(), cfg),
-        )
-        .await
-        {
-            Ok(Ok(c)) => {
-                *guard = Some(c.clone());
-                Ok(c)
-            }
-            _ => {
-                *r.retry_at.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(Instant::now() + Duration::from_secs(1));
-                log::warn!("rate limit: redis unreachable");
-                Err(())
-            }
-        }
-    }
-
     async fn remote(&self, l: &LimitRt, key: u64) -> Result<One, ()> {
-        let mut conn = self.connection().await?;
         let r = self.redis.as_ref().ok_or(())?;
+        let mut conn = r.handle.connection().await.ok_or(())?;
         let rkey = format!("rampart:rl:{key:016x}");
         let fut = async {
             match l.kind {
@@ -489,7 +494,8 @@ impl Limiter {
                     let now = unix_now();
                     let window = now / period;
                     let reset = (window + 1) * period - now;
-                    let n: u64 = redis::Script::new(QUOTA_LUA)
+                    let n: u64 = r
+                        .quota
                         .key(format!("{rkey}:{window}"))
                         .arg(reset + 60)
                         .invoke_async(&mut conn)
@@ -546,44 +552,59 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// In-flight request counters; a guard releases its slot when dropped.
-#[derive(Default)]
+/// In-flight request counters; a guard releases its slot when dropped. Keys are 64-bit
+/// hashes ([`local::hash_with`]) spread over shards, so concurrent requests on different
+/// keys rarely meet on one lock.
 pub struct InFlight {
-    counts: Mutex<HashMap<String, u32>>,
+    shards: Vec<Mutex<HashMap<u64, u32, BuildHasherDefault<local::IdHasher>>>>,
+}
+
+const INFLIGHT_SHARDS: usize = 32;
+
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight {
+            shards: (0..INFLIGHT_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
 }
 
 pub struct InFlightGuard {
     owner: Arc<InFlight>,
-    key: String,
+    key: u64,
 }
 
 impl InFlight {
-    pub fn acquire(self: &Arc<Self>, key: &str, limit: u32) -> Option<InFlightGuard> {
-        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(key.to_string()).or_insert(0);
+    fn shard(
+        &self,
+        key: u64,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, u32, BuildHasherDefault<local::IdHasher>>> {
+        self.shards[(key % INFLIGHT_SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn acquire(self: &Arc<Self>, key: u64, limit: u32) -> Option<InFlightGuard> {
+        let mut m = self.shard(key);
+        let n = m.entry(key).or_insert(0);
         if *n >= limit {
             return None;
         }
         *n += 1;
         Some(InFlightGuard {
             owner: self.clone(),
-            key: key.to_string(),
+            key,
         })
     }
 
-    pub fn current(&self, key: &str) -> u32 {
-        self.counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .copied()
-            .unwrap_or(0)
+    pub fn current(&self, key: u64) -> u32 {
+        self.shard(key).get(&key).copied().unwrap_or(0)
     }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        let mut m = self.owner.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.owner.shard(self.key);
         if let Some(n) = m.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {

@@ -110,11 +110,14 @@ async fn headers_and_missing_consumer_fallback() {
 #[test]
 fn concurrency_guard_releases_on_drop() {
     let f = Arc::new(InFlight::default());
-    let a = f.acquire("k", 2).unwrap();
-    let _b = f.acquire("k", 2).unwrap();
-    assert!(f.acquire("k", 2).is_none());
+    let k = local::hash_key("k");
+    let a = f.acquire(k, 2).unwrap();
+    let _b = f.acquire(k, 2).unwrap();
+    assert!(f.acquire(k, 2).is_none());
+    assert!(f.acquire(local::hash_key("other"), 1).is_some());
+    assert_eq!(f.current(k), 2);
     drop(a);
-    assert!(f.acquire("k", 2).is_some());
+    assert!(f.acquire(k, 2).is_some());
 }
 
 /// One million distinct client IPs must fit in well under 200 MB.

@@ -64,18 +64,33 @@ pub(crate) fn default_redact() -> Vec<String> {
 pub struct SyslogSink {
     pub address: String,
     /// `udp` (default) or `tcp` (RFC 6587 octet counting).
-    #[serde(default = "default_udp")]
-    pub protocol: String,
+    #[serde(default)]
+    pub protocol: SyslogProtocol,
     /// `json` (default) or `cef`.
-    #[serde(default = "default_json")]
-    pub format: String,
+    #[serde(default)]
+    pub format: SyslogFormat,
 }
 
-pub(crate) fn default_udp() -> String {
-    "udp".into()
+/// How syslog messages travel.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogProtocol {
+    /// One datagram per message.
+    #[default]
+    Udp,
+    /// A stream, each message framed by its length (RFC 6587 octet counting).
+    Tcp,
 }
-pub(crate) fn default_json() -> String {
-    "json".into()
+
+/// What a syslog message carries.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogFormat {
+    /// The event as JSON.
+    #[default]
+    Json,
+    /// ArcSight Common Event Format.
+    Cef,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

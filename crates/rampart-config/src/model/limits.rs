@@ -83,10 +83,17 @@ pub enum OnBackendError {
 pub struct Concurrency {
     pub limit: u32,
     /// `route` (default) or `consumer` (one budget per consumer on this route).
-    #[serde(default = "default_conc_key")]
-    pub key: String,
+    #[serde(default)]
+    pub key: ConcurrencyKey,
 }
 
-pub(crate) fn default_conc_key() -> String {
-    "route".into()
+/// Whose requests share one in-flight budget.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConcurrencyKey {
+    /// Every request on the route.
+    #[default]
+    Route,
+    /// Each consumer (anonymous requests: each client IP).
+    Consumer,
 }

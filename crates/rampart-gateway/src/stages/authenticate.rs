@@ -26,9 +26,10 @@ fn api_key_of<'a>(r: &'a Req, snap: &Snapshot) -> Option<std::borrow::Cow<'a, st
 }
 
 pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
-    let Some(route) = ctx.route.map(|i| &snap.routes[i].spec) else {
+    let Some(route_rt) = ctx.route.clone() else {
         return Decision::Continue;
     };
+    let route = &route_rt.spec;
     let Some(auth) = &route.auth else {
         return Decision::Continue;
     };

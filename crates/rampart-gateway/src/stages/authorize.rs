@@ -6,7 +6,7 @@ use crate::snapshot::Snapshot;
 use std::time::SystemTime;
 
 pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
-    let Some(route) = ctx.route.map(|i| &snap.routes[i]) else {
+    let Some(route) = ctx.route.clone() else {
         return Decision::Continue;
     };
     let decision = match &route.policy {

@@ -5,11 +5,8 @@ use super::{reject, Decision, Req};
 use crate::ctx::Ctx;
 use crate::snapshot::Snapshot;
 
-pub(super) fn run(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
-    let needs = ctx
-        .route
-        .map(|i| snap.routes[i].spec.require_client_cert)
-        .unwrap_or(false);
+pub(super) fn run(_: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let needs = ctx.route_spec().is_some_and(|r| r.require_client_cert);
     if needs && ctx.auth.identity.is_none() {
         return reject(403, "client certificate required", "no client certificate");
     }

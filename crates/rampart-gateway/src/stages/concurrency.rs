@@ -4,24 +4,26 @@
 use super::{Decision, Reject, Req};
 use crate::ctx::Ctx;
 use crate::snapshot::Snapshot;
+use rampart_config::ConcurrencyKey;
+use std::hash::Hash;
 
 pub(super) fn run(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
-    let Some(route) = ctx.route.map(|i| &snap.routes[i]) else {
+    let Some(route) = ctx.route.clone() else {
         return Decision::Continue;
     };
     let Some(c) = &route.spec.concurrency else {
         return Decision::Continue;
     };
-    let key = match (c.key.as_str(), ctx.auth.principal.as_ref()) {
-        ("consumer", Some(p)) => format!("{}|c:{}", route.spec.name, p.consumer_id),
-        ("consumer", None) => format!(
-            "{}|ip:{}",
-            route.spec.name,
-            ctx.client_ip.map(|i| i.to_string()).unwrap_or_default()
-        ),
-        _ => route.spec.name.clone(),
-    };
-    match snap.inflight.acquire(&key, c.limit) {
+    // Hashed in place: no key string is built per request.
+    let key = rampart_limits::local::hash_with(|h| {
+        route.spec.name.hash(h);
+        match (c.key, ctx.auth.principal.as_ref()) {
+            (ConcurrencyKey::Consumer, Some(p)) => ('c', &p.consumer_id).hash(h),
+            (ConcurrencyKey::Consumer, None) => ('i', ctx.client_ip).hash(h),
+            (ConcurrencyKey::Route, _) => {}
+        }
+    });
+    match snap.inflight.acquire(key, c.limit) {
         Some(g) => {
             ctx.limits.inflight = Some(g);
             Decision::Continue

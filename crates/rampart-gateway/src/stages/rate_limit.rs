@@ -7,7 +7,7 @@ use crate::metrics::metrics;
 use crate::snapshot::Snapshot;
 
 pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
-    let Some(route) = ctx.route.map(|i| &snap.routes[i]) else {
+    let Some(route) = ctx.route.clone() else {
         return Decision::Continue;
     };
     if route.limits.is_empty() {

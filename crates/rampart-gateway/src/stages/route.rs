@@ -9,9 +9,10 @@ pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     let req = r.head;
     match snap.router.find(&ctx.host, &ctx.path, req.method.as_str()) {
         Match::Route { index, prefix } => {
-            ctx.route = Some(index);
+            let route = snap.routes[index].clone();
+            ctx.upstream.pool = Some(route.pool.clone());
+            ctx.route = Some(route);
             ctx.prefix = prefix;
-            ctx.upstream.pool = Some(snap.routes[index].pool.clone());
             Decision::Continue
         }
         Match::NotFound => reject(404, "no route matches this request", "no route"),

@@ -9,8 +9,8 @@ use pingora::http::RequestHeader;
 
 /// A WebSocket handshake only upgrades on a route that opted in (`websocket: true`); every
 /// other `Upgrade` was already removed from the request.
-pub(super) fn run(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
-    let allowed = ctx.route.is_some_and(|i| snap.routes[i].spec.websocket);
+pub(super) fn run(_: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let allowed = ctx.route.as_ref().is_some_and(|r| r.spec.websocket);
     if ctx.websocket && !allowed {
         return reject(400, "bad request", "websocket not enabled on this route");
     }

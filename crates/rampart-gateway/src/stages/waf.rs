@@ -35,7 +35,8 @@ pub struct WafReq {
 /// inspection limit) so that nothing reaches the upstream before the rules have seen it.
 /// Pingora forwards the held bytes from its retry buffer once the request goes upstream.
 pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
-    let Some(rw) = ctx.route.and_then(|i| snap.routes[i].waf.as_ref()) else {
+    let route = ctx.route.clone();
+    let Some(rw) = route.as_ref().and_then(|r| r.waf.as_ref()) else {
         return Decision::Continue;
     };
     let ip = ctx.client_ip.map(|i| i.to_string()).unwrap_or_default();
@@ -196,7 +197,7 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
         (_, Some(r)) => r,
         (Some(i), None) => {
             let m = metrics();
-            let route = snap.routes[ctx.route.unwrap_or(0)].spec.name.as_str();
+            let route = ctx.route_name();
             m.waf_blocked
                 .with_label_values(&[route, &i.rule_id.to_string()])
                 .inc();
@@ -383,8 +384,7 @@ pub(crate) fn response_body(
 
 /// The WAF settings of the request's route, if it runs the WAF.
 pub(crate) fn route_waf(ctx: &Ctx) -> Option<&crate::waf::RouteWaf> {
-    let snap = ctx.snap.as_deref()?;
-    snap.routes.get(ctx.route?)?.waf.as_ref()
+    ctx.route.as_ref()?.waf.as_ref()
 }
 
 /// Records a response the WAF refused (phase 3 or 4): for the access log, event and metrics.
