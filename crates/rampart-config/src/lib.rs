@@ -247,6 +247,9 @@ fn resolve_paths(c: &mut Config, base: &Path) {
     if let Some(h) = &mut c.auth.basic.htpasswd {
         fix(h);
     }
+    for l in c.network.lists.values_mut() {
+        l.files.iter_mut().for_each(fix);
+    }
     if let Some(w) = &mut c.waf {
         for r in &mut w.rules {
             fix(r);

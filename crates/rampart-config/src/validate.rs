@@ -270,6 +270,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
 
     validate_waf(c, &mut err);
     validate_route_security(c, &mut err);
+    validate_network(c, &mut err);
     if let Some(s) = &c.events.syslog {
         if s.address.parse::<SocketAddr>().is_err() {
             err(
@@ -448,6 +449,57 @@ fn validate_route_security(c: &Config, err: &mut impl FnMut(String, String)) {
                     path,
                     "give exactly one of equals, one_of, glob, present".into(),
                 );
+            }
+        }
+    }
+}
+
+/// Trusted proxies and list entries are networks; policies name lists that exist. List
+/// files are read when the gateway builds the config (their errors name file and line).
+fn validate_network(c: &Config, err: &mut impl FnMut(String, String)) {
+    let n = &c.network;
+    for (i, p) in n.trusted_proxies.iter().enumerate() {
+        if let Err(e) = rampart_net::parse_net(p) {
+            err(format!("network.trusted_proxies.{i}"), e.to_string());
+        }
+    }
+    for (name, l) in &n.lists {
+        for (i, p) in l.cidrs.iter().enumerate() {
+            if let Err(e) = rampart_net::parse_net(p) {
+                err(format!("network.lists.{name}.cidrs.{i}"), e.to_string());
+            }
+        }
+        if l.cidrs.is_empty() && l.files.is_empty() {
+            err(
+                format!("network.lists.{name}"),
+                "give cidrs or files".into(),
+            );
+        }
+    }
+    let policies = c
+        .listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (format!("listeners.{i}.network"), l.network.as_ref()))
+        .chain(
+            c.routes
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("routes.{i}.network"), r.network.as_ref())),
+        );
+    for (base, p) in policies {
+        let Some(p) = p else { continue };
+        for (key, names) in [("allow_only", &p.allow_only), ("deny", &p.deny)] {
+            for (j, name) in names.iter().enumerate() {
+                if !n.lists.contains_key(name) {
+                    err(
+                        format!("{base}.{key}.{j}"),
+                        format!(
+                            "no network list named {name:?} (network.lists has: {})",
+                            list(&n.lists.keys().map(String::as_str).collect::<Vec<_>>())
+                        ),
+                    );
+                }
             }
         }
     }

@@ -14,7 +14,13 @@ use std::time::{Duration, Instant};
 pub struct Ctx {
     pub(crate) snap: Option<Arc<Snapshot>>,
     pub(crate) request_id: String,
+    /// The TCP peer (a proxy, when one is trusted to speak for the client).
+    pub(crate) peer_ip: Option<IpAddr>,
+    /// The client: the peer, or who a trusted proxy says the client is.
     pub(crate) client_ip: Option<IpAddr>,
+    /// The verified forwarding path (client first, peer excluded): the upstream's
+    /// `X-Forwarded-For` is this and the peer.
+    pub(crate) forwarded_chain: Vec<IpAddr>,
     pub(crate) host: String,
     pub(crate) listener: Option<usize>,
     pub(crate) tls: bool,
@@ -94,7 +100,9 @@ impl Ctx {
         Ctx {
             snap: None,
             request_id: String::new(),
+            peer_ip: None,
             client_ip: None,
+            forwarded_chain: Vec::new(),
             host: String::new(),
             listener: None,
             tls: false,

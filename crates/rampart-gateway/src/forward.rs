@@ -28,7 +28,7 @@ pub(crate) fn upstream_request(
         req.remove_header(&http::header::TRANSFER_ENCODING);
         req.insert_header(http::header::CONTENT_LENGTH, n.to_string())?;
     }
-    // Client-supplied forwarding headers are not trusted (no trusted proxies yet).
+    // Client-supplied forwarding headers are replaced by what Rampart verified.
     strip_headers(
         req,
         [
@@ -43,8 +43,17 @@ pub(crate) fn upstream_request(
         ]
         .into_iter(),
     );
-    if let Some(ip) = ctx.client_ip {
-        req.insert_header("X-Forwarded-For", ip.to_string())?;
+    // The verified path only: what a client wrote left of its own address is dropped, so
+    // a backend reading the first entry gets the client that `client_ip` found.
+    if let Some(peer) = ctx.peer_ip {
+        let mut xff = String::new();
+        for ip in ctx.forwarded_chain.iter().chain(std::iter::once(&peer)) {
+            if !xff.is_empty() {
+                xff.push_str(", ");
+            }
+            xff.push_str(&ip.to_string());
+        }
+        req.insert_header("X-Forwarded-For", xff)?;
     }
     req.insert_header("X-Forwarded-Proto", if ctx.tls { "https" } else { "http" })?;
     identity_headers(req, ctx)?;

@@ -12,6 +12,7 @@ mod forward;
 pub mod framing;
 pub mod hygiene;
 mod metrics;
+mod network;
 mod observe;
 mod prefilter;
 mod proxy;

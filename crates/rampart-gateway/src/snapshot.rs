@@ -13,6 +13,8 @@ pub struct RouteRt {
     pub policy: Option<rampart_authz::RoutePolicy>,
     pub limits: Vec<rampart_limits::LimitRt>,
     pub waf: Option<crate::waf::RouteWaf>,
+    /// Which client networks may use the route.
+    pub network: Option<crate::network::PolicyRt>,
 }
 
 /// A problem in the config: the dotted path it concerns (located in the file by
@@ -86,6 +88,8 @@ pub struct ListenerRt {
     pub https_port: u16,
     pub hsts: Option<String>,
     pub max_connections_per_ip: Option<u32>,
+    /// Which client networks the listener admits.
+    pub network: Option<crate::network::PolicyRt>,
 }
 
 pub struct Snapshot {
@@ -103,6 +107,10 @@ pub struct Snapshot {
     pub waf: Option<Arc<crate::waf::WafRt>>,
     /// How request paths are made canonical (from `requests`).
     pub path_policy: rampart_router::PathPolicy,
+    /// The named network lists.
+    pub lists: std::collections::BTreeMap<String, crate::network::ListRt>,
+    /// How the client address is found behind trusted proxies.
+    pub client_ip: rampart_net::ClientIp,
 }
 
 impl Snapshot {
@@ -169,6 +177,9 @@ impl Snapshot {
                     .flatten()
             })
             .collect();
+        let lists = crate::network::build_lists(&config.network, previous.map(|p| &p.lists))
+            .map_err(|e| errs.extend(e))
+            .ok();
         let mut pools = HashMap::new();
         for (name, spec) in &config.upstreams {
             let reused = previous
@@ -185,8 +196,14 @@ impl Snapshot {
                 Err(e) => errs.push((format!("upstreams.{name}"), e)),
             }
         }
-        let (Some(lockout), Some(auth), Some(limiter), Some(mut route_limits), Some(mut policies)) =
-            (lockout, auth, limiter, route_limits, policies)
+        let (
+            Some(lockout),
+            Some(auth),
+            Some(limiter),
+            Some(mut route_limits),
+            Some(mut policies),
+            Some(lists),
+        ) = (lockout, auth, limiter, route_limits, policies, lists)
         else {
             return Err(errs);
         };
@@ -228,6 +245,10 @@ impl Snapshot {
                     policy: policies[i].take(),
                     limits: std::mem::take(&mut route_limits[i]),
                     waf,
+                    network: r
+                        .network
+                        .as_ref()
+                        .map(|p| crate::network::PolicyRt::new(p, &lists)),
                 })
             })
             .collect();
@@ -248,6 +269,10 @@ impl Snapshot {
                     https_port: l.https_port.unwrap_or(first_tls_port),
                     hsts: l.hsts.as_ref().map(|h| h.header_value()),
                     max_connections_per_ip: l.max_connections_per_ip,
+                    network: l
+                        .network
+                        .as_ref()
+                        .map(|p| crate::network::PolicyRt::new(p, &lists)),
                 })
             })
             .collect();
@@ -263,6 +288,8 @@ impl Snapshot {
             pools,
             waf,
             path_policy: path_policy(&config.requests),
+            client_ip: crate::network::client_ip(&config.network),
+            lists,
             config,
         })
     }

@@ -1,5 +1,6 @@
 //! Listeners (TLS, mTLS, HSTS) and the admin listener.
 
+use super::NetworkPolicy;
 use crate::units::HumanDuration;
 use serde::Deserialize;
 
@@ -22,6 +23,10 @@ pub struct Listener {
     /// Open connections allowed from one client IP; more are refused at once.
     #[serde(default)]
     pub max_connections_per_ip: Option<u32>,
+    /// Which client networks this listener admits (`network.lists` names). Without
+    /// trusted proxies, refused peers are dropped at accept, before TLS.
+    #[serde(default)]
+    pub network: Option<NetworkPolicy>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -9,6 +9,7 @@ mod authz;
 mod events;
 mod limits;
 mod listener;
+mod network;
 mod requests;
 mod route;
 mod server;
@@ -20,6 +21,7 @@ pub use authz::*;
 pub use events::*;
 pub use limits::*;
 pub use listener::*;
+pub use network::*;
 pub use requests::*;
 pub use route::*;
 pub use server::*;
@@ -69,4 +71,7 @@ pub struct Config {
     /// How requests are made unambiguous before any stage decides on them.
     #[serde(default)]
     pub requests: RequestHygiene,
+    /// The network layer: trusted proxies (the real client IP) and named network lists.
+    #[serde(default)]
+    pub network: NetworkSettings,
 }

@@ -17,6 +17,9 @@ pub struct Route {
     /// Only clients that presented a verified certificate (mTLS) may use this route.
     #[serde(default)]
     pub require_client_cert: bool,
+    /// Which client networks may use this route (`network.lists` names).
+    #[serde(default)]
+    pub network: Option<NetworkPolicy>,
     #[serde(default)]
     pub auth: Option<RouteAuth>,
     #[serde(default)]

@@ -6,10 +6,12 @@
 mod authenticate;
 mod authorize;
 mod client_cert;
+mod client_ip;
 mod concurrency;
 mod framing;
 mod headers;
 mod limits;
+mod network;
 mod path;
 mod rate_limit;
 mod redirect;
@@ -42,6 +44,9 @@ pub struct Reject {
 pub enum Decision {
     Continue,
     Respond(Reject),
+    /// Close the connection without an answer (a network policy's `action: close`); the
+    /// reason goes to the access log and the event.
+    Close(&'static str),
 }
 
 pub(crate) fn reject(status: u16, message: &'static str, reason: &'static str) -> Decision {
@@ -69,6 +74,8 @@ pub struct Req<'a> {
 /// (network lists before `Framing`, input validation after `Waf`, the cache last).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    ClientIp,
+    Network,
     HttpsRedirect,
     Framing,
     Path,
@@ -76,6 +83,7 @@ pub enum Stage {
     HeaderLimits,
     BodyLimit,
     Route,
+    RouteNetwork,
     Upgrade,
     ClientCert,
     Authenticate,
@@ -87,7 +95,9 @@ pub enum Stage {
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 14] = [
+    pub const PIPELINE: [Stage; 17] = [
+        Stage::ClientIp,
+        Stage::Network,
         Stage::HttpsRedirect,
         Stage::Framing,
         Stage::Path,
@@ -95,6 +105,7 @@ impl Stage {
         Stage::HeaderLimits,
         Stage::BodyLimit,
         Stage::Route,
+        Stage::RouteNetwork,
         Stage::Upgrade,
         Stage::ClientCert,
         Stage::Authenticate,
@@ -107,6 +118,8 @@ impl Stage {
     /// The name logs, events and metrics use.
     pub fn name(self) -> &'static str {
         match self {
+            Stage::ClientIp => "client_ip",
+            Stage::Network => "network",
             Stage::HttpsRedirect => "https_redirect",
             Stage::Framing => "framing",
             Stage::Path => "path",
@@ -114,6 +127,7 @@ impl Stage {
             Stage::HeaderLimits => "header_limits",
             Stage::BodyLimit => "body_limit",
             Stage::Route => "route",
+            Stage::RouteNetwork => "route_network",
             Stage::Upgrade => "upgrade",
             Stage::ClientCert => "client_cert",
             Stage::Authenticate => "authenticate",
@@ -137,6 +151,8 @@ impl Stage {
         };
         let (snap, ctx) = (cx.snap, &mut *cx.ctx);
         match self {
+            Stage::ClientIp => client_ip::run(&r, snap, ctx),
+            Stage::Network => network::listener(&r, snap, ctx),
             Stage::HttpsRedirect => redirect::run(&r, snap, ctx),
             Stage::Framing => framing::run(&r, snap, ctx),
             Stage::Path => path::run(&r, snap, ctx),
@@ -144,6 +160,7 @@ impl Stage {
             Stage::HeaderLimits => limits::headers(&r, snap, ctx),
             Stage::BodyLimit => limits::body(&r, snap, ctx),
             Stage::Route => route::run(&r, snap, ctx),
+            Stage::RouteNetwork => network::route(&r, snap, ctx),
             Stage::Upgrade => upgrade::run(&r, snap, ctx),
             Stage::ClientCert => client_cert::run(&r, snap, ctx),
             Stage::Authenticate => authenticate::run(&r, snap, ctx).await,
@@ -168,10 +185,12 @@ struct StageCx<'a> {
 /// request was answered here and goes no further.
 pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ctx) -> Result<bool> {
     ctx.start = Instant::now();
-    ctx.client_ip = session
+    ctx.peer_ip = session
         .client_addr()
         .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
+        .map(|a| a.ip().to_canonical());
+    // The `client_ip` stage replaces it when a trusted proxy speaks for someone else.
+    ctx.client_ip = ctx.peer_ip;
     ctx.request_id = match session.req_header().headers.get("x-request-id") {
         Some(v) if crate::framing::valid_request_id(v.as_bytes()) => {
             String::from_utf8_lossy(v.as_bytes()).into_owned()
@@ -218,20 +237,33 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
             h2_body,
         };
         for stage in Stage::PIPELINE {
-            if let Decision::Respond(r) = stage.run(&mut cx).await {
-                cx.ctx.refused = Some((stage.name(), r.reason));
-                outcome = Some(r);
-                break;
+            match stage.run(&mut cx).await {
+                Decision::Continue => continue,
+                Decision::Respond(r) => {
+                    cx.ctx.refused = Some((stage.name(), r.reason));
+                    outcome = Some(Ok(r));
+                }
+                Decision::Close(reason) => {
+                    cx.ctx.refused = Some((stage.name(), reason));
+                    outcome = Some(Err(reason));
+                }
             }
+            break;
         }
     }
     ctx.snap = Some(snap);
     match outcome {
         None => Ok(false),
-        Some(r) => {
+        Some(Ok(r)) => {
             metrics().rejected.with_label_values(&[r.reason]).inc();
             crate::respond::respond(session, ctx, &r).await?;
             Ok(true)
+        }
+        Some(Err(reason)) => {
+            metrics().rejected.with_label_values(&[reason]).inc();
+            // A downstream "connection closed" makes fail_to_proxy answer nothing.
+            session.set_keepalive(None);
+            Err(pingora::Error::explain(pingora::ErrorType::ConnectionClosed, reason).into_down())
         }
     }
 }

@@ -1,0 +1,167 @@
+//! The network layer's runtime view: named lists (from the config and from list files,
+//! re-read when a file changes), each listener's and route's policy over them, and how
+//! the client address is found behind trusted proxies. Built with the snapshot.
+
+use crate::snapshot::Problem;
+use rampart_config::{
+    ClientIpHeader, NetworkAction, NetworkList, NetworkPolicy, NetworkSettings,
+};
+use rampart_net::{ClientIp, HeaderSource, IpSet, IpSetBuilder};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Errors reported per list file (a million-line file with a wrong format would
+/// otherwise print a million lines).
+const MAX_FILE_ERRORS: usize = 10;
+
+/// A built list and the files it was read from (path, modified, length), so a reload
+/// rebuilds only lists whose definition or files changed.
+pub struct ListRt {
+    pub def: NetworkList,
+    pub set: Arc<IpSet>,
+    files: Vec<(PathBuf, Option<SystemTime>, u64)>,
+}
+
+fn stamp(p: &str) -> (PathBuf, Option<SystemTime>, u64) {
+    let meta = std::fs::metadata(p).ok();
+    (
+        PathBuf::from(p),
+        meta.as_ref().and_then(|m| m.modified().ok()),
+        meta.map(|m| m.len()).unwrap_or(0),
+    )
+}
+
+impl ListRt {
+    fn build(name: &str, def: &NetworkList, previous: Option<&ListRt>) -> Result<ListRt, Vec<Problem>> {
+        let files: Vec<_> = def.files.iter().map(|f| stamp(f)).collect();
+        if let Some(p) = previous {
+            if p.def == *def && p.files == files {
+                return Ok(ListRt {
+                    def: def.clone(),
+                    set: p.set.clone(),
+                    files,
+                });
+            }
+        }
+        let mut b = IpSetBuilder::default();
+        let mut errs = Vec::new();
+        for c in &def.cidrs {
+            // Each entry was checked by the config's own validation.
+            let _ = b.add_str(c);
+        }
+        for (i, f) in def.files.iter().enumerate() {
+            let path = format!("network.lists.{name}.files.{i}");
+            match std::fs::read_to_string(f) {
+                Ok(text) => {
+                    if let Err(e) = b.add_text(&text, f, MAX_FILE_ERRORS) {
+                        errs.extend(e.into_iter().map(|m| (path.clone(), m)));
+                    }
+                }
+                Err(e) => errs.push((path, format!("{f}: cannot read: {e}"))),
+            }
+        }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        Ok(ListRt {
+            def: def.clone(),
+            set: Arc::new(b.build()),
+            files,
+        })
+    }
+
+    /// A file of this list changed since it was read.
+    pub fn changed(&self) -> bool {
+        self.files.iter().any(|(p, m, l)| {
+            let now = stamp(&p.display().to_string());
+            (&now.1, now.2) != (m, *l)
+        })
+    }
+}
+
+/// Every named list, built (or reused from `previous` when unchanged).
+pub fn build_lists(
+    n: &NetworkSettings,
+    previous: Option<&BTreeMap<String, ListRt>>,
+) -> Result<BTreeMap<String, ListRt>, Vec<Problem>> {
+    let mut out = BTreeMap::new();
+    let mut errs = Vec::new();
+    for (name, def) in &n.lists {
+        match ListRt::build(name, def, previous.and_then(|p| p.get(name))) {
+            Ok(l) => {
+                out.insert(name.clone(), l);
+            }
+            Err(e) => errs.extend(e),
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
+}
+
+/// The client-address resolution the config asks for.
+pub fn client_ip(n: &NetworkSettings) -> ClientIp {
+    // Entries were checked by the config's own validation.
+    let trusted = IpSet::parse(n.trusted_proxies.iter().map(String::as_str)).unwrap_or_default();
+    let source = match n.client_ip_header {
+        ClientIpHeader::XForwardedFor => HeaderSource::XForwardedFor,
+        ClientIpHeader::Forwarded => HeaderSource::Forwarded,
+    };
+    ClientIp::new(trusted, source)
+}
+
+/// A listener's or route's policy with its lists resolved.
+pub struct PolicyRt {
+    allow_only: Vec<Arc<IpSet>>,
+    deny: Vec<Arc<IpSet>>,
+    pub action: NetworkAction,
+}
+
+/// Why a policy refused an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Denied,
+    NotAllowed,
+}
+
+impl Refusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Denied => "network denied",
+            Refusal::NotAllowed => "network not allowed",
+        }
+    }
+}
+
+impl PolicyRt {
+    pub fn new(p: &NetworkPolicy, lists: &BTreeMap<String, ListRt>) -> PolicyRt {
+        // Names were checked by the config's own validation.
+        let sets = |names: &[String]| -> Vec<Arc<IpSet>> {
+            names
+                .iter()
+                .filter_map(|n| lists.get(n).map(|l| l.set.clone()))
+                .collect()
+        };
+        PolicyRt {
+            allow_only: sets(&p.allow_only),
+            deny: sets(&p.deny),
+            action: p.action,
+        }
+    }
+
+    /// Deny lists win over allow lists.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Refusal> {
+        if self.deny.iter().any(|s| s.contains(ip)) {
+            return Err(Refusal::Denied);
+        }
+        if !self.allow_only.is_empty() && !self.allow_only.iter().any(|s| s.contains(ip)) {
+            return Err(Refusal::NotAllowed);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,14 @@
+//! Rampart's network layer, free of proxy types.
+//!
+//! - [`IpSet`]: a set of IPv4 and IPv6 networks (CIDRs) built once, looked up in a few
+//!   dozen nanoseconds (sorted, merged ranges and a binary search), for allow/deny lists
+//!   and trusted proxies.
+//! - [`ClientIp`]: the real client address behind trusted proxies, from `Forwarded`
+//!   (RFC 7239) or `X-Forwarded-For`, walking from the right and never trusting a hop that
+//!   did not come through a trusted one.
+
+mod client_ip;
+mod ipset;
+
+pub use client_ip::{ClientIp, ClientIpError, HeaderSource};
+pub use ipset::{parse_net, IpSet, IpSetBuilder, NetParseError};
