@@ -66,8 +66,8 @@ pub(super) fn shares_answers(coll: &str, key: Option<&str>) -> bool {
 }
 
 /// Shards per detector in [`DetectCache`], and the answers each keeps.
-pub(super) const DETECT_SHARDS: usize = 16;
-pub(super) const DETECT_SHARD_ENTRIES: usize = 1024;
+const DETECT_SHARDS: usize = 16;
+const DETECT_SHARD_ENTRIES: usize = 1024;
 
 pub(super) type DetectMemo = HashMap<Box<[u8]>, bool, ahash::RandomState>;
 
@@ -78,7 +78,7 @@ pub(super) type DetectMemo = HashMap<Box<[u8]>, bool, ahash::RandomState>;
 /// functions of the value. Bounded: a full shard is emptied. Keyed with a random hasher:
 /// clients choose the values.
 pub(super) struct DetectCache {
-    pub(super) hasher: ahash::RandomState,
+    hasher: ahash::RandomState,
     /// `DETECT_SHARDS` per detector (0 detectSQLi, 1 detectXSS).
     pub(super) shards: Vec<std::sync::Mutex<DetectMemo>>,
 }

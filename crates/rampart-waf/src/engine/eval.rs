@@ -19,8 +19,8 @@ use std::borrow::Cow;
 /// `len` are kept for their buffers, which the next rule's hits are written into.
 #[derive(Default)]
 pub(super) struct Hits {
-    pub(super) items: Vec<(String, Vec<u8>)>,
-    pub(super) len: usize,
+    items: Vec<(String, Vec<u8>)>,
+    len: usize,
 }
 
 impl Hits {
@@ -52,7 +52,7 @@ impl Hits {
 }
 
 /// A count (`&ARGS`) as text; small counts, the usual case, without allocating.
-pub(super) fn count_text(n: usize) -> Cow<'static, [u8]> {
+fn count_text(n: usize) -> Cow<'static, [u8]> {
     static SMALL: std::sync::LazyLock<Vec<String>> =
         std::sync::LazyLock::new(|| (0..256).map(|i| i.to_string()).collect());
     match SMALL.get(n) {
@@ -64,15 +64,15 @@ pub(super) fn count_text(n: usize) -> Cow<'static, [u8]> {
 /// One value a rule inspects, borrowed from the transaction where it can be.
 pub(super) struct Target<'a> {
     /// The variable's index in the rule.
-    pub(super) var: u16,
+    var: u16,
     /// The collection (or scalar) name; reported as `coll:key`, or `&coll` when counted.
-    pub(super) coll: &'a str,
-    pub(super) key: Option<&'a str>,
+    coll: &'a str,
+    key: Option<&'a str>,
     pub(super) value: Cow<'a, [u8]>,
-    pub(super) count: bool,
+    count: bool,
     /// Borrowed from request or response data, which no rule changes during a phase (not
     /// TX or MATCHED_VAR*): its transformations can be cached.
-    pub(super) stable: bool,
+    stable: bool,
 }
 
 impl<'a> Target<'a> {

@@ -98,16 +98,16 @@ pub(super) fn assign_groups(phases: &mut [Vec<CompiledRule>; 5]) -> Vec<Option<G
 /// ([`CompiledOperator::literals`](crate::operator::CompiledOperator::literals)).
 #[derive(Debug)]
 pub(super) struct GroupFilter {
-    pub(super) ac: aho_corasick::AhoCorasick,
+    ac: aho_corasick::AhoCorasick,
     /// Per pattern, the members (bits) that need it.
-    pub(super) bits: Vec<u128>,
+    bits: Vec<u128>,
     /// All members' bits.
-    pub(super) all: u128,
+    all: u128,
 }
 
 /// Values longer than this skip the group prefilter (every member runs its operator): the
 /// overlapping search reports every occurrence, so its cost grows with matches.
-pub(super) const FILTER_MAX: usize = 16 << 10;
+const FILTER_MAX: usize = 16 << 10;
 
 impl GroupFilter {
     /// The members that may match `v`.

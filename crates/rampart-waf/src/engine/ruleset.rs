@@ -30,7 +30,7 @@ pub(super) struct CompiledRule {
     pub(super) tags: Vec<String>,
     pub(super) log: bool,
     pub(super) capture: bool,
-    pub(super) multi_match: bool,
+    multi_match: bool,
     pub(super) disruptive: Option<Disruptive>,
     pub(super) status: Option<u16>,
     /// `msg` and `logdata` with their macros parsed once.
@@ -70,7 +70,7 @@ pub(super) struct CompiledRule {
 pub struct Ruleset {
     pub(super) phases: [Vec<CompiledRule>; 5],
     /// (phase index, marker) → position after the marker.
-    pub(super) markers: HashMap<(usize, String), usize>,
+    markers: HashMap<(usize, String), usize>,
     pub mode: EngineMode,
     pub request_body_access: bool,
     pub request_body_limit: usize,
@@ -104,7 +104,7 @@ pub struct Ruleset {
     pub(super) hot: [Vec<Hot>; 5],
 }
 
-pub(super) fn severity_name(s: &str) -> String {
+fn severity_name(s: &str) -> String {
     match s {
         "0" => "EMERGENCY",
         "1" => "ALERT",
@@ -119,7 +119,7 @@ pub(super) fn severity_name(s: &str) -> String {
     .to_string()
 }
 
-pub(super) fn compile_rule(
+fn compile_rule(
     vars: Vec<Variable>,
     op: &crate::parser::Operator,
     actions: &[Action],
@@ -639,7 +639,7 @@ impl Ruleset {
 /// `SecRuleUpdateActionById`: a new disruptive action replaces the old one, `t:`, `tag`,
 /// `setvar`, `ctl` and the like are added, any other action replaces its namesake
 /// (log/nolog and auditlog/noauditlog replace each other).
-pub(super) fn merge_actions(base: &[Action], update: &[Action]) -> Vec<Action> {
+fn merge_actions(base: &[Action], update: &[Action]) -> Vec<Action> {
     const DISRUPTIVE: &[&str] = &[
         "pass", "block", "deny", "drop", "allow", "redirect", "proxy",
     ];

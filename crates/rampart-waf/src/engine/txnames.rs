@@ -9,7 +9,7 @@ use crate::parser::Selector;
 use std::collections::HashMap;
 
 /// TX names of regex captures (`capture`): `tx.0` to `tx.9`.
-pub(super) const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+const CAPTURE_KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// A TX variable name written in the rules, with its slot in
 /// [`TxStore`](super::txstore::TxStore) once the ruleset is built.

@@ -14,7 +14,7 @@ pub(super) struct TxStore {
     /// Per slot, where its value is in `bytes`: CRS sets a hundred variables per request,
     /// which one buffer holds without an allocation each.
     pub(super) slots: Vec<Option<Span>>,
-    pub(super) bytes: Vec<u8>,
+    bytes: Vec<u8>,
     /// Keys can come from requests (header names): a keyed hasher.
     pub(super) dynamic: HashMap<String, Vec<u8>, ahash::RandomState>,
 }
@@ -132,13 +132,13 @@ impl TxStore {
 /// A TX slot's value in [`TxStore::bytes`]: where, how long, and the room it has.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Span {
-    pub(super) at: usize,
-    pub(super) len: usize,
-    pub(super) cap: usize,
+    at: usize,
+    len: usize,
+    cap: usize,
 }
 
 /// Replaces `buf`'s contents, keeping its allocation (CRS rewrites scores all request long).
-pub(super) fn overwrite(buf: &mut Vec<u8>, value: &[u8]) {
+fn overwrite(buf: &mut Vec<u8>, value: &[u8]) {
     buf.clear();
     buf.extend_from_slice(value);
 }
