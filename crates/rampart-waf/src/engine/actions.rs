@@ -43,7 +43,8 @@ pub(super) enum VarName {
 }
 
 /// `setvar`'s argument as a number (ModSecurity reads non-numbers as 0).
-pub(super) fn number(s: &[u8]) -> i64 {
+#[inline]
+fn number(s: &[u8]) -> i64 {
     std::str::from_utf8(s)
         .ok()
         .and_then(|s| s.trim().parse().ok())

@@ -61,6 +61,7 @@ pub(super) const DETECT_MEMO_MAX: usize = 128;
 /// User-Agent, which identifies software rather than a user and is the long value every
 /// request repeats. Other values (form fields, cookies, a Referer's query) can be secrets,
 /// and a shared answer would let a client time whether someone else sent one.
+#[inline]
 pub(super) fn shares_answers(coll: &str, key: Option<&str>) -> bool {
     coll == "REQUEST_HEADERS" && key.is_some_and(|k| k.eq_ignore_ascii_case("user-agent"))
 }
@@ -98,6 +99,7 @@ impl DetectCache {
     }
 
     /// Detector `d`'s answer for `v`: remembered, or `run` (without a lock held).
+    #[inline]
     pub(super) fn answer(&self, d: usize, v: &[u8], run: impl FnOnce() -> bool) -> bool {
         if v.len() > DETECT_MEMO_MAX {
             return run();

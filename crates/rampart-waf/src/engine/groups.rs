@@ -111,6 +111,7 @@ const FILTER_MAX: usize = 16 << 10;
 
 impl GroupFilter {
     /// The members that may match `v`.
+    #[inline]
     pub(super) fn candidates(&self, v: &[u8]) -> u128 {
         if v.len() > FILTER_MAX {
             return self.all;

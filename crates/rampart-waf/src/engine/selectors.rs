@@ -20,6 +20,7 @@ pub(super) enum KeyMatcher<'a> {
 }
 
 impl KeyMatcher<'_> {
+    #[inline]
     pub(super) fn is_match(&self, key: &str) -> bool {
         match self {
             // Selectors are case-insensitive.
