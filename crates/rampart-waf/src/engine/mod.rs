@@ -4,8 +4,8 @@
 //!
 //! Load time: `ruleset` compiles the directives, `groups` and `txnames` derive what lets
 //! requests skip work. Request time: `transaction` takes the inputs, `eval` runs the rule
-//! loop over `vars`, reading through `caches`; `actions`, `macros`, `selectors` and
-//! `txstore` are the pieces both sides share.
+//! loop over `vars`, reading through `caches` and keeping TX in `txstore`. `actions`,
+//! `macros` and `selectors` are parsed at load and applied per request.
 
 mod actions;
 mod caches;
