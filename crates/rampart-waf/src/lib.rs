@@ -7,8 +7,10 @@
 
 mod body;
 pub mod engine;
+mod literals;
 pub mod operator;
 pub mod parser;
+mod pcre;
 pub mod transform;
 mod xml;
 

@@ -1,7 +1,9 @@
 //! SecLang operators (`@rx`, `@pm`, `@eq`, ...). Regexes use the `regex` crate in byte mode
 //! (linear time: no catastrophic backtracking); phrase lists use Aho-Corasick.
 
+use crate::literals::{pm_literals, required_literals};
 use crate::parser::Operator;
+use crate::pcre::{byte_escapes, pcre_to_rust};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 use std::net::IpAddr;
@@ -46,7 +48,7 @@ pub struct CompiledOperator {
     number: Option<i64>,
     /// Lower-case byte strings one of which every match contains (ASCII case aside), when
     /// known: a value holding none of them cannot match. Lets the engine test many rules'
-    /// literals in one pass over a value (`engine::GroupFilter`).
+    /// literals in one pass over a value (`engine::groups::GroupFilter`).
     literals: Option<Vec<Vec<u8>>>,
 }
 
@@ -84,7 +86,7 @@ pub struct OpMatch {
     pub captures: Vec<Vec<u8>>,
 }
 
-fn regex(p: &str) -> Result<Regex, String> {
+pub(crate) fn regex(p: &str) -> Result<Regex, String> {
     // Byte mode first (PCRE without UTF: `.` is any byte, classes are ASCII), Unicode mode
     // for the few patterns that need it.
     RegexBuilder::new(p)
@@ -123,110 +125,6 @@ fn rx(arg: &str) -> Result<Kind, String> {
         })
         .map(Kind::Fancy)
         .ok_or(err)
-}
-
-/// `\x{HH}` is a byte in PCRE without UTF mode (CRS writes UTF-8 sequences as
-/// `\x{e2}\x80[\x98\x99]`), but a code point for the `regex` crate even in byte mode, where
-/// `\xHH` is the byte: rewrite the braced form of one- and two-digit escapes.
-fn byte_escapes(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    let mut rest = p;
-    while let Some(i) = rest.find('\\') {
-        out.push_str(&rest[..i]);
-        let esc = &rest[i..];
-        let braced = esc
-            .strip_prefix("\\x{")
-            .and_then(|t| t.split_once('}'))
-            .filter(|(h, _)| {
-                (1..=2).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit())
-            });
-        match braced {
-            Some((h, after)) => {
-                out.push_str(&format!("\\x{h:0>2}"));
-                rest = after;
-            }
-            None => {
-                // Copy the backslash and the character it escapes (possibly a backslash).
-                let n = esc[1..].chars().next().map_or(0, char::len_utf8);
-                out.push_str(&esc[..1 + n]);
-                rest = &esc[1 + n..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// PCRE spellings the `regex` crate reads differently: inside a class `[`, `&` and `~` are
-/// literal in PCRE but set syntax in Rust (CRS 3 writes `[\x5c\]{}]`-style classes), and
-/// possessive quantifiers (`\s*+`) become greedy ones, which match the same or more.
-fn pcre_to_rust(p: &str) -> String {
-    let mut out = String::with_capacity(p.len() + 8);
-    let mut chars = p.chars().peekable();
-    let mut in_class = false;
-    // Position in the class: a `]` right after `[` or `[^` is literal in PCRE.
-    let mut class_len = 0;
-    let mut quantifiable = false;
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            out.push(c);
-            if let Some(n) = chars.next() {
-                out.push(n);
-            }
-            class_len += 1;
-            quantifiable = !in_class;
-            continue;
-        }
-        if in_class {
-            match c {
-                ']' if class_len > 0 => {
-                    in_class = false;
-                    quantifiable = true;
-                    out.push(c);
-                    continue;
-                }
-                '^' if class_len == 0 && out.ends_with('[') => {
-                    out.push(c);
-                    continue;
-                }
-                '[' | '&' | '~' | ']' => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                _ => out.push(c),
-            }
-            class_len += 1;
-            continue;
-        }
-        match c {
-            '[' => {
-                in_class = true;
-                class_len = 0;
-                out.push(c);
-            }
-            '*' | '+' | '?' if quantifiable => {
-                out.push(c);
-                if chars.peek() == Some(&'+') {
-                    chars.next();
-                }
-                // `a*?` is lazy, `a**` an error either way: no second quantifier.
-                quantifiable = false;
-                if chars.peek() == Some(&'?') {
-                    out.push('?');
-                    chars.next();
-                }
-            }
-            '(' => {
-                out.push(c);
-                quantifiable = false;
-            }
-            _ => {
-                out.push(c);
-                quantifiable = true;
-            }
-        }
-    }
-    out
 }
 
 /// Backtracking steps per match attempt; beyond it the attempt counts as no match.
@@ -497,114 +395,6 @@ impl CompiledOperator {
     }
 }
 
-/// The phrases of a `@pm` / `@pmFromFile` (matched ASCII case-insensitively), lower-case.
-fn pm_literals(words: &[String]) -> Option<Vec<Vec<u8>>> {
-    let lits: Vec<Vec<u8>> = words
-        .iter()
-        .map(|w| w.as_bytes().to_ascii_lowercase())
-        .collect();
-    (!lits.is_empty() && lits.iter().all(|l| !l.is_empty())).then(|| minimal(lits))
-}
-
-/// For a byte-mode regex (as [`regex`] builds it first), lower-case literals one of which
-/// every match contains, ASCII case aside; `None` when there is no such finite set (or the
-/// pattern needed Unicode mode). Case is folded before extraction so that `(?i)select`
-/// gives one literal, not 64.
-fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()?;
-    let folded = fold_case(&hir)?;
-    let mut best: Option<Vec<Vec<u8>>> = None;
-    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
-        let seq = Extractor::new().kind(kind).extract(&folded);
-        let Some(lits) = seq.literals() else { continue };
-        // An empty set (a regex that never matches) or an empty literal filters nothing
-        // worth the risk.
-        if lits.is_empty() || lits.iter().any(|l| l.is_empty()) {
-            continue;
-        }
-        let lits = minimal(lits.iter().map(|l| l.as_bytes().to_vec()).collect());
-        let shortest = |v: &Vec<Vec<u8>>| v.iter().map(Vec::len).min().unwrap_or(0);
-        if best
-            .as_ref()
-            .is_none_or(|b| (shortest(&lits), b.len()) > (shortest(b), lits.len()))
-        {
-            best = Some(lits);
-        }
-    }
-    best
-}
-
-/// Drops literals that contain another: a value holding the longer holds the shorter.
-/// (Quadratic: long phrase lists, which rarely nest, are only deduplicated.)
-fn minimal(mut lits: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    lits.sort();
-    lits.dedup();
-    if lits.len() > 256 {
-        return lits;
-    }
-    lits.sort_by_key(Vec::len);
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    for l in lits {
-        if !out.iter().any(|o| find(&l, o).is_some()) {
-            out.push(l);
-        }
-    }
-    out
-}
-
-/// `hir` with ASCII upper-case letters mapped to lower-case everywhere (literals and
-/// classes): lower-casing a string the regex matches gives one this regex matches.
-fn fold_case(hir: &regex_syntax::hir::Hir) -> Option<regex_syntax::hir::Hir> {
-    use regex_syntax::hir::{
-        Capture, Class, ClassBytes, ClassBytesRange, Hir, HirKind, Repetition,
-    };
-    Some(match hir.kind() {
-        HirKind::Empty => Hir::empty(),
-        HirKind::Literal(l) => Hir::literal(l.0.to_ascii_lowercase()),
-        HirKind::Class(Class::Bytes(c)) => {
-            let mut ranges = Vec::new();
-            for r in c.iter() {
-                let (a, b) = (r.start(), r.end());
-                if a < b'A' {
-                    ranges.push(ClassBytesRange::new(a, b.min(b'A' - 1)));
-                }
-                let (ua, ub) = (a.max(b'A'), b.min(b'Z'));
-                if ua <= ub {
-                    ranges.push(ClassBytesRange::new(ua + 32, ub + 32));
-                }
-                if b > b'Z' {
-                    ranges.push(ClassBytesRange::new(a.max(b'Z' + 1), b));
-                }
-            }
-            Hir::class(Class::Bytes(ClassBytes::new(ranges)))
-        }
-        // Byte mode gives byte classes; anything else is left unfiltered.
-        HirKind::Class(Class::Unicode(_)) => return None,
-        HirKind::Look(l) => Hir::look(*l),
-        HirKind::Repetition(r) => Hir::repetition(Repetition {
-            min: r.min,
-            max: r.max,
-            greedy: r.greedy,
-            sub: Box::new(fold_case(&r.sub)?),
-        }),
-        HirKind::Capture(c) => Hir::capture(Capture {
-            index: c.index,
-            name: c.name.clone(),
-            sub: Box::new(fold_case(&c.sub)?),
-        }),
-        HirKind::Concat(v) => Hir::concat(v.iter().map(fold_case).collect::<Option<_>>()?),
-        HirKind::Alternation(v) => {
-            Hir::alternation(v.iter().map(fold_case).collect::<Option<_>>()?)
-        }
-    })
-}
-
 /// Letters, digits and `_` only (or nothing): a single word or number, which neither of
 /// libinjection's detectors can flag (no quote, operator, space, comment or tag to build
 /// an injection from; `detectors_never_flag_plain_words` checks the crate agrees). Most
@@ -613,7 +403,7 @@ fn plain_word(v: &[u8]) -> bool {
     v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || needle.len() > hay.len() {
         return None;
     }
@@ -675,17 +465,6 @@ fn valid_url_encoding(v: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn lits(pattern: &str) -> Option<Vec<String>> {
-        required_literals(pattern).map(|v| {
-            let mut v: Vec<String> = v
-                .into_iter()
-                .map(|l| String::from_utf8(l).unwrap())
-                .collect();
-            v.sort();
-            v
-        })
-    }
-
     /// The shortcut in [`plain_word`] must agree with libinjection: every SQL keyword it
     /// knows, alone, prefixed or suffixed by numbers and words, and random words and
     /// numbers.
@@ -733,93 +512,6 @@ mod tests {
         assert!(!flagged(b""));
     }
 
-    #[test]
-    fn required_literals_fold_case_and_drop_longer_ones() {
-        assert_eq!(lits("(?i)SeLeCt"), Some(vec!["select".into()]));
-        assert_eq!(lits("abc|XYZ"), Some(vec!["abc".into(), "xyz".into()]));
-        // The suffixes are longer than the prefix `..`, so they filter better.
-        assert_eq!(
-            lits(r"(?:^|[/;\x5c])\.{2,3}[/;\x5c]"),
-            Some(vec!["../".into(), "..;".into(), "..\\".into()])
-        );
-        // `ab` is in every match: the longer literals holding it are redundant.
-        assert_eq!(lits("xab|abc|ab"), Some(vec!["ab".into()]));
-        // A match can be empty, or start with anything: nothing to require.
-        assert_eq!(lits(".*"), None);
-        assert_eq!(lits("a?"), None);
-        assert_eq!(lits("[a-z]+x?"), None);
-    }
-
-    /// Every string a regex matches holds one of its literals (ASCII case aside): checked
-    /// on random strings made of the patterns' own pieces, in random case.
-    #[test]
-    fn required_literals_are_in_every_match() {
-        let patterns = [
-            "(?i)union[\\s\\x0b]+select",
-            "(?i)(?:on(?:load|error)|javascript:)",
-            "abc|b[cd]e|(?i:XyZ)",
-            "(?:^|[/;\\x5c])\\.{2,3}[/;\\x5c]",
-            "(?i)<script[^>]*>",
-            "[0-9]{2}ab|cd[e-g]+",
-        ];
-        let pieces: [&[u8]; 24] = [
-            b"union",
-            b" ",
-            b"\t",
-            b"select",
-            b"on",
-            b"load",
-            b"error",
-            b"javascript:",
-            b"ab",
-            b"c",
-            b"bde",
-            b"xyz",
-            b"/",
-            b";",
-            b"\\",
-            b".",
-            b"..",
-            b"<script",
-            b">",
-            b"12",
-            b"cd",
-            b"ef",
-            b"g",
-            b"x",
-        ];
-        let mut next = crate::test_rng(0x2545_f491_4f6c_dd1du64);
-        for p in patterns {
-            let re = regex(p).unwrap();
-            let lits = required_literals(re.as_str()).unwrap_or_else(|| panic!("{p}: none"));
-            let mut matched = 0;
-            for _ in 0..20_000 {
-                let mut s = Vec::new();
-                for _ in 0..next() % 6 {
-                    s.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
-                }
-                for b in s.iter_mut() {
-                    if next().is_multiple_of(3) {
-                        b.make_ascii_uppercase();
-                    }
-                }
-                if re.is_match(&s) {
-                    matched += 1;
-                    let low = s.to_ascii_lowercase();
-                    assert!(
-                        lits.iter().any(|l| find(&low, l).is_some()),
-                        "{p} matches {:?} without a literal of {lits:?}",
-                        String::from_utf8_lossy(&s)
-                    );
-                }
-            }
-            assert!(
-                matched > 0,
-                "{p}: no random string matched; the check proved nothing"
-            );
-        }
-    }
-
     fn op(name: &str, arg: &str) -> CompiledOperator {
         CompiledOperator::compile(
             &Operator {
@@ -830,37 +522,6 @@ mod tests {
             Path::new("."),
         )
         .unwrap()
-    }
-
-    #[test]
-    fn braced_hex_escapes_are_bytes() {
-        assert_eq!(byte_escapes(r"\x{e2}\x80[\x98\x99]"), r"\xe2\x80[\x98\x99]");
-        assert_eq!(byte_escapes(r"\\x{e2}"), r"\\x{e2}"); // an escaped backslash, then text
-        assert_eq!(byte_escapes(r"\x{9}\x{263a}"), r"\x09\x{263a}");
-        let op = CompiledOperator::compile(
-            &crate::parser::Operator {
-                name: "rx".into(),
-                argument: r"\x{e2}\x80[\x98\x99]".into(),
-                negated: false,
-            },
-            std::path::Path::new("."),
-        )
-        .unwrap();
-        assert!(op.eval("it\u{2019}s".as_bytes(), b"", false).0);
-    }
-
-    #[test]
-    fn pcre_only_patterns() {
-        // CRS 3.3: a literal `[` inside a class, possessive quantifiers, look-around and
-        // back-references.
-        assert_eq!(pcre_to_rust(r"[^a[\]]\s*+x"), r"[^a\[\]]\s*x");
-        assert_eq!(pcre_to_rust(r"[]a]++"), r"[\]a]+");
-        assert!(op("rx", r"^[^;[\]]+$").test(b"abc", b"").matched);
-        assert!(!op("rx", r"^[^;[\]]+$").test(b"a[c", b"").matched);
-        assert!(op("rx", r"<\?(?!xml)").test(b"<?php", b"").matched);
-        assert!(!op("rx", r"<\?(?!xml)").test(b"<?xml", b"").matched);
-        assert!(op("rx", r"\b(\w+) = \1\b").test(b"x a = a", b"").matched);
-        assert!(!op("rx", r"\b(\w+) = \1\b").test(b"x a = b", b"").matched);
     }
 
     #[test]

@@ -1,0 +1,91 @@
+//! Rule evaluation: a compiled [`Ruleset`] (immutable, shareable) and a per-request
+//! [`Transaction`] that walks phases 1–5, following ModSecurity v2 semantics for chains,
+//! `skipAfter`, `setvar`, macros and disruptive actions.
+//!
+//! Load time: `ruleset` compiles the directives, `groups` and `txnames` derive what lets
+//! requests skip work. Request time: `transaction` takes the inputs, `eval` runs the rule
+//! loop over `vars`, reading through `caches` and keeping TX in `txstore`. `actions`,
+//! `macros` and `selectors` are parsed at load and applied per request.
+//!
+//! ## Speed
+//!
+//! Work done once at load: macros (`%{tx.x}`) and `setvar` parsed into templates, numeric
+//! arguments read, each variable's exclusions and source resolved, every TX name the rules
+//! spell out numbered into a slot (setvar, `%{tx.x}` and `TX:name` targets index a vector;
+//! names built at run time go to a keyed map), transformation chains numbered, single-
+//! valued variables (`REQUEST_URI`...) given fixed indexes, each rule variable reduced to a
+//! small plan (source, flags, static name) so the loop reads a `Variable` only for its
+//! selector; per phase, a compact array (`Hot`) lets the loop pass over rules with nothing
+//! to read (a bitmask of the sources present) and failing `TX:x "@lt N"` gates without
+//! touching the rules; rules reading the same request data through the same chain share one
+//! group whose transformed values are computed once per phase (at most 1 MiB per phase;
+//! beyond it rules read the request themselves), with a literal filter per group (each
+//! `@rx`/`@pm`'s required literals, extracted with regex-syntax after folding case; one
+//! Aho-Corasick pass per value tells which members can match; tests run the skipped
+//! operators anyway and fail on a match); a one-pass byte-class check tells whether a chain
+//! can change a value at all (most benign values go through unchanged, without a lookup); a
+//! long chain's result is cached by value and chain; TX values live in one per-transaction
+//! buffer; `TX:/regex/` selectors scan only the slots they can select (found at load) and
+//! run-time names. detectSQLi/detectXSS (libinjection, the costliest operators) answer a
+//! single word or number without running (a test checks libinjection agrees), remember
+//! answers per request for short values, and share them across requests for User-Agent
+//! values only (16 shards of 1,024 per detector, a full shard is emptied, keyed hasher):
+//! other values can be secrets, and a shared answer would let a client time whether someone
+//! else sent one.
+
+mod actions;
+mod caches;
+mod eval;
+mod groups;
+mod macros;
+mod ruleset;
+mod selectors;
+#[cfg(test)]
+mod tests;
+mod transaction;
+mod txnames;
+mod txstore;
+mod vars;
+
+pub use ruleset::Ruleset;
+pub use transaction::Transaction;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineMode {
+    On,
+    Off,
+    DetectionOnly,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disruptive {
+    Pass,
+    Block,
+    Deny,
+    Drop,
+    Allow,
+    Redirect(String),
+}
+
+/// The deepest JSON the recursive parser accepts, whatever the configuration says.
+pub(crate) const MAX_JSON_DEPTH: usize = 1024;
+
+/// One reported match (ModSecurity v2 logging: a chain is reported once, by its first rule).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchedRule {
+    pub id: u64,
+    pub phase: u8,
+    pub msg: String,
+    pub data: String,
+    pub severity: String,
+    pub tags: Vec<String>,
+    pub matched_var_name: String,
+    pub matched_value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interruption {
+    pub status: u16,
+    pub action: Disruptive,
+    pub rule_id: u64,
+}

@@ -1,0 +1,116 @@
+//! The engine end to end: target groups, detector caches, setvar arithmetic, `skipAfter`
+//! over removed rules.
+
+use super::caches::GROUP_BYTES_MAX;
+use super::{Ruleset, Transaction};
+use std::path::Path;
+
+fn ruleset(rules: &str) -> Ruleset {
+    Ruleset::compile(&crate::parse_str(rules, "<test>").unwrap(), Path::new(".")).unwrap()
+}
+
+/// Rules sharing a group see the same values whether the group keeps them or, past
+/// its size limit, each rule reads the request itself.
+#[test]
+fn group_members_match_alike_below_and_above_the_size_limit() {
+    let rs = ruleset(
+        "SecRule ARGS \"@rx evil\" \"id:1,phase:2,pass,t:lowercase,setvar:tx.a=+1\"\n\
+         SecRule ARGS \"@pm evil\" \"id:2,phase:2,pass,t:lowercase,setvar:tx.b=+1\"\n\
+         SecRule ARGS \"!@rx good\" \"id:3,phase:2,pass,t:lowercase,setvar:tx.c=+1\"\n",
+    );
+    for len in [10, GROUP_BYTES_MAX + 10] {
+        let mut t = Transaction::new(&rs, "192.0.2.1");
+        let h = [(
+            "Content-Type".to_string(),
+            b"application/x-www-form-urlencoded".to_vec(),
+        )];
+        t.request_headers("POST", "/?q=EVIL&n=good", "HTTP/1.1", &h);
+        t.run_phase(1);
+        let body = format!("big={}EVIL", "a".repeat(len));
+        t.request_body(body.as_bytes());
+        t.run_phase(2);
+        assert_eq!(t.tx("a").as_deref(), Some("2"), "len {len}");
+        assert_eq!(t.tx("b").as_deref(), Some("2"), "len {len}");
+        assert_eq!(t.tx("c").as_deref(), Some("2"), "len {len}");
+    }
+}
+
+/// Detector answers outlive the request for User-Agent values only: other values may
+/// be secrets whose presence a client could otherwise time.
+#[test]
+fn only_user_agent_answers_outlive_the_request() {
+    let rs = ruleset(
+        "SecRule REQUEST_HEADERS|ARGS \"@detectSQLi\" \"id:1,phase:1,pass,setvar:tx.n=+1\"\n",
+    );
+    let h = [
+        ("User-Agent".to_string(), b"1' or '1'='1".to_vec()),
+        ("X-Other".to_string(), b"2' or '2'='2".to_vec()),
+    ];
+    for _ in 0..2 {
+        let mut t = Transaction::new(&rs, "192.0.2.1");
+        t.request_headers("GET", "/?a=3'%20or%20'3'='3", "HTTP/1.1", &h);
+        t.run_phase(1);
+        assert_eq!(t.tx("n").as_deref(), Some("3"));
+    }
+    let cached = |v: &[u8]| {
+        rs.detect_cache
+            .shards
+            .iter()
+            .any(|s| s.lock().unwrap().contains_key(v))
+    };
+    assert!(cached(b"1' or '1'='1"));
+    assert!(!cached(b"2' or '2'='2"));
+    assert!(!cached(b"3' or '3'='3"));
+}
+
+/// Scores near i64::MAX used to overflow (a panic in debug builds).
+#[test]
+fn setvar_arithmetic_wraps_instead_of_panicking() {
+    let rs = ruleset(
+        "SecAction \"id:1,phase:1,pass,setvar:tx.a=9223372036854775807,setvar:tx.a=+1,\
+         setvar:tx.b=-9223372036854775807,setvar:tx.b=-2\"\n",
+    );
+    let mut t = Transaction::new(&rs, "192.0.2.1");
+    t.request_headers("GET", "/", "HTTP/1.1", &[]);
+    t.run_phase(1);
+    assert_eq!(t.tx("a").as_deref(), Some("-9223372036854775808"));
+    assert_eq!(t.tx("b").as_deref(), Some("9223372036854775807"));
+}
+
+/// A marker's position must not count rules removed by SecRuleRemoveById.
+#[test]
+fn skip_after_lands_on_the_marker_when_earlier_rules_are_removed() {
+    let rs = ruleset(
+        "SecAction \"id:1,phase:1,pass,nolog\"\n\
+         SecAction \"id:2,phase:1,pass,nolog\"\n\
+         SecAction \"id:3,phase:1,pass,nolog,skipAfter:END\"\n\
+         SecAction \"id:4,phase:1,pass,setvar:tx.skipped=1\"\n\
+         SecMarker END\n\
+         SecAction \"id:5,phase:1,pass,setvar:tx.after=1\"\n\
+         SecRuleRemoveById 1 2\n",
+    );
+    let mut t = Transaction::new(&rs, "192.0.2.1");
+    t.request_headers("GET", "/", "HTTP/1.1", &[]);
+    t.run_phase(1);
+    assert_eq!(t.tx("skipped"), None);
+    assert_eq!(t.tx("after").as_deref(), Some("1"));
+}
+
+/// The detectors' per-request memo answers repeated values as libinjection does: each
+/// repeat of an injection is a hit, a repeated benign value never is, and the two
+/// detectors do not share answers.
+#[test]
+fn remembered_detector_answers_match_libinjection() {
+    let rs = ruleset(
+        "SecRule ARGS \"@detectSQLi\" \"id:1,phase:1,pass,setvar:tx.sqli=+1\"\n\
+         SecRule ARGS \"@detectXSS\" \"id:2,phase:1,pass,setvar:tx.xss=+1\"\n\
+         SecRule ARGS \"@detectSQLi\" \"id:3,phase:1,pass,setvar:tx.again=+1\"\n",
+    );
+    let mut t = Transaction::new(&rs, "192.0.2.1");
+    let q = "/?a=1'%20OR%20'1'='1&b=EUR&c=1'%20OR%20'1'='1&d=EUR&e=<script>alert(1)</script>";
+    t.request_headers("GET", q, "HTTP/1.1", &[]);
+    t.run_phase(1);
+    assert_eq!(t.tx("sqli").as_deref(), Some("2"));
+    assert_eq!(t.tx("again").as_deref(), Some("2"));
+    assert_eq!(t.tx("xss").as_deref(), Some("1"));
+}

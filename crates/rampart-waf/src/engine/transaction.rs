@@ -1,0 +1,437 @@
+//! The per-request [`Transaction`]: its state, its inputs (request line and headers, bodies
+//! parsed by `crate::body`, the response) and the setters and getters the gateway calls.
+
+use super::caches::{DetectMemo, GroupCache, TransformCache};
+use super::eval::Hits;
+use super::ruleset::Ruleset;
+use super::txstore::{TxKey, TxStore};
+use super::vars::{Collections, Sc, Scalars};
+use super::{Disruptive, EngineMode, Interruption, MatchedRule};
+use crate::body::json::{json_text, serde_free_json};
+use crate::body::multipart::multipart;
+use crate::body::urlencoded::parse_urlencoded;
+use crate::parser::Variable;
+use std::borrow::Cow;
+
+/// The ruleset a transaction reads: borrowed (tests, benches) or shared by `Arc` (the
+/// gateway keeps a transaction across proxy phases, so it cannot borrow).
+#[derive(Clone)]
+pub(super) enum RulesetRef<'r> {
+    Borrowed(&'r Ruleset),
+    Shared(std::sync::Arc<Ruleset>),
+}
+
+impl std::ops::Deref for RulesetRef<'_> {
+    type Target = Ruleset;
+    fn deref(&self) -> &Ruleset {
+        match self {
+            RulesetRef::Borrowed(r) => r,
+            RulesetRef::Shared(r) => r,
+        }
+    }
+}
+
+/// A request (and its response) going through the rules.
+pub struct Transaction<'r> {
+    pub(super) rs: RulesetRef<'r>,
+    pub(super) mode: EngineMode,
+    /// Collections by upper-case name: (key, value) in order.
+    pub(super) collections: Collections,
+    pub(super) scalars: Scalars,
+    pub(super) tx: TxStore,
+    pub(super) removed_ids: Vec<(u64, u64)>,
+    pub(super) removed_tags: Vec<String>,
+    pub(super) removed_targets: Vec<(u64, Variable)>,
+    pub(super) matched_var: (String, Vec<u8>),
+    pub(super) matched_vars: Hits,
+    /// The buffer the next rule's hits are collected in.
+    pub(super) spare_hits: Hits,
+    /// (value address, length, transformation chain) → the transformed value, `None` when
+    /// unchanged. Only for request/response data, which does not change while a phase
+    /// runs; emptied at the start of each phase.
+    pub(super) transform_cache: std::sync::Mutex<TransformCache>,
+    /// The values of the target groups met so far in this phase.
+    pub(super) groups: GroupCache,
+    /// The sources holding a value in this phase ([`source_bit`](super::groups::source_bit)).
+    pub(super) present: u64,
+    /// detectSQLi's and detectXSS's answers for this request's other values: JSON bodies
+    /// and forms repeat short values (`EUR`, `true`, `1`).
+    pub(super) detect_memo: std::sync::Mutex<[DetectMemo; 2]>,
+    /// A buffer `setvar` reuses.
+    pub(super) scratch: Vec<u8>,
+    pub matched: Vec<MatchedRule>,
+    pub interruption: Option<Interruption>,
+    pub(super) allowed: bool,
+}
+
+impl Transaction<'static> {
+    /// A transaction that owns a share of the ruleset, to live across async proxy phases.
+    pub fn new_shared(rs: std::sync::Arc<Ruleset>, client_ip: &str) -> Transaction<'static> {
+        Self::with_ruleset(RulesetRef::Shared(rs), client_ip)
+    }
+}
+
+impl<'r> Transaction<'r> {
+    pub fn new(rs: &'r Ruleset, client_ip: &str) -> Transaction<'r> {
+        Self::with_ruleset(RulesetRef::Borrowed(rs), client_ip)
+    }
+
+    fn with_ruleset(rs: RulesetRef<'r>, client_ip: &str) -> Transaction<'r> {
+        let mode = rs.mode;
+        let tx = TxStore::new(rs.tx_names.clone());
+        let groups = rs.group_filters.len();
+        let mut t = Transaction {
+            rs,
+            mode,
+            collections: Collections::default(),
+            scalars: Scalars::default(),
+            tx,
+            removed_ids: Vec::new(),
+            removed_tags: Vec::new(),
+            removed_targets: Vec::new(),
+            matched_var: Default::default(),
+            matched_vars: Hits::default(),
+            spare_hits: Hits::default(),
+            transform_cache: Default::default(),
+            // Until a phase says otherwise, every source may hold values.
+            present: u64::MAX,
+            groups: GroupCache {
+                spans: vec![(0, 0, 0); groups],
+                run: 0,
+                items: Vec::new(),
+                bytes: Vec::new(),
+            },
+            detect_memo: Default::default(),
+            scratch: Vec::new(),
+            matched: Vec::new(),
+            interruption: None,
+            allowed: false,
+        };
+        t.scalars
+            .insert(Sc::REMOTE_ADDR, client_ip.as_bytes().to_vec());
+        t
+    }
+
+    /// Request line and headers (phase 1 input). `uri` is the raw request target.
+    /// `REQUEST_URI_RAW` as sent, when `request_headers` was given the normalised URI
+    /// (the form the gateway routes on and forwards).
+    pub fn set_request_uri_raw(&mut self, raw: &str) {
+        self.scalars
+            .insert(Sc::REQUEST_URI_RAW, raw.as_bytes().to_vec());
+    }
+
+    pub fn request_headers(
+        &mut self,
+        method: &str,
+        uri: &str,
+        protocol: &str,
+        headers: &[(String, Vec<u8>)],
+    ) {
+        let (path, query) = match uri.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (uri, None),
+        };
+        let decoded_path = crate::transform::Transform::UrlDecode.apply(path.as_bytes());
+        let basename = decoded_path
+            .rsplit(|c| *c == b'/')
+            .next()
+            .unwrap_or(&[])
+            .to_vec();
+        let s = &mut self.scalars;
+        s.insert(Sc::REQUEST_METHOD, method.as_bytes().to_vec());
+        s.insert(Sc::REQUEST_PROTOCOL, protocol.as_bytes().to_vec());
+        s.insert(Sc::REQUEST_URI, uri.as_bytes().to_vec());
+        s.insert(Sc::REQUEST_URI_RAW, uri.as_bytes().to_vec());
+        s.insert(Sc::REQUEST_FILENAME, decoded_path);
+        s.insert(Sc::REQUEST_BASENAME, basename);
+        s.insert(Sc::QUERY_STRING, query.unwrap_or("").as_bytes().to_vec());
+        s.insert(
+            Sc::REQUEST_LINE,
+            format!("{method} {uri} {protocol}").into_bytes(),
+        );
+        let mut full = format!("{method} {uri} {protocol}").len();
+        for (k, v) in headers {
+            full += k.len() + v.len() + 4;
+            if k.eq_ignore_ascii_case("cookie") {
+                for c in v.split(|b| *b == b';') {
+                    let c = String::from_utf8_lossy(c).trim().to_string();
+                    let (name, val) = c.split_once('=').unwrap_or((c.as_str(), ""));
+                    self.push("REQUEST_COOKIES", name, val.as_bytes().to_vec());
+                }
+            }
+            self.push("REQUEST_HEADERS", k, v.clone());
+        }
+        self.scalars
+            .insert(Sc::FULL_REQUEST_LENGTH, full.to_string().into_bytes());
+        if let Some(q) = query {
+            // Beyond the limit query arguments are dropped (ModSecurity v3), so a long
+            // query string cannot multiply the work of every ARGS rule.
+            let mut args = parse_urlencoded(q.as_bytes(), self.rs.argument_separator);
+            args.truncate(self.rs.argument_limit);
+            self.collections.insert("ARGS_GET", args);
+        }
+    }
+
+    /// The request body (phase 2 input), parsed by Content-Type.
+    pub fn request_body(&mut self, body: &[u8]) {
+        // Beyond SecRequestBodyLimit: 413 (Reject), or only the first part is inspected
+        // (ProcessPartial), flagged as INBOUND_DATA_ERROR for the rules to act on.
+        let body = if body.len() > self.rs.request_body_limit {
+            self.scalars.insert(Sc::INBOUND_DATA_ERROR, b"1".to_vec());
+            if self.rs.request_body_limit_reject
+                && self.mode == EngineMode::On
+                && self.interruption.is_none()
+            {
+                self.interruption = Some(Interruption {
+                    status: 413,
+                    action: Disruptive::Deny,
+                    rule_id: 0,
+                });
+            }
+            &body[..self.rs.request_body_limit]
+        } else {
+            body
+        };
+        self.scalars.insert(Sc::REQUEST_BODY, body.to_vec());
+        self.scalars
+            .insert(Sc::REQUEST_BODY_LENGTH, body.len().to_string().into_bytes());
+        let ct = self
+            .collections
+            .get("REQUEST_HEADERS")
+            .and_then(|h| {
+                h.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            })
+            .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
+            .unwrap_or_default();
+        if ct.starts_with("application/x-www-form-urlencoded") {
+            self.scalars
+                .insert(Sc::REQBODY_PROCESSOR, b"URLENCODED".to_vec());
+            self.collections.insert(
+                "ARGS_POST",
+                parse_urlencoded(body, self.rs.argument_separator),
+            );
+            self.limit_body_args();
+        } else if ct.starts_with("multipart/form-data") {
+            self.scalars
+                .insert(Sc::REQBODY_PROCESSOR, b"MULTIPART".to_vec());
+            // The boundary is case-sensitive: take it from the header as sent.
+            let raw_ct = self
+                .collections
+                .get("REQUEST_HEADERS")
+                .and_then(|h| {
+                    h.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                })
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            match multipart(&raw_ct, body) {
+                Some(parts) => {
+                    let mut total = 0usize;
+                    for p in parts {
+                        for h in &p.headers {
+                            self.push("MULTIPART_PART_HEADERS", &p.name, h.clone().into_bytes());
+                        }
+                        match p.filename {
+                            Some(f) => {
+                                total += p.value.len();
+                                self.push("FILES", &p.name, f.into_bytes());
+                                self.push("FILES_NAMES", &p.name, p.name.clone().into_bytes());
+                                self.push(
+                                    "FILES_SIZES",
+                                    &p.name,
+                                    p.value.len().to_string().into_bytes(),
+                                );
+                            }
+                            None => self.push("ARGS_POST", &p.name, p.value),
+                        }
+                    }
+                    self.scalars
+                        .insert(Sc::FILES_COMBINED_SIZE, total.to_string().into_bytes());
+                }
+                None => {
+                    self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
+                    self.scalars
+                        .insert(Sc::REQBODY_ERROR_MSG, b"Multipart parsing error".to_vec());
+                    self.scalars
+                        .insert(Sc::MULTIPART_STRICT_ERROR, b"1".to_vec());
+                }
+            }
+            // Only plain fields count as arguments, as in ModSecurity.
+            self.limit_body_args();
+        } else if ct.starts_with("text/xml")
+            || ct.starts_with("application/xml")
+            || ct.starts_with("application/soap+xml")
+        {
+            // The types ModSecurity's recommended rule 200000 sends to the XML processor.
+            self.scalars.insert(Sc::REQBODY_PROCESSOR, b"XML".to_vec());
+            match crate::xml::parse(body) {
+                Ok(x) => {
+                    // ModSecurity v2 keeps REQUEST_BODY for the URL-encoded processor only:
+                    // an XML document is judged by its values, not its element names.
+                    self.scalars.insert(Sc::REQUEST_BODY, Vec::new());
+                    let items = self.collections.get_mut("XML").expect("collection");
+                    items.push(("/*".into(), x.text));
+                    items.extend(x.attributes.into_iter().map(|v| ("//@*".to_string(), v)));
+                }
+                Err(e) => {
+                    self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
+                    self.scalars.insert(
+                        Sc::REQBODY_ERROR_MSG,
+                        format!("XML parsing error: {e}").into_bytes(),
+                    );
+                }
+            }
+        } else if ct.contains("json") {
+            self.scalars.insert(Sc::REQBODY_PROCESSOR, b"JSON".to_vec());
+            // Backends read JSON in UTF-8, -16 or -32, with or without a BOM (RFC 8259 §8.1
+            // says UTF-8, but Python's json, Jackson and .NET detect the others): the rules
+            // read the same text, or the body is flagged unreadable.
+            let text = match json_text(body, &ct) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
+                    self.scalars
+                        .insert(Sc::REQBODY_ERROR_MSG, e.as_bytes().to_vec());
+                    return;
+                }
+            };
+            if let std::borrow::Cow::Owned(t) = &text {
+                self.scalars.insert(Sc::REQUEST_BODY, t.clone());
+            }
+            match serde_free_json(&text, self.rs.json_depth_limit) {
+                Ok(args) => {
+                    self.collections.insert("ARGS_POST", args);
+                    self.limit_body_args();
+                }
+                Err(e) => {
+                    self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
+                    self.scalars.insert(Sc::REQBODY_ERROR_MSG, e.into_bytes());
+                }
+            }
+        }
+    }
+
+    /// `SecArgumentsLimit` for body arguments: the excess is dropped and the body flagged
+    /// as not fully parsed (ModSecurity v2; CRS-style rule 200007 rejects on it).
+    fn limit_body_args(&mut self) {
+        let room = self
+            .rs
+            .argument_limit
+            .saturating_sub(self.collections["ARGS_GET"].len());
+        let post = self.collections.get_mut("ARGS_POST").expect("collection");
+        if post.len() > room {
+            post.truncate(room);
+            self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
+            self.scalars.insert(
+                Sc::REQBODY_ERROR_MSG,
+                b"Request body has more arguments than SecArgumentsLimit".to_vec(),
+            );
+        }
+    }
+
+    /// The upstream's response (phases 3 and 4 input).
+    pub fn response(&mut self, status: u16, headers: &[(String, Vec<u8>)], body: &[u8]) {
+        self.response_headers(status, "HTTP/1.1", headers);
+        self.response_body(body);
+    }
+
+    /// The response status line and headers (phase 3 input).
+    pub fn response_headers(&mut self, status: u16, protocol: &str, headers: &[(String, Vec<u8>)]) {
+        self.scalars
+            .insert(Sc::RESPONSE_STATUS, status.to_string().into_bytes());
+        self.scalars
+            .insert(Sc::STATUS, status.to_string().into_bytes());
+        self.scalars
+            .insert(Sc::RESPONSE_PROTOCOL, protocol.as_bytes().to_vec());
+        for (k, v) in headers {
+            if k.eq_ignore_ascii_case("content-type") {
+                self.scalars.insert(Sc::RESPONSE_CONTENT_TYPE, v.clone());
+            } else if k.eq_ignore_ascii_case("content-length") {
+                self.scalars.insert(Sc::RESPONSE_CONTENT_LENGTH, v.clone());
+            }
+        }
+        self.collections
+            .insert("RESPONSE_HEADERS", headers.to_vec());
+    }
+
+    /// The response body, or the part of it within the inspection limit (phase 4 input).
+    pub fn response_body(&mut self, body: &[u8]) {
+        self.scalars.insert(Sc::RESPONSE_BODY, body.to_vec());
+        self.scalars.insert(
+            Sc::RESPONSE_CONTENT_LENGTH,
+            body.len().to_string().into_bytes(),
+        );
+    }
+
+    fn push(&mut self, coll: &'static str, key: &str, value: Vec<u8>) {
+        if let Some(items) = self.collections.get_mut(coll) {
+            items.push((key.to_string(), value));
+        }
+    }
+
+    /// Overrides the ruleset's `SecRuleEngine` for this transaction (a route's own mode).
+    pub fn set_mode(&mut self, mode: EngineMode) {
+        self.mode = mode;
+    }
+
+    /// Sets a TX variable before the rules run (e.g. CRS's `blocking_paranoia_level`,
+    /// which CRS only defaults when it is unset).
+    pub fn set_tx(&mut self, name: &str, value: &str) {
+        self.tx.set(
+            TxKey::Name(Cow::Owned(name.to_ascii_lowercase())),
+            value.as_bytes(),
+        );
+    }
+
+    /// Skips the rules with ids in `from..=to` for this transaction.
+    pub fn remove_rule_ids(&mut self, from: u64, to: u64) {
+        self.removed_ids.push((from, to));
+    }
+
+    /// Skips the rules carrying `tag` for this transaction.
+    pub fn remove_rules_by_tag(&mut self, tag: &str) {
+        self.removed_tags.push(tag.to_string());
+    }
+
+    /// Excludes `target` (SecLang variable syntax, e.g. `ARGS:password`) from rule `id`.
+    pub fn remove_target(&mut self, id: u64, target: &str) -> Result<(), String> {
+        for mut var in crate::parser::parse_variables(target)? {
+            var.exclude = true;
+            self.removed_targets.push((id, var));
+        }
+        Ok(())
+    }
+
+    /// Why the request body could not be parsed (`REQBODY_ERROR_MSG`), if it could not.
+    pub fn request_body_error(&self) -> Option<String> {
+        let set = self
+            .scalars
+            .get(Sc::REQBODY_ERROR as u8)
+            .is_some_and(|v| v.as_slice() != b"0");
+        set.then(|| {
+            String::from_utf8_lossy(
+                self.scalars
+                    .get(Sc::REQBODY_ERROR_MSG as u8)
+                    .map_or(&[][..], |v| v),
+            )
+            .into_owned()
+        })
+    }
+
+    /// The anomaly score CRS accumulated (inbound + outbound), 0 without CRS.
+    pub fn anomaly_score(&self) -> i64 {
+        let n = |k: &str| {
+            self.tx(k)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        n("blocking_inbound_anomaly_score") + n("blocking_outbound_anomaly_score")
+    }
+
+    pub fn tx(&self, name: &str) -> Option<String> {
+        self.tx
+            .get(&name.to_ascii_lowercase())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}

@@ -1,0 +1,159 @@
+//! PCRE as CRS writes it, rewritten for the `regex` crate: byte escapes (`\x{e2}`) and the
+//! spellings the two read differently. `@rx` compilation (`crate::operator`) tries the
+//! pattern as written, then translated, then the backtracking engine.
+
+/// `\x{HH}` is a byte in PCRE without UTF mode (CRS writes UTF-8 sequences as
+/// `\x{e2}\x80[\x98\x99]`), but a code point for the `regex` crate even in byte mode, where
+/// `\xHH` is the byte: rewrite the braced form of one- and two-digit escapes.
+pub(crate) fn byte_escapes(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    let mut rest = p;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let esc = &rest[i..];
+        let braced = esc
+            .strip_prefix("\\x{")
+            .and_then(|t| t.split_once('}'))
+            .filter(|(h, _)| {
+                (1..=2).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit())
+            });
+        match braced {
+            Some((h, after)) => {
+                out.push_str(&format!("\\x{h:0>2}"));
+                rest = after;
+            }
+            None => {
+                // Copy the backslash and the character it escapes (possibly a backslash).
+                let n = esc[1..].chars().next().map_or(0, char::len_utf8);
+                out.push_str(&esc[..1 + n]);
+                rest = &esc[1 + n..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// PCRE spellings the `regex` crate reads differently: inside a class `[`, `&` and `~` are
+/// literal in PCRE but set syntax in Rust (CRS 3 writes `[\x5c\]{}]`-style classes), and
+/// possessive quantifiers (`\s*+`) become greedy ones, which match the same or more.
+pub(crate) fn pcre_to_rust(p: &str) -> String {
+    let mut out = String::with_capacity(p.len() + 8);
+    let mut chars = p.chars().peekable();
+    let mut in_class = false;
+    // Position in the class: a `]` right after `[` or `[^` is literal in PCRE.
+    let mut class_len = 0;
+    let mut quantifiable = false;
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.push(c);
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+            class_len += 1;
+            quantifiable = !in_class;
+            continue;
+        }
+        if in_class {
+            match c {
+                ']' if class_len > 0 => {
+                    in_class = false;
+                    quantifiable = true;
+                    out.push(c);
+                    continue;
+                }
+                '^' if class_len == 0 && out.ends_with('[') => {
+                    out.push(c);
+                    continue;
+                }
+                '[' | '&' | '~' | ']' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                _ => out.push(c),
+            }
+            class_len += 1;
+            continue;
+        }
+        match c {
+            '[' => {
+                in_class = true;
+                class_len = 0;
+                out.push(c);
+            }
+            '*' | '+' | '?' if quantifiable => {
+                out.push(c);
+                if chars.peek() == Some(&'+') {
+                    chars.next();
+                }
+                // `a*?` is lazy, `a**` an error either way: no second quantifier.
+                quantifiable = false;
+                if chars.peek() == Some(&'?') {
+                    out.push('?');
+                    chars.next();
+                }
+            }
+            '(' => {
+                out.push(c);
+                quantifiable = false;
+            }
+            _ => {
+                out.push(c);
+                quantifiable = true;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::CompiledOperator;
+    use crate::parser::Operator;
+    use std::path::Path;
+
+    /// `@rx arg` as a rule compiles it.
+    fn rx(arg: &str) -> CompiledOperator {
+        CompiledOperator::compile(
+            &Operator {
+                name: "rx".into(),
+                argument: arg.into(),
+                negated: false,
+            },
+            Path::new("."),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn braced_hex_escapes_are_bytes() {
+        assert_eq!(byte_escapes(r"\x{e2}\x80[\x98\x99]"), r"\xe2\x80[\x98\x99]");
+        assert_eq!(byte_escapes(r"\\x{e2}"), r"\\x{e2}"); // an escaped backslash, then text
+        assert_eq!(byte_escapes(r"\x{9}\x{263a}"), r"\x09\x{263a}");
+        let op = CompiledOperator::compile(
+            &crate::parser::Operator {
+                name: "rx".into(),
+                argument: r"\x{e2}\x80[\x98\x99]".into(),
+                negated: false,
+            },
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        assert!(op.eval("it\u{2019}s".as_bytes(), b"", false).0);
+    }
+
+    #[test]
+    fn pcre_only_patterns() {
+        // CRS 3.3: a literal `[` inside a class, possessive quantifiers, look-around and
+        // back-references.
+        assert_eq!(pcre_to_rust(r"[^a[\]]\s*+x"), r"[^a\[\]]\s*x");
+        assert_eq!(pcre_to_rust(r"[]a]++"), r"[\]a]+");
+        assert!(rx(r"^[^;[\]]+$").test(b"abc", b"").matched);
+        assert!(!rx(r"^[^;[\]]+$").test(b"a[c", b"").matched);
+        assert!(rx(r"<\?(?!xml)").test(b"<?php", b"").matched);
+        assert!(!rx(r"<\?(?!xml)").test(b"<?xml", b"").matched);
+        assert!(rx(r"\b(\w+) = \1\b").test(b"x a = a", b"").matched);
+        assert!(!rx(r"\b(\w+) = \1\b").test(b"x a = b", b"").matched);
+    }
+}
