@@ -76,7 +76,7 @@ fuzz_target!(|data: &[u8]| {
     };
     headers.push(("Content-Type".into(), ct.to_vec()));
     let mut tx = Transaction::new(ruleset(), "192.0.2.1");
-    tx.request_headers("POST", &uri, "HTTP/1.1", &headers);
+    tx.request_headers("POST", &uri, "HTTP/1.1", headers);
     tx.run_phase(1);
     tx.request_body(body);
     tx.run_phase(2);

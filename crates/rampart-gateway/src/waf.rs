@@ -24,6 +24,8 @@ pub struct RouteWaf {
     pub mode: WafMode,
     pub paranoia: u8,
     pub exclusions: Vec<ParsedExclusion>,
+    /// The targets of `id;TARGET` exclusions, parsed once with the snapshot.
+    targets: Vec<(u64, Vec<rampart_waf::Variable>)>,
 }
 
 fn rule_files(cfg: &WafConfig) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
@@ -117,16 +119,18 @@ impl RouteWaf {
     ) -> Result<Option<RouteWaf>, Vec<Problem>> {
         let own = route.waf.as_ref();
         let mut exclusions = Vec::new();
+        let mut targets = Vec::new();
         let mut errs = Vec::new();
         for (j, e) in own.iter().flat_map(|w| w.exclusions.iter()).enumerate() {
             // A malformed exclusion was reported by the config's own validation.
             let Ok(parsed) = e.parse() else { continue };
-            if let ParsedExclusion::Target(_, t) = &parsed {
-                if let Err(m) = rampart_waf::parser::parse_variables(t) {
-                    errs.push((
+            if let ParsedExclusion::Target(id, t) = &parsed {
+                match rampart_waf::parser::parse_variables(t) {
+                    Ok(vars) => targets.push((*id, vars)),
+                    Err(m) => errs.push((
                         format!("routes.{index}.waf.exclusions.{j}"),
                         format!("target {t:?}: {m}"),
-                    ));
+                    )),
                 }
             }
             exclusions.push(parsed);
@@ -143,6 +147,7 @@ impl RouteWaf {
             mode: own.and_then(|w| w.mode).unwrap_or(rt.cfg.mode),
             paranoia: own.and_then(|w| w.paranoia).unwrap_or(rt.cfg.paranoia),
             exclusions,
+            targets,
         }))
     }
 
@@ -164,11 +169,11 @@ impl RouteWaf {
             match e {
                 ParsedExclusion::Ids(a, b) => tx.remove_rule_ids(*a, *b),
                 ParsedExclusion::Tag(t) => tx.remove_rules_by_tag(t),
-                // Parsed when the snapshot was built, so an error cannot happen here.
-                ParsedExclusion::Target(id, target) => {
-                    let _ = tx.remove_target(*id, target);
-                }
+                ParsedExclusion::Target(..) => {}
             }
+        }
+        for (id, vars) in &self.targets {
+            tx.remove_parsed_targets(*id, vars);
         }
         tx
     }

@@ -148,7 +148,7 @@ fn crs_regression_suite() {
                     continue;
                 };
                 let mut tx = Transaction::new(&rs, "127.0.0.1");
-                tx.request_headers(&req.method, &req.uri, &req.version, &req.headers);
+                tx.request_headers(&req.method, &req.uri, &req.version, req.headers.clone());
                 tx.run_phase(1);
                 tx.request_body(&req.body);
                 tx.run_phase(2);

@@ -24,7 +24,7 @@ fn run(
         .iter()
         .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
         .collect();
-    t.request_headers(method, uri, "HTTP/1.1", &h);
+    t.request_headers(method, uri, "HTTP/1.1", h);
     t.run_phase(1);
     t.request_body(body);
     t.run_phase(2);

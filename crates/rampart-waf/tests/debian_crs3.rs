@@ -35,7 +35,7 @@ fn run(rs: &Ruleset, uri: &str) -> (Vec<u64>, Option<u16>) {
     .iter()
     .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
     .collect();
-    t.request_headers("GET", uri, "HTTP/1.1", &h);
+    t.request_headers("GET", uri, "HTTP/1.1", h);
     t.run_phase(1);
     t.request_body(b"");
     t.run_phase(2);

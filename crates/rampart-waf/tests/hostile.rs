@@ -48,7 +48,7 @@ fn run(uri: &str, content_type: Option<&str>, body: &[u8]) -> (Option<String>, D
     } else {
         "GET"
     };
-    t.request_headers(method, uri, "HTTP/1.1", &h);
+    t.request_headers(method, uri, "HTTP/1.1", h);
     t.run_phase(1);
     t.request_body(body);
     t.run_phase(2);

@@ -90,7 +90,7 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
     } else {
         uri.as_str().into()
     };
-    tx.request_headers(&method, &canonical, &proto, &headers);
+    tx.request_headers(&method, &canonical, &proto, headers);
     if ctx.path_rewritten {
         tx.set_request_uri_raw(&uri);
     }

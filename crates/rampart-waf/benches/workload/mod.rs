@@ -86,7 +86,7 @@ pub fn request(
     body: &[u8],
 ) -> usize {
     let mut t = Transaction::new(rs, "192.0.2.10");
-    t.request_headers(method, uri, "HTTP/1.1", h);
+    t.request_headers(method, uri, "HTTP/1.1", h.to_vec());
     t.run_phase(1);
     t.request_body(body);
     t.run_phase(2);

@@ -740,7 +740,7 @@ mod directive_tests {
         let d = crate::parse_str(rules, "<test>").unwrap();
         let rs = Ruleset::compile(&d, Path::new(".")).unwrap();
         let mut tx = Transaction::new(&rs, "10.0.0.1");
-        tx.request_headers("GET", uri, "HTTP/1.1", &[("Host".into(), b"x".to_vec())]);
+        tx.request_headers("GET", uri, "HTTP/1.1", vec![("Host".into(), b"x".to_vec())]);
         tx.run_phase(1);
         tx.run_phase(2);
         (
@@ -774,7 +774,7 @@ mod directive_tests {
         let d = crate::parse_str(&rules, "<test>").unwrap();
         let rs = Ruleset::compile(&d, Path::new(".")).unwrap();
         let mut tx = Transaction::new(&rs, "10.0.0.1");
-        tx.request_headers("GET", "/", "HTTP/1.1", &[("Host".into(), b"evil".to_vec())]);
+        tx.request_headers("GET", "/", "HTTP/1.1", vec![("Host".into(), b"evil".to_vec())]);
         tx.run_phase(2);
         assert!(tx.interruption.is_some());
         // Body limit: Reject (default) refuses with 413; ProcessPartial inspects the start.
@@ -785,7 +785,7 @@ mod directive_tests {
             let d = crate::parse_str(&rules, "<test>").unwrap();
             let rs = Ruleset::compile(&d, Path::new(".")).unwrap();
             let mut tx = Transaction::new(&rs, "10.0.0.1");
-            tx.request_headers("POST", "/", "HTTP/1.1", &[]);
+            tx.request_headers("POST", "/", "HTTP/1.1", Vec::new());
             tx.request_body(b"0123456789abcdef");
             assert_eq!(
                 tx.interruption.as_ref().map(|i| i.status),

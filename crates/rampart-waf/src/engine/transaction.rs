@@ -1,7 +1,7 @@
 //! The per-request [`Transaction`]: its state, its inputs (request line and headers, bodies
 //! parsed by `crate::body`, the response) and the setters and getters the gateway calls.
 
-use super::caches::{DetectMemo, GroupCache, TransformCache};
+use super::caches::{GroupCache, Memo};
 use super::eval::Hits;
 use super::ruleset::Ruleset;
 use super::txstore::{TxKey, TxStore};
@@ -46,17 +46,13 @@ pub struct Transaction<'r> {
     pub(super) matched_vars: Hits,
     /// The buffer the next rule's hits are collected in.
     pub(super) spare_hits: Hits,
-    /// (value address, length, transformation chain) → the transformed value, `None` when
-    /// unchanged. Only for request/response data, which does not change while a phase
-    /// runs; emptied at the start of each phase.
-    pub(super) transform_cache: std::sync::Mutex<TransformCache>,
+    /// Transformed values and detector answers of this request; `None` only while a rule
+    /// borrows it.
+    pub(super) memo: Option<Box<Memo>>,
     /// The values of the target groups met so far in this phase.
     pub(super) groups: GroupCache,
     /// The sources holding a value in this phase ([`source_bit`](super::groups::source_bit)).
     pub(super) present: u64,
-    /// detectSQLi's and detectXSS's answers for this request's other values: JSON bodies
-    /// and forms repeat short values (`EUR`, `true`, `1`).
-    pub(super) detect_memo: std::sync::Mutex<[DetectMemo; 2]>,
     /// A buffer `setvar` reuses.
     pub(super) scratch: Vec<u8>,
     pub matched: Vec<MatchedRule>,
@@ -92,7 +88,7 @@ impl<'r> Transaction<'r> {
             matched_var: Default::default(),
             matched_vars: Hits::default(),
             spare_hits: Hits::default(),
-            transform_cache: Default::default(),
+            memo: Some(Box::default()),
             // Until a phase says otherwise, every source may hold values.
             present: u64::MAX,
             groups: GroupCache {
@@ -101,7 +97,6 @@ impl<'r> Transaction<'r> {
                 items: Vec::new(),
                 bytes: Vec::new(),
             },
-            detect_memo: Default::default(),
             scratch: Vec::new(),
             matched: Vec::new(),
             interruption: None,
@@ -120,12 +115,13 @@ impl<'r> Transaction<'r> {
             .insert(Sc::REQUEST_URI_RAW, raw.as_bytes().to_vec());
     }
 
+    /// The request line and headers (phase 1 input); the header list is moved in, not copied.
     pub fn request_headers(
         &mut self,
         method: &str,
         uri: &str,
         protocol: &str,
-        headers: &[(String, Vec<u8>)],
+        headers: Vec<(String, Vec<u8>)>,
     ) {
         let (path, query) = match uri.split_once('?') {
             Some((p, q)) => (p, Some(q)),
@@ -150,6 +146,7 @@ impl<'r> Transaction<'r> {
             format!("{method} {uri} {protocol}").into_bytes(),
         );
         let mut full = format!("{method} {uri} {protocol}").len();
+        // The headers move in: the gateway's copy of the request head is the WAF's.
         for (k, v) in headers {
             full += k.len() + v.len() + 4;
             if k.eq_ignore_ascii_case("cookie") {
@@ -159,7 +156,9 @@ impl<'r> Transaction<'r> {
                     self.push("REQUEST_COOKIES", name, val.as_bytes().to_vec());
                 }
             }
-            self.push("REQUEST_HEADERS", k, v.clone());
+            if let Some(items) = self.collections.get_mut("REQUEST_HEADERS") {
+                items.push((k, v));
+            }
         }
         self.scalars
             .insert(Sc::FULL_REQUEST_LENGTH, full.to_string().into_bytes());
@@ -396,11 +395,19 @@ impl<'r> Transaction<'r> {
 
     /// Excludes `target` (SecLang variable syntax, e.g. `ARGS:password`) from rule `id`.
     pub fn remove_target(&mut self, id: u64, target: &str) -> Result<(), String> {
-        for mut var in crate::parser::parse_variables(target)? {
+        let vars = crate::parser::parse_variables(target)?;
+        self.remove_parsed_targets(id, &vars);
+        Ok(())
+    }
+
+    /// As [`Transaction::remove_target`], with the target parsed once beforehand
+    /// ([`crate::parser::parse_variables`]), e.g. when a route's settings are built.
+    pub fn remove_parsed_targets(&mut self, id: u64, vars: &[Variable]) {
+        for var in vars {
+            let mut var = var.clone();
             var.exclude = true;
             self.removed_targets.push((id, var));
         }
-        Ok(())
     }
 
     /// Why the request body could not be parsed (`REQBODY_ERROR_MSG`), if it could not.
