@@ -119,3 +119,160 @@ fn missing_required_key() {
         .to_string();
     assert!(errs.contains("required key `address` is missing"), "{errs}");
 }
+
+/// Every default a minimal config gets, written out: a refactor of the model's defaults
+/// must leave each one as it is.
+#[test]
+fn defaults_of_a_minimal_config_are_pinned() {
+    use std::time::Duration;
+    let secs = HumanDuration::from_secs;
+    let c = load_str_with_env(
+        "listeners:\n  - name: p\n    address: 127.0.0.1:1\n",
+        "t.yaml",
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(c.server.threads, 2);
+    assert_eq!(c.server.watch_interval.0, Duration::from_millis(500));
+    assert_eq!(c.server.grace_period, secs(5));
+    assert_eq!(c.limits.max_request_body.0, 1 << 20);
+    assert_eq!(c.limits.max_header_bytes.0, 16 << 10);
+    assert_eq!(c.limits.request_header_timeout, secs(10));
+    assert_eq!(c.limits.request_body_timeout, secs(30));
+    assert_eq!(c.limits.min_request_body_rate.0, 1024);
+    assert_eq!(c.access_log.target, "stdout");
+    assert_eq!(c.admin.address, "127.0.0.1:9901");
+    assert_eq!(c.auth.api_key.header, "X-API-Key");
+    assert_eq!(c.auth.api_key.query, None);
+    assert_eq!(c.auth.basic.realm, "rampart");
+    assert_eq!(c.auth.lockout.max_failures, 5);
+    assert_eq!(c.auth.lockout.max_failures_per_ip, 50);
+    assert_eq!(c.auth.lockout.window, secs(300));
+    assert_eq!(c.auth.lockout.duration, secs(900));
+    assert_eq!(c.auth.lockout.redis, None);
+    assert_eq!(c.default_authorization, DefaultAuthorization::Allow);
+    assert_eq!(c.waf, None);
+    let r = &c.requests;
+    assert_eq!(r.encoded_slash, KeepOrReject::Reject);
+    assert_eq!(r.backslash, KeepOrReject::Reject);
+    assert_eq!(r.path_parameters, KeepOrReject::Reject);
+    assert!(r.merge_slashes);
+    assert_eq!(r.underscore_headers, UnderscoreHeaders::Drop);
+    assert!(r.allow_underscore_headers.is_empty());
+    // Without an `events` section the redaction lists are empty (today's behaviour: the
+    // section's own defaults only apply when it is written).
+    assert!(c.events.redact_query.is_empty() && c.events.redact_headers.is_empty());
+    assert!(!c.events.stdout && c.events.file.is_none());
+    // The sections' `Default`s agree with what an empty section deserializes to.
+    assert_eq!(c.limits, Limits::default());
+    assert_eq!(c.server, ServerSettings::default());
+    assert_eq!(c.auth, AuthSettings::default());
+    assert_eq!(c.requests, RequestHygiene::default());
+
+    // Empty (or only required keys) nested sections.
+    fn de<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+    let e: EventsConfig = de("{}");
+    assert_eq!(e.redact_query.len(), 15);
+    assert!(e.redact_query.iter().any(|p| p == "client_secret"));
+    assert_eq!(
+        e.redact_headers,
+        [
+            "authorization",
+            "proxy-authorization",
+            "cookie",
+            "set-cookie",
+            "x-api-key"
+        ]
+    );
+    let w: WebhookSink = de("url: http://x");
+    assert_eq!(
+        (w.batch_size, w.max_buffer, w.max_retries),
+        (100, 10_000, 3)
+    );
+    assert_eq!(w.flush_interval, secs(1));
+    let s: SyslogSink = de("address: x:514");
+    assert_eq!(
+        (s.protocol, s.format),
+        (SyslogProtocol::Udp, SyslogFormat::Json)
+    );
+
+    let u: Upstream = de("targets: [a:1]\nhealth_check: {}\ntls: {sni: a}");
+    assert_eq!(u.retries, 1);
+    assert_eq!(u.balance, Balance::RoundRobin);
+    assert_eq!(u.timeouts.connect, secs(2));
+    assert_eq!((u.timeouts.read, u.timeouts.write), (secs(30), secs(30)));
+    assert_eq!((u.passive.failures, u.passive.eject_for), (3, secs(10)));
+    let hc = u.health_check.unwrap();
+    assert_eq!(hc.path, "/healthz");
+    assert_eq!((hc.interval, hc.timeout), (secs(5), secs(1)));
+    assert_eq!((hc.unhealthy_after, hc.healthy_after), (3, 2));
+    let tls = u.tls.unwrap();
+    assert!(tls.verify_hostname && tls.ca.is_none());
+
+    let h: Hsts = de("{}");
+    assert_eq!(h.max_age, secs(365 * 24 * 3600));
+    assert!(!h.include_subdomains && !h.preload);
+
+    let w: WafConfig = de("{}");
+    assert_eq!(w.mode, WafMode::Block);
+    assert_eq!(w.paranoia, 1);
+    assert_eq!(
+        (w.anomaly_threshold.inbound, w.anomaly_threshold.outbound),
+        (5, 4)
+    );
+    assert_eq!(w.request_body_limit.0, 64 * 1024);
+    assert_eq!(w.request_body_limit_action, BodyLimitAction::Reject);
+    assert!(!w.inspect_response_body);
+    assert_eq!(w.response_body_limit.0, 512 * 1024);
+    assert_eq!(
+        w.response_mime_types,
+        ["text/plain", "text/html", "text/xml", "application/json"]
+    );
+    assert_eq!(w.status, 403);
+    assert!(w.reject_unparsable_body);
+    assert!(w.rules.is_empty() && w.custom_rules.is_none() && w.data_dir.is_none());
+    let rw: RouteWaf = de("{}");
+    assert!(rw.enabled && rw.mode.is_none() && rw.paranoia.is_none());
+
+    let l: RateLimit = de("rate: 1/s");
+    assert_eq!(l.key, LimitKey::One("client_ip".into()));
+    assert_eq!(l.max_delay.0, Duration::from_millis(500));
+    assert_eq!(
+        (l.mode, l.backend),
+        (LimitMode::Reject, LimitBackend::Local)
+    );
+    assert_eq!(l.on_backend_error, OnBackendError::Local);
+    assert_eq!((l.burst, l.quota), (None, None));
+
+    let j: JwtIssuer = de("issuer: i\nalgorithms: [RS256]");
+    assert_eq!(j.consumer_claim, "sub");
+    assert_eq!(j.leeway, secs(30));
+    assert_eq!(j.jwks_refresh, secs(600));
+    assert_eq!(j.jwks_min_interval, secs(10));
+    assert!(!j.discovery && !j.allow_unknown_subjects);
+    let i: Introspection = de("url: u\nclient_id: c\nclient_secret: s");
+    assert_eq!((i.max_ttl, i.consumer_claim.as_str()), (secs(300), "sub"));
+    let l: Ldap = de("url: ldap://x\nbind_dn: d");
+    assert_eq!(l.group_filter, "(member={dn})");
+    assert_eq!(l.group_attr, "cn");
+    assert_eq!((l.cache_ttl, l.timeout), (secs(60), secs(3)));
+    assert!(!l.starttls);
+}
+
+/// Keys without a default stay required in sections that also have defaulted keys.
+#[test]
+fn required_keys_beside_defaulted_ones_stay_required() {
+    fn missing<T: serde::de::DeserializeOwned + std::fmt::Debug>(yaml: &str, key: &str) {
+        let e = serde_yaml::from_str::<T>(yaml).unwrap_err().to_string();
+        assert!(e.contains(&format!("missing field `{key}`")), "{key}: {e}");
+    }
+    missing::<Upstream>("retries: 1", "targets");
+    missing::<UpstreamTls>("verify_hostname: true", "sni");
+    missing::<WebhookSink>("batch_size: 1", "url");
+    missing::<JwtIssuer>("issuer: i", "algorithms");
+    missing::<Introspection>("url: u\nclient_id: c", "client_secret");
+    missing::<Ldap>("url: ldap://x", "bind_dn");
+    missing::<Listener>("name: p", "address");
+}

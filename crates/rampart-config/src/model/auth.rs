@@ -91,61 +91,53 @@ pub struct Ldap {
     pub timeout: HumanDuration,
 }
 
-pub(crate) fn default_group_filter() -> String {
+// `url` and `bind_dn` are required, so `Ldap` has no `Default`: its defaulted keys need these.
+fn default_group_filter() -> String {
     "(member={dn})".into()
 }
-pub(crate) fn default_group_attr() -> String {
+fn default_group_attr() -> String {
     "cn".into()
 }
-pub(crate) fn default_ldap_cache() -> HumanDuration {
+fn default_ldap_cache() -> HumanDuration {
     HumanDuration::from_secs(60)
 }
-pub(crate) fn default_ldap_timeout() -> HumanDuration {
+fn default_ldap_timeout() -> HumanDuration {
     HumanDuration::from_secs(3)
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ApiKeySettings {
-    #[serde(default = "default_api_key_header")]
     pub header: String,
     /// Also accept the key from this query parameter (off by default: URLs end up in logs).
-    #[serde(default)]
     pub query: Option<String>,
 }
 
 impl Default for ApiKeySettings {
     fn default() -> Self {
         ApiKeySettings {
-            header: default_api_key_header(),
+            header: "X-API-Key".into(),
             query: None,
         }
     }
 }
 
-pub(crate) fn default_api_key_header() -> String {
-    "X-API-Key".into()
-}
-
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct BasicSettings {
-    #[serde(default = "default_realm")]
+    /// The realm of `WWW-Authenticate` challenges.
     pub realm: String,
     /// An htpasswd file (bcrypt or argon2 hashes); its users are consumers named after them.
-    #[serde(default)]
     pub htpasswd: Option<String>,
 }
 
 impl Default for BasicSettings {
     fn default() -> Self {
         BasicSettings {
-            realm: default_realm(),
+            realm: "rampart".into(),
             htpasswd: None,
         }
     }
-}
-
-pub(crate) fn default_realm() -> String {
-    "rampart".into()
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -185,16 +177,18 @@ pub struct JwtIssuer {
     pub claims_to_headers: BTreeMap<String, String>,
 }
 
-pub(crate) fn default_sub() -> String {
+// `issuer` and `algorithms` are required, so `JwtIssuer` has no `Default`: its defaulted keys
+// need these (`default_sub` also serves `Introspection`).
+fn default_sub() -> String {
     "sub".into()
 }
-pub(crate) fn default_leeway() -> HumanDuration {
+fn default_leeway() -> HumanDuration {
     HumanDuration::from_secs(30)
 }
-pub(crate) fn default_jwks_refresh() -> HumanDuration {
+fn default_jwks_refresh() -> HumanDuration {
     HumanDuration::from_secs(600)
 }
-pub(crate) fn default_jwks_min() -> HumanDuration {
+fn default_jwks_min() -> HumanDuration {
     HumanDuration::from_secs(10)
 }
 
@@ -221,50 +215,35 @@ pub struct Introspection {
     pub allow_unknown_subjects: bool,
 }
 
-pub(crate) fn default_introspection_ttl() -> HumanDuration {
+// `url` and the client credentials are required, so `Introspection` has no `Default`.
+fn default_introspection_ttl() -> HumanDuration {
     HumanDuration::from_secs(300)
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct LockoutSettings {
     /// Failures for one identity (user name, key prefix, token subject) within `window`.
-    #[serde(default = "default_lock_identity")]
     pub max_failures: u32,
     /// Failures from one client IP within `window`.
-    #[serde(default = "default_lock_ip")]
     pub max_failures_per_ip: u32,
-    #[serde(default = "default_lock_window")]
     pub window: HumanDuration,
-    #[serde(default = "default_lock_duration")]
     pub duration: HumanDuration,
     /// Share counters across gateway nodes through this Redis (e.g. redis://127.0.0.1:6379).
-    #[serde(default)]
     pub redis: Option<String>,
 }
 
 impl Default for LockoutSettings {
     fn default() -> Self {
         LockoutSettings {
-            max_failures: default_lock_identity(),
-            max_failures_per_ip: default_lock_ip(),
-            window: default_lock_window(),
-            duration: default_lock_duration(),
+            max_failures: 5,
+            // Higher than per identity: many users may share one IP (NAT, proxies).
+            max_failures_per_ip: 50,
+            window: HumanDuration::from_secs(300),
+            duration: HumanDuration::from_secs(900),
             redis: None,
         }
     }
-}
-
-pub(crate) fn default_lock_identity() -> u32 {
-    5
-}
-pub(crate) fn default_lock_ip() -> u32 {
-    50
-}
-pub(crate) fn default_lock_window() -> HumanDuration {
-    HumanDuration::from_secs(300)
-}
-pub(crate) fn default_lock_duration() -> HumanDuration {
-    HumanDuration::from_secs(900)
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -5,35 +5,36 @@ use serde::Deserialize;
 
 /// One limit: a rate (GCRA, exact per request) or a long-period quota.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct RateLimit {
     /// `client_ip`, `consumer`, `route`, `header:NAME`, `claim:NAME`, or a list of them.
-    #[serde(default = "default_limit_key")]
     pub key: LimitKey,
     /// `100/s`, `5000/min`, `10/h`.
-    #[serde(default)]
     pub rate: Option<String>,
     /// Requests allowed at once (default: the rate's count).
-    #[serde(default)]
     pub burst: Option<u64>,
     /// `10000/day`, `1M/month` (30 days): fixed windows; survive restarts with redis.
-    #[serde(default)]
     pub quota: Option<String>,
-    #[serde(default)]
     pub mode: LimitMode,
     /// In `delay` mode, the longest a request is held before it is rejected.
-    #[serde(default = "default_max_delay")]
     pub max_delay: HumanDuration,
-    #[serde(default)]
     pub backend: LimitBackend,
-    #[serde(default)]
     pub on_backend_error: OnBackendError,
 }
 
-pub(crate) fn default_limit_key() -> LimitKey {
-    LimitKey::One("client_ip".into())
-}
-pub(crate) fn default_max_delay() -> HumanDuration {
-    HumanDuration(std::time::Duration::from_millis(500))
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            key: LimitKey::One("client_ip".into()),
+            rate: None,
+            burst: None,
+            quota: None,
+            mode: LimitMode::Reject,
+            max_delay: HumanDuration(std::time::Duration::from_millis(500)),
+            backend: LimitBackend::Local,
+            on_backend_error: OnBackendError::Local,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

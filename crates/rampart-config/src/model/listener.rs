@@ -64,17 +64,22 @@ pub enum ClientAuthMode {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Hsts {
-    #[serde(default = "default_hsts_age")]
     pub max_age: HumanDuration,
-    #[serde(default)]
     pub include_subdomains: bool,
-    #[serde(default)]
     pub preload: bool,
 }
 
-pub(crate) fn default_hsts_age() -> HumanDuration {
-    HumanDuration::from_secs(365 * 24 * 3600)
+impl Default for Hsts {
+    fn default() -> Self {
+        Hsts {
+            // One year: the minimum the HSTS preload list accepts.
+            max_age: HumanDuration::from_secs(365 * 24 * 3600),
+            include_subdomains: false,
+            preload: false,
+        }
+    }
 }
 
 impl Hsts {
@@ -97,7 +102,7 @@ pub struct UpstreamTls {
     /// CA bundle to verify the upstream; default: the system roots.
     #[serde(default)]
     pub ca: Option<String>,
-    #[serde(default = "default_true")]
+    #[serde(default = "yes")]
     pub verify_hostname: bool,
     #[serde(default)]
     pub client_cert: Option<String>,
@@ -105,25 +110,22 @@ pub struct UpstreamTls {
     pub client_key: Option<String>,
 }
 
-pub(crate) fn default_true() -> bool {
+// `sni` is required, so `UpstreamTls` has no `Default`: its defaulted key needs this.
+fn yes() -> bool {
     true
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Admin {
     /// Serves /metrics, /healthz and /readyz. Loopback by default so metrics never face the internet.
-    #[serde(default = "default_admin_address")]
     pub address: String,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Admin {
-            address: default_admin_address(),
+            address: "127.0.0.1:9901".into(),
         }
     }
-}
-
-pub(crate) fn default_admin_address() -> String {
-    "127.0.0.1:9901".into()
 }

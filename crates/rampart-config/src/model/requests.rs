@@ -1,31 +1,25 @@
 //! Request hygiene: what every stage and the upstream agree a request says.
 
-use super::*;
 use serde::Deserialize;
 
 /// Request normalisation: what every stage and the upstream agree a request says.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct RequestHygiene {
     /// `%2F` in a path: `reject` (default) or `keep` (routed as part of one segment; only
     /// for backends that do not decode it into a separator).
-    #[serde(default)]
     pub encoded_slash: KeepOrReject,
     /// `\` or `%5C` in a path.
-    #[serde(default)]
     pub backslash: KeepOrReject,
     /// `;` path parameters.
-    #[serde(default)]
     pub path_parameters: KeepOrReject,
     /// Merge runs of `/` (as nginx does by default).
-    #[serde(default = "yes")]
     pub merge_slashes: bool,
     /// Header names with `_`: `drop` (default, as nginx does), `reject` (400) or `keep`.
     /// WSGI/CGI backends fold `_` and `-` alike, so `X_Consumer_Id` would pass as
     /// `X-Consumer-Id`.
-    #[serde(default)]
     pub underscore_headers: UnderscoreHeaders,
     /// Names with `_` forwarded as sent despite `underscore_headers` (any case).
-    #[serde(default)]
     pub allow_underscore_headers: Vec<String>,
 }
 

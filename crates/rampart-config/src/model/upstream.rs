@@ -25,7 +25,8 @@ pub struct Upstream {
     pub tls: Option<UpstreamTls>,
 }
 
-pub(crate) fn default_retries() -> u32 {
+// `targets` is required, so `Upstream` has no `Default`: its defaulted key needs this.
+fn default_retries() -> u32 {
     1
 }
 
@@ -38,80 +39,58 @@ pub enum Balance {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct HealthCheck {
-    #[serde(default = "default_hc_path")]
     pub path: String,
-    #[serde(default = "default_hc_interval")]
     pub interval: HumanDuration,
-    #[serde(default = "default_hc_timeout")]
     pub timeout: HumanDuration,
-    #[serde(default = "default_three")]
     pub unhealthy_after: u32,
-    #[serde(default = "default_two")]
     pub healthy_after: u32,
 }
 
-pub(crate) fn default_hc_path() -> String {
-    "/healthz".into()
-}
-pub(crate) fn default_hc_interval() -> HumanDuration {
-    HumanDuration::from_secs(5)
-}
-pub(crate) fn default_hc_timeout() -> HumanDuration {
-    HumanDuration::from_secs(1)
-}
-pub(crate) fn default_three() -> u32 {
-    3
-}
-pub(crate) fn default_two() -> u32 {
-    2
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            path: "/healthz".into(),
+            interval: HumanDuration::from_secs(5),
+            timeout: HumanDuration::from_secs(1),
+            unhealthy_after: 3,
+            healthy_after: 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Timeouts {
-    #[serde(default = "default_connect")]
     pub connect: HumanDuration,
-    #[serde(default = "default_read")]
     pub read: HumanDuration,
-    #[serde(default = "default_read")]
     pub write: HumanDuration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
-            connect: default_connect(),
-            read: default_read(),
-            write: default_read(),
+            connect: HumanDuration::from_secs(2),
+            read: HumanDuration::from_secs(30),
+            write: HumanDuration::from_secs(30),
         }
     }
 }
 
-pub(crate) fn default_connect() -> HumanDuration {
-    HumanDuration::from_secs(2)
-}
-pub(crate) fn default_read() -> HumanDuration {
-    HumanDuration::from_secs(30)
-}
-
 /// Passive ejection: a target that fails `failures` connections in a row is skipped for `eject_for`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct PassiveHealth {
-    #[serde(default = "default_three")]
     pub failures: u32,
-    #[serde(default = "default_eject")]
     pub eject_for: HumanDuration,
 }
 
 impl Default for PassiveHealth {
     fn default() -> Self {
         PassiveHealth {
-            failures: default_three(),
-            eject_for: default_eject(),
+            failures: 3,
+            eject_for: HumanDuration::from_secs(10),
         }
     }
-}
-
-pub(crate) fn default_eject() -> HumanDuration {
-    HumanDuration::from_secs(10)
 }

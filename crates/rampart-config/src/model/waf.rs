@@ -4,47 +4,57 @@ use crate::units::ByteSize;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct WafConfig {
     /// Rule files, loaded in order; each entry may be a glob (matches sorted by name), e.g.
     /// `crs/crs-setup.conf` then `crs/rules/*.conf`.
-    #[serde(default)]
     pub rules: Vec<String>,
     /// SecLang rules written inline, loaded after the files.
-    #[serde(default)]
     pub custom_rules: Option<String>,
     /// Where `@pmFromFile` / `@ipMatchFromFile` data files are found (default: the directory
     /// of the last rule file).
-    #[serde(default)]
     pub data_dir: Option<String>,
-    #[serde(default)]
     pub mode: WafMode,
     /// CRS paranoia level 1–4 (the `tx.blocking_paranoia_level` CRS reads).
-    #[serde(default = "default_paranoia")]
     pub paranoia: u8,
-    #[serde(default)]
     pub anomaly_threshold: AnomalyThreshold,
     /// How much of a request body is buffered and inspected before anything goes upstream.
-    #[serde(default = "default_waf_body")]
     pub request_body_limit: ByteSize,
     /// Past the limit: `reject` (413) or `process_partial` (inspect the first part, pass the
     /// rest uninspected), as SecRequestBodyLimitAction.
-    #[serde(default)]
     pub request_body_limit_action: BodyLimitAction,
     /// Inspect response bodies (phase 4) of these types, up to `response_body_limit`.
-    #[serde(default)]
     pub inspect_response_body: bool,
-    #[serde(default = "default_waf_response_body")]
     pub response_body_limit: ByteSize,
-    #[serde(default = "default_waf_mime_types")]
     pub response_mime_types: Vec<String>,
     /// The status a blocked request gets.
-    #[serde(default = "default_waf_status")]
     pub status: u16,
     /// In block mode, a body the WAF could not parse (invalid JSON, XML or multipart, an
     /// unknown charset: `REQBODY_ERROR`) is refused with 400, as ModSecurity's recommended
     /// rule 200002 does: rules cannot judge what they cannot read, the backend can.
-    #[serde(default = "yes")]
     pub reject_unparsable_body: bool,
+}
+
+impl Default for WafConfig {
+    fn default() -> Self {
+        WafConfig {
+            rules: Vec::new(),
+            custom_rules: None,
+            data_dir: None,
+            mode: WafMode::Block,
+            paranoia: 1,
+            anomaly_threshold: AnomalyThreshold::default(),
+            request_body_limit: ByteSize(WAF_MAX_BODY_LIMIT),
+            request_body_limit_action: BodyLimitAction::Reject,
+            inspect_response_body: false,
+            response_body_limit: ByteSize(512 * 1024),
+            response_mime_types: ["text/plain", "text/html", "text/xml", "application/json"]
+                .map(String::from)
+                .to_vec(),
+            status: 403,
+            reject_unparsable_body: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -65,66 +75,48 @@ pub enum BodyLimitAction {
     ProcessPartial,
 }
 
+/// CRS anomaly score thresholds (`tx.inbound_anomaly_score_threshold` and outbound).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct AnomalyThreshold {
-    #[serde(default = "default_inbound")]
     pub inbound: u32,
-    #[serde(default = "default_outbound")]
     pub outbound: u32,
 }
 
 impl Default for AnomalyThreshold {
     fn default() -> Self {
+        // The CRS's own defaults.
         AnomalyThreshold {
-            inbound: default_inbound(),
-            outbound: default_outbound(),
+            inbound: 5,
+            outbound: 4,
         }
     }
 }
 
-pub(crate) fn default_paranoia() -> u8 {
-    1
-}
-pub(crate) fn default_inbound() -> u32 {
-    5
-}
-pub(crate) fn default_outbound() -> u32 {
-    4
-}
 /// Pingora can hand at most 64 KiB of pre-read body to the upstream (its retry buffer).
 pub const WAF_MAX_BODY_LIMIT: u64 = 64 * 1024;
-pub(crate) fn default_waf_body() -> ByteSize {
-    ByteSize(WAF_MAX_BODY_LIMIT)
-}
-pub(crate) fn default_waf_response_body() -> ByteSize {
-    ByteSize(512 * 1024)
-}
-pub(crate) fn default_waf_mime_types() -> Vec<String> {
-    ["text/plain", "text/html", "text/xml", "application/json"]
-        .map(String::from)
-        .to_vec()
-}
-pub(crate) fn default_waf_status() -> u16 {
-    403
-}
 
 /// A route's WAF settings: on by default when a top-level `waf` exists.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct RouteWaf {
-    #[serde(default = "yes")]
     pub enabled: bool,
-    #[serde(default)]
     pub mode: Option<WafMode>,
-    #[serde(default)]
     pub paranoia: Option<u8>,
     /// Rules this route does not run: an id (`942100`), an id range (`"942100-942199"`),
     /// a tag (`"tag:attack-sqli"`) or a target of one rule (`"942100;ARGS:q"`).
-    #[serde(default)]
     pub exclusions: Vec<WafExclusion>,
 }
 
-pub(crate) fn yes() -> bool {
-    true
+impl Default for RouteWaf {
+    fn default() -> Self {
+        RouteWaf {
+            enabled: true,
+            mode: None,
+            paranoia: None,
+            exclusions: Vec::new(),
+        }
+    }
 }
 
 /// One exclusion as written (a number or a string); parsed by [`WafExclusion::parse`].
