@@ -159,9 +159,11 @@ fn defaults_of_a_minimal_config_are_pinned() {
     assert!(r.merge_slashes);
     assert_eq!(r.underscore_headers, UnderscoreHeaders::Drop);
     assert!(r.allow_underscore_headers.is_empty());
-    // Without an `events` section the redaction lists are empty (today's behaviour: the
-    // section's own defaults only apply when it is written).
-    assert!(c.events.redact_query.is_empty() && c.events.redact_headers.is_empty());
+    // Without an `events` section the redaction lists still apply (the access log uses them).
+    assert_eq!(c.events, EventsConfig::default());
+    assert_eq!(c.events.redact_query.len(), 15);
+    assert!(c.events.redact_query.iter().any(|q| q == "access_token"));
+    assert_eq!(c.events.redact_headers.len(), 5);
     assert!(!c.events.stdout && c.events.file.is_none());
     // The sections' `Default`s agree with what an empty section deserializes to.
     assert_eq!(c.limits, Limits::default());

@@ -458,9 +458,9 @@ fn validate_route_security(c: &Config, err: &mut impl FnMut(String, String)) {
 /// files are read when the gateway builds the config (their errors name file and line).
 fn validate_network(c: &Config, err: &mut impl FnMut(String, String)) {
     let n = &c.network;
-    for (i, p) in n.trusted_proxies.iter().enumerate() {
+    for (i, p) in c.server.trusted_proxies.iter().enumerate() {
         if let Err(e) = rampart_net::parse_net(p) {
-            err(format!("network.trusted_proxies.{i}"), e.to_string());
+            err(format!("server.trusted_proxies.{i}"), e.to_string());
         }
     }
     for (name, l) in &n.lists {

@@ -188,6 +188,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
     o.h2c = true;
     http.server_options = Some(o);
     let admin_events = events.clone();
+    let accept_events = events.clone();
     let mut proxy = Service::new(
         "rampart-proxy".into(),
         prefilter::Prefiltered {
@@ -205,6 +206,12 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
     for (addr, settings) in tls_listeners {
         proxy.add_tls_with_settings(&addr, None, settings);
     }
+    proxy
+        .endpoints()
+        .set_pre_tls_callback(Arc::new(prefilter::AcceptGate {
+            state: state.clone(),
+            events: accept_events,
+        }));
     server.add_service(proxy);
 
     let mut admin = Service::new(

@@ -4,7 +4,7 @@
 
 use crate::snapshot::Problem;
 use rampart_config::{
-    ClientIpHeader, NetworkAction, NetworkList, NetworkPolicy, NetworkSettings,
+    ClientIpHeader, NetworkAction, NetworkList, NetworkPolicy, NetworkSettings, ServerSettings,
 };
 use rampart_net::{ClientIp, HeaderSource, IpSet, IpSetBuilder};
 use std::collections::BTreeMap;
@@ -35,7 +35,11 @@ fn stamp(p: &str) -> (PathBuf, Option<SystemTime>, u64) {
 }
 
 impl ListRt {
-    fn build(name: &str, def: &NetworkList, previous: Option<&ListRt>) -> Result<ListRt, Vec<Problem>> {
+    fn build(
+        name: &str,
+        def: &NetworkList,
+        previous: Option<&ListRt>,
+    ) -> Result<ListRt, Vec<Problem>> {
         let files: Vec<_> = def.files.iter().map(|f| stamp(f)).collect();
         if let Some(p) = previous {
             if p.def == *def && p.files == files {
@@ -72,14 +76,14 @@ impl ListRt {
             files,
         })
     }
+}
 
-    /// A file of this list changed since it was read.
-    pub fn changed(&self) -> bool {
-        self.files.iter().any(|(p, m, l)| {
-            let now = stamp(&p.display().to_string());
-            (&now.1, now.2) != (m, *l)
-        })
-    }
+/// Every list file's current modification time and length, to notice a change.
+pub fn file_stamps(lists: &BTreeMap<String, ListRt>) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    lists
+        .values()
+        .flat_map(|l| l.def.files.iter().map(|f| stamp(f)))
+        .collect()
 }
 
 /// Every named list, built (or reused from `previous` when unchanged).
@@ -105,7 +109,7 @@ pub fn build_lists(
 }
 
 /// The client-address resolution the config asks for.
-pub fn client_ip(n: &NetworkSettings) -> ClientIp {
+pub fn client_ip(n: &ServerSettings) -> ClientIp {
     // Entries were checked by the config's own validation.
     let trusted = IpSet::parse(n.trusted_proxies.iter().map(String::as_str)).unwrap_or_default();
     let source = match n.client_ip_header {
@@ -164,4 +168,23 @@ impl PolicyRt {
         }
         Ok(())
     }
+}
+
+/// The listener's policy on a connection's peer, decided at accept when the peer speaks
+/// only for itself (it is not a trusted proxy): the reason it is refused, if it is.
+pub fn refused_at_accept(
+    snap: &crate::snapshot::Snapshot,
+    peer: IpAddr,
+    local: Option<std::net::SocketAddr>,
+) -> Option<&'static str> {
+    if snap.client_ip.is_trusted(peer) {
+        return None;
+    }
+    let listener = &snap.listeners[snap.listener_for(local?)?];
+    let refusal = listener
+        .network
+        .as_ref()?
+        .check(peer.to_canonical())
+        .err()?;
+    Some(refusal.reason())
 }

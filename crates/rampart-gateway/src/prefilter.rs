@@ -116,6 +116,43 @@ impl ConnTracker {
     }
 }
 
+/// Drops connections from refused networks before the TLS handshake (Pingora's pre-TLS
+/// hook), so a denied peer costs no handshake.
+pub struct AcceptGate {
+    pub state: Arc<ArcSwap<Snapshot>>,
+    pub events: Arc<rampart_events::Events>,
+}
+
+#[async_trait]
+impl pingora::listeners::PreTlsProcess for AcceptGate {
+    async fn process(&self, stream: &mut L4Stream) -> pingora::Result<()> {
+        let digest = stream.get_socket_digest();
+        let addr = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| {
+            a.and_then(|a| a.as_inet()).copied()
+        };
+        let peer = addr(digest.as_ref().and_then(|d| d.peer_addr()));
+        let local = addr(digest.as_ref().and_then(|d| d.local_addr()));
+        let Some(peer) = peer else { return Ok(()) };
+        let Some(reason) = crate::network::refused_at_accept(&self.state.load(), peer.ip(), local)
+        else {
+            return Ok(());
+        };
+        metrics().rejected.with_label_values(&[reason]).inc();
+        let id = crate::framing::new_request_id();
+        record_refusal(
+            &self.state,
+            &self.events,
+            Some(peer.ip()),
+            &[],
+            "network",
+            0,
+            reason,
+            id,
+        );
+        pingora::Error::e_explain(pingora::ErrorType::ConnectionClosed, reason)
+    }
+}
+
 #[async_trait]
 impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
     async fn process_new(
@@ -136,6 +173,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
             .and_then(|a| a.as_inet())
             .copied();
         if let Some(ip) = peer {
+            let refused = crate::network::refused_at_accept(&self.state.load(), ip, local);
+            if let Some(reason) = refused {
+                metrics().rejected.with_label_values(&[reason]).inc();
+                let id = crate::framing::new_request_id();
+                self.event(peer, &[], "network", 0, reason, id);
+                return None;
+            }
             let limit = {
                 let snap = self.state.load();
                 local
@@ -299,71 +343,16 @@ impl<A> Prefiltered<A> {
         reason: &str,
         id: String,
     ) {
-        metrics().blocked.with_label_values(&["-", stage]).inc();
-        let wants_log = crate::access_log::enabled();
-        if !self.events.enabled() && !wants_log {
-            return;
-        }
-        let head = &buf[..buf.len().min(8192)];
-        let line = head.split(|b| *b == b'\n').next().unwrap_or(&[]);
-        let line = String::from_utf8_lossy(line);
-        let mut parts = line.trim_end().splitn(3, ' ');
-        let method: String = parts.next().unwrap_or("").chars().take(32).collect();
-        let uri: String = parts.next().unwrap_or("").chars().take(2048).collect();
-        let uri = {
-            let snap = self.state.load();
-            let e = &snap.config.events;
-            let mut params = e.redact_query.clone();
-            params.extend(snap.config.auth.api_key.query.clone());
-            rampart_events::redact::redact_pairs(&uri, &params)
-        };
-        let host = head
-            .split(|b| *b == b'\n')
-            .skip(1)
-            .find_map(|l| {
-                let l = String::from_utf8_lossy(l);
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case("host")
-                    .then(|| v.trim().chars().take(255).collect::<String>())
-            })
-            .unwrap_or_default();
-        if wants_log {
-            // Every refusal gets an access-log line, like requests Pingora parsed.
-            let path = uri.split('?').next().unwrap_or("");
-            let line = serde_json::json!({
-                "ts": rampart_events::Event::now_ts(),
-                "request_id": id,
-                "client_ip": peer.map(|i| i.to_string()),
-                "method": method,
-                "host": host,
-                "path": path,
-                "status": status,
-                "refused_by": stage,
-                "reason": reason,
-            });
-            crate::access_log::write(line.to_string());
-        }
-        if !self.events.enabled() {
-            return;
-        }
-        self.events.emit(rampart_events::Event {
-            ts: rampart_events::Event::now_ts(),
-            request_id: id,
-            client_ip: peer.map(|i| i.to_string()),
-            method,
-            host,
-            uri,
-            route: None,
-            stage: stage.into(),
-            action: "block".into(),
+        record_refusal(
+            &self.state,
+            &self.events,
+            peer,
+            buf,
+            stage,
             status,
-            reason: reason.into(),
-            consumer: None,
-            anomaly_score: None,
-            rules: Vec::new(),
-            policies: Vec::new(),
-        });
+            reason,
+            id,
+        );
     }
 
     /// Reads one request's header block (refusing what is slow, large or malformed) and
@@ -633,4 +622,84 @@ impl Peek for Replayed {
             self.prefix.extend_from_slice(&more[..n]);
         }
     }
+}
+
+/// A refusal before Pingora parsed a request: the metric, an access-log line and a security
+/// event, from the raw head (`buf`, possibly empty) with secrets redacted.
+#[allow(clippy::too_many_arguments)]
+fn record_refusal(
+    state: &ArcSwap<Snapshot>,
+    events: &rampart_events::Events,
+    peer: Option<IpAddr>,
+    buf: &[u8],
+    stage: &str,
+    status: u16,
+    reason: &str,
+    id: String,
+) {
+    metrics().blocked.with_label_values(&["-", stage]).inc();
+    let wants_log = crate::access_log::enabled();
+    if !events.enabled() && !wants_log {
+        return;
+    }
+    let head = &buf[..buf.len().min(8192)];
+    let line = head.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.trim_end().splitn(3, ' ');
+    let method: String = parts.next().unwrap_or("").chars().take(32).collect();
+    let uri: String = parts.next().unwrap_or("").chars().take(2048).collect();
+    let uri = {
+        let snap = state.load();
+        let e = &snap.config.events;
+        let mut params = e.redact_query.clone();
+        params.extend(snap.config.auth.api_key.query.clone());
+        rampart_events::redact::redact_pairs(&uri, &params)
+    };
+    let host = head
+        .split(|b| *b == b'\n')
+        .skip(1)
+        .find_map(|l| {
+            let l = String::from_utf8_lossy(l);
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("host")
+                .then(|| v.trim().chars().take(255).collect::<String>())
+        })
+        .unwrap_or_default();
+    if wants_log {
+        // Every refusal gets an access-log line, like requests Pingora parsed.
+        let path = uri.split('?').next().unwrap_or("");
+        let line = serde_json::json!({
+            "ts": rampart_events::Event::now_ts(),
+            "request_id": id,
+            "client_ip": peer.map(|i| i.to_string()),
+            "method": method,
+            "host": host,
+            "path": path,
+            "status": status,
+            "refused_by": stage,
+            "reason": reason,
+        });
+        crate::access_log::write(line.to_string());
+    }
+    if !events.enabled() {
+        return;
+    }
+    events.emit(rampart_events::Event {
+        ts: rampart_events::Event::now_ts(),
+        request_id: id,
+        client_ip: peer.map(|i| i.to_string()),
+        method,
+        host,
+        uri,
+        route: None,
+        stage: stage.into(),
+        action: "block".into(),
+        status,
+        reason: reason.into(),
+        consumer: None,
+        anomaly_score: None,
+        rules: Vec::new(),
+        policies: Vec::new(),
+    });
 }

@@ -67,8 +67,18 @@ impl Reloader {
                 // These are bound at startup; refusing is clearer than a config that
                 // claims something the process is not doing.
                 let old = &current.config;
+                // What a listener binds (address, TLS); its network policy may change.
+                let bound = |ls: &[rampart_config::Listener]| -> Vec<rampart_config::Listener> {
+                    ls.iter()
+                        .cloned()
+                        .map(|mut l| {
+                            l.network = None;
+                            l
+                        })
+                        .collect()
+                };
                 let fixed = [
-                    ("listeners", c.listeners != old.listeners),
+                    ("listeners", bound(&c.listeners) != bound(&old.listeners)),
                     ("admin", c.admin != old.admin),
                     ("server.threads", c.server.threads != old.server.threads),
                     ("access_log", c.access_log != old.access_log),
@@ -115,8 +125,8 @@ impl Reloader {
         Ok(())
     }
 
-    /// Poll the file's modification time and size; polling works on every filesystem,
-    /// including bind mounts and editors that replace the file.
+    /// Poll the file's (and the network list files') modification time and size; polling
+    /// works on every filesystem, including bind mounts and editors that replace the file.
     pub fn watch_file(self: &Arc<Self>, interval: Duration) {
         if interval.is_zero() {
             return;
@@ -130,11 +140,17 @@ impl Reloader {
             .name("rampart-watch".into())
             .spawn(move || {
                 let mut last = stamp(&me.path);
+                let mut lists_last = crate::network::file_stamps(&me.state.load().lists);
                 loop {
                     std::thread::sleep(interval);
                     let now = stamp(&me.path);
-                    if now.is_some() && now != last {
+                    // Network list files are re-read like the config: a changed file
+                    // rebuilds its list and swaps the snapshot.
+                    let lists_now = crate::network::file_stamps(&me.state.load().lists);
+                    if (now.is_some() && now != last) || lists_now != lists_last {
                         last = now;
+                        // A file that fails to load is not retried until it changes again.
+                        lists_last = lists_now;
                         let _ = me.reload();
                     }
                 }

@@ -288,7 +288,7 @@ impl Snapshot {
             pools,
             waf,
             path_policy: path_policy(&config.requests),
-            client_ip: crate::network::client_ip(&config.network),
+            client_ip: crate::network::client_ip(&config.server),
             lists,
             config,
         })

@@ -24,7 +24,8 @@ fn million_line_list() -> String {
     for i in 0..1_000_000u32 {
         if i % 10 == 9 {
             let p = 32 + (r() % 97) as u32;
-            let bits = (u128::from(r()) << 64 | u128::from(r())) & !(u128::MAX.checked_shr(p).unwrap_or(0));
+            let bits = (u128::from(r()) << 64 | u128::from(r()))
+                & !(u128::MAX.checked_shr(p).unwrap_or(0));
             out.push_str(&format!("{}/{p}\n", Ipv6Addr::from(bits)));
         } else {
             let p = 16 + (r() % 17) as u32;
@@ -37,7 +38,11 @@ fn million_line_list() -> String {
 
 fn rss_mb() -> f64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let pages: f64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     pages * 4096.0 / (1 << 20) as f64
 }
 

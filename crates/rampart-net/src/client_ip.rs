@@ -103,10 +103,7 @@ impl ClientIp {
         }
         let mut chain_rev: Vec<IpAddr> = Vec::new();
         let mut current = peer;
-        let elements = values
-            .iter()
-            .rev()
-            .flat_map(|v| v.rsplit(|b| *b == b','));
+        let elements = values.iter().rev().flat_map(|v| v.rsplit(|b| *b == b','));
         let fail = |reason, chain_rev: &[IpAddr], current| ClientIpError {
             reason,
             fallback: Resolved {
@@ -179,7 +176,9 @@ fn xff_hop(element: &[u8]) -> Result<Hop, &'static str> {
     if e.is_empty() {
         return Err("empty X-Forwarded-For element");
     }
-    address(e).map(Hop::Addr).ok_or("X-Forwarded-For element is not an IP address")
+    address(e)
+        .map(Hop::Addr)
+        .ok_or("X-Forwarded-For element is not an IP address")
 }
 
 /// One `Forwarded` element: `;`-separated `name=value` pairs, of which `for` names the hop.
@@ -228,7 +227,9 @@ fn forwarded_hop(element: &[u8]) -> Result<Hop, &'static str> {
     if value.first() != Some(&b'[') && value.iter().filter(|b| **b == b':').count() > 1 {
         return Err("Forwarded IPv6 address without brackets");
     }
-    address(value).map(Hop::Addr).ok_or("Forwarded 'for' is not an IP address")
+    address(value)
+        .map(Hop::Addr)
+        .ok_or("Forwarded 'for' is not an IP address")
 }
 
 #[cfg(test)]
@@ -240,11 +241,17 @@ mod tests {
     }
 
     fn xff(trusted: &[&str]) -> ClientIp {
-        ClientIp::new(IpSet::parse(trusted.iter().copied()).unwrap(), HeaderSource::XForwardedFor)
+        ClientIp::new(
+            IpSet::parse(trusted.iter().copied()).unwrap(),
+            HeaderSource::XForwardedFor,
+        )
     }
 
     fn fwd(trusted: &[&str]) -> ClientIp {
-        ClientIp::new(IpSet::parse(trusted.iter().copied()).unwrap(), HeaderSource::Forwarded)
+        ClientIp::new(
+            IpSet::parse(trusted.iter().copied()).unwrap(),
+            HeaderSource::Forwarded,
+        )
     }
 
     #[test]
@@ -255,7 +262,9 @@ mod tests {
         assert!(r.chain.is_empty());
         // Nothing trusted: the header is not even read.
         assert_eq!(ClientIp::default().header(), None);
-        let r = ClientIp::default().resolve(ip("10.0.0.1"), &[b"garbage"]).unwrap();
+        let r = ClientIp::default()
+            .resolve(ip("10.0.0.1"), &[b"garbage"])
+            .unwrap();
         assert_eq!(r.client, ip("10.0.0.1"));
     }
 
@@ -277,7 +286,10 @@ mod tests {
         let r = c.resolve(ip("10.0.0.2"), &[b"10.9.9.9,10.0.0.1"]).unwrap();
         assert_eq!(r.client, ip("10.9.9.9"));
         // A trusted peer that sends no header is the client.
-        assert_eq!(c.resolve(ip("10.0.0.2"), &[]).unwrap().client, ip("10.0.0.2"));
+        assert_eq!(
+            c.resolve(ip("10.0.0.2"), &[]).unwrap().client,
+            ip("10.0.0.2")
+        );
     }
 
     #[test]
@@ -292,7 +304,9 @@ mod tests {
             assert_eq!(c.resolve(ip("10.0.0.2"), &[v]).unwrap().client, ip(want));
         }
         assert_eq!(
-            c.resolve(ip("::ffff:10.0.0.2"), &[b"203.0.113.9"]).unwrap().client,
+            c.resolve(ip("::ffff:10.0.0.2"), &[b"203.0.113.9"])
+                .unwrap()
+                .client,
             ip("203.0.113.9")
         );
     }
@@ -331,11 +345,23 @@ mod tests {
             )
             .unwrap();
         assert_eq!(r.client, ip("2001:db8:cafe::17"));
-        let r = c.resolve(ip("10.0.0.2"), &[b"for=192.0.2.60;proto=http;by=203.0.113.43"]).unwrap();
+        let r = c
+            .resolve(
+                ip("10.0.0.2"),
+                &[b"for=192.0.2.60;proto=http;by=203.0.113.43"],
+            )
+            .unwrap();
         assert_eq!(r.client, ip("192.0.2.60"));
         // `unknown` and obfuscated hops: the nearest verified address is the client.
-        for hidden in [&b"for=unknown, for=10.0.0.1"[..], b"for=_hidden, for=10.0.0.1", b"proto=https, for=10.0.0.1"] {
-            assert_eq!(c.resolve(ip("10.0.0.2"), &[hidden]).unwrap().client, ip("10.0.0.1"));
+        for hidden in [
+            &b"for=unknown, for=10.0.0.1"[..],
+            b"for=_hidden, for=10.0.0.1",
+            b"proto=https, for=10.0.0.1",
+        ] {
+            assert_eq!(
+                c.resolve(ip("10.0.0.2"), &[hidden]).unwrap().client,
+                ip("10.0.0.1")
+            );
         }
         for bad in [
             &b"for=2001:db8::1"[..],

@@ -20,11 +20,17 @@ impl fmt::Display for NetParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NetParseError::NotAnAddress(s) => {
-                write!(f, "{s:?} is not an IP address or CIDR (like 10.0.0.0/8 or 2001:db8::/32)")
+                write!(
+                    f,
+                    "{s:?} is not an IP address or CIDR (like 10.0.0.0/8 or 2001:db8::/32)"
+                )
             }
             NetParseError::BadPrefix(s) => write!(f, "{s:?} has an invalid prefix length"),
             NetParseError::HostBits { given, network } => {
-                write!(f, "{given} has bits set below its prefix; did you mean {network}?")
+                write!(
+                    f,
+                    "{given} has bits set below its prefix; did you mean {network}?"
+                )
             }
         }
     }
@@ -128,7 +134,12 @@ impl IpSetBuilder {
 
     /// Add a list file's networks: one per line, `#` starts a comment, blank lines are
     /// skipped. Errors name `file` and the line; at most `max_errors` are collected.
-    pub fn add_text(&mut self, text: &str, file: &str, max_errors: usize) -> Result<(), Vec<String>> {
+    pub fn add_text(
+        &mut self,
+        text: &str,
+        file: &str,
+        max_errors: usize,
+    ) -> Result<(), Vec<String>> {
         let mut errs = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let entry = line.split('#').next().unwrap_or("").trim();
@@ -187,7 +198,9 @@ fn find<T: Ord + Copy>(ranges: &[(T, T)], x: T) -> bool {
 
 impl IpSet {
     /// Parse every entry; all errors are returned, each with the entry.
-    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<IpSet, Vec<NetParseError>> {
+    pub fn parse<'a>(
+        entries: impl IntoIterator<Item = &'a str>,
+    ) -> Result<IpSet, Vec<NetParseError>> {
         let mut b = IpSetBuilder::default();
         let errs: Vec<_> = entries
             .into_iter()
@@ -232,20 +245,58 @@ mod tests {
         assert_eq!(parse_net("2001:db8::/32"), Ok((ip("2001:db8::"), 32)));
         assert_eq!(parse_net("0.0.0.0/0"), Ok((ip("0.0.0.0"), 0)));
         assert_eq!(parse_net("::/0"), Ok((ip("::"), 0)));
-        for bad in ["10.0.0.0/33", "10.0.0.0/", "10.0.0.0/+8", "::/129", "10.0.0/8", "010.0.0.1", "x", "", "10.0.0.0/8/8"] {
+        for bad in [
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "::/129",
+            "10.0.0/8",
+            "010.0.0.1",
+            "x",
+            "",
+            "10.0.0.0/8/8",
+        ] {
             assert!(parse_net(bad).is_err(), "{bad}");
         }
         let e = parse_net("10.1.2.3/8").unwrap_err();
-        assert_eq!(e.to_string(), "10.1.2.3/8 has bits set below its prefix; did you mean 10.0.0.0/8?");
+        assert_eq!(
+            e.to_string(),
+            "10.1.2.3/8 has bits set below its prefix; did you mean 10.0.0.0/8?"
+        );
     }
 
     #[test]
     fn lookups_at_the_edges_of_ranges() {
-        let s = IpSet::parse(["10.0.0.0/8", "192.0.2.0/24", "192.0.3.0/24", "2001:db8::/32", "203.0.113.5"]).unwrap();
-        for yes in ["10.0.0.0", "10.255.255.255", "192.0.2.0", "192.0.3.255", "2001:db8::1", "2001:db8:ffff:ffff::", "203.0.113.5", "::ffff:10.1.1.1"] {
+        let s = IpSet::parse([
+            "10.0.0.0/8",
+            "192.0.2.0/24",
+            "192.0.3.0/24",
+            "2001:db8::/32",
+            "203.0.113.5",
+        ])
+        .unwrap();
+        for yes in [
+            "10.0.0.0",
+            "10.255.255.255",
+            "192.0.2.0",
+            "192.0.3.255",
+            "2001:db8::1",
+            "2001:db8:ffff:ffff::",
+            "203.0.113.5",
+            "::ffff:10.1.1.1",
+        ] {
             assert!(s.contains(ip(yes)), "{yes}");
         }
-        for no in ["9.255.255.255", "11.0.0.0", "192.0.4.0", "192.0.1.255", "2001:db9::", "203.0.113.4", "203.0.113.6", "::a00:1"] {
+        for no in [
+            "9.255.255.255",
+            "11.0.0.0",
+            "192.0.4.0",
+            "192.0.1.255",
+            "2001:db9::",
+            "203.0.113.4",
+            "203.0.113.6",
+            "::a00:1",
+        ] {
             assert!(!s.contains(ip(no)), "{no}");
         }
         // The two adjacent /24s and the /8 merge into fewer ranges.
@@ -278,7 +329,8 @@ mod tests {
         assert!(errs[0].starts_with("lists/office.txt:5: "), "{}", errs[0]);
         assert!(errs[1].starts_with("lists/office.txt:6: "), "{}", errs[1]);
         let mut b = IpSetBuilder::default();
-        b.add_text("10.0.0.0/8\n192.0.2.1 # one\n", "f", 10).unwrap();
+        b.add_text("10.0.0.0/8\n192.0.2.1 # one\n", "f", 10)
+            .unwrap();
         let s = b.build();
         assert!(s.contains(ip("192.0.2.1")) && s.contains(ip("10.3.3.3")));
     }
@@ -305,7 +357,9 @@ mod tests {
         let s = b.build();
         for _ in 0..20_000 {
             let a = rnd() as u32;
-            let naive = nets.iter().any(|(lo, hi)| (*lo..=*hi).contains(&(a as u128)));
+            let naive = nets
+                .iter()
+                .any(|(lo, hi)| (*lo..=*hi).contains(&(a as u128)));
             assert_eq!(s.contains(IpAddr::V4(Ipv4Addr::from(a))), naive, "{a}");
         }
     }

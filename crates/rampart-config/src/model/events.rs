@@ -3,64 +3,58 @@
 use crate::units::HumanDuration;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct EventsConfig {
     /// JSON lines, one per request on which a security stage decided something.
-    #[serde(default)]
     pub file: Option<String>,
-    #[serde(default)]
     pub stdout: bool,
-    #[serde(default)]
     pub syslog: Option<SyslogSink>,
-    #[serde(default)]
     pub webhook: Option<WebhookSink>,
     /// Query parameters whose values are replaced by `REDACTED` in events and logs (any case,
     /// also when their names are percent-encoded), beyond the API-key parameter.
-    #[serde(default = "default_redact")]
     pub redact_query: Vec<String>,
     /// Headers whose values never appear in events (a WAF match on them is reported
     /// without its data), beyond the API-key header.
-    #[serde(default = "default_redact_headers")]
     pub redact_headers: Vec<String>,
 }
 
-// Not a container `#[serde(default)]` with these in `impl Default`: the derived `Default`
-// (empty lists) is what a config without an `events` section gets, while a written section
-// gets these lists. Kept as it was; unifying them would redact more when `events` is absent.
-fn default_redact_headers() -> Vec<String> {
-    [
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-api-key",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn default_redact() -> Vec<String> {
-    [
-        "access_token",
-        "id_token",
-        "refresh_token",
-        "token",
-        "api_key",
-        "apikey",
-        "key",
-        "password",
-        "passwd",
-        "secret",
-        "client_secret",
-        "code",
-        "session",
-        "sig",
-        "signature",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+// The redaction lists apply whether or not an `events` section is written: the access log
+// redacts early-refused requests' URIs with them too.
+impl Default for EventsConfig {
+    fn default() -> Self {
+        let list = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
+        EventsConfig {
+            file: None,
+            stdout: false,
+            syslog: None,
+            webhook: None,
+            redact_query: list(&[
+                "access_token",
+                "id_token",
+                "refresh_token",
+                "token",
+                "api_key",
+                "apikey",
+                "key",
+                "password",
+                "passwd",
+                "secret",
+                "client_secret",
+                "code",
+                "session",
+                "sig",
+                "signature",
+            ]),
+            redact_headers: list(&[
+                "authorization",
+                "proxy-authorization",
+                "cookie",
+                "set-cookie",
+                "x-api-key",
+            ]),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -3,23 +3,16 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// `network:`, the first stages a request meets.
+/// `network:`, what the first stages a request meets work with. (Who the client is behind
+/// proxies is `server.trusted_proxies`.)
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct NetworkSettings {
-    /// Proxies (CIDRs) allowed to say who their client is. Default: none, so the TCP peer
-    /// is the client and forwarding headers are never read.
-    pub trusted_proxies: Vec<String>,
-    /// The header trusted proxies fill in: `x-forwarded-for` (default) or `forwarded`
-    /// (RFC 7239).
-    pub client_ip_header: ClientIpHeader,
-    /// A forwarding header from a trusted proxy that cannot be read: `reject` (400,
-    /// default) or `ignore` (the nearest address that could be verified is the client).
-    pub malformed_client_ip: MalformedClientIp,
     /// Named lists of networks, used by listeners' and routes' `network:` policies.
     pub lists: BTreeMap<String, NetworkList>,
 }
 
+/// The header trusted proxies fill in (`server.client_ip_header`).
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClientIpHeader {
@@ -28,6 +21,7 @@ pub enum ClientIpHeader {
     Forwarded,
 }
 
+/// What a malformed forwarding header gets (`server.malformed_client_ip`).
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum MalformedClientIp {

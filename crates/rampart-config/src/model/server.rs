@@ -51,6 +51,15 @@ pub struct ServerSettings {
     pub watch_interval: HumanDuration,
     /// Time given to in-flight requests at shutdown.
     pub grace_period: HumanDuration,
+    /// Proxies (CIDRs) allowed to say who their client is. Default: none, so the TCP peer
+    /// is the client and forwarding headers are never read.
+    pub trusted_proxies: Vec<String>,
+    /// The header trusted proxies fill in: `x-forwarded-for` (default) or `forwarded`
+    /// (RFC 7239).
+    pub client_ip_header: super::ClientIpHeader,
+    /// A forwarding header from a trusted proxy that cannot be read: `reject` (400,
+    /// default) or `ignore` (the nearest address that could be verified is the client).
+    pub malformed_client_ip: super::MalformedClientIp,
 }
 
 impl Default for ServerSettings {
@@ -59,6 +68,9 @@ impl Default for ServerSettings {
             threads: 2,
             watch_interval: HumanDuration(std::time::Duration::from_millis(500)),
             grace_period: HumanDuration::from_secs(5),
+            trusted_proxies: Vec::new(),
+            client_ip_header: Default::default(),
+            malformed_client_ip: Default::default(),
         }
     }
 }

@@ -20,7 +20,7 @@ pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
         .collect();
     let resolved = match snap.client_ip.resolve(peer, &values) {
         Ok(r) => r,
-        Err(e) => match snap.config.network.malformed_client_ip {
+        Err(e) => match snap.config.server.malformed_client_ip {
             MalformedClientIp::Reject => {
                 return reject(400, "malformed forwarding header", e.reason);
             }

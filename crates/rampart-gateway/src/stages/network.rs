@@ -26,7 +26,9 @@ fn check(policy: Option<&PolicyRt>, ctx: &Ctx) -> Decision {
 }
 
 pub(super) fn listener(_: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
-    let policy = ctx.listener.and_then(|i| snap.listeners[i].network.as_ref());
+    let policy = ctx
+        .listener
+        .and_then(|i| snap.listeners[i].network.as_ref());
     check(policy, ctx)
 }
 

@@ -2,8 +2,9 @@
 //! rules out), evaluates chains, resolves each rule's targets and transforms them, and
 //! records matches.
 
-use super::caches::{Memo, TransformCache, 
-    apply_chain, shares_answers, transformed, GroupItem, DETECT_MEMO_MAX, GROUP_BYTES_MAX, OVERFLOW,
+use super::caches::{
+    apply_chain, shares_answers, transformed, GroupItem, Memo, TransformCache, DETECT_MEMO_MAX,
+    GROUP_BYTES_MAX, OVERFLOW,
 };
 use super::groups::{source_bit, ALWAYS};
 use super::ruleset::CompiledRule;

@@ -774,7 +774,12 @@ mod directive_tests {
         let d = crate::parse_str(&rules, "<test>").unwrap();
         let rs = Ruleset::compile(&d, Path::new(".")).unwrap();
         let mut tx = Transaction::new(&rs, "10.0.0.1");
-        tx.request_headers("GET", "/", "HTTP/1.1", vec![("Host".into(), b"evil".to_vec())]);
+        tx.request_headers(
+            "GET",
+            "/",
+            "HTTP/1.1",
+            vec![("Host".into(), b"evil".to_vec())],
+        );
         tx.run_phase(2);
         assert!(tx.interruption.is_some());
         // Body limit: Reject (default) refuses with 413; ProcessPartial inspects the start.

@@ -1,0 +1,363 @@
+//! The network layer through real sockets: the client address behind trusted proxies
+//! (X-Forwarded-For and Forwarded), spoofed headers from untrusted peers, network lists on
+//! listeners and routes (403, close, dropped at accept before TLS), list files re-read when
+//! they change, and config errors. Clients connect from different loopback addresses
+//! (127.0.0.0/8 is all local on Linux) to play a trusted proxy and untrusted clients.
+mod common;
+use common::*;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends `req` from source address `from` to the gateway's port; reads until the server
+/// closes (or 5 s pass). `None`: the connection was refused or closed before any byte.
+async fn send_from(from: &str, port: u16, req: &str) -> Option<String> {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(from.parse().unwrap(), 0))
+        .unwrap();
+    let mut s = sock
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .ok()?;
+    let _ = s.write_all(req.as_bytes()).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
+}
+
+fn get(path: &str, extra: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n")
+}
+
+/// What the upstream saw (the test upstream answers JSON describing the request).
+fn seen(resp: &str) -> serde_json::Value {
+    assert_eq!(status_of(resp), 200, "{resp}");
+    serde_json::from_str(&body_of(resp)).unwrap()
+}
+
+fn config(server: &str, waf_rule: &str, up: SocketAddr) -> String {
+    let waf = if waf_rule.is_empty() {
+        String::new()
+    } else {
+        format!("waf:\n  custom_rules: \"{waf_rule}\"\n")
+    };
+    format!(
+        "server:\n{server}{waf}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n    rate_limit:\n      - {{ key: client_ip, rate: 1/min, burst: 1 }}\n",
+        upstream_yaml("u", &[up], "")
+    )
+}
+
+/// A trusted proxy speaks for its client: rate limits, the WAF's REMOTE_ADDR, the access
+/// log and the upstream's X-Forwarded-For all see the client. An untrusted peer's
+/// forwarding headers change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_ip_comes_from_trusted_proxies_only() {
+    let up = Upstream::start("u").await;
+    let rule = r#"SecRule REMOTE_ADDR \"@ipMatch 203.0.113.66\" \"id:1,phase:1,deny,status:403\""#;
+    let gw = Gateway::start(&config(
+        "  trusted_proxies: [\"127.0.0.2/32\", \"10.0.0.0/8\"]\n",
+        rule,
+        up.addr,
+    ));
+    let port = gw.port;
+
+    // Through the trusted proxy: the client wrote a spoofed first entry; the proxy
+    // appended the address it saw, after a trusted internal hop.
+    let xff = "X-Forwarded-For: 6.6.6.6, 203.0.113.9, 10.1.1.1\r\n";
+    let r = send_from("127.0.0.2", port, &get("/a", xff)).await.unwrap();
+    let v = seen(&r);
+    // The upstream gets the verified path only: client, trusted hop, the proxy.
+    assert_eq!(
+        v["headers"]["x-forwarded-for"],
+        "203.0.113.9, 10.1.1.1, 127.0.0.2"
+    );
+    // The rate limit keys on the client: another client through the same proxy passes...
+    let other = "X-Forwarded-For: 203.0.113.10\r\n";
+    let r = send_from("127.0.0.2", port, &get("/b", other))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&r), 200, "{r}");
+    // ...and the first client, seen again (with a different spoofed prefix), is limited.
+    let again = "X-Forwarded-For: 7.7.7.7, 203.0.113.9, 10.1.1.1\r\n";
+    let r = send_from("127.0.0.2", port, &get("/c", again))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&r), 429, "{r}");
+    // The WAF's REMOTE_ADDR is the client.
+    let banned = "X-Forwarded-For: 203.0.113.66\r\n";
+    let r = send_from("127.0.0.2", port, &get("/d", banned))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&r), 403, "{r}");
+
+    // From an untrusted peer the same headers are only the client's words.
+    let r = send_from("127.0.0.3", port, &get("/e", banned))
+        .await
+        .unwrap();
+    let v = seen(&r);
+    assert_eq!(v["headers"]["x-forwarded-for"], "127.0.0.3");
+    let r = send_from("127.0.0.3", port, &get("/f", xff)).await.unwrap();
+    assert_eq!(
+        status_of(&r),
+        429,
+        "a new spoofed address must not get a new budget: {r}"
+    );
+
+    let log = gw.access_log();
+    let ips: Vec<String> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["path"].as_str().is_some_and(|p| p.len() == 2))
+        .map(|l| l["client_ip"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        ips,
+        [
+            "203.0.113.9",
+            "203.0.113.10",
+            "203.0.113.9",
+            "203.0.113.66",
+            "127.0.0.3",
+            "127.0.0.3"
+        ],
+        "{log}"
+    );
+}
+
+/// Malformed forwarding headers from a trusted proxy: 400 by default, never believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_forwarding_headers_are_refused_or_ignored() {
+    let up = Upstream::start("u").await;
+    let trusted = "  trusted_proxies: [\"127.0.0.2\", \"10.0.0.0/8\"]\n";
+    let gw = Gateway::start(&config(trusted, "", up.addr));
+    for bad in [
+        "X-Forwarded-For: 203.0.113.9,,10.0.0.9\r\n",
+        "X-Forwarded-For: not-an-ip\r\n",
+        "X-Forwarded-For: 203.0.113.9:99999\r\n",
+        "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-For: \r\n",
+    ] {
+        let r = send_from("127.0.0.2", gw.port, &get("/", bad))
+            .await
+            .unwrap();
+        assert_eq!(status_of(&r), 400, "{bad}: {r}");
+        assert!(body_of(&r).contains("malformed forwarding header"), "{r}");
+        assert!(!r.contains("not-an-ip"), "the header is never echoed: {r}");
+    }
+    drop(gw);
+
+    // `ignore`: the nearest verified address (the proxy) is the client.
+    let gw = Gateway::start(&config(
+        "  trusted_proxies: [\"127.0.0.2\"]\n  malformed_client_ip: ignore\n",
+        "",
+        up.addr,
+    ));
+    let r = send_from(
+        "127.0.0.2",
+        gw.port,
+        &get("/", "X-Forwarded-For: 203.0.113.9, x\r\n"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(seen(&r)["headers"]["x-forwarded-for"], "127.0.0.2");
+}
+
+/// RFC 7239 `Forwarded`, when configured: quoted IPv6 with a port, `unknown` hops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_header_names_the_client() {
+    let up = Upstream::start("u").await;
+    let gw = Gateway::start(&config(
+        "  trusted_proxies: [\"127.0.0.2\"]\n  client_ip_header: forwarded\n",
+        "",
+        up.addr,
+    ));
+    let h = "Forwarded: for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https\r\n";
+    let r = send_from("127.0.0.2", gw.port, &get("/", h)).await.unwrap();
+    assert_eq!(
+        seen(&r)["headers"]["x-forwarded-for"],
+        "2001:db8:cafe::17, 127.0.0.2"
+    );
+    // X-Forwarded-For is not the configured header: it is not read.
+    let r = send_from(
+        "127.0.0.2",
+        gw.port,
+        &get("/", "X-Forwarded-For: 203.0.113.9\r\n"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(seen(&r)["headers"]["x-forwarded-for"], "127.0.0.2");
+    let r = send_from(
+        "127.0.0.2",
+        gw.port,
+        &get("/", "Forwarded: for=2001:db8::1\r\n"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status_of(&r), 400, "{r}");
+}
+
+/// Listener and route policies: deny wins, allow_only admits only its lists; refused
+/// peers are dropped at accept (no HTTP answer), route refusals answer 403 or close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_lists_on_listeners_and_routes() {
+    let up = Upstream::start("u").await;
+    let dir = temp_dir("netlists");
+    let file = dir.join("blocked.txt");
+    std::fs::write(&file, "# blocked\n127.0.0.7   # one host\n127.0.9.0/24\n").unwrap();
+    let body = format!(
+        "network:\n  lists:\n    blocked:\n      cidrs: [\"127.0.0.3/32\"]\n      files: [\"{}\"]\n    office:\n      cidrs: [\"127.0.0.4/31\"]\nupstreams:\n{}routes:\n  - name: office\n    paths: [\"/office\"]\n    upstream: u\n    network: {{ allow_only: [office] }}\n  - name: quiet\n    paths: [\"/quiet\"]\n    upstream: u\n    network: {{ allow_only: [office], action: close }}\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        file.display(),
+        upstream_yaml("u", &[up.addr], "")
+    );
+    let gw = Gateway::start_with_listeners(&body, "    network: { deny: [blocked] }\n");
+    let port = gw.port;
+    // Denied at accept: the connection closes without a byte.
+    for ip in ["127.0.0.3", "127.0.0.7", "127.0.9.200"] {
+        assert_eq!(send_from(ip, port, &get("/", "")).await, None, "{ip}");
+    }
+    let r = send_from("127.0.0.8", port, &get("/", "")).await.unwrap();
+    assert_eq!(status_of(&r), 200, "{r}");
+    // Route policies.
+    for ip in ["127.0.0.4", "127.0.0.5"] {
+        let r = send_from(ip, port, &get("/office", "")).await.unwrap();
+        assert_eq!(status_of(&r), 200, "{ip}: {r}");
+    }
+    let r = send_from("127.0.0.6", port, &get("/office", ""))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&r), 403, "{r}");
+    assert!(body_of(&r).contains("forbidden"), "{r}");
+    assert_eq!(send_from("127.0.0.6", port, &get("/quiet", "")).await, None);
+    let r = send_from("127.0.0.4", port, &get("/quiet", ""))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&r), 200, "{r}");
+    let log = gw.access_log();
+    assert!(log.contains("\"refused_by\":\"network\""), "{log}");
+    assert!(log.contains("\"refused_by\":\"route_network\""), "{log}");
+
+    // The list file changes: 127.0.0.7 is let in, 127.0.0.8 is now blocked, no restart.
+    std::fs::write(&file, "127.0.0.8\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now_ok = send_from("127.0.0.7", port, &get("/", "")).await.is_some();
+        let now_blocked = send_from("127.0.0.8", port, &get("/", "")).await.is_none();
+        if now_ok && now_blocked {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the list file was not re-read");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A broken file is refused and the list in force stays.
+    let generation = gw.readyz_generation();
+    std::fs::write(&file, "127.0.0.8\n300.1.1.1\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(gw.readyz_generation(), generation);
+    assert!(gw.stderr().contains("blocked.txt:2:"), "{}", gw.stderr());
+    assert_eq!(send_from("127.0.0.8", port, &get("/", "")).await, None);
+    assert!(send_from("127.0.0.7", port, &get("/", "")).await.is_some());
+}
+
+/// A TLS listener drops a denied peer before the handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_peers_get_no_tls_handshake() {
+    let up = Upstream::start("u").await;
+    let dir = temp_dir("nettls");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let tls_port = free_port();
+    let body = format!(
+        "  - name: tls\n    address: 127.0.0.1:{tls_port}\n    tls:\n      certificates: [{{ cert: {}, key: {} }}]\n    network: {{ deny: [bad] }}\nnetwork:\n  lists:\n    bad: {{ cidrs: [\"127.0.0.3\"] }}\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        cert.display(),
+        key.display(),
+        upstream_yaml("u", &[up.addr], "")
+    );
+    let gw = Gateway::start_with_listeners(&body, "");
+    // A ClientHello from the denied peer gets nothing back; from another peer, a ServerHello.
+    let hello = client_hello();
+    let denied = send_bytes_from("127.0.0.3", tls_port, &hello).await;
+    assert!(denied.is_empty(), "{} bytes", denied.len());
+    let other = send_bytes_from("127.0.0.4", tls_port, &hello).await;
+    assert_eq!(other.first(), Some(&0x16), "a TLS handshake record");
+    assert!(gw.metric("rampart_rejected_total{reason=\"network denied\"}") >= 1.0);
+}
+
+async fn send_bytes_from(from: &str, port: u16, bytes: &[u8]) -> Vec<u8> {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))
+        .unwrap();
+    let Ok(mut s) = sock.connect(SocketAddr::from(([127, 0, 0, 1], port))).await else {
+        return Vec::new();
+    };
+    let _ = s.write_all(bytes).await;
+    let mut buf = vec![0u8; 4096];
+    match tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await {
+        Ok(Ok(n)) => buf[..n].to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// A TLS 1.2/1.3 ClientHello for `localhost`, produced by rustls itself.
+fn client_hello() -> Vec<u8> {
+    let roots = rustls::RootCertStore::empty();
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(cfg), "localhost".try_into().unwrap())
+            .unwrap();
+    let mut out = Vec::new();
+    conn.write_tls(&mut out).unwrap();
+    out
+}
+
+/// Bad network config: clear errors with file, line and the offending entry.
+#[test]
+fn network_config_errors_are_located() {
+    let dir = temp_dir("netcfg");
+    let list = dir.join("list.txt");
+    std::fs::write(&list, "10.0.0.0/8\n10.1.2.3/8\n").unwrap();
+    let cfg = dir.join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listeners:\n  - name: p\n    address: 127.0.0.1:1\n    network: {{ deny: [nope] }}\nserver:\n  trusted_proxies: [\"10.0.0.0/33\"]\nnetwork:\n  lists:\n    a:\n      cidrs: [\"192.0.2.0/24\", \"banana\"]\n    b:\n      files: [\"{}\"]\n",
+            list.display()
+        ),
+    )
+    .unwrap();
+    let (code, err) = validate(&cfg);
+    assert_eq!(code, Some(1), "{err}");
+    for needle in [
+        "c.yaml:4:",
+        "listeners.0.network.deny.0: no network list named \"nope\"",
+        "server.trusted_proxies.0: \"10.0.0.0/33\" has an invalid prefix length",
+        "network.lists.a.cidrs.1: \"banana\" is not an IP address",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?}:\n{err}");
+    }
+    // List files are read by the same build that serves (after the rest is valid).
+    std::fs::write(
+        &cfg,
+        format!(
+            "listeners:\n  - name: p\n    address: 127.0.0.1:1\nnetwork:\n  lists:\n    b:\n      files: [\"{}\", \"{}/missing.txt\"]\n",
+            list.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let (code, err) = validate(&cfg);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(
+            "list.txt:2: 10.1.2.3/8 has bits set below its prefix; did you mean 10.0.0.0/8?"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("missing.txt: cannot read"), "{err}");
+}
