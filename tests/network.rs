@@ -361,3 +361,100 @@ fn network_config_errors_are_located() {
     );
     assert!(err.contains("missing.txt: cannot read"), "{err}");
 }
+
+/// HAProxy (Debian's) in TCP mode in front of Rampart, sending PROXY v1 and v2 to plain
+/// and TLS listeners: the client HAProxy accepted is the client every stage sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_names_the_client_with_the_proxy_protocol() {
+    let up = Upstream::start("u").await;
+    let dir = temp_dir("haproxy");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let tls_port = free_port();
+    let body = format!(
+        "  - name: tls\n    address: 127.0.0.1:{tls_port}\n    proxy_protocol: true\n    tls:\n      certificates: [{{ cert: {}, key: {} }}]\nserver:\n  trusted_proxies: [\"127.0.0.1\"]\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        cert.display(),
+        key.display(),
+        upstream_yaml("u", &[up.addr], "")
+    );
+    let gw = Gateway::start_with_listeners(&body, "    proxy_protocol: true\n");
+    let (v1, v2, v2_tls) = (free_port(), free_port(), free_port());
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+             listen v1\n  bind 127.0.0.1:{v1}\n  server r 127.0.0.1:{} send-proxy\n\
+             listen v2\n  bind 127.0.0.1:{v2}\n  server r 127.0.0.1:{} send-proxy-v2\n\
+             listen v2tls\n  bind 127.0.0.1:{v2_tls}\n  server r 127.0.0.1:{tls_port} send-proxy-v2\n",
+            gw.port, gw.port
+        ),
+    )
+    .unwrap();
+    let haproxy = std::process::Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy (apt-get install haproxy)");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _haproxy = Kill(haproxy);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", v2_tls)).is_err() {
+        assert!(Instant::now() < deadline, "haproxy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    for (port, client) in [(v1, "127.0.0.5"), (v2, "127.0.0.6")] {
+        let r = send_from(client, port, &get("/x", "X-Forwarded-For: 6.6.6.6\r\n"))
+            .await
+            .unwrap();
+        assert_eq!(seen(&r)["headers"]["x-forwarded-for"], client, "{r}");
+    }
+    let https = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .local_address(Some("127.0.0.7".parse().unwrap()))
+        .build()
+        .unwrap();
+    let v: serde_json::Value = https
+        .get(format!("https://localhost:{v2_tls}/y"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["headers"]["x-forwarded-for"], "127.0.0.7");
+    let log = gw.access_log();
+    for ip in ["127.0.0.5", "127.0.0.6", "127.0.0.7"] {
+        assert!(
+            log.contains(&format!("\"client_ip\":\"{ip}\"")),
+            "{ip}: {log}"
+        );
+    }
+
+    // Without the header, or from a peer that is not a trusted balancer: dropped.
+    assert_eq!(send_from("127.0.0.1", gw.port, &get("/", "")).await, None);
+    let spoof = format!(
+        "PROXY TCP4 203.0.113.9 127.0.0.1 1234 {}\r\n{}",
+        gw.port,
+        get("/", "")
+    );
+    assert_eq!(send_from("127.0.0.3", gw.port, &spoof).await, None);
+    let ok = send_from("127.0.0.1", gw.port, &spoof).await.unwrap();
+    assert_eq!(seen(&ok)["headers"]["x-forwarded-for"], "203.0.113.9");
+    let log = gw.access_log();
+    assert!(
+        log.contains("PROXY protocol from an untrusted peer"),
+        "{log}"
+    );
+}

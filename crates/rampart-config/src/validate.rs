@@ -458,6 +458,14 @@ fn validate_route_security(c: &Config, err: &mut impl FnMut(String, String)) {
 /// files are read when the gateway builds the config (their errors name file and line).
 fn validate_network(c: &Config, err: &mut impl FnMut(String, String)) {
     let n = &c.network;
+    for (i, l) in c.listeners.iter().enumerate() {
+        if l.proxy_protocol && c.server.trusted_proxies.is_empty() {
+            err(
+                format!("listeners.{i}.proxy_protocol"),
+                "needs server.trusted_proxies: the balancers allowed to name the client".into(),
+            );
+        }
+    }
     for (i, p) in c.server.trusted_proxies.iter().enumerate() {
         if let Err(e) = rampart_net::parse_net(p) {
             err(format!("server.trusted_proxies.{i}"), e.to_string());

@@ -29,6 +29,7 @@ use pingora::server::ShutdownWatch;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
+use std::os::unix::io::AsRawFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -102,6 +103,11 @@ impl ConnTracker {
         true
     }
 
+    /// The connection's earlier request was registered (it is being reused).
+    fn is_open(&self, id: i32) -> bool {
+        self.open_shard(id).contains_key(&id)
+    }
+
     fn leave(&self, id: i32) {
         let Some(ip) = self.open_shard(id).remove(&id) else {
             return;
@@ -126,30 +132,107 @@ pub struct AcceptGate {
 #[async_trait]
 impl pingora::listeners::PreTlsProcess for AcceptGate {
     async fn process(&self, stream: &mut L4Stream) -> pingora::Result<()> {
-        let digest = stream.get_socket_digest();
-        let addr = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| {
-            a.and_then(|a| a.as_inet()).copied()
+        let (peer, local) = addresses(stream);
+        let Some(mut peer) = peer else { return Ok(()) };
+        let snap = self.state.load_full();
+        let reason = match accept(&snap, stream, peer, local).await {
+            Ok(client) => {
+                peer = client;
+                match crate::network::refused_at_accept(&snap, peer, local) {
+                    None => return Ok(()),
+                    Some(reason) => ("network", reason),
+                }
+            }
+            Err(reason) => ("proxy_protocol", reason),
         };
-        let peer = addr(digest.as_ref().and_then(|d| d.peer_addr()));
-        let local = addr(digest.as_ref().and_then(|d| d.local_addr()));
-        let Some(peer) = peer else { return Ok(()) };
-        let Some(reason) = crate::network::refused_at_accept(&self.state.load(), peer.ip(), local)
-        else {
-            return Ok(());
-        };
-        metrics().rejected.with_label_values(&[reason]).inc();
+        metrics().rejected.with_label_values(&[reason.1]).inc();
         let id = crate::framing::new_request_id();
         record_refusal(
             &self.state,
             &self.events,
-            Some(peer.ip()),
+            Some(peer),
             &[],
-            "network",
+            reason.0,
             0,
-            reason,
+            reason.1,
             id,
         );
-        pingora::Error::e_explain(pingora::ErrorType::ConnectionClosed, reason)
+        pingora::Error::e_explain(pingora::ErrorType::ConnectionClosed, reason.1)
+    }
+}
+
+/// A stream's peer and local addresses.
+fn addresses(stream: &L4Stream) -> (Option<IpAddr>, Option<std::net::SocketAddr>) {
+    let digest = stream.get_socket_digest();
+    let inet = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| {
+        a.and_then(|a| a.as_inet()).copied()
+    };
+    let peer = inet(digest.as_ref().and_then(|d| d.peer_addr())).map(|a| a.ip());
+    let local = inet(digest.as_ref().and_then(|d| d.local_addr()));
+    (peer, local)
+}
+
+/// A new connection on a listener with `proxy_protocol`: the PROXY header is read (within
+/// the header timeout, from a trusted balancer only) and the client it names becomes the
+/// connection's peer for everything after. Returns the client address.
+async fn accept(
+    snap: &Snapshot,
+    stream: &mut L4Stream,
+    peer: IpAddr,
+    local: Option<std::net::SocketAddr>,
+) -> Result<IpAddr, &'static str> {
+    let expects = local
+        .and_then(|l| snap.listener_for(l))
+        .is_some_and(|i| snap.listeners[i].proxy_protocol);
+    if !expects {
+        return Ok(peer);
+    }
+    if !snap.client_ip.is_trusted(peer) {
+        return Err("PROXY protocol from an untrusted peer");
+    }
+    let timeout = snap.config.limits.request_header_timeout.0;
+    let header = tokio::time::timeout(timeout, read_proxy_header(stream))
+        .await
+        .map_err(|_| "PROXY protocol header timed out")??;
+    let Some(source) = header else {
+        return Ok(peer);
+    };
+    let digest = pingora::protocols::SocketDigest::from_raw_fd(stream.as_raw_fd());
+    let _ = digest
+        .peer_addr
+        .set(Some(pingora::protocols::l4::socket::SocketAddr::Inet(
+            source,
+        )));
+    stream.set_socket_digest(digest);
+    Ok(source.ip().to_canonical())
+}
+
+/// Reads exactly the PROXY header; bytes read past it are put back for TLS or HTTP.
+async fn read_proxy_header(
+    stream: &mut L4Stream,
+) -> Result<Option<std::net::SocketAddr>, &'static str> {
+    use rampart_net::proxy_protocol::{parse, Parse};
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 512];
+    loop {
+        match parse(&buf) {
+            Parse::Done(h) => {
+                if buf.len() > h.len {
+                    stream.rewind(&buf[h.len..]);
+                }
+                return Ok(h.source);
+            }
+            Parse::Invalid(reason) => return Err(reason),
+            Parse::Incomplete => {}
+        }
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|_| "connection failed before its PROXY header")?;
+        if n == 0 {
+            return Err("connection closed before its PROXY header");
+        }
+        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -172,6 +255,23 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
             .and_then(|d| d.local_addr())
             .and_then(|a| a.as_inet())
             .copied();
+        // A new connection on a PROXY protocol listener: the header names the client.
+        let (stream, peer) = match (peer, stream.as_any().is::<L4Stream>()) {
+            (Some(ip), true) if !self.conns.is_open(id) => {
+                let mut l4: Box<L4Stream> = stream.into_any().downcast().ok()?;
+                let snap = self.state.load_full();
+                match accept(&snap, &mut l4, ip, local).await {
+                    Ok(client) => (l4 as Stream, Some(client)),
+                    Err(reason) => {
+                        metrics().rejected.with_label_values(&[reason]).inc();
+                        let rid = crate::framing::new_request_id();
+                        self.event(peer, &[], "proxy_protocol", 0, reason, rid);
+                        return None;
+                    }
+                }
+            }
+            _ => (stream, peer),
+        };
         if let Some(ip) = peer {
             let refused = crate::network::refused_at_accept(&self.state.load(), ip, local);
             if let Some(reason) = refused {

@@ -67,12 +67,13 @@ impl Reloader {
                 // These are bound at startup; refusing is clearer than a config that
                 // claims something the process is not doing.
                 let old = &current.config;
-                // What a listener binds (address, TLS); its network policy may change.
+                // What a listener binds (address, TLS); its network policy and PROXY protocol may change.
                 let bound = |ls: &[rampart_config::Listener]| -> Vec<rampart_config::Listener> {
                     ls.iter()
                         .cloned()
                         .map(|mut l| {
                             l.network = None;
+                            l.proxy_protocol = false;
                             l
                         })
                         .collect()

@@ -90,6 +90,8 @@ pub struct ListenerRt {
     pub max_connections_per_ip: Option<u32>,
     /// Which client networks the listener admits.
     pub network: Option<crate::network::PolicyRt>,
+    /// Connections start with a PROXY protocol header.
+    pub proxy_protocol: bool,
 }
 
 pub struct Snapshot {
@@ -273,6 +275,7 @@ impl Snapshot {
                         .network
                         .as_ref()
                         .map(|p| crate::network::PolicyRt::new(p, &lists)),
+                    proxy_protocol: l.proxy_protocol,
                 })
             })
             .collect();

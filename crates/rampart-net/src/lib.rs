@@ -6,9 +6,12 @@
 //! - [`ClientIp`]: the real client address behind trusted proxies, from `Forwarded`
 //!   (RFC 7239) or `X-Forwarded-For`, walking from the right and never trusting a hop that
 //!   did not come through a trusted one.
+//! - [`proxy_protocol`]: HAProxy's PROXY protocol header (v1 and v2), which a load balancer
+//!   sends before TLS or HTTP to name the client.
 
 mod client_ip;
 mod ipset;
+pub mod proxy_protocol;
 
 pub use client_ip::{ClientIp, ClientIpError, HeaderSource};
 pub use ipset::{parse_net, IpSet, IpSetBuilder, NetParseError};

@@ -23,6 +23,11 @@ pub struct Listener {
     /// Open connections allowed from one client IP; more are refused at once.
     #[serde(default)]
     pub max_connections_per_ip: Option<u32>,
+    /// Connections start with a PROXY protocol header (v1 or v2, as HAProxy's `send-proxy`
+    /// and `send-proxy-v2` write it) naming the client; a connection without one is
+    /// dropped. Only peers in `server.trusted_proxies` may send it.
+    #[serde(default)]
+    pub proxy_protocol: bool,
     /// Which client networks this listener admits (`network.lists` names). Without
     /// trusted proxies, refused peers are dropped at accept, before TLS.
     #[serde(default)]
