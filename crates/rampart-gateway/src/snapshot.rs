@@ -34,7 +34,7 @@ fn compile_limits(c: &Config) -> Result<Vec<Vec<rampart_limits::LimitRt>>, Vec<P
                 Some(rt)
             }
             Err(e) => {
-                errs.push((path, e));
+                errs.push((path, e.to_string()));
                 None
             }
         }
@@ -145,7 +145,7 @@ impl Snapshot {
             Some(p) if p.config.redis == config.redis => Some(p.limiter.clone()),
             _ => rampart_limits::Limiter::new(config.redis.as_deref(), 2_000_000)
                 .map(Arc::new)
-                .map_err(|e| errs.push(("redis".into(), e)))
+                .map_err(|e| errs.push(("redis".into(), e.to_string())))
                 .ok(),
         };
         let route_limits = compile_limits(&config).map_err(|e| errs.extend(e)).ok();
