@@ -131,7 +131,7 @@ impl Snapshot {
             Some(p) if p.lockout.settings() == &config.auth.lockout => Some(p.lockout.clone()),
             _ => rampart_auth::Lockout::new(config.auth.lockout.clone())
                 .map(Arc::new)
-                .map_err(|e| errs.push(("auth.lockout".into(), e)))
+                .map_err(|e| errs.push(("auth.lockout".into(), e.to_string())))
                 .ok(),
         };
         let auth = lockout.clone().and_then(|lockout| {
