@@ -1,7 +1,7 @@
 //! OAuth 2.0 token introspection (RFC 7662) for opaque tokens, with a cache keyed by the
 //! token's hash: active results until `exp` (bounded by `max_ttl`), inactive ones briefly.
 
-use crate::secrets;
+use crate::{secrets, Error};
 use rampart_config::Introspection;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -21,13 +21,13 @@ const INACTIVE_TTL: Duration = Duration::from_secs(30);
 const MAX_CACHE: usize = 100_000;
 
 impl Introspector {
-    pub fn new(cfg: &Introspection) -> Result<Introspector, String> {
+    pub fn new(cfg: &Introspection) -> Result<Introspector, Error> {
         Ok(Introspector {
             cfg: cfg.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
-                .map_err(|e| e.to_string())?,
+                .map_err(Error::HttpClient)?,
             cache: Mutex::new(HashMap::new()),
         })
     }

@@ -5,6 +5,7 @@
 //! be in the issuer's allow-list, `none` never parses, and a key is only ever used with an
 //! algorithm of its own family (an RSA public key is never an HMAC secret).
 
+use crate::Error;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rampart_config::JwtIssuer;
@@ -80,19 +81,19 @@ fn unix_now() -> u64 {
 /// Why a token was refused (for logs and events, never for the client).
 pub type Reason = &'static str;
 
-pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
+pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, Error> {
     names
         .iter()
         .map(|n| {
             if n.eq_ignore_ascii_case("none") {
-                return Err("algorithm none is never allowed".to_string());
+                return Err(Error::AlgorithmNone);
             }
-            Algorithm::from_str(n).map_err(|_| format!("unknown JWT algorithm {n:?}"))
+            Algorithm::from_str(n).map_err(|_| Error::UnknownAlgorithm { name: n.clone() })
         })
         .collect()
 }
 
-fn load_static(cfg: &JwtIssuer) -> Result<Vec<Key>, String> {
+fn load_static(cfg: &JwtIssuer) -> Result<Vec<Key>, Error> {
     let mut out = Vec::new();
     for k in &cfg.keys {
         match (&k.secret, &k.pem) {
@@ -102,7 +103,10 @@ fn load_static(cfg: &JwtIssuer) -> Result<Vec<Key>, String> {
                 key: DecodingKey::from_secret(secret.as_bytes()),
             }),
             (None, Some(path)) => {
-                let pem = std::fs::read(path).map_err(|e| format!("{path}: cannot read: {e}"))?;
+                let pem = std::fs::read(path).map_err(|source| Error::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 let (family, key) = if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
                     (Family::Rsa, k)
                 } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
@@ -110,7 +114,7 @@ fn load_static(cfg: &JwtIssuer) -> Result<Vec<Key>, String> {
                 } else if let Ok(k) = DecodingKey::from_ed_pem(&pem) {
                     (Family::Ed, k)
                 } else {
-                    return Err(format!("{path}: not an RSA, EC or Ed25519 public key PEM"));
+                    return Err(Error::NotAPublicKey { path: path.clone() });
                 };
                 out.push(Key {
                     kid: k.kid.clone(),
@@ -118,21 +122,21 @@ fn load_static(cfg: &JwtIssuer) -> Result<Vec<Key>, String> {
                     key,
                 });
             }
-            _ => return Err("a JWT key needs exactly one of secret or pem".into()),
+            _ => return Err(Error::KeySource),
         }
     }
     Ok(out)
 }
 
 impl IssuerRt {
-    pub fn new(cfg: &JwtIssuer, http: reqwest::Client) -> Result<IssuerRt, String> {
+    pub fn new(cfg: &JwtIssuer, http: reqwest::Client) -> Result<IssuerRt, Error> {
         let algorithms = parse_algorithms(&cfg.algorithms)?;
         if algorithms.is_empty() {
-            return Err("at least one algorithm is required".into());
+            return Err(Error::NoAlgorithm);
         }
         let static_keys = load_static(cfg)?;
         if static_keys.is_empty() && cfg.jwks_url.is_none() && !cfg.discovery {
-            return Err("no keys: give keys, jwks_url or discovery: true".into());
+            return Err(Error::NoKeys);
         }
         Ok(IssuerRt {
             cfg: cfg.clone(),
@@ -152,7 +156,7 @@ impl IssuerRt {
         self.cfg.jwks_url.is_some() || self.cfg.discovery
     }
 
-    async fn jwks_uri(&self) -> Result<String, String> {
+    async fn jwks_uri(&self) -> Result<String, Error> {
         if let Some(u) = &self.cfg.jwks_url {
             return Ok(u.clone());
         }
@@ -166,21 +170,27 @@ impl IssuerRt {
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("OIDC discovery {url}: {e}"))?
+            .map_err(|source| Error::Discovery {
+                url: url.clone(),
+                source,
+            })?
             .json()
             .await
-            .map_err(|e| format!("OIDC discovery {url}: {e}"))?;
+            .map_err(|source| Error::Discovery {
+                url: url.clone(),
+                source,
+            })?;
         // The discovery document must be about this issuer (OIDC Discovery §4.3).
         if doc["issuer"].as_str() != Some(self.cfg.issuer.as_str()) {
-            return Err(format!("OIDC discovery {url}: issuer mismatch"));
+            return Err(Error::DiscoveryIssuer { url });
         }
         doc["jwks_uri"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| format!("OIDC discovery {url}: no jwks_uri"))
+            .ok_or(Error::DiscoveryNoJwksUri { url })
     }
 
-    async fn fetch(&self) -> Result<Vec<Key>, String> {
+    async fn fetch(&self) -> Result<Vec<Key>, Error> {
         let uri = self.jwks_uri().await?;
         let set: JwkSet = self
             .http
@@ -188,10 +198,16 @@ impl IssuerRt {
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("JWKS {uri}: {e}"))?
+            .map_err(|source| Error::Jwks {
+                uri: uri.clone(),
+                source,
+            })?
             .json()
             .await
-            .map_err(|e| format!("JWKS {uri}: {e}"))?;
+            .map_err(|source| Error::Jwks {
+                uri: uri.clone(),
+                source,
+            })?;
         let mut keys = Vec::new();
         for jwk in &set.keys {
             let Ok(key) = DecodingKey::from_jwk(jwk) else {
@@ -418,7 +434,7 @@ impl Jwt {
             }
             match IssuerRt::new(c, http.clone()) {
                 Ok(rt) => issuers.push(Arc::new(rt)),
-                Err(e) => errs.push((format!("auth.jwt.{i}"), e)),
+                Err(e) => errs.push((format!("auth.jwt.{i}"), e.to_string())),
             }
         }
         if errs.is_empty() {

@@ -2,7 +2,7 @@
 //! then a group search. User input is escaped for DNs (RFC 4514) and filters (RFC 4515) so
 //! it cannot change the query. Successful results are cached briefly.
 
-use crate::secrets;
+use crate::{secrets, Error};
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use rampart_config::Ldap;
 use std::collections::HashMap;
@@ -19,29 +19,37 @@ pub struct LdapAuth {
 type BindResult = (Instant, Vec<String>);
 
 impl LdapAuth {
-    pub fn new(cfg: &Ldap) -> Result<LdapAuth, String> {
+    pub fn new(cfg: &Ldap) -> Result<LdapAuth, Error> {
         if !(cfg.url.starts_with("ldap://") || cfg.url.starts_with("ldaps://")) {
-            return Err(format!(
-                "ldap url {:?} must start with ldap:// or ldaps://",
-                cfg.url
-            ));
+            return Err(Error::LdapUrl {
+                url: cfg.url.clone(),
+            });
         }
         if !cfg.bind_dn.contains("{user}") {
-            return Err("ldap bind_dn must contain {user}".into());
+            return Err(Error::LdapBindDn);
         }
         let tls = match &cfg.ca {
             Some(ca) => {
-                let pem = std::fs::read(ca).map_err(|e| format!("{ca}: cannot read: {e}"))?;
+                let pem = std::fs::read(ca).map_err(|source| Error::Read {
+                    path: ca.clone(),
+                    source,
+                })?;
                 let mut roots = rustls::RootCertStore::empty();
                 for c in rustls_pemfile::certs(&mut pem.as_slice()) {
-                    let c = c.map_err(|e| format!("{ca}: {e}"))?;
-                    roots.add(c).map_err(|e| format!("{ca}: {e}"))?;
+                    let c = c.map_err(|source| Error::CaPem {
+                        path: ca.clone(),
+                        source,
+                    })?;
+                    roots.add(c).map_err(|source| Error::CaCertificate {
+                        path: ca.clone(),
+                        source,
+                    })?;
                 }
                 let provider = Arc::new(rustls::crypto::ring::default_provider());
                 Some(Arc::new(
                     rustls::ClientConfig::builder_with_provider(provider)
                         .with_safe_default_protocol_versions()
-                        .map_err(|e| e.to_string())?
+                        .map_err(Error::Tls)?
                         .with_root_certificates(roots)
                         .with_no_client_auth(),
                 ))

@@ -7,6 +7,7 @@
 //! identity and client IP; routes may require step-up claims (`amr`, `acr`, RFC 9470).
 //! Reasons for refusals are returned for logs and events only; clients get a generic 401.
 
+mod error;
 pub mod introspection;
 pub mod jwt;
 pub mod ldap;
@@ -20,6 +21,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+pub use error::Error;
 pub use lockout::Lockout;
 
 /// Who a request was authenticated as.
@@ -183,7 +185,7 @@ fn check_consumers(consumers: &[Consumer]) -> Vec<Problem> {
         }
         if let Some(b) = &con.basic {
             if let Err(e) = secrets::check_hash_format(&b.password_hash) {
-                out.push((format!("{base}.basic.password_hash"), e));
+                out.push((format!("{base}.basic.password_hash"), e.to_string()));
             }
         }
         for (j, m) in con.mtls.iter().enumerate() {
@@ -199,28 +201,37 @@ fn check_consumers(consumers: &[Consumer]) -> Vec<Problem> {
 }
 
 /// `user:hash` lines; only argon2 and bcrypt hashes are accepted.
-pub fn load_htpasswd(path: &str) -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: cannot read: {e}"))?;
+pub fn load_htpasswd(path: &str) -> Result<Vec<(String, String)>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_string(),
+        source,
+    })?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (user, hash) = line
-            .split_once(':')
-            .ok_or_else(|| format!("{path}:{}: expected user:hash", n + 1))?;
-        secrets::check_hash_format(hash).map_err(|e| format!("{path}:{}: {e}", n + 1))?;
+        let (user, hash) = line.split_once(':').ok_or_else(|| Error::HtpasswdLine {
+            path: path.to_string(),
+            line: n + 1,
+        })?;
+        secrets::check_hash_format(hash).map_err(|e| Error::HtpasswdHash {
+            path: path.to_string(),
+            line: n + 1,
+            source: Box::new(e),
+        })?;
         out.push((user.to_string(), hash.to_string()));
     }
     Ok(out)
 }
 
 /// One random argon2 hash per process, verified for unknown users (timing equality).
-fn dummy_hash() -> Result<String, String> {
-    static H: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+fn dummy_hash() -> Result<String, &'static Error> {
+    static H: std::sync::OnceLock<Result<String, Error>> = std::sync::OnceLock::new();
     H.get_or_init(|| secrets::hash_password(&secrets::generate_api_key()))
-        .clone()
+        .as_ref()
+        .cloned()
 }
 
 fn parse_expiry(s: &Option<String>) -> Option<SystemTime> {
@@ -277,7 +288,7 @@ impl Authenticator {
                         basic.entry(user).or_insert((None, hash));
                     }
                 }
-                Err(e) => errs.push(("auth.basic.htpasswd".into(), e)),
+                Err(e) => errs.push(("auth.basic.htpasswd".into(), e.to_string())),
             }
         }
         let jwt = jwt::Jwt::new(&auth.jwt).map_err(|e| errs.extend(e)).ok();
@@ -286,7 +297,7 @@ impl Authenticator {
             .as_ref()
             .map(introspection::Introspector::new)
             .transpose()
-            .map_err(|e| errs.push(("auth.introspection".into(), e)))
+            .map_err(|e| errs.push(("auth.introspection".into(), e.to_string())))
             .ok()
             .flatten();
         let ldap = auth
@@ -294,10 +305,12 @@ impl Authenticator {
             .as_ref()
             .map(ldap::LdapAuth::new)
             .transpose()
-            .map_err(|e| errs.push(("auth.ldap".into(), e)))
+            .map_err(|e| errs.push(("auth.ldap".into(), e.to_string())))
             .ok()
             .flatten();
-        let dummy_hash = dummy_hash().map_err(|e| errs.push(("auth".into(), e))).ok();
+        let dummy_hash = dummy_hash()
+            .map_err(|e| errs.push(("auth".into(), e.to_string())))
+            .ok();
         let (Some(jwt), Some(dummy_hash), true) = (jwt, dummy_hash, errs.is_empty()) else {
             return Err(errs);
         };

@@ -26,11 +26,11 @@ const MAX_LOCAL_ENTRIES: usize = 200_000;
 impl Lockout {
     /// No I/O: a Redis backend connects on first use, and while it cannot be reached
     /// failures are counted locally.
-    pub fn new(settings: LockoutSettings) -> Result<Lockout, String> {
+    pub fn new(settings: LockoutSettings) -> Result<Lockout, crate::Error> {
         let redis = match &settings.redis {
             Some(url) => Some(
                 rampart_redis::RedisHandle::new(url, "lockout", Duration::from_millis(500))
-                    .map_err(|e| format!("lockout {e}"))?,
+                    .map_err(crate::Error::Lockout)?,
             ),
             None => None,
         };

@@ -1,5 +1,6 @@
 //! API keys and passwords: generation, hashing, constant-time verification.
 
+use crate::Error;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -44,29 +45,29 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// An argon2id PHC string for `password` (for `rampart hash-password`).
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub fn hash_password(password: &str) -> Result<String, Error> {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     let salt = SaltString::generate(&mut OsRng);
     argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(Error::HashPassword)
 }
 
 /// Whether a stored hash is a kind Rampart verifies (argon2 or bcrypt).
-pub fn check_hash_format(hash: &str) -> Result<(), String> {
+pub fn check_hash_format(hash: &str) -> Result<(), Error> {
     if hash.starts_with("$argon2") {
         argon2::PasswordHash::new(hash)
             .map(|_| ())
-            .map_err(|e| format!("invalid argon2 hash: {e}"))
+            .map_err(Error::Argon2Hash)
     } else if hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$") {
         if hash.len() == 60 {
             Ok(())
         } else {
-            Err("invalid bcrypt hash length".into())
+            Err(Error::BcryptHashLength)
         }
     } else {
-        Err("unsupported password hash: use argon2id (rampart hash-password) or bcrypt".into())
+        Err(Error::UnsupportedHash)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Cedar policies: loaded and validated once per config; evaluated per request.
 
-use crate::{AuthzRequest, Decision};
+use crate::{AuthzRequest, Decision, Error};
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
     RestrictedExpression, Schema, ValidationMode, Validator,
@@ -12,22 +12,13 @@ use std::str::FromStr;
 use std::time::UNIX_EPOCH;
 
 /// A policy problem with its place in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
 pub struct CedarError {
     pub file: String,
     pub line: usize,
     pub column: usize,
     pub message: String,
-}
-
-impl std::fmt::Display for CedarError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )
-    }
 }
 
 pub struct CedarPolicies {
@@ -198,12 +189,16 @@ impl CedarPolicies {
         }
     }
 
-    fn try_decide(&self, r: &AuthzRequest, action: &str) -> Result<Decision, String> {
+    fn try_decide(&self, r: &AuthzRequest, action: &str) -> Result<Decision, Error> {
         let principal = self
             .uid(CONSUMER, r.consumer.unwrap_or("anonymous"))
-            .ok_or("bad principal")?;
-        let action_uid = self.uid(ACTION, action).ok_or("bad action")?;
-        let resource = self.uid(ROUTE, r.route).ok_or("bad resource")?;
+            .ok_or(Error::CedarId { kind: "principal" })?;
+        let action_uid = self
+            .uid(ACTION, action)
+            .ok_or(Error::CedarId { kind: "action" })?;
+        let resource = self
+            .uid(ROUTE, r.route)
+            .ok_or(Error::CedarId { kind: "resource" })?;
         let parents: HashSet<EntityUid> =
             r.groups.iter().filter_map(|g| self.uid(GROUP, g)).collect();
         let mut extra: Vec<Entity> = r
@@ -222,8 +217,8 @@ impl CedarPolicies {
             .iter()
             .filter(|e| !ids.contains(&e.uid()))
             .cloned();
-        let entities =
-            Entities::from_entities(base.chain(extra), None).map_err(|e| e.to_string())?;
+        let entities = Entities::from_entities(base.chain(extra), None)
+            .map_err(|e| Error::CedarEntities(Box::new(e)))?;
 
         let secs = r
             .now
@@ -239,11 +234,11 @@ impl CedarPolicies {
             // 1970-01-01 was a Thursday; 0 = Monday.
             ("weekday".to_string(), long(((secs / 86400) + 3) % 7)),
         ])
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::CedarExpression(Box::new(e)))?;
         let claims = match r.claims {
             Some(c) => to_cedar(c),
             None => RestrictedExpression::new_record(Vec::<(String, RestrictedExpression)>::new())
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| Error::CedarExpression(Box::new(e)))?,
         };
         let mut pairs = vec![
             ("claims".to_string(), claims),
@@ -278,11 +273,11 @@ impl CedarPolicies {
                     RestrictedExpression::new_string(fp.to_string()),
                 ),
             ])
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Error::CedarExpression(Box::new(e)))?;
             pairs.push(("mtls".to_string(), rec));
         }
         // With a schema, Request::new below checks the context against it.
-        let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
+        let context = Context::from_pairs(pairs).map_err(|e| Error::CedarContext(Box::new(e)))?;
         let resource_uid = resource.clone();
         let request = Request::new(
             principal,
@@ -291,7 +286,7 @@ impl CedarPolicies {
             context,
             self.schema.as_ref(),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::CedarRequest(Box::new(e)))?;
         let set = self.policies_for(r.route, &resource_uid);
         let resp = self.authorizer.is_authorized(&request, &set, &entities);
         let policies: Vec<String> = resp

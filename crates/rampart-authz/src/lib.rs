@@ -9,9 +9,11 @@
 //! claims, client IP, mTLS identity and time.
 
 mod cedar;
+mod error;
 mod rules;
 
 pub use cedar::{CedarError, CedarPolicies};
+pub use error::Error;
 pub use rules::{path_matches, Rule};
 
 use rampart_config::{Authorize, DefaultAuthorization};
@@ -95,7 +97,7 @@ impl RoutePolicy {
 
     pub fn decide(&self, r: &AuthzRequest) -> Decision {
         if let Err(why) = self.rule.check(r) {
-            return Decision::deny(why);
+            return Decision::deny(why.to_string());
         }
         let mut action = None;
         if !self.operations.is_empty() {

@@ -1,6 +1,6 @@
 //! Declarative conditions: allow/deny lists, scopes, claims.
 
-use crate::AuthzRequest;
+use crate::{AuthzRequest, Error};
 use rampart_config::{Authorize, ClaimCondition, Operation, Scopes};
 use serde_json::Value;
 
@@ -38,29 +38,33 @@ impl Rule {
     }
 
     /// Ok when every condition holds; else why not.
-    pub fn check(&self, r: &AuthzRequest) -> Result<(), String> {
+    pub fn check(&self, r: &AuthzRequest) -> Result<(), Error> {
         let consumer = r.consumer.unwrap_or("");
         if r.consumer.is_some() && self.deny_consumers.iter().any(|c| c == consumer) {
-            return Err(format!("consumer {consumer} is denied"));
+            return Err(Error::ConsumerDenied {
+                consumer: consumer.to_string(),
+            });
         }
         if let Some(g) = r.groups.iter().find(|g| self.deny_groups.contains(g)) {
-            return Err(format!("group {g} is denied"));
+            return Err(Error::GroupDenied { group: g.clone() });
         }
         let lists = !self.groups.is_empty() || !self.consumers.is_empty();
         if lists {
             let by_consumer = r.consumer.is_some() && self.consumers.iter().any(|c| c == consumer);
             let by_group = r.groups.iter().any(|g| self.groups.contains(g));
             if !(by_consumer || by_group) {
-                return Err("consumer not in an allowed group or list".into());
+                return Err(Error::NotAllowed);
             }
         }
         if let Some(s) = &self.scopes {
             let granted = scopes_of(r.claims);
             if let Some(missing) = s.all.iter().find(|x| !granted.contains(&x.as_str())) {
-                return Err(format!("missing scope {missing}"));
+                return Err(Error::MissingScope {
+                    scope: missing.clone(),
+                });
             }
             if !s.any.is_empty() && !s.any.iter().any(|x| granted.contains(&x.as_str())) {
-                return Err("none of the accepted scopes".into());
+                return Err(Error::NoAcceptedScope);
             }
         }
         for c in &self.claims {
@@ -101,36 +105,38 @@ fn text_of(v: &Value) -> Vec<String> {
     }
 }
 
-fn check_claim(c: &ClaimCondition, claims: Option<&Value>) -> Result<(), String> {
+fn check_claim(c: &ClaimCondition, claims: Option<&Value>) -> Result<(), Error> {
     let v = claim(claims, &c.claim);
     if let Some(present) = c.present {
         if present != v.is_some() {
-            return Err(format!(
-                "claim {} must be {}",
-                c.claim,
-                if present { "present" } else { "absent" }
-            ));
+            let claim = c.claim.clone();
+            return Err(if present {
+                Error::ClaimAbsent { claim }
+            } else {
+                Error::ClaimPresent { claim }
+            });
         }
     }
     // For arrays, a test passes when any element passes.
     let values = v.map(text_of).unwrap_or_default();
     if let Some(want) = &c.equals {
         if !values.iter().any(|x| x == want) {
-            return Err(format!(
-                "claim {} does not equal the required value",
-                c.claim
-            ));
+            return Err(Error::ClaimNotEqual {
+                claim: c.claim.clone(),
+            });
         }
     }
     if !c.one_of.is_empty() && !values.iter().any(|x| c.one_of.contains(x)) {
-        return Err(format!(
-            "claim {} is not one of the allowed values",
-            c.claim
-        ));
+        return Err(Error::ClaimNotOneOf {
+            claim: c.claim.clone(),
+        });
     }
     if let Some(g) = &c.glob {
         if !values.iter().any(|x| glob(g, x)) {
-            return Err(format!("claim {} does not match {g}", c.claim));
+            return Err(Error::ClaimNoMatch {
+                claim: c.claim.clone(),
+                glob: g.clone(),
+            });
         }
     }
     Ok(())
@@ -193,5 +199,114 @@ mod tests {
         assert!(!path_matches("/orders/{id}", "/orders/"));
         assert!(path_matches("/orders/**", "/orders/7/items"));
         assert!(path_matches("/orders", "/orders/"));
+    }
+
+    /// The reasons are logged and put in events: their wording is part of the contract.
+    #[test]
+    fn deny_reasons() {
+        let claims = serde_json::json!({"scope": "read", "email": "a@example.test"});
+        let groups = vec!["ops".to_string()];
+        let req = AuthzRequest {
+            consumer: Some("bob"),
+            groups: &groups,
+            claims: Some(&claims),
+            method: "GET",
+            path: "/",
+            route: "r",
+            client_ip: None,
+            mtls: None,
+            now: std::time::SystemTime::now(),
+        };
+        let why = |rule: Rule| rule.check(&req).unwrap_err().to_string();
+        let claim = |c: ClaimCondition| Rule {
+            claims: vec![c],
+            ..Rule::default()
+        };
+        let cases = [
+            (
+                Rule {
+                    deny_consumers: vec!["bob".into()],
+                    ..Rule::default()
+                },
+                "consumer bob is denied",
+            ),
+            (
+                Rule {
+                    deny_groups: vec!["ops".into()],
+                    ..Rule::default()
+                },
+                "group ops is denied",
+            ),
+            (
+                Rule {
+                    groups: vec!["admins".into()],
+                    ..Rule::default()
+                },
+                "consumer not in an allowed group or list",
+            ),
+            (
+                Rule {
+                    scopes: Some(Scopes {
+                        all: vec!["write".into()],
+                        any: Vec::new(),
+                    }),
+                    ..Rule::default()
+                },
+                "missing scope write",
+            ),
+            (
+                Rule {
+                    scopes: Some(Scopes {
+                        all: Vec::new(),
+                        any: vec!["write".into(), "admin".into()],
+                    }),
+                    ..Rule::default()
+                },
+                "none of the accepted scopes",
+            ),
+            (
+                claim(ClaimCondition {
+                    claim: "tenant".into(),
+                    present: Some(true),
+                    ..Default::default()
+                }),
+                "claim tenant must be present",
+            ),
+            (
+                claim(ClaimCondition {
+                    claim: "email".into(),
+                    present: Some(false),
+                    ..Default::default()
+                }),
+                "claim email must be absent",
+            ),
+            (
+                claim(ClaimCondition {
+                    claim: "email".into(),
+                    equals: Some("b@example.test".into()),
+                    ..Default::default()
+                }),
+                "claim email does not equal the required value",
+            ),
+            (
+                claim(ClaimCondition {
+                    claim: "email".into(),
+                    one_of: vec!["b@example.test".into()],
+                    ..Default::default()
+                }),
+                "claim email is not one of the allowed values",
+            ),
+            (
+                claim(ClaimCondition {
+                    claim: "email".into(),
+                    glob: Some("*@corp.test".into()),
+                    ..Default::default()
+                }),
+                "claim email does not match *@corp.test",
+            ),
+        ];
+        for (rule, want) in cases {
+            assert_eq!(why(rule), want);
+        }
     }
 }

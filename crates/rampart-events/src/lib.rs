@@ -4,7 +4,10 @@
 //! retry with backoff and a bounded buffer. Emitting never blocks the data plane: when a
 //! sink's queue is full the event is dropped for that sink and counted.
 
+mod error;
 pub mod redact;
+
+pub use error::Error;
 
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,7 +100,7 @@ const QUEUE: usize = 10_000;
 
 impl Events {
     /// Start the sink tasks on `rt`.
-    pub fn start(cfg: &SinkConfig, rt: &tokio::runtime::Handle) -> Result<Events, String> {
+    pub fn start(cfg: &SinkConfig, rt: &tokio::runtime::Handle) -> Result<Events, Error> {
         let stats = Arc::new(Stats::default());
         let mut sinks = Vec::new();
         if let Some(path) = &cfg.file {
@@ -105,12 +108,15 @@ impl Events {
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|e| format!("events file {path}: {e}"))?;
+                .map_err(|source| Error::File {
+                    path: path.clone(),
+                    source,
+                })?;
             let (tx, rx) = mpsc::channel(QUEUE);
             std::thread::Builder::new()
                 .name("rampart-events-file".into())
                 .spawn(move || write_lines(Box::new(f), rx))
-                .map_err(|e| e.to_string())?;
+                .map_err(|source| Error::Thread { source })?;
             sinks.push(tx);
         }
         if cfg.stdout {
@@ -118,7 +124,7 @@ impl Events {
             std::thread::Builder::new()
                 .name("rampart-events-stdout".into())
                 .spawn(move || write_lines(Box::new(std::io::stdout()), rx))
-                .map_err(|e| e.to_string())?;
+                .map_err(|source| Error::Thread { source })?;
             sinks.push(tx);
         }
         if let Some(s) = &cfg.syslog {
@@ -350,6 +356,23 @@ mod tests {
         let c = syslog_line(&ev(), true);
         assert!(c.contains("CEF:0|Rampart|Rampart|"), "{c}");
         assert!(c.contains("request=/a\\=b|c"), "{c}");
+    }
+
+    #[tokio::test]
+    async fn unopenable_file_names_the_path() {
+        let cfg = SinkConfig {
+            file: Some("/nonexistent-rampart-dir/e.jsonl".into()),
+            ..Default::default()
+        };
+        let e = Events::start(&cfg, &tokio::runtime::Handle::current())
+            .err()
+            .expect("refused");
+        assert!(matches!(e, Error::File { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("events file /nonexistent-rampart-dir/e.jsonl: "),
+            "{e}"
+        );
     }
 
     #[tokio::test]

@@ -175,7 +175,9 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
             max_retries: w.max_retries,
         }),
     };
-    let events = Arc::new(rampart_events::Events::start(&sinks, background.handle())?);
+    let events = Arc::new(
+        rampart_events::Events::start(&sinks, background.handle()).map_err(|e| e.to_string())?,
+    );
     metrics::metrics().watch_events(events.stats.clone());
     let mut http = pingora::proxy::http_proxy(
         &server.configuration,

@@ -36,7 +36,7 @@ fn compile_limits(c: &Config) -> Result<Vec<Vec<rampart_limits::LimitRt>>, Vec<P
                 Some(rt)
             }
             Err(e) => {
-                errs.push((path, e));
+                errs.push((path, e.to_string()));
                 None
             }
         }
@@ -141,7 +141,7 @@ impl Snapshot {
             Some(p) if p.lockout.settings() == &config.auth.lockout => Some(p.lockout.clone()),
             _ => rampart_auth::Lockout::new(config.auth.lockout.clone())
                 .map(Arc::new)
-                .map_err(|e| errs.push(("auth.lockout".into(), e)))
+                .map_err(|e| errs.push(("auth.lockout".into(), e.to_string())))
                 .ok(),
         };
         let auth = lockout.clone().and_then(|lockout| {
@@ -155,7 +155,7 @@ impl Snapshot {
             Some(p) if p.config.redis == config.redis => Some(p.limiter.clone()),
             _ => rampart_limits::Limiter::new(config.redis.as_deref(), 2_000_000)
                 .map(Arc::new)
-                .map_err(|e| errs.push(("redis".into(), e)))
+                .map_err(|e| errs.push(("redis".into(), e.to_string())))
                 .ok(),
         };
         let route_limits = compile_limits(&config).map_err(|e| errs.extend(e)).ok();

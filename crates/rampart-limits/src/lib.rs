@@ -7,6 +7,7 @@
 //! compiled [`LimitRt`]s; the [`Decision`] says allow / delay / reject / unavailable and
 //! carries the IETF `RateLimit-Policy` / `RateLimit` header values.
 
+mod error;
 pub mod local;
 pub mod spec;
 
@@ -18,6 +19,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use error::Error;
 pub use spec::{parse_rate, Rate};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +61,7 @@ pub struct LimitRt {
 
 impl LimitRt {
     /// `name` must be unique per limit (e.g. `route-orders-0`).
-    pub fn compile(name: &str, l: &RateLimit) -> Result<LimitRt, String> {
+    pub fn compile(name: &str, l: &RateLimit) -> Result<LimitRt, Error> {
         let mut parts = Vec::new();
         for p in l.key.parts() {
             parts.push(match p {
@@ -70,22 +72,22 @@ impl LimitRt {
                     (Some(h), _) if !h.is_empty() => KeyPart::Header(h.to_ascii_lowercase()),
                     (_, Some(c)) if !c.is_empty() => KeyPart::Claim(c.to_string()),
                     _ => {
-                        return Err(format!(
-                            "key {other:?}: expected client_ip, consumer, route, header:NAME or claim:NAME"
-                        ))
+                        return Err(Error::KeyPart {
+                            part: other.to_string(),
+                        })
                     }
                 },
             });
         }
         if parts.is_empty() {
-            return Err("key: give at least one part".into());
+            return Err(Error::EmptyKey);
         }
         let (kind, count, window) = match (&l.rate, &l.quota) {
             (Some(r), None) => {
                 let rate = parse_rate(r)?;
                 let t = rate.period.as_nanos() as u64 / rate.count;
                 if t == 0 {
-                    return Err(format!("rate {r:?} is too fine-grained"));
+                    return Err(Error::RateTooFine { rate: r.clone() });
                 }
                 let burst = l.burst.unwrap_or(rate.count).max(1);
                 (
@@ -100,7 +102,7 @@ impl LimitRt {
             (None, Some(q)) => {
                 let rate = parse_rate(q)?;
                 if l.mode == LimitMode::Delay {
-                    return Err("a quota cannot use mode: delay".into());
+                    return Err(Error::QuotaDelay);
                 }
                 (
                     Kind::Quota {
@@ -110,10 +112,10 @@ impl LimitRt {
                     rate.period.as_secs(),
                 )
             }
-            _ => return Err("give exactly one of rate or quota".into()),
+            _ => return Err(Error::RateOrQuota),
         };
         if l.burst.is_some() && l.quota.is_some() {
-            return Err("burst applies to rate, not quota".into());
+            return Err(Error::BurstWithQuota);
         }
         Ok(LimitRt {
             policy: format!("\"{name}\";q={count};w={}", window.max(1)),
@@ -344,7 +346,7 @@ return n
 
 impl Limiter {
     /// `redis_url`: for limits with `backend: redis`. Connects lazily.
-    pub fn new(redis_url: Option<&str>, max_local_keys: usize) -> Result<Limiter, String> {
+    pub fn new(redis_url: Option<&str>, max_local_keys: usize) -> Result<Limiter, Error> {
         let redis = match redis_url {
             Some(u) => Some(RedisBackend {
                 handle: rampart_redis::RedisHandle::new(u, "rate limit", REDIS_TIMEOUT)?,

@@ -1,5 +1,6 @@
 //! Parsing of human rates (`100/s`, `5000/min`, `1M/month`).
 
+use crate::Error;
 use std::time::Duration;
 
 /// `count` requests per `period`.
@@ -9,10 +10,10 @@ pub struct Rate {
     pub period: Duration,
 }
 
-pub fn parse_rate(text: &str) -> Result<Rate, String> {
+pub fn parse_rate(text: &str) -> Result<Rate, Error> {
     let (n, p) = text
         .split_once('/')
-        .ok_or_else(|| format!("rate {text:?}: expected COUNT/PERIOD, e.g. 100/s"))?;
+        .ok_or_else(|| Error::RateSyntax { text: text.into() })?;
     let n = n.trim();
     let (digits, mult) = match n.chars().last() {
         Some('k') | Some('K') => (&n[..n.len() - 1], 1_000),
@@ -21,11 +22,14 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     };
     let count: u64 = digits
         .parse::<u64>()
-        .map_err(|_| format!("rate {text:?}: {n:?} is not a whole number"))?
+        .map_err(|_| Error::RateCount {
+            text: text.into(),
+            count: n.into(),
+        })?
         .checked_mul(mult)
-        .ok_or_else(|| format!("rate {text:?}: too large"))?;
+        .ok_or_else(|| Error::RateTooLarge { text: text.into() })?;
     if count == 0 {
-        return Err(format!("rate {text:?}: count must be above 0"));
+        return Err(Error::RateZero { text: text.into() });
     }
     let secs = match p.trim() {
         "s" | "sec" | "second" => 1,
@@ -34,9 +38,10 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
         "d" | "day" => 86_400,
         "month" => 30 * 86_400,
         other => {
-            return Err(format!(
-                "rate {text:?}: unknown period {other:?}, expected s, min, h, day or month"
-            ))
+            return Err(Error::RatePeriod {
+                text: text.into(),
+                period: other.into(),
+            })
         }
     };
     Ok(Rate {
@@ -57,8 +62,11 @@ mod tests {
             parse_rate("1M/month").unwrap().period,
             Duration::from_secs(2_592_000)
         );
-        let e = parse_rate("100/x").unwrap_err();
-        assert!(e.contains("unknown period \"x\""), "{e}");
+        let e = parse_rate("100/x").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "rate \"100/x\": unknown period \"x\", expected s, min, h, day or month"
+        );
         assert!(parse_rate("0/s").is_err());
         assert!(parse_rate("abc/s").is_err());
     }

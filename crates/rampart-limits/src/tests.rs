@@ -66,12 +66,16 @@ fn compile_errors_are_clear() {
         backend: LimitBackend::Local,
         on_backend_error: OnBackendError::Local,
     };
-    assert!(LimitRt::compile("x", &l).unwrap_err().contains("\"bogus\""));
+    assert_eq!(
+        LimitRt::compile("x", &l).unwrap_err().to_string(),
+        "key \"bogus\": expected client_ip, consumer, route, header:NAME or claim:NAME"
+    );
     l.key = rampart_config::LimitKey::One("consumer".into());
     l.quota = Some("5/day".into());
-    assert!(LimitRt::compile("x", &l)
-        .unwrap_err()
-        .contains("exactly one"));
+    assert_eq!(
+        LimitRt::compile("x", &l).unwrap_err().to_string(),
+        "give exactly one of rate or quota"
+    );
 }
 
 #[tokio::test]

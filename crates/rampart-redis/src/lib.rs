@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod error;
+
+pub use error::Error;
 pub use redis;
 
 /// A lazily connected, shareable Redis connection.
@@ -32,8 +35,11 @@ const BACKOFF: Duration = Duration::from_secs(1);
 
 impl RedisHandle {
     /// Parse the URL; no connection yet. `timeout` bounds connecting and each response.
-    pub fn new(url: &str, purpose: &'static str, timeout: Duration) -> Result<RedisHandle, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("redis {url}: {e}"))?;
+    pub fn new(url: &str, purpose: &'static str, timeout: Duration) -> Result<RedisHandle, Error> {
+        let client = redis::Client::open(url).map_err(|source| Error::Url {
+            url: url.to_string(),
+            source,
+        })?;
         Ok(RedisHandle {
             client,
             purpose,
@@ -92,7 +98,10 @@ mod tests {
 
     #[test]
     fn bad_urls_are_refused_without_io() {
-        assert!(RedisHandle::new("not a url", "test", Duration::from_millis(100)).is_err());
+        let e = RedisHandle::new("not a url", "test", Duration::from_millis(100))
+            .err()
+            .expect("refused");
+        assert!(e.to_string().starts_with("redis not a url: "), "{e}");
         assert!(
             RedisHandle::new("redis://127.0.0.1:1", "test", Duration::from_millis(100)).is_ok()
         );

@@ -1,0 +1,19 @@
+//! Why the event sinks could not be started.
+
+/// The errors of `rampart-events`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The events file cannot be opened for appending.
+    #[error("events file {path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A sink's writer thread cannot be started.
+    #[error("{source}")]
+    Thread {
+        #[source]
+        source: std::io::Error,
+    },
+}
