@@ -32,10 +32,35 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// List, add or lift bans shared by every node through Redis (`bans.backend: redis`).
+    Bans {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        op: BansOp,
+    },
     /// Print a new API key and the SHA-256 hash to put in the config (the key is shown once).
     Keygen,
     /// Read a password from stdin and print its argon2id hash for `basic.password_hash`.
     HashPassword,
+}
+
+#[derive(Subcommand)]
+enum BansOp {
+    /// Every ban in force: key, time left, reason.
+    List,
+    /// Ban an address, network or consumer: `ip:192.0.2.1`, `net:10.0.0.0/8`, `consumer:ID`.
+    Add {
+        key: String,
+        /// How long, e.g. `30m`, `1h`, `7d`.
+        #[arg(long = "for", default_value = "1h")]
+        duration: humantime::Duration,
+        /// Why (shown to operators, never to the client).
+        #[arg(long, default_value = "banned by an operator")]
+        reason: String,
+    },
+    /// Lift a ban.
+    Remove { key: String },
 }
 
 fn main() -> ExitCode {
@@ -64,6 +89,33 @@ fn main() -> ExitCode {
             match rampart_auth::secrets::hash_password(pw) {
                 Ok(h) => {
                     println!("{h}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rampart: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Bans { config, op } => {
+            let cmd = match op {
+                BansOp::List => rampart_gateway::BansCommand::List,
+                BansOp::Add {
+                    key,
+                    duration,
+                    reason,
+                } => rampart_gateway::BansCommand::Add {
+                    key,
+                    duration: duration.into(),
+                    reason,
+                },
+                BansOp::Remove { key } => rampart_gateway::BansCommand::Remove { key },
+            };
+            match rampart_gateway::bans_command(&config, cmd) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -466,6 +466,38 @@ fn validate_network(c: &Config, err: &mut impl FnMut(String, String)) {
             );
         }
     }
+    for (i, p) in c.bans.never.iter().enumerate() {
+        if let Err(e) = rampart_net::parse_net(p) {
+            err(format!("bans.never.{i}"), e.to_string());
+        }
+    }
+    if c.bans.backend == BanBackend::Redis && c.redis.is_none() {
+        err(
+            "bans.backend".into(),
+            "redis needs a top-level redis: URL".into(),
+        );
+    }
+    let mut names = HashSet::new();
+    for (i, r) in c.responses.iter().enumerate() {
+        let base = format!("responses.{i}");
+        if r.name.trim().is_empty() || !names.insert(r.name.as_str()) {
+            err(
+                format!("{base}.name"),
+                format!("playbook name {:?} is empty or used twice", r.name),
+            );
+        }
+        if r.on.is_empty() {
+            err(format!("{base}.on"), "list at least one event kind".into());
+        }
+        if r.count == 0 {
+            err(format!("{base}.count"), "must be at least 1".into());
+        }
+        for (path, d) in [("within", r.within), ("ban", r.ban)] {
+            if d.0.is_zero() {
+                err(format!("{base}.{path}"), "must be longer than 0s".into());
+            }
+        }
+    }
     for (i, p) in c.server.trusted_proxies.iter().enumerate() {
         if let Err(e) = rampart_net::parse_net(p) {
             err(format!("server.trusted_proxies.{i}"), e.to_string());

@@ -44,6 +44,90 @@ pub fn validate_file(path: &Path) -> Result<(), ConfigErrors> {
     })
 }
 
+/// `rampart bans`: what to do with the shared ban list.
+pub enum BansCommand {
+    /// Print every ban in force.
+    List,
+    /// Ban `key` (`ip:ADDR`, `net:CIDR`, `consumer:ID`) for `duration`.
+    Add {
+        key: String,
+        duration: std::time::Duration,
+        reason: String,
+    },
+    /// Lift the ban on `key`.
+    Remove { key: String },
+}
+
+/// `rampart bans`: lists or changes the bans every node shares through Redis (the config
+/// file names the store). Returns the lines to print.
+pub fn bans_command(config: &Path, cmd: BansCommand) -> Result<Vec<String>, String> {
+    let c = rampart_config::load_file(config).map_err(|e| e.to_string())?;
+    let url = match (c.bans.backend, c.redis.as_deref()) {
+        (rampart_config::BanBackend::Redis, Some(url)) => url.to_string(),
+        _ => {
+            return Err(format!(
+                "{}: bans.backend is local, so each node keeps its own bans; set bans.backend: redis to manage them from the command line",
+                config.display()
+            ))
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let handle =
+            rampart_redis::RedisHandle::new(&url, "bans", std::time::Duration::from_secs(2))
+                .map_err(|e| e.to_string())?;
+        let list = rampart_bans::BanList::new(rampart_bans::BanSettings {
+            never: rampart_net::IpSet::parse(c.bans.never.iter().map(String::as_str))
+                .unwrap_or_default(),
+            max_automatic: c.bans.max_automatic,
+            redis: Some(handle),
+        });
+        if !list.resync().await {
+            return Err(format!("cannot read the bans from {url}"));
+        }
+        let unreachable = || format!("{url} could not be reached: nothing was changed");
+        match cmd {
+            BansCommand::List => Ok(list
+                .list()
+                .into_iter()
+                .map(|b| {
+                    let left = b.until_ms.saturating_sub(rampart_bans::now_ms()) / 1000;
+                    let by = b
+                        .playbook
+                        .map(|p| format!(" [playbook {p}]"))
+                        .unwrap_or_default();
+                    format!("{}\t{left}s left\t{}{by}", b.key, b.reason)
+                })
+                .collect()),
+            BansCommand::Add {
+                key,
+                duration,
+                reason,
+            } => {
+                let ban = rampart_bans::Ban {
+                    key: key.clone(),
+                    until_ms: rampart_bans::now_ms() + duration.as_millis() as u64,
+                    reason,
+                    playbook: None,
+                };
+                match list.add(ban).await {
+                    Ok(true) => Ok(vec![format!("banned {key} for {}s", duration.as_secs())]),
+                    Ok(false) => Err(unreachable()),
+                    Err(e) => Err(format!("{key}: {e}")),
+                }
+            }
+            BansCommand::Remove { key } => match list.remove(&key).await {
+                Ok(true) => Ok(vec![format!("lifted the ban on {key}")]),
+                Ok(false) => Err(unreachable()),
+                Err(e) => Err(format!("{key}: {e}")),
+            },
+        }
+    })
+}
+
 /// Where `rampart serve` gets its config.
 pub enum ConfigSource {
     /// A file, watched and re-read on SIGHUP.

@@ -188,3 +188,89 @@ pub fn refused_at_accept(
         .err()?;
     Some(refusal.reason())
 }
+
+/// The ban list: kept across reloads while its settings stay (bans and their sync task
+/// live on); local bans are carried into a list with new settings.
+pub fn ban_list(
+    c: &rampart_config::Config,
+    previous: Option<&crate::snapshot::Snapshot>,
+    runtime: Option<&tokio::runtime::Handle>,
+) -> Result<Arc<rampart_bans::BanList>, Vec<Problem>> {
+    use rampart_config::BanBackend;
+    if let Some(p) = previous {
+        if p.config.bans == c.bans
+            && (c.bans.backend == BanBackend::Local || p.config.redis == c.redis)
+        {
+            return Ok(p.bans.clone());
+        }
+    }
+    let redis = match (c.bans.backend, c.redis.as_deref()) {
+        (BanBackend::Redis, Some(url)) => Some(
+            rampart_redis::RedisHandle::new(url, "bans", std::time::Duration::from_millis(500))
+                .map_err(|e| vec![("redis".to_string(), e.to_string())])?,
+        ),
+        _ => None,
+    };
+    let list = Arc::new(rampart_bans::BanList::new(rampart_bans::BanSettings {
+        // Checked by the config's own validation.
+        never: IpSet::parse(c.bans.never.iter().map(String::as_str)).unwrap_or_default(),
+        max_automatic: c.bans.max_automatic,
+        redis,
+    }));
+    if let (Some(p), BanBackend::Local) = (previous, c.bans.backend) {
+        list.replace(p.bans.list());
+    }
+    if let Some(rt) = runtime {
+        list.sync(rt);
+    }
+    Ok(list)
+}
+
+/// The playbooks, counting in Redis when bans are shared.
+pub fn responses(
+    c: &rampart_config::Config,
+    bans: &Arc<rampart_bans::BanList>,
+    previous: Option<&crate::snapshot::Snapshot>,
+) -> Arc<rampart_bans::Responses> {
+    use rampart_bans::{EventKind, Playbook, Subject};
+    use rampart_config::{ResponseEvent, ResponseKey};
+    if let Some(p) = previous {
+        if p.config.responses == c.responses && Arc::ptr_eq(&p.bans, bans) {
+            return p.responses.clone();
+        }
+    }
+    let playbooks = c
+        .responses
+        .iter()
+        .map(|r| Playbook {
+            name: r.name.clone(),
+            on: r
+                .on
+                .iter()
+                .map(|e| match e {
+                    ResponseEvent::WafBlock => EventKind::WafBlock,
+                    ResponseEvent::AuthFailure => EventKind::AuthFailure,
+                    ResponseEvent::Lockout => EventKind::Lockout,
+                    ResponseEvent::RateLimited => EventKind::RateLimited,
+                    ResponseEvent::ValidationFailure => EventKind::ValidationFailure,
+                })
+                .collect(),
+            subject: match r.key {
+                ResponseKey::ClientIp => Subject::ClientIp,
+                ResponseKey::Consumer => Subject::Consumer,
+            },
+            count: r.count,
+            within: r.within.0,
+            ban: r.ban.0,
+            escalate: r.escalate.iter().map(|d| d.0).collect(),
+        })
+        .collect();
+    let redis = match (c.bans.backend, c.redis.as_deref()) {
+        (rampart_config::BanBackend::Redis, Some(url)) => {
+            rampart_redis::RedisHandle::new(url, "responses", std::time::Duration::from_millis(500))
+                .ok()
+        }
+        _ => None,
+    };
+    Arc::new(rampart_bans::Responses::new(playbooks, bans.clone(), redis))
+}

@@ -33,6 +33,7 @@ impl Gateway {
                 .observe(t.as_secs_f64());
         }
         self.security_event(session, ctx, route, status);
+        self.respond_automatically(ctx, status);
         if !crate::access_log::enabled() {
             return;
         }
@@ -94,6 +95,82 @@ impl Gateway {
 
     /// One event for a request a security stage refused (routing 404/405 and redirects are
     /// not security decisions).
+    /// Feeds the response playbooks with this request's refusal, off the request's path:
+    /// what they do (a ban, or why none) is itself a security event.
+    fn respond_automatically(&self, ctx: &Ctx, status: u16) {
+        use rampart_bans::EventKind;
+        let kind = match (ctx.refused.map(|r| r.0), status) {
+            (Some("waf"), _) => EventKind::WafBlock,
+            (Some("authenticate"), 401) => EventKind::AuthFailure,
+            (Some("authenticate"), 429) => EventKind::Lockout,
+            (Some("rate_limit"), 429) => EventKind::RateLimited,
+            _ => return,
+        };
+        let Some(snap) = ctx.snap.as_ref() else {
+            return;
+        };
+        if !snap.responses.counts(kind) {
+            return;
+        }
+        let responses = snap.responses.clone();
+        let events = self.events.clone();
+        let ip = ctx.client_ip;
+        let consumer = ctx.auth.principal.as_ref().map(|p| p.consumer_id.clone());
+        let request_id = ctx.request_id.clone();
+        tokio::spawn(async move {
+            for action in responses.observe(kind, ip, consumer.as_deref()).await {
+                let (action, reason) = match action {
+                    rampart_bans::Action::Banned {
+                        playbook,
+                        key,
+                        duration,
+                        level,
+                        shared,
+                    } => {
+                        metrics()
+                            .rejected
+                            .with_label_values(&["automatic ban"])
+                            .inc();
+                        let scope = if shared {
+                            ""
+                        } else {
+                            " on this node only (redis unavailable)"
+                        };
+                        (
+                            "ban",
+                            format!(
+                                "playbook {playbook} banned {key} for {}s (level {level}){scope}",
+                                duration.as_secs()
+                            ),
+                        )
+                    }
+                    rampart_bans::Action::NotBanned { playbook, key, why } => (
+                        "none",
+                        format!("playbook {playbook} did not ban {key}: {why}"),
+                    ),
+                };
+                log::warn!("{reason}");
+                events.emit(rampart_events::Event {
+                    ts: rampart_events::Event::now_ts(),
+                    request_id: request_id.clone(),
+                    client_ip: ip.map(|i| i.to_string()),
+                    method: String::new(),
+                    host: String::new(),
+                    uri: String::new(),
+                    route: None,
+                    stage: "response".into(),
+                    action: action.into(),
+                    status: 0,
+                    reason,
+                    consumer: consumer.clone(),
+                    anomaly_score: None,
+                    rules: Vec::new(),
+                    policies: Vec::new(),
+                });
+            }
+        });
+    }
+
     fn security_event(&self, session: &Session, ctx: &Ctx, route: &str, status: u16) {
         let waf = ctx.waf.as_deref();
         let m = metrics();

@@ -113,6 +113,10 @@ pub struct Snapshot {
     pub lists: std::collections::BTreeMap<String, crate::network::ListRt>,
     /// How the client address is found behind trusted proxies.
     pub client_ip: rampart_net::ClientIp,
+    /// Who is banned (this node's list, or the one shared through Redis).
+    pub bans: Arc<rampart_bans::BanList>,
+    /// The automatic response playbooks.
+    pub responses: Arc<rampart_bans::Responses>,
 }
 
 impl Snapshot {
@@ -182,6 +186,9 @@ impl Snapshot {
         let lists = crate::network::build_lists(&config.network, previous.map(|p| &p.lists))
             .map_err(|e| errs.extend(e))
             .ok();
+        let bans = crate::network::ban_list(&config, previous, env.runtime)
+            .map_err(|e| errs.extend(e))
+            .ok();
         let mut pools = HashMap::new();
         for (name, spec) in &config.upstreams {
             let reused = previous
@@ -205,7 +212,8 @@ impl Snapshot {
             Some(mut route_limits),
             Some(mut policies),
             Some(lists),
-        ) = (lockout, auth, limiter, route_limits, policies, lists)
+            Some(bans),
+        ) = (lockout, auth, limiter, route_limits, policies, lists, bans)
         else {
             return Err(errs);
         };
@@ -292,6 +300,8 @@ impl Snapshot {
             waf,
             path_policy: path_policy(&config.requests),
             client_ip: crate::network::client_ip(&config.server),
+            responses: crate::network::responses(&config, &bans, previous),
+            bans,
             lists,
             config,
         })

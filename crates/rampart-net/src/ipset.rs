@@ -96,6 +96,16 @@ fn range(ip: IpAddr, prefix: u8) -> (u128, u128) {
     (b & !mask, (b & !mask) | mask)
 }
 
+/// Whether `ip` is in `net/prefix` (same family only; IPv4-mapped addresses count as IPv4).
+pub fn net_contains(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
+    let (net, ip) = (net.to_canonical(), ip.to_canonical());
+    if net.is_ipv4() != ip.is_ipv4() {
+        return false;
+    }
+    let (lo, hi) = range(net, prefix);
+    (lo..=hi).contains(&bits(ip))
+}
+
 /// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 address: clients on
 /// dual-stack sockets show up this way and must meet the same lists.
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -220,6 +230,19 @@ impl IpSet {
         }
     }
 
+    /// Whether any address of `net/prefix` is in the set.
+    pub fn overlaps_net(&self, net: IpAddr, prefix: u8) -> bool {
+        fn any<T: Ord + Copy>(ranges: &[(T, T)], lo: T, hi: T) -> bool {
+            let i = ranges.partition_point(|r| r.1 < lo);
+            i < ranges.len() && ranges[i].0 <= hi
+        }
+        let (lo, hi) = range(net, prefix);
+        match net {
+            IpAddr::V4(_) => any(&self.v4, lo as u32, hi as u32),
+            IpAddr::V6(_) => any(&self.v6, lo, hi),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
     }
@@ -318,6 +341,20 @@ mod tests {
         let s = IpSet::parse(["10.0.0.0/16", "10.0.128.0/17", "10.0.0.0/8", "10.0.0.5"]).unwrap();
         assert_eq!(s.ranges(), 1);
         assert!(s.contains(ip("10.200.0.1")));
+    }
+
+    #[test]
+    fn networks_overlap_and_contain() {
+        let s = IpSet::parse(["192.0.2.0/24", "2001:db8::/32"]).unwrap();
+        assert!(s.overlaps_net(ip("192.0.0.0"), 16));
+        assert!(s.overlaps_net(ip("192.0.2.128"), 25));
+        assert!(!s.overlaps_net(ip("192.0.3.0"), 24));
+        assert!(s.overlaps_net(ip("2001::"), 16));
+        assert!(!s.overlaps_net(ip("2002::"), 16));
+        assert!(net_contains(ip("10.0.0.0"), 8, ip("10.9.9.9")));
+        assert!(net_contains(ip("10.0.0.0"), 8, ip("::ffff:10.9.9.9")));
+        assert!(!net_contains(ip("10.0.0.0"), 8, ip("11.0.0.0")));
+        assert!(!net_contains(ip("::"), 0, ip("10.0.0.1")));
     }
 
     #[test]

@@ -14,4 +14,4 @@ mod ipset;
 pub mod proxy_protocol;
 
 pub use client_ip::{ClientIp, ClientIpError, HeaderSource};
-pub use ipset::{parse_net, IpSet, IpSetBuilder, NetParseError};
+pub use ipset::{net_contains, parse_net, IpSet, IpSetBuilder, NetParseError};

@@ -51,6 +51,11 @@ impl RedisHandle {
         })
     }
 
+    /// The client, for what a shared connection cannot do (a pub/sub subscription).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     fn backing_off(&self) -> bool {
         (self.epoch.elapsed().as_millis() as u64) < self.retry_at_ms.load(Ordering::Relaxed)
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 mod auth;
 mod authz;
+mod bans;
 mod events;
 mod limits;
 mod listener;
@@ -18,6 +19,7 @@ mod waf;
 
 pub use auth::*;
 pub use authz::*;
+pub use bans::*;
 pub use events::*;
 pub use limits::*;
 pub use listener::*;
@@ -71,7 +73,13 @@ pub struct Config {
     /// How requests are made unambiguous before any stage decides on them.
     #[serde(default)]
     pub requests: RequestHygiene,
-    /// The network layer: trusted proxies (the real client IP) and named network lists.
+    /// The network layer: named network lists.
     #[serde(default)]
     pub network: NetworkSettings,
+    /// Where bans live (this node or Redis) and who is never banned.
+    #[serde(default)]
+    pub bans: BanSettings,
+    /// Automatic responses: ban a key that keeps producing security events.
+    #[serde(default)]
+    pub responses: Vec<ResponsePlaybook>,
 }

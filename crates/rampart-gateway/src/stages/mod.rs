@@ -5,6 +5,7 @@
 
 mod authenticate;
 mod authorize;
+mod bans;
 mod client_cert;
 mod client_ip;
 mod concurrency;
@@ -75,6 +76,7 @@ pub struct Req<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     ClientIp,
+    Bans,
     Network,
     HttpsRedirect,
     Framing,
@@ -87,6 +89,7 @@ pub enum Stage {
     Upgrade,
     ClientCert,
     Authenticate,
+    ConsumerBan,
     Authorize,
     RateLimit,
     Concurrency,
@@ -95,8 +98,9 @@ pub enum Stage {
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 17] = [
+    pub const PIPELINE: [Stage; 19] = [
         Stage::ClientIp,
+        Stage::Bans,
         Stage::Network,
         Stage::HttpsRedirect,
         Stage::Framing,
@@ -109,6 +113,7 @@ impl Stage {
         Stage::Upgrade,
         Stage::ClientCert,
         Stage::Authenticate,
+        Stage::ConsumerBan,
         Stage::Authorize,
         Stage::RateLimit,
         Stage::Concurrency,
@@ -119,6 +124,7 @@ impl Stage {
     pub fn name(self) -> &'static str {
         match self {
             Stage::ClientIp => "client_ip",
+            Stage::Bans => "bans",
             Stage::Network => "network",
             Stage::HttpsRedirect => "https_redirect",
             Stage::Framing => "framing",
@@ -131,6 +137,7 @@ impl Stage {
             Stage::Upgrade => "upgrade",
             Stage::ClientCert => "client_cert",
             Stage::Authenticate => "authenticate",
+            Stage::ConsumerBan => "consumer_ban",
             Stage::Authorize => "authorize",
             Stage::RateLimit => "rate_limit",
             Stage::Concurrency => "concurrency",
@@ -152,6 +159,7 @@ impl Stage {
         let (snap, ctx) = (cx.snap, &mut *cx.ctx);
         match self {
             Stage::ClientIp => client_ip::run(&r, snap, ctx),
+            Stage::Bans => bans::ip(&r, snap, ctx),
             Stage::Network => network::listener(&r, snap, ctx),
             Stage::HttpsRedirect => redirect::run(&r, snap, ctx),
             Stage::Framing => framing::run(&r, snap, ctx),
@@ -164,6 +172,7 @@ impl Stage {
             Stage::Upgrade => upgrade::run(&r, snap, ctx),
             Stage::ClientCert => client_cert::run(&r, snap, ctx),
             Stage::Authenticate => authenticate::run(&r, snap, ctx).await,
+            Stage::ConsumerBan => bans::consumer(&r, snap, ctx),
             Stage::Authorize => authorize::run(&r, snap, ctx),
             Stage::RateLimit => rate_limit::run(&r, snap, ctx).await,
             Stage::Concurrency => concurrency::run(&r, snap, ctx),
