@@ -7,18 +7,28 @@ pub enum Error {
     /// A file (key PEM, htpasswd, LDAP CA) cannot be read.
     #[error("{path}: cannot read: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why it cannot be read.
         #[source]
         source: std::io::Error,
     },
     /// An htpasswd line without a `:`.
     #[error("{path}:{line}: expected user:hash")]
-    HtpasswdLine { path: String, line: usize },
+    HtpasswdLine {
+        /// The htpasswd file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+    },
     /// An htpasswd line whose hash is refused (a hash format error).
     #[error("{path}:{line}: {source}")]
     HtpasswdHash {
+        /// The htpasswd file.
         path: String,
+        /// 1-based line number.
         line: usize,
+        /// The hash format error.
         #[source]
         source: Box<Error>,
     },
@@ -39,13 +49,19 @@ pub enum Error {
     AlgorithmNone,
     /// A JWT algorithm name we do not know.
     #[error("unknown JWT algorithm {name:?}")]
-    UnknownAlgorithm { name: String },
+    UnknownAlgorithm {
+        /// The name as written.
+        name: String,
+    },
     /// A JWT issuer without algorithms.
     #[error("at least one algorithm is required")]
     NoAlgorithm,
     /// A JWT key PEM that is no public key we can use.
     #[error("{path}: not an RSA, EC or Ed25519 public key PEM")]
-    NotAPublicKey { path: String },
+    NotAPublicKey {
+        /// The PEM file.
+        path: String,
+    },
     /// A JWT key with both or neither of `secret` and `pem`.
     #[error("a JWT key needs exactly one of secret or pem")]
     KeySource,
@@ -55,20 +71,30 @@ pub enum Error {
     /// The OIDC discovery document cannot be fetched or parsed.
     #[error("OIDC discovery {url}: {source}")]
     Discovery {
+        /// The discovery document URL.
         url: String,
+        /// The HTTP or JSON error.
         #[source]
         source: reqwest::Error,
     },
     /// The OIDC discovery document is about another issuer.
     #[error("OIDC discovery {url}: issuer mismatch")]
-    DiscoveryIssuer { url: String },
+    DiscoveryIssuer {
+        /// The discovery document URL.
+        url: String,
+    },
     /// The OIDC discovery document names no JWKS.
     #[error("OIDC discovery {url}: no jwks_uri")]
-    DiscoveryNoJwksUri { url: String },
+    DiscoveryNoJwksUri {
+        /// The discovery document URL.
+        url: String,
+    },
     /// The JWKS cannot be fetched or parsed.
     #[error("JWKS {uri}: {source}")]
     Jwks {
+        /// The JWKS URL.
         uri: String,
+        /// The HTTP or JSON error.
         #[source]
         source: reqwest::Error,
     },
@@ -77,21 +103,28 @@ pub enum Error {
     HttpClient(#[source] reqwest::Error),
     /// An LDAP URL of another scheme.
     #[error("ldap url {url:?} must start with ldap:// or ldaps://")]
-    LdapUrl { url: String },
+    LdapUrl {
+        /// The URL as configured.
+        url: String,
+    },
     /// An LDAP bind DN without the `{user}` placeholder.
     #[error("ldap bind_dn must contain {{user}}")]
     LdapBindDn,
     /// The LDAP CA file is not valid PEM.
     #[error("{path}: {source}")]
     CaPem {
+        /// The CA file.
         path: String,
+        /// The PEM error.
         #[source]
         source: std::io::Error,
     },
     /// A certificate of the LDAP CA file is not a usable trust anchor.
     #[error("{path}: {source}")]
     CaCertificate {
+        /// The CA file.
         path: String,
+        /// Why rustls refused it.
         #[source]
         source: rustls::Error,
     },

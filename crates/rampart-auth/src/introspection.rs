@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Calls the introspection endpoint and caches its answers.
 pub struct Introspector {
+    /// The `auth.introspection` config.
     pub cfg: Introspection,
     http: reqwest::Client,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
@@ -21,6 +23,7 @@ const INACTIVE_TTL: Duration = Duration::from_secs(30);
 const MAX_CACHE: usize = 100_000;
 
 impl Introspector {
+    /// No I/O: the endpoint is called per token.
     pub fn new(cfg: &Introspection) -> Result<Introspector, Error> {
         Ok(Introspector {
             cfg: cfg.clone(),
@@ -32,6 +35,7 @@ impl Introspector {
         })
     }
 
+    /// The claims of an active token, from the cache or the endpoint; a reason otherwise.
     pub async fn introspect(&self, token: &str) -> Result<Value, &'static str> {
         let key = secrets::sha256(token.as_bytes());
         {

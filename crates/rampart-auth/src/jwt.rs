@@ -16,14 +16,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+/// Key families: a key is only ever used with algorithms of its own family.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Family {
+    /// HS256, HS384, HS512: a shared secret.
     Hmac,
+    /// RS* and PS*: an RSA public key.
     Rsa,
+    /// ES256, ES384: an EC public key.
     Ec,
+    /// EdDSA: an Ed25519 public key.
     Ed,
 }
 
+/// The family of keys `alg` verifies with.
 pub fn family(alg: Algorithm) -> Family {
     use Algorithm::*;
     match alg {
@@ -48,7 +54,9 @@ struct Jwks {
     attempted: Option<Instant>,
 }
 
+/// One issuer, ready to verify: its algorithms, static keys, JWKS cache and verified-token cache.
 pub struct IssuerRt {
+    /// The issuer's config.
     pub cfg: JwtIssuer,
     algorithms: Vec<Algorithm>,
     static_keys: Vec<Key>,
@@ -81,6 +89,7 @@ fn unix_now() -> u64 {
 /// Why a token was refused (for logs and events, never for the client).
 pub type Reason = &'static str;
 
+/// The issuer's algorithm names as algorithms; `none` and unknown names are errors.
 pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, Error> {
     names
         .iter()
@@ -129,6 +138,7 @@ fn load_static(cfg: &JwtIssuer) -> Result<Vec<Key>, Error> {
 }
 
 impl IssuerRt {
+    /// Checks the algorithms and loads the static keys; JWKS are fetched on first use.
     pub fn new(cfg: &JwtIssuer, http: reqwest::Client) -> Result<IssuerRt, Error> {
         let algorithms = parse_algorithms(&cfg.algorithms)?;
         if algorithms.is_empty() {
@@ -378,17 +388,24 @@ impl IssuerRt {
 
 /// All issuers, chosen by the token's (unverified) `iss`.
 pub struct Jwt {
+    /// One per `auth.jwt` entry.
     pub issuers: Vec<Arc<IssuerRt>>,
 }
 
 /// Header and unverified claims, just enough to choose issuer and key.
 pub struct Peek {
+    /// The header's algorithm.
     pub alg: Algorithm,
+    /// The header's key id.
     pub kid: Option<String>,
+    /// The unverified issuer.
     pub iss: Option<String>,
+    /// The unverified subject.
     pub sub: Option<String>,
 }
 
+/// Reads the header and `iss` / `sub` of a token without verifying it; an unknown
+/// `alg` (including `none`) fails here.
 pub fn peek(token: &str) -> Result<Peek, Reason> {
     use base64::Engine;
     // `alg: none` (or any unknown alg) fails to parse here and is refused.
@@ -457,6 +474,7 @@ impl Jwt {
         })
     }
 
+    /// Verifies `token` with the issuer its `iss` names; returns that issuer and the claims.
     pub async fn verify(&self, token: &str) -> Result<(Arc<IssuerRt>, Arc<Value>), Reason> {
         let p = peek(token)?;
         self.verify_peeked(token, &p).await

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// Binds as users against the directory, with a short cache of successful binds.
 pub struct LdapAuth {
     cfg: Ldap,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -19,6 +20,7 @@ pub struct LdapAuth {
 type BindResult = (Instant, Vec<String>);
 
 impl LdapAuth {
+    /// Checks the URL and `bind_dn` and loads the CA; connects only per authentication.
     pub fn new(cfg: &Ldap) -> Result<LdapAuth, Error> {
         if !(cfg.url.starts_with("ldap://") || cfg.url.starts_with("ldaps://")) {
             return Err(Error::LdapUrl {

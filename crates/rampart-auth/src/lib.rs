@@ -27,8 +27,11 @@ pub use lockout::Lockout;
 /// Who a request was authenticated as.
 #[derive(Debug, Clone)]
 pub struct Principal {
+    /// The consumer's id (for htpasswd, LDAP users and unknown token subjects: the name given).
     pub consumer_id: String,
+    /// Its groups (the consumer's, plus the directory's for LDAP).
     pub groups: Vec<String>,
+    /// The method that succeeded.
     pub method: AuthMethod,
     /// Token claims (JWT, introspection), for authorization and claim headers.
     pub claims: Option<Arc<Value>>,
@@ -36,24 +39,33 @@ pub struct Principal {
     pub claim_headers: Vec<(String, String)>,
 }
 
+/// The answer for one request.
 #[derive(Debug)]
 pub enum Outcome {
+    /// Credentials verified: who sent them.
     Authenticated(Principal),
     /// No credentials, on a route where authentication is optional.
     Anonymous,
+    /// No or invalid credentials (401).
     Denied {
+        /// Why (for logs and events).
         reason: &'static str,
     },
+    /// The client or user is locked out after repeated failures.
     Locked {
+        /// Why (for logs and events).
         reason: &'static str,
+        /// How long the lockout still lasts (`Retry-After`).
         retry_after: Duration,
     },
     /// Valid credentials, insufficient authentication strength (RFC 9470).
     StepUp {
+        /// Which requirement the token missed.
         reason: &'static str,
     },
     /// Too many password checks are queued: refused before any hashing (503).
     Busy {
+        /// Why (for logs and events).
         reason: &'static str,
     },
 }
@@ -106,17 +118,24 @@ async fn verify_bounded(pass: String, hash: String) -> Option<bool> {
 /// The verified client certificate, as the TLS layer saw it.
 #[derive(Debug, Clone)]
 pub struct CertFacts {
+    /// Subject common name.
     pub common_name: Option<String>,
+    /// DNS and URI subject alternative names.
     pub sans: Vec<String>,
+    /// Lower-case hex SHA-256 of the DER certificate.
     pub fingerprint_sha256: String,
 }
 
 /// What a request presents.
 #[derive(Default)]
 pub struct Credentials<'a> {
+    /// The `Authorization` header (Basic or Bearer).
     pub authorization: Option<&'a str>,
+    /// The API key, from the configured header or query parameter.
     pub api_key: Option<&'a str>,
+    /// The client's address, for lockout counters.
     pub client_ip: Option<IpAddr>,
+    /// The verified client certificate, if any.
     pub certificate: Option<&'a CertFacts>,
 }
 
@@ -362,6 +381,8 @@ impl Authenticator {
         }
     }
 
+    /// Tries the route's methods on what the request presents: a client certificate first,
+    /// then API key, Basic, LDAP, JWT and introspection; failures feed the lockout.
     pub async fn authenticate(&self, route: &RouteAuth, cr: &Credentials<'_>) -> Outcome {
         let allows = |m: AuthMethod| route.methods.contains(&m);
         let bearer = cr

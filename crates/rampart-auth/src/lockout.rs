@@ -15,6 +15,7 @@ struct Entry {
     locked_until: Option<Instant>,
 }
 
+/// Failure counters and locks, local or in Redis (falling back to local while it is unreachable).
 pub struct Lockout {
     settings: LockoutSettings,
     local: Mutex<HashMap<String, Entry>>,
@@ -193,6 +194,7 @@ impl Lockout {
         self.redis.as_ref()?.connection().await
     }
 
+    /// The settings it was built with.
     pub fn settings(&self) -> &LockoutSettings {
         &self.settings
     }

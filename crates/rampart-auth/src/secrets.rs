@@ -15,18 +15,22 @@ pub fn generate_api_key() -> String {
     )
 }
 
+/// SHA-256 digest of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
+/// Lower-case hex SHA-256 of `data` (as `rampart keygen` prints a key's hash).
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&sha256(data))
 }
 
+/// Lower-case hex of `b`.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// 64 hex digits (any case) as 32 bytes; `None` otherwise.
 pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 {
         return None;
@@ -40,6 +44,7 @@ pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Constant-time equality (lengths are not secret).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }

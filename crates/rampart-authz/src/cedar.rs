@@ -15,12 +15,17 @@ use std::time::UNIX_EPOCH;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}:{column}: {message}")]
 pub struct CedarError {
+    /// The file concerned.
     pub file: String,
+    /// 1-based line (1 when unknown).
     pub line: usize,
+    /// 1-based column (1 when unknown).
     pub column: usize,
+    /// What is wrong.
     pub message: String,
 }
 
+/// The `cedar:` files, parsed (and validated against the schema, when given) once per config.
 pub struct CedarPolicies {
     policies: PolicySet,
     /// Per route, only the policies that can apply to it: a policy scoped to
@@ -78,6 +83,7 @@ fn plain(file: &str, message: String) -> CedarError {
 }
 
 impl CedarPolicies {
+    /// Reads and checks the files; every problem is reported, with file, line and column.
     pub fn load(
         policies: &str,
         entities: Option<&str>,
@@ -177,6 +183,7 @@ impl CedarPolicies {
             .unwrap_or_else(|| id.to_string())
     }
 
+    /// Cedar's decision for `r` and `action`; anything that cannot be evaluated is a deny.
     pub fn decide(&self, r: &AuthzRequest, action: &str) -> Decision {
         match self.try_decide(r, action) {
             Ok(d) => d,

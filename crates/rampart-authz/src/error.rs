@@ -7,37 +7,66 @@
 pub enum Error {
     /// The consumer is on a deny list.
     #[error("consumer {consumer} is denied")]
-    ConsumerDenied { consumer: String },
+    ConsumerDenied {
+        /// The consumer id.
+        consumer: String,
+    },
     /// One of the consumer's groups is on a deny list.
     #[error("group {group} is denied")]
-    GroupDenied { group: String },
+    GroupDenied {
+        /// The denied group.
+        group: String,
+    },
     /// Neither the consumer nor any of its groups is on the allow lists.
     #[error("consumer not in an allowed group or list")]
     NotAllowed,
     /// A scope that every request needs is not granted.
     #[error("missing scope {scope}")]
-    MissingScope { scope: String },
+    MissingScope {
+        /// The scope missing.
+        scope: String,
+    },
     /// None of the scopes of which one is needed is granted.
     #[error("none of the accepted scopes")]
     NoAcceptedScope,
     /// A claim that must be present is absent.
     #[error("claim {claim} must be present")]
-    ClaimAbsent { claim: String },
+    ClaimAbsent {
+        /// The claim (as configured).
+        claim: String,
+    },
     /// A claim that must be absent is present.
     #[error("claim {claim} must be absent")]
-    ClaimPresent { claim: String },
+    ClaimPresent {
+        /// The claim (as configured).
+        claim: String,
+    },
     /// No value of the claim equals the required one.
     #[error("claim {claim} does not equal the required value")]
-    ClaimNotEqual { claim: String },
+    ClaimNotEqual {
+        /// The claim (as configured).
+        claim: String,
+    },
     /// No value of the claim is one of the allowed ones.
     #[error("claim {claim} is not one of the allowed values")]
-    ClaimNotOneOf { claim: String },
+    ClaimNotOneOf {
+        /// The claim (as configured).
+        claim: String,
+    },
     /// No value of the claim matches the glob.
     #[error("claim {claim} does not match {glob}")]
-    ClaimNoMatch { claim: String, glob: String },
+    ClaimNoMatch {
+        /// The claim (as configured).
+        claim: String,
+        /// The pattern.
+        glob: String,
+    },
     /// A principal, action or resource that is not a valid Cedar entity id.
     #[error("bad {kind}")]
-    CedarId { kind: &'static str },
+    CedarId {
+        /// `principal`, `action` or `resource`.
+        kind: &'static str,
+    },
     /// The request's entities (principal and groups) are inconsistent.
     #[error("{0}")]
     CedarEntities(#[source] Box<cedar_policy::entities_errors::EntitiesError>),

@@ -24,22 +24,32 @@ use std::time::SystemTime;
 
 /// The facts a decision is made on.
 pub struct AuthzRequest<'a> {
+    /// The authenticated consumer's id; `None` for an anonymous request.
     pub consumer: Option<&'a str>,
+    /// The consumer's groups.
     pub groups: &'a [String],
+    /// Token claims (JWT, introspection), for scopes and claim conditions.
     pub claims: Option<&'a Value>,
+    /// The request method.
     pub method: &'a str,
+    /// The canonical request path, matched against operation patterns.
     pub path: &'a str,
+    /// The route's name (the Cedar resource).
     pub route: &'a str,
+    /// The client's address (in the Cedar context).
     pub client_ip: Option<IpAddr>,
     /// Verified client certificate: (subject CN, SHA-256 fingerprint).
     pub mtls: Option<(Option<&'a str>, &'a str)>,
+    /// The time of the request (in the Cedar context).
     pub now: SystemTime,
 }
 
 /// The outcome, with what decided it (for logs and events, never for the client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
+    /// Whether the request may proceed.
     pub allowed: bool,
+    /// What decided, for logs and events.
     pub reason: String,
     /// Cedar policy ids (their `@id` annotation when present) that determined the result.
     pub policies: Vec<String>,
@@ -95,6 +105,7 @@ impl RoutePolicy {
         }
     }
 
+    /// The route-level conditions, then the first matching operation's, then Cedar when enabled.
     pub fn decide(&self, r: &AuthzRequest) -> Decision {
         if let Err(why) = self.rule.check(r) {
             return Decision::deny(why.to_string());

@@ -4,6 +4,8 @@ use crate::{AuthzRequest, Error};
 use rampart_config::{Authorize, ClaimCondition, Operation, Scopes};
 use serde_json::Value;
 
+/// Compiled declarative conditions of a route or an operation (allow and deny lists, scopes,
+/// claims).
 #[derive(Debug, Clone, Default)]
 pub struct Rule {
     groups: Vec<String>,
@@ -15,6 +17,7 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The route-level conditions of `authorize`.
     pub fn from_authorize(a: &Authorize) -> Rule {
         Rule {
             groups: a.groups.clone(),
@@ -26,6 +29,7 @@ impl Rule {
         }
     }
 
+    /// An operation's own conditions.
     pub fn from_operation(o: &Operation) -> Rule {
         Rule {
             groups: o.groups.clone(),

@@ -18,40 +18,59 @@ use tokio::sync::mpsc;
 /// One matched WAF rule (filled in by the WAF stage).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RuleMatch {
+    /// The rule's id.
     pub id: u64,
+    /// The rule's `msg`.
     pub msg: String,
+    /// The rule's `logdata` (secret parameters redacted; a credential replaced by a note).
     pub data: String,
+    /// The rule's severity, e.g. `CRITICAL`.
     pub severity: String,
+    /// The rule's tags.
     pub tags: Vec<String>,
 }
 
+/// One security decision on one request, as written to every sink.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Event {
+    /// When, as RFC 3339 with milliseconds (UTC).
     pub ts: String,
+    /// The request's id (`X-Request-Id`).
     pub request_id: String,
+    /// The client address (behind trusted proxies: the one they named).
     pub client_ip: Option<String>,
+    /// The request method.
     pub method: String,
+    /// The request's host.
     pub host: String,
+    /// The request target, with secret query parameters redacted.
     pub uri: String,
+    /// The matched route's name, if any.
     pub route: Option<String>,
     /// The stage that decided: `framing`, `authenticate`, `authorize`, `rate_limit`, `waf`...
     pub stage: String,
     /// `block`, `detect` or `allow`.
     pub action: String,
+    /// The status answered.
     pub status: u16,
     /// Why (never a credential or a payload).
     pub reason: String,
+    /// The authenticated consumer's id, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumer: Option<String>,
+    /// The WAF's inbound anomaly score, when the WAF ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anomaly_score: Option<i64>,
+    /// WAF rules that matched.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<RuleMatch>,
+    /// Cedar policy ids that determined the decision.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
 }
 
 impl Event {
+    /// The current time in the format of `ts`.
     pub fn now_ts() -> String {
         humantime::format_rfc3339_millis(SystemTime::now()).to_string()
     }
@@ -60,39 +79,57 @@ impl Event {
 /// Where events go.
 #[derive(Debug, Clone, Default)]
 pub struct SinkConfig {
+    /// A JSON-lines file, appended to.
     pub file: Option<String>,
+    /// JSON lines on stdout.
     pub stdout: bool,
+    /// A syslog collector.
     pub syslog: Option<SyslogConfig>,
+    /// An HTTP endpoint.
     pub webhook: Option<WebhookConfig>,
 }
 
+/// The syslog sink.
 #[derive(Debug, Clone)]
 pub struct SyslogConfig {
+    /// `IP:port` of the collector.
     pub address: String,
+    /// TCP with octet-counting framing (RFC 6587) instead of UDP datagrams.
     pub tcp: bool,
+    /// Messages in ArcSight CEF instead of JSON.
     pub cef: bool,
 }
 
+/// The webhook sink.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
+    /// The endpoint events are POSTed to, as JSON arrays.
     pub url: String,
+    /// Events per POST at most.
     pub batch_size: usize,
+    /// Longest a partial batch waits.
     pub flush_interval: Duration,
+    /// Events queued while the endpoint is slow or down; beyond, they are dropped.
     pub max_buffer: usize,
+    /// Retries of a failed POST, with backoff, before the batch is dropped.
     pub max_retries: u32,
 }
 
 /// Counters exposed as metrics by the gateway.
 #[derive(Default)]
 pub struct Stats {
+    /// Events emitted (each counted once, whatever the number of sinks).
     pub emitted: AtomicU64,
+    /// Events dropped: a full sink queue, or a webhook batch that failed (counted per sink).
     pub dropped: AtomicU64,
+    /// Webhook batches given up after their retries.
     pub webhook_failed_batches: AtomicU64,
 }
 
 /// The handle the data plane emits to.
 pub struct Events {
     sinks: Vec<mpsc::Sender<Arc<Event>>>,
+    /// Counters for the metrics endpoint.
     pub stats: Arc<Stats>,
 }
 
@@ -140,6 +177,7 @@ impl Events {
         Ok(Events { sinks, stats })
     }
 
+    /// A handle with no sinks: emitting is a no-op.
     pub fn disabled() -> Events {
         Events {
             sinks: Vec::new(),
@@ -147,6 +185,7 @@ impl Events {
         }
     }
 
+    /// Whether any sink is configured (callers skip building events otherwise).
     pub fn enabled(&self) -> bool {
         !self.sinks.is_empty()
     }

@@ -5,25 +5,50 @@
 pub enum Error {
     /// A rate without a `/`.
     #[error("rate {text:?}: expected COUNT/PERIOD, e.g. 100/s")]
-    RateSyntax { text: String },
+    RateSyntax {
+        /// The rate as written.
+        text: String,
+    },
     /// The count of a rate is not a whole number.
     #[error("rate {text:?}: {count:?} is not a whole number")]
-    RateCount { text: String, count: String },
+    RateCount {
+        /// The rate as written.
+        text: String,
+        /// Its count part.
+        count: String,
+    },
     /// The count of a rate overflows once its multiplier (`k`, `M`) is applied.
     #[error("rate {text:?}: too large")]
-    RateTooLarge { text: String },
+    RateTooLarge {
+        /// The rate as written.
+        text: String,
+    },
     /// A rate of zero.
     #[error("rate {text:?}: count must be above 0")]
-    RateZero { text: String },
+    RateZero {
+        /// The rate as written.
+        text: String,
+    },
     /// The period of a rate is not one we know.
     #[error("rate {text:?}: unknown period {period:?}, expected s, min, h, day or month")]
-    RatePeriod { text: String, period: String },
+    RatePeriod {
+        /// The rate as written.
+        text: String,
+        /// Its period part.
+        period: String,
+    },
     /// More requests per period than nanoseconds in it.
     #[error("rate {rate:?} is too fine-grained")]
-    RateTooFine { rate: String },
+    RateTooFine {
+        /// The rate as written.
+        rate: String,
+    },
     /// A key part that is none of the known ones.
     #[error("key {part:?}: expected client_ip, consumer, route, header:NAME or claim:NAME")]
-    KeyPart { part: String },
+    KeyPart {
+        /// The part as written.
+        part: String,
+    },
     /// A key without parts.
     #[error("key: give at least one part")]
     EmptyKey,

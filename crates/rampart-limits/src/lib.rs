@@ -145,6 +145,7 @@ impl LimitRt {
             .join("+")
     }
 
+    /// Whether this limit keeps its state in Redis (`backend: redis`).
     pub fn uses_redis(&self) -> bool {
         self.backend == LimitBackend::Redis
     }
@@ -203,33 +204,46 @@ impl LimitRt {
 
 /// What the gateway knows about a request.
 pub struct Facts<'a> {
+    /// The client's address (also the fallback for missing key parts).
     pub client_ip: Option<IpAddr>,
+    /// The authenticated consumer's id; `None` when anonymous.
     pub consumer: Option<&'a str>,
+    /// The route's name.
     pub route: &'a str,
+    /// A request header's value by (lower-case) name.
     pub header: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    /// A token claim's value by name.
     pub claim: &'a (dyn Fn(&str) -> Option<String> + Sync),
 }
 
+/// What to do with the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// Proceed now.
     Allow,
     /// Throttled: proceed after this delay.
     Delay(Duration),
+    /// Over a limit (429).
     Reject {
+        /// When the request would be allowed (`Retry-After`).
         retry_after: Duration,
     },
     /// The shared backend failed and the limit says `deny`.
     Unavailable,
 }
 
+/// The outcome of every limit of a route for one request.
 #[derive(Debug, Clone)]
 pub struct Decision {
+    /// What to do.
     pub verdict: Verdict,
     /// `RateLimit-Policy` and `RateLimit` values (IETF httpapi draft, structured fields).
     pub policy_header: Option<String>,
+    /// The `RateLimit` value of the tightest limit (remaining and reset).
     pub limit_header: Option<String>,
     /// The limit that decided (for metrics and events).
     pub limit: Option<String>,
+    /// The deciding limit's kind of key (`client_ip`, `consumer+route`, ...).
     pub key_type: Option<String>,
     /// A Redis error happened and `on_backend_error` was applied.
     pub backend_error: bool,
@@ -363,6 +377,7 @@ impl Limiter {
         })
     }
 
+    /// Keys held in local rate state (for metrics).
     pub fn local_keys(&self) -> usize {
         self.gcra.len()
     }
@@ -571,6 +586,7 @@ impl Default for InFlight {
     }
 }
 
+/// One request counted in flight; dropping it releases the slot.
 pub struct InFlightGuard {
     owner: Arc<InFlight>,
     key: u64,
@@ -586,6 +602,7 @@ impl InFlight {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Takes a slot for `key` if fewer than `limit` are in use; `None` when full.
     pub fn acquire(self: &Arc<Self>, key: u64, limit: u32) -> Option<InFlightGuard> {
         let mut m = self.shard(key);
         let n = m.entry(key).or_insert(0);
@@ -599,6 +616,7 @@ impl InFlight {
         })
     }
 
+    /// Slots of `key` in use.
     pub fn current(&self, key: u64) -> u32 {
         self.shard(key).get(&key).copied().unwrap_or(0)
     }

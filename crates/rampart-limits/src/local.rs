@@ -63,6 +63,7 @@ pub fn stable_hash(key: &str) -> u64 {
     h.finish()
 }
 
+/// Local GCRA state: one theoretical arrival time per key, sharded, bounded in keys.
 pub struct Gcra {
     shards: Vec<Mutex<Map>>,
     epoch: Instant,
@@ -72,6 +73,7 @@ pub struct Gcra {
 /// Result of one GCRA step, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
+    /// Whether the request conforms (possibly after `wait_ns`).
     pub allowed: bool,
     /// How long to wait before the request conforms (0 when allowed now).
     pub wait_ns: u64,
@@ -80,6 +82,8 @@ pub struct Step {
 }
 
 impl Gcra {
+    /// State for about `max_keys` keys; beyond, expired keys and then arbitrary ones are
+    /// dropped (they restart with a full burst).
     pub fn new(max_keys: usize) -> Gcra {
         Gcra {
             shards: (0..SHARDS).map(|_| Mutex::new(Map::default())).collect(),
@@ -88,6 +92,7 @@ impl Gcra {
         }
     }
 
+    /// Nanoseconds since this state was created: the clock `step` expects.
     pub fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
     }
@@ -136,6 +141,7 @@ impl Gcra {
         }
     }
 
+    /// Keys held.
     pub fn len(&self) -> usize {
         self.shards
             .iter()
@@ -143,6 +149,7 @@ impl Gcra {
             .sum()
     }
 
+    /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -6,10 +6,14 @@ use std::time::Duration;
 /// `count` requests per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
+    /// Requests allowed per period (at least 1).
     pub count: u64,
+    /// The period.
     pub period: Duration,
 }
 
+/// Parses `COUNT/PERIOD`: a count with an optional `k` or `M` multiplier, and `s`, `min`, `h`,
+/// `day` or `month` (30 days), e.g. `100/s`, `1M/month`.
 pub fn parse_rate(text: &str) -> Result<Rate, Error> {
     let (n, p) = text
         .split_once('/')

@@ -3,6 +3,9 @@
 //! The load group parses the list as text (as from a file); before it, the resident
 //! memory of one built set is printed.
 
+// `criterion_group!` expands to a `pub fn` that cannot carry a doc comment.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use rampart_net::IpSetBuilder;
 use std::hint::black_box;

@@ -83,6 +83,7 @@ impl ClientIp {
         }
     }
 
+    /// Whether `ip` is one of the trusted proxies.
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.contains(ip)
     }

@@ -13,7 +13,12 @@ pub enum NetParseError {
     /// The prefix length is not a number within the family's width.
     BadPrefix(String),
     /// Bits below the prefix are set: a typo or a misunderstanding, never silently masked.
-    HostBits { given: String, network: String },
+    HostBits {
+        /// The network as written.
+        given: String,
+        /// The network with the bits below the prefix cleared (the suggested fix).
+        network: String,
+    },
 }
 
 impl fmt::Display for NetParseError {
@@ -223,6 +228,7 @@ impl IpSet {
         }
     }
 
+    /// Whether `ip` is in one of the networks (an IPv4-mapped IPv6 address counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         match canonical(ip) {
             IpAddr::V4(a) => find(&self.v4, u32::from(a)),
@@ -243,6 +249,7 @@ impl IpSet {
         }
     }
 
+    /// Whether the set holds no network.
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
     }

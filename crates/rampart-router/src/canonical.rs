@@ -41,17 +41,26 @@ impl Default for PathPolicy {
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
+    /// A `%` not followed by two hex digits.
     InvalidEscape,
+    /// `%2F`, refused by the policy.
     EncodedSlash,
+    /// `\` or `%5C`, refused by the policy.
     Backslash,
+    /// NUL or another control character (raw or encoded), or a raw space.
     ControlCharacter,
+    /// Escapes that do not decode to UTF-8.
     NotUtf8,
+    /// A raw `;`, refused by the policy.
     PathParameter,
+    /// A `.` or `..` segment, also encoded.
     DotSegment,
+    /// The path does not start with `/`.
     NotAbsolute,
 }
 
 impl PathError {
+    /// A short description, for logs, events and config errors.
     pub fn reason(self) -> &'static str {
         match self {
             PathError::InvalidEscape => "invalid percent-encoding in path",

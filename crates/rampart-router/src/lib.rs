@@ -14,22 +14,30 @@ pub use canonical::{canonical_path, PathError, PathPolicy};
 /// What a route declares, as far as matching is concerned.
 #[derive(Debug, Clone, Default)]
 pub struct RouteSpec {
+    /// Exact host names or `*.suffix` wildcards; empty = any host.
     pub hosts: Vec<String>,
+    /// Prefixes, or `=`-prefixed exact paths.
     pub paths: Vec<String>,
+    /// Allowed methods; empty = any.
     pub methods: Vec<String>,
 }
 
+/// The result of a lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
     /// Index of the matched route in the list given to [`Router::new`], and the path
     /// prefix that matched (for strip_prefix).
     Route {
+        /// Position in the list given to [`Router::new`].
         index: usize,
+        /// The route path that matched, without a leading `=`.
         prefix: String,
     },
+    /// No route matches host and path.
     NotFound,
     /// The path matched but the method did not: these methods would have been accepted.
     MethodNotAllowed {
+        /// Allowed methods of the best matching routes (for `Allow`).
         allow: Vec<String>,
     },
 }
@@ -109,6 +117,7 @@ pub struct Router {
 }
 
 impl Router {
+    /// Builds the table, most specific entries first (config order among equals).
     pub fn new(routes: &[RouteSpec]) -> Router {
         let mut entries = Vec::new();
         for (i, r) in routes.iter().enumerate() {

@@ -112,7 +112,9 @@ pub fn dns_names(cert: &CertificateDer<'_>) -> Vec<String> {
 
 /// One certificate of a listener, with the host names it answers for.
 pub struct CertEntry {
+    /// PEM certificate chain, leaf first.
     pub cert_path: PathBuf,
+    /// PEM private key of the leaf.
     pub key_path: PathBuf,
     /// Explicit names; empty = the names in the certificate.
     pub hosts: Vec<String>,
@@ -128,6 +130,7 @@ pub struct CertStore {
 }
 
 impl CertStore {
+    /// Loads every entry; the first becomes the default. Fails on any bad file or when empty.
     pub fn load(entries: &[CertEntry]) -> Result<CertStore, TlsError> {
         let mut store = CertStore::default();
         for e in entries {
@@ -158,6 +161,7 @@ impl CertStore {
         Ok(store)
     }
 
+    /// The certificate for an SNI name: exact, then a one-label wildcard, then the default.
     pub fn select(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
         if let Some(name) = sni {
             let name = name.to_ascii_lowercase();
@@ -188,12 +192,14 @@ impl fmt::Debug for SniResolver {
 }
 
 impl SniResolver {
+    /// A resolver serving `store`.
     pub fn new(store: CertStore) -> SniResolver {
         SniResolver {
             store: ArcSwap::from_pointee(store),
         }
     }
 
+    /// Swaps in a new store (certificate rotation); only new handshakes see it.
     pub fn replace(&self, store: CertStore) {
         self.store.store(Arc::new(store));
     }
@@ -241,15 +247,20 @@ pub fn client_verifier(
 /// Who a verified client certificate says the client is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIdentity {
+    /// The subject's distinguished name.
     pub subject: String,
+    /// The subject's common name.
     pub common_name: Option<String>,
+    /// DNS subject alternative names.
     pub dns_sans: Vec<String>,
+    /// URI subject alternative names.
     pub uri_sans: Vec<String>,
     /// Lower-case hex SHA-256 of the DER certificate.
     pub fingerprint_sha256: String,
 }
 
 impl ClientIdentity {
+    /// The identity in a DER certificate; `None` when it does not parse.
     pub fn from_der(der: &[u8]) -> Option<ClientIdentity> {
         let (_, x) = x509_parser::parse_x509_certificate(der).ok()?;
         let mut dns_sans = Vec::new();
@@ -285,10 +296,14 @@ impl ClientIdentity {
 /// TLS material for connecting to an upstream: CA roots (DER) and an optional client
 /// certificate (DER chain + key), validated here so the proxy never sees a bad file.
 pub struct UpstreamTlsMaterial {
+    /// CA roots (DER); `None` when no CA file is given (the system roots apply).
     pub ca: Option<Vec<Vec<u8>>>,
+    /// Client certificate chain (DER) and private key (DER).
     pub client: Option<(Vec<Vec<u8>>, Vec<u8>)>,
 }
 
+/// Loads and checks an upstream's CA bundle and client certificate files (`client_cert` and
+/// `client_key` go together).
 pub fn load_upstream_material(
     ca: Option<&Path>,
     client_cert: Option<&Path>,

@@ -3,13 +3,17 @@
 use crate::units::HumanDuration;
 use serde::Deserialize;
 
+/// `events:`, the security event stream (one JSON object per decision) and its sinks.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct EventsConfig {
     /// JSON lines, one per request on which a security stage decided something.
     pub file: Option<String>,
+    /// Also write the events to stdout as JSON lines.
     pub stdout: bool,
+    /// Send the events to a syslog collector.
     pub syslog: Option<SyslogSink>,
+    /// POST the events to an HTTP endpoint.
     pub webhook: Option<WebhookSink>,
     /// Query parameters whose values are replaced by `REDACTED` in events and logs (any case,
     /// also when their names are percent-encoded), beyond the API-key parameter.
@@ -57,8 +61,10 @@ impl Default for EventsConfig {
     }
 }
 
+/// Events sent to a syslog collector as RFC 5424 messages.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct SyslogSink {
+    /// `IP:port` of the collector.
     pub address: String,
     /// `udp` (default) or `tcp` (RFC 6587 octet counting).
     #[serde(default)]
@@ -90,16 +96,22 @@ pub enum SyslogFormat {
     Cef,
 }
 
+/// Events POSTed to an HTTP endpoint as JSON arrays, in batches.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct WebhookSink {
+    /// The `http(s)://` endpoint.
     pub url: String,
+    /// Events per POST at most (default 100).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// Longest a partial batch waits before it is sent (default 1 s).
     #[serde(default = "default_flush")]
     pub flush_interval: HumanDuration,
-    /// Events held while the webhook is slow or down; beyond, they are dropped and counted.
+    /// Events held while the webhook is slow or down; beyond, they are dropped and counted
+    /// (default 10 000).
     #[serde(default = "default_buffer")]
     pub max_buffer: usize,
+    /// Retries of a failed POST, with backoff, before the batch is dropped and counted (default 3).
     #[serde(default = "default_retries_webhook")]
     pub max_retries: u32,
 }

@@ -4,9 +4,12 @@ use super::NetworkPolicy;
 use crate::units::HumanDuration;
 use serde::Deserialize;
 
+/// One address clients connect to, plain HTTP or HTTPS.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Listener {
+    /// Unique name, used in logs and error messages.
     pub name: String,
+    /// `IP:port` to bind, e.g. `0.0.0.0:8080` or `[::]:443`.
     pub address: String,
     /// Present: this listener speaks HTTPS only (TLS 1.2/1.3, ALPN h2 + http/1.1).
     #[serde(default)]
@@ -34,45 +37,62 @@ pub struct Listener {
     pub network: Option<NetworkPolicy>,
 }
 
+/// A listener's TLS: its certificates and optional client certificate verification.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct ListenerTls {
     /// The first certificate is also the default for clients without (or with unknown) SNI.
     pub certificates: Vec<CertificateFiles>,
+    /// Verify client certificates (mTLS); routes and `mtls` auth use the verified identity.
     #[serde(default)]
     pub client_auth: Option<ClientAuth>,
 }
 
+/// One certificate of a TLS listener.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct CertificateFiles {
+    /// PEM file of the certificate chain, leaf first.
     pub cert: String,
+    /// PEM file of its private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
     pub key: String,
     /// Host names served with this certificate; default: the names in the certificate.
     #[serde(default)]
     pub hosts: Vec<String>,
 }
 
+/// Client certificate verification (mTLS) on a TLS listener.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct ClientAuth {
+    /// PEM bundle of the CAs client certificates must chain to.
     pub ca: String,
+    /// `required` (default) or `optional`.
     #[serde(default)]
     pub mode: ClientAuthMode,
+    /// PEM file of certificate revocation lists; revoked client certificates are refused.
     #[serde(default)]
     pub crl: Option<String>,
 }
 
+/// Whether a TLS listener's clients must present a certificate.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuthMode {
+    /// The handshake fails without a valid client certificate.
     #[default]
     Required,
+    /// Clients without a certificate are admitted (routes decide); one that is presented
+    /// must still verify.
     Optional,
 }
 
+/// The Strict-Transport-Security header a TLS listener sends.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Hsts {
+    /// `max-age` (default one year).
     pub max_age: HumanDuration,
+    /// Adds `includeSubDomains`.
     pub include_subdomains: bool,
+    /// Adds `preload`.
     pub preload: bool,
 }
 
@@ -88,6 +108,7 @@ impl Default for Hsts {
 }
 
 impl Hsts {
+    /// The header's value, e.g. `max-age=31536000; includeSubDomains`.
     pub fn header_value(&self) -> String {
         let mut v = format!("max-age={}", self.max_age.0.as_secs());
         if self.include_subdomains {
@@ -103,14 +124,18 @@ impl Hsts {
 /// TLS to an upstream. The name is required: without SNI nothing can be verified.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct UpstreamTls {
+    /// The server name sent, and verified against the upstream's certificate.
     pub sni: String,
     /// CA bundle to verify the upstream; default: the system roots.
     #[serde(default)]
     pub ca: Option<String>,
+    /// Check that the certificate is valid for `sni` (default true); the chain is always verified.
     #[serde(default = "yes")]
     pub verify_hostname: bool,
+    /// PEM certificate chain presented to the upstream (mTLS); needs `client_key`.
     #[serde(default)]
     pub client_cert: Option<String>,
+    /// PEM private key of `client_cert`.
     #[serde(default)]
     pub client_key: Option<String>,
 }
@@ -120,6 +145,7 @@ fn yes() -> bool {
     true
 }
 
+/// `admin:`, the admin listener.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Admin {

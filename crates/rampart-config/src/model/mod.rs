@@ -30,19 +30,27 @@ pub use server::*;
 pub use upstream::*;
 pub use waf::*;
 
+/// The whole configuration, as read from the YAML file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Config {
+    /// Where clients connect (at least one).
     pub listeners: Vec<Listener>,
+    /// The admin listener (metrics and health endpoints).
     #[serde(default)]
     pub admin: Admin,
+    /// Backends by name; routes refer to them in `upstream`.
     #[serde(default)]
     pub upstreams: BTreeMap<String, Upstream>,
+    /// Which requests go where, and what each route applies.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Request size and timing limits, for every listener.
     #[serde(default)]
     pub limits: Limits,
+    /// Where one line per request is written.
     #[serde(default)]
     pub access_log: AccessLog,
+    /// Process settings: threads, reload, shutdown, trusted proxies.
     #[serde(default)]
     pub server: ServerSettings,
     /// Who may call: applications or people, with their credentials.

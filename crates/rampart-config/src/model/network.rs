@@ -16,8 +16,10 @@ pub struct NetworkSettings {
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClientIpHeader {
+    /// `X-Forwarded-For`.
     #[default]
     XForwardedFor,
+    /// `Forwarded` (RFC 7239), its `for=` parameters.
     Forwarded,
 }
 
@@ -25,8 +27,10 @@ pub enum ClientIpHeader {
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum MalformedClientIp {
+    /// Answer 400.
     #[default]
     Reject,
+    /// Take the nearest address that could be verified as the client.
     Ignore,
 }
 
@@ -53,6 +57,7 @@ pub struct NetworkPolicy {
     pub action: NetworkAction,
 }
 
+/// How a client refused by a network policy is answered.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkAction {

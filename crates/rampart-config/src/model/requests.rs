@@ -9,11 +9,11 @@ pub struct RequestHygiene {
     /// `%2F` in a path: `reject` (default) or `keep` (routed as part of one segment; only
     /// for backends that do not decode it into a separator).
     pub encoded_slash: KeepOrReject,
-    /// `\` or `%5C` in a path.
+    /// `\` or `%5C` in a path: `reject` (default) or `keep`.
     pub backslash: KeepOrReject,
-    /// `;` path parameters.
+    /// `;` path parameters: `reject` (default) or `keep`.
     pub path_parameters: KeepOrReject,
-    /// Merge runs of `/` (as nginx does by default).
+    /// Merge runs of `/` (default true, as nginx does).
     pub merge_slashes: bool,
     /// Header names with `_`: `drop` (default, as nginx does), `reject` (400) or `keep`.
     /// WSGI/CGI backends fold `_` and `-` alike, so `X_Consumer_Id` would pass as
@@ -36,19 +36,26 @@ impl Default for RequestHygiene {
     }
 }
 
+/// What to do with a path construct backends read differently.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum KeepOrReject {
+    /// Refuse the request (400).
     #[default]
     Reject,
+    /// Route and forward the path as sent.
     Keep,
 }
 
+/// What to do with request header names containing `_`.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum UnderscoreHeaders {
+    /// Remove such headers before the request goes upstream.
     #[default]
     Drop,
+    /// Refuse the request (400).
     Reject,
+    /// Forward them unchanged.
     Keep,
 }

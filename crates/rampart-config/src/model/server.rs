@@ -3,15 +3,21 @@
 use crate::units::{ByteSize, HumanDuration};
 use serde::Deserialize;
 
+/// `limits:`, request size and timing limits applied to every request.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Limits {
+    /// Largest request body (default 1 MiB); a larger declared or received body gets 413.
     pub max_request_body: ByteSize,
+    /// Largest request header block (default 16 KiB, at least 1 KiB); larger gets 431.
     pub max_header_bytes: ByteSize,
+    /// A request's whole header block must arrive within this time (default 10 s, against
+    /// slowloris); an idle kept-alive connection is closed after it too.
     pub request_header_timeout: HumanDuration,
-    /// The whole request body must arrive within this time (408 otherwise).
+    /// The whole request body must arrive within this time (default 30 s; 408 otherwise).
     pub request_body_timeout: HumanDuration,
-    /// After the first 5 s of a body, slower than this many bytes per second is cut (408).
+    /// After the first 5 s of a body, slower than this many bytes per second is cut (408;
+    /// default 1 KiB).
     pub min_request_body_rate: ByteSize,
 }
 
@@ -31,6 +37,7 @@ impl Default for Limits {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AccessLog {
+    /// `stdout` (default), `off`, or a file path (appended to).
     pub target: String,
 }
 
@@ -42,14 +49,16 @@ impl Default for AccessLog {
     }
 }
 
+/// `server:`, process settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ServerSettings {
-    /// Worker threads of the data plane.
+    /// Worker threads of the data plane (default 2).
     pub threads: usize,
-    /// How often the config file is checked for changes (hot reload); `0s` disables the watch.
+    /// How often the config file, network list files and TLS certificate files are checked
+    /// for changes (hot reload; default 500 ms); `0s` disables the watch.
     pub watch_interval: HumanDuration,
-    /// Time given to in-flight requests at shutdown.
+    /// Time given to in-flight requests at shutdown (default 5 s).
     pub grace_period: HumanDuration,
     /// Proxies (CIDRs) allowed to say who their client is. Default: none, so the TCP peer
     /// is the client and forwarding headers are never read.

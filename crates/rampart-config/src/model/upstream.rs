@@ -4,23 +4,31 @@ use super::*;
 use crate::units::HumanDuration;
 use serde::Deserialize;
 
+/// A named group of backend targets.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Upstream {
+    /// `IP:port` of each target (host names are not resolved).
     pub targets: Vec<String>,
+    /// `round_robin` (default) or `consistent_hash` (see `hash_key`).
     #[serde(default)]
     pub balance: Balance,
     /// Key for `consistent_hash`: `client_ip` (default) or `header:NAME`.
     #[serde(default)]
     pub hash_key: Option<String>,
+    /// Active health checks; without them only passive ejection applies.
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
+    /// Connect, read and write timeouts.
     #[serde(default)]
     pub timeouts: Timeouts,
-    /// Extra attempts on another target when connecting fails (idempotent requests only).
+    /// Extra attempts on another target when connecting fails (idempotent requests only;
+    /// default 1).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Passive ejection of failing targets.
     #[serde(default)]
     pub passive: PassiveHealth,
+    /// Connect to the targets over TLS.
     #[serde(default)]
     pub tls: Option<UpstreamTls>,
 }
@@ -30,21 +38,30 @@ fn default_retries() -> u32 {
     1
 }
 
+/// How a target is chosen for each request.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Balance {
+    /// Each target in turn.
     #[default]
     RoundRobin,
+    /// The same key (`hash_key`) goes to the same target.
     ConsistentHash,
 }
 
+/// Active health checks: a `GET` to each target at an interval.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct HealthCheck {
+    /// The path requested (default `/healthz`).
     pub path: String,
+    /// Time between checks (default 5 s).
     pub interval: HumanDuration,
+    /// Connect and read timeout of one check (default 1 s).
     pub timeout: HumanDuration,
+    /// Consecutive failures that mark a target unhealthy (default 3).
     pub unhealthy_after: u32,
+    /// Consecutive successes that mark it healthy again (default 2).
     pub healthy_after: u32,
 }
 
@@ -60,11 +77,15 @@ impl Default for HealthCheck {
     }
 }
 
+/// Timeouts towards the upstream's targets.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Timeouts {
+    /// Connecting to a target (default 2 s).
     pub connect: HumanDuration,
+    /// Each read from the target (default 30 s).
     pub read: HumanDuration,
+    /// Each write to the target (default 30 s).
     pub write: HumanDuration,
 }
 
@@ -82,7 +103,9 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct PassiveHealth {
+    /// Consecutive failed connections before a target is skipped (default 3).
     pub failures: u32,
+    /// How long it is skipped (default 10 s).
     pub eject_for: HumanDuration,
 }
 

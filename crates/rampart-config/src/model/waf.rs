@@ -3,6 +3,8 @@
 use crate::units::ByteSize;
 use serde::Deserialize;
 
+/// `waf:`, the web application firewall's rules and settings, for every route unless a
+/// route turns it off.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct WafConfig {
@@ -14,20 +16,27 @@ pub struct WafConfig {
     /// Where `@pmFromFile` / `@ipMatchFromFile` data files are found (default: the directory
     /// of the last rule file).
     pub data_dir: Option<String>,
+    /// `block` (default) or `detect`.
     pub mode: WafMode,
-    /// CRS paranoia level 1–4 (the `tx.blocking_paranoia_level` CRS reads).
+    /// CRS paranoia level 1–4 (the `tx.blocking_paranoia_level` CRS reads; default 1).
     pub paranoia: u8,
+    /// CRS anomaly score thresholds (default 5 inbound, 4 outbound).
     pub anomaly_threshold: AnomalyThreshold,
-    /// How much of a request body is buffered and inspected before anything goes upstream.
+    /// How much of a request body is buffered and inspected before anything goes upstream
+    /// (default and maximum 64 KiB).
     pub request_body_limit: ByteSize,
     /// Past the limit: `reject` (413) or `process_partial` (inspect the first part, pass the
     /// rest uninspected), as SecRequestBodyLimitAction.
     pub request_body_limit_action: BodyLimitAction,
-    /// Inspect response bodies (phase 4) of these types, up to `response_body_limit`.
+    /// Inspect response bodies (phase 4) of `response_mime_types`, up to `response_body_limit`
+    /// (default false).
     pub inspect_response_body: bool,
+    /// How much of a response body phase 4 inspects (default 512 KiB).
     pub response_body_limit: ByteSize,
+    /// Response `Content-Type`s whose bodies are inspected (default text/plain, text/html,
+    /// text/xml, application/json).
     pub response_mime_types: Vec<String>,
-    /// The status a blocked request gets.
+    /// The status a blocked request gets (default 403).
     pub status: u16,
     /// In block mode, a body the WAF could not parse (invalid JSON, XML or multipart, an
     /// unknown charset: `REQBODY_ERROR`) is refused with 400, as ModSecurity's recommended
@@ -57,6 +66,7 @@ impl Default for WafConfig {
     }
 }
 
+/// Whether the WAF blocks or only reports.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum WafMode {
@@ -67,11 +77,14 @@ pub enum WafMode {
     Detect,
 }
 
+/// What happens to a request body longer than `request_body_limit`.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum BodyLimitAction {
+    /// Refuse the request (413).
     #[default]
     Reject,
+    /// Inspect the first `request_body_limit` bytes, pass the rest uninspected.
     ProcessPartial,
 }
 
@@ -79,7 +92,9 @@ pub enum BodyLimitAction {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AnomalyThreshold {
+    /// Request score at which the CRS blocks (default 5).
     pub inbound: u32,
+    /// Response score at which the CRS blocks (default 4).
     pub outbound: u32,
 }
 
@@ -100,8 +115,11 @@ pub const WAF_MAX_BODY_LIMIT: u64 = 64 * 1024;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct RouteWaf {
+    /// `false` turns the WAF off on this route (default true).
     pub enabled: bool,
+    /// Overrides the top-level `mode`.
     pub mode: Option<WafMode>,
+    /// Overrides the top-level `paranoia` (1–4).
     pub paranoia: Option<u8>,
     /// Rules this route does not run: an id (`942100`), an id range (`"942100-942199"`),
     /// a tag (`"tag:attack-sqli"`) or a target of one rule (`"942100;ARGS:q"`).
@@ -123,18 +141,25 @@ impl Default for RouteWaf {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum WafExclusion {
+    /// A rule id written as a number.
     Id(u64),
+    /// Any form written as a string.
     Text(String),
 }
 
+/// An exclusion in its parsed form.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParsedExclusion {
+    /// Rule ids from the first to the second, inclusive (one id: both equal).
     Ids(u64, u64),
+    /// Rules carrying this tag.
     Tag(String),
+    /// One variable (e.g. `ARGS:q`) removed from one rule's targets.
     Target(u64, String),
 }
 
 impl WafExclusion {
+    /// Parses the written form, or says why it is not one.
     pub fn parse(&self) -> Result<ParsedExclusion, String> {
         let s = match self {
             WafExclusion::Id(n) => return Ok(ParsedExclusion::Ids(*n, *n)),
