@@ -53,9 +53,11 @@ pub struct Playbook {
     pub name: String,
     /// The event kinds it counts.
     pub on: Vec<EventKind>,
+    /// Whose events are counted.
     pub subject: Subject,
     /// Events within `within` that trigger the response.
     pub count: u32,
+    /// The counting window.
     pub within: Duration,
     /// The first ban's length.
     pub ban: Duration,
@@ -68,17 +70,24 @@ pub struct Playbook {
 pub enum Action {
     /// A ban was set. `shared: false` when Redis could not be reached (this node only).
     Banned {
+        /// The playbook's name.
         playbook: String,
+        /// The banned key ([`BanKey`] text).
         key: String,
+        /// How long.
         duration: Duration,
         /// 1 for the first ban, 2 for the first escalation...
         level: u32,
+        /// Stored in Redis for every node (false: on this node only).
         shared: bool,
     },
     /// The threshold was reached but no ban was set.
     NotBanned {
+        /// The playbook's name.
         playbook: String,
+        /// The key that would have been banned.
         key: String,
+        /// Why it was not.
         why: Refused,
     },
 }
@@ -105,6 +114,7 @@ pub struct Responses {
 }
 
 impl Responses {
+    /// Playbooks over `bans`; with `redis`, counts are shared by every node.
     pub fn new(playbooks: Vec<Playbook>, bans: Arc<BanList>, redis: Option<RedisHandle>) -> Self {
         Responses {
             playbooks,
