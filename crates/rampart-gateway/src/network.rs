@@ -7,7 +7,7 @@ use rampart_config::{
     ClientIpHeader, NetworkAction, NetworkList, NetworkPolicy, NetworkSettings, ServerSettings,
 };
 use rampart_net::{ClientIp, HeaderSource, IpSet, IpSetBuilder};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,8 +21,114 @@ const MAX_FILE_ERRORS: usize = 10;
 /// rebuilds only lists whose definition or files changed.
 pub struct ListRt {
     pub def: NetworkList,
-    pub set: Arc<IpSet>,
+    pub set: Arc<ListMatch>,
     files: Vec<(PathBuf, Option<SystemTime>, u64)>,
+}
+
+/// What a list matches: networks, countries, autonomous systems.
+pub struct ListMatch {
+    nets: IpSet,
+    countries: HashSet<[u8; 2]>,
+    asns: HashSet<u32>,
+}
+
+/// An address's country and AS, looked up at most once per check and only if a list
+/// needs them.
+struct Located<'g> {
+    ip: IpAddr,
+    geo: &'g GeoRt,
+    country: Option<Option<[u8; 2]>>,
+    asn: Option<Option<u32>>,
+}
+
+impl Located<'_> {
+    fn country(&mut self) -> Option<[u8; 2]> {
+        let (ip, geo) = (self.ip, self.geo);
+        *self
+            .country
+            .get_or_insert_with(|| geo.country.as_ref().and_then(|d| d.country(ip)))
+    }
+
+    fn asn(&mut self) -> Option<u32> {
+        let (ip, geo) = (self.ip, self.geo);
+        *self
+            .asn
+            .get_or_insert_with(|| geo.asn.as_ref().and_then(|d| d.asn(ip)))
+    }
+}
+
+impl ListMatch {
+    fn matches(&self, at: &mut Located) -> bool {
+        self.nets.contains(at.ip)
+            || (!self.countries.is_empty()
+                && at.country().is_some_and(|c| self.countries.contains(&c)))
+            || (!self.asns.is_empty() && at.asn().is_some_and(|a| self.asns.contains(&a)))
+    }
+}
+
+/// The geolocation databases, shared by every policy of a snapshot.
+#[derive(Default)]
+pub struct GeoRt {
+    country: Option<Arc<rampart_net::geo::GeoDb>>,
+    asn: Option<Arc<rampart_net::geo::GeoDb>>,
+    def: rampart_config::GeoIp,
+    files: Vec<(PathBuf, Option<SystemTime>, u64)>,
+}
+
+impl GeoRt {
+    /// Opens the configured databases, or reuses `previous` when neither path nor file
+    /// changed (a GeoLite2 file is tens of MB).
+    pub fn build(
+        g: &rampart_config::GeoIp,
+        previous: Option<&Arc<GeoRt>>,
+    ) -> Result<Arc<GeoRt>, Vec<Problem>> {
+        let files: Vec<_> = [&g.country_db, &g.asn_db]
+            .into_iter()
+            .flatten()
+            .map(|f| stamp(f))
+            .collect();
+        if let Some(p) = previous {
+            if p.def == *g && p.files == files {
+                return Ok(p.clone());
+            }
+        }
+        let mut errs = Vec::new();
+        let mut open = |path: &Option<String>, key: &str| {
+            path.as_deref()
+                .and_then(|p| match rampart_net::geo::GeoDb::open(p) {
+                    Ok(db) => Some(Arc::new(db)),
+                    Err(e) => {
+                        errs.push((format!("network.geoip.{key}"), e));
+                        None
+                    }
+                })
+        };
+        let country = open(&g.country_db, "country_db");
+        let asn = open(&g.asn_db, "asn_db");
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        Ok(Arc::new(GeoRt {
+            country,
+            asn,
+            def: g.clone(),
+            files,
+        }))
+    }
+
+    /// The database files' current stamps, to notice a replaced file.
+    pub fn file_stamps(&self) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+        [&self.def.country_db, &self.def.asn_db]
+            .into_iter()
+            .flatten()
+            .map(|f| stamp(f))
+            .collect()
+    }
+
+    /// The country of `ip`, for the WAF's GEO collection.
+    pub fn country(&self, ip: IpAddr) -> Option<[u8; 2]> {
+        self.country.as_ref()?.country(ip)
+    }
 }
 
 fn stamp(p: &str) -> (PathBuf, Option<SystemTime>, u64) {
@@ -72,10 +178,27 @@ impl ListRt {
         }
         Ok(ListRt {
             def: def.clone(),
-            set: Arc::new(b.build()),
+            set: Arc::new(ListMatch {
+                nets: b.build(),
+                // Codes were checked by the config's own validation (upper case, assigned).
+                countries: def
+                    .countries
+                    .iter()
+                    .filter_map(|c| <[u8; 2]>::try_from(c.as_bytes()).ok())
+                    .collect(),
+                asns: def.asns.iter().copied().collect(),
+            }),
             files,
         })
     }
+}
+
+/// The stamps of every file the network layer reads (list files, geolocation databases):
+/// a change re-reads the config.
+pub fn watched_files(snap: &crate::snapshot::Snapshot) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    let mut s = file_stamps(&snap.lists);
+    s.extend(snap.geo.file_stamps());
+    s
 }
 
 /// Every list file's current modification time and length, to notice a change.
@@ -121,8 +244,9 @@ pub fn client_ip(n: &ServerSettings) -> ClientIp {
 
 /// A listener's or route's policy with its lists resolved.
 pub struct PolicyRt {
-    allow_only: Vec<Arc<IpSet>>,
-    deny: Vec<Arc<IpSet>>,
+    allow_only: Vec<Arc<ListMatch>>,
+    deny: Vec<Arc<ListMatch>>,
+    geo: Arc<GeoRt>,
     pub action: NetworkAction,
 }
 
@@ -143,9 +267,9 @@ impl Refusal {
 }
 
 impl PolicyRt {
-    pub fn new(p: &NetworkPolicy, lists: &BTreeMap<String, ListRt>) -> PolicyRt {
+    pub fn new(p: &NetworkPolicy, lists: &BTreeMap<String, ListRt>, geo: &Arc<GeoRt>) -> PolicyRt {
         // Names were checked by the config's own validation.
-        let sets = |names: &[String]| -> Vec<Arc<IpSet>> {
+        let sets = |names: &[String]| -> Vec<Arc<ListMatch>> {
             names
                 .iter()
                 .filter_map(|n| lists.get(n).map(|l| l.set.clone()))
@@ -154,16 +278,24 @@ impl PolicyRt {
         PolicyRt {
             allow_only: sets(&p.allow_only),
             deny: sets(&p.deny),
+            geo: geo.clone(),
             action: p.action,
         }
     }
 
-    /// Deny lists win over allow lists.
+    /// Deny lists win over allow lists. An address a database does not know is in no
+    /// country and no AS: an `allow_only` of countries refuses it.
     pub fn check(&self, ip: IpAddr) -> Result<(), Refusal> {
-        if self.deny.iter().any(|s| s.contains(ip)) {
+        let mut at = Located {
+            ip,
+            geo: &self.geo,
+            country: None,
+            asn: None,
+        };
+        if self.deny.iter().any(|l| l.matches(&mut at)) {
             return Err(Refusal::Denied);
         }
-        if !self.allow_only.is_empty() && !self.allow_only.iter().any(|s| s.contains(ip)) {
+        if !self.allow_only.is_empty() && !self.allow_only.iter().any(|l| l.matches(&mut at)) {
             return Err(Refusal::NotAllowed);
         }
         Ok(())

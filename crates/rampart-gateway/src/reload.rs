@@ -141,13 +141,13 @@ impl Reloader {
             .name("rampart-watch".into())
             .spawn(move || {
                 let mut last = stamp(&me.path);
-                let mut lists_last = crate::network::file_stamps(&me.state.load().lists);
+                let mut lists_last = crate::network::watched_files(&me.state.load());
                 loop {
                     std::thread::sleep(interval);
                     let now = stamp(&me.path);
                     // Network list files are re-read like the config: a changed file
                     // rebuilds its list and swaps the snapshot.
-                    let lists_now = crate::network::file_stamps(&me.state.load().lists);
+                    let lists_now = crate::network::watched_files(&me.state.load());
                     if (now.is_some() && now != last) || lists_now != lists_last {
                         last = now;
                         // A file that fails to load is not retried until it changes again.

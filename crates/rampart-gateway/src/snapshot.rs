@@ -113,6 +113,8 @@ pub struct Snapshot {
     pub lists: std::collections::BTreeMap<String, crate::network::ListRt>,
     /// How the client address is found behind trusted proxies.
     pub client_ip: rampart_net::ClientIp,
+    /// The geolocation databases (countries, autonomous systems).
+    pub geo: Arc<crate::network::GeoRt>,
     /// Who is banned (this node's list, or the one shared through Redis).
     pub bans: Arc<rampart_bans::BanList>,
     /// The automatic response playbooks.
@@ -186,6 +188,9 @@ impl Snapshot {
         let lists = crate::network::build_lists(&config.network, previous.map(|p| &p.lists))
             .map_err(|e| errs.extend(e))
             .ok();
+        let geo = crate::network::GeoRt::build(&config.network.geoip, previous.map(|p| &p.geo))
+            .map_err(|e| errs.extend(e))
+            .ok();
         let bans = crate::network::ban_list(&config, previous, env.runtime)
             .map_err(|e| errs.extend(e))
             .ok();
@@ -213,7 +218,17 @@ impl Snapshot {
             Some(mut policies),
             Some(lists),
             Some(bans),
-        ) = (lockout, auth, limiter, route_limits, policies, lists, bans)
+            Some(geo),
+        ) = (
+            lockout,
+            auth,
+            limiter,
+            route_limits,
+            policies,
+            lists,
+            bans,
+            geo,
+        )
         else {
             return Err(errs);
         };
@@ -258,7 +273,7 @@ impl Snapshot {
                     network: r
                         .network
                         .as_ref()
-                        .map(|p| crate::network::PolicyRt::new(p, &lists)),
+                        .map(|p| crate::network::PolicyRt::new(p, &lists, &geo)),
                 })
             })
             .collect();
@@ -282,7 +297,7 @@ impl Snapshot {
                     network: l
                         .network
                         .as_ref()
-                        .map(|p| crate::network::PolicyRt::new(p, &lists)),
+                        .map(|p| crate::network::PolicyRt::new(p, &lists, &geo)),
                     proxy_protocol: l.proxy_protocol,
                 })
             })
@@ -301,6 +316,7 @@ impl Snapshot {
             path_policy: path_policy(&config.requests),
             client_ip: crate::network::client_ip(&config.server),
             responses: crate::network::responses(&config, &bans, previous),
+            geo,
             bans,
             lists,
             config,

@@ -6,10 +6,12 @@
 //! - [`ClientIp`]: the real client address behind trusted proxies, from `Forwarded`
 //!   (RFC 7239) or `X-Forwarded-For`, walking from the right and never trusting a hop that
 //!   did not come through a trusted one.
+//! - [`geo`]: country and autonomous system of an address from MaxMind DB files.
 //! - [`proxy_protocol`]: HAProxy's PROXY protocol header (v1 and v2), which a load balancer
 //!   sends before TLS or HTTP to name the client.
 
 mod client_ip;
+pub mod geo;
 mod ipset;
 pub mod proxy_protocol;
 

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct NetworkSettings {
+    /// MaxMind DB files for lists by country and autonomous system (re-read on change).
+    pub geoip: GeoIp,
     /// Named lists of networks, used by listeners' and routes' `network:` policies.
     pub lists: BTreeMap<String, NetworkList>,
 }
@@ -43,6 +45,20 @@ pub struct NetworkList {
     pub cidrs: Vec<String>,
     /// Files of addresses or CIDRs.
     pub files: Vec<String>,
+    /// Countries (ISO 3166-1 alpha-2 codes like `FR`), located with `geoip.country_db`.
+    pub countries: Vec<String>,
+    /// Autonomous system numbers, from `geoip.asn_db`.
+    pub asns: Vec<u32>,
+}
+
+/// `network.geoip`: the databases country and ASN lists look addresses up in.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeoIp {
+    /// A MaxMind DB with countries (GeoLite2-Country, or the same format).
+    pub country_db: Option<String>,
+    /// A MaxMind DB with autonomous system numbers (GeoLite2-ASN, or the same format).
+    pub asn_db: Option<String>,
 }
 
 /// Which networks a listener or route admits.

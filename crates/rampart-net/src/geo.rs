@@ -1,0 +1,138 @@
+//! Country and autonomous system of an address, from MaxMind DB files (GeoLite2 or any
+//! database in the same format, e.g. ip-location-db's). Both common record layouts are
+//! read: MaxMind's (`country.iso_code`, `autonomous_system_number`) and the flat one
+//! (`country_code`).
+
+use serde::Deserialize;
+use std::net::IpAddr;
+
+/// An opened database.
+pub struct GeoDb {
+    reader: maxminddb::Reader<Vec<u8>>,
+}
+
+#[derive(Deserialize)]
+struct Country<'a> {
+    #[serde(borrow, default)]
+    country: Option<IsoCode<'a>>,
+    #[serde(default)]
+    country_code: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct IsoCode<'a> {
+    #[serde(default)]
+    iso_code: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Asn {
+    #[serde(default)]
+    autonomous_system_number: Option<u32>,
+}
+
+impl GeoDb {
+    /// Reads the whole file; an unreadable or malformed file is an error naming it.
+    pub fn open(path: &str) -> Result<GeoDb, String> {
+        let reader = maxminddb::Reader::open_readfile(path)
+            .map_err(|e| format!("{path}: not a readable MaxMind DB: {e}"))?;
+        Ok(GeoDb { reader })
+    }
+
+    /// The database's type as it declares it (e.g. `GeoLite2-Country`).
+    pub fn kind(&self) -> &str {
+        &self.reader.metadata().database_type
+    }
+
+    /// The ISO 3166-1 alpha-2 code of the country an address is in, upper case.
+    pub fn country(&self, ip: IpAddr) -> Option<[u8; 2]> {
+        let found = self.reader.lookup(ip.to_canonical()).ok()?;
+        let rec: Country = found.decode().ok()??;
+        let code = rec
+            .country
+            .and_then(|c| c.iso_code)
+            .or(rec.country_code)?
+            .as_bytes();
+        match code {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()])
+            }
+            _ => None,
+        }
+    }
+
+    /// The autonomous system number an address is announced by.
+    pub fn asn(&self, ip: IpAddr) -> Option<u32> {
+        let found = self.reader.lookup(ip.to_canonical()).ok()?;
+        let rec: Asn = found.decode().ok()??;
+        rec.autonomous_system_number
+    }
+}
+
+/// ISO 3166-1 alpha-2 codes officially assigned (plus `EU` and `AP`, which GeoIP databases
+/// use for addresses assigned to a region): a config naming anything else is a typo.
+pub fn is_country_code(code: &str) -> bool {
+    const CODES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW EU AP";
+    code.len() == 2 && CODES.split(' ').any(|c| c == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn country_codes() {
+        assert!(is_country_code("FR") && is_country_code("US") && is_country_code("EU"));
+        for bad in ["fr", "XX", "FRA", "", "F", "ZZ"] {
+            assert!(!is_country_code(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unreadable_databases_are_named() {
+        let e = GeoDb::open("/nonexistent/x.mmdb").err().unwrap();
+        assert!(
+            e.starts_with("/nonexistent/x.mmdb: not a readable MaxMind DB"),
+            "{e}"
+        );
+        let dir = std::env::temp_dir().join(format!("rampart-geo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("bad.mmdb");
+        std::fs::write(&f, b"not a database").unwrap();
+        assert!(GeoDb::open(f.to_str().unwrap()).is_err());
+    }
+}
+
+/// Against the real GeoLite2 country database `scripts/test` fetches from npm.
+#[cfg(test)]
+mod real_database {
+    use super::*;
+
+    fn fixture() -> String {
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../target/test-fixtures/geolite2-country.mmdb"
+        );
+        assert!(
+            std::path::Path::new(p).exists(),
+            "{p} is missing: scripts/test fetches it (npm pack @ip-location-db/geolite2-country-mmdb)"
+        );
+        p.to_string()
+    }
+
+    #[test]
+    fn countries_of_well_known_addresses() {
+        let db = GeoDb::open(&fixture()).unwrap();
+        for (ip, want) in [
+            ("8.8.8.8", Some(*b"US")),
+            ("2001:4860:4860::8888", Some(*b"US")),
+            ("::ffff:8.8.8.8", Some(*b"US")),
+            ("81.2.69.142", Some(*b"GB")),
+            ("193.0.6.139", Some(*b"NL")),
+            ("127.0.0.1", None),
+            ("10.1.2.3", None),
+        ] {
+            assert_eq!(db.country(ip.parse().unwrap()), want, "{ip}");
+        }
+    }
+}
