@@ -16,11 +16,11 @@ pub enum BanKey {
 
 impl BanKey {
     /// Parses `ip:ADDR`, `net:CIDR` or `consumer:ID`; a bare address or CIDR is accepted too.
-    pub fn parse(s: &str) -> Result<BanKey, String> {
+    pub fn parse(s: &str) -> Result<BanKey, crate::Error> {
         let s = s.trim();
         if let Some(id) = s.strip_prefix("consumer:") {
             if id.is_empty() || id.chars().any(char::is_control) {
-                return Err(format!("{s:?}: a consumer id is required"));
+                return Err(crate::Error::ConsumerId(s.to_string()));
             }
             return Ok(BanKey::Consumer(id.to_string()));
         }
@@ -28,7 +28,7 @@ impl BanKey {
             .strip_prefix("ip:")
             .or_else(|| s.strip_prefix("net:"))
             .unwrap_or(s);
-        let (ip, prefix) = rampart_net::parse_net(net).map_err(|e| e.to_string())?;
+        let (ip, prefix) = rampart_net::parse_net(net)?;
         // An IPv4-mapped IPv6 address or network is the IPv4 one.
         let (ip, prefix) = match ip {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

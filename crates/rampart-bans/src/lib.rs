@@ -8,10 +8,12 @@
 //! - [`Responses`]: playbooks that count a key's security events in a window (locally or
 //!   in Redis, so nodes count together) and, at the threshold, ban it, longer on repeat.
 
+mod error;
 mod key;
 mod list;
 mod playbook;
 
+pub use error::Error;
 pub use key::BanKey;
 pub use list::{Ban, BanList, BanSettings, Refused};
 pub use playbook::{Action, EventKind, Playbook, Responses, Subject};

@@ -39,26 +39,8 @@ impl Ban {
     }
 }
 
-/// Why a ban was not set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refused {
-    /// The address is in `bans.never`.
-    NeverBanned,
-    /// `bans.max_automatic` automatic bans are in force already.
-    CapReached,
-    /// Not a valid ban key.
-    BadKey(String),
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refused::NeverBanned => f.write_str("the address is in bans.never"),
-            Refused::CapReached => f.write_str("the cap on automatic bans is reached"),
-            Refused::BadKey(e) => f.write_str(e),
-        }
-    }
-}
+/// Why a ban was not set (an [`crate::Error`]).
+pub type Refused = crate::Error;
 
 /// How bans are kept.
 pub struct BanSettings {
@@ -191,7 +173,7 @@ impl BanList {
     /// Sets a ban. Refused for an address in `never`, and for an automatic ban beyond the
     /// cap. `Ok(false)`: set on this node only, because Redis could not be reached.
     pub async fn add(&self, ban: Ban) -> Result<bool, Refused> {
-        let key = BanKey::parse(&ban.key).map_err(Refused::BadKey)?;
+        let key = BanKey::parse(&ban.key)?;
         let never = match key {
             BanKey::Ip(ip) => self.settings.never.contains(ip),
             // A network holding a never-banned address is refused as a whole.
@@ -220,7 +202,7 @@ impl BanList {
 
     /// Lifts a ban; `Ok(false)`: on this node only (Redis unreachable).
     pub async fn remove(&self, key: &str) -> Result<bool, Refused> {
-        let key = BanKey::parse(key).map_err(Refused::BadKey)?.to_string();
+        let key = BanKey::parse(key)?.to_string();
         let shared = match &self.settings.redis {
             Some(r) => unstore(r, &key).await,
             None => true,

@@ -98,7 +98,7 @@ impl GeoRt {
                 .and_then(|p| match rampart_net::geo::GeoDb::open(p) {
                     Ok(db) => Some(Arc::new(db)),
                     Err(e) => {
-                        errs.push((format!("network.geoip.{key}"), e));
+                        errs.push((format!("network.geoip.{key}"), e.to_string()));
                         None
                     }
                 })

@@ -33,9 +33,11 @@ struct Asn {
 
 impl GeoDb {
     /// Reads the whole file; an unreadable or malformed file is an error naming it.
-    pub fn open(path: &str) -> Result<GeoDb, String> {
-        let reader = maxminddb::Reader::open_readfile(path)
-            .map_err(|e| format!("{path}: not a readable MaxMind DB: {e}"))?;
+    pub fn open(path: &str) -> Result<GeoDb, crate::Error> {
+        let reader = maxminddb::Reader::open_readfile(path).map_err(|e| crate::Error::GeoDb {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(GeoDb { reader })
     }
 
@@ -90,7 +92,10 @@ mod tests {
 
     #[test]
     fn unreadable_databases_are_named() {
-        let e = GeoDb::open("/nonexistent/x.mmdb").err().unwrap();
+        let e = GeoDb::open("/nonexistent/x.mmdb")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.starts_with("/nonexistent/x.mmdb: not a readable MaxMind DB"),
             "{e}"

@@ -2,49 +2,11 @@
 //! lookup is one binary search (about 20 steps for a million networks) and memory is 8
 //! (IPv4) or 32 (IPv6) bytes per range, whatever the networks' sizes.
 
-use std::fmt;
+use crate::Error;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Why a network did not parse.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetParseError {
-    /// Not an IP address (with or without a prefix length).
-    NotAnAddress(String),
-    /// The prefix length is not a number within the family's width.
-    BadPrefix(String),
-    /// Bits below the prefix are set: a typo or a misunderstanding, never silently masked.
-    HostBits {
-        /// The network as written.
-        given: String,
-        /// The network with the bits below the prefix cleared (the suggested fix).
-        network: String,
-    },
-}
-
-impl fmt::Display for NetParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NetParseError::NotAnAddress(s) => {
-                write!(
-                    f,
-                    "{s:?} is not an IP address or CIDR (like 10.0.0.0/8 or 2001:db8::/32)"
-                )
-            }
-            NetParseError::BadPrefix(s) => write!(f, "{s:?} has an invalid prefix length"),
-            NetParseError::HostBits { given, network } => {
-                write!(
-                    f,
-                    "{given} has bits set below its prefix; did you mean {network}?"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for NetParseError {}
-
 /// One network: an address and a prefix length. A bare address is a /32 or /128.
-pub fn parse_net(s: &str) -> Result<(IpAddr, u8), NetParseError> {
+pub fn parse_net(s: &str) -> Result<(IpAddr, u8), Error> {
     let s = s.trim();
     let (addr, prefix) = match s.split_once('/') {
         Some((a, p)) => (a, Some(p)),
@@ -52,19 +14,19 @@ pub fn parse_net(s: &str) -> Result<(IpAddr, u8), NetParseError> {
     };
     let ip: IpAddr = addr
         .parse()
-        .map_err(|_| NetParseError::NotAnAddress(s.to_string()))?;
+        .map_err(|_| Error::NotAnAddress(s.to_string()))?;
     let width = if ip.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix {
         None => width,
         Some(p) => match p.parse::<u8>() {
             Ok(n) if n <= width && !p.starts_with('+') => n,
-            _ => return Err(NetParseError::BadPrefix(s.to_string())),
+            _ => return Err(Error::BadPrefix(s.to_string())),
         },
     };
     let (lo, _) = range(ip, prefix);
     let network = from_bits(ip, lo);
     if network != ip {
-        return Err(NetParseError::HostBits {
+        return Err(Error::HostBits {
             given: s.to_string(),
             network: format!("{network}/{prefix}"),
         });
@@ -141,7 +103,7 @@ impl IpSetBuilder {
     }
 
     /// Parse and add one network.
-    pub fn add_str(&mut self, s: &str) -> Result<(), NetParseError> {
+    pub fn add_str(&mut self, s: &str) -> Result<(), Error> {
         let (ip, prefix) = parse_net(s)?;
         self.add(ip, prefix);
         Ok(())
@@ -213,9 +175,7 @@ fn find<T: Ord + Copy>(ranges: &[(T, T)], x: T) -> bool {
 
 impl IpSet {
     /// Parse every entry; all errors are returned, each with the entry.
-    pub fn parse<'a>(
-        entries: impl IntoIterator<Item = &'a str>,
-    ) -> Result<IpSet, Vec<NetParseError>> {
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<IpSet, Vec<Error>> {
         let mut b = IpSetBuilder::default();
         let errs: Vec<_> = entries
             .into_iter()

@@ -11,9 +11,11 @@
 //!   sends before TLS or HTTP to name the client.
 
 mod client_ip;
+mod error;
 pub mod geo;
 mod ipset;
 pub mod proxy_protocol;
 
 pub use client_ip::{ClientIp, ClientIpError, HeaderSource};
-pub use ipset::{net_contains, parse_net, IpSet, IpSetBuilder, NetParseError};
+pub use error::Error;
+pub use ipset::{net_contains, parse_net, IpSet, IpSetBuilder};
