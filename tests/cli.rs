@@ -2,17 +2,7 @@
 mod common;
 use std::process::Command;
 
-fn rampart(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::rampart;
 
 #[test]
 fn validate_accepts_a_good_config_and_the_demo() {

@@ -421,6 +421,38 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
+/// Runs the `rampart` binary: (exit code, stdout, stderr).
+pub fn rampart(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes a self-signed certificate for `localhost` into `dir`: (cert path, key path).
+pub fn self_signed_files(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+/// `rampart validate` must refuse the file and say each of `needles`; returns its stderr.
+pub fn validate_refuses(path: &std::path::Path, needles: &[&str]) -> String {
+    let (code, err) = validate(path);
+    assert_eq!(code, Some(1), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "missing {needle:?}:\n{err}");
+    }
+    err
+}
+
 /// `rampart validate --config PATH`: (exit code, stderr).
 pub fn validate(path: &std::path::Path) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))

@@ -265,7 +265,16 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
                     Err(reason) => {
                         metrics().rejected.with_label_values(&[reason]).inc();
                         let rid = crate::framing::new_request_id();
-                        self.event(peer, &[], "proxy_protocol", 0, reason, rid);
+                        record_refusal(
+                            &self.state,
+                            &self.events,
+                            peer,
+                            &[],
+                            "proxy_protocol",
+                            0,
+                            reason,
+                            rid,
+                        );
                         return None;
                     }
                 }
@@ -277,7 +286,16 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
             if let Some(reason) = refused {
                 metrics().rejected.with_label_values(&[reason]).inc();
                 let id = crate::framing::new_request_id();
-                self.event(peer, &[], "network", 0, reason, id);
+                record_refusal(
+                    &self.state,
+                    &self.events,
+                    peer,
+                    &[],
+                    "network",
+                    0,
+                    reason,
+                    id,
+                );
                 return None;
             }
             let limit = {
@@ -295,7 +313,16 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
                     let l4 = stream.into_any().downcast::<L4Stream>().ok();
                     if let Some(mut l4) = l4 {
                         let id = refuse(&mut l4, 503, "too many connections").await;
-                        self.event(peer, &[], "connections", 503, "connections per ip", id);
+                        record_refusal(
+                            &self.state,
+                            &self.events,
+                            peer,
+                            &[],
+                            "connections",
+                            503,
+                            "connections per ip",
+                            id,
+                        );
                     }
                 }
                 return None;
@@ -432,29 +459,6 @@ async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, message: &st
 }
 
 impl<A> Prefiltered<A> {
-    /// A security event for a request refused before Pingora parsed it: method, target and
-    /// Host are read best-effort from the raw bytes (they may be what was malformed).
-    fn event(
-        &self,
-        peer: Option<IpAddr>,
-        buf: &[u8],
-        stage: &str,
-        status: u16,
-        reason: &str,
-        id: String,
-    ) {
-        record_refusal(
-            &self.state,
-            &self.events,
-            peer,
-            buf,
-            stage,
-            status,
-            reason,
-            id,
-        );
-    }
-
     /// Reads one request's header block (refusing what is slow, large or malformed) and
     /// returns the bytes read, for the caller to hand back to the stream.
     async fn read_header_block<S: AsyncRead + AsyncWrite + Unpin + Send>(
@@ -480,7 +484,9 @@ impl<A> Prefiltered<A> {
                             .with_label_values(&["header timeout"])
                             .inc();
                         let id = refuse(stream, 408, "request header timeout").await;
-                        self.event(
+                        record_refusal(
+                            &self.state,
+                            &self.events,
                             peer,
                             &buf,
                             "header_timeout",
@@ -520,7 +526,16 @@ impl<A> Prefiltered<A> {
                     } else {
                         "framing"
                     };
-                    self.event(peer, &buf, stage, status, reason, id);
+                    record_refusal(
+                        &self.state,
+                        &self.events,
+                        peer,
+                        &buf,
+                        stage,
+                        status,
+                        reason,
+                        id,
+                    );
                     return pingora::Error::e_explain(
                         pingora::ErrorType::InvalidHTTPHeader,
                         reason,
@@ -534,7 +549,16 @@ impl<A> Prefiltered<A> {
                     .with_label_values(&["headers over limit"])
                     .inc();
                 let id = refuse(stream, 431, "request header fields too large").await;
-                self.event(peer, &buf, "header_limits", 431, "headers over limit", id);
+                record_refusal(
+                    &self.state,
+                    &self.events,
+                    peer,
+                    &buf,
+                    "header_limits",
+                    431,
+                    "headers over limit",
+                    id,
+                );
                 return pingora::Error::e_explain(
                     pingora::ErrorType::InvalidHTTPHeader,
                     "request header too large",
@@ -725,7 +749,8 @@ impl Peek for Replayed {
 }
 
 /// A refusal before Pingora parsed a request: the metric, an access-log line and a security
-/// event, from the raw head (`buf`, possibly empty) with secrets redacted.
+/// event. Method, target and Host are read best-effort from the raw head (`buf`, possibly
+/// empty; it may be what was malformed), secrets redacted.
 #[allow(clippy::too_many_arguments)]
 fn record_refusal(
     state: &ArcSwap<Snapshot>,
