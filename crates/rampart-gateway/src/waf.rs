@@ -63,7 +63,7 @@ pub fn compile(cfg: &WafConfig) -> Result<Ruleset, String> {
             .and_then(|(p, _, _)| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    Ruleset::compile(&directives, &data_dir)
+    Ruleset::compile(&directives, &data_dir).map_err(|e| e.to_string())
 }
 
 impl WafRt {
