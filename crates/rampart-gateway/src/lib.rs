@@ -8,6 +8,7 @@ mod access_log;
 mod admin;
 mod ctx;
 pub mod demo;
+mod error;
 mod forward;
 pub mod framing;
 pub mod hygiene;
@@ -33,6 +34,7 @@ use rampart_config::ConfigErrors;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use error::Error;
 pub use reload::Reloader;
 
 /// `rampart validate`: the config file is parsed and built exactly as `serve` and a reload
@@ -53,27 +55,14 @@ pub enum ConfigSource {
 }
 
 /// Why `serve` returned.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The config has problems; nothing was started.
-    Config(ConfigErrors),
+    #[error("{0}")]
+    Config(#[source] ConfigErrors),
     /// Something else prevented startup.
-    Startup(String),
-}
-
-impl std::fmt::Display for ServeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServeError::Config(e) => write!(f, "{e}"),
-            ServeError::Startup(e) => f.write_str(e),
-        }
-    }
-}
-
-impl From<String> for ServeError {
-    fn from(e: String) -> Self {
-        ServeError::Startup(e)
-    }
+    #[error(transparent)]
+    Startup(#[from] Error),
 }
 
 /// Start everything and serve until the process is told to stop. Only returns on a startup
@@ -84,7 +73,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         .thread_name("rampart-bg")
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start background runtime: {e}"))?;
+        .map_err(Error::Runtime)?;
     let env = snapshot::BuildEnv {
         previous: None,
         generation: 1,
@@ -104,8 +93,10 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         ConfigSource::Demo => (None, true),
     };
     let config = snapshot.config.clone();
-    access_log::init(&config.access_log.target)
-        .map_err(|e| format!("cannot open access log {}: {e}", config.access_log.target))?;
+    access_log::init(&config.access_log.target).map_err(|source| Error::AccessLog {
+        target: config.access_log.target.clone(),
+        source,
+    })?;
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
 
     // Pingora listens with SO_REUSEPORT, so a port another process also holds with that
@@ -120,8 +111,13 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         addrs.push(("demo backend".into(), demo::DEMO_BACKEND_ADDR));
     }
     for (what, addr) in addrs {
-        if let Err(e) = std::net::TcpListener::bind(addr) {
-            return Err(format!("{what}: cannot listen on {addr}: {e}").into());
+        if let Err(source) = std::net::TcpListener::bind(addr) {
+            return Err(Error::Listen {
+                what,
+                address: addr.to_string(),
+                source,
+            }
+            .into());
         }
     }
 
@@ -176,7 +172,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         }),
     };
     let events = Arc::new(
-        rampart_events::Events::start(&sinks, background.handle()).map_err(|e| e.to_string())?,
+        rampart_events::Events::start(&sinks, background.handle()).map_err(Error::Events)?,
     );
     metrics::metrics().watch_events(events.stats.clone());
     let mut http = pingora::proxy::http_proxy(
