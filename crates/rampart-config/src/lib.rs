@@ -5,11 +5,13 @@
 //! Strings may reference secrets as `${ENV_NAME}`; those are substituted after parsing so
 //! that a secret never shows up in a parse error.
 
+mod error;
 mod locate;
 pub mod model;
 pub mod units;
 mod validate;
 
+pub use error::Error;
 pub use model::*;
 pub use units::{ByteSize, HumanDuration};
 

@@ -1,5 +1,6 @@
 //! Human-readable durations (`2s`, `500ms`) and sizes (`1MiB`, `16KiB`).
 
+use crate::Error;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::time::Duration;
@@ -32,9 +33,10 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("invalid duration {text:?} ({e}); write it like \"2s\", \"500ms\" or \"1m\"")
+pub fn parse_duration(text: &str) -> Result<Duration, Error> {
+    humantime::parse_duration(text.trim()).map_err(|source| Error::Duration {
+        text: text.to_string(),
+        source,
     })
 }
 
@@ -62,15 +64,15 @@ impl fmt::Display for ByteSize {
     }
 }
 
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, Error> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let unit = unit.trim();
-    let bad = || {
-        format!("invalid size {text:?}; write it like \"1MiB\", \"16KiB\", \"100kB\" or a number of bytes")
+    let bad = || Error::Size {
+        text: text.to_string(),
     };
     let value: f64 = num.parse().map_err(|_| bad())?;
     let mult: u64 = match unit {

@@ -630,7 +630,7 @@ fn validate_waf(c: &Config, err: &mut impl FnMut(String, String)) {
         }
         for (j, e) in rw.exclusions.iter().enumerate() {
             if let Err(m) = e.parse() {
-                err(format!("routes.{i}.waf.exclusions.{j}"), m);
+                err(format!("routes.{i}.waf.exclusions.{j}"), m.to_string());
             }
         }
     }

@@ -11,14 +11,14 @@ pub const DEMO_BACKEND_ADDR: &str = "127.0.0.1:18081";
 pub const DEMO_HTTPS_ADDR: &str = "127.0.0.1:8443";
 
 /// Write a fresh self-signed certificate for localhost into `dir`; returns (cert, key) paths.
-pub fn self_signed(dir: &std::path::Path) -> Result<(String, String), String> {
+pub fn self_signed(dir: &std::path::Path) -> Result<(String, String), crate::Error> {
     let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    let ck = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let ck = rcgen::generate_simple_self_signed(names).map_err(crate::Error::DemoCertificate)?;
+    std::fs::create_dir_all(dir).map_err(crate::Error::DemoFiles)?;
     let cert = dir.join("demo-cert.pem");
     let key = dir.join("demo-key.pem");
-    std::fs::write(&cert, ck.cert.pem()).map_err(|e| e.to_string())?;
-    std::fs::write(&key, ck.signing_key.serialize_pem()).map_err(|e| e.to_string())?;
+    std::fs::write(&cert, ck.cert.pem()).map_err(crate::Error::DemoFiles)?;
+    std::fs::write(&key, ck.signing_key.serialize_pem()).map_err(crate::Error::DemoFiles)?;
     Ok((cert.display().to_string(), key.display().to_string()))
 }
 

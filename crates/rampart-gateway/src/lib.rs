@@ -8,6 +8,7 @@ mod access_log;
 mod admin;
 mod ctx;
 pub mod demo;
+mod error;
 mod forward;
 pub mod framing;
 pub mod hygiene;
@@ -33,6 +34,7 @@ use rampart_config::ConfigErrors;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use error::Error;
 pub use reload::Reloader;
 
 /// `rampart validate`: the config file is parsed and built exactly as `serve` and a reload
@@ -60,35 +62,40 @@ pub enum BansCommand {
 
 /// `rampart bans`: lists or changes the bans every node shares through Redis (the config
 /// file names the store). Returns the lines to print.
-pub fn bans_command(config: &Path, cmd: BansCommand) -> Result<Vec<String>, String> {
-    let c = rampart_config::load_file(config).map_err(|e| e.to_string())?;
+pub fn bans_command(config: &Path, cmd: BansCommand) -> Result<Vec<String>, Error> {
+    let c = rampart_config::load_file(config).map_err(Error::BansConfig)?;
     let url = match (c.bans.backend, c.redis.as_deref()) {
         (rampart_config::BanBackend::Redis, Some(url)) => url.to_string(),
         _ => {
-            return Err(format!(
-                "{}: bans.backend is local, so each node keeps its own bans; set bans.backend: redis to manage them from the command line",
-                config.display()
-            ))
+            return Err(Error::BansLocal {
+                config: config.display().to_string(),
+            })
         }
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(Error::Runtime)?;
     rt.block_on(async move {
         let handle =
-            rampart_redis::RedisHandle::new(&url, "bans", std::time::Duration::from_secs(2))
-                .map_err(|e| e.to_string())?;
+            rampart_redis::RedisHandle::new(&url, "bans", std::time::Duration::from_secs(2))?;
         let list = rampart_bans::BanList::new(rampart_bans::BanSettings {
             never: rampart_net::IpSet::parse(c.bans.never.iter().map(String::as_str))
                 .unwrap_or_default(),
             max_automatic: c.bans.max_automatic,
             redis: Some(handle),
         });
+        let unreachable = |what| Error::BansUnreachable {
+            url: url.clone(),
+            what,
+        };
         if !list.resync().await {
-            return Err(format!("cannot read the bans from {url}"));
+            return Err(unreachable("the bans could not be read"));
         }
-        let unreachable = || format!("{url} could not be reached: nothing was changed");
+        let refused = |key: &str, source| Error::BanRefused {
+            key: key.to_string(),
+            source,
+        };
         match cmd {
             BansCommand::List => Ok(list
                 .list()
@@ -115,14 +122,14 @@ pub fn bans_command(config: &Path, cmd: BansCommand) -> Result<Vec<String>, Stri
                 };
                 match list.add(ban).await {
                     Ok(true) => Ok(vec![format!("banned {key} for {}s", duration.as_secs())]),
-                    Ok(false) => Err(unreachable()),
-                    Err(e) => Err(format!("{key}: {e}")),
+                    Ok(false) => Err(unreachable("nothing was changed")),
+                    Err(e) => Err(refused(&key, e)),
                 }
             }
             BansCommand::Remove { key } => match list.remove(&key).await {
                 Ok(true) => Ok(vec![format!("lifted the ban on {key}")]),
-                Ok(false) => Err(unreachable()),
-                Err(e) => Err(format!("{key}: {e}")),
+                Ok(false) => Err(unreachable("nothing was changed")),
+                Err(e) => Err(refused(&key, e)),
             },
         }
     })
@@ -137,27 +144,14 @@ pub enum ConfigSource {
 }
 
 /// Why `serve` returned.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The config has problems; nothing was started.
-    Config(ConfigErrors),
+    #[error("{0}")]
+    Config(#[source] ConfigErrors),
     /// Something else prevented startup.
-    Startup(String),
-}
-
-impl std::fmt::Display for ServeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServeError::Config(e) => write!(f, "{e}"),
-            ServeError::Startup(e) => f.write_str(e),
-        }
-    }
-}
-
-impl From<String> for ServeError {
-    fn from(e: String) -> Self {
-        ServeError::Startup(e)
-    }
+    #[error(transparent)]
+    Startup(#[from] Error),
 }
 
 /// Start everything and serve until the process is told to stop. Only returns on a startup
@@ -168,7 +162,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         .thread_name("rampart-bg")
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start background runtime: {e}"))?;
+        .map_err(Error::Runtime)?;
     let env = snapshot::BuildEnv {
         previous: None,
         generation: 1,
@@ -188,8 +182,10 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         ConfigSource::Demo => (None, true),
     };
     let config = snapshot.config.clone();
-    access_log::init(&config.access_log.target)
-        .map_err(|e| format!("cannot open access log {}: {e}", config.access_log.target))?;
+    access_log::init(&config.access_log.target).map_err(|source| Error::AccessLog {
+        target: config.access_log.target.clone(),
+        source,
+    })?;
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
 
     // Pingora listens with SO_REUSEPORT, so a port another process also holds with that
@@ -204,8 +200,13 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         addrs.push(("demo backend".into(), demo::DEMO_BACKEND_ADDR));
     }
     for (what, addr) in addrs {
-        if let Err(e) = std::net::TcpListener::bind(addr) {
-            return Err(format!("{what}: cannot listen on {addr}: {e}").into());
+        if let Err(source) = std::net::TcpListener::bind(addr) {
+            return Err(Error::Listen {
+                what,
+                address: addr.to_string(),
+                source,
+            }
+            .into());
         }
     }
 
@@ -260,7 +261,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         }),
     };
     let events = Arc::new(
-        rampart_events::Events::start(&sinks, background.handle()).map_err(|e| e.to_string())?,
+        rampart_events::Events::start(&sinks, background.handle()).map_err(Error::Events)?,
     );
     metrics::metrics().watch_events(events.stats.clone());
     let mut http = pingora::proxy::http_proxy(

@@ -5,6 +5,7 @@
 use crate::metrics::metrics;
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwap;
+use rampart_config::ConfigErrors;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -34,7 +35,7 @@ impl Reloader {
     }
 
     /// Validate and apply the file; returns the new generation.
-    pub fn reload(&self) -> Result<u64, String> {
+    pub fn reload(&self) -> Result<u64, ConfigErrors> {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let result = self.try_reload();
         match &result {
@@ -53,7 +54,7 @@ impl Reloader {
         result
     }
 
-    fn try_reload(&self) -> Result<u64, String> {
+    fn try_reload(&self) -> Result<u64, ConfigErrors> {
         let current = self.state.load_full();
         let generation = current.generation + 1;
         let env = crate::snapshot::BuildEnv {
@@ -99,16 +100,15 @@ impl Reloader {
                     return Err(changed);
                 }
                 Snapshot::build(c, &env)
-            })
-            .map_err(|e| e.to_string())?
+            })?
         };
         self.state.store(Arc::new(snap));
         Ok(generation)
     }
 
-    pub fn watch_sighup(self: &Arc<Self>) -> Result<(), String> {
+    pub fn watch_sighup(self: &Arc<Self>) -> Result<(), crate::Error> {
         let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
-            .map_err(|e| format!("cannot install SIGHUP handler: {e}"))?;
+            .map_err(crate::Error::Sighup)?;
         let me = self.clone();
         std::thread::Builder::new()
             .name("rampart-sighup".into())
@@ -122,7 +122,7 @@ impl Reloader {
                     let _ = me.reload();
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(crate::Error::Thread)?;
         Ok(())
     }
 

@@ -207,7 +207,7 @@ impl Snapshot {
                 Ok(pool) => {
                     pools.insert(name.clone(), pool);
                 }
-                Err(e) => errs.push((format!("upstreams.{name}"), e)),
+                Err(e) => errs.push((format!("upstreams.{name}"), e.to_string())),
             }
         }
         let (

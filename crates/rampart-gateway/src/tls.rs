@@ -55,7 +55,7 @@ impl CertSet {
     }
 
     /// Re-read the files; a broken set is refused and the old certificates stay.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), rampart_tls::TlsError> {
         *self.stamps.lock().unwrap_or_else(|p| p.into_inner()) = self.current_stamps();
         match CertStore::load(&self.entries) {
             Ok(store) => {
@@ -70,7 +70,7 @@ impl CertSet {
                     "listener {}: certificate reload refused, the previous certificates stay: {e}",
                     self.listener
                 );
-                Err(e.to_string())
+                Err(e)
             }
         }
     }
@@ -83,8 +83,8 @@ impl CertSet {
 }
 
 /// Build Pingora TLS settings for a listener.
-pub fn settings(l: &Listener) -> Result<(TlsSettings, Arc<CertSet>), String> {
-    let tls = l.tls.as_ref().ok_or("not a TLS listener")?;
+pub fn settings(l: &Listener) -> Result<(TlsSettings, Arc<CertSet>), crate::Error> {
+    let tls = l.tls.as_ref().ok_or(crate::Error::NotTls)?;
     let entries: Vec<CertEntry> = tls
         .certificates
         .iter()
@@ -94,10 +94,17 @@ pub fn settings(l: &Listener) -> Result<(TlsSettings, Arc<CertSet>), String> {
             hosts: c.hosts.clone(),
         })
         .collect();
-    let store = CertStore::load(&entries).map_err(|e| format!("listener {}: {e}", l.name))?;
+    let store = CertStore::load(&entries).map_err(|source| crate::Error::ListenerTls {
+        listener: l.name.clone(),
+        source,
+    })?;
     let resolver = Arc::new(SniResolver::new(store));
-    let mut s = TlsSettings::with_callbacks(Box::new(IdentityCapture))
-        .map_err(|e| format!("listener {}: {e}", l.name))?;
+    let mut s = TlsSettings::with_callbacks(Box::new(IdentityCapture)).map_err(|source| {
+        crate::Error::ListenerTlsSettings {
+            listener: l.name.clone(),
+            source,
+        }
+    })?;
     s.set_cert_resolver(resolver.clone());
     if let Some(ca) = &tls.client_auth {
         let v = rampart_tls::client_verifier(
@@ -105,7 +112,10 @@ pub fn settings(l: &Listener) -> Result<(TlsSettings, Arc<CertSet>), String> {
             ca.crl.as_deref().map(Path::new),
             ca.mode == ClientAuthMode::Optional,
         )
-        .map_err(|e| format!("listener {}: {e}", l.name))?;
+        .map_err(|source| crate::Error::ListenerTls {
+            listener: l.name.clone(),
+            source,
+        })?;
         s.set_client_cert_verifier(v);
     }
     s.enable_h2();

@@ -39,13 +39,13 @@ pub struct UpstreamTlsRt {
 }
 
 impl UpstreamTlsRt {
-    fn load(t: &rampart_config::UpstreamTls) -> Result<UpstreamTlsRt, String> {
+    fn load(t: &rampart_config::UpstreamTls) -> Result<UpstreamTlsRt, crate::Error> {
         let m = rampart_tls::load_upstream_material(
             t.ca.as_deref().map(Path::new),
             t.client_cert.as_deref().map(Path::new),
             t.client_key.as_deref().map(Path::new),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(crate::Error::UpstreamTls)?;
         // DER was parsed by rampart-tls already, so Pingora's parser will not panic here.
         let ca = m.ca.map(|certs| {
             let v: Vec<WrappedX509> = certs
@@ -85,11 +85,14 @@ pub struct UpstreamPool {
 }
 
 impl UpstreamPool {
-    pub fn new(name: &str, spec: &Upstream) -> Result<Arc<UpstreamPool>, String> {
+    pub fn new(name: &str, spec: &Upstream) -> Result<Arc<UpstreamPool>, crate::Error> {
         let addrs: Vec<SocketAddr> = spec
             .targets
             .iter()
-            .map(|t| t.parse().map_err(|_| format!("bad target {t:?}")))
+            .map(|t| {
+                t.parse()
+                    .map_err(|_| crate::Error::UpstreamTarget { target: t.clone() })
+            })
             .collect::<Result<_, _>>()?;
         let tls = spec.tls.as_ref().map(UpstreamTlsRt::load).transpose()?;
         let check = spec.health_check.as_ref().map(|hc| {
@@ -118,16 +121,26 @@ impl UpstreamPool {
         let targets = spec.targets.iter().map(|s| s.as_str());
         let selector = match spec.balance {
             Balance::RoundRobin => {
-                let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(targets)
-                    .map_err(|e| format!("upstream {name}: {e}"))?;
+                let mut lb =
+                    LoadBalancer::<RoundRobin>::try_from_iter(targets).map_err(|source| {
+                        crate::Error::Balancer {
+                            upstream: name.to_string(),
+                            source,
+                        }
+                    })?;
                 if let Some(c) = check {
                     lb.set_health_check(c);
                 }
                 Selector::RoundRobin(lb)
             }
             Balance::ConsistentHash => {
-                let mut lb = LoadBalancer::<Consistent>::try_from_iter(targets)
-                    .map_err(|e| format!("upstream {name}: {e}"))?;
+                let mut lb =
+                    LoadBalancer::<Consistent>::try_from_iter(targets).map_err(|source| {
+                        crate::Error::Balancer {
+                            upstream: name.to_string(),
+                            source,
+                        }
+                    })?;
                 if let Some(c) = check {
                     lb.set_health_check(c);
                 }

@@ -49,12 +49,13 @@ fn rule_files(cfg: &WafConfig) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
 
 /// Parse and compile the rules: files in order, then the inline rules. Errors name the
 /// rule file, line and offending text.
-pub fn compile(cfg: &WafConfig) -> Result<Ruleset, String> {
+pub fn compile(cfg: &WafConfig) -> Result<Ruleset, crate::Error> {
     let patterns: Vec<&str> = cfg.rules.iter().map(String::as_str).collect();
-    let mut directives = rampart_waf::parse_files(&patterns).map_err(|e| e.to_string())?;
+    let mut directives = rampart_waf::parse_files(&patterns).map_err(crate::Error::WafParse)?;
     if let Some(inline) = cfg.custom_rules.as_deref() {
-        directives
-            .extend(rampart_waf::parse_str(inline, "waf.custom_rules").map_err(|e| e.to_string())?);
+        directives.extend(
+            rampart_waf::parse_str(inline, "waf.custom_rules").map_err(crate::Error::WafParse)?,
+        );
     }
     let data_dir = match &cfg.data_dir {
         Some(d) => PathBuf::from(d),
@@ -63,7 +64,7 @@ pub fn compile(cfg: &WafConfig) -> Result<Ruleset, String> {
             .and_then(|(p, _, _)| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    Ruleset::compile(&directives, &data_dir)
+    Ruleset::compile(&directives, &data_dir).map_err(crate::Error::WafCompile)
 }
 
 impl WafRt {
@@ -95,7 +96,7 @@ impl WafRt {
                 return Ok(p.clone());
             }
         }
-        let ruleset = compile(cfg).map_err(|e| vec![("waf.rules".to_string(), e)])?;
+        let ruleset = compile(cfg).map_err(|e| vec![("waf.rules".to_string(), e.to_string())])?;
         log::info!(
             "waf: {} rules compiled from {} files",
             ruleset.rule_count(),

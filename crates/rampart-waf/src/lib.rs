@@ -7,6 +7,7 @@
 
 mod body;
 pub mod engine;
+mod error;
 mod literals;
 pub mod operator;
 pub mod parser;
@@ -25,4 +26,5 @@ pub(crate) fn test_rng(mut seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
+pub use error::Error;
 pub use parser::{parse_files, parse_str, Action, Directive, Operator, ParseError, Rule, Variable};

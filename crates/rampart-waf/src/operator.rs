@@ -4,6 +4,7 @@
 use crate::literals::{pm_literals, required_literals};
 use crate::parser::Operator;
 use crate::pcre::{byte_escapes, pcre_to_rust};
+use crate::Error;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 use std::net::IpAddr;
@@ -86,7 +87,7 @@ pub struct OpMatch {
     pub captures: Vec<Vec<u8>>,
 }
 
-pub(crate) fn regex(p: &str) -> Result<Regex, String> {
+pub(crate) fn regex(p: &str) -> Result<Regex, Error> {
     // Byte mode first (PCRE without UTF: `.` is any byte, classes are ASCII), Unicode mode
     // for the few patterns that need it.
     RegexBuilder::new(p)
@@ -100,12 +101,12 @@ pub(crate) fn regex(p: &str) -> Result<Regex, String> {
                 .dfa_size_limit(64 << 20)
                 .build()
         })
-        .map_err(|e| format!("@rx: {e}"))
+        .map_err(Error::Regex)
 }
 
 /// An `@rx` pattern (PCRE syntax): the linear-time engine when it can express it, as
 /// written or after [`pcre_to_rust`], else the backtracking one.
-fn rx(arg: &str) -> Result<Kind, String> {
+fn rx(arg: &str) -> Result<Kind, Error> {
     let arg = &byte_escapes(arg);
     let err = match regex(arg) {
         Ok(re) => return Ok(Kind::Rx(re)),
@@ -130,17 +131,20 @@ fn rx(arg: &str) -> Result<Kind, String> {
 /// Backtracking steps per match attempt; beyond it the attempt counts as no match.
 const FANCY_BACKTRACK_LIMIT: usize = 100_000;
 
-fn phrases(words: &[String]) -> Result<AhoCorasick, String> {
+fn phrases(words: &[String]) -> Result<AhoCorasick, Error> {
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostLongest)
         .build(words)
-        .map_err(|e| format!("@pm: {e}"))
+        .map_err(Error::Phrases)
 }
 
-fn data_file(dir: &Path, name: &str) -> Result<Vec<String>, String> {
+fn data_file(dir: &Path, name: &str) -> Result<Vec<String>, Error> {
     let p = dir.join(name);
-    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let text = std::fs::read_to_string(&p).map_err(|source| Error::DataFile {
+        path: p.display().to_string(),
+        source,
+    })?;
     Ok(text
         .lines()
         .map(str::trim)
@@ -149,19 +153,19 @@ fn data_file(dir: &Path, name: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
-fn byte_ranges(arg: &str) -> Result<[bool; 256], String> {
+fn byte_ranges(arg: &str) -> Result<[bool; 256], Error> {
     let mut ok = [false; 256];
     for part in arg.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = match part.split_once('-') {
             Some((a, b)) => (a.trim(), b.trim()),
             None => (part, part),
         };
-        let a: u8 = a
-            .parse()
-            .map_err(|_| format!("@validateByteRange: bad range {part:?}"))?;
-        let b: u8 = b
-            .parse()
-            .map_err(|_| format!("@validateByteRange: bad range {part:?}"))?;
+        let a: u8 = a.parse().map_err(|_| Error::ByteRange {
+            range: part.to_string(),
+        })?;
+        let b: u8 = b.parse().map_err(|_| Error::ByteRange {
+            range: part.to_string(),
+        })?;
         for x in a..=b {
             ok[x as usize] = true;
         }
@@ -171,7 +175,7 @@ fn byte_ranges(arg: &str) -> Result<[bool; 256], String> {
 
 impl CompiledOperator {
     /// `data_dir`: where `@pmFromFile` / `@ipMatchFromFile` files are (the rule file's folder).
-    pub fn compile(op: &Operator, data_dir: &Path) -> Result<CompiledOperator, String> {
+    pub fn compile(op: &Operator, data_dir: &Path) -> Result<CompiledOperator, Error> {
         let arg = op.argument.as_str();
         // `@pm` phrases, kept for the literal filter too.
         let mut words = Vec::new();
@@ -209,7 +213,7 @@ impl CompiledOperator {
                     let net = i
                         .parse::<ipnet::IpNet>()
                         .or_else(|_| i.parse::<IpAddr>().map(ipnet::IpNet::from))
-                        .map_err(|_| format!("@ipMatch: {i:?} is not an address or CIDR"))?;
+                        .map_err(|_| Error::IpMatch { item: i.clone() })?;
                     nets.push(net);
                 }
                 Kind::IpMatch(nets)
@@ -224,7 +228,11 @@ impl CompiledOperator {
             // No GeoIP database and no DNS from the request path: the lookups fail, which
             // in SecLang is a non-match (CRS 3's reputation rules then simply do not fire).
             "geolookup" | "rbl" => Kind::NoMatch,
-            _ => return Err(format!("unknown operator @{}", op.name)),
+            _ => {
+                return Err(Error::UnknownOperator {
+                    name: op.name.clone(),
+                })
+            }
         };
         let literals = match &kind {
             Kind::Rx(re) => required_literals(re.as_str()),

@@ -1,29 +1,20 @@
 //! SecLang parsing: config files into directives, with file, line and the offending text in
 //! every error. Unknown directives are errors, never silently skipped.
 
-use std::fmt;
+use crate::Error;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a config file or text does not parse, where, and the offending text.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {error}: {text}")]
 pub struct ParseError {
     pub file: String,
     pub line: usize,
-    pub message: String,
+    #[source]
+    pub error: Error,
     /// The start of the offending text (bounded).
     pub text: String,
 }
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.file, self.line, self.message, self.text
-        )
-    }
-}
-
-impl std::error::Error for ParseError {}
 
 /// `ARGS:foo`, `!ARGS:/^x/`, `&TX:anomaly`, `REQUEST_HEADERS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,19 +146,19 @@ pub fn parse_files(patterns: &[&str]) -> Result<Vec<Directive>, ParseError> {
 }
 
 fn expand(pattern: &str, from: &str, line: usize) -> Result<Vec<PathBuf>, ParseError> {
-    let err = |m: String| ParseError {
+    let err = |error: Error| ParseError {
         file: from.into(),
         line,
-        message: m,
+        error,
         text: pattern.chars().take(120).collect(),
     };
     let mut paths: Vec<PathBuf> = glob::glob(pattern)
-        .map_err(|e| err(format!("bad include pattern: {e}")))?
+        .map_err(|e| err(Error::IncludePattern(e)))?
         .filter_map(Result::ok)
         .collect();
     paths.sort();
     if paths.is_empty() {
-        return Err(err("no file matches".into()));
+        return Err(err(Error::NoFileMatches));
     }
     Ok(paths)
 }
@@ -178,22 +169,22 @@ fn parse_file(path: &Path, out: &mut Vec<Directive>, depth: usize) -> Result<(),
         return Err(ParseError {
             file: name,
             line: 0,
-            message: "includes nested too deeply (a cycle?)".into(),
+            error: Error::IncludeDepth,
             text: String::new(),
         });
     }
     let text = std::fs::read_to_string(path).map_err(|e| ParseError {
         file: name.clone(),
         line: 0,
-        message: format!("cannot read: {e}"),
+        error: Error::Read(e),
         text: String::new(),
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     for (line, d) in logical_lines(&text) {
-        let (directive, args) = split_args(&d).map_err(|m| ParseError {
+        let (directive, args) = split_args(&d).map_err(|error| ParseError {
             file: name.clone(),
             line,
-            message: m,
+            error,
             text: d.chars().take(120).collect(),
         })?;
         if directive.eq_ignore_ascii_case("Include") {
@@ -210,10 +201,10 @@ fn parse_file(path: &Path, out: &mut Vec<Directive>, depth: usize) -> Result<(),
         }
         out.push(
             directive_from(&directive, args)
-                .map_err(|m| ParseError {
+                .map_err(|error| ParseError {
                     file: name.clone(),
                     line,
-                    message: m,
+                    error,
                     text: d.chars().take(120).collect(),
                 })?
                 .with_location(&name, line),
@@ -226,10 +217,10 @@ fn parse_file(path: &Path, out: &mut Vec<Directive>, depth: usize) -> Result<(),
 pub fn parse_str(text: &str, file: &str) -> Result<Vec<Directive>, ParseError> {
     let mut out = Vec::new();
     for (line, d) in logical_lines(text) {
-        let err = |m: String| ParseError {
+        let err = |error: Error| ParseError {
             file: file.into(),
             line,
-            message: m,
+            error,
             text: d.chars().take(120).collect(),
         };
         let (directive, args) = split_args(&d).map_err(err)?;
@@ -288,7 +279,7 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
 }
 
 /// A directive's name and arguments: double-quoted (with `\"` escapes) or bare words.
-fn split_args(line: &str) -> Result<(String, Vec<String>), String> {
+fn split_args(line: &str) -> Result<(String, Vec<String>), Error> {
     let mut chars = line.chars().peekable();
     let mut words = Vec::new();
     loop {
@@ -317,7 +308,7 @@ fn split_args(line: &str) -> Result<(String, Vec<String>), String> {
                 }
             }
             if !closed {
-                return Err("unterminated quoted argument".into());
+                return Err(Error::UnterminatedArgument);
             }
         } else {
             while let Some(&c) = chars.peek() {
@@ -331,20 +322,17 @@ fn split_args(line: &str) -> Result<(String, Vec<String>), String> {
         words.push(w);
     }
     if words.is_empty() {
-        return Err("empty directive".into());
+        return Err(Error::EmptyDirective);
     }
     let name = words.remove(0);
     Ok((name, words))
 }
 
-fn directive_from(name: &str, args: Vec<String>) -> Result<Directive, String> {
+fn directive_from(name: &str, args: Vec<String>) -> Result<Directive, Error> {
     match name {
         "SecRule" => {
             if args.len() < 2 || args.len() > 3 {
-                return Err(format!(
-                    "SecRule takes 2 or 3 arguments, got {}",
-                    args.len()
-                ));
+                return Err(Error::SecRuleArguments { got: args.len() });
             }
             let variables = parse_variables(&args[0])?;
             let operator = parse_operator(&args[1])?;
@@ -362,7 +350,9 @@ fn directive_from(name: &str, args: Vec<String>) -> Result<Directive, String> {
         }
         "SecAction" => {
             let [a] = args.as_slice() else {
-                return Err("SecAction takes 1 argument".into());
+                return Err(Error::OneArgument {
+                    directive: "SecAction",
+                });
             };
             Ok(Directive::Action {
                 actions: parse_actions(a)?,
@@ -372,13 +362,17 @@ fn directive_from(name: &str, args: Vec<String>) -> Result<Directive, String> {
         }
         "SecMarker" => {
             let [m] = args.as_slice() else {
-                return Err("SecMarker takes 1 argument".into());
+                return Err(Error::OneArgument {
+                    directive: "SecMarker",
+                });
             };
             Ok(Directive::Marker(m.clone()))
         }
         "SecDefaultAction" => {
             let [a] = args.as_slice() else {
-                return Err("SecDefaultAction takes 1 argument".into());
+                return Err(Error::OneArgument {
+                    directive: "SecDefaultAction",
+                });
             };
             Ok(Directive::DefaultAction(parse_actions(a)?))
         }
@@ -386,12 +380,14 @@ fn directive_from(name: &str, args: Vec<String>) -> Result<Directive, String> {
             name: n.to_string(),
             args,
         }),
-        n => Err(format!("unknown directive {n}")),
+        n => Err(Error::UnknownDirective {
+            name: n.to_string(),
+        }),
     }
 }
 
 /// `ARGS|!ARGS:foo|&TX:x|REQUEST_HEADERS:/^x-/`. Regex selectors may contain `|`.
-pub fn parse_variables(s: &str) -> Result<Vec<Variable>, String> {
+pub fn parse_variables(s: &str) -> Result<Vec<Variable>, Error> {
     let mut out = Vec::new();
     let mut rest = s.trim();
     while !rest.is_empty() {
@@ -407,7 +403,9 @@ pub fn parse_variables(s: &str) -> Result<Vec<Variable>, String> {
         let name_end = rest.find([':', '|']).unwrap_or(rest.len());
         let name = rest[..name_end].trim().to_ascii_uppercase();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("invalid variable name in {s:?}"));
+            return Err(Error::VariableName {
+                variables: s.to_string(),
+            });
         }
         rest = &rest[name_end..];
         let mut selector = None;
@@ -431,14 +429,18 @@ pub fn parse_variables(s: &str) -> Result<Vec<Variable>, String> {
                         _ => escaped = false,
                     }
                 }
-                let end = end.ok_or_else(|| format!("unterminated regex selector in {s:?}"))?;
+                let end = end.ok_or_else(|| Error::UnterminatedSelector {
+                    variables: s.to_string(),
+                })?;
                 selector = Some(Selector::Regex(r2[..end].to_string()));
                 rest = &r2[end + 1..];
             } else {
                 let end = r.find('|').unwrap_or(r.len());
                 let key = r[..end].trim().trim_matches('\'');
                 if key.is_empty() {
-                    return Err(format!("empty selector in {s:?}"));
+                    return Err(Error::EmptySelector {
+                        variables: s.to_string(),
+                    });
                 }
                 selector = Some(Selector::Key(key.to_string()));
                 rest = &r[end..];
@@ -454,19 +456,24 @@ pub fn parse_variables(s: &str) -> Result<Vec<Variable>, String> {
         if let Some(r) = rest.strip_prefix('|') {
             rest = r.trim_start();
             if rest.is_empty() {
-                return Err(format!("trailing | in {s:?}"));
+                return Err(Error::TrailingPipe {
+                    variables: s.to_string(),
+                });
             }
         } else if !rest.is_empty() {
-            return Err(format!("unexpected {rest:?} in variables {s:?}"));
+            return Err(Error::UnexpectedInVariables {
+                rest: rest.to_string(),
+                variables: s.to_string(),
+            });
         }
     }
     if out.is_empty() {
-        return Err("no variables".into());
+        return Err(Error::NoVariables);
     }
     Ok(out)
 }
 
-pub fn parse_operator(s: &str) -> Result<Operator, String> {
+pub fn parse_operator(s: &str) -> Result<Operator, Error> {
     let (negated, rest) = match s.strip_prefix('!') {
         Some(r) => (true, r),
         None => (false, s),
@@ -476,7 +483,9 @@ pub fn parse_operator(s: &str) -> Result<Operator, String> {
             let end = r.find(char::is_whitespace).unwrap_or(r.len());
             let name = &r[..end];
             if name.is_empty() {
-                return Err(format!("missing operator name in {s:?}"));
+                return Err(Error::OperatorName {
+                    operator: s.to_string(),
+                });
             }
             Ok(Operator {
                 name: name.to_string(),
@@ -494,7 +503,7 @@ pub fn parse_operator(s: &str) -> Result<Operator, String> {
 
 /// `id:1,phase:2,msg:'a, b',t:none,setvar:'tx.x=+%{tx.y}'`: commas inside single quotes do
 /// not split; quotes around a value are removed.
-pub fn parse_actions(s: &str) -> Result<Vec<Action>, String> {
+pub fn parse_actions(s: &str) -> Result<Vec<Action>, Error> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -520,7 +529,9 @@ pub fn parse_actions(s: &str) -> Result<Vec<Action>, String> {
         }
     }
     if quoted {
-        return Err(format!("unterminated quote in actions {s:?}"));
+        return Err(Error::UnterminatedActionQuote {
+            actions: s.to_string(),
+        });
     }
     parts.push(cur);
     for p in parts {
@@ -540,7 +551,9 @@ pub fn parse_actions(s: &str) -> Result<Vec<Action>, String> {
             None => (p, None),
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("invalid action {p:?}"));
+            return Err(Error::ActionName {
+                action: p.to_string(),
+            });
         }
         out.push(Action {
             name: name.to_string(),
@@ -608,7 +621,10 @@ SecRuleEngine DetectionOnly
             "{e}"
         );
         let e = parse_str("SecRule ARGS \"@rx a\" \"id:1,msg:'x\"", "y.conf").unwrap_err();
-        assert!(e.message.contains("unterminated quote"), "{e}");
+        assert!(
+            matches!(e.error, Error::UnterminatedActionQuote { .. }),
+            "{e}"
+        );
         assert!(parse_str("SecRule ARGS|| \"@rx a\"", "z").is_err());
     }
 }

@@ -9,13 +9,13 @@ pub struct XmlValues {
     pub attributes: Vec<Vec<u8>>,
 }
 
-pub fn parse(body: &[u8]) -> Result<XmlValues, String> {
-    let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
+pub fn parse(body: &[u8]) -> Result<XmlValues, crate::Error> {
+    let text = std::str::from_utf8(body).map_err(crate::Error::XmlUtf8)?;
     let opts = roxmltree::ParsingOptions {
         allow_dtd: true,
         ..Default::default()
     };
-    let doc = roxmltree::Document::parse_with_options(text, opts).map_err(|e| e.to_string())?;
+    let doc = roxmltree::Document::parse_with_options(text, opts).map_err(crate::Error::Xml)?;
     let mut out = XmlValues {
         text: Vec::new(),
         attributes: Vec::new(),

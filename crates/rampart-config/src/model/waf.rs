@@ -160,25 +160,27 @@ pub enum ParsedExclusion {
 
 impl WafExclusion {
     /// Parses the written form, or says why it is not one.
-    pub fn parse(&self) -> Result<ParsedExclusion, String> {
+    pub fn parse(&self) -> Result<ParsedExclusion, crate::Error> {
         let s = match self {
             WafExclusion::Id(n) => return Ok(ParsedExclusion::Ids(*n, *n)),
             WafExclusion::Text(s) => s.trim(),
         };
         let id = |t: &str| {
-            t.trim()
-                .parse::<u64>()
-                .map_err(|_| format!("{t:?} is not a rule id"))
+            t.trim().parse::<u64>().map_err(|_| crate::Error::RuleId {
+                text: t.to_string(),
+            })
         };
         if let Some(tag) = s.strip_prefix("tag:") {
             if tag.trim().is_empty() {
-                return Err("tag: needs a tag name".into());
+                return Err(crate::Error::EmptyTag);
             }
             return Ok(ParsedExclusion::Tag(tag.trim().to_string()));
         }
         if let Some((rule, target)) = s.split_once(';') {
             if target.trim().is_empty() {
-                return Err(format!("{s:?}: the target after ';' is empty"));
+                return Err(crate::Error::EmptyTarget {
+                    exclusion: s.to_string(),
+                });
             }
             return Ok(ParsedExclusion::Target(
                 id(rule)?,
@@ -188,12 +190,16 @@ impl WafExclusion {
         if let Some((a, b)) = s.split_once('-') {
             let (a, b) = (id(a)?, id(b)?);
             if a > b {
-                return Err(format!("{s:?}: the range is reversed"));
+                return Err(crate::Error::ReversedRange {
+                    exclusion: s.to_string(),
+                });
             }
             return Ok(ParsedExclusion::Ids(a, b));
         }
-        id(s).map(|n| ParsedExclusion::Ids(n, n)).map_err(|_| {
-            format!("{s:?} is not a rule id, an id range (a-b), tag:NAME or ID;TARGET")
-        })
+        id(s)
+            .map(|n| ParsedExclusion::Ids(n, n))
+            .map_err(|_| crate::Error::Exclusion {
+                exclusion: s.to_string(),
+            })
     }
 }

@@ -79,8 +79,8 @@ pub(crate) fn json_text<'b>(
 pub(crate) fn serde_free_json(
     body: &[u8],
     max_depth: usize,
-) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let text = std::str::from_utf8(body).map_err(|_| "JSON is not UTF-8".to_string())?;
+) -> Result<Vec<(String, Vec<u8>)>, &'static str> {
+    let text = std::str::from_utf8(body).map_err(|_| "JSON is not UTF-8")?;
     let mut p = JsonP {
         s: text.as_bytes(),
         i: 0,
@@ -96,7 +96,7 @@ pub(crate) fn serde_free_json(
     p.value(&mut out)?;
     p.ws();
     if p.i != p.s.len() {
-        return Err("trailing data after JSON".into());
+        return Err("trailing data after JSON");
     }
     Ok(out)
 }
@@ -118,17 +118,21 @@ impl JsonP<'_> {
             self.i += 1;
         }
     }
-    fn emit(&mut self, out: &mut Vec<(String, Vec<u8>)>, v: Vec<u8>) -> Result<(), String> {
+    fn emit(&mut self, out: &mut Vec<(String, Vec<u8>)>, v: Vec<u8>) -> Result<(), &'static str> {
         let cost = self.path.len() + v.len();
         if cost > self.budget {
-            return Err("JSON expands beyond the parser's budget".into());
+            return Err("JSON expands beyond the parser's budget");
         }
         self.budget -= cost;
         out.push((self.path.clone(), v));
         Ok(())
     }
     /// Parses a value whose name is `self.path + suffix`.
-    fn child(&mut self, suffix: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), String> {
+    fn child(
+        &mut self,
+        suffix: &str,
+        out: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<(), &'static str> {
         let len = self.path.len();
         self.path.push('.');
         self.path.push_str(suffix);
@@ -136,10 +140,10 @@ impl JsonP<'_> {
         self.path.truncate(len);
         r
     }
-    fn value(&mut self, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), String> {
+    fn value(&mut self, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), &'static str> {
         self.depth += 1;
         if self.depth > self.max_depth {
-            return Err("JSON nested too deeply".into());
+            return Err("JSON nested too deeply");
         }
         self.ws();
         match self.s.get(self.i) {
@@ -154,7 +158,7 @@ impl JsonP<'_> {
                         let k = self.string()?;
                         self.ws();
                         if self.s.get(self.i) != Some(&b':') {
-                            return Err("expected : in JSON object".into());
+                            return Err("expected : in JSON object");
                         }
                         self.i += 1;
                         self.child(&k, out)?;
@@ -165,7 +169,7 @@ impl JsonP<'_> {
                                 self.i += 1;
                                 break;
                             }
-                            _ => return Err("expected , or } in JSON object".into()),
+                            _ => return Err("expected , or } in JSON object"),
                         }
                     }
                 }
@@ -187,7 +191,7 @@ impl JsonP<'_> {
                                 self.i += 1;
                                 break;
                             }
-                            _ => return Err("expected , or ] in JSON array".into()),
+                            _ => return Err("expected , or ] in JSON array"),
                         }
                     }
                 }
@@ -208,18 +212,18 @@ impl JsonP<'_> {
                 }
                 let lit = &self.s[start..self.i];
                 if lit.is_empty() {
-                    return Err("invalid JSON value".into());
+                    return Err("invalid JSON value");
                 }
                 self.emit(out, lit.to_vec())?;
             }
-            None => return Err("unexpected end of JSON".into()),
+            None => return Err("unexpected end of JSON"),
         }
         self.depth -= 1;
         Ok(())
     }
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<String, &'static str> {
         if self.s.get(self.i) != Some(&b'"') {
-            return Err("expected a JSON string".into());
+            return Err("expected a JSON string");
         }
         self.i += 1;
         let mut out = String::new();
@@ -258,6 +262,6 @@ impl JsonP<'_> {
                 }
             }
         }
-        Err("unterminated JSON string".into())
+        Err("unterminated JSON string")
     }
 }

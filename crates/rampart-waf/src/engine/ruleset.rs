@@ -13,6 +13,7 @@ use super::{Disruptive, EngineMode, MAX_JSON_DEPTH};
 use crate::operator::CompiledOperator;
 use crate::parser::{Action, Directive, Rule, Selector, Variable};
 use crate::transform::{by_name, Transform};
+use crate::Error;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -127,7 +128,7 @@ fn compile_rule(
     dir: &Path,
     inherited_phase: Option<u8>,
     rest: &mut std::iter::Peekable<std::slice::Iter<'_, Directive>>,
-) -> Result<CompiledRule, String> {
+) -> Result<CompiledRule, Error> {
     let mut r = CompiledRule {
         id: 0,
         phase: inherited_phase.unwrap_or(2),
@@ -172,24 +173,26 @@ fn compile_rule(
     for a in all {
         let v = a.value.clone().unwrap_or_default();
         match a.name.as_str() {
-            "id" => r.id = v.parse().map_err(|_| format!("bad id {v:?}"))?,
+            "id" => r.id = v.parse().map_err(|_| Error::Id { value: v.clone() })?,
             "phase" => {
                 r.phase = match v.as_str() {
                     "request" => 2,
                     "response" => 4,
                     "logging" => 5,
-                    n => n.parse().map_err(|_| format!("bad phase {v:?}"))?,
+                    n => n.parse().map_err(|_| Error::Phase { value: v.clone() })?,
                 };
                 if !(1..=5).contains(&r.phase) {
-                    return Err(format!("phase {v} out of range"));
+                    return Err(Error::PhaseRange { value: v });
                 }
             }
             "t" => {
                 if v.eq_ignore_ascii_case("none") {
                     r.transforms.clear();
                 } else {
-                    r.transforms
-                        .push(by_name(&v).ok_or_else(|| format!("unknown transformation {v}"))?);
+                    r.transforms.push(
+                        by_name(&v)
+                            .ok_or_else(|| Error::UnknownTransformation { name: v.clone() })?,
+                    );
                 }
             }
             "msg" => {
@@ -237,7 +240,11 @@ fn compile_rule(
             | "prepend"
             | "deprecatevar"
             | "sanitiseMatchedBytes" => {}
-            other => return Err(format!("unknown action {other}")),
+            other => {
+                return Err(Error::UnknownAction {
+                    name: other.to_string(),
+                })
+            }
         }
     }
     if chain {
@@ -253,7 +260,7 @@ fn compile_rule(
                     rest,
                 )?));
             }
-            _ => return Err(format!("rule {} says chain but no SecRule follows", r.id)),
+            _ => return Err(Error::ChainEnd { id: r.id }),
         }
     }
     Ok(r)
@@ -261,7 +268,7 @@ fn compile_rule(
 
 impl Ruleset {
     /// Compile parsed directives; `data_dir` holds the `@pmFromFile` data files.
-    pub fn compile(directives: &[Directive], data_dir: &Path) -> Result<Ruleset, String> {
+    pub fn compile(directives: &[Directive], data_dir: &Path) -> Result<Ruleset, Error> {
         let mut rs = Ruleset {
             phases: Default::default(),
             markers: HashMap::new(),
@@ -291,7 +298,10 @@ impl Ruleset {
                     let id = parse_range(args.first().map(String::as_str).unwrap_or(""))?.0;
                     let actions =
                         crate::parser::parse_actions(args.get(1).map(String::as_str).unwrap_or(""))
-                            .map_err(|e| format!("SecRuleUpdateActionById {id}: {e}"))?;
+                            .map_err(|e| Error::UpdateActionById {
+                                id,
+                                source: Box::new(e),
+                            })?;
                     action_updates.entry(id).or_default().extend(actions);
                 }
             }
@@ -341,7 +351,11 @@ impl Ruleset {
                         None,
                         &mut it,
                     )
-                    .map_err(|e| format!("{file}:{line}: {e}"))?;
+                    .map_err(|e| Error::Rule {
+                        file: file.clone(),
+                        line: *line,
+                        source: Box::new(e),
+                    })?;
                     rs.phases[(r.phase - 1) as usize].push(r);
                 }
                 Directive::Action {
@@ -368,7 +382,11 @@ impl Ruleset {
                         count: false,
                     }];
                     let r = compile_rule(vars, &op, actions, &defs, data_dir, None, &mut it)
-                        .map_err(|e| format!("{file}:{line}: {e}"))?;
+                        .map_err(|e| Error::Rule {
+                            file: file.clone(),
+                            line: *line,
+                            source: Box::new(e),
+                        })?;
                     rs.phases[(r.phase - 1) as usize].push(r);
                 }
                 Directive::Marker(m) => {
@@ -401,7 +419,9 @@ impl Ruleset {
                                 "off" => EngineMode::Off,
                                 "detectiononly" => EngineMode::DetectionOnly,
                                 other => {
-                                    return Err(format!("SecRuleEngine: unknown mode {other}"))
+                                    return Err(Error::EngineMode {
+                                        mode: other.to_string(),
+                                    })
                                 }
                             }
                         }
@@ -412,17 +432,19 @@ impl Ruleset {
                             rs.request_body_limit = a0.parse().unwrap_or(rs.request_body_limit)
                         }
                         "SecArgumentsLimit" => {
-                            rs.argument_limit = a0
-                                .parse()
-                                .map_err(|_| format!("SecArgumentsLimit: not a number: {a0}"))?
+                            rs.argument_limit = a0.parse().map_err(|_| Error::NotANumber {
+                                directive: "SecArgumentsLimit",
+                                value: a0.to_string(),
+                            })?
                         }
                         // The JSON parser recurses: the cap keeps a configured limit from
                         // turning deep input into a stack overflow.
                         "SecRequestBodyJsonDepthLimit" => {
                             rs.json_depth_limit = a0
                                 .parse::<usize>()
-                                .map_err(|_| {
-                                    format!("SecRequestBodyJsonDepthLimit: not a number: {a0}")
+                                .map_err(|_| Error::NotANumber {
+                                    directive: "SecRequestBodyJsonDepthLimit",
+                                    value: a0.to_string(),
                                 })?
                                 .min(MAX_JSON_DEPTH)
                         }
@@ -431,9 +453,9 @@ impl Ruleset {
                                 "reject" => true,
                                 "processpartial" => false,
                                 other => {
-                                    return Err(format!(
-                                "SecRequestBodyLimitAction: Reject or ProcessPartial, not {other}"
-                            ))
+                                    return Err(Error::LimitAction {
+                                        value: other.to_string(),
+                                    })
                                 }
                             }
                         }
@@ -441,9 +463,10 @@ impl Ruleset {
                             rs.response_body_access = a0.eq_ignore_ascii_case("on")
                         }
                         "SecResponseBodyLimit" => {
-                            rs.response_body_limit = a0
-                                .parse()
-                                .map_err(|_| format!("SecResponseBodyLimit: not a number: {a0}"))?
+                            rs.response_body_limit = a0.parse().map_err(|_| Error::NotANumber {
+                                directive: "SecResponseBodyLimit",
+                                value: a0.to_string(),
+                            })?
                         }
                         "SecResponseBodyMimeType" => {
                             rs.response_body_mime_types = args
@@ -464,9 +487,9 @@ impl Ruleset {
                         "SecArgumentSeparator" => match a0.as_bytes() {
                             [c] => rs.argument_separator = *c,
                             _ => {
-                                return Err(format!(
-                                    "SecArgumentSeparator: one character expected, got {a0:?}"
-                                ))
+                                return Err(Error::ArgumentSeparator {
+                                    value: a0.to_string(),
+                                })
                             }
                         },
                         "SecRuleRemoveById" => {
@@ -675,19 +698,21 @@ fn merge_actions(base: &[Action], update: &[Action]) -> Vec<Action> {
     out
 }
 
-pub(super) fn parse_range(s: &str) -> Result<(u64, u64), String> {
+pub(super) fn parse_range(s: &str) -> Result<(u64, u64), Error> {
     let s = s.trim().trim_matches('"');
     match s.split_once('-') {
         Some((a, b)) => Ok((
-            a.trim()
-                .parse()
-                .map_err(|_| format!("bad id range {s:?}"))?,
-            b.trim()
-                .parse()
-                .map_err(|_| format!("bad id range {s:?}"))?,
+            a.trim().parse().map_err(|_| Error::IdRange {
+                value: s.to_string(),
+            })?,
+            b.trim().parse().map_err(|_| Error::IdRange {
+                value: s.to_string(),
+            })?,
         )),
         None => {
-            let n = s.parse().map_err(|_| format!("bad id {s:?}"))?;
+            let n = s.parse().map_err(|_| Error::Id {
+                value: s.to_string(),
+            })?;
             Ok((n, n))
         }
     }

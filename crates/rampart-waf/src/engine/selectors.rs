@@ -3,11 +3,14 @@
 
 use super::transaction::Transaction;
 
-pub(super) fn selector_regex(p: &str) -> Result<regex::Regex, String> {
+pub(super) fn selector_regex(p: &str) -> Result<regex::Regex, crate::Error> {
     regex::RegexBuilder::new(p)
         .case_insensitive(true)
         .build()
-        .map_err(|e| format!("selector /{p}/: {e}"))
+        .map_err(|source| crate::Error::Selector {
+            pattern: p.to_string(),
+            source,
+        })
 }
 
 /// A compiled key selector. CRS's TX selectors are mostly `^literal_prefix` (e.g.

@@ -305,7 +305,8 @@ impl<'r> Transaction<'r> {
                 }
                 Err(e) => {
                     self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
-                    self.scalars.insert(Sc::REQBODY_ERROR_MSG, e.into_bytes());
+                    self.scalars
+                        .insert(Sc::REQBODY_ERROR_MSG, e.as_bytes().to_vec());
                 }
             }
         }
@@ -394,7 +395,7 @@ impl<'r> Transaction<'r> {
     }
 
     /// Excludes `target` (SecLang variable syntax, e.g. `ARGS:password`) from rule `id`.
-    pub fn remove_target(&mut self, id: u64, target: &str) -> Result<(), String> {
+    pub fn remove_target(&mut self, id: u64, target: &str) -> Result<(), crate::Error> {
         let vars = crate::parser::parse_variables(target)?;
         self.remove_parsed_targets(id, &vars);
         Ok(())
