@@ -4,6 +4,7 @@
 //! type so that JSON, multipart and urlencoded parsers all get coverage.
 #![no_main]
 
+use rampart_waf::engine::Phase;
 use libfuzzer_sys::fuzz_target;
 use rampart_waf::engine::{Ruleset, Transaction};
 use std::sync::OnceLock;
@@ -77,11 +78,11 @@ fuzz_target!(|data: &[u8]| {
     headers.push(("Content-Type".into(), ct.to_vec()));
     let mut tx = Transaction::new(ruleset(), "192.0.2.1");
     tx.request_headers("POST", &uri, "HTTP/1.1", headers);
-    tx.run_phase(1);
+    tx.run_phase(Phase::RequestHeaders);
     tx.request_body(body);
-    tx.run_phase(2);
+    tx.run_phase(Phase::RequestBody);
     tx.response(200, &[("Content-Type".into(), b"text/html".to_vec())], body);
-    for p in 3..=5 {
+    for p in Phase::RESPONSE {
         tx.run_phase(p);
     }
 });

@@ -6,6 +6,7 @@
 mod ftw;
 
 use ftw::{yaml_text, Input};
+use rampart_waf::engine::Phase;
 use rampart_waf::engine::{Ruleset, Transaction};
 use rampart_waf::{parse_files, parse_str};
 
@@ -149,14 +150,14 @@ fn crs_regression_suite() {
                 };
                 let mut tx = Transaction::new(&rs, "127.0.0.1");
                 tx.request_headers(&req.method, &req.uri, &req.version, req.headers.clone());
-                tx.run_phase(1);
+                tx.run_phase(Phase::RequestHeaders);
                 tx.request_body(&req.body);
-                tx.run_phase(2);
+                tx.run_phase(Phase::RequestBody);
                 let (st, h, b) = albedo(&req);
                 tx.response(st, &h, &b);
-                tx.run_phase(3);
-                tx.run_phase(4);
-                tx.run_phase(5);
+                tx.run_phase(Phase::ResponseHeaders);
+                tx.run_phase(Phase::ResponseBody);
+                tx.run_phase(Phase::Logging);
                 let ids: Vec<u64> = tx.matched.iter().map(|m| m.id).collect();
                 let log: String = tx
                     .matched

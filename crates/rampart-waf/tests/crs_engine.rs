@@ -1,6 +1,7 @@
 //! The engine runs the whole CRS v4: a clean request matches nothing, an SQL injection is
 //! detected (942100, libinjection) and blocked by the anomaly score (949110).
 
+use rampart_waf::engine::Phase;
 use rampart_waf::engine::{Ruleset, Transaction};
 use rampart_waf::{parse_files, parse_str};
 
@@ -25,9 +26,9 @@ fn run(
         .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
         .collect();
     t.request_headers(method, uri, "HTTP/1.1", h);
-    t.run_phase(1);
+    t.run_phase(Phase::RequestHeaders);
     t.request_body(body);
-    t.run_phase(2);
+    t.run_phase(Phase::RequestBody);
     (
         t.matched.iter().map(|m| m.id).collect(),
         t.interruption.map(|i| i.status),

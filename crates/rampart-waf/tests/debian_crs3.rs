@@ -2,6 +2,7 @@
 //! loads unchanged — the setup from /etc, the rules and data from /usr/share — and detects
 //! an SQL injection. Missing files fail the test: it must not pass by skipping.
 
+use rampart_waf::engine::Phase;
 use rampart_waf::engine::{Ruleset, Transaction};
 use rampart_waf::{parse_files, parse_str};
 use std::path::Path;
@@ -36,11 +37,11 @@ fn run(rs: &Ruleset, uri: &str) -> (Vec<u64>, Option<u16>) {
     .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
     .collect();
     t.request_headers("GET", uri, "HTTP/1.1", h);
-    t.run_phase(1);
+    t.run_phase(Phase::RequestHeaders);
     t.request_body(b"");
-    t.run_phase(2);
+    t.run_phase(Phase::RequestBody);
     t.response(200, &[], b"");
-    for p in 3..=5 {
+    for p in Phase::RESPONSE {
         t.run_phase(p);
     }
     (

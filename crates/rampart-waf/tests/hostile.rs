@@ -3,6 +3,7 @@
 //! The time bounds are generous on purpose (debug builds, shared CI machines): they catch
 //! quadratic or exponential behaviour, not slowness.
 
+use rampart_waf::engine::Phase;
 use rampart_waf::engine::{Ruleset, Transaction};
 use rampart_waf::{parse_files, parse_str};
 use std::sync::OnceLock;
@@ -49,11 +50,11 @@ fn run(uri: &str, content_type: Option<&str>, body: &[u8]) -> (Option<String>, D
         "GET"
     };
     t.request_headers(method, uri, "HTTP/1.1", h);
-    t.run_phase(1);
+    t.run_phase(Phase::RequestHeaders);
     t.request_body(body);
-    t.run_phase(2);
+    t.run_phase(Phase::RequestBody);
     t.response(200, &[], b"");
-    for p in 3..=5 {
+    for p in Phase::RESPONSE {
         t.run_phase(p);
     }
     let elapsed = start.elapsed();

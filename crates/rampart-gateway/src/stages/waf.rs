@@ -12,6 +12,7 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
+use rampart_waf::engine::Phase;
 use std::time::{Duration, Instant};
 
 /// A request's WAF state across Pingora's phases.
@@ -94,7 +95,7 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
     if ctx.path_rewritten {
         tx.set_request_uri_raw(&uri);
     }
-    tx.run_phase(1);
+    tx.run_phase(Phase::RequestHeaders);
     let cfg = &rw.rt.cfg;
     let mut refusal = None;
     // A body inspected only in part (process_partial) cannot be parsed whole.
@@ -179,7 +180,7 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
     }
     // Phase 2 runs for every request: most attack rules live there, bodies or not.
     if refusal.is_none() {
-        tx.run_phase(2);
+        tx.run_phase(Phase::RequestBody);
         if tx.interruption.is_none()
             && rw.mode == rampart_config::WafMode::Block
             && cfg.reject_unparsable_body
@@ -296,7 +297,7 @@ pub(crate) fn response_headers(resp: &mut ResponseHeader, ctx: &mut Ctx) {
         .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
         .collect();
     w.tx.response_headers(resp.status.as_u16(), "HTTP/1.1", &headers);
-    w.tx.run_phase(3);
+    w.tx.run_phase(Phase::ResponseHeaders);
     w.inspect_body = inspect;
     if w.blocking {
         if let Some(i) = &w.tx.interruption {
@@ -318,10 +319,10 @@ pub(crate) fn finish(ctx: &mut Ctx) {
     if w.inspect_body && !w.phase4_done && !w.response_refused {
         let inspected = std::mem::take(&mut w.body);
         w.tx.response_body(&inspected);
-        w.tx.run_phase(4);
+        w.tx.run_phase(Phase::ResponseBody);
         w.phase4_done = true;
     }
-    w.tx.run_phase(5);
+    w.tx.run_phase(Phase::Logging);
 }
 
 /// WAF phase 4 on the response body, when the route inspects bodies of its type (block
@@ -367,7 +368,7 @@ pub(crate) fn response_body(
     }
     let inspected = std::mem::take(&mut w.body);
     w.tx.response_body(&inspected);
-    w.tx.run_phase(4);
+    w.tx.run_phase(Phase::ResponseBody);
     w.phase4_done = true;
     if w.blocking {
         if let Some(i) = &w.tx.interruption {

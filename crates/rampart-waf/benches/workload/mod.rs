@@ -2,6 +2,7 @@
 //! (`examples/prof.rs`): CRS v4 from `../shared/crs`, a browser's GET headers, a 2 KiB JSON
 //! order, and one full request through phases 1–5.
 
+use rampart_waf::engine::Phase;
 use rampart_waf::engine::{Ruleset, Transaction};
 use rampart_waf::{parse_files, parse_str};
 
@@ -87,11 +88,11 @@ pub fn request(
 ) -> usize {
     let mut t = Transaction::new(rs, "192.0.2.10");
     t.request_headers(method, uri, "HTTP/1.1", h.to_vec());
-    t.run_phase(1);
+    t.run_phase(Phase::RequestHeaders);
     t.request_body(body);
-    t.run_phase(2);
+    t.run_phase(Phase::RequestBody);
     t.response(200, &[], b"");
-    for p in 3..=5 {
+    for p in Phase::RESPONSE {
         t.run_phase(p);
     }
     t.matched.len()

@@ -11,6 +11,7 @@ use super::ruleset::CompiledRule;
 use super::selectors::same_collection;
 use super::transaction::Transaction;
 use super::vars::{Coll, Plan, Source, ARGS_GET, ARGS_POST, COLLECTIONS};
+use super::Phase;
 use super::{Disruptive, EngineMode, Interruption, MatchedRule};
 use crate::parser::{Selector, Variable};
 use crate::transform::classes;
@@ -98,10 +99,10 @@ impl<'a> Target<'a> {
 }
 
 impl Transaction<'_> {
-    pub fn run_phase(&mut self, phase: u8) {
+    pub fn run_phase(&mut self, phase: Phase) {
         // Logging (phase 5) runs even after a block or an allow, as in ModSecurity.
         if self.mode == EngineMode::Off
-            || (phase != 5 && (self.interruption.is_some() || self.allowed))
+            || (phase != Phase::Logging && (self.interruption.is_some() || self.allowed))
         {
             return;
         }
@@ -113,8 +114,8 @@ impl Transaction<'_> {
         self.groups.items.clear();
         self.groups.bytes.clear();
         let rs = self.rs.clone();
-        let rules = &rs.phases[(phase - 1) as usize];
-        let hot = &rs.hot[(phase - 1) as usize];
+        let rules = &rs.phases[phase.index()];
+        let hot = &rs.hot[phase.index()];
         self.present = self.present_sources();
         let present = self.present;
         let mut i = 0;
@@ -159,7 +160,7 @@ impl Transaction<'_> {
                     }
                     Disruptive::Pass | Disruptive::Block => {}
                     other => {
-                        if self.mode == EngineMode::On && phase != 5 {
+                        if self.mode == EngineMode::On && phase != Phase::Logging {
                             self.interruption = Some(Interruption {
                                 status: r.status.unwrap_or(403),
                                 action: other,

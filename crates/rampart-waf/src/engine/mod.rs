@@ -67,6 +67,57 @@ pub enum Disruptive {
     Redirect(String),
 }
 
+/// The five phases of a transaction, in the order they run (SecLang's `phase:1`..`phase:5`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// 1: the request line and headers.
+    RequestHeaders = 1,
+    /// 2: the request body (`phase:request`; the default for rules).
+    RequestBody = 2,
+    /// 3: the response status and headers.
+    ResponseHeaders = 3,
+    /// 4: the response body (`phase:response`).
+    ResponseBody = 4,
+    /// 5: logging, after the response (`phase:logging`); runs even after a block.
+    Logging = 5,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 5] = [
+        Phase::RequestHeaders,
+        Phase::RequestBody,
+        Phase::ResponseHeaders,
+        Phase::ResponseBody,
+        Phase::Logging,
+    ];
+
+    /// The phases after the request: what runs once the upstream answered.
+    pub const RESPONSE: [Phase; 3] = [Phase::ResponseHeaders, Phase::ResponseBody, Phase::Logging];
+
+    /// SecLang's number for it (1 to 5).
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// Its position in per-phase arrays (0 to 4).
+    pub(crate) fn index(self) -> usize {
+        self as usize - 1
+    }
+
+    /// A `phase:` action's value: `1` to `5`, `request`, `response` or `logging`.
+    pub fn parse(value: &str) -> Option<Phase> {
+        Some(match value.trim() {
+            "1" => Phase::RequestHeaders,
+            "2" | "request" => Phase::RequestBody,
+            "3" => Phase::ResponseHeaders,
+            "4" | "response" => Phase::ResponseBody,
+            "5" | "logging" => Phase::Logging,
+            _ => return None,
+        })
+    }
+}
+
 /// The deepest JSON the recursive parser accepts, whatever the configuration says.
 pub(crate) const MAX_JSON_DEPTH: usize = 1024;
 
@@ -74,7 +125,7 @@ pub(crate) const MAX_JSON_DEPTH: usize = 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatchedRule {
     pub id: u64,
-    pub phase: u8,
+    pub phase: Phase,
     pub msg: String,
     pub data: String,
     pub severity: String,

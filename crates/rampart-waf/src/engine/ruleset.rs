@@ -9,6 +9,7 @@ use super::macros::Template;
 use super::selectors::{literal_prefix, same_collection, selector_regex, KeyMatcher};
 use super::txnames::TxNames;
 use super::vars::Plan;
+use super::Phase;
 use super::{Disruptive, EngineMode, MAX_JSON_DEPTH};
 use crate::operator::CompiledOperator;
 use crate::parser::{Action, Directive, Rule, Selector, Variable};
@@ -21,7 +22,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub(super) struct CompiledRule {
     pub(super) id: u64,
-    pub(super) phase: u8,
+    pub(super) phase: Phase,
     pub(super) vars: Vec<Variable>,
     pub(super) op: CompiledOperator,
     pub(super) transforms: Vec<Transform>,
@@ -120,18 +121,28 @@ fn severity_name(s: &str) -> String {
     .to_string()
 }
 
+/// The phase a directive's actions name (`phase:`), by default the request body's.
+fn phase_of(actions: &[Action]) -> Phase {
+    actions
+        .iter()
+        .find(|a| a.name == "phase")
+        .and_then(|a| a.value.as_deref())
+        .and_then(Phase::parse)
+        .unwrap_or(Phase::RequestBody)
+}
+
 fn compile_rule(
     vars: Vec<Variable>,
     op: &crate::parser::Operator,
     actions: &[Action],
     defaults: &[Action],
     dir: &Path,
-    inherited_phase: Option<u8>,
+    inherited_phase: Option<Phase>,
     rest: &mut std::iter::Peekable<std::slice::Iter<'_, Directive>>,
 ) -> Result<CompiledRule, Error> {
     let mut r = CompiledRule {
         id: 0,
-        phase: inherited_phase.unwrap_or(2),
+        phase: inherited_phase.unwrap_or(Phase::RequestBody),
         vars,
         op: CompiledOperator::compile(op, dir)?,
         transforms: Vec::new(),
@@ -175,15 +186,13 @@ fn compile_rule(
         match a.name.as_str() {
             "id" => r.id = v.parse().map_err(|_| Error::Id { value: v.clone() })?,
             "phase" => {
-                r.phase = match v.as_str() {
-                    "request" => 2,
-                    "response" => 4,
-                    "logging" => 5,
-                    n => n.parse().map_err(|_| Error::Phase { value: v.clone() })?,
+                r.phase = match Phase::parse(&v) {
+                    Some(p) => p,
+                    None if v.trim().parse::<u64>().is_ok() => {
+                        return Err(Error::PhaseRange { value: v });
+                    }
+                    None => return Err(Error::Phase { value: v.clone() }),
                 };
-                if !(1..=5).contains(&r.phase) {
-                    return Err(Error::PhaseRange { value: v });
-                }
             }
             "t" => {
                 if v.eq_ignore_ascii_case("none") {
@@ -306,7 +315,7 @@ impl Ruleset {
                 }
             }
         }
-        let mut defaults: HashMap<u8, Vec<Action>> = HashMap::new();
+        let mut defaults: HashMap<Phase, Vec<Action>> = HashMap::new();
         let mut removed: Vec<(u64, u64)> = Vec::new();
         let mut removed_tags: Vec<String> = Vec::new();
         let mut removed_msgs: Vec<String> = Vec::new();
@@ -322,17 +331,7 @@ impl Ruleset {
                     file,
                     line,
                 }) => {
-                    let phase = actions
-                        .iter()
-                        .find(|a| a.name == "phase")
-                        .and_then(|a| a.value.as_deref())
-                        .and_then(|p| match p {
-                            "request" => Some(2),
-                            "response" => Some(4),
-                            "logging" => Some(5),
-                            n => n.parse().ok(),
-                        })
-                        .unwrap_or(2);
+                    let phase = phase_of(actions);
                     let defs = defaults.get(&phase).cloned().unwrap_or_default();
                     let id = actions
                         .iter()
@@ -356,7 +355,7 @@ impl Ruleset {
                         line: *line,
                         source: Box::new(e),
                     })?;
-                    rs.phases[(r.phase - 1) as usize].push(r);
+                    rs.phases[r.phase.index()].push(r);
                 }
                 Directive::Action {
                     actions,
@@ -368,12 +367,7 @@ impl Ruleset {
                         argument: String::new(),
                         negated: false,
                     };
-                    let phase = actions
-                        .iter()
-                        .find(|a| a.name == "phase")
-                        .and_then(|a| a.value.as_deref())
-                        .and_then(|p| p.parse().ok())
-                        .unwrap_or(2);
+                    let phase = phase_of(actions);
                     let defs = defaults.get(&phase).cloned().unwrap_or_default();
                     let vars = vec![Variable {
                         name: "REQUEST_URI".into(),
@@ -387,7 +381,7 @@ impl Ruleset {
                             line: *line,
                             source: Box::new(e),
                         })?;
-                    rs.phases[(r.phase - 1) as usize].push(r);
+                    rs.phases[r.phase.index()].push(r);
                 }
                 Directive::Marker(m) => {
                     for p in 0..5 {
@@ -395,12 +389,7 @@ impl Ruleset {
                     }
                 }
                 Directive::DefaultAction(actions) => {
-                    let phase = actions
-                        .iter()
-                        .find(|a| a.name == "phase")
-                        .and_then(|a| a.value.as_deref())
-                        .and_then(|p| p.parse().ok())
-                        .unwrap_or(2);
+                    let phase = phase_of(actions);
                     defaults.insert(
                         phase,
                         actions
@@ -766,8 +755,8 @@ mod directive_tests {
         let rs = Ruleset::compile(&d, Path::new(".")).unwrap();
         let mut tx = Transaction::new(&rs, "10.0.0.1");
         tx.request_headers("GET", uri, "HTTP/1.1", vec![("Host".into(), b"x".to_vec())]);
-        tx.run_phase(1);
-        tx.run_phase(2);
+        tx.run_phase(Phase::RequestHeaders);
+        tx.run_phase(Phase::RequestBody);
         (
             tx.matched.iter().map(|m| m.id).collect(),
             tx.interruption.clone(),
@@ -805,7 +794,7 @@ mod directive_tests {
             "HTTP/1.1",
             vec![("Host".into(), b"evil".to_vec())],
         );
-        tx.run_phase(2);
+        tx.run_phase(Phase::RequestBody);
         assert!(tx.interruption.is_some());
         // Body limit: Reject (default) refuses with 413; ProcessPartial inspects the start.
         for (action, refused) in [("Reject", true), ("ProcessPartial", false)] {

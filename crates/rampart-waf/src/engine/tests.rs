@@ -2,6 +2,7 @@
 //! over removed rules.
 
 use super::caches::GROUP_BYTES_MAX;
+use super::Phase;
 use super::{Ruleset, Transaction};
 use std::path::Path;
 
@@ -25,10 +26,10 @@ fn group_members_match_alike_below_and_above_the_size_limit() {
             b"application/x-www-form-urlencoded".to_vec(),
         )];
         t.request_headers("POST", "/?q=EVIL&n=good", "HTTP/1.1", h.to_vec());
-        t.run_phase(1);
+        t.run_phase(Phase::RequestHeaders);
         let body = format!("big={}EVIL", "a".repeat(len));
         t.request_body(body.as_bytes());
-        t.run_phase(2);
+        t.run_phase(Phase::RequestBody);
         assert_eq!(t.tx("a").as_deref(), Some("2"), "len {len}");
         assert_eq!(t.tx("b").as_deref(), Some("2"), "len {len}");
         assert_eq!(t.tx("c").as_deref(), Some("2"), "len {len}");
@@ -49,7 +50,7 @@ fn only_user_agent_answers_outlive_the_request() {
     for _ in 0..2 {
         let mut t = Transaction::new(&rs, "192.0.2.1");
         t.request_headers("GET", "/?a=3'%20or%20'3'='3", "HTTP/1.1", h.to_vec());
-        t.run_phase(1);
+        t.run_phase(Phase::RequestHeaders);
         assert_eq!(t.tx("n").as_deref(), Some("3"));
     }
     let cached = |v: &[u8]| {
@@ -72,7 +73,7 @@ fn setvar_arithmetic_wraps_instead_of_panicking() {
     );
     let mut t = Transaction::new(&rs, "192.0.2.1");
     t.request_headers("GET", "/", "HTTP/1.1", Vec::new());
-    t.run_phase(1);
+    t.run_phase(Phase::RequestHeaders);
     assert_eq!(t.tx("a").as_deref(), Some("-9223372036854775808"));
     assert_eq!(t.tx("b").as_deref(), Some("9223372036854775807"));
 }
@@ -91,7 +92,7 @@ fn skip_after_lands_on_the_marker_when_earlier_rules_are_removed() {
     );
     let mut t = Transaction::new(&rs, "192.0.2.1");
     t.request_headers("GET", "/", "HTTP/1.1", Vec::new());
-    t.run_phase(1);
+    t.run_phase(Phase::RequestHeaders);
     assert_eq!(t.tx("skipped"), None);
     assert_eq!(t.tx("after").as_deref(), Some("1"));
 }
@@ -109,8 +110,30 @@ fn remembered_detector_answers_match_libinjection() {
     let mut t = Transaction::new(&rs, "192.0.2.1");
     let q = "/?a=1'%20OR%20'1'='1&b=EUR&c=1'%20OR%20'1'='1&d=EUR&e=<script>alert(1)</script>";
     t.request_headers("GET", q, "HTTP/1.1", Vec::new());
-    t.run_phase(1);
+    t.run_phase(Phase::RequestHeaders);
     assert_eq!(t.tx("sqli").as_deref(), Some("2"));
     assert_eq!(t.tx("again").as_deref(), Some("2"));
     assert_eq!(t.tx("xss").as_deref(), Some("1"));
+}
+
+#[test]
+fn phases_by_number_and_name() {
+    for (v, p) in [
+        ("1", Phase::RequestHeaders),
+        ("request", Phase::RequestBody),
+        ("2", Phase::RequestBody),
+        ("3", Phase::ResponseHeaders),
+        ("response", Phase::ResponseBody),
+        ("logging", Phase::Logging),
+    ] {
+        assert_eq!(Phase::parse(v), Some(p), "{v}");
+    }
+    assert_eq!(Phase::parse("6"), None);
+    assert_eq!(Phase::ALL.map(Phase::number), [1, 2, 3, 4, 5]);
+    let out_of_range =
+        crate::parse_str("SecRule ARGS \"@rx a\" \"id:1,phase:7,deny\"", "t").unwrap();
+    let e = Ruleset::compile(&out_of_range, std::path::Path::new("."))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("phase"), "{e}");
 }
