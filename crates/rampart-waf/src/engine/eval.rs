@@ -98,6 +98,8 @@ impl<'a> Target<'a> {
 }
 
 impl Transaction<'_> {
+    /// Runs the rules of `phase` (1–5) on the inputs given so far. Nothing runs in `Off`
+    /// mode; after an interruption or an `allow`, only phase 5 (logging) does.
     pub fn run_phase(&mut self, phase: u8) {
         // Logging (phase 5) runs even after a block or an allow, as in ModSecurity.
         if self.mode == EngineMode::Off
