@@ -8,7 +8,9 @@ pub enum Error {
     /// A duration humantime cannot read.
     #[error("invalid duration {text:?} ({source}); write it like \"2s\", \"500ms\" or \"1m\"")]
     Duration {
+        /// The text as written.
         text: String,
+        /// Why humantime refused it.
         #[source]
         source: humantime::DurationError,
     },
@@ -16,22 +18,37 @@ pub enum Error {
     #[error(
         "invalid size {text:?}; write it like \"1MiB\", \"16KiB\", \"100kB\" or a number of bytes"
     )]
-    Size { text: String },
+    Size {
+        /// The text as written.
+        text: String,
+    },
     /// A WAF exclusion's rule id (or an end of its range) that is not a whole number.
     #[error("{text:?} is not a rule id")]
-    RuleId { text: String },
+    RuleId {
+        /// The offending part, as written.
+        text: String,
+    },
     /// `tag:` without a name.
     #[error("tag: needs a tag name")]
     EmptyTag,
     /// `ID;` without a target.
     #[error("{exclusion:?}: the target after ';' is empty")]
-    EmptyTarget { exclusion: String },
+    EmptyTarget {
+        /// The exclusion as written.
+        exclusion: String,
+    },
     /// `B-A` with B above A.
     #[error("{exclusion:?}: the range is reversed")]
-    ReversedRange { exclusion: String },
+    ReversedRange {
+        /// The exclusion as written.
+        exclusion: String,
+    },
     /// A WAF exclusion of none of the known forms.
     #[error("{exclusion:?} is not a rule id, an id range (a-b), tag:NAME or ID;TARGET")]
-    Exclusion { exclusion: String },
+    Exclusion {
+        /// The exclusion as written.
+        exclusion: String,
+    },
 }
 
 #[cfg(test)]

@@ -21,11 +21,16 @@ use std::path::Path;
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The file (or the name given for config text).
     pub file: String,
+    /// The 1-based line of the key, or of its nearest ancestor in the file; 0 when the file
+    /// cannot be read.
     pub line: usize,
+    /// The 1-based column, like `line`.
     pub column: usize,
     /// Dotted path of the offending key, e.g. `routes.0.upstream`; empty for the whole file.
     pub path: String,
+    /// What is wrong.
     pub message: String,
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 pub struct HumanDuration(pub Duration);
 
 impl HumanDuration {
+    /// A duration of `s` seconds.
     pub fn from_secs(s: u64) -> Self {
         HumanDuration(Duration::from_secs(s))
     }
@@ -33,6 +34,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// A duration as humantime reads it (`2s`, `1m 30s`), surrounding whitespace ignored.
 pub fn parse_duration(text: &str) -> Result<Duration, Error> {
     humantime::parse_duration(text.trim()).map_err(|source| Error::Duration {
         text: text.to_string(),
@@ -64,6 +66,8 @@ impl fmt::Display for ByteSize {
     }
 }
 
+/// A size in bytes: a number (decimals allowed, the result rounded down) and an optional
+/// unit, decimal (`k`/`kB`, `MB`, `GB`) or binary (`KiB`, `MiB`, `GiB`).
 pub fn parse_size(text: &str) -> Result<u64, Error> {
     let t = text.trim();
     let split = t

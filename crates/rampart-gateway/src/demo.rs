@@ -6,8 +6,12 @@ use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+/// The demo config (`demo.yaml`); its certificate paths come from `RAMPART_DEMO_CERT` and
+/// `RAMPART_DEMO_KEY`, set by [`build_config`].
 pub const DEMO_CONFIG: &str = include_str!("demo.yaml");
+/// Where the demo backend listens: the demo config's upstream.
 pub const DEMO_BACKEND_ADDR: &str = "127.0.0.1:18081";
+/// The demo config's HTTPS listener.
 pub const DEMO_HTTPS_ADDR: &str = "127.0.0.1:8443";
 
 /// Write a fresh self-signed certificate for localhost into `dir`; returns (cert, key) paths.
@@ -45,6 +49,8 @@ pub fn build_config<T>(
     rampart_config::build_str(DEMO_CONFIG, "<embedded demo config>", &env, build)
 }
 
+/// The demo backend: answers every request with JSON describing it (method, path, query,
+/// headers, body size), and `/healthz` with `{"status":"ok"}`.
 pub struct DemoBackend;
 
 #[async_trait]

@@ -11,15 +11,20 @@ pub enum Error {
     /// The access log file cannot be opened.
     #[error("cannot open access log {target}: {source}")]
     AccessLog {
+        /// The configured `access_log.target`.
         target: String,
+        /// Why it cannot be opened.
         #[source]
         source: std::io::Error,
     },
     /// A listener, the admin or the demo backend address is taken or not bindable.
     #[error("{what}: cannot listen on {address}: {source}")]
     Listen {
+        /// Which one (`listener NAME`, `admin`, `demo backend`).
         what: String,
+        /// The address it is configured with.
         address: String,
+        /// Why the bind failed.
         #[source]
         source: std::io::Error,
     },
@@ -29,14 +34,18 @@ pub enum Error {
     /// A TLS listener's certificates, keys, client CA or CRL are unusable.
     #[error("listener {listener}: {source}")]
     ListenerTls {
+        /// The listener's name.
         listener: String,
+        /// What is wrong with them.
         #[source]
         source: rampart_tls::TlsError,
     },
     /// Pingora refuses a TLS listener's settings.
     #[error("listener {listener}: {source}")]
     ListenerTlsSettings {
+        /// The listener's name.
         listener: String,
+        /// Pingora's error.
         #[source]
         source: Box<pingora::Error>,
     },
@@ -51,14 +60,19 @@ pub enum Error {
     Events(#[from] rampart_events::Error),
     /// An upstream target that is not `IP:PORT`.
     #[error("bad target {target:?}")]
-    UpstreamTarget { target: String },
+    UpstreamTarget {
+        /// The target as configured.
+        target: String,
+    },
     /// An upstream's TLS material (CA, client certificate and key) is unusable.
     #[error("{0}")]
     UpstreamTls(#[source] rampart_tls::TlsError),
     /// Pingora's load balancer refuses an upstream's targets.
     #[error("upstream {upstream}: {source}")]
     Balancer {
+        /// The upstream's name.
         upstream: String,
+        /// The load balancer's error.
         #[source]
         source: std::io::Error,
     },
@@ -93,6 +107,7 @@ pub enum Error {
     BanRefused {
         /// The key as given.
         key: String,
+        /// Why the ban list refused it.
         #[source]
         source: rampart_bans::Error,
     },

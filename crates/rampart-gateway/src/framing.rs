@@ -5,14 +5,20 @@
 /// Why a request's framing was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FramingError {
+    /// Both Content-Length and Transfer-Encoding are present.
     BothLengthAndChunked,
+    /// More than one Content-Length, as headers or as a comma-separated list.
     DuplicateContentLength,
+    /// A Content-Length that is not a plain decimal number of at most 18 digits.
     InvalidContentLength,
+    /// Transfer-Encoding other than one plain `chunked`, or any on HTTP/1.0.
     UnsupportedTransferEncoding,
+    /// A header line continued on the next (obs-fold), which parsers disagree on.
     ObsoleteLineFolding,
 }
 
 impl FramingError {
+    /// A short description, given as the reason when the request is refused.
     pub fn reason(self) -> &'static str {
         match self {
             FramingError::BothLengthAndChunked => "both Content-Length and Transfer-Encoding",
@@ -27,12 +33,16 @@ impl FramingError {
 /// The body length the request declares, once framing is known to be unambiguous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BodyLength {
+    /// No body: neither Content-Length nor Transfer-Encoding.
     #[default]
     None,
+    /// `Content-Length`: this many bytes.
     Length(u64),
+    /// `Transfer-Encoding: chunked`: the length is known only at the last chunk.
     Chunked,
 }
 
+/// The body length the headers declare, or why they could be read two ways.
 /// `content_length` and `transfer_encoding` are every value of those headers, in order.
 pub fn check(
     content_length: &[&[u8]],

@@ -52,12 +52,18 @@ pub enum BansCommand {
     List,
     /// Ban `key` (`ip:ADDR`, `net:CIDR`, `consumer:ID`) for `duration`.
     Add {
+        /// What to ban.
         key: String,
+        /// How long the ban lasts.
         duration: std::time::Duration,
+        /// Why, as `list` shows it.
         reason: String,
     },
     /// Lift the ban on `key`.
-    Remove { key: String },
+    Remove {
+        /// The banned key.
+        key: String,
+    },
 }
 
 /// `rampart bans`: lists or changes the bans every node shares through Redis (the config

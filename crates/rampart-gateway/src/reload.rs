@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+/// Rebuilds the snapshot from the config file and swaps it in, one reload at a time.
 pub struct Reloader {
     path: PathBuf,
     state: Arc<ArcSwap<Snapshot>>,
@@ -19,6 +20,8 @@ pub struct Reloader {
 }
 
 impl Reloader {
+    /// A reloader of the config at `path` into `state`, building in `rt`; `certs` are the
+    /// certificate sets a SIGHUP reloads too.
     pub fn new(
         path: PathBuf,
         state: Arc<ArcSwap<Snapshot>>,
@@ -106,6 +109,7 @@ impl Reloader {
         Ok(generation)
     }
 
+    /// Reloads the certificates, then the config, on every SIGHUP (from a thread of its own).
     pub fn watch_sighup(self: &Arc<Self>) -> Result<(), crate::Error> {
         let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
             .map_err(crate::Error::Sighup)?;

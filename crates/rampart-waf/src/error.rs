@@ -25,95 +25,169 @@ pub enum Error {
     EmptyDirective,
     /// `SecRule` with too few or too many arguments.
     #[error("SecRule takes 2 or 3 arguments, got {got}")]
-    SecRuleArguments { got: usize },
+    SecRuleArguments {
+        /// How many it was given.
+        got: usize,
+    },
     /// `SecAction`, `SecMarker` or `SecDefaultAction` without exactly one argument.
     #[error("{directive} takes 1 argument")]
-    OneArgument { directive: &'static str },
+    OneArgument {
+        /// The directive.
+        directive: &'static str,
+    },
     /// A directive we do not know.
     #[error("unknown directive {name}")]
-    UnknownDirective { name: String },
+    UnknownDirective {
+        /// The directive's name.
+        name: String,
+    },
     /// A variable name that is empty or holds other than letters, digits and `_`.
     #[error("invalid variable name in {variables:?}")]
-    VariableName { variables: String },
+    VariableName {
+        /// The variables as written.
+        variables: String,
+    },
     /// A `/regex/` selector without its closing `/`.
     #[error("unterminated regex selector in {variables:?}")]
-    UnterminatedSelector { variables: String },
+    UnterminatedSelector {
+        /// The variables as written.
+        variables: String,
+    },
     /// `VAR:` without a key.
     #[error("empty selector in {variables:?}")]
-    EmptySelector { variables: String },
+    EmptySelector {
+        /// The variables as written.
+        variables: String,
+    },
     /// Variables ending in `|`.
     #[error("trailing | in {variables:?}")]
-    TrailingPipe { variables: String },
+    TrailingPipe {
+        /// The variables as written.
+        variables: String,
+    },
     /// Text after a variable that is not `|`.
     #[error("unexpected {rest:?} in variables {variables:?}")]
-    UnexpectedInVariables { rest: String, variables: String },
+    UnexpectedInVariables {
+        /// The text from the unexpected part on.
+        rest: String,
+        /// The variables as written.
+        variables: String,
+    },
     /// No variable at all.
     #[error("no variables")]
     NoVariables,
     /// `@` without an operator name.
     #[error("missing operator name in {operator:?}")]
-    OperatorName { operator: String },
+    OperatorName {
+        /// The operator as written.
+        operator: String,
+    },
     /// Actions with an unclosed single quote.
     #[error("unterminated quote in actions {actions:?}")]
-    UnterminatedActionQuote { actions: String },
+    UnterminatedActionQuote {
+        /// The actions as written.
+        actions: String,
+    },
     /// An action name that is empty or holds other than letters, digits and `_`.
     #[error("invalid action {action:?}")]
-    ActionName { action: String },
+    ActionName {
+        /// The action as written.
+        action: String,
+    },
     /// A rule (`SecRule`, `SecAction`) that does not compile, with its file and line.
     #[error("{file}:{line}: {source}")]
     Rule {
+        /// The file the rule is in.
         file: String,
+        /// The line the rule starts on.
         line: usize,
+        /// Why it does not compile.
         #[source]
         source: Box<Error>,
     },
     /// A rule id that is not a whole number.
     #[error("bad id {value:?}")]
-    Id { value: String },
+    Id {
+        /// The id as written.
+        value: String,
+    },
     /// A `phase` that is neither a number nor `request`, `response` or `logging`.
     #[error("bad phase {value:?}")]
-    Phase { value: String },
+    Phase {
+        /// The phase as written.
+        value: String,
+    },
     /// A `phase` outside 1..=5.
     #[error("phase {value} out of range")]
-    PhaseRange { value: String },
+    PhaseRange {
+        /// The phase as written.
+        value: String,
+    },
     /// A transformation (`t:`) we do not know.
     #[error("unknown transformation {name}")]
-    UnknownTransformation { name: String },
+    UnknownTransformation {
+        /// The transformation's name.
+        name: String,
+    },
     /// An action we do not know.
     #[error("unknown action {name}")]
-    UnknownAction { name: String },
+    UnknownAction {
+        /// The action's name.
+        name: String,
+    },
     /// `chain` on the last rule.
     #[error("rule {id} says chain but no SecRule follows")]
-    ChainEnd { id: u64 },
+    ChainEnd {
+        /// The id of the rule with `chain`.
+        id: u64,
+    },
     /// The actions of a `SecRuleUpdateActionById` do not parse.
     #[error("SecRuleUpdateActionById {id}: {source}")]
     UpdateActionById {
+        /// The rule id the update is for.
         id: u64,
+        /// Why the actions do not parse.
         #[source]
         source: Box<Error>,
     },
     /// A `SecRuleEngine` mode other than On, Off and DetectionOnly.
     #[error("SecRuleEngine: unknown mode {mode}")]
-    EngineMode { mode: String },
+    EngineMode {
+        /// The mode as written.
+        mode: String,
+    },
     /// A setting that takes a number given something else.
     #[error("{directive}: not a number: {value}")]
     NotANumber {
+        /// The setting.
         directive: &'static str,
+        /// What it was given.
         value: String,
     },
     /// A `SecRequestBodyLimitAction` other than Reject and ProcessPartial.
     #[error("SecRequestBodyLimitAction: Reject or ProcessPartial, not {value}")]
-    LimitAction { value: String },
+    LimitAction {
+        /// The value as written.
+        value: String,
+    },
     /// A `SecArgumentSeparator` that is not one character.
     #[error("SecArgumentSeparator: one character expected, got {value:?}")]
-    ArgumentSeparator { value: String },
+    ArgumentSeparator {
+        /// The value as written.
+        value: String,
+    },
     /// An id range (`SecRuleRemoveById 1-2`) whose ends are not whole numbers.
     #[error("bad id range {value:?}")]
-    IdRange { value: String },
+    IdRange {
+        /// The range as written.
+        value: String,
+    },
     /// A key selector's regex (`ARGS:/.../`) does not compile.
     #[error("selector /{pattern}/: {source}")]
     Selector {
+        /// The regex, without its slashes.
         pattern: String,
+        /// Why it does not compile.
         #[source]
         source: regex::Error,
     },
@@ -126,19 +200,30 @@ pub enum Error {
     /// An `@pmFromFile` / `@ipMatchFromFile` data file cannot be read.
     #[error("{path}: {source}")]
     DataFile {
+        /// The file's path.
         path: String,
+        /// Why it cannot be read.
         #[source]
         source: std::io::Error,
     },
     /// A `@validateByteRange` range whose ends are not bytes.
     #[error("@validateByteRange: bad range {range:?}")]
-    ByteRange { range: String },
+    ByteRange {
+        /// The range as written.
+        range: String,
+    },
     /// An `@ipMatch` item that is neither an address nor a CIDR.
     #[error("@ipMatch: {item:?} is not an address or CIDR")]
-    IpMatch { item: String },
+    IpMatch {
+        /// The item as written.
+        item: String,
+    },
     /// An operator we do not know.
     #[error("unknown operator @{name}")]
-    UnknownOperator { name: String },
+    UnknownOperator {
+        /// The operator's name, without `@`.
+        name: String,
+    },
     /// An XML request body that is not UTF-8.
     #[error("not UTF-8: {0}")]
     XmlUtf8(#[source] std::str::Utf8Error),

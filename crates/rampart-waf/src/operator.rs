@@ -39,9 +39,11 @@ enum Kind {
     NoMatch,
 }
 
+/// An [`Operator`] ready to test values: regexes and phrase lists built, numbers read.
 #[derive(Debug)]
 pub struct CompiledOperator {
     kind: Kind,
+    /// `!@op`: the rule matches when the operator does not (applied by the caller).
     pub negated: bool,
     /// The raw argument, for run-time macro expansion of string/number operators.
     pub argument: String,
@@ -56,10 +58,15 @@ pub struct CompiledOperator {
 /// A numeric operator's comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NumCmp {
+    /// `@eq`: equal.
     Eq,
+    /// `@ge`: greater or equal.
     Ge,
+    /// `@gt`: greater.
     Gt,
+    /// `@le`: less or equal.
     Le,
+    /// `@lt`: less.
     Lt,
 }
 
@@ -80,6 +87,7 @@ impl NumCmp {
 /// The outcome of one test, before negation.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct OpMatch {
+    /// Whether the operator matched.
     pub matched: bool,
     /// What matched (for `MATCHED_VAR`-style logging), bounded.
     pub data: Vec<u8>,
@@ -273,7 +281,8 @@ impl CompiledOperator {
         })
     }
 
-    /// See [`CompiledOperator::literals`].
+    /// Lower-case byte strings one of which every match contains (ASCII case aside), when
+    /// known: a value holding none of them cannot match.
     pub fn literals(&self) -> Option<&[Vec<u8>]> {
         self.literals.as_deref()
     }

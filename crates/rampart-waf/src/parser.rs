@@ -8,8 +8,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[error("{file}:{line}: {error}: {text}")]
 pub struct ParseError {
+    /// The file being parsed, the one whose `Include` failed, or `<command line>` for a
+    /// pattern given to [`parse_files`].
     pub file: String,
+    /// The 1-based line (the first of a continued one); 0 when not about a line.
     pub line: usize,
+    /// What is wrong.
     #[source]
     pub error: Error,
     /// The start of the offending text (bounded).
@@ -19,7 +23,9 @@ pub struct ParseError {
 /// `ARGS:foo`, `!ARGS:/^x/`, `&TX:anomaly`, `REQUEST_HEADERS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Variable {
+    /// The variable or collection name, upper-cased (`ARGS`).
     pub name: String,
+    /// `:key` or `:/regex/` after the name: which members of the collection.
     pub selector: Option<Selector>,
     /// `!VAR:key`: remove from the target list.
     pub exclude: bool,
@@ -27,36 +33,52 @@ pub struct Variable {
     pub count: bool,
 }
 
+/// Which members of a collection a [`Variable`] takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selector {
+    /// `VAR:key`: the member named `key`; for `XML`, an XPath expression.
     Key(String),
+    /// `VAR:/regex/`: the members whose name matches the regex.
     Regex(String),
 }
 
 /// `@rx ^a`, `!@eq 0`; a bare argument means `@rx`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operator {
+    /// The name without `@` (`rx`).
     pub name: String,
+    /// The argument, as written after the name.
     pub argument: String,
+    /// `!@op`: the rule matches when the operator does not.
     pub negated: bool,
 }
 
+/// One action of a rule's action list: `name` or `name:value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Action {
+    /// The action's name (`id`, `t`, `setvar`).
     pub name: String,
+    /// What follows the `:`, single quotes around it removed; None for a bare action.
     pub value: Option<String>,
 }
 
+/// A `SecRule`, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
+    /// The targets the operator runs on.
     pub variables: Vec<Variable>,
+    /// The test run on each target value.
     pub operator: Operator,
+    /// The actions, in the order written.
     pub actions: Vec<Action>,
+    /// The file the rule is in.
     pub file: String,
+    /// The line the rule starts on.
     pub line: usize,
 }
 
 impl Rule {
+    /// The value of the rule's `id` action, if it has one that is a number.
     pub fn id(&self) -> Option<u64> {
         self.actions
             .iter()
@@ -66,20 +88,29 @@ impl Rule {
     }
 }
 
+/// One SecLang directive, as parsed (`Include` is followed, not kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Directive {
+    /// `SecRule`.
     Rule(Rule),
     /// `SecAction`: a rule that always matches.
     Action {
+        /// The actions, in the order written.
         actions: Vec<Action>,
+        /// The file the directive is in.
         file: String,
+        /// The line the directive starts on.
         line: usize,
     },
+    /// `SecMarker`: a named position in the rules, the target of `skipAfter`.
     Marker(String),
+    /// `SecDefaultAction`: actions the rules of its phase inherit.
     DefaultAction(Vec<Action>),
     /// Engine settings and rule updates, kept as name + arguments for the engine to apply.
     Setting {
+        /// The directive's name (`SecRuleRemoveById`).
         name: String,
+        /// Its arguments, quotes removed.
         args: Vec<String>,
     },
 }
@@ -473,6 +504,7 @@ pub fn parse_variables(s: &str) -> Result<Vec<Variable>, Error> {
     Ok(out)
 }
 
+/// `@rx ^a`, `!@eq 0`, or a bare argument (meaning `@rx`) into an [`Operator`].
 pub fn parse_operator(s: &str) -> Result<Operator, Error> {
     let (negated, rest) = match s.strip_prefix('!') {
         Some(r) => (true, r),

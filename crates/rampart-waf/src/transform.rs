@@ -43,40 +43,83 @@ pub fn by_name(name: &str) -> Option<Transform> {
     })
 }
 
+/// A SecLang transformation (`t:`), applied to a target's value before the operator sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transform {
     /// `t:none`: clears the transformations inherited so far.
     None_,
+    /// `t:lowercase`: ASCII upper-case letters to lower case.
     Lowercase,
+    /// `t:uppercase`: ASCII lower-case letters to upper case.
     Uppercase,
+    /// `t:urlDecode`: decodes `%HH` and `+` (a space); invalid encodings are kept as they are.
     UrlDecode,
+    /// `t:urlDecodeUni`: `urlDecode`, and `%uHHHH` to one byte (the low byte, full-width
+    /// ASCII folded to ASCII).
     UrlDecodeUni,
+    /// `t:htmlEntityDecode`: decodes `&#NN;`, `&#xHH;` (to the low byte) and `&quot;`, `&amp;`,
+    /// `&lt;`, `&gt;`, `&nbsp;`; the `;` is optional.
     HtmlEntityDecode,
+    /// `t:jsDecode`: decodes JavaScript escapes (`\uHHHH`, `\xHH`, octal `\NNN`, `\n` and the
+    /// other one-character ones).
     JsDecode,
+    /// `t:cssDecode`: decodes CSS escapes (`\` and up to six hex digits, with one whitespace
+    /// after them; `\` and a newline is dropped; `\c` is `c`).
     CssDecode,
+    /// `t:cmdLine`: normalises a shell command line: drops `\ " ' ^`, folds runs of whitespace,
+    /// `,` and `;` to one space, drops a space before `/` or `(`, and lower-cases.
     CmdLine,
+    /// `t:compressWhitespace`: each run of whitespace (NBSP included) to one space.
     CompressWhitespace,
+    /// `t:removeWhitespace`: removes whitespace, NBSP (0xa0) included.
     RemoveWhitespace,
+    /// `t:removeNulls`: removes NUL bytes.
     RemoveNulls,
+    /// `t:replaceNulls`: NUL bytes to spaces.
     ReplaceNulls,
+    /// `t:removeComments`: removes `/* */` comments (an unterminated one to the end) and `--`
+    /// and `#` comments to the end of the line.
     RemoveComments,
+    /// `t:removeCommentsChar`: removes the comment markers `/*`, `*/`, `--` and `#`, keeping
+    /// what they enclose.
     RemoveCommentsChar,
+    /// `t:replaceComments`: each `/* */` comment (an unterminated one to the end) to one space.
     ReplaceComments,
+    /// `t:normalizePath` (or `normalisePath`): removes empty and `.` segments and resolves `..`.
     NormalizePath,
+    /// `t:normalizePathWin` (or `normalisePathWin`): `normalizePath` after turning `\` into `/`.
     NormalizePathWin,
+    /// `t:base64Decode`: decodes base64 up to the first byte outside the alphabet; input that is
+    /// not base64 at all passes unchanged.
     Base64Decode,
+    /// `t:base64DecodeExt`: decodes base64 leniently, skipping bytes outside the alphabet.
     Base64DecodeExt,
+    /// `t:base64Encode`: encodes as base64 (standard alphabet, padded).
     Base64Encode,
+    /// `t:hexDecode`: each pair of hex digits to one byte; a pair that is not hex, and an odd
+    /// last byte, are dropped.
     HexDecode,
+    /// `t:hexEncode`: each byte to two lower-case hex digits.
     HexEncode,
+    /// `t:sqlHexDecode`: decodes SQL hex literals (`0xHHHH…`) to bytes, leaving the rest as is.
     SqlHexDecode,
+    /// `t:utf8toUnicode`: each multi-byte UTF-8 character to `%uHHHH` (the low 16 bits of its
+    /// code point).
     Utf8ToUnicode,
+    /// `t:escapeSeqDecode`: decodes ANSI C escapes (`\n`, `\xHH`, octal `\NNN`, …); unknown ones
+    /// are kept.
     EscapeSeqDecode,
+    /// `t:length`: the length of the value in bytes, as decimal digits.
     Length,
+    /// `t:sha1`: the SHA-1 digest of the value (20 raw bytes).
     Sha1,
+    /// `t:md5`: the MD5 digest of the value (16 raw bytes).
     Md5,
+    /// `t:trim`: removes whitespace at both ends.
     Trim,
+    /// `t:trimLeft`: removes whitespace at the start.
     TrimLeft,
+    /// `t:trimRight`: removes whitespace at the end.
     TrimRight,
 }
 
@@ -144,9 +187,6 @@ fn unicode_to_byte(cp: u32) -> u8 {
 }
 
 impl Transform {
-    /// Like [`Transform::apply`], but borrows when the transformation cannot change `v`:
-    /// most values in a clean request have nothing to decode, and CRS runs several
-    /// transformations on every target of every rule.
     /// The byte classes ([`classes`]) without which this transformation returns its input
     /// unchanged (those [`Transform::apply_cow`] looks for); every class when any input may
     /// change.
@@ -170,6 +210,9 @@ impl Transform {
         }
     }
 
+    /// Like [`Transform::apply`], but borrows when the transformation cannot change `v`:
+    /// most values in a clean request have nothing to decode, and CRS runs several
+    /// transformations on every target of every rule.
     pub fn apply_cow<'a>(self, v: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
         use Transform::*;
         let unchanged = match self {
@@ -218,6 +261,7 @@ impl Transform {
         }
     }
 
+    /// The transformed value.
     pub fn apply(self, v: &[u8]) -> Vec<u8> {
         use Transform::*;
         match self {

@@ -99,6 +99,8 @@ impl<'a> Target<'a> {
 }
 
 impl Transaction<'_> {
+    /// Runs the rules of `phase` on the inputs given so far. Nothing runs in `Off` mode;
+    /// after an interruption or an `allow`, only logging (phase 5) does.
     pub fn run_phase(&mut self, phase: Phase) {
         // Logging (phase 5) runs even after a block or an allow, as in ModSecurity.
         if self.mode == EngineMode::Off

@@ -50,20 +50,31 @@ mod vars;
 pub use ruleset::Ruleset;
 pub use transaction::Transaction;
 
+/// `SecRuleEngine`: whether rules run, and whether their disruptive actions take effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineMode {
+    /// Rules run, and disruptive actions interrupt the request.
     On,
+    /// No rule runs.
     Off,
+    /// Rules run and report matches, but never interrupt the request.
     DetectionOnly,
 }
 
+/// A rule's disruptive action: what its match does to the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disruptive {
+    /// `pass`: go on with the next rule.
     Pass,
+    /// `block`: does not interrupt here (the engine treats it as `pass`).
     Block,
+    /// `deny`: stop the request with the rule's `status` (403 by default).
     Deny,
+    /// `drop`: stop the request; ModSecurity closes the connection, here the caller decides.
     Drop,
+    /// `allow`: run no more rules for this transaction, except in phase 5 (logging).
     Allow,
+    /// `redirect:URL`: stop the request, answering with a redirect to the URL.
     Redirect(String),
 }
 
@@ -124,19 +135,32 @@ pub(crate) const MAX_JSON_DEPTH: usize = 1024;
 /// One reported match (ModSecurity v2 logging: a chain is reported once, by its first rule).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatchedRule {
+    /// The rule's id.
     pub id: u64,
+    /// The phase the rule is in.
     pub phase: Phase,
+    /// Its `msg`, macros expanded; empty without one.
     pub msg: String,
+    /// Its `logdata`, macros expanded; empty without one.
     pub data: String,
+    /// Its `severity` as written; empty without one.
     pub severity: String,
+    /// Its `tag`s.
     pub tags: Vec<String>,
+    /// The name of the last target that matched (`MATCHED_VAR_NAME`).
     pub matched_var_name: String,
+    /// That target's value (`MATCHED_VAR`), lossily decoded, at most 200 characters.
     pub matched_value: String,
 }
 
+/// Why a transaction stopped the request: a disruptive rule in `On` mode, or a request body
+/// over `SecRequestBodyLimit` with `SecRequestBodyLimitAction Reject`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interruption {
+    /// The HTTP status asked for: the rule's `status` (403 by default), 413 for the body limit.
     pub status: u16,
+    /// The disruptive action (`Deny` for the body limit).
     pub action: Disruptive,
+    /// The id of the rule; 0 for the body limit.
     pub rule_id: u64,
 }

@@ -73,8 +73,13 @@ pub struct Ruleset {
     pub(super) phases: [Vec<CompiledRule>; 5],
     /// (phase index, marker) → position after the marker.
     markers: HashMap<(usize, String), usize>,
+    /// `SecRuleEngine` (default `On`); a transaction may override it.
     pub mode: EngineMode,
+    /// `SecRequestBodyAccess` (default on): whether request bodies are to be inspected. The
+    /// engine inspects what it is given: the caller applies this.
     pub request_body_access: bool,
+    /// `SecRequestBodyLimit` in bytes (default 12.5 MiB): a longer body is refused or
+    /// inspected in part (`request_body_limit_reject`).
     pub request_body_limit: usize,
     /// `SecRequestBodyLimitAction Reject` (ModSecurity's default): a body over the limit
     /// is refused with 413 instead of inspected in part.
@@ -84,7 +89,11 @@ pub struct Ruleset {
     pub argument_limit: usize,
     /// `SecRequestBodyJsonDepthLimit`: deeper JSON sets `REQBODY_ERROR`.
     pub json_depth_limit: usize,
+    /// `SecResponseBodyAccess` (default off): whether response bodies are to be inspected.
+    /// The engine inspects what it is given: the caller applies this.
     pub response_body_access: bool,
+    /// `SecResponseBodyLimit` in bytes (default 512 KiB); like `response_body_access`, for
+    /// the caller to apply.
     pub response_body_limit: usize,
     /// `SecResponseBodyMimeType`: the response types whose bodies phase 4 sees.
     pub response_body_mime_types: Vec<String>,
@@ -643,6 +652,7 @@ impl Ruleset {
         self.verify_filters = true;
     }
 
+    /// The number of rules over all phases, a chain counting as one.
     pub fn rule_count(&self) -> usize {
         self.phases.iter().map(Vec::len).sum()
     }

@@ -55,7 +55,9 @@ pub struct Transaction<'r> {
     pub(super) present: u64,
     /// A buffer `setvar` reuses.
     pub(super) scratch: Vec<u8>,
+    /// The matches reported so far (rules that log), in order.
     pub matched: Vec<MatchedRule>,
+    /// What stopped the request, if anything did.
     pub interruption: Option<Interruption>,
     pub(super) allowed: bool,
 }
@@ -68,6 +70,7 @@ impl Transaction<'static> {
 }
 
 impl<'r> Transaction<'r> {
+    /// A transaction borrowing `rs`, for a request from `client_ip` (`REMOTE_ADDR`).
     pub fn new(rs: &'r Ruleset, client_ip: &str) -> Transaction<'r> {
         Self::with_ruleset(RulesetRef::Borrowed(rs), client_ip)
     }
@@ -107,7 +110,6 @@ impl<'r> Transaction<'r> {
         t
     }
 
-    /// Request line and headers (phase 1 input). `uri` is the raw request target.
     /// `REQUEST_URI_RAW` as sent, when `request_headers` was given the normalised URI
     /// (the form the gateway routes on and forwards).
     pub fn set_request_uri_raw(&mut self, raw: &str) {
@@ -437,6 +439,7 @@ impl<'r> Transaction<'r> {
         n("blocking_inbound_anomaly_score") + n("blocking_outbound_anomaly_score")
     }
 
+    /// The value of TX variable `name` (case-insensitive), if set.
     pub fn tx(&self, name: &str) -> Option<String> {
         self.tx
             .get(&name.to_ascii_lowercase())
