@@ -72,19 +72,6 @@ const DETECT_SHARD_ENTRIES: usize = 1024;
 
 pub(super) type DetectMemo = HashMap<Box<[u8]>, bool, ahash::RandomState>;
 
-/// A transaction's own memory of work done: lent to the rule loop for one rule at a time
-/// (the loop holds the transaction exclusively, so no lock guards it).
-#[derive(Default)]
-pub(super) struct Memo {
-    /// (value address, length, transformation chain) → the transformed value, `None` when
-    /// unchanged. Only for request/response data, which does not change while a phase
-    /// runs; emptied at the start of each phase.
-    pub(super) transforms: TransformCache,
-    /// detectSQLi's and detectXSS's answers for this request's other values: JSON bodies
-    /// and forms repeat short values (`EUR`, `true`, `1`).
-    pub(super) detect: [DetectMemo; 2],
-}
-
 /// detectSQLi's and detectXSS's answers for User-Agent values ([`shares_answers`]), shared
 /// by the transactions of a ruleset. libinjection is the costliest operator CRS runs
 /// (942100 and 941100 on a browser's User-Agent were a sixth of a benign GET), and

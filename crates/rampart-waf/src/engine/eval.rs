@@ -3,8 +3,7 @@
 //! records matches.
 
 use super::caches::{
-    apply_chain, shares_answers, transformed, GroupItem, Memo, TransformCache, DETECT_MEMO_MAX,
-    GROUP_BYTES_MAX, OVERFLOW,
+    apply_chain, shares_answers, transformed, GroupItem, DETECT_MEMO_MAX, GROUP_BYTES_MAX, OVERFLOW,
 };
 use super::groups::{source_bit, ALWAYS};
 use super::ruleset::CompiledRule;
@@ -108,9 +107,10 @@ impl Transaction<'_> {
         {
             return;
         }
-        if let Some(m) = self.memo.as_mut() {
-            m.transforms.clear();
-        }
+        self.transform_cache
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         // Group values are valid for one phase: the request data can change between phases.
         self.groups.run += 1;
         self.groups.items.clear();
@@ -244,19 +244,10 @@ impl Transaction<'_> {
     /// Evaluates one rule (one chain link): its matched targets (name, transformed value)
     /// become MATCHED_VARS; returns each hit's captures when the rule captures.
     fn eval_rule(&mut self, r: &CompiledRule) -> Vec<Vec<Vec<u8>>> {
-        // Lent to this rule and given back below; a fresh one only if a panic lost it.
-        let mut memo = self.memo.take().unwrap_or_default();
-        let caps = self.eval_rule_with(r, &mut memo);
-        self.memo = Some(memo);
-        caps
-    }
-
-    fn eval_rule_with(&mut self, r: &CompiledRule, memo: &mut Memo) -> Vec<Vec<Vec<u8>>> {
-        let Memo { transforms, detect } = memo;
         // Run-time exclusions (`ctl:ruleRemoveTargetById`) make a rule's targets its own.
         let grouped = match r.group {
             Some(g) if !self.removed_targets.iter().any(|(id, _)| *id == r.id) => {
-                self.fill_group(g as usize, r, transforms)
+                self.fill_group(g as usize, r)
             }
             _ => None,
         };
@@ -278,7 +269,7 @@ impl Transaction<'_> {
             };
             // The operator on one transformed value: `Some(captures)` on a hit.
             // `shared`: the value may be remembered across requests ([`DetectCache`]).
-            let mut test = |v: &[u8], shared: bool| {
+            let test = |v: &[u8], shared: bool| {
                 let (matched, caps) = match detector {
                     // The detectors give no captures: the answer is all there is.
                     Some(d) => {
@@ -286,11 +277,12 @@ impl Transaction<'_> {
                         let matched = if shared {
                             self.rs.detect_cache.answer(d, v, run)
                         } else if v.len() <= DETECT_MEMO_MAX {
-                            match detect[d].get(v) {
+                            let mut m = self.detect_memo.lock().unwrap_or_else(|p| p.into_inner());
+                            match m[d].get(v) {
                                 Some(known) => *known,
                                 None => {
                                     let x = run();
-                                    detect[d].insert(v.into(), x);
+                                    m[d].insert(v.into(), x);
                                     x
                                 }
                             }
@@ -340,7 +332,7 @@ impl Transaction<'_> {
                         }
                     }
                 }
-                None => self.each_value(r, transforms, |_, coll, key, count, v| {
+                None => self.each_value(r, |_, coll, key, count, v| {
                     if let Some(caps) = test(v, shares_answers(coll, key)) {
                         hits.push(coll, key, count, v);
                         hit(caps);
@@ -356,12 +348,7 @@ impl Transaction<'_> {
     /// The range of `groups.items` holding group `g`'s values, computed by rule `r` (one of
     /// the group) if this phase has not met the group yet; `None` when the phase's groups
     /// already hold [`GROUP_BYTES_MAX`] (the rules then read the request themselves).
-    fn fill_group(
-        &mut self,
-        g: usize,
-        r: &CompiledRule,
-        transforms: &mut TransformCache,
-    ) -> Option<(usize, usize)> {
+    fn fill_group(&mut self, g: usize, r: &CompiledRule) -> Option<(usize, usize)> {
         let (run, a, b) = self.groups.spans[g];
         if run == self.groups.run {
             return (b != OVERFLOW).then_some((a as usize, b as usize));
@@ -369,7 +356,7 @@ impl Transaction<'_> {
         let mut gc = std::mem::take(&mut self.groups);
         let (start, bytes) = (gc.items.len(), gc.bytes.len());
         let mut full = false;
-        self.each_value(r, transforms, |var, _, key, count, v| {
+        self.each_value(r, |var, _, key, count, v| {
             full |= gc.bytes.len() + v.len() + key.map_or(0, str::len) > GROUP_BYTES_MAX;
             if full {
                 return;
@@ -407,11 +394,15 @@ impl Transaction<'_> {
     fn each_value<'a>(
         &'a self,
         r: &'a CompiledRule,
-        transforms: &mut TransformCache,
         mut f: impl FnMut(u16, &'a str, Option<&'a str>, bool, &[u8]),
     ) {
         // Short chains cost less to run than to look up (measured: 4 and more pays).
-        let mut cache = (r.transforms.len() >= 4).then_some(transforms);
+        // The lock is taken once per rule, never contended (see `transform_cache`).
+        let mut cache = (r.transforms.len() >= 4).then(|| {
+            self.transform_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        });
         self.each_target(r, |t| {
             let Target {
                 var,
