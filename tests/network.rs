@@ -534,3 +534,43 @@ async fn country_lists_with_a_real_geolite2_database() {
         "{err}"
     );
 }
+
+/// ASN lists: npm has no ASN database in MaxMind format, so the test writes one (MaxMind's
+/// layout, `autonomous_system_number`) and the gateway reads it like GeoLite2-ASN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asn_lists_with_a_written_database() {
+    use maxminddb_writer::paths::IpAddrWithMask;
+    use std::collections::BTreeMap;
+    let dir = temp_dir("asn");
+    let mut db = maxminddb_writer::Database::default();
+    db.metadata.binary_format_major_version = 2;
+    db.metadata.ip_version = maxminddb_writer::metadata::IpVersion::V4;
+    db.metadata.database_type = "GeoLite2-ASN".into();
+    for (net, asn) in [("192.0.2.0/24", 64496u32), ("198.51.100.0/24", 64511)] {
+        let rec = db
+            .insert_value(BTreeMap::from([("autonomous_system_number", asn)]))
+            .unwrap();
+        db.insert_node(net.parse::<IpAddrWithMask>().unwrap(), rec);
+    }
+    let path = dir.join("asn.mmdb");
+    db.write_to(std::fs::File::create(&path).unwrap()).unwrap();
+    let up = Upstream::start("u").await;
+    let body = format!(
+        "server:\n  trusted_proxies: [\"127.0.0.2\"]\nnetwork:\n  geoip: {{ asn_db: {} }}\n  lists:\n    partner: {{ asns: [64496] }}\n    hosting: {{ asns: [64511] }}\nupstreams:\n{}routes:\n  - name: partner\n    paths: [\"/partner\"]\n    upstream: u\n    network: {{ allow_only: [partner] }}\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n    network: {{ deny: [hosting] }}\n",
+        path.display(),
+        upstream_yaml("u", &[up.addr], "")
+    );
+    let gw = Gateway::start(&body);
+    let status = async |path: &str, ip: &str| {
+        let h = format!("X-Forwarded-For: {ip}\r\n");
+        status_of(
+            &send_from("127.0.0.2", gw.port, &get(path, &h))
+                .await
+                .unwrap(),
+        )
+    };
+    assert_eq!(status("/partner", "192.0.2.77").await, 200);
+    assert_eq!(status("/partner", "203.0.113.1").await, 403);
+    assert_eq!(status("/", "198.51.100.9").await, 403, "AS64511 is denied");
+    assert_eq!(status("/", "192.0.2.77").await, 200);
+}

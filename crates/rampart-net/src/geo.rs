@@ -90,6 +90,32 @@ mod tests {
         }
     }
 
+    /// A small database written here (MaxMind's layout): ASNs and countries are read.
+    #[test]
+    fn asn_and_country_from_a_written_database() {
+        use maxminddb_writer::paths::IpAddrWithMask;
+        use std::collections::BTreeMap;
+        let mut db = maxminddb_writer::Database::default();
+        db.metadata.binary_format_major_version = 2;
+        db.metadata.ip_version = maxminddb_writer::metadata::IpVersion::V4;
+        db.metadata.database_type = "Rampart-Test".into();
+        let asn = BTreeMap::from([("autonomous_system_number", 64496u32)]);
+        let asn = db.insert_value(asn).unwrap();
+        let fr = BTreeMap::from([("country", BTreeMap::from([("iso_code", "fr")]))]);
+        let fr = db.insert_value(fr).unwrap();
+        db.insert_node("192.0.2.0/24".parse::<IpAddrWithMask>().unwrap(), asn);
+        db.insert_node("198.51.100.0/24".parse::<IpAddrWithMask>().unwrap(), fr);
+        let dir = std::env::temp_dir().join(format!("rampart-geo-w-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("small.mmdb");
+        db.write_to(std::fs::File::create(&path).unwrap()).unwrap();
+        let g = GeoDb::open(path.to_str().unwrap()).unwrap();
+        assert_eq!(g.asn("192.0.2.7".parse().unwrap()), Some(64496));
+        assert_eq!(g.asn("198.51.100.1".parse().unwrap()), None);
+        assert_eq!(g.country("198.51.100.1".parse().unwrap()), Some(*b"FR"));
+        assert_eq!(g.country("203.0.113.1".parse().unwrap()), None);
+    }
+
     #[test]
     fn unreadable_databases_are_named() {
         let e = GeoDb::open("/nonexistent/x.mmdb")
