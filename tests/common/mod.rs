@@ -333,6 +333,19 @@ impl Gateway {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The access log once it holds every one of `needles` (lines are written after the
+    /// response, off the request path), or as it is after 3 s.
+    pub fn access_log_with(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let log = self.access_log();
+            if needles.iter().all(|n| log.contains(n)) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Current value of a metric line starting with `prefix` (name and labels), or 0.
     pub fn metric(&self, prefix: &str) -> f64 {
         self.metrics()
