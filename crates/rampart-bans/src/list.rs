@@ -30,6 +30,10 @@ pub struct Ban {
     /// The playbook that set it, for automatic bans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playbook: Option<String>,
+    /// A throttle rather than a ban: the key is held to this rate (`10/minute`) instead of
+    /// being refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
 }
 
 impl Ban {
@@ -186,6 +190,18 @@ impl BanList {
         if ban.playbook.is_some() && self.automatic_in_force() >= self.settings.max_automatic {
             return Err(Refused::CapReached);
         }
+        // A throttle never softens a ban in force.
+        if ban.limit.is_some() {
+            let (now, text) = (now_ms(), key.to_string());
+            let banned = self
+                .state
+                .load()
+                .all()
+                .any(|b| b.key == text && b.limit.is_none() && b.active(now));
+            if banned {
+                return Err(Refused::AlreadyBanned);
+            }
+        }
         let ban = Ban {
             key: key.to_string(),
             ..ban
@@ -248,9 +264,53 @@ impl BanList {
         }
     }
 
+    /// Re-reads the shared hash after an outage, first writing back the bans in force here
+    /// that it lacks: a ban is never lost to a Redis restart or to an outage during which it
+    /// was set. (A ban lifted elsewhere during a partition comes back: denying is the safe
+    /// side.) False when Redis could not be used.
+    pub async fn merge_back(&self) -> bool {
+        let Some(r) = &self.settings.redis else {
+            return true;
+        };
+        let Some(shared) = load(r).await else {
+            return false;
+        };
+        let now = now_ms();
+        let missing: Vec<Ban> = self
+            .state
+            .load()
+            .all()
+            .filter(|b| b.active(now) && !shared.iter().any(|s| s.key == b.key))
+            .cloned()
+            .collect();
+        for b in &missing {
+            if !store(r, b).await {
+                return false;
+            }
+        }
+        let mut all = shared;
+        all.extend(missing);
+        self.replace(all);
+        true
+    }
+
+    async fn refresh(&self, after_outage: bool) -> bool {
+        if after_outage {
+            self.merge_back().await
+        } else {
+            self.resync().await
+        }
+    }
+
     /// Follows the shared list for as long as the process runs: a re-read on every change
-    /// message and every few seconds. Nothing to do without Redis.
-    pub fn sync(self: &Arc<Self>, rt: &tokio::runtime::Handle) {
+    /// message and every few seconds. Nothing to do without Redis. `on_reachable` is told
+    /// when Redis stops answering (`false`: this node serves its last copy) and when it
+    /// answers again (`true`), once per change.
+    pub fn sync(
+        self: &Arc<Self>,
+        rt: &tokio::runtime::Handle,
+        on_reachable: impl Fn(bool) + Send + Sync + 'static,
+    ) {
         let Some(r) = &self.settings.redis else {
             return;
         };
@@ -258,14 +318,28 @@ impl BanList {
         let me = Arc::downgrade(self);
         rt.spawn(async move {
             use futures_util::StreamExt;
+            // Assumed reachable at start: the first failure is reported.
+            let mut reachable = true;
+            let mut report = |now: bool| {
+                if now != reachable {
+                    reachable = now;
+                    on_reachable(now);
+                }
+            };
+            // After an outage the hash may have lost what this node holds (a Redis restart
+            // without persistence, bans set here while it was down): merge, don't replace.
+            let mut after_outage = false;
             loop {
                 let Some(list) = me.upgrade() else { return };
-                list.resync().await;
+                after_outage = !list.refresh(after_outage).await;
+                report(!after_outage);
                 let pubsub = match client.get_async_pubsub().await {
                     Ok(mut p) => p.subscribe(CHANNEL).await.ok().map(|_| p),
                     Err(_) => None,
                 };
                 let Some(pubsub) = pubsub else {
+                    after_outage = true;
+                    report(false);
                     drop(list);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
@@ -275,8 +349,11 @@ impl BanList {
                 // ended (Redis went away), so subscribe again.
                 while let Ok(Some(_)) | Err(_) = tokio::time::timeout(RESYNC, messages.next()).await
                 {
-                    list.resync().await;
+                    after_outage = !list.refresh(after_outage).await;
+                    report(!after_outage);
                 }
+                after_outage = true;
+                report(false);
                 drop(list);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -350,7 +427,29 @@ mod tests {
             until_ms: now_ms() + secs * 1000,
             reason: "test".into(),
             playbook: playbook.map(String::from),
+            limit: None,
         }
+    }
+
+    /// A throttle never replaces a ban in force; a ban replaces a throttle.
+    #[tokio::test]
+    async fn a_throttle_never_softens_a_ban() {
+        let list = local(&[], 10);
+        let throttle = |k: &str| Ban {
+            limit: Some("2/minute".into()),
+            ..ban(k, 60, Some("p"))
+        };
+        list.add(ban("ip:192.0.2.1", 60, None)).await.unwrap();
+        assert_eq!(
+            list.add(throttle("ip:192.0.2.1")).await,
+            Err(Refused::AlreadyBanned)
+        );
+        assert_eq!(list.ip("192.0.2.1".parse().unwrap()).unwrap().limit, None);
+        list.add(throttle("ip:192.0.2.2")).await.unwrap();
+        let ip = "192.0.2.2".parse().unwrap();
+        assert_eq!(list.ip(ip).unwrap().limit.as_deref(), Some("2/minute"));
+        list.add(ban("ip:192.0.2.2", 60, None)).await.unwrap();
+        assert_eq!(list.ip(ip).unwrap().limit, None);
     }
 
     fn local(never: &[&str], cap: usize) -> BanList {
@@ -415,7 +514,7 @@ mod tests {
             }))
         };
         let (a, b) = (mk(), mk());
-        b.sync(&tokio::runtime::Handle::current());
+        b.sync(&tokio::runtime::Handle::current(), |_| {});
         tokio::time::sleep(Duration::from_millis(300)).await;
         let ip = format!("203.0.113.{}", (now_ms() % 250) as u8 + 1);
         a.remove(&ip).await.unwrap();

@@ -63,6 +63,8 @@ pub struct Playbook {
     pub ban: Duration,
     /// Lengths of the bans that follow, within a day of the previous one (the last repeats).
     pub escalate: Vec<Duration>,
+    /// Hold the key to this rate (`10/minute`) for the ban's length instead of refusing it.
+    pub throttle: Option<String>,
 }
 
 /// What a playbook did, for the event stream.
@@ -80,6 +82,8 @@ pub enum Action {
         level: u32,
         /// Stored in Redis for every node (false: on this node only).
         shared: bool,
+        /// A throttle to this rate rather than a ban.
+        limit: Option<String>,
     },
     /// The threshold was reached but no ban was set.
     NotBanned {
@@ -170,6 +174,7 @@ impl Responses {
                     p.within.as_secs()
                 ),
                 playbook: Some(p.name.clone()),
+                limit: p.throttle.clone(),
             };
             out.push(match self.bans.add(ban).await {
                 Ok(shared) => Action::Banned {
@@ -178,6 +183,7 @@ impl Responses {
                     duration,
                     level,
                     shared,
+                    limit: p.throttle.clone(),
                 },
                 Err(why) => Action::NotBanned {
                     playbook: p.name.clone(),
@@ -292,6 +298,7 @@ mod tests {
             within: Duration::from_secs(60),
             ban: Duration::from_secs(60),
             escalate: vec![Duration::from_secs(600), Duration::from_secs(3600)],
+            throttle: None,
         }
     }
 

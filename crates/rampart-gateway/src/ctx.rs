@@ -65,6 +65,8 @@ pub(crate) struct LimitState {
     /// `RateLimit-Policy` / `RateLimit` for the response.
     pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) throttled: Option<Duration>,
+    /// A playbook's throttle on this client or consumer: the key it applies to and the rate.
+    pub(crate) restricted: Option<(rampart_bans::Subject, String)>,
     /// This request's key has been rejected persistently (reported once per window).
     pub(crate) sustained_excess: bool,
     /// Held for the life of the request: releases the concurrency slot when dropped.

@@ -112,7 +112,11 @@ pub fn bans_command(config: &Path, cmd: BansCommand) -> Result<Vec<String>, Erro
                         .playbook
                         .map(|p| format!(" [playbook {p}]"))
                         .unwrap_or_default();
-                    format!("{}\t{left}s left\t{}{by}", b.key, b.reason)
+                    let what = match &b.limit {
+                        Some(rate) => format!("throttled to {rate}"),
+                        None => "banned".into(),
+                    };
+                    format!("{}\t{what}\t{left}s left\t{}{by}", b.key, b.reason)
                 })
                 .collect()),
             BansCommand::Add {
@@ -125,6 +129,7 @@ pub fn bans_command(config: &Path, cmd: BansCommand) -> Result<Vec<String>, Erro
                     until_ms: rampart_bans::now_ms() + duration.as_millis() as u64,
                     reason,
                     playbook: None,
+                    limit: None,
                 };
                 match list.add(ban).await {
                     Ok(true) => Ok(vec![format!("banned {key} for {}s", duration.as_secs())]),
@@ -270,6 +275,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         rampart_events::Events::start(&sinks, background.handle()).map_err(Error::Events)?,
     );
     metrics::metrics().watch_events(events.stats.clone());
+    observe::set_system_events(events.clone());
     let mut http = pingora::proxy::http_proxy(
         &server.configuration,
         proxy::Gateway {

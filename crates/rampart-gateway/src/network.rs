@@ -125,9 +125,25 @@ impl GeoRt {
             .collect()
     }
 
-    /// The country of `ip`, for the WAF's GEO collection.
+    /// The country of `ip`.
     pub fn country(&self, ip: IpAddr) -> Option<[u8; 2]> {
         self.country.as_ref()?.country(ip)
+    }
+
+    /// Whether a country database is configured (the WAF's `@geoLookup` asks it).
+    pub fn has_countries(&self) -> bool {
+        self.country.is_some()
+    }
+}
+
+impl rampart_waf::GeoLookup for GeoRt {
+    fn lookup(&self, ip: IpAddr) -> Option<rampart_waf::GeoRecord> {
+        let at = self.country.as_ref()?.locate(ip)?;
+        Some(rampart_waf::GeoRecord {
+            country_code: String::from_utf8_lossy(&at.country).into_owned(),
+            country_name: at.country_name,
+            continent: at.continent,
+        })
     }
 }
 
@@ -353,7 +369,22 @@ pub fn ban_list(
         list.replace(p.bans.list());
     }
     if let Some(rt) = runtime {
-        list.sync(rt);
+        list.sync(rt, |reachable| {
+            if reachable {
+                crate::observe::system_event(
+                    "bans",
+                    "restored",
+                    "the shared ban list is reachable again and re-read".into(),
+                );
+            } else {
+                crate::observe::system_event(
+                    "bans",
+                    "degraded",
+                    "redis unreachable: serving this node's last copy of the shared ban list"
+                        .into(),
+                );
+            }
+        });
     }
     Ok(list)
 }
@@ -363,13 +394,29 @@ pub fn responses(
     c: &rampart_config::Config,
     bans: &Arc<rampart_bans::BanList>,
     previous: Option<&crate::snapshot::Snapshot>,
-) -> Arc<rampart_bans::Responses> {
+) -> Result<Arc<rampart_bans::Responses>, Vec<Problem>> {
     use rampart_bans::{EventKind, Playbook, Subject};
     use rampart_config::{ResponseEvent, ResponseKey};
     if let Some(p) = previous {
         if p.config.responses == c.responses && Arc::ptr_eq(&p.bans, bans) {
-            return p.responses.clone();
+            return Ok(p.responses.clone());
         }
+    }
+    // A throttle's rate is what the rate_limit stage compiles per throttled request.
+    let mut errs = Vec::new();
+    for (i, r) in c.responses.iter().enumerate() {
+        if let Some(rate) = &r.throttle {
+            let spec = rampart_config::RateLimit {
+                rate: Some(rate.clone()),
+                ..Default::default()
+            };
+            if let Err(e) = rampart_limits::LimitRt::compile("throttle", &spec) {
+                errs.push((format!("responses[{i}].throttle"), e.to_string()));
+            }
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
     }
     let playbooks = c
         .responses
@@ -395,6 +442,7 @@ pub fn responses(
             within: r.within.0,
             ban: r.ban.0,
             escalate: r.escalate.iter().map(|d| d.0).collect(),
+            throttle: r.throttle.clone(),
         })
         .collect();
     let redis = match (c.bans.backend, c.redis.as_deref()) {
@@ -404,5 +452,9 @@ pub fn responses(
         }
         _ => None,
     };
-    Arc::new(rampart_bans::Responses::new(playbooks, bans.clone(), redis))
+    Ok(Arc::new(rampart_bans::Responses::new(
+        playbooks,
+        bans.clone(),
+        redis,
+    )))
 }

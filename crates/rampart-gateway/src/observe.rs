@@ -126,6 +126,7 @@ impl Gateway {
                         duration,
                         level,
                         shared,
+                        limit,
                     } => {
                         metrics()
                             .rejected
@@ -136,13 +137,21 @@ impl Gateway {
                         } else {
                             " on this node only (redis unavailable)"
                         };
-                        (
-                            "ban",
-                            format!(
-                                "playbook {playbook} banned {key} for {}s (level {level}){scope}",
-                                duration.as_secs()
+                        let secs = duration.as_secs();
+                        match limit {
+                            Some(rate) => (
+                                "throttle",
+                                format!(
+                                    "playbook {playbook} throttled {key} to {rate} for {secs}s (level {level}){scope}"
+                                ),
                             ),
-                        )
+                            None => (
+                                "ban",
+                                format!(
+                                    "playbook {playbook} banned {key} for {secs}s (level {level}){scope}"
+                                ),
+                            ),
+                        }
                     }
                     rampart_bans::Action::NotBanned { playbook, key, why } => (
                         "none",
@@ -306,4 +315,39 @@ fn status_label(s: u16) -> &'static str {
         s if s < 500 => "4xx",
         _ => "5xx",
     }
+}
+
+/// The event sinks, for what happens outside a request (a shared store lost or regained).
+/// Set once the sinks start; the snapshot (and the tasks it starts) is built before that.
+static SYSTEM_EVENTS: std::sync::OnceLock<std::sync::Arc<rampart_events::Events>> =
+    std::sync::OnceLock::new();
+
+/// Makes `events` the sinks of [`system_event`].
+pub(crate) fn set_system_events(events: std::sync::Arc<rampart_events::Events>) {
+    let _ = SYSTEM_EVENTS.set(events);
+}
+
+/// A security event that no request caused (always logged too).
+pub(crate) fn system_event(stage: &str, action: &str, reason: String) {
+    log::warn!("{stage}: {reason}");
+    let Some(events) = SYSTEM_EVENTS.get() else {
+        return;
+    };
+    events.emit(rampart_events::Event {
+        ts: rampart_events::Event::now_ts(),
+        request_id: crate::framing::new_request_id(),
+        client_ip: None,
+        method: String::new(),
+        host: String::new(),
+        uri: String::new(),
+        route: None,
+        stage: stage.into(),
+        action: action.into(),
+        status: 0,
+        reason,
+        consumer: None,
+        anomaly_score: None,
+        rules: Vec::new(),
+        policies: Vec::new(),
+    });
 }

@@ -46,15 +46,30 @@ pub struct Prefiltered<A = HttpProxy<Gateway>> {
 }
 
 /// Open connections per client IP, for `max_connections_per_ip`. Pingora calls
-/// `process_new` once per request on a connection, so a connection is known by its id
-/// from its first request until `process_new` returns None (not reused: closed).
+/// `process_new` once per request on a connection, so a connection is known from its first
+/// request until `process_new` returns None (not reused: closed).
+/// A connection is its id (the fd, for sharding) and its socket digest: Pingora closes a
+/// finished connection before `process_new` returns, so a new connection can get the same
+/// fd while the old entry is still here. The digest is allocated per accepted connection
+/// and kept alive by the entry, so two live connections never share one.
 /// Sharded (connections by id, counts by IP) so requests on different connections rarely
 /// share a lock.
 pub struct ConnTracker {
-    /// Open connection id → its client IP; shard by id.
-    open: Vec<Mutex<HashMap<i32, IpAddr>>>,
+    /// Open connection id → its client IP and identity; shard by id.
+    open: Vec<Mutex<HashMap<i32, (IpAddr, Identity)>>>,
     /// Client IP → open connections; shard by the IP's hash.
     per_ip: Vec<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+/// What tells one connection from a later one on the same fd.
+pub type Identity = Option<Arc<pingora::protocols::SocketDigest>>;
+
+fn same(a: &Identity, b: &Identity) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 const CONN_SHARDS: usize = 16;
@@ -73,7 +88,7 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ConnTracker {
-    fn open_shard(&self, id: i32) -> std::sync::MutexGuard<'_, HashMap<i32, IpAddr>> {
+    fn open_shard(&self, id: i32) -> std::sync::MutexGuard<'_, HashMap<i32, (IpAddr, Identity)>> {
         locked(&self.open[id.unsigned_abs() as usize % CONN_SHARDS])
     }
 
@@ -82,11 +97,30 @@ impl ConnTracker {
         locked(&self.per_ip[(h % CONN_SHARDS as u64) as usize])
     }
 
+    fn release_ip(&self, ip: IpAddr) {
+        let mut per_ip = self.ip_shard(ip);
+        if let Some(n) = per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
     /// Register a connection's request; false when a new connection exceeds the limit.
     /// One connection's requests come one after another, so its entry cannot race itself.
-    fn enter(&self, id: i32, ip: IpAddr, limit: Option<u32>) -> bool {
-        if self.open_shard(id).contains_key(&id) {
-            return true;
+    fn enter(&self, id: i32, who: &Identity, ip: IpAddr, limit: Option<u32>) -> bool {
+        let stale = {
+            let mut open = self.open_shard(id);
+            match open.get(&id) {
+                Some((_, w)) if same(w, who) => return true,
+                // A closed connection whose fd this one reuses, not yet forgotten.
+                Some(_) => open.remove(&id).map(|(ip, _)| ip),
+                None => None,
+            }
+        };
+        if let Some(old) = stale {
+            self.release_ip(old);
         }
         {
             let mut per_ip = self.ip_shard(ip);
@@ -99,25 +133,28 @@ impl ConnTracker {
             }
             *n += 1;
         }
-        self.open_shard(id).insert(id, ip);
+        self.open_shard(id).insert(id, (ip, who.clone()));
         true
     }
 
-    /// The connection's earlier request was registered (it is being reused).
-    fn is_open(&self, id: i32) -> bool {
-        self.open_shard(id).contains_key(&id)
+    /// This connection's earlier request was registered (it is being reused).
+    fn is_open(&self, id: i32, who: &Identity) -> bool {
+        self.open_shard(id)
+            .get(&id)
+            .is_some_and(|(_, w)| same(w, who))
     }
 
-    fn leave(&self, id: i32) {
-        let Some(ip) = self.open_shard(id).remove(&id) else {
-            return;
-        };
-        let mut per_ip = self.ip_shard(ip);
-        if let Some(n) = per_ip.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&ip);
+    fn leave(&self, id: i32, who: &Identity) {
+        let ip = {
+            let mut open = self.open_shard(id);
+            match open.get(&id) {
+                Some((_, w)) if same(w, who) => open.remove(&id).map(|(ip, _)| ip),
+                // Already replaced by a newer connection on the same fd.
+                _ => None,
             }
+        };
+        if let Some(ip) = ip {
+            self.release_ip(ip);
         }
     }
 }
@@ -257,7 +294,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
             .copied();
         // A new connection on a PROXY protocol listener: the header names the client.
         let (stream, peer) = match (peer, stream.as_any().is::<L4Stream>()) {
-            (Some(ip), true) if !self.conns.is_open(id) => {
+            (Some(ip), true) if !self.conns.is_open(id, &digest) => {
                 let mut l4: Box<L4Stream> = stream.into_any().downcast().ok()?;
                 let snap = self.state.load_full();
                 match accept(&snap, &mut l4, ip, local).await {
@@ -281,6 +318,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
             }
             _ => (stream, peer),
         };
+        // The PROXY header may have replaced the digest: the connection is the new one.
+        let who: Identity = stream.get_socket_digest();
         if let Some(ip) = peer {
             let refused = crate::network::refused_at_accept(&self.state.load(), ip, local);
             if let Some(reason) = refused {
@@ -304,7 +343,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
                     .and_then(|l| snap.listener_for(l))
                     .and_then(|i| snap.listeners[i].max_connections_per_ip)
             };
-            if !self.conns.enter(id, ip, limit) {
+            if !self.conns.enter(id, &who, ip, limit) {
                 metrics()
                     .rejected
                     .with_label_values(&["connections per ip"])
@@ -330,7 +369,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
         }
         let out = self.serve(stream, shutdown, peer).await;
         if out.is_none() {
-            self.conns.leave(id);
+            self.conns.leave(id, &who);
         }
         out
     }

@@ -194,6 +194,11 @@ impl Snapshot {
         let bans = crate::network::ban_list(&config, previous, env.runtime)
             .map_err(|e| errs.extend(e))
             .ok();
+        let responses = bans.as_ref().and_then(|b| {
+            crate::network::responses(&config, b, previous)
+                .map_err(|e| errs.extend(e))
+                .ok()
+        });
         let mut pools = HashMap::new();
         for (name, spec) in &config.upstreams {
             let reused = previous
@@ -218,6 +223,7 @@ impl Snapshot {
             Some(mut policies),
             Some(lists),
             Some(bans),
+            Some(responses),
             Some(geo),
         ) = (
             lockout,
@@ -227,6 +233,7 @@ impl Snapshot {
             policies,
             lists,
             bans,
+            responses,
             geo,
         )
         else {
@@ -315,7 +322,7 @@ impl Snapshot {
             waf,
             path_policy: path_policy(&config.requests),
             client_ip: crate::network::client_ip(&config.server),
-            responses: crate::network::responses(&config, &bans, previous),
+            responses,
             geo,
             bans,
             lists,

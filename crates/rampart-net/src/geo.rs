@@ -17,12 +17,50 @@ struct Country<'a> {
     country: Option<IsoCode<'a>>,
     #[serde(default)]
     country_code: Option<&'a str>,
+    #[serde(borrow, default)]
+    continent: Option<ContinentCode<'a>>,
+    #[serde(default)]
+    continent_code: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
 struct IsoCode<'a> {
     #[serde(default)]
     iso_code: Option<&'a str>,
+    #[serde(borrow, default)]
+    names: Option<Names<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Names<'a> {
+    #[serde(default)]
+    en: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct ContinentCode<'a> {
+    #[serde(default)]
+    code: Option<&'a str>,
+}
+
+/// Where an address is, as far as a country database says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: [u8; 2],
+    /// The country's English name, if the database has names.
+    pub country_name: Option<String>,
+    /// The continent's two-letter code, if the database has it.
+    pub continent: Option<String>,
+}
+
+fn two_letters(code: &str) -> Option<[u8; 2]> {
+    match code.as_bytes() {
+        [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+            Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()])
+        }
+        _ => None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -50,17 +88,31 @@ impl GeoDb {
     pub fn country(&self, ip: IpAddr) -> Option<[u8; 2]> {
         let found = self.reader.lookup(ip.to_canonical()).ok()?;
         let rec: Country = found.decode().ok()??;
+        two_letters(rec.country.and_then(|c| c.iso_code).or(rec.country_code)?)
+    }
+
+    /// The country, its name and continent (for the WAF's `GEO` collection).
+    pub fn locate(&self, ip: IpAddr) -> Option<Location> {
+        let found = self.reader.lookup(ip.to_canonical()).ok()?;
+        let rec: Country = found.decode().ok()??;
         let code = rec
             .country
+            .as_ref()
             .and_then(|c| c.iso_code)
-            .or(rec.country_code)?
-            .as_bytes();
-        match code {
-            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
-                Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()])
-            }
-            _ => None,
-        }
+            .or(rec.country_code)?;
+        let name = rec
+            .country
+            .as_ref()
+            .and_then(|c| c.names.as_ref())
+            .and_then(|n| n.en);
+        let continent = rec.continent.and_then(|c| c.code).or(rec.continent_code);
+        Some(Location {
+            country: two_letters(code)?,
+            country_name: name.map(str::to_string),
+            continent: continent
+                .and_then(two_letters)
+                .map(|c| String::from_utf8_lossy(&c).into_owned()),
+        })
     }
 
     /// The autonomous system number an address is announced by.
@@ -114,6 +166,11 @@ mod tests {
         assert_eq!(g.asn("198.51.100.1".parse().unwrap()), None);
         assert_eq!(g.country("198.51.100.1".parse().unwrap()), Some(*b"FR"));
         assert_eq!(g.country("203.0.113.1".parse().unwrap()), None);
+        let at = g.locate("198.51.100.1".parse().unwrap()).unwrap();
+        assert_eq!(
+            (at.country, at.country_name, at.continent),
+            (*b"FR", None, None)
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod body;
 pub mod engine;
 mod error;
+pub mod geo;
 mod literals;
 pub mod operator;
 pub mod parser;
@@ -27,4 +28,5 @@ pub(crate) fn test_rng(mut seed: u64) -> impl FnMut() -> u64 {
 }
 
 pub use error::Error;
+pub use geo::{GeoLookup, GeoRecord};
 pub use parser::{parse_files, parse_str, Action, Directive, Operator, ParseError, Rule, Variable};

@@ -37,6 +37,8 @@ enum Kind {
     DetectXss,
     Unconditional,
     NoMatch,
+    /// `@geoLookup`: run by the engine, which holds the database (see `is_geo_lookup`).
+    GeoLookup,
 }
 
 /// An [`Operator`] ready to test values: regexes and phrase lists built, numbers read.
@@ -233,9 +235,10 @@ impl CompiledOperator {
             "detectxss" => Kind::DetectXss,
             "unconditionalmatch" => Kind::Unconditional,
             "nomatch" => Kind::NoMatch,
-            // No GeoIP database and no DNS from the request path: the lookups fail, which
-            // in SecLang is a non-match (CRS 3's reputation rules then simply do not fire).
-            "geolookup" | "rbl" => Kind::NoMatch,
+            "geolookup" => Kind::GeoLookup,
+            // No DNS from the request path: the lookup fails, which in SecLang is a
+            // non-match (CRS 3's reputation rules then simply do not fire).
+            "rbl" => Kind::NoMatch,
             _ => {
                 return Err(Error::UnknownOperator {
                     name: op.name.clone(),
@@ -285,6 +288,12 @@ impl CompiledOperator {
     /// known: a value holding none of them cannot match.
     pub fn literals(&self) -> Option<&[Vec<u8>]> {
         self.literals.as_deref()
+    }
+
+    /// `@geoLookup`, which the engine answers with the database it was lent (and which
+    /// fills the `GEO` collection as a side effect).
+    pub fn is_geo_lookup(&self) -> bool {
+        matches!(self.kind, Kind::GeoLookup)
     }
 
     /// For libinjection's detectors (pure functions of the value, and the costliest
@@ -406,7 +415,8 @@ impl CompiledOperator {
                 !plain_word(value) && libinjectionrs::detect_xss(value).is_injection()
             }
             Kind::Unconditional => true,
-            Kind::NoMatch => false,
+            // The engine answers `@geoLookup` itself; alone, nothing is known.
+            Kind::NoMatch | Kind::GeoLookup => false,
         };
         (matched, Vec::new())
     }

@@ -59,6 +59,10 @@ pub struct ResponsePlaybook {
     /// Longer bans for repeats within a day (the last one repeats), e.g. `[1h, 1d]`.
     #[serde(default)]
     pub escalate: Vec<HumanDuration>,
+    /// Instead of refusing the key for the ban's duration, hold it to this rate
+    /// (e.g. `10/minute`): a tightened rate limit, shared like bans.
+    #[serde(default)]
+    pub throttle: Option<String>,
 }
 
 /// A kind of security event a playbook counts.

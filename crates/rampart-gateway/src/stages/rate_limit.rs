@@ -1,5 +1,6 @@
-//! `rate_limit`: the route's limits through `rampart-limits` (429, delay, or 503 when the
-//! shared backend is down and `on_backend_error: deny`).
+//! `rate_limit`: a response playbook's throttle on this client or consumer, then the
+//! route's limits, through `rampart-limits` (429, delay, or 503 when the shared backend is
+//! down and `on_backend_error: deny`).
 
 use super::{Decision, Reject, Req};
 use crate::ctx::Ctx;
@@ -7,6 +8,11 @@ use crate::metrics::metrics;
 use crate::snapshot::Snapshot;
 
 pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
+    if let Some((on, rate)) = ctx.limits.restricted.take() {
+        if let Some(refused) = throttle(snap, ctx, on, &rate).await {
+            return refused;
+        }
+    }
     let Some(route) = ctx.route.clone() else {
         return Decision::Continue;
     };
@@ -91,5 +97,66 @@ pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision
             reason: "rate limit backend unavailable",
             headers: vec![("Retry-After", "1".into())],
         }),
+    }
+}
+
+/// A playbook's throttle: the key held to `rate`, counted on every node when bans are
+/// shared. A rate that does not compile (a ban written by hand into Redis) refuses: a
+/// throttle is never lifted by a typo.
+async fn throttle(
+    snap: &Snapshot,
+    ctx: &Ctx,
+    on: rampart_bans::Subject,
+    rate: &str,
+) -> Option<Decision> {
+    let key = match on {
+        rampart_bans::Subject::ClientIp => "client_ip",
+        rampart_bans::Subject::Consumer => "consumer",
+    };
+    let spec = rampart_config::RateLimit {
+        key: rampart_config::LimitKey::One(key.into()),
+        rate: Some(rate.to_string()),
+        backend: if snap.bans.shared() {
+            rampart_config::LimitBackend::Redis
+        } else {
+            rampart_config::LimitBackend::Local
+        },
+        ..Default::default()
+    };
+    let refuse = |retry: u64| {
+        Decision::Respond(Reject {
+            status: 429,
+            message: "too many requests",
+            reason: "throttled by a response playbook",
+            headers: vec![("Retry-After", retry.max(1).to_string())],
+        })
+    };
+    let Ok(limit) = rampart_limits::LimitRt::compile(&format!("throttle-{key}"), &spec) else {
+        log::warn!("throttle: unreadable rate {rate:?}; refusing");
+        return Some(refuse(60));
+    };
+    let no_header = |_: &str| None;
+    let no_claim = |_: &str| None;
+    let facts = rampart_limits::Facts {
+        client_ip: ctx.client_ip,
+        consumer: ctx.auth.principal.as_ref().map(|p| p.consumer_id.as_str()),
+        route: "",
+        header: &no_header,
+        claim: &no_claim,
+    };
+    match snap
+        .limiter
+        .check(std::slice::from_ref(&limit), &facts)
+        .await
+        .verdict
+    {
+        rampart_limits::Verdict::Reject { retry_after } => {
+            metrics()
+                .rejected
+                .with_label_values(&["playbook throttle"])
+                .inc();
+            Some(refuse(retry_after.as_secs_f64().ceil() as u64))
+        }
+        _ => None,
     }
 }

@@ -42,6 +42,9 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
     };
     let ip = ctx.client_ip.map(|i| i.to_string()).unwrap_or_default();
     let mut tx = rw.transaction(&ip);
+    if snap.geo.has_countries() {
+        tx.set_geo(snap.geo.clone());
+    }
     let raw = session
         .as_downstream()
         .as_http1()

@@ -9,7 +9,7 @@ use super::groups::{source_bit, ALWAYS};
 use super::ruleset::CompiledRule;
 use super::selectors::same_collection;
 use super::transaction::Transaction;
-use super::vars::{Coll, Plan, Source, ARGS_GET, ARGS_POST, COLLECTIONS};
+use super::vars::{Coll, Plan, Source, ARGS_GET, ARGS_POST, COLLECTIONS, GEO};
 use super::Phase;
 use super::{Disruptive, EngineMode, Interruption, MatchedRule};
 use crate::parser::{Selector, Variable};
@@ -258,6 +258,12 @@ impl Transaction<'_> {
         hits.len = 0;
         let mut all_caps = Vec::new();
         let detector = r.op.detector();
+        // `@geoLookup`'s finding, which becomes the GEO collection once targets are read.
+        let geo_found: std::cell::RefCell<Option<crate::GeoRecord>> = Default::default();
+        let geo =
+            r.op.is_geo_lookup()
+                .then_some(self.geo.as_deref())
+                .flatten();
         {
             let arg: Cow<'_, [u8]> = match &r.op_macros {
                 Some(t) => {
@@ -270,6 +276,17 @@ impl Transaction<'_> {
             // The operator on one transformed value: `Some(captures)` on a hit.
             // `shared`: the value may be remembered across requests ([`DetectCache`]).
             let test = |v: &[u8], shared: bool| {
+                if r.op.is_geo_lookup() {
+                    let found = std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<std::net::IpAddr>().ok())
+                        .and_then(|ip| geo?.lookup(ip.to_canonical()));
+                    let matched = found.is_some();
+                    if found.is_some() {
+                        *geo_found.borrow_mut() = found;
+                    }
+                    return (matched != r.op.negated).then(Vec::new);
+                }
                 let (matched, caps) = match detector {
                     // The detectors give no captures: the answer is all there is.
                     Some(d) => {
@@ -339,6 +356,9 @@ impl Transaction<'_> {
                     }
                 }),
             }
+        }
+        if let Some(found) = geo_found.into_inner() {
+            self.collections.0[GEO] = found.items();
         }
         // The previous MATCHED_VARS become the spare buffer: its allocation is reused.
         self.spare_hits = std::mem::replace(&mut self.matched_vars, hits);

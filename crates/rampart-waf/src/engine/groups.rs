@@ -3,7 +3,7 @@
 //! prefilters, and the compact [`Hot`] array the loop reads first.
 
 use super::ruleset::CompiledRule;
-use super::vars::{Coll, Source, COLLECTIONS, SCALAR_NAMES};
+use super::vars::{Coll, Source, COLLECTIONS, GEO, SCALAR_NAMES};
 use crate::operator::NumCmp;
 use std::collections::HashMap;
 
@@ -146,6 +146,8 @@ pub(super) const ALWAYS: u64 = 1 << 63;
 /// The bit of `src` in [`Hot::reads`] and in a transaction's present sources.
 pub(super) fn source_bit(src: Source) -> u64 {
     match src {
+        // Filled by `@geoLookup` in the middle of a phase: never skipped as empty.
+        Source::Coll(Coll::Fixed(GEO), _) => ALWAYS,
         Source::Coll(Coll::Fixed(i), _) => 1 << i,
         Source::Coll(Coll::Args, _) => 1 << COLLECTIONS.len(),
         // Never set by this engine: never present.

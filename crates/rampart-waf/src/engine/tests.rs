@@ -137,3 +137,43 @@ fn phases_by_number_and_name() {
         .unwrap();
     assert!(e.to_string().contains("phase"), "{e}");
 }
+
+/// `@geoLookup` asks the database the host lent and fills `GEO` for the rest of the chain;
+/// without a database, or for an address it does not know, the lookup fails (no match).
+#[test]
+fn geo_lookup_fills_the_geo_collection() {
+    struct TwoNets;
+    impl crate::GeoLookup for TwoNets {
+        fn lookup(&self, ip: std::net::IpAddr) -> Option<crate::GeoRecord> {
+            let code = match ip.to_string().as_str() {
+                "203.0.113.9" => "FR",
+                "198.51.100.9" => "DE",
+                _ => return None,
+            };
+            Some(crate::GeoRecord {
+                country_code: code.into(),
+                country_name: None,
+                continent: Some("EU".into()),
+            })
+        }
+    }
+    let rs = ruleset(
+        "SecRule REMOTE_ADDR \"@geoLookup\" \"id:1,phase:1,pass,chain,setvar:tx.looked=1\"\n\
+           SecRule GEO:COUNTRY_CODE \"@streq FR\" \"setvar:tx.fr=1\"\n\
+         SecRule GEO:country_continent \"@streq EU\" \"id:2,phase:1,pass,setvar:tx.eu=1\"\n\
+         SecRule &GEO \"@eq 0\" \"id:3,phase:1,pass,setvar:tx.nowhere=1\"\n",
+    );
+    let run = |ip: &str, geo: bool| {
+        let mut t = Transaction::new(&rs, ip);
+        if geo {
+            t.set_geo(std::sync::Arc::new(TwoNets));
+        }
+        t.request_headers("GET", "/", "HTTP/1.1", Vec::new());
+        t.run_phase(Phase::RequestHeaders);
+        ["looked", "fr", "eu", "nowhere"].map(|n| t.tx(n).is_some())
+    };
+    assert_eq!(run("203.0.113.9", true), [true, true, true, false]);
+    assert_eq!(run("198.51.100.9", true), [true, false, true, false]);
+    assert_eq!(run("192.0.2.1", true), [false, false, false, true]);
+    assert_eq!(run("203.0.113.9", false), [false, false, false, true]);
+}

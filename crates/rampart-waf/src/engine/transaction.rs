@@ -67,6 +67,8 @@ pub struct Transaction<'r> {
     /// What stopped the request, if anything did.
     pub interruption: Option<Interruption>,
     pub(super) allowed: bool,
+    /// The database `@geoLookup` asks, if the host lent one.
+    pub(super) geo: Option<std::sync::Arc<dyn crate::GeoLookup>>,
 }
 
 impl Transaction<'static> {
@@ -112,10 +114,16 @@ impl<'r> Transaction<'r> {
             matched: Vec::new(),
             interruption: None,
             allowed: false,
+            geo: None,
         };
         t.scalars
             .insert(Sc::REMOTE_ADDR, client_ip.as_bytes().to_vec());
         t
+    }
+
+    /// The database `@geoLookup` asks (without one it never matches).
+    pub fn set_geo(&mut self, geo: std::sync::Arc<dyn crate::GeoLookup>) {
+        self.geo = Some(geo);
     }
 
     /// `REQUEST_URI_RAW` as sent, when `request_headers` was given the normalised URI

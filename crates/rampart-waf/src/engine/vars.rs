@@ -4,7 +4,7 @@
 
 use crate::parser::Variable;
 
-pub(super) const COLLECTIONS: [&str; 10] = [
+pub(super) const COLLECTIONS: [&str; 11] = [
     "MULTIPART_PART_HEADERS",
     "ARGS_GET",
     "ARGS_POST",
@@ -15,6 +15,7 @@ pub(super) const COLLECTIONS: [&str; 10] = [
     "FILES_NAMES",
     "FILES_SIZES",
     "XML",
+    "GEO",
 ];
 
 pub(super) type Items = Vec<(String, Vec<u8>)>;
@@ -22,6 +23,8 @@ pub(super) type Items = Vec<(String, Vec<u8>)>;
 /// Indexes of the argument collections in [`COLLECTIONS`].
 pub(super) const ARGS_GET: usize = 1;
 pub(super) const ARGS_POST: usize = 2;
+/// Index of `GEO`, which `@geoLookup` fills while a phase runs.
+pub(super) const GEO: usize = 10;
 
 /// The request's collections, one slot per name in [`COLLECTIONS`]: rules find theirs by
 /// an index resolved at load time rather than by hashing the name on every evaluation.
@@ -202,5 +205,6 @@ mod tests {
     fn argument_collection_indexes_name_them() {
         assert_eq!(COLLECTIONS[ARGS_GET], "ARGS_GET");
         assert_eq!(COLLECTIONS[ARGS_POST], "ARGS_POST");
+        assert_eq!(COLLECTIONS[GEO], "GEO");
     }
 }
