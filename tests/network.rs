@@ -612,7 +612,7 @@ async fn asn_lists_with_a_written_database() {
 
 /// The WAF's `@geoLookup` and `GEO` collection with the same real GeoLite2 database as the
 /// network lists: a chain on the country refuses GB, a US client passes, and an address the
-/// database does not know fails the lookup (GEO stays empty).
+/// database does not know fails the lookup (GEO stays empty: `/known` requires a country).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waf_geo_lookup_with_a_real_geolite2_database() {
     let db = concat!(
@@ -624,30 +624,32 @@ async fn waf_geo_lookup_with_a_real_geolite2_database() {
         "{db} is missing: scripts/test fetches it from npm"
     );
     let up = Upstream::start("u").await;
+    let geoip = format!("network:\n  geoip: {{ country_db: {db} }}\n");
     let body = format!(
-        "server:\n  trusted_proxies: [\"127.0.0.2\"]\nnetwork:\n  geoip: {{ country_db: {db} }}\nwaf:\n  custom_rules: |\n    SecRule REMOTE_ADDR \"@geoLookup\" \"id:20,phase:1,pass,nolog\"\n    SecRule GEO:COUNTRY_CODE \"@streq GB\" \"id:21,phase:1,deny,status:403\"\n    SecRule &GEO:COUNTRY_CODE \"@eq 0\" \"id:22,phase:1,deny,status:451\"\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        "server:\n  trusted_proxies: [\"127.0.0.2\"]\n{geoip}waf:\n  custom_rules: |\n    SecRule REMOTE_ADDR \"@geoLookup\" \"id:20,phase:1,pass,nolog\"\n    SecRule GEO:COUNTRY_CODE \"@streq GB\" \"id:21,phase:1,deny\"\n    SecRule &GEO:COUNTRY_CODE \"@eq 0\" \"id:22,phase:1,deny,chain\"\n      SecRule REQUEST_URI \"@beginsWith /known\"\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
         upstream_yaml("u", &[up.addr], "")
     );
     let gw = Gateway::start(&body);
-    let status = async |ip: &str| {
+    let status = async |path: &str, ip: &str| {
         let xff = format!("X-Forwarded-For: {ip}\r\n");
-        let r = send_from("127.0.0.2", gw.port, &get("/", &xff))
+        let r = send_from("127.0.0.2", gw.port, &get(path, &xff))
             .await
             .unwrap();
         status_of(&r)
     };
-    assert_eq!(status("8.8.8.8").await, 200, "US");
-    assert_eq!(status("81.2.69.142").await, 403, "GB");
-    assert_eq!(status("10.9.9.9").await, 451, "unknown to the database");
-    // Without a database the lookup fails: every request meets rule 22.
-    let body = body.replace(&format!("network:\n  geoip: {{ country_db: {db} }}\n"), "");
-    gw.write_config(&body);
+    assert_eq!(status("/known", "8.8.8.8").await, 200, "US");
+    assert_eq!(status("/", "81.2.69.142").await, 403, "GB");
+    assert_eq!(status("/", "10.9.9.9").await, 200, "a failed lookup alone");
+    assert_eq!(status("/known", "10.9.9.9").await, 403, "no GEO for it");
+    // Without a database every lookup fails.
+    gw.write_config(&body.replace(&geoip, ""));
     gw.sighup();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while status("8.8.8.8").await != 451 {
+    while status("/known", "8.8.8.8").await != 403 {
         assert!(Instant::now() < deadline, "the reload without geoip");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(status("/", "81.2.69.142").await, 200, "GB unknown now");
 }
 
 /// A list file rewritten again and again while clients keep sending: every request of an
