@@ -139,11 +139,11 @@ async fn a_playbook_on_one_node_bans_on_every_node() {
     assert_eq!(code, 0, "{err}");
     let line = out
         .lines()
-        .find(|l| l.starts_with(&format!("ip:{attacker}\t")))
+        .find(|l| l.starts_with(&format!("ip:{attacker}\tbanned\t")))
         .unwrap_or_else(|| panic!("{out}"));
     let left: u64 = line
         .split('\t')
-        .nth(1)
+        .nth(2)
         .unwrap()
         .trim_end_matches("s left")
         .parse()
