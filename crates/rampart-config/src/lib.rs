@@ -284,6 +284,11 @@ fn resolve_paths(c: &mut Config, base: &Path) {
             }
         }
     }
+    for r in &mut c.routes {
+        if let Some(o) = &mut r.openapi {
+            fix(&mut o.spec);
+        }
+    }
     for u in c.upstreams.values_mut() {
         if let Some(t) = &mut u.tls {
             for p in [&mut t.ca, &mut t.client_cert, &mut t.client_key]

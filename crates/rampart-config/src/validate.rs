@@ -225,6 +225,22 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
                 "a route needs at least one path".into(),
             );
         }
+        if let Some(o) = &r.openapi {
+            // Pingora replays at most its 64 KiB retry buffer to the upstream: a body read
+            // whole for checking cannot be larger.
+            if o.max_body.0 == 0 || o.max_body.0 > 64 * 1024 {
+                err(
+                    format!("{base}.openapi.max_body"),
+                    "must be between 1 byte and 64KiB".into(),
+                );
+            }
+            if o.base_path.as_ref().is_some_and(|b| !b.starts_with('/')) {
+                err(
+                    format!("{base}.openapi.base_path"),
+                    "must start with /".into(),
+                );
+            }
+        }
         for (j, p) in r.paths.iter().enumerate() {
             let raw = p.strip_prefix('=').unwrap_or(p);
             if !raw.starts_with('/') {

@@ -67,6 +67,21 @@ pub struct Event {
     /// Cedar policy ids that determined the decision.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
+    /// How the request broke its route's API contract (every violation, even when the
+    /// client was shown none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<ContractViolation>,
+}
+
+/// One way a request broke its API contract.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ContractViolation {
+    /// Where (`/query/limit`, `/body/items/0`).
+    pub pointer: String,
+    /// The keyword that failed.
+    pub keyword: String,
+    /// What was expected.
+    pub message: String,
 }
 
 impl Event {
@@ -382,6 +397,7 @@ mod tests {
             anomaly_score: None,
             rules: Vec::new(),
             policies: vec!["p1".into()],
+            violations: Vec::new(),
         }
     }
 

@@ -47,6 +47,18 @@ pub struct Ctx {
     pub(crate) upstream: UpstreamState,
     /// The WAF transaction, kept from the request phases to the response and logging ones.
     pub(crate) waf: Option<Box<WafReq>>,
+    pub(crate) contract: ContractState,
+}
+
+/// What the route's API contract found.
+#[derive(Default)]
+pub(crate) struct ContractState {
+    /// The operation the request addressed (`operationId`, or `METHOD path`).
+    pub(crate) operation: Option<String>,
+    /// Every violation (also in detect mode, for the event).
+    pub(crate) violations: Vec<rampart_openapi::Violation>,
+    /// The RFC 9457 document answered instead of Rampart's usual error.
+    pub(crate) problem: Option<Bytes>,
 }
 
 /// Who the caller is and what they may do.
@@ -83,6 +95,10 @@ pub(crate) struct BodyState {
     pub(crate) prefix: Option<Bytes>,
     /// The whole body was read and held by the WAF: the upstream gets it with this length.
     pub(crate) complete: Option<usize>,
+    /// The whole body, when a stage read it complete (the WAF, the contract check).
+    pub(crate) read: Option<Bytes>,
+    /// A stage has read from the body (whole or not): nobody may start reading it again.
+    pub(crate) consumed: bool,
     /// When the first body byte was awaited, for the body timeout and minimum rate.
     pub(crate) started: Option<Instant>,
 }
@@ -122,6 +138,7 @@ impl Ctx {
             body: BodyState::default(),
             upstream: UpstreamState::default(),
             waf: None,
+            contract: ContractState::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod access_log;
 mod admin;
+mod contract;
 mod ctx;
 pub mod demo;
 mod error;

@@ -147,7 +147,7 @@ impl rampart_waf::GeoLookup for GeoRt {
     }
 }
 
-fn stamp(p: &str) -> (PathBuf, Option<SystemTime>, u64) {
+pub(crate) fn stamp(p: &str) -> (PathBuf, Option<SystemTime>, u64) {
     let meta = std::fs::metadata(p).ok();
     (
         PathBuf::from(p),
@@ -214,6 +214,7 @@ impl ListRt {
 pub fn watched_files(snap: &crate::snapshot::Snapshot) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
     let mut s = file_stamps(&snap.lists);
     s.extend(snap.geo.file_stamps());
+    s.extend(crate::contract::file_stamps(snap));
     s
 }
 

@@ -82,6 +82,13 @@ impl Gateway {
                 line["waf_rules"] = w.tx.matched.iter().map(|m| m.id).collect::<Vec<_>>().into();
             }
         }
+        if let Some(op) = &ctx.contract.operation {
+            line["operation"] = op.as_str().into();
+        }
+        if !ctx.contract.violations.is_empty() {
+            // How many; which ones are in the event.
+            line["contract_violations"] = ctx.contract.violations.len().into();
+        }
         if let Some((stage, reason)) = ctx.refused {
             line["refused_by"] = stage.into();
             line["reason"] = reason.into();
@@ -104,6 +111,7 @@ impl Gateway {
             (Some("authenticate"), 401) => EventKind::AuthFailure,
             (Some("authenticate"), 429) => EventKind::Lockout,
             (Some("rate_limit"), 429) => EventKind::RateLimited,
+            (Some("validate"), _) => EventKind::ValidationFailure,
             _ => return,
         };
         let Some(snap) = ctx.snap.as_ref() else {
@@ -175,6 +183,7 @@ impl Gateway {
                     anomaly_score: None,
                     rules: Vec::new(),
                     policies: Vec::new(),
+                    violations: Vec::new(),
                 });
             }
         });
@@ -209,6 +218,11 @@ impl Gateway {
                     )
                 }
             }
+            None if !ctx.contract.violations.is_empty() => (
+                "validate",
+                "request breaks the API contract (detection only)",
+                "detect",
+            ),
             None => return,
         };
         if action == "block" {
@@ -266,6 +280,16 @@ impl Gateway {
                 .as_ref()
                 .map(|d| d.policies.clone())
                 .unwrap_or_default(),
+            violations: ctx
+                .contract
+                .violations
+                .iter()
+                .map(|v| rampart_events::ContractViolation {
+                    pointer: v.pointer.clone(),
+                    keyword: v.keyword.clone(),
+                    message: v.message.clone(),
+                })
+                .collect(),
         });
     }
 }
@@ -349,5 +373,6 @@ pub(crate) fn system_event(stage: &str, action: &str, reason: String) {
         anomaly_score: None,
         rules: Vec::new(),
         policies: Vec::new(),
+        violations: Vec::new(),
     });
 }

@@ -865,5 +865,6 @@ fn record_refusal(
         anomaly_score: None,
         rules: Vec::new(),
         policies: Vec::new(),
+        violations: Vec::new(),
     });
 }

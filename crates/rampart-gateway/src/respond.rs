@@ -27,8 +27,14 @@ pub fn error_header(status: u16, len: usize, request_id: &str) -> ResponseHeader
 }
 
 pub(crate) async fn respond(session: &mut Session, ctx: &Ctx, r: &Reject) -> Result<()> {
-    let body = error_body(r.message, &ctx.request_id);
+    let body = match &ctx.contract.problem {
+        Some(p) => p.clone(),
+        None => error_body(r.message, &ctx.request_id),
+    };
     let mut h = error_header(r.status, body.len(), &ctx.request_id);
+    if ctx.contract.problem.is_some() {
+        let _ = h.insert_header("Content-Type", "application/problem+json");
+    }
     for (k, v) in &r.headers {
         let _ = h.insert_header(*k, v.as_str());
     }

@@ -15,6 +15,8 @@ pub struct RouteRt {
     pub waf: Option<crate::waf::RouteWaf>,
     /// Which client networks may use the route.
     pub network: Option<crate::network::PolicyRt>,
+    /// The API contract requests must keep to.
+    pub contract: Option<Arc<crate::contract::ContractRt>>,
 }
 
 /// A problem in the config: the dotted path it concerns (located in the file by
@@ -199,6 +201,9 @@ impl Snapshot {
                 .map_err(|e| errs.extend(e))
                 .ok()
         });
+        let contracts = crate::contract::build(&config, previous)
+            .map_err(|e| errs.extend(e))
+            .ok();
         let mut pools = HashMap::new();
         for (name, spec) in &config.upstreams {
             let reused = previous
@@ -225,6 +230,7 @@ impl Snapshot {
             Some(bans),
             Some(responses),
             Some(geo),
+            Some(contracts),
         ) = (
             lockout,
             auth,
@@ -235,6 +241,7 @@ impl Snapshot {
             bans,
             responses,
             geo,
+            contracts,
         )
         else {
             return Err(errs);
@@ -269,8 +276,9 @@ impl Snapshot {
             .routes
             .iter()
             .zip(route_wafs)
+            .zip(contracts)
             .enumerate()
-            .map(|(i, (r, waf))| {
+            .map(|(i, ((r, waf), contract))| {
                 Arc::new(RouteRt {
                     spec: r.clone(),
                     pool: pools[&r.upstream].clone(),
@@ -281,6 +289,7 @@ impl Snapshot {
                         .network
                         .as_ref()
                         .map(|p| crate::network::PolicyRt::new(p, &lists, &geo)),
+                    contract,
                 })
             })
             .collect();

@@ -113,9 +113,11 @@ fn sanitize_pointer(p: &str) -> String {
 
 /// Per-route choices about what is refused.
 #[derive(Debug, Clone, Copy)]
-pub struct Options {
+pub struct Options<'a> {
     /// Query parameters the operation does not declare are violations.
     pub refuse_unknown_query: bool,
+    /// The API's path prefix, instead of the description's first server's.
+    pub base_path: Option<&'a str>,
 }
 
 /// The request, as the backend will receive it.
@@ -256,12 +258,14 @@ impl Spec {
 
     /// Checks `req` against its operation; the operation when the request keeps to it.
     pub fn check(&self, req: &Request, opts: Options) -> Result<&Operation, Refusal> {
+        let base = opts.base_path.unwrap_or(&self.base_path);
+        let base = base.trim_end_matches('/');
         let refuse = |status: u16, v: Vec<Violation>| Refusal {
             status,
             violations: v,
             allow: Vec::new(),
         };
-        let Some(rest) = strip_base(req.path, &self.base_path) else {
+        let Some(rest) = strip_base(req.path, base) else {
             return Err(refuse(
                 404,
                 vec![Violation::new(

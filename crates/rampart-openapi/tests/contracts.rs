@@ -67,6 +67,7 @@ fn pets() -> Spec {
 
 const STRICT: Options = Options {
     refuse_unknown_query: true,
+    base_path: None,
 };
 
 fn req<'a>(
@@ -145,6 +146,7 @@ fn parameters_by_location_style_and_type() {
     // Unknown query parameters pass when the route allows them.
     let lax = Options {
         refuse_unknown_query: false,
+        base_path: None,
     };
     assert!(spec
         .check(&req("GET", "/v1/pets?debug=1", &trace, None), lax)

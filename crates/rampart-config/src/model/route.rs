@@ -1,6 +1,7 @@
 //! Routes: what they match and what each one applies.
 
 use super::*;
+use crate::units::ByteSize;
 use serde::Deserialize;
 
 /// One route: which requests it matches (host, path, method) and what applies to them.
@@ -60,4 +61,65 @@ pub struct Route {
     /// Rampart itself adds.
     #[serde(default)]
     pub response_headers_allow: Option<Vec<String>>,
+    /// Requests must keep to an OpenAPI 3.0/3.1 description (checked after the WAF).
+    #[serde(default)]
+    pub openapi: Option<RouteOpenApi>,
+}
+
+/// A route's API contract.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteOpenApi {
+    /// The description (JSON or YAML); `$ref`s to other local files are followed.
+    pub spec: String,
+    /// `enforce` (default: refuse with 400/404/405/415), `detect` (events only) or `off`.
+    #[serde(default)]
+    pub request: ContractMode,
+    /// Query parameters the operation does not declare: `refuse` (default) or `allow`.
+    #[serde(default)]
+    pub unknown_query: UnknownQuery,
+    /// Whether refused clients see each violation (`true`, default) or only that the
+    /// request broke the contract; events always carry the full list.
+    #[serde(default = "yes")]
+    pub show_violations: bool,
+    /// The path prefix of the API as the upstream receives it (default: the path of the
+    /// description's first `servers` URL).
+    #[serde(default)]
+    pub base_path: Option<String>,
+    /// Largest body checked (default 64 KiB, Pingora's replay buffer, which is also the most
+    /// it can be); a larger body is refused in `enforce` mode.
+    #[serde(default = "default_contract_body")]
+    pub max_body: ByteSize,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_contract_body() -> ByteSize {
+    ByteSize(64 * 1024)
+}
+
+/// What a contract does with a request that breaks it.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ContractMode {
+    /// Refuse it.
+    #[default]
+    Enforce,
+    /// Let it through and report it.
+    Detect,
+    /// Do not check.
+    Off,
+}
+
+/// Query parameters an operation does not declare.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownQuery {
+    /// A violation.
+    #[default]
+    Refuse,
+    /// Passed on unchecked.
+    Allow,
 }

@@ -9,6 +9,7 @@ mod bans;
 mod client_cert;
 mod client_ip;
 mod concurrency;
+mod contract;
 mod framing;
 mod headers;
 mod limits;
@@ -94,11 +95,12 @@ pub enum Stage {
     RateLimit,
     Concurrency,
     Waf,
+    Validate,
 }
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 19] = [
+    pub const PIPELINE: [Stage; 20] = [
         Stage::ClientIp,
         Stage::Bans,
         Stage::Network,
@@ -118,6 +120,7 @@ impl Stage {
         Stage::RateLimit,
         Stage::Concurrency,
         Stage::Waf,
+        Stage::Validate,
     ];
 
     /// The name logs, events and metrics use.
@@ -142,13 +145,16 @@ impl Stage {
             Stage::RateLimit => "rate_limit",
             Stage::Concurrency => "concurrency",
             Stage::Waf => "waf",
+            Stage::Validate => "validate",
         }
     }
 
     async fn run(self, cx: &mut StageCx<'_>) -> Decision {
         // The WAF reads the body, so it gets the session itself; the others see the request.
-        if self == Stage::Waf {
-            return waf::run(cx.session, cx.snap, cx.ctx).await;
+        match self {
+            Stage::Waf => return waf::run(cx.session, cx.snap, cx.ctx).await,
+            Stage::Validate => return contract::run(cx.session, cx.snap, cx.ctx).await,
+            _ => {}
         }
         let r = Req {
             head: cx.session.req_header(),
@@ -176,7 +182,7 @@ impl Stage {
             Stage::Authorize => authorize::run(&r, snap, ctx),
             Stage::RateLimit => rate_limit::run(&r, snap, ctx).await,
             Stage::Concurrency => concurrency::run(&r, snap, ctx),
-            Stage::Waf => unreachable!("handled above"),
+            Stage::Waf | Stage::Validate => unreachable!("handled above"),
         }
     }
 }

@@ -112,6 +112,7 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
         let limit = cfg.request_body_limit.0 as usize;
         let max = snap.config.limits.max_request_body.0 as usize;
         session.enable_retry_buffering();
+        ctx.body.consumed = true;
         let mut body: Vec<u8> = Vec::new();
         let mut over = false;
         let mut complete = false;
@@ -175,6 +176,10 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
                 // Forwarded with its length: no chunked framing for the upstream to read
                 // differently (and no HTTP/2 end-of-stream turned into a second terminator).
                 ctx.body.complete = Some(body.len());
+                if ctx.route.as_ref().is_some_and(|r| r.contract.is_some()) {
+                    // The contract check reads it next.
+                    ctx.body.read = Some(Bytes::copy_from_slice(&body));
+                }
             }
             partial = over;
             body.truncate(limit);

@@ -1,0 +1,95 @@
+//! Routes' API contracts: their OpenAPI descriptions loaded at snapshot build (once per
+//! file, and kept across reloads while the file is unchanged).
+
+use crate::snapshot::Problem;
+use rampart_config::{Config, RouteOpenApi};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// One route's contract.
+pub struct ContractRt {
+    pub spec: Arc<rampart_openapi::Spec>,
+    pub cfg: RouteOpenApi,
+    /// The description file when it was read, to notice a change.
+    pub stamp: (PathBuf, Option<SystemTime>, u64),
+}
+
+/// Each route's contract (`None` for routes without one).
+pub fn build(
+    c: &Config,
+    previous: Option<&crate::snapshot::Snapshot>,
+) -> Result<Vec<Option<Arc<ContractRt>>>, Vec<Problem>> {
+    let mut loaded: HashMap<&str, Arc<rampart_openapi::Spec>> = HashMap::new();
+    let mut out = Vec::new();
+    let mut errs = Vec::new();
+    for (i, r) in c.routes.iter().enumerate() {
+        let Some(o) = &r.openapi else {
+            out.push(None);
+            continue;
+        };
+        let stamp = crate::network::stamp(&o.spec);
+        let reused = loaded.get(o.spec.as_str()).cloned().or_else(|| {
+            previous?
+                .routes
+                .iter()
+                .filter_map(|r| r.contract.as_ref())
+                .find(|k| k.stamp == stamp)
+                .map(|k| k.spec.clone())
+        });
+        let spec = match reused {
+            Some(s) => s,
+            None => match rampart_openapi::Spec::load(std::path::Path::new(&o.spec)) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    errs.push((format!("routes.{i}.openapi.spec"), e.to_string()));
+                    out.push(None);
+                    continue;
+                }
+            },
+        };
+        loaded.insert(o.spec.as_str(), spec.clone());
+        out.push(Some(Arc::new(ContractRt {
+            spec,
+            cfg: o.clone(),
+            stamp,
+        })));
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
+}
+
+/// The description files in force, watched like list files: an edited description is
+/// re-read (and refused, keeping the old one, if it no longer loads).
+pub fn file_stamps(snap: &crate::snapshot::Snapshot) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    snap.routes
+        .iter()
+        .filter_map(|r| r.contract.as_ref())
+        .map(|c| crate::network::stamp(&c.cfg.spec))
+        .collect()
+}
+
+/// An RFC 9457 problem document for a refused request: the violations unless the route
+/// hides them.
+pub fn problem(refusal: &rampart_openapi::Refusal, show: bool, request_id: &str) -> bytes::Bytes {
+    let title = match refusal.status {
+        404 => "No such operation in the API",
+        405 => "Method not allowed by the API",
+        415 => "Unsupported media type",
+        _ => "Request does not match the API contract",
+    };
+    let mut doc = serde_json::json!({
+        "type": "about:blank",
+        "title": title,
+        "status": refusal.status,
+        "request_id": request_id,
+    });
+    if show {
+        doc["errors"] = serde_json::to_value(&refusal.violations).unwrap_or_default();
+    }
+    bytes::Bytes::from(doc.to_string())
+}
