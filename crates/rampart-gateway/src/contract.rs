@@ -14,6 +14,8 @@ pub struct ContractRt {
     pub cfg: RouteOpenApi,
     /// The description file when it was read, to notice a change.
     pub stamp: (PathBuf, Option<SystemTime>, u64),
+    /// Loaded with its responses compiled.
+    pub responses: bool,
 }
 
 /// Each route's contract (`None` for routes without one).
@@ -21,7 +23,7 @@ pub fn build(
     c: &Config,
     previous: Option<&crate::snapshot::Snapshot>,
 ) -> Result<Vec<Option<Arc<ContractRt>>>, Vec<Problem>> {
-    let mut loaded: HashMap<&str, Arc<rampart_openapi::Spec>> = HashMap::new();
+    let mut loaded: HashMap<(&str, bool), Arc<rampart_openapi::Spec>> = HashMap::new();
     let mut out = Vec::new();
     let mut errs = Vec::new();
     for (i, r) in c.routes.iter().enumerate() {
@@ -30,17 +32,21 @@ pub fn build(
             continue;
         };
         let stamp = crate::network::stamp(&o.spec);
-        let reused = loaded.get(o.spec.as_str()).cloned().or_else(|| {
+        // Response schemas are compiled only for routes that check responses.
+        let responses = o.response != rampart_config::ContractMode::Off;
+        let key = (o.spec.as_str(), responses);
+        let reused = loaded.get(&key).cloned().or_else(|| {
             previous?
                 .routes
                 .iter()
                 .filter_map(|r| r.contract.as_ref())
-                .find(|k| k.stamp == stamp)
+                .find(|k| k.stamp == stamp && k.responses == responses)
                 .map(|k| k.spec.clone())
         });
+        let opts = rampart_openapi::LoadOptions { responses };
         let spec = match reused {
             Some(s) => s,
-            None => match rampart_openapi::Spec::load(std::path::Path::new(&o.spec)) {
+            None => match rampart_openapi::Spec::load_with(std::path::Path::new(&o.spec), opts) {
                 Ok(s) => Arc::new(s),
                 Err(e) => {
                     errs.push((format!("routes.{i}.openapi.spec"), e.to_string()));
@@ -49,11 +55,12 @@ pub fn build(
                 }
             },
         };
-        loaded.insert(o.spec.as_str(), spec.clone());
+        loaded.insert(key, spec.clone());
         out.push(Some(Arc::new(ContractRt {
             spec,
             cfg: o.clone(),
             stamp,
+            responses,
         })));
     }
     if errs.is_empty() {

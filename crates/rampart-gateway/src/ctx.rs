@@ -59,6 +59,23 @@ pub(crate) struct ContractState {
     pub(crate) violations: Vec<rampart_openapi::Violation>,
     /// The RFC 9457 document answered instead of Rampart's usual error.
     pub(crate) problem: Option<Bytes>,
+    /// The operation, for the response check.
+    pub(crate) op: Option<rampart_openapi::OpRef>,
+    /// The response body being checked.
+    pub(crate) capture: Option<ResponseCapture>,
+    /// The response was refused: the upstream's body is dropped.
+    pub(crate) response_refused: bool,
+}
+
+/// A response body collected for its contract check.
+pub(crate) struct ResponseCapture {
+    pub(crate) status: u16,
+    pub(crate) content_type: Option<String>,
+    /// Held back from the client until checked (enforce mode).
+    pub(crate) enforce: bool,
+    pub(crate) limit: usize,
+    pub(crate) body: Vec<u8>,
+    pub(crate) over: bool,
 }
 
 /// Who the caller is and what they may do.

@@ -75,7 +75,14 @@ pub(crate) fn upstream_request(
         req.insert_header("X-Forwarded-Host", ctx.host.as_str())?;
     }
     req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
-    if crate::stages::waf::route_waf(ctx).is_some_and(|w| w.rt.cfg.inspect_response_body) {
+    let checks_responses = ctx
+        .route
+        .as_ref()
+        .and_then(|r| r.contract.as_ref())
+        .is_some_and(|c| c.cfg.response != rampart_config::ContractMode::Off);
+    if checks_responses
+        || crate::stages::waf::route_waf(ctx).is_some_and(|w| w.rt.cfg.inspect_response_body)
+    {
         // The rules must read the response body as text, not gzip.
         req.remove_header("accept-encoding");
     }
@@ -184,6 +191,7 @@ pub(crate) fn response(session: &Session, resp: &mut ResponseHeader, ctx: &mut C
         return Error::e_explain(ErrorType::HTTPStatus(502), "unexpected 101 from upstream");
     }
     crate::stages::waf::response_headers(resp, ctx);
+    crate::stages::contract_response_headers(resp, ctx);
     let hide_errors = ctx.route_spec().is_some_and(|r| r.hide_upstream_errors);
     if hide_errors && resp.status.as_u16() >= 500 {
         // Stack traces and internal addresses stay inside: same status, our body. A

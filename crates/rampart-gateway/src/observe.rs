@@ -218,9 +218,21 @@ impl Gateway {
                     )
                 }
             }
+            None if ctx
+                .contract
+                .violations
+                .iter()
+                .any(|v| !v.pointer.starts_with("/response")) =>
+            {
+                (
+                    "validate",
+                    "request breaks the API contract (detection only)",
+                    "detect",
+                )
+            }
             None if !ctx.contract.violations.is_empty() => (
-                "validate",
-                "request breaks the API contract (detection only)",
+                "validate_response",
+                "response breaks the API contract (detection only)",
                 "detect",
             ),
             None => return,

@@ -216,7 +216,9 @@ impl ProxyHttp for Gateway {
                 .then(|| crate::respond::error_body("upstream error", &ctx.request_id));
             return Ok(None);
         }
-        crate::stages::waf::response_body(body, end_of_stream, ctx)
+        let delay = crate::stages::waf::response_body(body, end_of_stream, ctx)?;
+        crate::stages::contract_response_body(body, end_of_stream, ctx)?;
+        Ok(delay)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {

@@ -9,11 +9,13 @@
 mod body;
 mod docs;
 mod params;
+mod response;
 mod schema;
 mod template;
 
 use docs::{Docs, Loc};
 use params::{In, Param, Sent, Style};
+pub use response::ResponseHead;
 use schema::{Bundler, Compiled, Dialect, Direction};
 use serde_json::Value;
 use std::path::Path;
@@ -163,8 +165,34 @@ pub struct Operation {
     pub path: String,
     /// Its `operationId`, if it has one.
     pub id: Option<String>,
+    /// Where it is in its description, to find it again ([`Spec::operation`]).
+    pub at: OpRef,
     params: Vec<Param>,
     body: Option<BodySpec>,
+    /// Declared responses (compiled only when loaded with `responses`).
+    responses: Vec<response::ResponseSpec>,
+}
+
+/// An operation's place in its description: kept across a request's phases instead of a
+/// borrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpRef {
+    path: u32,
+    op: u32,
+}
+
+/// What [`Spec::load_with`] compiles beside the requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The declared responses (status codes, media types, body schemas).
+    pub responses: bool,
+}
+
+/// How a description is read: its documents, dialect and what to compile.
+struct Loader<'d> {
+    docs: &'d Docs,
+    dialect: Dialect,
+    opts: LoadOptions,
 }
 
 struct PathItem {
@@ -187,8 +215,14 @@ const METHODS: [&str; 8] = [
 ];
 
 impl Spec {
-    /// Loads the description at `path` and every file it references; compiles each schema.
+    /// Loads the description at `path` and every file it references; compiles each request
+    /// schema.
     pub fn load(path: &Path) -> Result<Spec, Error> {
+        Self::load_with(path, LoadOptions::default())
+    }
+
+    /// [`Spec::load`], compiling what `opts` asks for too.
+    pub fn load_with(path: &Path, opts: LoadOptions) -> Result<Spec, Error> {
         let docs = Docs::load(path)?;
         let root = docs.root_value();
         let at = docs.root_loc();
@@ -230,8 +264,17 @@ impl Spec {
             for m in METHODS {
                 let Some(op) = item.get(m) else { continue };
                 let op_loc = item_loc.join(m);
+                let load = Loader {
+                    docs: &docs,
+                    dialect,
+                    opts,
+                };
+                let at = OpRef {
+                    path: paths.len() as u32,
+                    op: operations.len() as u32,
+                };
                 operations.push(operation(
-                    &docs, dialect, &template, m, &op_loc, op, &item_loc, shared,
+                    &load, at, &template, m, &op_loc, op, &item_loc, shared,
                 )?);
             }
             paths.push(PathItem {
@@ -249,6 +292,14 @@ impl Spec {
             paths,
             by_len,
         })
+    }
+
+    /// The operation `at` names (from [`Operation::at`]).
+    pub fn operation(&self, at: OpRef) -> Option<&Operation> {
+        self.paths
+            .get(at.path as usize)?
+            .operations
+            .get(at.op as usize)
     }
 
     /// How many operations the description declares.
@@ -550,8 +601,8 @@ fn base_path(root: &Value) -> Result<String, String> {
 
 #[allow(clippy::too_many_arguments)]
 fn operation(
-    docs: &Docs,
-    dialect: Dialect,
+    load: &Loader,
+    at: OpRef,
     template: &Template,
     method: &str,
     loc: &Loc,
@@ -570,7 +621,7 @@ fn operation(
             .as_array()
             .ok_or_else(|| base.error("must be a list"))?;
         for (i, p) in list.iter().enumerate() {
-            let (ploc, p) = docs.resolve(&base.join(&i.to_string()), p)?;
+            let (ploc, p) = load.docs.resolve(&base.join(&i.to_string()), p)?;
             let key = |v: &Value| (v.get("name").cloned(), v.get("in").cloned());
             declared.retain(|(_, q)| key(q) != key(p));
             declared.push((ploc, p));
@@ -607,7 +658,13 @@ fn operation(
             .unwrap_or(style == Style::Form);
         let (schema, json) = match (p.get("schema"), p.get("content")) {
             (Some(s), _) => (
-                Some(compile(docs, dialect, &ploc.join("schema"), s)?),
+                Some(compile(
+                    load.docs,
+                    load.dialect,
+                    Direction::Request,
+                    &ploc.join("schema"),
+                    s,
+                )?),
                 false,
             ),
             (None, Some(Value::Object(c))) => match c.iter().next() {
@@ -615,7 +672,7 @@ fn operation(
                     let sloc = ploc.join("content").join(mt).join("schema");
                     let s = m
                         .get("schema")
-                        .map(|s| compile(docs, dialect, &sloc, s))
+                        .map(|s| compile(load.docs, load.dialect, Direction::Request, &sloc, s))
                         .transpose()?;
                     (s, body::MediaType::parse(mt).is_some_and(|m| m.is_json()))
                 }
@@ -636,14 +693,14 @@ fn operation(
     let body = match op.get("requestBody") {
         None => None,
         Some(b) => {
-            let (bloc, b) = docs.resolve(&loc.join("requestBody"), b)?;
+            let (bloc, b) = load.docs.resolve(&loc.join("requestBody"), b)?;
             let mut media = Vec::new();
             if let Some(c) = b.get("content").and_then(Value::as_object) {
                 for (mt, m) in c {
                     let sloc = bloc.join("content").join(mt).join("schema");
                     let s = m
                         .get("schema")
-                        .map(|s| compile(docs, dialect, &sloc, s))
+                        .map(|s| compile(load.docs, load.dialect, Direction::Request, &sloc, s))
                         .transpose()?;
                     media.push((mt.clone(), s));
                 }
@@ -661,12 +718,24 @@ fn operation(
             .get("operationId")
             .and_then(Value::as_str)
             .map(String::from),
+        at,
         params,
         body,
+        responses: if load.opts.responses {
+            response::declared(load, loc, op)?
+        } else {
+            Vec::new()
+        },
     })
 }
 
-fn compile(docs: &Docs, dialect: Dialect, loc: &Loc, s: &Value) -> Result<Compiled, Error> {
-    let bundled = Bundler::new(docs, dialect, Direction::Request).bundle(loc, s)?;
+fn compile(
+    docs: &Docs,
+    dialect: Dialect,
+    direction: Direction,
+    loc: &Loc,
+    s: &Value,
+) -> Result<Compiled, Error> {
+    let bundled = Bundler::new(docs, dialect, direction).bundle(loc, s)?;
     schema::compile(loc, bundled)
 }

@@ -18,11 +18,11 @@ pub(crate) enum Dialect {
     V31,
 }
 
-/// Which way the data goes: what a request may not carry differs from a response. (Only
-/// requests are checked so far.)
+/// Which way the data goes: what a request may not carry differs from a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Direction {
     Request,
+    Response,
 }
 
 /// Keywords whose value is a schema.
@@ -198,6 +198,7 @@ impl<'d> Bundler<'d> {
         };
         let flag = match self.direction {
             Direction::Request => "readOnly",
+            Direction::Response => "writeOnly",
         };
         let mut hidden = Vec::new();
         for (name, p) in props {

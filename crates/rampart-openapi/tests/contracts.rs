@@ -358,3 +358,69 @@ fn github_rest_api() {
         404
     );
 }
+
+/// Responses: status declared (exact, class, default), media type, JSON body against its
+/// schema with `writeOnly` properties forbidden.
+#[test]
+fn responses_by_status_media_type_and_schema() {
+    let d = dir("responses");
+    std::fs::write(
+        d.join("api.yaml"),
+        r##"
+openapi: 3.0.3
+info: { title: r, version: "1" }
+paths:
+  /users/{id}:
+    get:
+      parameters: [{ name: id, in: path, required: true, schema: { type: integer } }]
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [id]
+                properties:
+                  id: { type: integer }
+                  password: { type: string, writeOnly: true }
+        "4XX":
+          description: client error
+          content:
+            application/problem+json: { schema: { type: object } }
+        "204": { description: empty }
+"##,
+    )
+    .unwrap();
+    let path = d.join("api.yaml");
+    let plain = Spec::load(&path).unwrap();
+    let op = plain
+        .check(&req("GET", "/users/1", &[], None), STRICT)
+        .unwrap();
+    assert!(
+        !op.has_responses(),
+        "responses are compiled only when asked"
+    );
+    let spec = Spec::load_with(&path, rampart_openapi::LoadOptions { responses: true }).unwrap();
+    let op = spec
+        .check(&req("GET", "/users/1", &[], None), STRICT)
+        .unwrap();
+    assert!(std::ptr::eq(spec.operation(op.at).unwrap(), op));
+    let json = Some("application/json");
+    let head = op.check_response_head(200, json);
+    assert!(head.violations.is_empty() && head.body_schema);
+    assert!(op.check_response_body(200, json, br#"{"id":1}"#).is_empty());
+    let v = op.check_response_body(200, json, br#"{"id":1,"password":"hunter2"}"#);
+    assert_eq!(v[0].pointer, "/response/body/password", "{v:?}");
+    let v = op.check_response_body(200, json, br#"{"id":"one"}"#);
+    assert_eq!(v[0].pointer, "/response/body/id", "{v:?}");
+    let v = op.check_response_head(500, json).violations;
+    assert_eq!(v[0].pointer, "/response/status");
+    assert!(op
+        .check_response_head(404, Some("application/problem+json"))
+        .violations
+        .is_empty());
+    let v = op.check_response_head(404, Some("text/html")).violations;
+    assert_eq!(v[0].pointer, "/response/header/content-type");
+    assert!(op.check_response_head(204, None).violations.is_empty());
+}

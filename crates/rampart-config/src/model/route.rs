@@ -75,6 +75,13 @@ pub struct RouteOpenApi {
     /// `enforce` (default: refuse with 400/404/405/415), `detect` (events only) or `off`.
     #[serde(default)]
     pub request: ContractMode,
+    /// Responses: `off` (default), `detect` (events only) or `enforce` (a response outside
+    /// the contract becomes a 502, or is cut before its body).
+    #[serde(default = "contract_off")]
+    pub response: ContractMode,
+    /// Largest response body checked (default 1 MiB); in `enforce` mode a larger one is cut.
+    #[serde(default = "default_contract_response_body")]
+    pub max_response_body: ByteSize,
     /// Query parameters the operation does not declare: `refuse` (default) or `allow`.
     #[serde(default)]
     pub unknown_query: UnknownQuery,
@@ -98,6 +105,14 @@ fn yes() -> bool {
 
 fn default_contract_body() -> ByteSize {
     ByteSize(64 * 1024)
+}
+
+fn default_contract_response_body() -> ByteSize {
+    ByteSize(1024 * 1024)
+}
+
+fn contract_off() -> ContractMode {
+    ContractMode::Off
 }
 
 /// What a contract does with a request that breaks it.

@@ -52,6 +52,7 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
     };
     match c.spec.check(&request, opts) {
         Ok(op) => {
+            ctx.contract.op = Some(op.at);
             ctx.contract.operation = Some(
                 op.id
                     .clone()
@@ -165,4 +166,150 @@ fn too_large() -> Decision {
         "request body too large",
         "body over the contract's max_body",
     )
+}
+
+/// The route's contract and the request's operation, when its responses are checked.
+fn response_check(ctx: &Ctx) -> Option<(std::sync::Arc<crate::contract::ContractRt>, bool)> {
+    let c = ctx.route.as_ref()?.contract.clone()?;
+    let enforce = match c.cfg.response {
+        ContractMode::Off => return None,
+        ContractMode::Enforce => true,
+        ContractMode::Detect => false,
+    };
+    ctx.contract.op?;
+    Some((c, enforce))
+}
+
+/// The response's status and media type against the operation (after WAF phase 3). In
+/// enforce mode a violation replaces the response with a bodyless 502 (the client is not
+/// told what the backend got wrong; the event is); a body to check is held back.
+pub(crate) fn response_headers(resp: &mut pingora::http::ResponseHeader, ctx: &mut Ctx) {
+    if ctx.refused.is_some() {
+        return;
+    }
+    let Some((c, enforce)) = response_check(ctx) else {
+        return;
+    };
+    let Some(op) = ctx.contract.op.and_then(|at| c.spec.operation(at)) else {
+        return;
+    };
+    let status = resp.status.as_u16();
+    let header = |name: http::header::HeaderName| {
+        resp.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let content_type = header(http::header::CONTENT_TYPE);
+    let mut head = op.check_response_head(status, content_type.as_deref());
+    let encoded = header(http::header::CONTENT_ENCODING).is_some_and(|e| e != "identity");
+    if head.body_schema && encoded {
+        // Accept-Encoding was removed upstream-bound; a compressed body cannot be read.
+        head.violations.push(rampart_openapi::Violation {
+            pointer: "/response/header/content-encoding".into(),
+            keyword: "content-encoding".into(),
+            message: "a compressed body cannot be checked".into(),
+        });
+    }
+    if !head.violations.is_empty() {
+        ctx.contract.violations.extend(head.violations);
+        if enforce {
+            refuse_response(ctx);
+            *resp = crate::respond::error_header(502, 0, &ctx.request_id);
+        }
+        return;
+    }
+    if head.body_schema {
+        ctx.contract.capture = Some(crate::ctx::ResponseCapture {
+            status,
+            content_type,
+            enforce,
+            limit: c.cfg.max_response_body.0 as usize,
+            body: Vec::new(),
+            over: false,
+        });
+    }
+}
+
+fn refuse_response(ctx: &mut Ctx) {
+    ctx.contract.response_refused = true;
+    ctx.refused = Some(("validate_response", "response breaks the API contract"));
+}
+
+/// The response body against its schema, once whole. Enforce mode holds it back meanwhile
+/// (up to `max_response_body`) and, on a violation or a body too large to check, ends the
+/// connection before any body byte: the status line is already out.
+pub(crate) fn response_body(
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+    ctx: &mut Ctx,
+) -> pingora::Result<()> {
+    if ctx.contract.response_refused {
+        *body = None;
+        return Ok(());
+    }
+    let Some(cap) = ctx.contract.capture.as_mut() else {
+        return Ok(());
+    };
+    if let Some(b) = body.as_ref() {
+        if cap.body.len() + b.len() > cap.limit {
+            cap.over = true;
+        } else {
+            cap.body.extend_from_slice(b);
+        }
+    }
+    if cap.enforce {
+        if cap.over {
+            *body = None;
+            let v = rampart_openapi::Violation {
+                pointer: "/response/body".into(),
+                keyword: "maxLength".into(),
+                message: "the body is larger than max_response_body and cannot be checked".into(),
+            };
+            ctx.contract.violations.push(v);
+            ctx.contract.capture = None;
+            refuse_response(ctx);
+            // 502 if the status line is still held; otherwise the connection just ends.
+            return pingora::Error::e_explain(
+                pingora::ErrorType::HTTPStatus(502),
+                "response too large to check",
+            );
+        }
+        // Held back until checked; released whole below.
+        *body = None;
+    }
+    if !end_of_stream {
+        return Ok(());
+    }
+    let cap = ctx.contract.capture.take().expect("checked above");
+    if cap.over {
+        return Ok(()); // detect mode: too large to check, passed on unchecked
+    }
+    let violations = ctx
+        .route
+        .as_ref()
+        .and_then(|r| r.contract.as_ref())
+        .and_then(|c| {
+            Some(c.spec.operation(ctx.contract.op?)?.check_response_body(
+                cap.status,
+                cap.content_type.as_deref(),
+                &cap.body,
+            ))
+        })
+        .unwrap_or_default();
+    if violations.is_empty() {
+        if cap.enforce {
+            *body = Some(Bytes::from(cap.body));
+        }
+        return Ok(());
+    }
+    ctx.contract.violations.extend(violations);
+    if cap.enforce {
+        refuse_response(ctx);
+        return pingora::Error::e_explain(
+            pingora::ErrorType::HTTPStatus(502),
+            "response breaks the API contract",
+        );
+    }
+    Ok(())
 }

@@ -21,6 +21,9 @@ mod route;
 mod upgrade;
 pub(crate) mod waf;
 
+pub(crate) use contract::{
+    response_body as contract_response_body, response_headers as contract_response_headers,
+};
 pub(crate) use headers::param_is;
 pub(crate) use waf::WafReq;
 
