@@ -225,6 +225,34 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
                 "a route needs at least one path".into(),
             );
         }
+        if let Some(g) = &r.graphql {
+            if g.max_body.0 == 0 || g.max_body.0 > 64 * 1024 {
+                err(
+                    format!("{base}.graphql.max_body"),
+                    "must be between 1 byte and 64KiB".into(),
+                );
+            }
+            if g.mode == ContractMode::Off {
+                err(
+                    format!("{base}.graphql.mode"),
+                    "enforce or detect (leave graphql out to check nothing)".into(),
+                );
+            }
+            for (j, h) in g.persisted_queries.iter().enumerate() {
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    err(
+                        format!("{base}.graphql.persisted_queries.{j}"),
+                        "must be a SHA-256 in hex (64 characters)".into(),
+                    );
+                }
+            }
+            if g.max_depth == 0 || g.max_depth > 1000 {
+                err(
+                    format!("{base}.graphql.max_depth"),
+                    "must be between 1 and 1000".into(),
+                );
+            }
+        }
         if let Some(o) = &r.openapi {
             // Pingora replays at most its 64 KiB retry buffer to the upstream: a body read
             // whole for checking cannot be larger.

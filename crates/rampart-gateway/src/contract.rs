@@ -89,14 +89,54 @@ pub fn problem(refusal: &rampart_openapi::Refusal, show: bool, request_id: &str)
         415 => "Unsupported media type",
         _ => "Request does not match the API contract",
     };
+    let errors = show.then(|| serde_json::to_value(&refusal.violations).unwrap_or_default());
+    problem_doc(refusal.status, title, errors, request_id)
+}
+
+/// An RFC 9457 document: `errors` (each with pointer, keyword, message) when given.
+pub fn problem_doc(
+    status: u16,
+    title: &str,
+    errors: Option<serde_json::Value>,
+    request_id: &str,
+) -> bytes::Bytes {
     let mut doc = serde_json::json!({
         "type": "about:blank",
         "title": title,
-        "status": refusal.status,
+        "status": status,
         "request_id": request_id,
     });
-    if show {
-        doc["errors"] = serde_json::to_value(&refusal.violations).unwrap_or_default();
+    if let Some(e) = errors {
+        doc["errors"] = e;
     }
     bytes::Bytes::from(doc.to_string())
+}
+
+/// A GraphQL route's limits, ready for `rampart-graphql`.
+pub struct GraphqlRt {
+    pub cfg: rampart_config::RouteGraphql,
+    pub limits: rampart_graphql::Limits,
+}
+
+impl GraphqlRt {
+    pub fn new(cfg: &rampart_config::RouteGraphql) -> GraphqlRt {
+        GraphqlRt {
+            limits: rampart_graphql::Limits {
+                max_depth: cfg.max_depth,
+                max_aliases: cfg.max_aliases,
+                max_fields: cfg.max_fields,
+                max_cost: cfg.max_cost,
+                default_page: cfg.default_page,
+                max_batch: cfg.max_batch,
+                introspection: cfg.introspection,
+                allow_list: (!cfg.persisted_queries.is_empty()).then(|| {
+                    cfg.persisted_queries
+                        .iter()
+                        .map(|h| h.to_ascii_lowercase())
+                        .collect()
+                }),
+            },
+            cfg: cfg.clone(),
+        }
+    }
 }

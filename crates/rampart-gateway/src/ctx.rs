@@ -57,6 +57,8 @@ pub(crate) struct ContractState {
     pub(crate) operation: Option<String>,
     /// Every violation (also in detect mode, for the event).
     pub(crate) violations: Vec<rampart_openapi::Violation>,
+    /// The stage that found violations it let through (detect mode).
+    pub(crate) detected_by: Option<&'static str>,
     /// The RFC 9457 document answered instead of Rampart's usual error.
     pub(crate) problem: Option<Bytes>,
     /// The operation, for the response check.

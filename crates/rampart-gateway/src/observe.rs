@@ -111,7 +111,7 @@ impl Gateway {
             (Some("authenticate"), 401) => EventKind::AuthFailure,
             (Some("authenticate"), 429) => EventKind::Lockout,
             (Some("rate_limit"), 429) => EventKind::RateLimited,
-            (Some("validate"), _) => EventKind::ValidationFailure,
+            (Some("validate" | "graphql"), _) => EventKind::ValidationFailure,
             _ => return,
         };
         let Some(snap) = ctx.snap.as_ref() else {
@@ -218,23 +218,25 @@ impl Gateway {
                     )
                 }
             }
-            None if ctx
-                .contract
-                .violations
-                .iter()
-                .any(|v| !v.pointer.starts_with("/response")) =>
-            {
-                (
-                    "validate",
-                    "request breaks the API contract (detection only)",
-                    "detect",
-                )
+            None if !ctx.contract.violations.is_empty() => {
+                match ctx.contract.detected_by.unwrap_or("validate") {
+                    "graphql" => (
+                        "graphql",
+                        "GraphQL request over the limits (detection only)",
+                        "detect",
+                    ),
+                    "validate_response" => (
+                        "validate_response",
+                        "response breaks the API contract (detection only)",
+                        "detect",
+                    ),
+                    _ => (
+                        "validate",
+                        "request breaks the API contract (detection only)",
+                        "detect",
+                    ),
+                }
             }
-            None if !ctx.contract.violations.is_empty() => (
-                "validate_response",
-                "response breaks the API contract (detection only)",
-                "detect",
-            ),
             None => return,
         };
         if action == "block" {

@@ -17,6 +17,8 @@ pub struct RouteRt {
     pub network: Option<crate::network::PolicyRt>,
     /// The API contract requests must keep to.
     pub contract: Option<Arc<crate::contract::ContractRt>>,
+    /// GraphQL limits.
+    pub graphql: Option<crate::contract::GraphqlRt>,
 }
 
 /// A problem in the config: the dotted path it concerns (located in the file by
@@ -290,6 +292,7 @@ impl Snapshot {
                         .as_ref()
                         .map(|p| crate::network::PolicyRt::new(p, &lists, &geo)),
                     contract,
+                    graphql: r.graphql.as_ref().map(crate::contract::GraphqlRt::new),
                 })
             })
             .collect();

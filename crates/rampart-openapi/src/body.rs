@@ -65,8 +65,11 @@ impl MediaType {
     }
 }
 
-/// JSON text as a value, refusing what backends would read differently.
-pub(crate) fn strict_json(bytes: &[u8]) -> Result<Value, String> {
+/// JSON text as a value, refusing what backends would read differently: a byte order mark,
+/// text that is not UTF-8, a key given twice in one object (parsers disagree on which one
+/// wins), nesting past 128 levels, numbers out of range, trailing data. The error never
+/// quotes the input.
+pub fn strict_json(bytes: &[u8]) -> Result<Value, String> {
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
         return Err("a byte order mark is not allowed".into());
     }

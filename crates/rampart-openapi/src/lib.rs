@@ -13,6 +13,7 @@ mod response;
 mod schema;
 mod template;
 
+pub use body::strict_json;
 use docs::{Docs, Loc};
 use params::{In, Param, Sent, Style};
 pub use response::ResponseHead;

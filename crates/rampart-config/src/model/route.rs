@@ -64,6 +64,57 @@ pub struct Route {
     /// Requests must keep to an OpenAPI 3.0/3.1 description (checked after the WAF).
     #[serde(default)]
     pub openapi: Option<RouteOpenApi>,
+    /// The route serves GraphQL: requests are measured and limited (after the contract).
+    #[serde(default)]
+    pub graphql: Option<RouteGraphql>,
+}
+
+/// A GraphQL route's limits, counted over the whole request (every operation, every batch
+/// entry, fragments expanded).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteGraphql {
+    /// `enforce` (default: refuse with 400) or `detect` (events only).
+    pub mode: ContractMode,
+    /// Deepest selection nesting.
+    pub max_depth: u32,
+    /// Aliases per request.
+    pub max_aliases: u64,
+    /// Fields per request, fragments expanded.
+    pub max_fields: u64,
+    /// Each field costs 1 plus its selections times its page size (`first`, `last`,
+    /// `limit`, `pageSize`).
+    pub max_cost: u64,
+    /// The page size assumed when a variable gives it.
+    pub default_page: u64,
+    /// Requests in one batch.
+    pub max_batch: usize,
+    /// Allow `__schema` and `__type` (default false).
+    pub introspection: bool,
+    /// SHA-256 (hex) of the only queries accepted; empty: any query within the limits.
+    pub persisted_queries: Vec<String>,
+    /// Whether refused clients see each violation.
+    pub show_violations: bool,
+    /// Largest body read (at most 64 KiB, what Pingora can replay).
+    pub max_body: ByteSize,
+}
+
+impl Default for RouteGraphql {
+    fn default() -> Self {
+        RouteGraphql {
+            mode: ContractMode::Enforce,
+            max_depth: 10,
+            max_aliases: 30,
+            max_fields: 500,
+            max_cost: 10_000,
+            default_page: 10,
+            max_batch: 10,
+            introspection: false,
+            persisted_queries: Vec::new(),
+            show_violations: true,
+            max_body: ByteSize(64 * 1024),
+        }
+    }
 }
 
 /// A route's API contract.

@@ -5,10 +5,8 @@
 //! with an RFC 9457 problem document; `detect` lets it through; both report every
 //! violation in the event.
 
-use super::waf::BodyPace;
-use super::{reject, Decision, Reject};
+use super::{Decision, Reject};
 use crate::ctx::Ctx;
-use crate::framing::BodyLength;
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use pingora::proxy::Session;
@@ -26,7 +24,7 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
         ContractMode::Enforce => true,
         ContractMode::Detect => false,
     };
-    let body = match body(session, snap, ctx, c.cfg.max_body.0 as usize).await {
+    let body = match super::body::read_whole(session, snap, ctx, c.cfg.max_body.0 as usize).await {
         Ok(b) => b,
         Err(too_large) if enforce => return too_large,
         // Detect mode: what could not be read whole is checked without its body.
@@ -63,6 +61,7 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
         Err(refusal) => {
             ctx.contract.violations = refusal.violations.clone();
             if !enforce {
+                ctx.contract.detected_by = Some("validate");
                 return Decision::Continue;
             }
             ctx.contract.problem = Some(crate::contract::problem(
@@ -99,73 +98,6 @@ fn upstream_path(ctx: &Ctx, strip: bool) -> String {
     } else {
         ctx.path.clone()
     }
-}
-
-/// The whole body (`None`: there is none). What the WAF already read whole is reused;
-/// otherwise it is read here, bounded in size and pace, and held for Pingora to replay.
-/// `Err`: the refusal (too large, too slow, unreadable, or already read only in part).
-async fn body(
-    session: &mut Session,
-    snap: &Snapshot,
-    ctx: &mut Ctx,
-    max: usize,
-) -> Result<Option<Bytes>, Decision> {
-    if matches!(ctx.body.len, BodyLength::None) {
-        return Ok(None);
-    }
-    if let Some(b) = &ctx.body.read {
-        return if b.len() > max {
-            Err(too_large())
-        } else {
-            Ok(Some(b.clone()))
-        };
-    }
-    if ctx.body.consumed {
-        // The WAF read it but not whole (over its inspection limit): not checkable.
-        return Err(too_large());
-    }
-    if let BodyLength::Length(n) = ctx.body.len {
-        if n as usize > max {
-            return Err(too_large());
-        }
-    }
-    session.enable_retry_buffering();
-    ctx.body.consumed = true;
-    let pace = BodyPace::new(snap, ctx);
-    let mut body = Vec::new();
-    loop {
-        let Some(deadline) = pace.next_deadline(body.len()) else {
-            return Err(reject(408, "request body timeout", "request body too slow"));
-        };
-        let read = tokio::time::timeout_at(deadline.into(), session.read_request_body()).await;
-        match read {
-            Err(_) => return Err(reject(408, "request body timeout", "request body too slow")),
-            Ok(Err(_)) => return Err(reject(400, "bad request", "request body unreadable")),
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(chunk))) => {
-                body.extend_from_slice(&chunk);
-                if body.len() > max {
-                    return Err(too_large());
-                }
-            }
-        }
-    }
-    if session.retry_buffer_truncated() {
-        return Err(too_large());
-    }
-    // Forwarded with its length, like a body the WAF held.
-    ctx.body.complete = Some(body.len());
-    let body = Bytes::from(body);
-    ctx.body.read = Some(body.clone());
-    Ok(Some(body))
-}
-
-fn too_large() -> Decision {
-    reject(
-        413,
-        "request body too large",
-        "body over the contract's max_body",
-    )
 }
 
 /// The route's contract and the request's operation, when its responses are checked.
@@ -213,6 +145,7 @@ pub(crate) fn response_headers(resp: &mut pingora::http::ResponseHeader, ctx: &m
     }
     if !head.violations.is_empty() {
         ctx.contract.violations.extend(head.violations);
+        ctx.contract.detected_by.get_or_insert("validate_response");
         if enforce {
             refuse_response(ctx);
             *resp = crate::respond::error_header(502, 0, &ctx.request_id);
@@ -304,6 +237,7 @@ pub(crate) fn response_body(
         return Ok(());
     }
     ctx.contract.violations.extend(violations);
+    ctx.contract.detected_by.get_or_insert("validate_response");
     if cap.enforce {
         refuse_response(ctx);
         return pingora::Error::e_explain(

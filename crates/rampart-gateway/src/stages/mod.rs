@@ -6,11 +6,13 @@
 mod authenticate;
 mod authorize;
 mod bans;
+mod body;
 mod client_cert;
 mod client_ip;
 mod concurrency;
 mod contract;
 mod framing;
+mod graphql;
 mod headers;
 mod limits;
 mod network;
@@ -99,11 +101,12 @@ pub enum Stage {
     Concurrency,
     Waf,
     Validate,
+    Graphql,
 }
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 20] = [
+    pub const PIPELINE: [Stage; 21] = [
         Stage::ClientIp,
         Stage::Bans,
         Stage::Network,
@@ -124,6 +127,7 @@ impl Stage {
         Stage::Concurrency,
         Stage::Waf,
         Stage::Validate,
+        Stage::Graphql,
     ];
 
     /// The name logs, events and metrics use.
@@ -149,6 +153,7 @@ impl Stage {
             Stage::Concurrency => "concurrency",
             Stage::Waf => "waf",
             Stage::Validate => "validate",
+            Stage::Graphql => "graphql",
         }
     }
 
@@ -157,6 +162,7 @@ impl Stage {
         match self {
             Stage::Waf => return waf::run(cx.session, cx.snap, cx.ctx).await,
             Stage::Validate => return contract::run(cx.session, cx.snap, cx.ctx).await,
+            Stage::Graphql => return graphql::run(cx.session, cx.snap, cx.ctx).await,
             _ => {}
         }
         let r = Req {
@@ -185,7 +191,7 @@ impl Stage {
             Stage::Authorize => authorize::run(&r, snap, ctx),
             Stage::RateLimit => rate_limit::run(&r, snap, ctx).await,
             Stage::Concurrency => concurrency::run(&r, snap, ctx),
-            Stage::Waf | Stage::Validate => unreachable!("handled above"),
+            Stage::Waf | Stage::Validate | Stage::Graphql => unreachable!("handled above"),
         }
     }
 }
