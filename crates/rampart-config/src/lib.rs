@@ -288,6 +288,9 @@ fn resolve_paths(c: &mut Config, base: &Path) {
         if let Some(o) = &mut r.openapi {
             fix(&mut o.spec);
         }
+        if let Some(d) = &mut r.docs {
+            fix(&mut d.spec);
+        }
     }
     for u in c.upstreams.values_mut() {
         if let Some(t) = &mut u.tls {

@@ -208,7 +208,8 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
                 format!("duplicate route name {:?}", r.name),
             );
         }
-        if !c.upstreams.contains_key(&r.upstream) {
+        let docs_only = r.docs.is_some() && r.upstream.is_empty();
+        if !docs_only && !c.upstreams.contains_key(&r.upstream) {
             let known: Vec<&str> = c.upstreams.keys().map(|s| s.as_str()).collect();
             err(
                 format!("{base}.upstream"),

@@ -73,11 +73,64 @@ pub fn build(
 /// The description files in force, watched like list files: an edited description is
 /// re-read (and refused, keeping the old one, if it no longer loads).
 pub fn file_stamps(snap: &crate::snapshot::Snapshot) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
-    snap.routes
+    let contracts = snap
+        .routes
         .iter()
         .filter_map(|r| r.contract.as_ref())
-        .map(|c| crate::network::stamp(&c.cfg.spec))
-        .collect()
+        .map(|c| crate::network::stamp(&c.cfg.spec));
+    let docs = snap
+        .routes
+        .iter()
+        .filter_map(|r| r.docs.as_ref())
+        .map(|d| crate::network::stamp(&d.cfg.spec));
+    contracts.chain(docs).collect()
+}
+
+/// A route's published documentation, rendered once per description.
+pub struct DocsRt {
+    pub cfg: rampart_config::RouteDocs,
+    /// The published description, as served.
+    pub json: bytes::Bytes,
+    /// The page's title (the description's `info.title`).
+    pub title: String,
+}
+
+/// Each route's documentation (`None` for routes without `docs`).
+pub fn build_docs(
+    c: &Config,
+    previous: Option<&crate::snapshot::Snapshot>,
+) -> Result<Vec<Option<Arc<DocsRt>>>, Vec<Problem>> {
+    let _ = previous; // published documents are small: rebuilt on every reload
+    let mut out = Vec::new();
+    let mut errs = Vec::new();
+    for (i, r) in c.routes.iter().enumerate() {
+        let Some(d) = &r.docs else {
+            out.push(None);
+            continue;
+        };
+        match rampart_openapi::public_document(
+            std::path::Path::new(&d.spec),
+            d.server_url.as_deref(),
+        ) {
+            Ok(v) => {
+                let title = v["info"]["title"].as_str().unwrap_or("API").to_string();
+                out.push(Some(Arc::new(DocsRt {
+                    cfg: d.clone(),
+                    json: bytes::Bytes::from(v.to_string()),
+                    title,
+                })));
+            }
+            Err(e) => {
+                errs.push((format!("routes.{i}.docs.spec"), e.to_string()));
+                out.push(None);
+            }
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
 }
 
 /// An RFC 9457 problem document for a refused request: the violations unless the route

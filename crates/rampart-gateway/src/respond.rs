@@ -52,6 +52,32 @@ pub(crate) async fn respond(session: &mut Session, ctx: &Ctx, r: &Reject) -> Res
     Ok(())
 }
 
+/// A response Rampart serves itself (documentation): no upstream involved.
+pub(crate) async fn serve(
+    session: &mut Session,
+    ctx: &Ctx,
+    s: crate::stages::Served,
+) -> Result<()> {
+    let mut h = ResponseHeader::build(s.status, Some(6)).expect("valid status");
+    let _ = h.insert_header("Content-Type", s.content_type);
+    let _ = h.insert_header("Content-Length", s.body.len().to_string());
+    let _ = h.insert_header("X-Request-Id", ctx.request_id.as_str());
+    for (k, v) in &s.headers {
+        let _ = h.insert_header(*k, v.as_str());
+    }
+    if let Some(v) = &ctx.hsts {
+        let _ = h.insert_header("Strict-Transport-Security", v.as_str());
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(h), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(s.body), true).await?;
+    }
+    Ok(())
+}
+
 /// `fail_to_proxy`: the upstream could not be used or the request was cut: Rampart's
 /// JSON error (502/504/413/408...), never the upstream's details.
 pub(crate) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {

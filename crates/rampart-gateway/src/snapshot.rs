@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 pub struct RouteRt {
     pub spec: Route,
-    pub pool: Arc<UpstreamPool>,
+    /// `None` only for a route that serves `docs` alone.
+    pub pool: Option<Arc<UpstreamPool>>,
     pub policy: Option<rampart_authz::RoutePolicy>,
     pub limits: Vec<rampart_limits::LimitRt>,
     pub waf: Option<crate::waf::RouteWaf>,
@@ -19,6 +20,8 @@ pub struct RouteRt {
     pub contract: Option<Arc<crate::contract::ContractRt>>,
     /// GraphQL limits.
     pub graphql: Option<crate::contract::GraphqlRt>,
+    /// Documentation the route serves.
+    pub docs: Option<Arc<crate::contract::DocsRt>>,
 }
 
 /// A problem in the config: the dotted path it concerns (located in the file by
@@ -206,6 +209,9 @@ impl Snapshot {
         let contracts = crate::contract::build(&config, previous)
             .map_err(|e| errs.extend(e))
             .ok();
+        let docs = crate::contract::build_docs(&config, previous)
+            .map_err(|e| errs.extend(e))
+            .ok();
         let mut pools = HashMap::new();
         for (name, spec) in &config.upstreams {
             let reused = previous
@@ -233,6 +239,7 @@ impl Snapshot {
             Some(responses),
             Some(geo),
             Some(contracts),
+            Some(docs),
         ) = (
             lockout,
             auth,
@@ -244,6 +251,7 @@ impl Snapshot {
             responses,
             geo,
             contracts,
+            docs,
         )
         else {
             return Err(errs);
@@ -279,11 +287,12 @@ impl Snapshot {
             .iter()
             .zip(route_wafs)
             .zip(contracts)
+            .zip(docs)
             .enumerate()
-            .map(|(i, ((r, waf), contract))| {
+            .map(|(i, (((r, waf), contract), docs))| {
                 Arc::new(RouteRt {
                     spec: r.clone(),
-                    pool: pools[&r.upstream].clone(),
+                    pool: pools.get(&r.upstream).cloned(),
                     policy: policies[i].take(),
                     limits: std::mem::take(&mut route_limits[i]),
                     waf,
@@ -293,6 +302,7 @@ impl Snapshot {
                         .map(|p| crate::network::PolicyRt::new(p, &lists, &geo)),
                     contract,
                     graphql: r.graphql.as_ref().map(crate::contract::GraphqlRt::new),
+                    docs,
                 })
             })
             .collect();

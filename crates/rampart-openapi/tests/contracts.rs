@@ -424,3 +424,71 @@ paths:
     assert_eq!(v[0].pointer, "/response/header/content-type");
     assert!(op.check_response_head(204, None).violations.is_empty());
 }
+
+/// The published document: other files inlined, internal entries and sensitive examples
+/// gone, only the public server.
+#[test]
+fn the_published_document_hides_what_is_internal() {
+    let d = dir("public");
+    std::fs::write(
+        d.join("api.yaml"),
+        r##"
+openapi: 3.0.3
+info: { title: shop, version: "1" }
+servers: [{ url: "http://10.0.0.5:8080/v1" }]
+paths:
+  /items:
+    get:
+      operationId: listItems
+      servers: [{ url: "http://internal" }]
+      responses: { "200": { description: ok, content: { application/json: { schema: { $ref: "parts.yaml#/Item" } } } } }
+    delete:
+      operationId: purgeAll
+      x-internal: true
+  /admin:
+    x-internal: true
+    get: { operationId: adminStats }
+"##,
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("parts.yaml"),
+        r##"
+Item:
+  type: object
+  required: [id, cost]
+  properties:
+    id: { type: integer }
+    cost: { type: number, x-internal: true }
+    token: { type: string, x-sensitive: true, example: "sk_live_123" }
+  examples:
+    - { id: 1 }
+"##,
+    )
+    .unwrap();
+    let v =
+        rampart_openapi::public_document(&d.join("api.yaml"), Some("https://api.example.com/v1"))
+            .unwrap();
+    let text = v.to_string();
+    for hidden in [
+        "purgeAll",
+        "adminStats",
+        "/admin",
+        "cost",
+        "sk_live_123",
+        "10.0.0.5",
+        "internal",
+        "parts.yaml",
+    ] {
+        assert!(!text.contains(hidden), "{hidden} published: {text}");
+    }
+    assert!(
+        text.contains("listItems") && text.contains("https://api.example.com/v1"),
+        "{text}"
+    );
+    let item =
+        &v["paths"]["/items"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(item["required"], serde_json::json!(["id"]));
+    let none = rampart_openapi::public_document(&d.join("api.yaml"), None).unwrap();
+    assert!(none.get("servers").is_none());
+}

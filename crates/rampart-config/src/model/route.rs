@@ -19,7 +19,9 @@ pub struct Route {
     /// Upper-case methods allowed (`GET`, `POST`, ...); empty = any. Others get 405.
     #[serde(default)]
     pub methods: Vec<String>,
-    /// Name of the upstream (under `upstreams`) requests are sent to.
+    /// Name of the upstream (under `upstreams`) requests are sent to (not needed by a route
+    /// that only serves `docs`).
+    #[serde(default)]
     pub upstream: String,
     /// Remove the matched path prefix before forwarding (`/api/x` via `/api` becomes `/x`); not
     /// with `=` paths.
@@ -67,6 +69,22 @@ pub struct Route {
     /// The route serves GraphQL: requests are measured and limited (after the contract).
     #[serde(default)]
     pub graphql: Option<RouteGraphql>,
+    /// The route answers with its API's documentation (a page and the published
+    /// description) instead of proxying; authentication and authorization apply as usual.
+    #[serde(default)]
+    pub docs: Option<RouteDocs>,
+}
+
+/// Documentation served by a route.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDocs {
+    /// The description (JSON or YAML) to publish: internal entries and sensitive examples
+    /// are removed, other files inlined.
+    pub spec: String,
+    /// The public base URL published as the only server (none without it).
+    #[serde(default)]
+    pub server_url: Option<String>,
 }
 
 /// A GraphQL route's limits, counted over the whole request (every operation, every batch

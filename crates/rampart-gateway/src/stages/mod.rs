@@ -11,6 +11,7 @@ mod client_cert;
 mod client_ip;
 mod concurrency;
 mod contract;
+mod docs;
 mod framing;
 mod graphql;
 mod headers;
@@ -54,6 +55,16 @@ pub enum Decision {
     /// Close the connection without an answer (a network policy's `action: close`); the
     /// reason goes to the access log and the event.
     Close(&'static str),
+    /// Rampart answers the request itself (documentation), without the upstream.
+    Serve(Served),
+}
+
+/// A response Rampart serves itself.
+pub struct Served {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Bytes,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 pub(crate) fn reject(status: u16, message: &'static str, reason: &'static str) -> Decision {
@@ -102,11 +113,12 @@ pub enum Stage {
     Waf,
     Validate,
     Graphql,
+    Docs,
 }
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 21] = [
+    pub const PIPELINE: [Stage; 22] = [
         Stage::ClientIp,
         Stage::Bans,
         Stage::Network,
@@ -128,6 +140,7 @@ impl Stage {
         Stage::Waf,
         Stage::Validate,
         Stage::Graphql,
+        Stage::Docs,
     ];
 
     /// The name logs, events and metrics use.
@@ -154,6 +167,7 @@ impl Stage {
             Stage::Waf => "waf",
             Stage::Validate => "validate",
             Stage::Graphql => "graphql",
+            Stage::Docs => "docs",
         }
     }
 
@@ -191,6 +205,7 @@ impl Stage {
             Stage::Authorize => authorize::run(&r, snap, ctx),
             Stage::RateLimit => rate_limit::run(&r, snap, ctx).await,
             Stage::Concurrency => concurrency::run(&r, snap, ctx),
+            Stage::Docs => docs::run(&r, snap, ctx),
             Stage::Waf | Stage::Validate | Stage::Graphql => unreachable!("handled above"),
         }
     }
@@ -252,6 +267,7 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
         .map(|h1| h1.get_headers_raw_bytes());
     ctx.body.started = Some(Instant::now());
     let mut outcome = None;
+    let mut served = None;
     {
         let mut cx = StageCx {
             session: &mut *session,
@@ -271,11 +287,16 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
                     cx.ctx.refused = Some((stage.name(), reason));
                     outcome = Some(Err(reason));
                 }
+                Decision::Serve(s) => served = Some(s),
             }
             break;
         }
     }
     ctx.snap = Some(snap);
+    if let Some(s) = served {
+        crate::respond::serve(session, ctx, s).await?;
+        return Ok(true);
+    }
     match outcome {
         None => Ok(false),
         Some(Ok(r)) => {

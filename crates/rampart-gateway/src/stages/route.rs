@@ -10,7 +10,7 @@ pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     match snap.router.find(&ctx.host, &ctx.path, req.method.as_str()) {
         Match::Route { index, prefix } => {
             let route = snap.routes[index].clone();
-            ctx.upstream.pool = Some(route.pool.clone());
+            ctx.upstream.pool = route.pool.clone();
             ctx.route = Some(route);
             ctx.prefix = prefix;
             Decision::Continue
