@@ -554,3 +554,81 @@ async fn responses_outside_the_contract_are_stopped_or_reported() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+const SECURED: &str = r##"
+openapi: 3.0.3
+info: { title: secured, version: "1" }
+security: [{ apiKeyAuth: [] }]
+paths:
+  /keyed: { get: { operationId: keyed } }
+  /public: { get: { operationId: open, security: [] } }
+  /admin: { get: { operationId: admin, security: [{ apiKeyAuth: [admin] }] } }
+components:
+  securitySchemes:
+    apiKeyAuth: { type: apiKey, in: header, name: X-API-Key }
+"##;
+
+/// Each operation's `security`, with the description's schemes mapped to authenticators:
+/// public operations need nothing, the others their scheme (and scopes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_carry_their_own_security_requirements() {
+    let up = Upstream::start("u").await;
+    let dir = temp_dir("contract-sec");
+    let spec = dir.join("secured.yaml");
+    std::fs::write(&spec, SECURED).unwrap();
+    let key = "operation-key-0123456789";
+    let body = |auth: &str, mapping: &str| {
+        format!(
+            "consumers:\n  - id: app\n    api_keys:\n      - sha256: {}\nauth:\n  api_key: {{ header: X-API-Key }}\nupstreams:\n{}routes:\n  - name: api\n    paths: [\"/\"]\n    upstream: u\n{auth}    openapi:\n      spec: {}\n      security: {{ {mapping} }}\n",
+            sha256_hex(key.as_bytes()),
+            upstream_yaml("u", &[up.addr], ""),
+            spec.display()
+        )
+    };
+    let gw = Gateway::start(&body(
+        "    auth: { methods: [api_key], optional: true }\n",
+        "apiKeyAuth: api_key",
+    ));
+    let get = async |path: &str, with_key: bool| {
+        let mut r = client().get(gw.url(path));
+        if with_key {
+            r = r.header("X-API-Key", key);
+        }
+        let r = r.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(get("/public", false).await.0, 200);
+    let (s, doc) = get("/keyed", false).await;
+    assert_eq!(s, 401, "{doc}");
+    assert!(doc.contains("requires apiKeyAuth"), "{doc}");
+    assert_eq!(get("/keyed", true).await.0, 200);
+    let (s, doc) = get("/admin", true).await;
+    assert_eq!(s, 403, "an API key carries no scopes: {doc}");
+    assert!(doc.contains("apiKeyAuth (admin)"), "{doc}");
+    drop(gw);
+
+    // Unmapped schemes, and a route whose auth would refuse public operations first.
+    let cfg = dir.join("c.yaml");
+    for (auth, mapping, needle) in [
+        (
+            "    auth: { methods: [api_key], optional: true }\n",
+            "bearer: jwt",
+            "not mapped here: apiKeyAuth",
+        ),
+        (
+            "    auth: { methods: [api_key] }\n",
+            "apiKeyAuth: api_key",
+            "optional: true",
+        ),
+    ] {
+        std::fs::write(
+            &cfg,
+            format!(
+                "listeners:\n  - name: p\n    address: 127.0.0.1:1\n{}",
+                body(auth, mapping)
+            ),
+        )
+        .unwrap();
+        validate_refuses(&cfg, &["routes.0.openapi.security", needle]);
+    }
+}

@@ -14,7 +14,7 @@ mod rules;
 
 pub use cedar::{CedarError, CedarPolicies};
 pub use error::Error;
-pub use rules::{path_matches, Rule};
+pub use rules::{path_matches, scopes_of, Rule};
 
 use rampart_config::{Authorize, DefaultAuthorization};
 use serde_json::Value;

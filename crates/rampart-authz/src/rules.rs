@@ -79,7 +79,7 @@ impl Rule {
 }
 
 /// Scopes from `scope` (space-separated string, RFC 8693) or `scp` (string or array).
-fn scopes_of(claims: Option<&Value>) -> Vec<&str> {
+pub fn scopes_of(claims: Option<&Value>) -> Vec<&str> {
     let Some(c) = claims else { return Vec::new() };
     let mut out = Vec::new();
     for key in ["scope", "scp"] {

@@ -55,6 +55,32 @@ pub fn build(
                 }
             },
         };
+        if !o.security.is_empty() {
+            // Every scheme an operation names must say which authenticator meets it: an
+            // unmapped one could never be met (or, worse, be skipped).
+            let missing: Vec<&str> = spec
+                .security_schemes()
+                .into_iter()
+                .filter(|s| !o.security.contains_key(*s))
+                .collect();
+            if !missing.is_empty() {
+                errs.push((
+                    format!("routes.{i}.openapi.security"),
+                    format!(
+                        "the description's operations use security schemes not mapped here: {}",
+                        missing.join(", ")
+                    ),
+                ));
+            }
+            if r.auth.as_ref().is_none_or(|a| !a.optional) {
+                errs.push((
+                    format!("routes.{i}.openapi.security"),
+                    "needs `auth: {methods: [...], optional: true}` on the route: operations \
+                     without security must stay reachable without credentials"
+                        .into(),
+                ));
+            }
+        }
         loaded.insert(key, spec.clone());
         out.push(Some(Arc::new(ContractRt {
             spec,

@@ -170,10 +170,52 @@ pub struct Operation {
     pub id: Option<String>,
     /// Where it is in its description, to find it again ([`Spec::operation`]).
     pub at: OpRef,
+    /// Its security requirements: any one of them (each: every scheme named, with these
+    /// scopes) lets a request in; none listed: no requirement.
+    pub security: Vec<Requirement>,
     params: Vec<Param>,
     body: Option<BodySpec>,
     /// Declared responses (compiled only when loaded with `responses`).
     responses: Vec<response::ResponseSpec>,
+}
+
+/// One security requirement: every (scheme, scopes) pair must be met.
+pub type Requirement = Vec<(String, Vec<String>)>;
+
+/// An operation's security requirements (`security`), read from its own or the
+/// description's default.
+fn security(loc: &Loc, v: Option<&Value>) -> Result<Vec<Requirement>, Error> {
+    let Some(v) = v else {
+        return Ok(Vec::new());
+    };
+    let list = v
+        .as_array()
+        .ok_or_else(|| loc.join("security").error("must be a list"))?;
+    let mut out = Vec::new();
+    for (i, req) in list.iter().enumerate() {
+        let req = req.as_object().ok_or_else(|| {
+            loc.join("security")
+                .join(&i.to_string())
+                .error("must be an object")
+        })?;
+        out.push(
+            req.iter()
+                .map(|(scheme, scopes)| {
+                    let scopes = scopes
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(String::from)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (scheme.clone(), scopes)
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
 }
 
 /// An operation's place in its description: kept across a request's phases instead of a
@@ -196,6 +238,8 @@ struct Loader<'d> {
     docs: &'d Docs,
     dialect: Dialect,
     opts: LoadOptions,
+    /// The description's default `security`, for operations without their own.
+    security: Option<&'d Value>,
 }
 
 struct PathItem {
@@ -271,6 +315,7 @@ impl Spec {
                     docs: &docs,
                     dialect,
                     opts,
+                    security: root.get("security"),
                 };
                 let at = OpRef {
                     path: paths.len() as u32,
@@ -303,6 +348,21 @@ impl Spec {
             .get(at.path as usize)?
             .operations
             .get(at.op as usize)
+    }
+
+    /// Every security scheme the operations name.
+    pub fn security_schemes(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .paths
+            .iter()
+            .flat_map(|p| &p.operations)
+            .flat_map(|o| &o.security)
+            .flatten()
+            .map(|(s, _)| s.as_str())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// How many operations the description declares.
@@ -724,6 +784,7 @@ fn operation(
         at,
         params,
         body,
+        security: security(loc, op.get("security").or(load.security))?,
         responses: if load.opts.responses {
             response::declared(load, loc, op)?
         } else {

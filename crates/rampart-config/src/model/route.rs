@@ -162,6 +162,12 @@ pub struct RouteOpenApi {
     /// description's first `servers` URL).
     #[serde(default)]
     pub base_path: Option<String>,
+    /// The description's security schemes, each mapped to the authentication method that
+    /// meets it (`apiKeyAuth: api_key`, `bearer: jwt`): each operation's `security` is then
+    /// enforced (401 without credentials, 403 with the wrong ones or missing scopes). Empty:
+    /// operations' `security` is not checked (the route's `auth` alone applies).
+    #[serde(default)]
+    pub security: std::collections::BTreeMap<String, AuthMethod>,
     /// Largest body checked (default 64 KiB, Pingora's replay buffer, which is also the most
     /// it can be); a larger body is refused in `enforce` mode.
     #[serde(default = "default_contract_body")]

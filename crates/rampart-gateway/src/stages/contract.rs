@@ -50,6 +50,13 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
     };
     match c.spec.check(&request, opts) {
         Ok(op) => {
+            if let Some(refusal) = security(op, &c.cfg.security, ctx) {
+                if enforce {
+                    return refusal;
+                }
+                ctx.contract.problem = None;
+                ctx.contract.detected_by = Some("validate");
+            }
             ctx.contract.op = Some(op.at);
             ctx.contract.operation = Some(
                 op.id
@@ -81,6 +88,72 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
             })
         }
     }
+}
+
+/// The operation's `security`, when the route maps the description's schemes to
+/// authenticators: one of its requirements must be met by who authenticated (method and
+/// scopes). 401 for an anonymous caller, 403 otherwise.
+fn security(
+    op: &rampart_openapi::Operation,
+    schemes: &std::collections::BTreeMap<String, rampart_config::AuthMethod>,
+    ctx: &mut Ctx,
+) -> Option<Decision> {
+    if schemes.is_empty() || op.security.is_empty() {
+        return None;
+    }
+    let principal = ctx.auth.principal.as_ref();
+    let met = op.security.iter().any(|req| {
+        req.iter().all(|(scheme, scopes)| {
+            let Some(method) = schemes.get(scheme) else {
+                return false;
+            };
+            principal.is_some_and(|p| {
+                let have = rampart_authz::scopes_of(p.claims.as_deref());
+                p.method == *method && scopes.iter().all(|s| have.contains(&s.as_str()))
+            })
+        })
+    });
+    if met {
+        return None;
+    }
+    let (status, reason) = match principal {
+        None => (401, "credentials required by the operation"),
+        Some(_) => (403, "the operation's security requirements are not met"),
+    };
+    let wanted: Vec<String> = op
+        .security
+        .iter()
+        .map(|req| {
+            req.iter()
+                .map(|(s, scopes)| {
+                    if scopes.is_empty() {
+                        s.clone()
+                    } else {
+                        format!("{s} ({})", scopes.join(" "))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" and ")
+        })
+        .collect();
+    let v = rampart_openapi::Violation {
+        pointer: "/security".into(),
+        keyword: "security".into(),
+        message: format!("requires {}", wanted.join(" or ")),
+    };
+    ctx.contract.problem = Some(crate::contract::problem_doc(
+        status,
+        reason,
+        Some(serde_json::json!([v])),
+        &ctx.request_id,
+    ));
+    ctx.contract.violations = vec![v];
+    Some(Decision::Respond(Reject {
+        status,
+        message: reason,
+        reason,
+        headers: Vec::new(),
+    }))
 }
 
 /// The path the upstream will receive (see `forward.rs`), without the query.
