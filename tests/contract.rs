@@ -363,7 +363,10 @@ async fn github_rest_api_description_on_a_route() {
         upstream_yaml("u", &[up.addr], ""),
         spec.display()
     );
-    let gw = Gateway::start(&body);
+    let gw = Gateway::start(&body.replace(
+        "      unknown_query: allow\n",
+        "      unknown_query: allow\n      undeclared: allow\n",
+    ));
     let send = async |method: reqwest::Method, path: &str, body: Option<&'static str>| {
         let mut r = client().request(method, gw.url(path));
         if let Some(b) = body {
@@ -402,7 +405,13 @@ async fn github_rest_api_description_on_a_route() {
         send(Method::GET, "/repos/octo/hello/compare/main...dev", None).await,
         200
     );
-    assert_eq!(send(Method::PATCH, "/users/octocat", None).await, 405);
+    // Undeclared paths and methods pass on this route (`undeclared: allow`); declared
+    // operations are still checked.
+    assert_eq!(send(Method::PATCH, "/users/octocat", None).await, 200);
+    assert_eq!(
+        send(Method::GET, "/not/in/the/description", None).await,
+        200
+    );
     drop(gw);
 
     // A description that does not load is a config error naming the file and the place.

@@ -154,6 +154,10 @@ pub struct RouteOpenApi {
     /// Query parameters the operation does not declare: `refuse` (default) or `allow`.
     #[serde(default)]
     pub unknown_query: UnknownQuery,
+    /// Paths and methods the description does not declare: `refuse` (default: 404, or 405
+    /// with `Allow`) or `allow` (passed on unchecked).
+    #[serde(default)]
+    pub undeclared: UnknownQuery,
     /// Whether refused clients see each violation (`true`, default) or only that the
     /// request broke the contract; events always carry the full list.
     #[serde(default = "yes")]

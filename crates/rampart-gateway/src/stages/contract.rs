@@ -65,6 +65,11 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
             );
             Decision::Continue
         }
+        Err(refusal)
+            if matches!(refusal.status, 404 | 405) && c.cfg.undeclared == UnknownQuery::Allow =>
+        {
+            Decision::Continue
+        }
         Err(refusal) => {
             ctx.contract.violations = refusal.violations.clone();
             if !enforce {
