@@ -30,6 +30,9 @@ paths:
             schema: { type: object, properties: { name: { type: string }, cost: { type: number, x-internal: true } } }
   /items/purge:
     post: { operationId: purgeEverything, x-internal: true }
+  /reports:
+    get: { operationId: staffReport, x-groups: [staff] }
+    post: { operationId: financeReport, x-groups: [finance] }
 "##;
 
 /// A headless Chromium and one page, over the DevTools protocol.
@@ -172,7 +175,7 @@ async fn documentation_renders_in_a_browser_behind_auth() {
     let spec = dir.join("inventory.yaml");
     std::fs::write(&spec, SPEC).unwrap();
     let gw = Gateway::start(&format!(
-        "consumers:\n  - id: reader\n    api_keys:\n      - sha256: {}\nauth:\n  api_key: {{ header: X-API-Key }}\nroutes:\n  - name: docs\n    paths: [\"/docs\"]\n    auth: {{ methods: [api_key] }}\n    docs:\n      spec: {}\n      server_url: https://api.example.com\n",
+        "consumers:\n  - id: reader\n    groups: [staff]\n    api_keys:\n      - sha256: {}\nauth:\n  api_key: {{ header: X-API-Key }}\nroutes:\n  - name: docs\n    paths: [\"/docs\"]\n    auth: {{ methods: [api_key] }}\n    docs:\n      spec: {}\n      server_url: https://api.example.com\n      by_groups: true\n",
         sha256_hex(KEY.as_bytes()),
         spec.display()
     ));
@@ -196,7 +199,13 @@ async fn documentation_renders_in_a_browser_behind_auth() {
         text.contains("listItems") && text.contains("https://api.example.com"),
         "{text}"
     );
-    for hidden in ["purgeEverything", "cost", "10.1.2.3"] {
+    for hidden in [
+        "purgeEverything",
+        "cost",
+        "10.1.2.3",
+        "financeReport",
+        "x-groups",
+    ] {
         assert!(!text.contains(hidden), "{hidden}: {text}");
     }
     let page = get("/docs/").send().await.unwrap();
@@ -240,7 +249,8 @@ async fn documentation_renders_in_a_browser_behind_auth() {
     let ops = b
         .eval("Array.from(document.querySelectorAll('section.op')).map(s => s.dataset.operation)")
         .await;
-    assert_eq!(ops, json!(["listItems", "createItem"]));
+    // The reader's group (staff) sees its report, not finance's.
+    assert_eq!(ops, json!(["listItems", "createItem", "staffReport"]));
     let title = b.eval("document.getElementById('title').textContent").await;
     assert_eq!(title, "Inventory API");
     let text = b.eval("document.body.innerText").await.to_string();

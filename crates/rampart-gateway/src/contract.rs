@@ -117,8 +117,8 @@ pub struct DocsRt {
     pub cfg: rampart_config::RouteDocs,
     /// The published description, as served.
     pub json: bytes::Bytes,
-    /// The page's title (the description's `info.title`).
-    pub title: String,
+    /// The same, to filter by the caller's groups (`by_groups`).
+    pub value: serde_json::Value,
 }
 
 /// Each route's documentation (`None` for routes without `docs`).
@@ -139,11 +139,10 @@ pub fn build_docs(
             d.server_url.as_deref(),
         ) {
             Ok(v) => {
-                let title = v["info"]["title"].as_str().unwrap_or("API").to_string();
                 out.push(Some(Arc::new(DocsRt {
                     cfg: d.clone(),
                     json: bytes::Bytes::from(v.to_string()),
-                    title,
+                    value: v,
                 })));
             }
             Err(e) => {

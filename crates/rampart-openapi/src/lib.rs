@@ -17,7 +17,7 @@ mod template;
 pub use body::strict_json;
 use docs::{Docs, Loc};
 use params::{In, Param, Sent, Style};
-pub use public::public_document;
+pub use public::{for_groups, public_document};
 pub use response::ResponseHead;
 use schema::{Bundler, Compiled, Dialect, Direction};
 use serde_json::Value;

@@ -111,3 +111,41 @@ fn strip(v: &mut Value) {
         _ => {}
     }
 }
+
+/// The operations a caller in `groups` may see: those without `x-groups`, and those whose
+/// `x-groups` share a group with the caller. `x-groups` itself is not published.
+pub fn for_groups(doc: &Value, groups: &[String]) -> Value {
+    let mut out = doc.clone();
+    let Some(Value::Object(paths)) = out.get_mut("paths") else {
+        return out;
+    };
+    for item in paths.values_mut() {
+        let Value::Object(item) = item else { continue };
+        item.retain(|_, op| {
+            let Some(Value::Array(allowed)) = op.get("x-groups") else {
+                return true;
+            };
+            allowed
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|g| groups.iter().any(|h| h == g))
+        });
+        for op in item.values_mut() {
+            if let Value::Object(op) = op {
+                op.remove("x-groups");
+            }
+        }
+    }
+    // A path left without operations is not published either.
+    paths.retain(|_, item| {
+        item.as_object().is_none_or(|m| {
+            m.keys().any(|k| {
+                [
+                    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+                ]
+                .contains(&k.as_str())
+            })
+        })
+    });
+    out
+}

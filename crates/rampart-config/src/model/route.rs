@@ -85,6 +85,10 @@ pub struct RouteDocs {
     /// The public base URL published as the only server (none without it).
     #[serde(default)]
     pub server_url: Option<String>,
+    /// Each caller sees only the operations whose `x-groups` include one of its groups
+    /// (operations without `x-groups` are shown to everyone who may read the docs).
+    #[serde(default)]
+    pub by_groups: bool,
 }
 
 /// A GraphQL route's limits, counted over the whole request (every operation, every batch

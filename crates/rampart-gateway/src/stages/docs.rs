@@ -60,6 +60,16 @@ pub(super) fn run(r: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
             "text/css; charset=utf-8",
             Bytes::from_static(STYLE.as_bytes()),
         ),
+        "/openapi.json" if docs.cfg.by_groups => {
+            let groups = ctx
+                .auth
+                .principal
+                .as_ref()
+                .map(|p| p.groups.clone())
+                .unwrap_or_default();
+            let doc = rampart_openapi::for_groups(&docs.value, &groups);
+            served("application/json", Bytes::from(doc.to_string()))
+        }
         "/openapi.json" => served("application/json", docs.json.clone()),
         _ => reject(404, "not found", "no such documentation page"),
     }
