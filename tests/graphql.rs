@@ -105,11 +105,7 @@ async fn graphql_requests_are_measured_whole_before_the_upstream() {
     let streamed = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks()));
     let (s, _) = post(&gw, "/graphql", "application/json", streamed).await;
     assert_eq!(s, 400, "chunked");
-    let h2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
-    let r = h2
+    let r = h2c()
         .post(gw.url("/graphql"))
         .header("Content-Type", "application/json")
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(

@@ -33,14 +33,6 @@ fn consumers() -> String {
     )
 }
 
-fn h2c() -> reqwest::Client {
-    reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
 /// A body sent as HTTP/2 DATA frames with no Content-Length (a streamed upload).
 fn streamed(parts: &[&'static str]) -> reqwest::Body {
     let chunks: Vec<Result<&'static str, std::io::Error>> = parts.iter().map(|p| Ok(*p)).collect();

@@ -412,6 +412,15 @@ pub fn header_of(resp: &str, name: &str) -> Option<String> {
     })
 }
 
+/// A client that speaks HTTP/2 without TLS from the first byte (h2c prior knowledge).
+pub fn h2c() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

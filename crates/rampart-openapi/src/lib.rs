@@ -379,15 +379,18 @@ impl Spec {
             violations: v,
             allow: Vec::new(),
         };
-        let Some(rest) = strip_base(req.path, base) else {
-            return Err(refuse(
+        let no_path = || {
+            refuse(
                 404,
                 vec![Violation::new(
                     "/path".into(),
                     "path",
                     "no such path in the API",
                 )],
-            ));
+            )
+        };
+        let Some(rest) = strip_base(req.path, base) else {
+            return Err(no_path());
         };
         let mut segments = Vec::new();
         for s in rest.strip_prefix('/').unwrap_or(rest).split('/') {
@@ -416,14 +419,7 @@ impl Spec {
             }
         }
         let Some((item, path_params)) = best else {
-            return Err(refuse(
-                404,
-                vec![Violation::new(
-                    "/path".into(),
-                    "path",
-                    "no such path in the API",
-                )],
-            ));
+            return Err(no_path());
         };
         let Some(op) = item
             .operations
