@@ -132,6 +132,35 @@ pub fn build_str<T>(
     load_inner(text, file, None, env, build)
 }
 
+/// As [`build_str`], resolving relative file paths against `base` (a config that came
+/// from somewhere other than its file, e.g. the admin API, keeps the file's directory).
+pub fn build_str_in<T>(
+    text: &str,
+    file: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    build: impl FnOnce(Config) -> Result<T, Vec<Problem>>,
+) -> Result<T, ConfigErrors> {
+    load_inner(text, file, Some(base), env, build)
+}
+
+/// Where dotted config paths (`routes.0.auth`) are in a config text: for reports about a
+/// config that loaded (e.g. `rampart audit`).
+pub struct Positions(locate::Index);
+
+impl Positions {
+    /// Index `text`; `None` when it is not YAML.
+    pub fn new(text: &str) -> Option<Positions> {
+        locate::Index::build(text).ok().map(Positions)
+    }
+
+    /// The 1-based line and column of `path`, or of its nearest ancestor present in the
+    /// text (defaults are not in the text).
+    pub fn of(&self, path: &str) -> (usize, usize) {
+        self.0.position(path)
+    }
+}
+
 fn load_inner<T>(
     text: &str,
     file: &str,

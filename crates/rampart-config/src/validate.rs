@@ -47,6 +47,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             ),
         }
     }
+    check_admin(&c.admin, &mut err);
     let first_tls_port = c
         .listeners
         .iter()
@@ -678,5 +679,71 @@ fn validate_waf(c: &Config, err: &mut impl FnMut(String, String)) {
                 err(format!("routes.{i}.waf.exclusions.{j}"), m.to_string());
             }
         }
+    }
+}
+
+fn check_admin(a: &Admin, err: &mut impl FnMut(String, String)) {
+    match a.address.parse::<SocketAddr>() {
+        Ok(addr) => {
+            // An unauthenticated admin listener on the network is an open door to the
+            // config and the ban list: refuse rather than warn.
+            if !addr.ip().is_loopback() && a.tokens.is_empty() {
+                err(
+                    "admin.address".into(),
+                    format!(
+                        "{addr} is not a loopback address and admin.tokens is empty: \
+                         add tokens (rampart keygen) or bind the admin listener to 127.0.0.1"
+                    ),
+                );
+            }
+        }
+        Err(_) => err(
+            "admin.address".into(),
+            format!(
+                "{:?} is not an IP:port address (e.g. 127.0.0.1:9901)",
+                a.address
+            ),
+        ),
+    }
+    let mut names = HashSet::new();
+    for (i, t) in a.tokens.iter().enumerate() {
+        let base = format!("admin.tokens.{i}");
+        if t.name.trim().is_empty() {
+            err(format!("{base}.name"), "token name is empty".into());
+        } else if !names.insert(t.name.as_str()) {
+            err(
+                format!("{base}.name"),
+                format!("duplicate token name {:?}", t.name),
+            );
+        }
+        if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            err(
+                format!("{base}.sha256"),
+                "must be 64 hex characters (the SHA-256 that `rampart keygen` prints)".into(),
+            );
+        }
+        if let Some(e) = &t.expires {
+            if humantime::parse_rfc3339_weak(e).is_err() {
+                err(
+                    format!("{base}.expires"),
+                    format!("{e:?} is not an RFC 3339 time like 2027-01-31T00:00:00Z"),
+                );
+            }
+        }
+    }
+    if a.lockout.max_failures == 0 {
+        err(
+            "admin.lockout.max_failures".into(),
+            "must be at least 1".into(),
+        );
+    }
+    if a.history == 0 || a.history > 1000 {
+        err("admin.history".into(), "must be between 1 and 1000".into());
+    }
+    if a.max_body.0 < 1024 || a.max_body.0 > 256 * 1024 * 1024 {
+        err(
+            "admin.max_body".into(),
+            "must be between 1KiB and 256MiB".into(),
+        );
     }
 }

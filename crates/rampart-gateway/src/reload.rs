@@ -84,7 +84,7 @@ impl Reloader {
                 };
                 let fixed = [
                     ("listeners", bound(&c.listeners) != bound(&old.listeners)),
-                    ("admin", c.admin != old.admin),
+                    ("admin.address", c.admin.address != old.admin.address),
                     ("server.threads", c.server.threads != old.server.threads),
                     ("access_log", c.access_log != old.access_log),
                     ("events", c.events != old.events),

@@ -145,18 +145,98 @@ fn yes() -> bool {
     true
 }
 
-/// `admin:`, the admin listener.
+/// `admin:`, the admin listener: health, metrics and the admin API.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Admin {
-    /// Serves /metrics, /healthz and /readyz. Loopback by default so metrics never face the internet.
+    /// Where it listens. Loopback by default so nothing on it faces the network; a
+    /// non-loopback address needs `tokens`.
     pub address: String,
+    /// Who may call the admin API, by token (sent as `Authorization: Bearer`). Without
+    /// tokens the API answers 401 to everything but `/healthz` and `/readyz`.
+    pub tokens: Vec<AdminToken>,
+    /// `public` (default) or `authenticated` (any role) for `/metrics`.
+    pub metrics: MetricsAccess,
+    /// Repeated bad tokens from one address lock that address out.
+    pub lockout: AdminLockout,
+    /// Write a config changed through the API back to the config file (atomically), so a
+    /// restart keeps it. Off, changes live in memory until the next reload of the file.
+    pub persist: bool,
+    /// How many earlier config versions the API keeps (`GET /config/history`).
+    pub history: usize,
+    /// The largest request body the API reads (a whole config).
+    pub max_body: crate::ByteSize,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Admin {
             address: "127.0.0.1:9901".into(),
+            tokens: Vec::new(),
+            metrics: MetricsAccess::Public,
+            lockout: AdminLockout::default(),
+            persist: true,
+            history: 20,
+            max_body: crate::ByteSize(8 * 1024 * 1024),
+        }
+    }
+}
+
+/// One admin API token, by hash (`rampart keygen` prints a token and its hash).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct AdminToken {
+    /// Who this is, in events and the access log (never the token).
+    pub name: String,
+    /// What the token may do.
+    pub role: AdminRole,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+    /// RFC 3339 time after which the token is refused.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// Admin API roles, each including the one before.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminRole {
+    /// Reads everything, secrets redacted.
+    Viewer,
+    /// Also bans and unbans, reloads certificates.
+    Operator,
+    /// Also changes the config.
+    Admin,
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsAccess {
+    /// Anyone who reaches the admin listener.
+    #[default]
+    Public,
+    /// Any admin token.
+    Authenticated,
+}
+
+/// `admin.lockout`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AdminLockout {
+    /// Bad or missing tokens from one address within `window` before it is locked out.
+    pub max_failures: u32,
+    /// The window the failures are counted in.
+    pub window: crate::HumanDuration,
+    /// How long the address is refused (429) once locked out.
+    pub duration: crate::HumanDuration,
+}
+
+impl Default for AdminLockout {
+    fn default() -> Self {
+        AdminLockout {
+            max_failures: 10,
+            window: crate::HumanDuration(std::time::Duration::from_secs(60)),
+            duration: crate::HumanDuration(std::time::Duration::from_secs(300)),
         }
     }
 }
