@@ -230,6 +230,12 @@ impl Gateway {
     /// `body` may begin with extra listener entries (indented list items), which follow the
     /// harness's plain listener; `plain_extra` adds keys to the plain listener itself.
     pub fn start_with_listeners(body: &str, plain_extra: &str) -> Gateway {
+        Self::start_full(body, plain_extra, "")
+    }
+
+    /// As [`Gateway::start_with_listeners`], with `admin_extra` (indented keys) added to
+    /// the `admin` section.
+    pub fn start_full(body: &str, plain_extra: &str, admin_extra: &str) -> Gateway {
         let dir = temp_dir("gw");
         let port = free_port();
         // Two "free a moment ago" ports can be the same one: the config would be refused.
@@ -239,7 +245,11 @@ impl Gateway {
         }
         let log_path = dir.join("access.log");
         let config_path = dir.join("rampart.yaml");
-        let text = Self::wrap_with(body, plain_extra, port, admin_port, &log_path);
+        let text = Self::wrap_with(body, plain_extra, port, admin_port, &log_path).replacen(
+            "\naccess_log:",
+            &format!("\n{admin_extra}access_log:"),
+            1,
+        );
         std::fs::write(&config_path, text).unwrap();
         let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_rampart"))

@@ -5,6 +5,7 @@
 //! Strings may reference secrets as `${ENV_NAME}`; those are substituted after parsing so
 //! that a secret never shows up in a parse error.
 
+pub mod document;
 mod error;
 mod locate;
 pub mod model;

@@ -71,6 +71,12 @@ pub struct Event {
     /// client was shown none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<ContractViolation>,
+    /// Who made an admin change (a token's name; never the token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// What an admin change changed, by resource (`~ routes/api`); never a value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
 }
 
 /// One way a request broke its API contract.
@@ -398,6 +404,8 @@ mod tests {
             rules: Vec::new(),
             policies: vec!["p1".into()],
             violations: Vec::new(),
+            actor: None,
+            changes: Vec::new(),
         }
     }
 

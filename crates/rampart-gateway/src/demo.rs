@@ -26,11 +26,12 @@ pub fn self_signed(dir: &std::path::Path) -> Result<(String, String), crate::Err
     Ok((cert.display().to_string(), key.display().to_string()))
 }
 
-/// The embedded demo config, with a self-signed certificate made for this run, built by
-/// `build` like a config file.
-pub fn build_config<T>(
-    build: impl FnOnce(rampart_config::Config) -> Result<T, Vec<rampart_config::Problem>>,
-) -> Result<T, rampart_config::ConfigErrors> {
+/// Resolves the demo config's `${ENV}` references: a self-signed certificate made for this
+/// run, then the process environment.
+pub type DemoEnv = crate::reload::EnvLookup;
+
+/// Make this run's demo certificate; the environment the demo config is read with.
+pub fn environment() -> Result<DemoEnv, rampart_config::ConfigErrors> {
     let dir = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
     let (cert, key) = self_signed(&dir).map_err(|e| {
         rampart_config::ConfigErrors(vec![rampart_config::ConfigError {
@@ -41,12 +42,19 @@ pub fn build_config<T>(
             message: format!("cannot create the demo certificate: {e}"),
         }])
     })?;
-    let env = move |name: &str| match name {
+    Ok(std::sync::Arc::new(move |name: &str| match name {
         "RAMPART_DEMO_CERT" => Some(cert.clone()),
         "RAMPART_DEMO_KEY" => Some(key.clone()),
         other => std::env::var(other).ok(),
-    };
-    rampart_config::build_str(DEMO_CONFIG, "<embedded demo config>", &env, build)
+    }))
+}
+
+/// The embedded demo config, built by `build` like a config file.
+pub fn build_config<T>(
+    env: &DemoEnv,
+    build: impl FnOnce(rampart_config::Config) -> Result<T, Vec<rampart_config::Problem>>,
+) -> Result<T, rampart_config::ConfigErrors> {
+    rampart_config::build_str(DEMO_CONFIG, "<embedded demo config>", &|n| env(n), build)
 }
 
 /// The demo backend: answers every request with JSON describing it (method, path, query,

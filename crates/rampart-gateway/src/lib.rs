@@ -181,17 +181,40 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         runtime: Some(background.handle()),
     };
     let build = |c| snapshot::Snapshot::build(c, &env);
+    let demo_env = match &source {
+        ConfigSource::Demo => Some(demo::environment().map_err(ServeError::Config)?),
+        ConfigSource::File(_) => None,
+    };
     let snapshot = {
         let _guard = background.enter();
-        match &source {
-            ConfigSource::File(path) => rampart_config::build_file(path, build),
-            ConfigSource::Demo => demo::build_config(build),
+        match (&source, &demo_env) {
+            (ConfigSource::File(path), _) => rampart_config::build_file(path, build),
+            (ConfigSource::Demo, Some(env)) => demo::build_config(env, build),
+            (ConfigSource::Demo, None) => unreachable!("the demo has its environment"),
         }
         .map_err(ServeError::Config)?
     };
-    let (config_path, demo_backend) = match source {
-        ConfigSource::File(p) => (Some(p), false),
-        ConfigSource::Demo => (None, true),
+    // The text in force, for the admin API's versions (a file changed since it was built
+    // is picked up by the watch).
+    let (source_text, config_source, demo_backend) = match (source, demo_env) {
+        (ConfigSource::File(p), _) => {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+            let src = reload::Source {
+                path: Some(p),
+                base,
+                env: Arc::new(|n: &str| std::env::var(n).ok()),
+            };
+            (text, src, false)
+        }
+        (ConfigSource::Demo, env) => {
+            let src = reload::Source {
+                path: None,
+                base: std::env::current_dir().unwrap_or_default(),
+                env: env.expect("the demo has its environment"),
+            };
+            (demo::DEMO_CONFIG.to_string(), src, true)
+        }
     };
     let config = snapshot.config.clone();
     access_log::init(&config.access_log.target).map_err(|source| Error::AccessLog {
@@ -233,16 +256,15 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         }
     }
 
-    if let Some(path) = config_path {
-        let reloader = Arc::new(Reloader::new(
-            path,
-            state.clone(),
-            background.handle().clone(),
-            cert_sets.clone(),
-        ));
-        reloader.watch_sighup()?;
-        reloader.watch_file(config.server.watch_interval.0);
-    }
+    let reloader = Arc::new(Reloader::new(
+        config_source,
+        &source_text,
+        state.clone(),
+        background.handle().clone(),
+        cert_sets.clone(),
+    ));
+    reloader.watch_sighup()?;
+    reloader.watch_file(config.server.watch_interval.0);
     tls::watch(cert_sets, config.server.watch_interval.0);
 
     let mut conf = ServerConf {
@@ -317,9 +339,9 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
     let mut admin = Service::new(
         "rampart-admin".into(),
         prefilter::Prefiltered {
-            inner: Arc::new(pingora::apps::http_app::HttpServer::new_app(admin::Admin {
-                state: state.clone(),
-            })),
+            inner: Arc::new(pingora::apps::http_app::HttpServer::new_app(
+                admin::Admin::new(state.clone(), reloader.clone(), admin_events.clone()),
+            )),
             state: state.clone(),
             conns: Default::default(),
             events: admin_events,

@@ -184,6 +184,8 @@ impl Gateway {
                     rules: Vec::new(),
                     policies: Vec::new(),
                     violations: Vec::new(),
+                    actor: None,
+                    changes: Vec::new(),
                 });
             }
         });
@@ -304,6 +306,8 @@ impl Gateway {
                     message: v.message.clone(),
                 })
                 .collect(),
+            actor: None,
+            changes: Vec::new(),
         });
     }
 }
@@ -388,5 +392,7 @@ pub(crate) fn system_event(stage: &str, action: &str, reason: String) {
         rules: Vec::new(),
         policies: Vec::new(),
         violations: Vec::new(),
+        actor: None,
+        changes: Vec::new(),
     });
 }

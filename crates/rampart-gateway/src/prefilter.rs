@@ -866,5 +866,7 @@ fn record_refusal(
         rules: Vec::new(),
         policies: Vec::new(),
         violations: Vec::new(),
+        actor: None,
+        changes: Vec::new(),
     });
 }

@@ -8,56 +8,230 @@ use arc_swap::ArcSwap;
 use rampart_config::ConfigErrors;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, SystemTime};
 
-/// Rebuilds the snapshot from the config file and swaps it in, one reload at a time.
+/// Resolves a config's `${ENV}` references.
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Where the running config came from; what the admin API can write back.
+pub struct Source {
+    /// The config file; `None` for the embedded demo (changes live in memory).
+    pub path: Option<PathBuf>,
+    /// Relative paths in the config resolve against it.
+    pub base: PathBuf,
+    /// Resolves `${ENV}` references.
+    pub env: EnvLookup,
+}
+
+/// One version of the running config.
+#[derive(Clone)]
+pub struct Version {
+    /// The snapshot generation it was built into (the admin API's `ETag`).
+    pub generation: u64,
+    /// When it was put in force (RFC 3339).
+    pub at: String,
+    /// Who: `startup`, `file`, `sighup`, or an admin token's name.
+    pub by: String,
+    /// The config text (`${ENV}` references unexpanded).
+    pub text: Arc<str>,
+    /// What changed from the version before, by resource.
+    pub changes: Vec<rampart_config::document::Change>,
+}
+
+/// Why an admin API change was not applied (nothing changed).
+pub enum ApplyError {
+    /// `If-Match` names another generation than the one in force.
+    Stale { current: u64 },
+    /// The config does not validate or build.
+    Invalid(ConfigErrors),
+    /// A listener address, the admin address, threads, the access log or events changed.
+    Restart(Vec<String>),
+    /// The config file could not be written (the old config stays in force).
+    Persist(std::io::Error),
+}
+
+struct Versions {
+    current: Version,
+    history: std::collections::VecDeque<Version>,
+}
+
+/// Rebuilds the snapshot from the config file (or a document from the admin API) and
+/// swaps it in, one change at a time; keeps the versions it put in force.
 pub struct Reloader {
-    path: PathBuf,
+    source: Source,
     state: Arc<ArcSwap<Snapshot>>,
     rt: tokio::runtime::Handle,
-    lock: Mutex<()>,
+    versions: Mutex<Versions>,
     certs: Vec<Arc<crate::tls::CertSet>>,
 }
 
 impl Reloader {
-    /// A reloader of the config at `path` into `state`, building in `rt`; `certs` are the
-    /// certificate sets a SIGHUP reloads too.
+    /// A reloader of `source` into `state`, building in `rt`; `text` is the config in
+    /// force at startup; `certs` are the certificate sets a SIGHUP reloads too.
     pub fn new(
-        path: PathBuf,
+        source: Source,
+        text: &str,
         state: Arc<ArcSwap<Snapshot>>,
         rt: tokio::runtime::Handle,
         certs: Vec<Arc<crate::tls::CertSet>>,
     ) -> Self {
+        let current = Version {
+            generation: state.load().generation,
+            at: rampart_events::Event::now_ts(),
+            by: "startup".into(),
+            text: text.into(),
+            changes: Vec::new(),
+        };
         Reloader {
-            path,
+            source,
             state,
             rt,
-            lock: Mutex::new(()),
+            versions: Mutex::new(Versions {
+                current,
+                history: Default::default(),
+            }),
             certs,
         }
     }
 
+    fn versions(&self) -> std::sync::MutexGuard<'_, Versions> {
+        self.versions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The version in force.
+    pub fn current(&self) -> Version {
+        self.versions().current.clone()
+    }
+
+    /// Earlier versions, newest first, then the current one first.
+    pub fn history(&self) -> Vec<Version> {
+        let v = self.versions();
+        std::iter::once(v.current.clone())
+            .chain(v.history.iter().rev().cloned())
+            .collect()
+    }
+
+    /// Whether changes are written back to a file.
+    pub fn persists(&self) -> bool {
+        self.source.path.is_some() && self.state.load().config.admin.persist
+    }
+
     /// Validate and apply the file; returns the new generation.
     pub fn reload(&self) -> Result<u64, ConfigErrors> {
-        let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let result = self.try_reload();
+        self.reload_by("file", false)
+    }
+
+    fn reload_by(&self, by: &str, skip_unchanged: bool) -> Result<u64, ConfigErrors> {
+        let Some(path) = self.source.path.clone() else {
+            return Ok(self.state.load().generation);
+        };
+        let mut versions = self.versions();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigErrors(vec![rampart_config::ConfigError {
+                file: path.display().to_string(),
+                line: 0,
+                column: 0,
+                path: String::new(),
+                message: format!("cannot read config file: {e}"),
+            }])
+        });
+        let result = text.and_then(|text| {
+            // The file the admin API just wrote: already in force.
+            if skip_unchanged && *versions.current.text == *text {
+                return Ok(None);
+            }
+            let name = path.display().to_string();
+            self.build_and_swap(&mut versions, &text, &name, by, |_| Ok(()))
+                .map(Some)
+                .map_err(|e| match e {
+                    ApplyError::Invalid(e) => e,
+                    _ => unreachable!("a file reload neither persists nor checks If-Match"),
+                })
+        });
         match &result {
-            Ok(g) => {
+            Ok(None) => return Ok(versions.current.generation),
+            Ok(Some(g)) => {
                 metrics().reloads.with_label_values(&["ok"]).inc();
-                log::warn!(
-                    "config reloaded from {} (generation {g})",
-                    self.path.display()
-                );
+                log::warn!("config reloaded from {} (generation {g})", path.display());
             }
             Err(e) => {
                 metrics().reloads.with_label_values(&["failed"]).inc();
                 log::error!("config reload refused, the previous config stays in force:\n{e}");
             }
         }
-        result
+        result.map(|g| g.unwrap_or(versions.current.generation))
     }
 
-    fn try_reload(&self) -> Result<u64, ConfigErrors> {
+    /// Apply a config document from the admin API: `edit` turns the document in force
+    /// into the new one. Refused when `if_match` is not the generation in force, when the
+    /// result does not build, or when it cannot be written back to the config file; in each
+    /// case nothing changes.
+    pub fn apply(
+        &self,
+        by: &str,
+        if_match: Option<u64>,
+        edit: impl FnOnce(&serde_json::Value) -> Result<String, Vec<(String, String)>>,
+    ) -> Result<Version, ApplyError> {
+        let mut versions = self.versions();
+        let current = versions.current.generation;
+        if if_match.is_some_and(|g| g != current) {
+            return Err(ApplyError::Stale { current });
+        }
+        let doc = rampart_config::document::from_text(&versions.current.text)
+            .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+        let located = |problems: Vec<(String, String)>| {
+            ApplyError::Invalid(ConfigErrors(
+                problems
+                    .into_iter()
+                    .map(|(path, message)| rampart_config::ConfigError {
+                        file: "admin API".into(),
+                        line: 0,
+                        column: 0,
+                        path,
+                        message,
+                    })
+                    .collect(),
+            ))
+        };
+        let mut text = edit(&doc).map_err(located)?;
+        let path = self.source.path.clone();
+        let persist = self.persists();
+        if persist {
+            // The file loses its comments once the API writes it; say so in it.
+            text.insert_str(
+                0,
+                "# Written by Rampart's admin API (comments of earlier versions are not kept).\n",
+            );
+        }
+        let result = self.build_and_swap(&mut versions, &text, "admin API", by, |_| {
+            match (&path, persist) {
+                (Some(p), true) => write_atomically(p, &text).map_err(ApplyError::Persist),
+                _ => Ok(()),
+            }
+        });
+        match &result {
+            Ok(g) => {
+                metrics().reloads.with_label_values(&["ok"]).inc();
+                log::warn!("config changed through the admin API by {by} (generation {g})");
+            }
+            Err(_) => {
+                metrics().reloads.with_label_values(&["failed"]).inc();
+            }
+        }
+        result.map(|_| versions.current.clone())
+    }
+
+    /// Build `text`, run `commit` (which may refuse), swap the snapshot, record the
+    /// version. Called with the versions locked: one change at a time.
+    fn build_and_swap(
+        &self,
+        versions: &mut Versions,
+        text: &str,
+        name: &str,
+        by: &str,
+        commit: impl FnOnce(&Snapshot) -> Result<(), ApplyError>,
+    ) -> Result<u64, ApplyError> {
         let current = self.state.load_full();
         let generation = current.generation + 1;
         let env = crate::snapshot::BuildEnv {
@@ -65,48 +239,58 @@ impl Reloader {
             generation,
             runtime: Some(&self.rt),
         };
+        let restart = std::cell::RefCell::new(Vec::new());
         let snap = {
             let _g = self.rt.enter();
-            rampart_config::build_file(&self.path, |c| {
-                // These are bound at startup; refusing is clearer than a config that
-                // claims something the process is not doing.
-                let old = &current.config;
-                // What a listener binds (address, TLS); its network policy and PROXY protocol may change.
-                let bound = |ls: &[rampart_config::Listener]| -> Vec<rampart_config::Listener> {
-                    ls.iter()
-                        .cloned()
-                        .map(|mut l| {
-                            l.network = None;
-                            l.proxy_protocol = false;
-                            l
-                        })
-                        .collect()
-                };
-                let fixed = [
-                    ("listeners", bound(&c.listeners) != bound(&old.listeners)),
-                    ("admin.address", c.admin.address != old.admin.address),
-                    ("server.threads", c.server.threads != old.server.threads),
-                    ("access_log", c.access_log != old.access_log),
-                    ("events", c.events != old.events),
-                ];
-                let changed: Vec<_> = fixed
-                    .iter()
-                    .filter(|(_, changed)| *changed)
-                    .map(|(path, _)| {
-                        (
-                            path.to_string(),
-                            "can only change with a restart".to_string(),
-                        )
-                    })
-                    .collect();
+            let lookup = |n: &str| (self.source.env)(n);
+            rampart_config::build_str_in(text, name, &self.source.base, &lookup, |c| {
+                let changed = fixed_changes(&c, &current.config);
                 if !changed.is_empty() {
+                    restart.replace(changed.iter().map(|(p, _)| p.clone()).collect());
                     return Err(changed);
                 }
                 Snapshot::build(c, &env)
-            })?
+            })
         };
+        let snap = match snap {
+            Ok(s) => s,
+            Err(e) if !restart.borrow().is_empty() && name == "admin API" => {
+                let _ = e;
+                return Err(ApplyError::Restart(restart.take()));
+            }
+            Err(e) => return Err(ApplyError::Invalid(e)),
+        };
+        commit(&snap)?;
         self.state.store(Arc::new(snap));
+        let doc = |t: &str| {
+            rampart_config::document::from_text(t)
+                .unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
+        };
+        let changes = rampart_config::document::diff(&doc(&versions.current.text), &doc(text));
+        let old = std::mem::replace(
+            &mut versions.current,
+            Version {
+                generation,
+                at: rampart_events::Event::now_ts(),
+                by: by.into(),
+                text: text.into(),
+                changes,
+            },
+        );
+        versions.history.push_back(old);
+        let keep = self.state.load().config.admin.history;
+        while versions.history.len() > keep {
+            versions.history.pop_front();
+        }
         Ok(generation)
+    }
+
+    /// Re-read every listener's certificates; the errors of those that could not be.
+    pub fn reload_certificates(&self) -> Vec<String> {
+        self.certs
+            .iter()
+            .filter_map(|c| c.reload().err().map(|e| e.to_string()))
+            .collect()
     }
 
     /// Reloads the certificates, then the config, on every SIGHUP (from a thread of its own).
@@ -123,7 +307,7 @@ impl Reloader {
                     for c in &me.certs {
                         let _ = c.reload();
                     }
-                    let _ = me.reload();
+                    let _ = me.reload_by("sighup", false);
                 }
             })
             .map_err(crate::Error::Thread)?;
@@ -133,6 +317,9 @@ impl Reloader {
     /// Poll the file's (and the network list files') modification time and size; polling
     /// works on every filesystem, including bind mounts and editors that replace the file.
     pub fn watch_file(self: &Arc<Self>, interval: Duration) {
+        let Some(path) = self.source.path.clone() else {
+            return;
+        };
         if interval.is_zero() {
             return;
         }
@@ -144,21 +331,81 @@ impl Reloader {
         let _ = std::thread::Builder::new()
             .name("rampart-watch".into())
             .spawn(move || {
-                let mut last = stamp(&me.path);
+                let mut last = stamp(&path);
                 let mut lists_last = crate::network::watched_files(&me.state.load());
                 loop {
                     std::thread::sleep(interval);
-                    let now = stamp(&me.path);
+                    let now = stamp(&path);
                     // Network list files are re-read like the config: a changed file
                     // rebuilds its list and swaps the snapshot.
                     let lists_now = crate::network::watched_files(&me.state.load());
-                    if (now.is_some() && now != last) || lists_now != lists_last {
+                    let file_changed = now.is_some() && now != last;
+                    let lists_changed = lists_now != lists_last;
+                    if file_changed || lists_changed {
                         last = now;
                         // A file that fails to load is not retried until it changes again.
                         lists_last = lists_now;
-                        let _ = me.reload();
+                        // A file the admin API wrote is already in force.
+                        let _ = me.reload_by("file", !lists_changed);
                     }
                 }
             });
     }
+}
+
+/// What a running process cannot change without a restart, between `new` and `old`.
+fn fixed_changes(
+    new: &rampart_config::Config,
+    old: &rampart_config::Config,
+) -> Vec<(String, String)> {
+    // What a listener binds (address, TLS); its network policy and PROXY protocol may change.
+    let bound = |ls: &[rampart_config::Listener]| -> Vec<rampart_config::Listener> {
+        ls.iter()
+            .cloned()
+            .map(|mut l| {
+                l.network = None;
+                l.proxy_protocol = false;
+                l
+            })
+            .collect()
+    };
+    let fixed = [
+        ("listeners", bound(&new.listeners) != bound(&old.listeners)),
+        ("admin.address", new.admin.address != old.admin.address),
+        ("server.threads", new.server.threads != old.server.threads),
+        ("access_log", new.access_log != old.access_log),
+        ("events", new.events != old.events),
+    ];
+    fixed
+        .iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(path, _)| {
+            (
+                path.to_string(),
+                "can only change with a restart".to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Replace `path` with `text` so that a reader (or a crash) sees the old file or the new
+/// one, never a mix: a temporary file beside it, synced, renamed over it.
+fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.rampart-{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("config"),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp)?;
+    // Keep the file's mode: a config holding secrets stays private.
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }

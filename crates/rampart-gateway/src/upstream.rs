@@ -242,6 +242,21 @@ impl UpstreamPool {
         }
     }
 
+    /// Each target: its address, whether active checks pass, whether it is ejected.
+    pub fn health(&self) -> Vec<(String, bool, bool)> {
+        let now = self.now_ms();
+        self.passive
+            .iter()
+            .map(|p| {
+                (
+                    p.label.clone(),
+                    self.backend_ready(&p.addr),
+                    self.ejected(&p.addr, now),
+                )
+            })
+            .collect()
+    }
+
     /// Export each target's state as a gauge: 1 = healthy and not ejected.
     pub fn publish_health(&self) {
         let now = self.now_ms();
