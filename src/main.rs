@@ -1,6 +1,8 @@
 //! `rampart`: the command line of the Rampart security gateway.
 
-use clap::{Parser, Subcommand};
+mod control;
+
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,10 +41,65 @@ enum Command {
         #[command(subcommand)]
         op: BansOp,
     },
-    /// Print a new API key and the SHA-256 hash to put in the config (the key is shown once).
+    /// Print a new API key (or admin token) and the SHA-256 hash to put in the config (the
+    /// key is shown once).
     Keygen,
+    /// Print a running gateway's config as YAML (secrets redacted) through its admin API.
+    Export {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Show what applying FILE to a running gateway would change (resources, never values).
+    Diff {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Apply FILE to a running gateway: validated there, all or nothing.
+    Apply {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
     /// Read a password from stdin and print its argon2id hash for `basic.password_hash`.
     HashPassword,
+}
+
+/// The admin API to talk to; the token comes from RAMPART_ADMIN_TOKEN or --token-file.
+#[derive(Args)]
+struct AdminTarget {
+    /// The admin listener, e.g. http://127.0.0.1:9901.
+    #[arg(long, default_value = "http://127.0.0.1:9901")]
+    admin: String,
+    /// A file holding the admin token (instead of RAMPART_ADMIN_TOKEN).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+impl AdminTarget {
+    fn target(self) -> control::Target {
+        control::Target {
+            admin: self.admin,
+            token_file: self.token_file,
+        }
+    }
+}
+
+fn print_lines(r: Result<Vec<String>, String>) -> ExitCode {
+    match r {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rampart: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -124,6 +181,19 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Export { target } => {
+            print_lines(control::export(&target.target()).map(|t| vec![t.trim_end().to_string()]))
+        }
+        Command::Diff { config, target } => {
+            let r = control::diff(&target.target(), &config);
+            if let Ok(lines) = &r {
+                if lines.is_empty() {
+                    println!("no changes");
+                }
+            }
+            print_lines(r)
+        }
+        Command::Apply { config, target } => print_lines(control::apply(&target.target(), &config)),
         Command::Validate { config } => match rampart_gateway::validate_file(&config) {
             Ok(()) => {
                 println!("{}: ok", config.display());

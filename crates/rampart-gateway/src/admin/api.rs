@@ -17,6 +17,7 @@ pub enum Op {
     WhoAmI,
     GetConfig,
     PutConfig,
+    DiffConfig,
     History,
     HistoryVersion,
     Restore,
@@ -65,6 +66,8 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, Reply> {
             (Method::PUT, PutConfig, Admin, true),
         ],
         ["config", "history"] => &[(Method::GET, History, Viewer, false)],
+        // Admin only: a diff against guessed secrets would tell whether the guess is right.
+        ["config", "diff"] => &[(Method::POST, DiffConfig, Admin, true)],
         ["config", "history", g] if g.parse::<u64>().is_ok() => {
             &[(Method::GET, HistoryVersion, Viewer, false)]
         }
@@ -293,6 +296,29 @@ pub async fn handle(
                 Ok(v) => applied(v, 200, reloader.persists(), reason),
                 Err(e) => refusal(e, reason),
             }
+        }
+        Op::DiffConfig => {
+            let mut new = match body_value(req) {
+                Ok(v) if v.is_object() => v,
+                Ok(_) => return Reply::error(400, "a config document is an object"),
+                Err(r) => return r,
+            };
+            let v = current();
+            let cur = doc_of(&v.text);
+            let missing = document::restore(&mut new, &cur);
+            let changes: Vec<String> = document::diff(&cur, &new)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let missing: Vec<Value> = missing
+                .iter()
+                .map(|p| json!({"pointer": p, "message": "a redacted value with no secret in force"}))
+                .collect();
+            Reply::json(
+                200,
+                json!({"generation": v.generation, "changes": changes, "errors": missing}),
+            )
+            .with_header("ETag", etag(v.generation))
         }
         Op::History => {
             let versions: Vec<Value> = reloader
