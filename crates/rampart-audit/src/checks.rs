@@ -119,15 +119,28 @@ fn listeners(c: &Config, out: &mut Out) {
                 format!("listeners.{i}.hsts.max_age"),
                 MISCONFIGURATION,
                 format!(
-                    "TLS listener {:?} sends HSTS with a max-age of {} days only",
+                    "TLS listener {:?} sends HSTS with a max-age of {} only",
                     l.name,
-                    h.max_age.0.as_secs() / DAY
+                    span(h.max_age.0)
                 ),
                 "raise hsts.max_age to at least 180 days (one year, the default, is what the preload list asks)",
             ),
             Some(_) => {}
         }
     }
+}
+
+/// A duration in the largest whole unit that fits: `30 days`, `1 hour`, `45 s`.
+fn span(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = if s >= DAY {
+        (s / DAY, "day")
+    } else if s >= 3600 {
+        (s / 3600, "hour")
+    } else {
+        return format!("{s} s");
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 fn admin(c: &Config, out: &mut Out) {
@@ -366,8 +379,9 @@ fn jwt(c: &Config, out: &mut Out) {
                     format!("{base}.keys.{k}.secret"),
                     BROKEN_AUTHENTICATION,
                     format!(
-                        "HMAC secret {} of issuer {:?} {why}: tokens can be forged once it is guessed",
-                        k, j.issuer
+                        "the HMAC secret of key {} of issuer {:?} {why}: tokens can be forged once it is guessed",
+                        key.kid.as_ref().map_or(k.to_string(), |kid| format!("{kid:?}")),
+                        j.issuer
                     ),
                     "use at least 32 random bytes (e.g. `openssl rand -base64 48`) from ${ENV}, or move the issuer to asymmetric keys",
                 );

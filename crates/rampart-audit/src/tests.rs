@@ -270,7 +270,13 @@ fn hsts_short() {
     let text = edit("hsts: {}", "hsts: { max_age: 1d }");
     let f = one(&text, "hsts-short", Severity::Low);
     assert_eq!(f.line, 8);
-    assert!(f.title.contains("1 days"), "{}", f.title);
+    assert!(f.title.contains("max-age of 1 day only"), "{}", f.title);
+    let f = one(
+        &edit("hsts: {}", "hsts: { max_age: 2h }"),
+        "hsts-short",
+        Severity::Low,
+    );
+    assert!(f.title.contains("max-age of 2 hours only"), "{}", f.title);
     none(&edit("hsts: {}", "hsts: { max_age: 365d }"), "hsts-short");
 }
 
@@ -434,6 +440,19 @@ fn jwt_weak_secret() {
     // The line is that of the key as written (`${JWT_SECRET}`).
     let f = weak("short");
     assert_eq!(f[0].line, line_of(BASE, "secret: ${JWT_SECRET}"));
+    assert!(
+        f[0].title.starts_with("the HMAC secret of key 0 of issuer"),
+        "{}",
+        f[0].title
+    );
+    // A key with a kid is named by it.
+    let kid = BASE.replace(
+        "        - secret:",
+        "        - kid: main\n          secret:",
+    );
+    let f = findings_with_secret(&kid, "short");
+    let f = f.iter().find(|f| f.id == "jwt-weak-secret").unwrap();
+    assert!(f.title.contains("key \"main\" of issuer"), "{}", f.title);
     assert!(weak(STRONG).is_empty());
     assert!(weak("3f9a1c0b7e2d4f6a8b5c9d0e1f2a3b4c5d6e7f80").is_empty());
 }
