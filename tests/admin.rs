@@ -181,6 +181,26 @@ async fn tokens_and_roles_guard_every_endpoint() {
     let (s, _, who) = api.get("/whoami", VIEWER).await;
     assert_eq!((s, who["role"].as_str()), (200, Some("viewer")));
 
+    // The audit of the config in force: the open route is reported, no secret shown.
+    let (s, _, report) = api.get("/audit", VIEWER).await;
+    assert_eq!(s, 200);
+    let ids: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"route-without-auth"), "{ids:?}");
+    let open = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "route-without-auth")
+        .unwrap();
+    assert_eq!(open["path"], "routes.0.auth");
+    assert!(open["line"].as_u64().unwrap() > 1);
+    assert!(!report.to_string().contains("jwt-hmac-secret"));
+
     // Writes: the viewer may not ban, the operator may ban but not change the config.
     let ban = json!({"target": "consumer:alice", "duration": "1h", "reason": "test"});
     let (s, _, _) = api

@@ -30,6 +30,7 @@ pub enum Op {
     AddBan,
     RemoveBan,
     ReloadCerts,
+    Audit,
 }
 
 /// A matched endpoint.
@@ -79,6 +80,7 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, Reply> {
             (Method::POST, AddBan, Operator, true),
             (Method::DELETE, RemoveBan, Operator, false),
         ],
+        ["audit"] => &[(Method::GET, Audit, Viewer, false)],
         ["certificates", "reload"] => &[(Method::POST, ReloadCerts, Operator, false)],
         ["upstreams", n, "health"] if !n.is_empty() => &[(Method::GET, Health, Viewer, false)],
         [c] if Collection::named(c).is_some() => &[(Method::GET, ListItems, Viewer, false)],
@@ -475,6 +477,19 @@ pub async fn handle(
                     r
                 }
                 Err(e) => Reply::error(422, e.to_string()),
+            }
+        }
+        Op::Audit => {
+            let v = current();
+            let mut findings = rampart_audit::audit(&snap.config);
+            rampart_audit::locate(&mut findings, &v.text);
+            let file = format!("generation {}", v.generation);
+            Reply {
+                status: 200,
+                content_type: "application/json",
+                body: rampart_audit::render_json(&findings, &file).into_bytes(),
+                headers: Vec::new(),
+                change: None,
             }
         }
         Op::ReloadCerts => {
