@@ -167,6 +167,37 @@ fn restore_at(
     }
 }
 
+/// The part of a document that describes this node ([`crate::NODE_KEYS`]).
+pub fn node_part(doc: &Value) -> Value {
+    let m = doc.as_object().cloned().unwrap_or_default();
+    Value::Object(
+        m.into_iter()
+            .filter(|(k, _)| crate::NODE_KEYS.contains(&k.as_str()))
+            .collect(),
+    )
+}
+
+/// The part of a document a fleet shares (everything but [`crate::NODE_KEYS`]).
+pub fn shared_part(doc: &Value) -> Value {
+    let m = doc.as_object().cloned().unwrap_or_default();
+    Value::Object(
+        m.into_iter()
+            .filter(|(k, _)| !crate::NODE_KEYS.contains(&k.as_str()))
+            .collect(),
+    )
+}
+
+/// A node's whole config: the shared sections of `shared`, the node sections of `node`.
+pub fn combine(shared: &Value, node: &Value) -> Value {
+    let mut out = shared_part(shared);
+    if let (Some(o), Some(n)) = (out.as_object_mut(), node_part(node).as_object()) {
+        for (k, v) in n {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
 /// How a collection's elements are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Naming {

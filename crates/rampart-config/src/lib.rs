@@ -314,6 +314,9 @@ fn resolve_paths(c: &mut Config, base: &Path) {
             }
         }
     }
+    if let Some(cache) = c.store.as_mut().and_then(|s| s.postgres.cache.as_mut()) {
+        fix(cache);
+    }
     for r in &mut c.routes {
         if let Some(o) = &mut r.openapi {
             fix(&mut o.spec);

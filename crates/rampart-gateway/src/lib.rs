@@ -22,6 +22,7 @@ mod reload;
 mod respond;
 mod snapshot;
 mod stages;
+mod store;
 mod tls;
 mod upstream;
 mod waf;
@@ -185,9 +186,32 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         ConfigSource::Demo => Some(demo::environment().map_err(ServeError::Config)?),
         ConfigSource::File(_) => None,
     };
+    // With a config store, the file names the store and gives this node's own sections;
+    // the rest comes from the store (or its local cache while the database is down).
+    let mut store_start = None;
+    if let ConfigSource::File(path) = &source {
+        if let Ok(c) = rampart_config::load_file(path) {
+            if let Some(st) = c.store {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let init = store::initial(&st.postgres, &st.postgres.url, path, &text, &background);
+                store_start = Some((st.postgres, init));
+            }
+        }
+    }
     let snapshot = {
         let _guard = background.enter();
         match (&source, &demo_env) {
+            (ConfigSource::File(path), _) if store_start.is_some() => {
+                let (_, init) = store_start.as_ref().expect("checked");
+                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                rampart_config::build_str_in(
+                    &init.text,
+                    &init.name,
+                    &base,
+                    &|n| std::env::var(n).ok(),
+                    build,
+                )
+            }
             (ConfigSource::File(path), _) => rampart_config::build_file(path, build),
             (ConfigSource::Demo, Some(env)) => demo::build_config(env, build),
             (ConfigSource::Demo, None) => unreachable!("the demo has its environment"),
@@ -198,7 +222,10 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
     // is picked up by the watch).
     let (source_text, config_source, demo_backend) = match (source, demo_env) {
         (ConfigSource::File(p), _) => {
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let text = match &store_start {
+                Some((_, init)) => init.text.clone(),
+                None => std::fs::read_to_string(&p).unwrap_or_default(),
+            };
             let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
             let src = reload::Source {
                 path: Some(p),
@@ -256,13 +283,26 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         }
     }
 
+    let config_file = config_source.path.clone();
     let reloader = Arc::new(Reloader::new(
         config_source,
         &source_text,
+        store_start.as_ref().and_then(|(_, init)| init.version),
         state.clone(),
         background.handle().clone(),
         cert_sets.clone(),
     ));
+    if let (Some((settings, init)), Some(path)) = (store_start, config_file) {
+        let link = store::StoreLink::start(
+            settings.url.clone(),
+            &settings,
+            &path,
+            init.connection,
+            reloader.clone(),
+            background.handle(),
+        );
+        reloader.set_store(link);
+    }
     reloader.watch_sighup()?;
     reloader.watch_file(config.server.watch_interval.0);
     tls::watch(cert_sets, config.server.watch_interval.0);

@@ -37,6 +37,8 @@ pub struct Version {
     pub text: Arc<str>,
     /// What changed from the version before, by resource.
     pub changes: Vec<rampart_config::document::Change>,
+    /// The config store's version of the shared part (with `store`).
+    pub store_version: Option<i64>,
 }
 
 /// Why an admin API change was not applied (nothing changed).
@@ -49,6 +51,8 @@ pub enum ApplyError {
     Restart(Vec<String>),
     /// The config file could not be written (the old config stays in force).
     Persist(std::io::Error),
+    /// The config store could not take the change (nothing changed).
+    Store(String),
 }
 
 struct Versions {
@@ -64,6 +68,8 @@ pub struct Reloader {
     rt: tokio::runtime::Handle,
     versions: Mutex<Versions>,
     certs: Vec<Arc<crate::tls::CertSet>>,
+    /// With `store`: where shared changes go.
+    store: std::sync::OnceLock<Arc<crate::store::StoreLink>>,
 }
 
 impl Reloader {
@@ -72,6 +78,7 @@ impl Reloader {
     pub fn new(
         source: Source,
         text: &str,
+        store_version: Option<i64>,
         state: Arc<ArcSwap<Snapshot>>,
         rt: tokio::runtime::Handle,
         certs: Vec<Arc<crate::tls::CertSet>>,
@@ -82,6 +89,7 @@ impl Reloader {
             by: "startup".into(),
             text: text.into(),
             changes: Vec::new(),
+            store_version,
         };
         Reloader {
             source,
@@ -92,6 +100,81 @@ impl Reloader {
                 history: Default::default(),
             }),
             certs,
+            store: Default::default(),
+        }
+    }
+
+    /// Send shared changes to the config store from now on.
+    pub fn set_store(&self, link: Arc<crate::store::StoreLink>) {
+        let _ = self.store.set(link);
+    }
+
+    /// The stored version in force, with a config store.
+    pub fn store_version(&self) -> Option<i64> {
+        self.versions().current.store_version
+    }
+
+    /// Put a stored version in force: its shared part with this node's own sections. A
+    /// version that does not build here is refused and reported; the config in force stays.
+    pub fn apply_stored(&self, stored: &rampart_store::Stored) -> Result<u64, ConfigErrors> {
+        use rampart_config::document;
+        let mut versions = self.versions();
+        if versions
+            .current
+            .store_version
+            .is_some_and(|v| stored.version <= v)
+        {
+            return Ok(versions.current.generation);
+        }
+        let node = document::from_text(&versions.current.text).unwrap_or_default();
+        let shared = document::from_text(&stored.document).unwrap_or_default();
+        let text = document::to_text(&document::combine(&shared, &node));
+        let name = format!("config store version {}", stored.version);
+        let by = stored.author.clone();
+        let result = self.build_and_swap(&mut versions, &text, &name, &by, |_| {
+            Ok(Some(stored.version))
+        });
+        match result {
+            Ok(g) => {
+                metrics().reloads.with_label_values(&["ok"]).inc();
+                log::warn!(
+                    "config store version {} in force (generation {g})",
+                    stored.version
+                );
+                if let Some(link) = self.store.get() {
+                    link.cache(stored.version, &stored.document);
+                }
+                Ok(g)
+            }
+            Err(e) => {
+                metrics().reloads.with_label_values(&["failed"]).inc();
+                let errors = match e {
+                    ApplyError::Invalid(e) => e,
+                    ApplyError::Restart(paths) => ConfigErrors(
+                        paths
+                            .into_iter()
+                            .map(|path| rampart_config::ConfigError {
+                                file: name.clone(),
+                                line: 0,
+                                column: 0,
+                                path,
+                                message: "can only change with a restart".into(),
+                            })
+                            .collect(),
+                    ),
+                    _ => ConfigErrors(Vec::new()),
+                };
+                crate::observe::system_event(
+                    "store",
+                    "config_refused",
+                    format!(
+                        "version {} by {by} was refused on this node, which keeps its config: {}",
+                        stored.version,
+                        errors.to_string().replace('\n', "; ")
+                    ),
+                );
+                Err(errors)
+            }
         }
     }
 
@@ -114,7 +197,9 @@ impl Reloader {
 
     /// Whether changes are written back to a file.
     pub fn persists(&self) -> bool {
-        self.source.path.is_some() && self.state.load().config.admin.persist
+        self.store.get().is_none()
+            && self.source.path.is_some()
+            && self.state.load().config.admin.persist
     }
 
     /// Validate and apply the file; returns the new generation.
@@ -141,8 +226,17 @@ impl Reloader {
             if skip_unchanged && *versions.current.text == *text {
                 return Ok(None);
             }
+            // With a store, the file gives this node's sections only.
+            let text = if self.store.get().is_some() {
+                use rampart_config::document;
+                let node = document::from_text(&text).unwrap_or_default();
+                let shared = document::from_text(&versions.current.text).unwrap_or_default();
+                document::to_text(&document::combine(&shared, &node))
+            } else {
+                text
+            };
             let name = path.display().to_string();
-            self.build_and_swap(&mut versions, &text, &name, by, |_| Ok(()))
+            self.build_and_swap(&mut versions, &text, &name, by, |_| Ok(None))
                 .map(Some)
                 .map_err(|e| match e {
                     ApplyError::Invalid(e) => e,
@@ -204,10 +298,32 @@ impl Reloader {
                 "# Written by Rampart's admin API (comments of earlier versions are not kept).\n",
             );
         }
+        let store = self.store.get().cloned();
+        let parent = versions.current.store_version;
         let result = self.build_and_swap(&mut versions, &text, "admin API", by, |_| {
+            if let Some(link) = &store {
+                // The change is in force on this node only once the store took it; the
+                // others follow from the store's announcement.
+                let shared = rampart_config::document::shared_part(
+                    &rampart_config::document::from_text(&text).unwrap_or_default(),
+                );
+                let shared = rampart_config::document::to_text(&shared);
+                return match link.insert(shared.clone(), by, parent) {
+                    Ok(v) => {
+                        link.cache(v, &shared);
+                        Ok(Some(v))
+                    }
+                    Err(rampart_store::Error::Conflict { .. }) => Err(ApplyError::Stale {
+                        current: self.state.load().generation,
+                    }),
+                    Err(e) => Err(ApplyError::Store(e.to_string())),
+                };
+            }
             match (&path, persist) {
-                (Some(p), true) => write_atomically(p, &text).map_err(ApplyError::Persist),
-                _ => Ok(()),
+                (Some(p), true) => write_atomically(p, &text)
+                    .map(|_| None)
+                    .map_err(ApplyError::Persist),
+                _ => Ok(None),
             }
         });
         match &result {
@@ -230,7 +346,7 @@ impl Reloader {
         text: &str,
         name: &str,
         by: &str,
-        commit: impl FnOnce(&Snapshot) -> Result<(), ApplyError>,
+        commit: impl FnOnce(&Snapshot) -> Result<Option<i64>, ApplyError>,
     ) -> Result<u64, ApplyError> {
         let current = self.state.load_full();
         let generation = current.generation + 1;
@@ -260,7 +376,7 @@ impl Reloader {
             }
             Err(e) => return Err(ApplyError::Invalid(e)),
         };
-        commit(&snap)?;
+        let stored = commit(&snap)?.or(versions.current.store_version);
         self.state.store(Arc::new(snap));
         let doc = |t: &str| {
             rampart_config::document::from_text(t)
@@ -275,6 +391,7 @@ impl Reloader {
                 by: by.into(),
                 text: text.into(),
                 changes,
+                store_version: stored,
             },
         );
         versions.history.push_back(old);
@@ -375,6 +492,7 @@ fn fixed_changes(
         ("server.threads", new.server.threads != old.server.threads),
         ("access_log", new.access_log != old.access_log),
         ("events", new.events != old.events),
+        ("store", new.store != old.store),
     ];
     fixed
         .iter()

@@ -14,6 +14,7 @@ mod network;
 mod requests;
 mod route;
 mod server;
+mod store;
 mod upstream;
 mod waf;
 
@@ -27,6 +28,7 @@ pub use network::*;
 pub use requests::*;
 pub use route::*;
 pub use server::*;
+pub use store::*;
 pub use upstream::*;
 pub use waf::*;
 
@@ -90,4 +92,7 @@ pub struct Config {
     /// Automatic responses: ban a key that keeps producing security events.
     #[serde(default)]
     pub responses: Vec<ResponsePlaybook>,
+    /// A config store shared by a fleet (PostgreSQL); without it the file is the config.
+    #[serde(default)]
+    pub store: Option<StoreSettings>,
 }

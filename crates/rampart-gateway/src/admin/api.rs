@@ -199,6 +199,11 @@ fn refused(e: ApplyError) -> Reply {
                 json!({"error": "the change needs a restart; nothing changed", "errors": list}),
             )
         }
+        ApplyError::Store(e) => Reply::error(
+            503,
+            format!("the config store did not take the change ({e}); nothing changed"),
+        )
+        .with_header("Retry-After", "1"),
         ApplyError::Persist(e) => Reply::error(
             500,
             format!("the config file could not be written ({e}); nothing changed"),
