@@ -48,6 +48,8 @@ async fn fresh_db() -> (String, tokio_postgres::Client) {
 struct Relay {
     port: u16,
     tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// Accept connections but never answer: a database that hangs.
+    hang: Arc<AtomicBool>,
 }
 
 impl Relay {
@@ -55,18 +57,36 @@ impl Relay {
         let r = Relay {
             port,
             tasks: Default::default(),
+            hang: Default::default(),
         };
         r.up().await;
         r
     }
 
     async fn up(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        // The aborted listener of a cut closes asynchronously: try again for a moment.
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("relay port {}: {e}", self.port),
+            }
+        };
         let tasks = self.tasks.clone();
+        let hang = self.hang.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                let hang = hang.load(Ordering::Relaxed);
                 let t = tokio::spawn(async move {
-                    if let Ok(mut db) = TcpStream::connect("127.0.0.1:5432").await {
+                    if hang {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        drop(client);
+                    } else if let Ok(mut db) = TcpStream::connect("127.0.0.1:5432").await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut db).await;
                     }
                 });
@@ -268,6 +288,16 @@ async fn three_nodes_share_one_config_through_postgres() {
     store_directly(&db, &with_two).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(status(ports[0], "/two").await, 404, "cut off: not seen yet");
+    // A database that accepts connections but never answers: writes are refused within
+    // the connect timeout (1 s here), the data plane does not notice.
+    relay.hang.store(true, Ordering::Relaxed);
+    relay.up().await;
+    let t = Instant::now();
+    let (s, r) = put_route(nodes[0].admin_port, "hung", "/hung").await;
+    assert_eq!(s, 503, "{r}");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    relay.cut();
+    relay.hang.store(false, Ordering::Relaxed);
 
     // 3. The database comes back: every node catches up.
     relay.up().await;

@@ -103,21 +103,14 @@ pub fn initial(
         let s = document::from_text(shared).unwrap_or_default();
         document::to_text(&document::combine(&s, &local))
     };
+    let limit = settings.connect_timeout.0;
     let connected = rt.block_on(async {
-        let (mut store, heard) = Store::connect(url, settings.connect_timeout.0).await?;
-        let latest = match store.latest().await? {
-            Some(s) => s,
-            None => {
-                let seed = document::to_text(&document::shared_part(&local));
-                match store.insert(&seed, "seed", None).await {
-                    Ok(_) | Err(Error::Conflict { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-                store.latest().await?.expect("a version was just stored")
-            }
-        };
-        Ok::<_, Error>((store, heard, latest))
+        // A database that accepts but does not answer must not hold the start for long.
+        tokio::time::timeout(limit * 3, start(url, limit, &local))
+            .await
+            .unwrap_or(Err(Error::Timeout(limit * 3)))
     });
+
     match connected {
         Ok((store, heard, latest)) => {
             write_cache(&cache, latest.version, &latest.document);
@@ -159,6 +152,28 @@ pub fn initial(
             }
         }
     }
+}
+
+/// Connect, read the newest version; an empty store is seeded with the file's shared
+/// sections (a node starting at the same time may seed first: then its version is taken).
+async fn start(
+    url: &str,
+    limit: Duration,
+    local: &serde_json::Value,
+) -> Result<(Store, Announcements, Stored), Error> {
+    let (mut store, heard) = Store::connect(url, limit).await?;
+    let latest = match store.latest().await? {
+        Some(s) => s,
+        None => {
+            let seed = document::to_text(&document::shared_part(local));
+            match store.insert(&seed, "seed", None).await {
+                Ok(_) | Err(Error::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            store.latest().await?.ok_or(Error::Timeout(limit))?
+        }
+    };
+    Ok((store, heard, latest))
 }
 
 impl StoreLink {
@@ -276,17 +291,27 @@ async fn follow(
         };
         if catch_up {
             catch_up = false;
-            match store.latest().await {
-                Ok(Some(s)) => apply(&reloader, s, &mut refused).await,
-                Ok(None) => {}
-                Err(e) => log::warn!("config store: cannot read the latest version: {e}"),
+            match tokio::time::timeout(timeout, store.latest()).await {
+                Ok(Ok(Some(s))) => apply(&reloader, s, &mut refused).await,
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => log::warn!("config store: cannot read the latest version: {e}"),
+                Err(_) => {
+                    lose(&mut connection, &mut was_down);
+                    continue;
+                }
             }
         }
         let lost = tokio::select! {
             cmd = cmds.recv() => match cmd {
                 Some(Cmd::Insert { document, author, parent, reply }) => {
-                    let r = store.insert(&document, &author, parent).await;
-                    let lost = matches!(&r, Err(Error::Db(e)) if e.is_closed()) || store.is_closed();
+                    // A database that stops answering counts as gone: writes are refused
+                    // quickly and the connection is made again.
+                    let r = tokio::time::timeout(timeout, store.insert(&document, &author, parent))
+                        .await
+                        .unwrap_or(Err(Error::Timeout(timeout)));
+                    let lost = matches!(&r, Err(Error::Timeout(_)))
+                        || matches!(&r, Err(Error::Db(e)) if e.is_closed())
+                        || store.is_closed();
                     let _ = reply.send(r);
                     lost
                 }
@@ -295,10 +320,14 @@ async fn follow(
             v = heard.recv() => match v {
                 Some(v) => {
                     if reloader.store_version().is_none_or(|cur| v > cur) && !refused.contains(&v) {
-                        match store.get(v).await {
-                            Ok(Some(s)) => apply(&reloader, s, &mut refused).await,
-                            Ok(None) => {}
-                            Err(e) => log::warn!("config store: cannot read version {v}: {e}"),
+                        match tokio::time::timeout(timeout, store.get(v)).await {
+                            Ok(Ok(Some(s))) => apply(&reloader, s, &mut refused).await,
+                            Ok(Ok(None)) => {}
+                            Ok(Err(e)) => log::warn!("config store: cannot read version {v}: {e}"),
+                            Err(_) => {
+                                lose(&mut connection, &mut was_down);
+                                continue;
+                            }
                         }
                     }
                     store.is_closed()
@@ -307,15 +336,19 @@ async fn follow(
             },
         };
         if lost {
-            connection = None;
-            was_down = true;
-            crate::observe::system_event(
-                "store",
-                "degraded",
-                "the config store connection was lost; serving the config in force".into(),
-            );
+            lose(&mut connection, &mut was_down);
         }
     }
+}
+
+fn lose(connection: &mut Option<(Store, Announcements)>, was_down: &mut bool) {
+    *connection = None;
+    *was_down = true;
+    crate::observe::system_event(
+        "store",
+        "degraded",
+        "the config store connection was lost; serving the config in force".into(),
+    );
 }
 
 async fn apply(reloader: &Arc<Reloader>, s: Stored, refused: &mut std::collections::HashSet<i64>) {

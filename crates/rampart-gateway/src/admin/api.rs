@@ -336,6 +336,7 @@ pub async fn handle(
                         "generation": v.generation,
                         "at": v.at,
                         "by": v.by,
+                        "store_version": v.store_version,
                         "changes": v.changes.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     })
                 })
