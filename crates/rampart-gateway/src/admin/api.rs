@@ -7,6 +7,8 @@ use http::Method;
 use rampart_config::document::{self, Collection};
 use rampart_config::AdminRole;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The admin API's description, served at `/openapi.json` (kept true by the tests).
 const OPENAPI: &str = include_str!("openapi.json");
@@ -295,10 +297,11 @@ pub async fn handle(
                 Ok(_) => return Reply::error(400, "a config document is an object"),
                 Err(r) => return r,
             };
-            let result = reloader.apply(&caller.name, expected, |cur| {
+            let edit = move |cur: &Value| {
                 unfilled(document::restore(&mut new, cur))?;
                 Ok(document::to_text(&new))
-            });
+            };
+            let result = apply_off_thread(reloader, &caller.name, expected, Box::new(edit)).await;
             match result {
                 Ok(v) => applied(v, 200, reloader.persists(), reason),
                 Err(e) => refusal(e, reason),
@@ -356,7 +359,8 @@ pub async fn handle(
                 Err(r) => return r,
             };
             let text = v.text.to_string();
-            match reloader.apply(&caller.name, expected, |_| Ok(text)) {
+            let edit = move |_: &Value| Ok(text);
+            match apply_off_thread(reloader, &caller.name, expected, Box::new(edit)).await {
                 Ok(nv) => applied(
                     nv,
                     200,
@@ -400,8 +404,9 @@ pub async fn handle(
                 Ok(_) => return Reply::error(400, format!("a {} entry is an object", c.name)),
                 Err(r) => return r,
             };
-            let created = std::cell::Cell::new(false);
-            let result = reloader.apply(&caller.name, expected, |cur| {
+            let created = Arc::new(AtomicBool::new(false));
+            let made = created.clone();
+            let edit = move |cur: &Value| {
                 let old = c.get(cur, &name).cloned().unwrap_or(Value::Null);
                 unfilled(document::restore(&mut value, &old)).map_err(|errs| {
                     errs.into_iter()
@@ -409,15 +414,21 @@ pub async fn handle(
                         .collect::<Vec<_>>()
                 })?;
                 let mut new = cur.clone();
-                created.set(
+                made.store(
                     c.put(&mut new, &name, value.clone())
                         .map_err(|m| vec![(c.path.join("."), m)])?,
+                    Ordering::Relaxed,
                 );
                 Ok(document::to_text(&new))
-            });
+            };
+            let result = apply_off_thread(reloader, &caller.name, expected, Box::new(edit)).await;
             match result {
                 Ok(v) => {
-                    let status = if created.get() { 201 } else { 200 };
+                    let status = if created.load(Ordering::Relaxed) {
+                        201
+                    } else {
+                        200
+                    };
                     applied(v, status, reloader.persists(), reason)
                 }
                 Err(e) => refusal(e, reason),
@@ -433,11 +444,12 @@ pub async fn handle(
             if c.get(&doc_of(&current().text), &name).is_none() {
                 return Reply::error(404, format!("no {} named {name:?}", c.name));
             }
-            let result = reloader.apply(&caller.name, expected, |cur| {
+            let edit = move |cur: &Value| {
                 let mut new = cur.clone();
                 c.delete(&mut new, &name);
                 Ok(document::to_text(&new))
-            });
+            };
+            let result = apply_off_thread(reloader, &caller.name, expected, Box::new(edit)).await;
             match result {
                 Ok(v) => applied(v, 200, reloader.persists(), reason),
                 Err(e) => refusal(e, reason),
@@ -517,6 +529,27 @@ pub async fn handle(
             r
         }
     }
+}
+
+/// A change to the config, as the reloader takes it.
+type Edit = Box<dyn FnOnce(&Value) -> Result<String, Vec<(String, String)>> + Send>;
+
+/// Apply a change off the admin listener's thread: building compiles rules and a store
+/// write waits for the database, and `/healthz` and `/metrics` keep answering meanwhile.
+async fn apply_off_thread(
+    reloader: &Arc<crate::reload::Reloader>,
+    by: &str,
+    expected: Option<u64>,
+    edit: Edit,
+) -> Result<crate::reload::Version, ApplyError> {
+    let (r, by) = (reloader.clone(), by.to_string());
+    tokio::task::spawn_blocking(move || r.apply(&by, expected, edit))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ApplyError::Store(format!(
+                "the change was interrupted: {e}"
+            )))
+        })
 }
 
 /// A refused change is an event too (who tried what), and answers with every error.

@@ -91,8 +91,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: u16, v: serde_json::Value) -> Reply {
-        let mut body = serde_json::to_vec_pretty(&v).unwrap_or_default();
-        body.push(b'\n');
+        let body = serde_json::to_vec(&v).unwrap_or_default();
         Reply {
             status,
             content_type: "application/json",
