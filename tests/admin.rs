@@ -530,7 +530,42 @@ async fn config_changes_are_checked_applied_persisted_and_reversible() {
     }
     assert_eq!(api.etag().await, tag, "nothing changed by bad bodies");
 
-    let ev = events_with(&events, &["config_change", "config_refused"]);
+    // A new API key made by the gateway: shown once, works at once, never in events.
+    let tag = api.etag().await;
+    let (s, _, _) = api
+        .call(
+            "POST",
+            "/consumers/nobody/api-keys",
+            Some(ADMIN),
+            &[("If-Match", &tag)],
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _, k) = api
+        .call(
+            "POST",
+            "/consumers/alice/api-keys",
+            Some(ADMIN),
+            &[("If-Match", &tag)],
+            Some(json!({"expires": "2099-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{k}");
+    let key = k["key"].as_str().unwrap().to_string();
+    assert_eq!(k["sha256"], sha256_hex(key.as_bytes()));
+    assert_eq!(status(&gw.url("/keyed"), Some(&key)).await, 200);
+    assert_eq!(
+        status(&gw.url("/keyed"), Some(API_KEY)).await,
+        200,
+        "the old key too"
+    );
+
+    let ev = events_with(
+        &events,
+        &["config_change", "config_refused", "api_key_added"],
+    );
+    assert!(!ev.contains(&key), "the new key is not in the events");
     let change: Value =
         serde_json::from_str(ev.lines().find(|l| l.contains("config_change")).unwrap()).unwrap();
     assert_eq!(change["actor"], "ada");

@@ -59,19 +59,70 @@ fn secret_key(parent: &str, key: &str) -> bool {
         || (key == "sha256" && matches!(parent, "api_keys" | "tokens"))
 }
 
-/// `scheme://user:password@host` with the password redacted; `None` when `s` has none.
+/// Query parameters of URLs that carry credentials (webhook tokens, signed URLs).
+fn secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "token", "key", "secret", "password", "passwd", "sig", "auth",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+/// A URL with the password of its userinfo and credential-like query values redacted;
+/// `None` when it has neither.
 fn redact_url(s: &str) -> Option<String> {
     let (scheme, rest) = s.split_once("://")?;
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (userinfo, host) = rest[..authority_end].rsplit_once('@')?;
-    let (user, pass) = userinfo.split_once(':')?;
-    if pass.is_empty() || is_reference(pass) || pass == REDACTED {
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    {
         return None;
     }
-    Some(format!(
-        "{scheme}://{user}:{REDACTED}@{host}{}",
-        &rest[authority_end..]
-    ))
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let mut changed = false;
+    let authority = match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, pass)) if !pass.is_empty() && !is_reference(pass) && pass != REDACTED => {
+                changed = true;
+                format!("{user}:{REDACTED}@{host}")
+            }
+            _ => rest[..authority_end].to_string(),
+        },
+        None => rest[..authority_end].to_string(),
+    };
+    let tail = &rest[authority_end..];
+    let (before_query, query_and_fragment) = match tail.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (tail, None),
+    };
+    let mut out_tail = before_query.to_string();
+    if let Some(qf) = query_and_fragment {
+        let (query, fragment) = match qf.split_once('#') {
+            Some((q, f)) => (q, Some(f)),
+            None => (qf, None),
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v))
+                    if secret_param(k) && !v.is_empty() && !is_reference(v) && v != REDACTED =>
+                {
+                    changed = true;
+                    format!("{k}={REDACTED}")
+                }
+                _ => kv.to_string(),
+            })
+            .collect();
+        out_tail.push('?');
+        out_tail.push_str(&params.join("&"));
+        if let Some(f) = fragment {
+            out_tail.push('#');
+            out_tail.push_str(f);
+        }
+    }
+    changed.then(|| format!("{scheme}://{authority}{out_tail}"))
 }
 
 fn redact_value(v: &mut Value, parent: &str, key: &str) {
@@ -467,6 +518,15 @@ mod tests {
         }
         assert!(text.contains("${JWT_SECRET}"), "references are not secrets");
         assert_eq!(r["redis"], "redis://:<redacted>@127.0.0.1:6379/0");
+        let hook = json!({"events": {"webhook": {"url": "https://siem.example/hook?channel=a&token=abc123&sig=zz#x"}}});
+        let rh = redact(&hook);
+        assert_eq!(
+            rh["events"]["webhook"]["url"],
+            "https://siem.example/hook?channel=a&token=<redacted>&sig=<redacted>#x"
+        );
+        let mut back = rh.clone();
+        assert!(restore(&mut back, &hook).is_empty());
+        assert_eq!(back, hook);
 
         // Reordered consumers still get their own secrets back.
         let mut back = r.clone();

@@ -27,6 +27,7 @@ pub enum Op {
     GetItem,
     PutItem,
     DeleteItem,
+    AddKey,
     Health,
     ListBans,
     AddBan,
@@ -84,6 +85,7 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, Reply> {
         ],
         ["audit"] => &[(Method::GET, Audit, Viewer, false)],
         ["certificates", "reload"] => &[(Method::POST, ReloadCerts, Operator, false)],
+        ["consumers", n, "api-keys"] if !n.is_empty() => &[(Method::POST, AddKey, Admin, true)],
         ["upstreams", n, "health"] if !n.is_empty() => &[(Method::GET, Health, Viewer, false)],
         [c] if Collection::named(c).is_some() => &[(Method::GET, ListItems, Viewer, false)],
         [c, n] if Collection::named(c).is_some() && !n.is_empty() => &[
@@ -455,6 +457,7 @@ pub async fn handle(
                 Err(e) => refusal(e, reason),
             }
         }
+        Op::AddKey => add_key(reloader, caller, req, &ep.params[1], reason).await,
         Op::Health => {
             let name = &ep.params[1];
             let Some(pool) = snap.pools.get(name) else {
@@ -620,5 +623,84 @@ async fn add_ban(snap: &Snapshot, req: &Req, reason: String) -> Reply {
             r
         }
         Err(e) => Reply::error(409, e.to_string()),
+    }
+}
+
+/// A new API key for a consumer, made here: the key is in this answer only; the config
+/// keeps its SHA-256.
+async fn add_key(
+    reloader: &Arc<crate::reload::Reloader>,
+    caller: &Caller,
+    req: &Req,
+    id: &str,
+    reason: String,
+) -> Reply {
+    let expected = match if_match(req) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let opts = if req.body.is_empty() {
+        serde_json::Map::new()
+    } else {
+        match body_value(req) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => return Reply::error(400, "the body is an object: {expires}"),
+            Err(r) => return r,
+        }
+    };
+    if let Some(k) = opts.keys().find(|k| k.as_str() != "expires") {
+        return Reply::error(422, format!("unknown field {k:?} (known: expires)"));
+    }
+    let expires = match opts.get("expires") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(e)) if humantime::parse_rfc3339_weak(e).is_ok() => Some(e.clone()),
+        Some(_) => {
+            return Reply::error(422, "expires is an RFC 3339 time like 2027-01-31T00:00:00Z")
+        }
+    };
+    let consumers = Collection::named("consumers").expect("a known collection");
+    let current = document::from_text(&reloader.current().text).unwrap_or_default();
+    if consumers.get(&current, id).is_none() {
+        return Reply::error(404, format!("no consumer named {id:?}"));
+    }
+    let key = rampart_auth::secrets::generate_api_key();
+    let hash = rampart_auth::secrets::sha256_hex(key.as_bytes());
+    let (id_owned, entry_hash) = (id.to_string(), hash.clone());
+    let edit = move |cur: &Value| {
+        let mut new = cur.clone();
+        let mut consumer = consumers.get(&new, &id_owned).cloned().ok_or_else(|| {
+            vec![(
+                "consumers".to_string(),
+                format!("no consumer named {id_owned:?}"),
+            )]
+        })?;
+        let mut entry = json!({ "sha256": entry_hash });
+        if let Some(e) = expires {
+            entry["expires"] = Value::String(e);
+        }
+        match consumer.get_mut("api_keys").and_then(Value::as_array_mut) {
+            Some(keys) => keys.push(entry),
+            None => consumer["api_keys"] = json!([entry]),
+        }
+        consumers
+            .put(&mut new, &id_owned, consumer)
+            .map_err(|m| vec![("consumers".to_string(), m)])?;
+        Ok(document::to_text(&new))
+    };
+    match apply_off_thread(reloader, &caller.name, expected, Box::new(edit)).await {
+        Ok(v) => {
+            let mut r = Reply::json(
+                201,
+                json!({"consumer": id, "key": key, "sha256": hash, "generation": v.generation}),
+            )
+            .with_header("ETag", etag(v.generation));
+            r.change = Some(Box::new((
+                "api_key_added",
+                reason,
+                vec![format!("~ consumers/{id}")],
+            )));
+            r
+        }
+        Err(e) => refusal(e, reason),
     }
 }
