@@ -642,3 +642,133 @@ async fn operations_carry_their_own_security_requirements() {
         validate_refuses(&cfg, &["routes.0.openapi.security", needle]);
     }
 }
+
+const PETS: &str = r##"
+openapi: 3.1.0
+info: { title: pets, version: "1" }
+servers: [{ url: /api }]
+paths:
+  /pets:
+    get:
+      operationId: listPets
+      responses: { "200": { description: ok } }
+    post:
+      operationId: createPet
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { type: object, properties: { name: { type: string } }, required: [name] }
+      responses: { "201": { description: created } }
+  /pets/{id}:
+    delete:
+      operationId: deletePet
+      parameters:
+        - { name: id, in: path, required: true, schema: { type: integer } }
+      responses: { "204": { description: gone } }
+"##;
+
+/// Operations as routes of their own: one operation with its own rate limit, another with
+/// its own authorization and upstream; the docs show each caller the operations its groups
+/// may call (derived from those policies); an operation key the description lacks is a
+/// config error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_are_routes_of_their_own() {
+    let u = Upstream::start("main").await;
+    let v = Upstream::start("deleter").await;
+    let dir = temp_dir("contract-ops");
+    let spec = dir.join("pets.yaml");
+    std::fs::write(&spec, PETS).unwrap();
+    let (staff_key, admin_key) = ("staff-key-0123456789abc", "admin-key-0123456789abc");
+    let body = |ops: &str| {
+        format!(
+            "consumers:\n  - id: sam\n    groups: [staff]\n    api_keys: [{{sha256: {}}}]\n  - id: ada\n    groups: [staff, admins]\n    api_keys: [{{sha256: {}}}]\nauth:\n  api_key: {{ header: X-API-Key }}\nupstreams:\n{}{}routes:\n  - name: api\n    paths: [\"/api\"]\n    upstream: u\n    auth: {{ methods: [api_key] }}\n    authorize: {{ groups: [staff] }}\n    openapi:\n      spec: {}\n      operations:\n{ops}  - name: docs\n    paths: [\"/docs\"]\n    auth: {{ methods: [api_key] }}\n    docs: {{ spec: {}, by_groups: true }}\n",
+            sha256_hex(staff_key.as_bytes()),
+            sha256_hex(admin_key.as_bytes()),
+            upstream_yaml("u", &[u.addr], ""),
+            upstream_yaml("v", &[v.addr], ""),
+            spec.display(),
+            spec.display(),
+        )
+    };
+    let ops = "        createPet:\n          rate_limit: [{ key: consumer, rate: 2/minute }]\n        \"DELETE /pets/{id}\":\n          authorize: { groups: [admins] }\n          upstream: v\n";
+    let gw = Gateway::start(&body(ops));
+    let call = async |method: &str, path: &str, key: &str| {
+        let mut r = client()
+            .request(method.parse().unwrap(), gw.url(path))
+            .header("X-API-Key", key);
+        if method == "POST" {
+            r = r
+                .header("Content-Type", "application/json")
+                .body(r#"{"name":"rex"}"#);
+        }
+        let r = r.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+
+    // createPet has its own limit; listPets does not share it.
+    for _ in 0..2 {
+        assert_eq!(call("POST", "/api/pets", staff_key).await.0, 200);
+    }
+    let (s, b) = call("POST", "/api/pets", staff_key).await;
+    assert_eq!(s, 429, "{b}");
+    for _ in 0..4 {
+        assert_eq!(call("GET", "/api/pets", staff_key).await.0, 200);
+    }
+
+    // deletePet: admins only, and served by its own upstream.
+    let (s, b) = call("DELETE", "/api/pets/7", staff_key).await;
+    assert_eq!(s, 403, "{b}");
+    let before = (
+        u.hits.load(std::sync::atomic::Ordering::SeqCst),
+        v.hits.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    let (s, b) = call("DELETE", "/api/pets/7", admin_key).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        v.hits.load(std::sync::atomic::Ordering::SeqCst),
+        before.1 + 1,
+        "deleter served it"
+    );
+    assert_eq!(u.hits.load(std::sync::atomic::Ordering::SeqCst), before.0);
+    let log = gw.access_log_with(&["operation authorization denied"]);
+    assert!(log.contains("\"refused_by\":\"authorize\""), "{log}");
+
+    // The docs: staff see list and create, admins also delete.
+    let doc = |key: &'static str| {
+        let url = gw.url("/docs/openapi.json");
+        async move {
+            let r = client()
+                .get(url)
+                .header("X-API-Key", key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let staff = doc(staff_key).await;
+    assert!(staff["paths"]["/pets"]["get"].is_object(), "{staff}");
+    assert!(staff["paths"]["/pets"]["post"].is_object());
+    assert!(staff["paths"].get("/pets/{id}").is_none(), "{staff}");
+    let admins = doc(admin_key).await;
+    assert!(
+        admins["paths"]["/pets/{id}"]["delete"].is_object(),
+        "{admins}"
+    );
+    assert!(!admins.to_string().contains("x-groups"));
+    drop(gw);
+
+    // An operation the description lacks is refused at load, by name.
+    let cfg = dir.join("bad.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listeners:\n  - name: p\n    address: 127.0.0.1:1\n{}",
+            body("        removePet: { upstream: v }\n")
+        ),
+    )
+    .unwrap();
+    validate_refuses(&cfg, &["no operation \"removePet\""]);
+}

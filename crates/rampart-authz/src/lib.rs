@@ -139,13 +139,21 @@ pub fn default_decision(d: DefaultAuthorization) -> Decision {
     }
 }
 
-/// Every route's policy, compiled once per config (the Cedar files loaded and validated
-/// once, shared by the routes that use them): index `i` is route `i`'s, `None` for a route
-/// without `authorize`. Cedar problems are reported at `cedar.policies`.
+/// Every route's policy and its API operations' (`openapi.operations.*.authorize`).
+pub struct Policies {
+    /// Index `i` is route `i`'s, `None` for a route without `authorize`.
+    pub routes: Vec<Option<RoutePolicy>>,
+    /// Index `i` holds route `i`'s operations' policies by operation key.
+    pub operations: Vec<std::collections::BTreeMap<String, RoutePolicy>>,
+}
+
+/// Every policy, compiled once per config (the Cedar files loaded and validated once,
+/// shared by the routes and operations that use them). Cedar problems are reported at
+/// `cedar.policies`.
 pub fn compile_policies(
     cedar: Option<&rampart_config::CedarFiles>,
     routes: &[rampart_config::Route],
-) -> Result<Vec<Option<RoutePolicy>>, Vec<(String, String)>> {
+) -> Result<Policies, Vec<(String, String)>> {
     let cedar = match cedar {
         Some(cd) => Some(Arc::new(
             CedarPolicies::load(&cd.policies, cd.entities.as_deref(), cd.schema.as_deref())
@@ -157,12 +165,27 @@ pub fn compile_policies(
         )),
         None => None,
     };
-    Ok(routes
-        .iter()
-        .map(|r| {
-            r.authorize
-                .as_ref()
-                .map(|a| RoutePolicy::new(a, cedar.clone()))
-        })
-        .collect())
+    Ok(Policies {
+        routes: routes
+            .iter()
+            .map(|r| {
+                r.authorize
+                    .as_ref()
+                    .map(|a| RoutePolicy::new(a, cedar.clone()))
+            })
+            .collect(),
+        operations: routes
+            .iter()
+            .map(|r| {
+                r.openapi
+                    .iter()
+                    .flat_map(|o| &o.operations)
+                    .filter_map(|(k, op)| {
+                        let a = op.authorize.as_ref()?;
+                        Some((k.clone(), RoutePolicy::new(a, cedar.clone())))
+                    })
+                    .collect()
+            })
+            .collect(),
+    })
 }

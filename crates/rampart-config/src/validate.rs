@@ -221,6 +221,24 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
                 ),
             );
         }
+        for (key, op) in r.openapi.iter().flat_map(|o| &o.operations) {
+            let at = format!("{base}.openapi.operations.{key}");
+            if let Some(u) = &op.upstream {
+                if !c.upstreams.contains_key(u) {
+                    let known: Vec<&str> = c.upstreams.keys().map(|s| s.as_str()).collect();
+                    err(
+                        format!("{at}.upstream"),
+                        format!("unknown upstream {u:?} (defined: {})", list(&known)),
+                    );
+                }
+            }
+            if op.authorize.is_some() && r.auth.is_none() {
+                err(
+                    format!("{at}.authorize"),
+                    "authorize needs auth on the route (who would be authorized?)".into(),
+                );
+            }
+        }
         if r.paths.is_empty() {
             err(
                 format!("{base}.paths"),
@@ -451,8 +469,31 @@ fn validate_route_security(c: &Config, err: &mut impl FnMut(String, String)) {
                 );
             }
         }
-        let Some(a) = &r.authorize else { continue };
-        let base = format!("routes.{i}.authorize");
+        // The route's policy and its operations' are checked alike.
+        let mut authorizes: Vec<(String, &Authorize)> = Vec::new();
+        if let Some(a) = &r.authorize {
+            authorizes.push((format!("routes.{i}.authorize"), a));
+        }
+        for (k, op) in r.openapi.iter().flat_map(|o| &o.operations) {
+            if let Some(a) = &op.authorize {
+                authorizes.push((format!("routes.{i}.openapi.operations.{k}.authorize"), a));
+            }
+        }
+        for (base, a) in authorizes {
+            check_authorize(c, r, &base, a, err);
+        }
+    }
+}
+
+fn check_authorize(
+    c: &Config,
+    r: &Route,
+    base: &str,
+    a: &Authorize,
+    err: &mut impl FnMut(String, String),
+) {
+    {
+        let base = base.to_string();
         if a.cedar && c.cedar.is_none() {
             err(
                 format!("{base}.cedar"),

@@ -18,6 +18,82 @@ pub struct ContractRt {
     pub responses: bool,
 }
 
+/// An API operation that is a route of its own (`openapi.operations`).
+pub struct OpRt {
+    /// `route:key`, in metrics, limits and authorization.
+    pub label: String,
+    /// Who may call it, in addition to the route's policy.
+    pub policy: Option<rampart_authz::RoutePolicy>,
+    /// Its limits, in addition to the route's.
+    pub limits: Vec<rampart_limits::LimitRt>,
+    /// Its upstream, instead of the route's.
+    pub pool: Option<Arc<crate::upstream::UpstreamPool>>,
+}
+
+/// Each route's operations with settings of their own, by their place in the description.
+pub fn operations(
+    c: &Config,
+    contracts: &[Option<Arc<ContractRt>>],
+    policies: &mut [std::collections::BTreeMap<String, rampart_authz::RoutePolicy>],
+    pools: &HashMap<String, Arc<crate::upstream::UpstreamPool>>,
+) -> Result<Vec<HashMap<rampart_openapi::OpRef, Arc<OpRt>>>, Vec<Problem>> {
+    let mut errs = Vec::new();
+    let mut out = Vec::new();
+    for (i, r) in c.routes.iter().enumerate() {
+        let mut ops = HashMap::new();
+        let settings = r.openapi.iter().flat_map(|o| &o.operations);
+        for (key, s) in settings {
+            let at = format!("routes.{i}.openapi.operations.{key}");
+            let Some(contract) = contracts.get(i).and_then(|c| c.as_ref()) else {
+                continue;
+            };
+            let Some(op) = contract.spec.by_key(key) else {
+                errs.push((
+                    at,
+                    format!(
+                        "no operation {key:?} in {} (name it by operationId or as METHOD /path/template)",
+                        contract.cfg.spec
+                    ),
+                ));
+                continue;
+            };
+            let label = format!("{}:{key}", r.name);
+            let mut limits = Vec::new();
+            for (j, l) in s.rate_limit.iter().flatten().enumerate() {
+                match rampart_limits::LimitRt::compile(&format!("{label}-{j}"), l) {
+                    Ok(rt) if rt.uses_redis() && c.redis.is_none() => errs.push((
+                        format!("{at}.rate_limit.{j}.backend"),
+                        "backend: redis needs a top-level redis: URL".into(),
+                    )),
+                    Ok(rt) => limits.push(rt),
+                    Err(e) => errs.push((format!("{at}.rate_limit.{j}"), e.to_string())),
+                }
+            }
+            let policy = policies.get_mut(i).and_then(|p| p.remove(key));
+            let pool = s.upstream.as_ref().and_then(|u| pools.get(u).cloned());
+            if ops.contains_key(&op.at) {
+                errs.push((at, "names an operation another key already names".into()));
+                continue;
+            }
+            ops.insert(
+                op.at,
+                Arc::new(OpRt {
+                    label,
+                    policy,
+                    limits,
+                    pool,
+                }),
+            );
+        }
+        out.push(ops);
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
+}
+
 /// Each route's contract (`None` for routes without one).
 pub fn build(
     c: &Config,
@@ -217,4 +293,62 @@ impl GraphqlRt {
             cfg: cfg.clone(),
         }
     }
+}
+
+/// Documentation with `by_groups` shows each caller the operations its groups may call:
+/// where a route serves the same description, the groups of its `authorize` (and of an
+/// operation's own `authorize`) become the operations' `x-groups`, unless the description
+/// already says.
+pub fn docs_with_route_groups(
+    c: &Config,
+    contracts: &[Option<Arc<ContractRt>>],
+    docs: Vec<Option<Arc<DocsRt>>>,
+) -> Vec<Option<Arc<DocsRt>>> {
+    docs.into_iter()
+        .map(|d| {
+            let d = d?;
+            if !d.cfg.by_groups {
+                return Some(d);
+            }
+            let mut groups: HashMap<(String, String), Vec<String>> = HashMap::new();
+            for (i, r) in c.routes.iter().enumerate() {
+                let (Some(o), Some(Some(k))) = (&r.openapi, contracts.get(i)) else {
+                    continue;
+                };
+                if o.spec != d.cfg.spec {
+                    continue;
+                }
+                let route_groups = r.authorize.as_ref().map(|a| a.groups.clone());
+                for op in k.spec.all() {
+                    let own = o.operations.iter().find_map(|(key, s)| {
+                        let a = s.authorize.as_ref().filter(|a| !a.groups.is_empty())?;
+                        (k.spec.by_key(key).map(|x| x.at) == Some(op.at)).then(|| a.groups.clone())
+                    });
+                    let g = own.or_else(|| route_groups.clone().filter(|g| !g.is_empty()));
+                    if let Some(g) = g {
+                        groups.insert((op.method.to_ascii_lowercase(), op.path.clone()), g);
+                    }
+                }
+            }
+            if groups.is_empty() {
+                return Some(d);
+            }
+            let mut value = d.value.clone();
+            for ((method, path), g) in groups {
+                let op = value
+                    .get_mut("paths")
+                    .and_then(|p| p.get_mut(&path))
+                    .and_then(|i| i.get_mut(&method))
+                    .and_then(|o| o.as_object_mut());
+                if let Some(op) = op {
+                    op.entry("x-groups").or_insert_with(|| serde_json::json!(g));
+                }
+            }
+            Some(Arc::new(DocsRt {
+                cfg: d.cfg.clone(),
+                json: d.json.clone(),
+                value,
+            }))
+        })
+        .collect()
 }

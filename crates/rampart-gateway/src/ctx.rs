@@ -35,6 +35,8 @@ pub struct Ctx {
     pub(crate) websocket: bool,
     /// The matched route, shared with the snapshot it came from.
     pub(crate) route: Option<Arc<RouteRt>>,
+    /// The API operation the request is for, when the route gives it settings of its own.
+    pub(crate) operation: Option<Arc<crate::contract::OpRt>>,
     /// The route's path prefix that matched (for strip_prefix).
     pub(crate) prefix: String,
     /// The stage that refused the request and why, for the access log.
@@ -149,6 +151,7 @@ impl Ctx {
             path_rewritten: false,
             websocket: false,
             route: None,
+            operation: None,
             prefix: String::new(),
             refused: None,
             hide_error: false,

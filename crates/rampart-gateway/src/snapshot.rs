@@ -22,6 +22,8 @@ pub struct RouteRt {
     pub graphql: Option<crate::contract::GraphqlRt>,
     /// Documentation the route serves.
     pub docs: Option<Arc<crate::contract::DocsRt>>,
+    /// API operations with settings of their own (`openapi.operations`).
+    pub operations: HashMap<rampart_openapi::OpRef, Arc<crate::contract::OpRt>>,
 }
 
 /// A problem in the config: the dotted path it concerns (located in the file by
@@ -259,6 +261,9 @@ impl Snapshot {
         if !errs.is_empty() {
             return Err(errs);
         }
+        let mut operations =
+            crate::contract::operations(&config, &contracts, &mut policies.operations, &pools)?;
+        let docs = crate::contract::docs_with_route_groups(&config, &contracts, docs);
         // Only a snapshot that will serve starts health checks (not `rampart validate`).
         if let Some(rt) = env.runtime {
             for (name, pool) in &pools {
@@ -293,7 +298,7 @@ impl Snapshot {
                 Arc::new(RouteRt {
                     spec: r.clone(),
                     pool: pools.get(&r.upstream).cloned(),
-                    policy: policies[i].take(),
+                    policy: policies.routes[i].take(),
                     limits: std::mem::take(&mut route_limits[i]),
                     waf,
                     network: r
@@ -303,6 +308,7 @@ impl Snapshot {
                     contract,
                     graphql: r.graphql.as_ref().map(crate::contract::GraphqlRt::new),
                     docs,
+                    operations: std::mem::take(&mut operations[i]),
                 })
             })
             .collect();

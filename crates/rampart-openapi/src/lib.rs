@@ -220,7 +220,7 @@ fn security(loc: &Loc, v: Option<&Value>) -> Result<Vec<Requirement>, Error> {
 
 /// An operation's place in its description: kept across a request's phases instead of a
 /// borrow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OpRef {
     path: u32,
     op: u32,
@@ -368,6 +368,48 @@ impl Spec {
     /// How many operations the description declares.
     pub fn operations(&self) -> usize {
         self.paths.iter().map(|p| p.operations.len()).sum()
+    }
+
+    /// The operation a request is for, by method and path alone (nothing else checked):
+    /// what routing by operation needs before the request is read.
+    pub fn find(&self, method: &str, path: &str, base_path: Option<&str>) -> Option<&Operation> {
+        let base = base_path.unwrap_or(&self.base_path).trim_end_matches('/');
+        let rest = strip_base(path, base)?;
+        let segments: Option<Vec<String>> = rest
+            .strip_prefix('/')
+            .unwrap_or(rest)
+            .split('/')
+            .map(template::decode)
+            .collect();
+        let segments = segments?;
+        let mut best: Option<&PathItem> = None;
+        for &i in self.by_len.get(&segments.len()).into_iter().flatten() {
+            let p = &self.paths[i];
+            if best.is_some_and(|b| b.rank >= p.rank) {
+                continue;
+            }
+            if p.template.matches(&segments).is_some() {
+                best = Some(p);
+            }
+        }
+        best?
+            .operations
+            .iter()
+            .find(|o| o.method.eq_ignore_ascii_case(method))
+    }
+
+    /// Every operation, in the description's order.
+    pub fn all(&self) -> impl Iterator<Item = &Operation> {
+        self.paths.iter().flat_map(|p| &p.operations)
+    }
+
+    /// The operation named by `key`: its `operationId`, or `METHOD /path/template`.
+    pub fn by_key(&self, key: &str) -> Option<&Operation> {
+        let (method, path) = key.split_once(' ').unwrap_or(("", ""));
+        self.paths.iter().flat_map(|p| &p.operations).find(|o| {
+            o.id.as_deref() == Some(key)
+                || (o.method.eq_ignore_ascii_case(method) && o.path == path)
+        })
     }
 
     /// Checks `req` against its operation; the operation when the request keeps to it.

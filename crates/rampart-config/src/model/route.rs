@@ -180,6 +180,27 @@ pub struct RouteOpenApi {
     /// it can be); a larger body is refused in `enforce` mode.
     #[serde(default = "default_contract_body")]
     pub max_body: ByteSize,
+    /// Operations that are routes of their own, by `operationId` or `METHOD /template`:
+    /// their own upstream, authorization (in addition to the route's) and rate limits (in
+    /// addition to the route's), decided as soon as the route is known.
+    #[serde(default)]
+    pub operations: std::collections::BTreeMap<String, OperationSettings>,
+}
+
+/// What one operation of a route's API sets for itself.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OperationSettings {
+    /// Another upstream for this operation.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Who may call it (checked after, and in addition to, the route's `authorize`); its
+    /// `groups` also decide who sees it in `docs` with `by_groups`.
+    #[serde(default)]
+    pub authorize: Option<Authorize>,
+    /// Limits of this operation (in addition to the route's).
+    #[serde(default)]
+    pub rate_limit: Option<Vec<RateLimit>>,
 }
 
 fn yes() -> bool {

@@ -12,6 +12,34 @@ use bytes::Bytes;
 use pingora::proxy::Session;
 use rampart_config::{ContractMode, UnknownQuery};
 
+/// `operation`: on routes whose operations have settings of their own, which operation
+/// the request is for (method and path alone, before anything is read), so that
+/// authorization, limits and the upstream can be the operation's. A request matching no
+/// operation goes on; `validate` decides on it.
+pub(super) fn operation(r: &super::Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
+    let Some(route) = ctx.route.clone() else {
+        return Decision::Continue;
+    };
+    let Some(c) = route
+        .contract
+        .as_ref()
+        .filter(|_| !route.operations.is_empty())
+    else {
+        return Decision::Continue;
+    };
+    let path = upstream_path(ctx, route.spec.strip_prefix);
+    let found = c
+        .spec
+        .find(r.head.method.as_str(), &path, c.cfg.base_path.as_deref());
+    if let Some(op) = found.and_then(|op| route.operations.get(&op.at)) {
+        if let Some(pool) = &op.pool {
+            ctx.upstream.pool = Some(pool.clone());
+        }
+        ctx.operation = Some(op.clone());
+    }
+    Decision::Continue
+}
+
 pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     let Some(route) = ctx.route.clone() else {
         return Decision::Continue;

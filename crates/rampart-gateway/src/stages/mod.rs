@@ -103,6 +103,7 @@ pub enum Stage {
     BodyLimit,
     Route,
     RouteNetwork,
+    Operation,
     Upgrade,
     ClientCert,
     Authenticate,
@@ -118,7 +119,7 @@ pub enum Stage {
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 22] = [
+    pub const PIPELINE: [Stage; 23] = [
         Stage::ClientIp,
         Stage::Bans,
         Stage::Network,
@@ -130,6 +131,7 @@ impl Stage {
         Stage::BodyLimit,
         Stage::Route,
         Stage::RouteNetwork,
+        Stage::Operation,
         Stage::Upgrade,
         Stage::ClientCert,
         Stage::Authenticate,
@@ -157,6 +159,7 @@ impl Stage {
             Stage::BodyLimit => "body_limit",
             Stage::Route => "route",
             Stage::RouteNetwork => "route_network",
+            Stage::Operation => "operation",
             Stage::Upgrade => "upgrade",
             Stage::ClientCert => "client_cert",
             Stage::Authenticate => "authenticate",
@@ -198,6 +201,7 @@ impl Stage {
             Stage::BodyLimit => limits::body(&r, snap, ctx),
             Stage::Route => route::run(&r, snap, ctx),
             Stage::RouteNetwork => network::route(&r, snap, ctx),
+            Stage::Operation => contract::operation(&r, snap, ctx),
             Stage::Upgrade => upgrade::run(&r, snap, ctx),
             Stage::ClientCert => client_cert::run(&r, snap, ctx),
             Stage::Authenticate => authenticate::run(&r, snap, ctx).await,

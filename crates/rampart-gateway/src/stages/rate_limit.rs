@@ -16,9 +16,29 @@ pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision
     let Some(route) = ctx.route.clone() else {
         return Decision::Continue;
     };
-    if route.limits.is_empty() {
-        return Decision::Continue;
+    if !route.limits.is_empty() {
+        let d = check(r, snap, ctx, &route.limits, &route.spec.name).await;
+        if !matches!(d, Decision::Continue) {
+            return d;
+        }
     }
+    // An operation with limits of its own is held to them as well.
+    if let Some(op) = ctx.operation.clone() {
+        if !op.limits.is_empty() {
+            return check(r, snap, ctx, &op.limits, &op.label).await;
+        }
+    }
+    Decision::Continue
+}
+
+/// `limits` (a route's or an operation's, named `label` in metrics and logs).
+async fn check(
+    r: &Req<'_>,
+    snap: &Snapshot,
+    ctx: &mut Ctx,
+    limits: &[rampart_limits::LimitRt],
+    label: &str,
+) -> Decision {
     let head = r.head;
     let header = |name: &str| {
         head.headers
@@ -37,22 +57,20 @@ pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision
     let facts = rampart_limits::Facts {
         client_ip: ctx.client_ip,
         consumer: principal.map(|p| p.consumer_id.as_str()),
-        route: route.spec.name.as_str(),
+        route: label,
         header: &header,
         claim: &claim,
     };
-    let d = snap.limiter.check(&route.limits, &facts).await;
+    let d = snap.limiter.check(limits, &facts).await;
     let m = metrics();
     if d.backend_error {
-        m.ratelimit_backend_errors
-            .with_label_values(&[route.spec.name.as_str()])
-            .inc();
+        m.ratelimit_backend_errors.with_label_values(&[label]).inc();
     }
     if d.sustained_excess {
         ctx.limits.sustained_excess = true;
         log::warn!(
-            "rate limit: sustained excess on route {} by a {} key ({})",
-            route.spec.name,
+            "rate limit: sustained excess on {} by a {} key ({})",
+            label,
             d.key_type.as_deref().unwrap_or("-"),
             ctx.client_ip.map(|i| i.to_string()).unwrap_or_default()
         );
@@ -77,10 +95,7 @@ pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision
         }
         rampart_limits::Verdict::Reject { retry_after } => {
             m.ratelimit_rejected
-                .with_label_values(&[
-                    route.spec.name.as_str(),
-                    d.key_type.as_deref().unwrap_or("-"),
-                ])
+                .with_label_values(&[label, d.key_type.as_deref().unwrap_or("-")])
                 .inc();
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             headers.push(("Retry-After", secs.to_string()));
