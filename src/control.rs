@@ -104,6 +104,16 @@ fn explain(a: &Answer) -> String {
     out
 }
 
+/// The `changes` lines of an answer (`+ routes/x`).
+fn changes(v: &serde_json::Value) -> Vec<String> {
+    v["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect()
+}
+
 fn read_config(path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -130,12 +140,7 @@ pub fn diff(t: &Target, config: &Path) -> Result<Vec<String>, String> {
     }
     let v: serde_json::Value =
         serde_json::from_str(&a.body).map_err(|e| format!("unexpected answer: {e}"))?;
-    let mut lines: Vec<String> = v["changes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.as_str().map(str::to_string))
-        .collect();
+    let mut lines = changes(&v);
     for e in v["errors"].as_array().into_iter().flatten() {
         lines.push(format!(
             "! {}: {}",
@@ -166,12 +171,7 @@ pub fn apply(t: &Target, config: &Path) -> Result<Vec<String>, String> {
     }
     let v: serde_json::Value =
         serde_json::from_str(&a.body).map_err(|e| format!("unexpected answer: {e}"))?;
-    let mut lines: Vec<String> = v["changes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.as_str().map(str::to_string))
-        .collect();
+    let mut lines = changes(&v);
     lines.push(format!(
         "applied: generation {}{}",
         v["generation"],

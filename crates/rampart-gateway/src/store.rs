@@ -255,14 +255,7 @@ async fn follow(
                             let _ = reply.send(c.0.insert(&document, &author, parent).await);
                             connection = Some(c);
                             catch_up = true;
-                            if was_down {
-                                crate::observe::system_event(
-                                    "store",
-                                    "restored",
-                                    "the config store is reachable again".into(),
-                                );
-                            }
-                            was_down = false;
+                            restored(&mut was_down);
                         }
                         Err(e) => {
                             let _ = reply.send(Err(e));
@@ -274,14 +267,7 @@ async fn follow(
                         Ok(c) => {
                             connection = Some(c);
                             catch_up = true;
-                            if was_down {
-                                crate::observe::system_event(
-                                    "store",
-                                    "restored",
-                                    "the config store is reachable again".into(),
-                                );
-                            }
-                            was_down = false;
+                            restored(&mut was_down);
                         }
                         Err(e) => log::debug!("config store: still unreachable: {e}"),
                     }
@@ -339,6 +325,17 @@ async fn follow(
             lose(&mut connection, &mut was_down);
         }
     }
+}
+
+fn restored(was_down: &mut bool) {
+    if *was_down {
+        crate::observe::system_event(
+            "store",
+            "restored",
+            "the config store is reachable again".into(),
+        );
+    }
+    *was_down = false;
 }
 
 fn lose(connection: &mut Option<(Store, Announcements)>, was_down: &mut bool) {
