@@ -272,6 +272,29 @@ async fn three_nodes_share_one_config_through_postgres() {
     let took = served_everywhere(&ports, "/one", Duration::from_secs(1)).await;
     println!("a change on A served by every node after {took:?}");
 
+    // A node's own sections are not the fleet's: changing them through the API is refused.
+    let base = format!("http://127.0.0.1:{}", nodes[0].admin_port);
+    let r = client()
+        .get(format!("{base}/config"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let mut doc: Value = r.json().await.unwrap();
+    doc["server"] = json!({"watch_interval": "3s"});
+    let r = client()
+        .put(format!("{base}/config"))
+        .bearer_auth(ADMIN)
+        .header("If-Match", etag)
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["errors"][0]["pointer"], "/server", "{e}");
+
     // 2. The database goes away: every node keeps serving; a write is refused, unchanged.
     relay.cut();
     tokio::time::sleep(Duration::from_millis(300)).await;

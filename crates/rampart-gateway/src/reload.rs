@@ -53,6 +53,8 @@ pub enum ApplyError {
     Persist(std::io::Error),
     /// The config store could not take the change (nothing changed).
     Store(String),
+    /// With a store, these sections come from each node's file.
+    NodeSections(Vec<String>),
 }
 
 struct Versions {
@@ -299,6 +301,23 @@ impl Reloader {
             );
         }
         let store = self.store.get().cloned();
+        if store.is_some() {
+            // A node's own sections live in its file: a change to them through the API
+            // would reach neither the file nor the other nodes.
+            use rampart_config::document::{from_text, node_part};
+            let (old, new) = (
+                node_part(&doc),
+                node_part(&from_text(&text).unwrap_or_default()),
+            );
+            let keys: Vec<String> = rampart_config::NODE_KEYS
+                .iter()
+                .filter(|k| old.get(**k) != new.get(**k))
+                .map(|k| k.to_string())
+                .collect();
+            if !keys.is_empty() {
+                return Err(ApplyError::NodeSections(keys));
+            }
+        }
         let parent = versions.current.store_version;
         let result = self.build_and_swap(&mut versions, &text, "admin API", by, |_| {
             if let Some(link) = &store {

@@ -203,6 +203,16 @@ fn refused(e: ApplyError) -> Reply {
                 json!({"error": "the change needs a restart; nothing changed", "errors": list}),
             )
         }
+        ApplyError::NodeSections(keys) => {
+            let list: Vec<Value> = keys
+                .iter()
+                .map(|k| json!({"pointer": format!("/{k}"), "message": "set in each node's config file when a config store is used"}))
+                .collect();
+            Reply::json(
+                409,
+                json!({"error": "node sections cannot change through the API; nothing changed", "errors": list}),
+            )
+        }
         ApplyError::Store(e) => Reply::error(
             503,
             format!("the config store did not take the change ({e}); nothing changed"),
