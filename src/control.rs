@@ -8,9 +8,44 @@ use std::path::{Path, PathBuf};
 pub struct Target {
     pub admin: String,
     pub token_file: Option<PathBuf>,
+    /// The CA that signed an https admin listener's certificate (else the system's).
+    pub ca: Option<PathBuf>,
+    /// A client certificate and key (PEM) for an admin listener that verifies clients.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl Target {
+    /// The token, or `None` when a client certificate stands for it.
+    fn token_if_any(&self) -> Result<Option<String>, String> {
+        if self.client_cert.is_some()
+            && self.token_file.is_none()
+            && std::env::var_os("RAMPART_ADMIN_TOKEN").is_none()
+        {
+            return Ok(None);
+        }
+        self.token().map(Some)
+    }
+
+    fn client(&self) -> Result<reqwest::Client, String> {
+        let read =
+            |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+        let mut b = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+        if let Some(ca) = &self.ca {
+            let cert = reqwest::Certificate::from_pem(&read(ca)?)
+                .map_err(|e| format!("{}: not a PEM certificate: {e}", ca.display()))?;
+            b = b.add_root_certificate(cert);
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            let mut pem = read(cert)?;
+            pem.push(b'\n');
+            pem.extend(read(key)?);
+            let id = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| format!("{} / {}: {e}", cert.display(), key.display()))?;
+            b = b.identity(id);
+        }
+        b.build().map_err(|e| e.to_string())
+    }
+
     fn token(&self) -> Result<String, String> {
         let token = match &self.token_file {
             Some(p) => std::fs::read_to_string(p)
@@ -28,10 +63,9 @@ impl Target {
 
     fn url(&self, path: &str) -> Result<String, String> {
         let base = self.admin.trim_end_matches('/');
-        if !base.starts_with("http://") {
-            // The admin listener speaks plain HTTP (keep it on loopback or a private network).
+        if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(format!(
-                "--admin must be an http:// URL of the admin listener (got {base:?})"
+                "--admin must be the admin listener's http:// or https:// URL (got {base:?})"
             ));
         }
         Ok(format!("{base}{path}"))
@@ -52,17 +86,17 @@ fn call(
     body: Option<String>,
 ) -> Result<Answer, String> {
     let url = t.url(path)?;
-    let token = t.token()?;
+    let token = t.token_if_any()?;
+    let client = t.client()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
     rt.block_on(async move {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let mut r = client.request(method, &url).bearer_auth(token);
+        let mut r = client.request(method, &url);
+        if let Some(token) = token {
+            r = r.bearer_auth(token);
+        }
         for (k, v) in headers {
             r = r.header(*k, v);
         }

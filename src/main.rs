@@ -86,6 +86,16 @@ struct AdminTarget {
     /// A file holding the admin token (instead of RAMPART_ADMIN_TOKEN).
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// The CA of an https admin listener's certificate (default: the system's roots).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// A client certificate (PEM) for an admin listener that verifies clients; with
+    /// --client-key, it stands for the token.
+    #[arg(long, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
 }
 
 impl AdminTarget {
@@ -93,6 +103,8 @@ impl AdminTarget {
         control::Target {
             admin: self.admin,
             token_file: self.token_file,
+            ca: self.ca,
+            client_cert: self.client_cert.zip(self.client_key),
         }
     }
 }

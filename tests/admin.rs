@@ -787,3 +787,133 @@ async fn export_diff_apply_from_the_command_line() {
     assert!(err.contains("422") && err.contains("/routes/"), "{err}");
     assert_eq!(gw.readyz_generation(), before);
 }
+
+struct Pki {
+    ca_pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(DnType::CommonName, "admin test CA");
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = p.self_signed(&key).unwrap();
+        Pki {
+            ca_pem: cert.pem(),
+            issuer: rcgen::Issuer::new(p, key),
+        }
+    }
+
+    /// (cert PEM, key PEM) for `cn`, with `dns` names.
+    fn issue(&self, cn: &str, dns: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p =
+            rcgen::CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// The admin listener over HTTPS: a client certificate named in `admin.clients` stands for
+/// a token (with its role), an unknown one does not; tokens still work; the CLI speaks
+/// HTTPS with a CA and a client certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_over_https_knows_client_certificates() {
+    let up = Upstream::start("u").await;
+    let dir = temp_dir("admin-tls");
+    let pki = Pki::new();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let ca = write("ca.pem", &pki.ca_pem);
+    let (sc, sk) = pki.issue("localhost", &["localhost"]);
+    let (server_cert, server_key) = (write("server.pem", &sc), write("server.key", &sk));
+    let (rc, rk) = pki.issue("ops-robot", &[]);
+    let (robot_cert, robot_key) = (write("robot.pem", &rc), write("robot.key", &rk));
+    let (xc, xk) = pki.issue("stranger", &[]);
+    let admin = format!(
+        "{}  tls:\n    certificates: [{{cert: {server_cert}, key: {server_key}}}]\n    client_auth: {{ca: {ca}, mode: optional}}\n  clients:\n    - {{name: robot, role: operator, subject_cn: ops-robot}}\n",
+        admin_yaml("")
+    );
+    let gw = Gateway::start_full(&body(&up, &dir.join("events.jsonl")), "", &admin);
+    let base = format!("https://localhost:{}", gw.admin_port);
+    let ca_cert = reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap();
+    let with = |identity: Option<(&str, &str)>| {
+        let mut b = reqwest::Client::builder().add_root_certificate(ca_cert.clone());
+        if let Some((c, k)) = identity {
+            b = b.identity(reqwest::Identity::from_pem(format!("{c}\n{k}").as_bytes()).unwrap());
+        }
+        b.build().unwrap()
+    };
+    let whoami = async |c: &reqwest::Client, token: Option<&str>| {
+        let mut r = c.get(format!("{base}/whoami"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let healthz = with(None)
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthz.status().as_u16(), 200);
+    assert_eq!(
+        whoami(&with(None), None).await.0,
+        401,
+        "no certificate, no token"
+    );
+    let (s, b) = whoami(&with(Some((&rc, &rk))), None).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        b.contains("\"name\":\"robot\"") && b.contains("operator"),
+        "{b}"
+    );
+    assert_eq!(
+        whoami(&with(Some((&xc, &xk))), None).await.0,
+        401,
+        "a certificate no client names"
+    );
+    let (s, b) = whoami(&with(None), Some(ADMIN)).await;
+    assert_eq!((s, b.contains("\"role\":\"admin\"")), (200, true), "{b}");
+    // Plain HTTP to the HTTPS admin port gets nothing.
+    assert!(raw_get(gw.admin_port, "/healthz")
+        .map(|(s, _)| s != 200)
+        .unwrap_or(true));
+
+    let tls_args = [
+        "--admin",
+        &base,
+        "--ca",
+        &ca,
+        "--client-cert",
+        &robot_cert,
+        "--client-key",
+        &robot_key,
+    ];
+    let mut args = vec!["export"];
+    args.extend(tls_args);
+    let (code, out, err) = cli(&args, None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("<redacted>"), "{out}");
+    let cfg = dir.join("same.yaml");
+    std::fs::write(&cfg, &out).unwrap();
+    let mut args = vec!["apply", "--config", cfg.to_str().unwrap()];
+    args.extend(tls_args);
+    let (code, _, err) = cli(&args, None);
+    assert_eq!(code, 1, "an operator does not change the config");
+    assert!(err.contains("403"), "{err}");
+}

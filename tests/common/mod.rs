@@ -268,8 +268,27 @@ impl Gateway {
             log_path,
             dir,
         };
-        gw.wait_ready();
+        if admin_extra.contains("tls:") {
+            // An HTTPS admin listener: the public port and the admin port accepting is ready
+            // enough (the test then speaks TLS to it).
+            gw.wait_listening();
+        } else {
+            gw.wait_ready();
+        }
         gw
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok()
+                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("rampart did not listen; stderr:\n{}", self.stderr());
     }
 
     pub fn wrap(body: &str, port: u16, admin_port: u16, log: &std::path::Path) -> String {

@@ -146,7 +146,8 @@ fn span(d: Duration) -> String {
 fn admin(c: &Config, out: &mut Out) {
     let a = &c.admin;
     if !is_loopback(&a.address) {
-        out.add(
+        if a.tls.is_none() {
+            out.add(
             "admin-plain-http",
             Severity::High,
             "admin.address",
@@ -155,8 +156,9 @@ fn admin(c: &Config, out: &mut Out) {
                 "the admin listener on {} speaks plain HTTP: admin tokens cross the network in clear text",
                 a.address
             ),
-            "bind admin.address to 127.0.0.1 and reach it through an SSH tunnel or a TLS-terminating proxy on the same host",
+            "give the admin listener tls (with client_auth for certificate logins), or bind admin.address to 127.0.0.1 and reach it through an SSH tunnel",
         );
+        }
         if a.metrics == MetricsAccess::Public {
             out.add(
                 "admin-metrics-public",

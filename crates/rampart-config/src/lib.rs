@@ -267,8 +267,14 @@ fn resolve_paths(c: &mut Config, base: &Path) {
             *p = base.join(p.as_str()).display().to_string();
         }
     };
-    for l in &mut c.listeners {
-        if let Some(t) = &mut l.tls {
+    let admin_tls = c.admin.tls.as_mut();
+    for t in c
+        .listeners
+        .iter_mut()
+        .filter_map(|l| l.tls.as_mut())
+        .chain(admin_tls)
+    {
+        {
             for cf in &mut t.certificates {
                 fix(&mut cf.cert);
                 fix(&mut cf.key);

@@ -728,12 +728,13 @@ fn check_admin(a: &Admin, err: &mut impl FnMut(String, String)) {
         Ok(addr) => {
             // An unauthenticated admin listener on the network is an open door to the
             // config and the ban list: refuse rather than warn.
-            if !addr.ip().is_loopback() && a.tokens.is_empty() {
+            if !addr.ip().is_loopback() && a.tokens.is_empty() && a.clients.is_empty() {
                 err(
                     "admin.address".into(),
                     format!(
-                        "{addr} is not a loopback address and admin.tokens is empty: \
-                         add tokens (rampart keygen) or bind the admin listener to 127.0.0.1"
+                        "{addr} is not a loopback address and neither admin.tokens nor \
+                         admin.clients is set: add tokens (rampart keygen) or client \
+                         certificates, or bind the admin listener to 127.0.0.1"
                     ),
                 );
             }
@@ -769,6 +770,39 @@ fn check_admin(a: &Admin, err: &mut impl FnMut(String, String)) {
                     format!("{base}.expires"),
                     format!("{e:?} is not an RFC 3339 time like 2027-01-31T00:00:00Z"),
                 );
+            }
+        }
+    }
+    let verifies = a.tls.as_ref().is_some_and(|t| t.client_auth.is_some());
+    for (i, c) in a.clients.iter().enumerate() {
+        let base = format!("admin.clients.{i}");
+        if !verifies {
+            err(
+                base.clone(),
+                "client certificates need admin.tls with client_auth".into(),
+            );
+        }
+        if c.name.trim().is_empty() || !names.insert(c.name.as_str()) {
+            err(
+                format!("{base}.name"),
+                format!("client name {:?} is empty or already used", c.name),
+            );
+        }
+        if c.subject_cn.is_none() && c.san.is_none() && c.fingerprint_sha256.is_none() {
+            err(base, "give subject_cn, san or fingerprint_sha256".into());
+        }
+    }
+    if let Some(t) = &a.tls {
+        if t.certificates.is_empty() {
+            err(
+                "admin.tls.certificates".into(),
+                "at least one certificate is required".into(),
+            );
+        }
+        for (j, cf) in t.certificates.iter().enumerate() {
+            if let Err(e) = rampart_tls::load_certified_key(Path::new(&cf.cert), Path::new(&cf.key))
+            {
+                err(format!("admin.tls.certificates.{j}"), e.to_string());
             }
         }
     }

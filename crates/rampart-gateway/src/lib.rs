@@ -282,6 +282,26 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
             cert_sets.push(set);
         }
     }
+    // The admin listener's HTTPS is set up like a public listener's (and rotated alike).
+    let admin_tls = match &config.admin.tls {
+        Some(t) => {
+            let as_listener = rampart_config::Listener {
+                name: "admin".into(),
+                address: config.admin.address.clone(),
+                tls: Some(t.clone()),
+                redirect_https: false,
+                https_port: None,
+                hsts: None,
+                max_connections_per_ip: None,
+                proxy_protocol: false,
+                network: None,
+            };
+            let (settings, set) = tls::settings(&as_listener)?;
+            cert_sets.push(set);
+            Some(settings)
+        }
+        None => None,
+    };
 
     let config_file = config_source.path.clone();
     let reloader = Arc::new(Reloader::new(
@@ -388,7 +408,10 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         },
     );
     admin.threads = Some(1);
-    admin.add_tcp(&config.admin.address);
+    match admin_tls {
+        Some(settings) => admin.add_tls_with_settings(&config.admin.address, None, settings),
+        None => admin.add_tcp(&config.admin.address),
+    }
     server.add_service(admin);
 
     if demo_backend {
@@ -411,7 +434,12 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         );
     }
     println!(
-        "rampart: admin (metrics, health) on http://{}",
+        "rampart: admin (health, metrics, API) on {}://{}",
+        if config.admin.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         config.admin.address
     );
     if demo_backend {

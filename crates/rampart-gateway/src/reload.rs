@@ -508,6 +508,7 @@ fn fixed_changes(
     let fixed = [
         ("listeners", bound(&new.listeners) != bound(&old.listeners)),
         ("admin.address", new.admin.address != old.admin.address),
+        ("admin.tls", new.admin.tls != old.admin.tls),
         ("server.threads", new.server.threads != old.server.threads),
         ("access_log", new.access_log != old.access_log),
         ("events", new.events != old.events),

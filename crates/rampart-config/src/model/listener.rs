@@ -166,6 +166,29 @@ pub struct Admin {
     pub history: usize,
     /// The largest request body the API reads (a whole config).
     pub max_body: crate::ByteSize,
+    /// HTTPS for the admin listener (certificates, and `client_auth` to verify clients'
+    /// certificates), like a listener's `tls`.
+    pub tls: Option<ListenerTls>,
+    /// Who may call the admin API by client certificate (needs `tls.client_auth`).
+    pub clients: Vec<AdminClient>,
+}
+
+/// An admin API caller known by its verified client certificate.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct AdminClient {
+    /// Who this is, in events and the access log.
+    pub name: String,
+    /// What it may do.
+    pub role: AdminRole,
+    /// The certificate's subject common name, exactly.
+    #[serde(default)]
+    pub subject_cn: Option<String>,
+    /// One of its DNS or URI subject alternative names, exactly.
+    #[serde(default)]
+    pub san: Option<String>,
+    /// Hex SHA-256 of the DER certificate (any case).
+    #[serde(default)]
+    pub fingerprint_sha256: Option<String>,
 }
 
 impl Default for Admin {
@@ -178,6 +201,8 @@ impl Default for Admin {
             persist: true,
             history: 20,
             max_body: crate::ByteSize(8 * 1024 * 1024),
+            tls: None,
+            clients: Vec::new(),
         }
     }
 }

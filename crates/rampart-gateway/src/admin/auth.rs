@@ -18,6 +18,7 @@ pub struct Caller {
 /// Why a token was refused (the reason goes to the event, not to the client).
 pub enum Refusal {
     Missing,
+    UnknownCertificate,
     Unknown,
     Expired(String),
 }
@@ -26,14 +27,27 @@ impl Refusal {
     pub fn reason(&self) -> String {
         match self {
             Refusal::Missing => "no bearer token".into(),
+            Refusal::UnknownCertificate => {
+                "a verified client certificate that names no admin client".into()
+            }
             Refusal::Unknown => "unknown token".into(),
             Refusal::Expired(name) => format!("token {name:?} has expired"),
         }
     }
 }
 
-/// The caller named by an `Authorization: Bearer` header.
-pub fn authenticate(cfg: &AdminConfig, authorization: Option<&[u8]>) -> Result<Caller, Refusal> {
+/// The caller named by an `Authorization: Bearer` header or, without one, by the verified
+/// client certificate.
+pub fn authenticate(
+    cfg: &AdminConfig,
+    authorization: Option<&[u8]>,
+    cert: Option<&rampart_tls::ClientIdentity>,
+) -> Result<Caller, Refusal> {
+    if authorization.is_none() {
+        if let Some(id) = cert {
+            return by_certificate(cfg, id);
+        }
+    }
     let token = authorization
         .and_then(|h| std::str::from_utf8(h).ok())
         .and_then(|h| {
@@ -65,6 +79,28 @@ pub fn authenticate(cfg: &AdminConfig, authorization: Option<&[u8]>) -> Result<C
     Ok(Caller {
         name: t.name.clone(),
         role: t.role,
+    })
+}
+
+fn by_certificate(cfg: &AdminConfig, id: &rampart_tls::ClientIdentity) -> Result<Caller, Refusal> {
+    let c = cfg
+        .clients
+        .iter()
+        .find(|c| {
+            c.subject_cn
+                .as_deref()
+                .is_some_and(|cn| id.common_name.as_deref() == Some(cn))
+                || c.san
+                    .as_deref()
+                    .is_some_and(|san| id.dns_sans.iter().chain(&id.uri_sans).any(|s| s == san))
+                || c.fingerprint_sha256
+                    .as_deref()
+                    .is_some_and(|f| f.eq_ignore_ascii_case(&id.fingerprint_sha256))
+        })
+        .ok_or(Refusal::UnknownCertificate)?;
+    Ok(Caller {
+        name: c.name.clone(),
+        role: c.role,
     })
 }
 

@@ -222,32 +222,37 @@ impl Admin {
                 );
             }
         }
-        let caller =
-            match auth::authenticate(cfg, req.headers.get("authorization").map(|v| v.as_bytes())) {
-                Ok(c) => {
-                    if let Some(ip) = req.peer {
-                        self.lockout.succeed(ip);
-                    }
-                    c
+        let identity = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|s| s.extension.get::<rampart_tls::ClientIdentity>())
+            .cloned();
+        let authorization = req.headers.get("authorization").map(|v| v.as_bytes());
+        let caller = match auth::authenticate(cfg, authorization, identity.as_ref()) {
+            Ok(c) => {
+                if let Some(ip) = req.peer {
+                    self.lockout.succeed(ip);
                 }
-                Err(why) => {
-                    // Only a wrong token counts: a request without one guesses nothing.
-                    let counted = !matches!(why, auth::Refusal::Missing);
-                    let locked = counted && req.peer.is_some_and(|ip| self.lockout.fail(cfg, ip));
-                    let action = if locked { "lockout" } else { "auth_failure" };
-                    self.event(req, 401, action, why.reason(), None, Vec::new());
-                    let message = if cfg.tokens.is_empty() {
-                        "the admin API has no tokens configured (admin.tokens)"
-                    } else {
-                        "a valid bearer token is required"
-                    };
-                    return (
-                        Reply::error(401, message)
-                            .with_header("WWW-Authenticate", "Bearer realm=\"rampart-admin\""),
-                        None,
-                    );
-                }
-            };
+                c
+            }
+            Err(why) => {
+                // Only a wrong token counts: a request without one guesses nothing.
+                let counted = !matches!(why, auth::Refusal::Missing);
+                let locked = counted && req.peer.is_some_and(|ip| self.lockout.fail(cfg, ip));
+                let action = if locked { "lockout" } else { "auth_failure" };
+                self.event(req, 401, action, why.reason(), None, Vec::new());
+                let message = if cfg.tokens.is_empty() {
+                    "the admin API has no tokens configured (admin.tokens)"
+                } else {
+                    "a valid bearer token is required"
+                };
+                return (
+                    Reply::error(401, message)
+                        .with_header("WWW-Authenticate", "Bearer realm=\"rampart-admin\""),
+                    None,
+                );
+            }
+        };
         if req.path == "/metrics" {
             let r = if req.method == Method::GET {
                 metrics_reply()
