@@ -75,6 +75,13 @@ enum Command {
     },
     /// Read a password from stdin and print its argon2id hash for `basic.password_hash`.
     HashPassword,
+    /// Print a shell completion script (e.g. `rampart completions bash > /etc/bash_completion.d/rampart`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `rampart man > /usr/share/man/man1/rampart.1`.
+    Man,
 }
 
 /// The admin API to talk to; the token comes from RAMPART_ADMIN_TOKEN or --token-file.
@@ -204,6 +211,33 @@ fn main() -> ExitCode {
                     }
                     ExitCode::SUCCESS
                 }
+                Err(e) => {
+                    eprintln!("rampart: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            let mut cmd = Cli::command();
+            // Into memory first: the generator panics on a failed write (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "rampart", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rampart: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let page = clap_mangen::Man::new(Cli::command());
+            match page.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("rampart: {e}");
                     ExitCode::from(1)

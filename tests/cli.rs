@@ -129,3 +129,41 @@ fn socket2_like_listener() -> std::net::TcpListener {
         s.listen(16).unwrap().into_std().unwrap()
     })
 }
+
+/// Shell completions and the manual page come from the same command definitions: every
+/// subcommand is in them; bash accepts the script; `man` renders the page.
+#[test]
+fn completions_and_man_page_cover_every_command() {
+    let (code, bash, err) = rampart(&["completions", "bash"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, page, err) = rampart(&["man"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH rampart 1"),
+        "{page}"
+    );
+    for sub in [
+        "serve", "validate", "audit", "bans", "export", "diff", "apply", "keygen",
+    ] {
+        assert!(bash.contains(sub), "bash completion lacks {sub}");
+        assert!(page.contains(sub), "man page lacks {sub}");
+    }
+    for shell in ["zsh", "fish"] {
+        let (code, out, err) = rampart(&["completions", shell]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("rampart"));
+    }
+    let (code, _, _) = rampart(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is a usage error");
+    // bash itself parses the script.
+    let dir = common::temp_dir("completions");
+    let script = dir.join("rampart.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let ok = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "bash -n refused the completion script");
+}
