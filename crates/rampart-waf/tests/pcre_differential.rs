@@ -31,6 +31,8 @@ struct Pattern {
     /// The rule id; `<id>.<n>` for the n-th rule of a chain after its head.
     key: String,
     pattern: String,
+    /// `!@rx`: compiled as the engine compiles a negated pattern; compared before negation.
+    negated: bool,
     transforms: Vec<Transform>,
     capture: bool,
 }
@@ -75,6 +77,7 @@ fn patterns() -> Vec<Pattern> {
         out.push(Pattern {
             key,
             pattern: r.operator.argument.clone(),
+            negated: r.operator.negated,
             transforms,
             capture: r.actions.iter().any(|a| a.name == "capture"),
         });
@@ -90,7 +93,7 @@ fn url_decode(v: &[u8]) -> Vec<u8> {
 /// Every payload of the regression tests: whole, and split into argument values.
 fn payloads() -> Vec<Vec<u8>> {
     let mut set = BTreeSet::new();
-    let mut add_args = |set: &mut BTreeSet<Vec<u8>>, v: &[u8]| {
+    let add_args = |set: &mut BTreeSet<Vec<u8>>, v: &[u8]| {
         set.insert(v.to_vec());
         set.insert(url_decode(v));
         for pair in v.split(|b| *b == b'&') {
@@ -165,10 +168,7 @@ fn mutate(v: &[u8], rng: &mut Rng) -> Vec<u8> {
         // Every space becomes another whitespace.
         1 => {
             let w = SPACES[rng.below(SPACES.len())];
-            out = out
-                .split(|b| *b == b' ')
-                .collect::<Vec<_>>()
-                .join(w);
+            out = out.split(|b| *b == b' ').collect::<Vec<_>>().join(w);
         }
         2 => {
             let w = SPACES[rng.below(SPACES.len())];
@@ -256,6 +256,8 @@ struct Tally {
     pcre_errors: BTreeMap<String, usize>,
     /// Rule → (divergent inputs, an example, what each side said).
     divergences: BTreeMap<String, (usize, Vec<u8>, String)>,
+    /// Rule → its pattern as written, `!` first when negated.
+    written: BTreeMap<String, String>,
 }
 
 fn listed(path: &str) -> BTreeSet<String> {
@@ -289,9 +291,7 @@ fn every_rx_agrees_with_pcre2() {
 
     // Transformed values, once per distinct chain.
     let mut by_chain: HashMap<Vec<Transform>, Vec<Vec<u8>>> = HashMap::new();
-    let chain_of = |ts: &[Transform], v: &[u8]| {
-        ts.iter().fold(v.to_vec(), |v, t| t.apply(&v))
-    };
+    let chain_of = |ts: &[Transform], v: &[u8]| ts.iter().fold(v.to_vec(), |v, t| t.apply(&v));
 
     let mut t = Tally::default();
     let data_dir = format!("{BASE}/rules");
@@ -305,7 +305,7 @@ fn every_rx_agrees_with_pcre2() {
         let op = rampart_waf::Operator {
             name: "rx".into(),
             argument: p.pattern.clone(),
-            negated: false,
+            negated: p.negated,
         };
         let ours = CompiledOperator::compile(&op, Path::new(&data_dir))
             .unwrap_or_else(|e| panic!("{}: {e}", p.key));
@@ -327,7 +327,10 @@ fn every_rx_agrees_with_pcre2() {
         let hits: Vec<&Vec<u8>> = base
             .iter()
             .filter(|v| {
-                matches!(oracle.test(&chain_of(&p.transforms, v), false), Ok((true, _)))
+                matches!(
+                    oracle.test(&chain_of(&p.transforms, v), false),
+                    Ok((true, _))
+                )
             })
             .collect();
         for _ in 0..40.min(hits.len() * 4) {
@@ -356,8 +359,11 @@ fn every_rx_agrees_with_pcre2() {
                 let e = t
                     .divergences
                     .entry(p.key.clone())
-                    .or_insert_with(|| (0, v.clone(), format!("rampart {m}, pcre2 {}", theirs.0)));
+                    .or_insert_with(|| (0, v.clone(), String::new()));
                 e.0 += 1;
+                let bang = if p.negated { "!" } else { "" };
+                t.written
+                    .insert(p.key.clone(), format!("{bang}@rx {}", p.pattern));
                 if verbose {
                     println!(
                         "{} rampart {m} pcre2 {}: {:?}",
@@ -367,16 +373,23 @@ fn every_rx_agrees_with_pcre2() {
                     );
                 }
                 // The shortest example is the one to read.
-                if v.len() < e.1.len() {
+                if e.2.is_empty() || v.len() < e.1.len() {
                     e.1 = v.clone();
-                    e.2 = format!("rampart {m}, pcre2 {}", theirs.0);
+                    e.2 = if m == theirs.0 {
+                        format!("captures: rampart {caps:?}, pcre2 {:?}", theirs.1)
+                    } else {
+                        format!("rampart {m}, pcre2 {}", theirs.0)
+                    };
                 }
             }
         }
         t.inputs.extend(values.iter().chain(&extra).cloned());
     }
 
-    let allow = listed(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pcre-divergences.txt"));
+    let allow = listed(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/pcre-divergences.txt"
+    ));
     let found: BTreeSet<String> = t.divergences.keys().cloned().collect();
     println!(
         "patterns compared {}, skipped (macros) {:?}; distinct inputs {} ({} payloads, {} generated before transformation); comparisons {} ({} of captures); divergent rules {} ({} listed); PCRE2 errors {} ({:?}); {:.1}s",
@@ -394,8 +407,10 @@ fn every_rx_agrees_with_pcre2() {
         start.elapsed().as_secs_f64(),
     );
     for (k, (n, ex, what)) in &t.divergences {
+        let w = &t.written[k];
         println!(
-            "divergence {k} ({n} inputs, {what}): {:?}",
+            "divergence {k} `{}` ({n} inputs, {what}): {:?}",
+            &w[..w.len().min(120)],
             String::from_utf8_lossy(&ex[..ex.len().min(200)])
         );
     }
