@@ -9,11 +9,13 @@
 //! split into URL-decoded argument values), deterministic mutations of them (case flips,
 //! whitespace variants, URL/HTML fragments, high and NUL bytes), random bytes and a few
 //! 10 KiB inputs, each put through the rule's own transformations. Match / no match is
-//! compared, and TX:0..9 for rules with `capture`.
+//! compared, and TX:0..9 for rules with `capture`; every Rampart match must also hold one of
+//! the pattern's required literals (the engine's literal filter skips values without).
 //!
 //! A divergence fails the test unless `tests/pcre-divergences.txt` lists its rule with a
 //! reason; a listed rule that no longer diverges fails it too. PCRE2 errors (match limit)
-//! are counted apart. `PCRE_DIFF_VERBOSE=1` prints every divergent input.
+//! are counted apart. `PCRE_DIFF_VERBOSE=1` prints every divergent input;
+//! `PCRE_DIFF_RULES=930110,934160` prints each listed rule's counts.
 
 mod ftw;
 
@@ -256,8 +258,21 @@ struct Tally {
     pcre_errors: BTreeMap<String, usize>,
     /// Rule → (divergent inputs, an example, what each side said).
     divergences: BTreeMap<String, (usize, Vec<u8>, String)>,
+    /// Matches whose value holds none of the pattern's required literals.
+    filter_misses: Vec<String>,
     /// Rule → its pattern as written, `!` first when negated.
     written: BTreeMap<String, String>,
+}
+
+/// Whether `v` holds one of the operator's required literals (ASCII case aside), or it has
+/// none.
+fn has_literal(op: &CompiledOperator, v: &[u8]) -> bool {
+    let Some(lits) = op.literals() else {
+        return true;
+    };
+    let lower = v.to_ascii_lowercase();
+    lits.iter()
+        .any(|l| l.is_empty() || lower.windows(l.len()).any(|w| w == l.as_slice()))
 }
 
 fn listed(path: &str) -> BTreeSet<String> {
@@ -272,11 +287,11 @@ fn every_rx_agrees_with_pcre2() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     // Inputs every pattern sees besides the payloads: mutations, random bytes, long values.
     let mut generated: Vec<Vec<u8>> = Vec::new();
-    for _ in 0..1500 {
+    for _ in 0..4000 {
         let p = &base[rng.below(base.len())];
         generated.push(mutate(p, &mut rng));
     }
-    for _ in 0..300 {
+    for _ in 0..1000 {
         generated.push(random_bytes(&mut rng, 64));
     }
     let mut long_rng = Rng(7);
@@ -296,6 +311,8 @@ fn every_rx_agrees_with_pcre2() {
     let mut t = Tally::default();
     let data_dir = format!("{BASE}/rules");
     let verbose = std::env::var("PCRE_DIFF_VERBOSE").is_ok();
+    let watched = std::env::var("PCRE_DIFF_RULES").unwrap_or_default();
+    let watched: Vec<&str> = watched.split(',').collect();
     for p in &pats {
         if p.pattern.contains("%{") {
             // A macro: expanded per request by the engine, not a fixed pattern.
@@ -333,10 +350,12 @@ fn every_rx_agrees_with_pcre2() {
                 )
             })
             .collect();
-        for _ in 0..40.min(hits.len() * 4) {
+        for _ in 0..100.min(hits.len() * 8) {
             let v = hits[rng.below(hits.len())];
             extra.push(chain_of(&p.transforms, &mutate(v, &mut rng)));
         }
+        // Per-rule counts for `PCRE_DIFF_RULES=id,id`: (inputs, PCRE2 hits, Rampart hits).
+        let mut counts = (0usize, 0usize, 0usize);
         for v in values.iter().chain(&extra) {
             t.comparisons += 1;
             let theirs = match oracle.test(v, p.capture) {
@@ -347,6 +366,18 @@ fn every_rx_agrees_with_pcre2() {
                 }
             };
             let (m, caps) = ours.eval(v, b"", p.capture);
+            // The engine skips a rule whose required literals a value lacks (its literal
+            // filter): a match without one would be hidden in a request.
+            if m && !has_literal(&ours, v) {
+                t.filter_misses.push(format!(
+                    "{}: {:?}",
+                    p.key,
+                    String::from_utf8_lossy(&v[..v.len().min(100)])
+                ));
+            }
+            counts.0 += 1;
+            counts.1 += usize::from(theirs.0);
+            counts.2 += usize::from(m);
             let differs = if m != theirs.0 {
                 true
             } else if p.capture && m {
@@ -383,6 +414,16 @@ fn every_rx_agrees_with_pcre2() {
                 }
             }
         }
+        if watched.contains(&p.key.as_str()) {
+            println!(
+                "rule {}: {} inputs, PCRE2 matches {}, Rampart matches {}, divergent {}",
+                p.key,
+                counts.0,
+                counts.1,
+                counts.2,
+                t.divergences.get(&p.key).map_or(0, |d| d.0)
+            );
+        }
         t.inputs.extend(values.iter().chain(&extra).cloned());
     }
 
@@ -392,7 +433,7 @@ fn every_rx_agrees_with_pcre2() {
     ));
     let found: BTreeSet<String> = t.divergences.keys().cloned().collect();
     println!(
-        "patterns compared {}, skipped (macros) {:?}; distinct inputs {} ({} payloads, {} generated before transformation); comparisons {} ({} of captures); divergent rules {} ({} listed); PCRE2 errors {} ({:?}); {:.1}s",
+        "patterns compared {}, skipped (macros) {:?}; distinct inputs {} ({} payloads, {} generated before transformation); comparisons {} ({} of captures); divergent rules {} ({} listed); literal-filter misses {}; PCRE2 errors {} ({:?}); {:.1}s",
         t.patterns,
         t.skipped,
         t.inputs.len(),
@@ -402,6 +443,7 @@ fn every_rx_agrees_with_pcre2() {
         t.capture_comparisons,
         found.len(),
         found.intersection(&allow).count(),
+        t.filter_misses.len(),
         t.pcre_errors.values().sum::<usize>(),
         t.pcre_errors,
         start.elapsed().as_secs_f64(),
@@ -414,6 +456,11 @@ fn every_rx_agrees_with_pcre2() {
             String::from_utf8_lossy(&ex[..ex.len().min(200)])
         );
     }
+    assert!(
+        t.filter_misses.is_empty(),
+        "matches the literal filter would skip: {:?}",
+        t.filter_misses
+    );
     let unlisted: Vec<_> = found.difference(&allow).collect();
     let stale: Vec<_> = allow.difference(&found).collect();
     assert!(
