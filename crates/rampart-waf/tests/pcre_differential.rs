@@ -258,6 +258,8 @@ struct Tally {
     pcre_errors: BTreeMap<String, usize>,
     /// Rule → (divergent inputs, an example, what each side said).
     divergences: BTreeMap<String, (usize, Vec<u8>, String)>,
+    /// Patterns the engine runs on fancy-regex.
+    backtracking: Vec<String>,
     /// Matches whose value holds none of the pattern's required literals.
     filter_misses: Vec<String>,
     /// Rule → its pattern as written, `!` first when negated.
@@ -328,6 +330,10 @@ fn every_rx_agrees_with_pcre2() {
             .unwrap_or_else(|e| panic!("{}: {e}", p.key));
         let oracle = Oracle::new(&p.pattern).unwrap_or_else(|e| panic!("{}: PCRE2: {e}", p.key));
         t.patterns += 1;
+        // The backtracking engine (look-around, back-references): where translation is riskiest.
+        if format!("{ours:?}").contains("kind: Fancy(") {
+            t.backtracking.push(p.key.clone());
+        }
         let values = by_chain
             .entry(p.transforms.clone())
             .or_insert_with(|| {
@@ -433,8 +439,10 @@ fn every_rx_agrees_with_pcre2() {
     ));
     let found: BTreeSet<String> = t.divergences.keys().cloned().collect();
     println!(
-        "patterns compared {}, skipped (macros) {:?}; distinct inputs {} ({} payloads, {} generated before transformation); comparisons {} ({} of captures); divergent rules {} ({} listed); literal-filter misses {}; PCRE2 errors {} ({:?}); {:.1}s",
+        "patterns compared {} ({} backtracking: {:?}), skipped (macros) {:?}; distinct inputs {} ({} payloads, {} generated before transformation); comparisons {} ({} of captures); divergent rules {} ({} listed); literal-filter misses {}; PCRE2 errors {} ({:?}); {:.1}s",
         t.patterns,
+        t.backtracking.len(),
+        t.backtracking,
         t.skipped,
         t.inputs.len(),
         base.len(),
