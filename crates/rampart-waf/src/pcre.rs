@@ -160,6 +160,27 @@ mod tests {
     }
 
     #[test]
+    fn modsecurity_flags() {
+        // PCRE_DOTALL.
+        assert!(rx("a.b").test(b"a\nb", b"").matched);
+        // Multi-line anchors (ModSecurity v3) for a rule that fires on a match...
+        assert!(rx("^cat /etc").test(b"x\ncat /etc/passwd", b"").matched);
+        assert!(rx("^shutdown$").test(b"shutdown\n", b"").matched);
+        // ...whole-value ones (v2) for a negated rule, which one clean line must not satisfy.
+        let negated = CompiledOperator::compile(
+            &Operator {
+                name: "rx".into(),
+                argument: r"^\d+$".into(),
+                negated: true,
+            },
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(!negated.test(b"5\n<script>", b"").matched);
+        assert!(negated.test(b"55", b"").matched);
+    }
+
+    #[test]
     fn pcre_only_patterns() {
         // CRS 3.3: a literal `[` inside a class, possessive quantifiers, look-around and
         // back-references.
