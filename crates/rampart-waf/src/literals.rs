@@ -185,7 +185,7 @@ mod tests {
         ];
         let mut next = crate::test_rng(0x2545_f491_4f6c_dd1du64);
         for p in patterns {
-            let re = regex(p).unwrap();
+            let re = regex(p, true).unwrap();
             let lits = required_literals(re.as_str()).unwrap_or_else(|| panic!("{p}: none"));
             let mut matched = 0;
             for _ in 0..20_000 {

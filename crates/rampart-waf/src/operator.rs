@@ -97,39 +97,47 @@ pub struct OpMatch {
     pub captures: Vec<Vec<u8>>,
 }
 
-pub(crate) fn regex(p: &str) -> Result<Regex, Error> {
+/// `multi_line`: `^` and `$` also match at line breaks (see [`rx`]).
+pub(crate) fn regex(p: &str, multi_line: bool) -> Result<Regex, Error> {
     // Byte mode first (PCRE without UTF: `.` is any byte, classes are ASCII), Unicode mode
-    // for the few patterns that need it.
-    RegexBuilder::new(p)
-        .unicode(false)
-        .size_limit(64 << 20)
-        .dfa_size_limit(64 << 20)
-        .build()
-        .or_else(|_| {
-            RegexBuilder::new(p)
-                .size_limit(64 << 20)
-                .dfa_size_limit(64 << 20)
-                .build()
-        })
-        .map_err(Error::Regex)
+    // for the few patterns that need it. `.` matches `\n`: ModSecurity sets PCRE_DOTALL.
+    let build = |unicode| {
+        RegexBuilder::new(p)
+            .unicode(unicode)
+            .dot_matches_new_line(true)
+            .multi_line(multi_line)
+            .size_limit(64 << 20)
+            .dfa_size_limit(64 << 20)
+            .build()
+    };
+    build(false).or_else(|_| build(true)).map_err(Error::Regex)
 }
 
 /// An `@rx` pattern (PCRE syntax): the linear-time engine when it can express it, as
 /// written or after [`pcre_to_rust`], else the backtracking one.
-fn rx(arg: &str) -> Result<Kind, Error> {
+///
+/// Line anchors: ModSecurity v3 compiles with PCRE2_MULTILINE (`^`/`$` at every line
+/// break), v2 without it and with PCRE_DOLLAR_ENDONLY (`$` at the very end only). Each
+/// rule gets the stricter reading: multi-line for a rule that fires on a match (it then
+/// matches where either would), whole-value for a negated one (`!@rx ^[allowed]+$`, which
+/// under multi-line a line break would satisfy with one clean line: v3's bypass).
+fn rx(arg: &str, negated: bool) -> Result<Kind, Error> {
+    let multi_line = !negated;
     let arg = &byte_escapes(arg);
-    let err = match regex(arg) {
+    let err = match regex(arg, multi_line) {
         Ok(re) => return Ok(Kind::Rx(re)),
         Err(e) => e,
     };
     let translated = pcre_to_rust(arg);
-    if let Ok(re) = regex(&translated) {
+    if let Ok(re) = regex(&translated, multi_line) {
         return Ok(Kind::Rx(re));
     }
+    let flags = if multi_line { "(?sm)" } else { "(?s)" };
     [translated.as_str(), arg]
         .iter()
         .find_map(|p| {
-            fancy_regex::RegexBuilder::new(p)
+            // The same flags as the linear-time engine (this builder has no option for them).
+            fancy_regex::RegexBuilder::new(&format!("{flags}{p}"))
                 .backtrack_limit(FANCY_BACKTRACK_LIMIT)
                 .build()
                 .ok()
@@ -190,7 +198,7 @@ impl CompiledOperator {
         // `@pm` phrases, kept for the literal filter too.
         let mut words = Vec::new();
         let kind = match op.name.to_ascii_lowercase().as_str() {
-            "rx" => rx(arg)?,
+            "rx" => rx(arg, op.negated)?,
             "pm" => {
                 words = arg.split_whitespace().map(str::to_string).collect();
                 Kind::Pm(phrases(&words)?)

@@ -1,6 +1,22 @@
 //! PCRE as CRS writes it, rewritten for the `regex` crate: byte escapes (`\x{e2}`) and the
 //! spellings the two read differently. `@rx` compilation (`crate::operator`) tries the
 //! pattern as written, then translated, then the backtracking engine.
+//!
+//! ## Checked against PCRE2
+//!
+//! `tests/pcre_differential.rs` compiles every CRS v4 `@rx` (chained rules included) both
+//! as the engine does and with libpcre2 (the `pcre2` crate, a dev-dependency) under
+//! ModSecurity v3's options: PCRE2_DOTALL | PCRE2_MULTILINE, byte mode (no PCRE2_UTF), JIT
+//! falling back to the interpreter, default match limit. Both get identical bytes: the CRS
+//! regression tests' payloads (whole and as URL-decoded argument values), seeded mutations
+//! of them (case, whitespace, URL/HTML fragments, high and NUL bytes), random bytes and
+//! 10 KiB values, each through the rule's transformations. It compares match / no match,
+//! TX:0..9 for `capture` rules, and that each match holds a required literal of the
+//! engine's literal filter. Known differences are listed per rule, with the reason, in
+//! `tests/pcre-divergences.txt` (exact: stale entries fail too); PCRE2 errors are counted
+//! apart. By design the list holds negated rules (anchored without multi-line, see
+//! `operator::rx`) and `^$` after a final newline (the `regex` crate's multi-line `^`
+//! matches there, PCRE2's does not).
 
 /// `\x{HH}` is a byte in PCRE without UTF mode (CRS writes UTF-8 sequences as
 /// `\x{e2}\x80[\x98\x99]`), but a code point for the `regex` crate even in byte mode, where
@@ -141,6 +157,27 @@ mod tests {
         )
         .unwrap();
         assert!(op.eval("it\u{2019}s".as_bytes(), b"", false).0);
+    }
+
+    #[test]
+    fn modsecurity_flags() {
+        // PCRE_DOTALL.
+        assert!(rx("a.b").test(b"a\nb", b"").matched);
+        // Multi-line anchors (ModSecurity v3) for a rule that fires on a match...
+        assert!(rx("^cat /etc").test(b"x\ncat /etc/passwd", b"").matched);
+        assert!(rx("^shutdown$").test(b"shutdown\n", b"").matched);
+        // ...whole-value ones (v2) for a negated rule, which one clean line must not satisfy.
+        let negated = CompiledOperator::compile(
+            &Operator {
+                name: "rx".into(),
+                argument: r"^\d+$".into(),
+                negated: true,
+            },
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(!negated.test(b"5\n<script>", b"").matched);
+        assert!(negated.test(b"55", b"").matched);
     }
 
     #[test]
