@@ -204,18 +204,7 @@ fn main() -> ExitCode {
                 },
                 BansOp::Remove { key } => rampart_gateway::BansCommand::Remove { key },
             };
-            match rampart_gateway::bans_command(&config, cmd) {
-                Ok(lines) => {
-                    for l in lines {
-                        println!("{l}");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("rampart: {e}");
-                    ExitCode::from(1)
-                }
-            }
+            print_lines(rampart_gateway::bans_command(&config, cmd).map_err(|e| e.to_string()))
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
