@@ -28,6 +28,15 @@ fn validate_accepts_a_good_config_and_the_demo() {
         .args(["validate", "--config", demo])
         .env("RAMPART_DEMO_CERT", dir.join("c.pem"))
         .env("RAMPART_DEMO_KEY", dir.join("k.pem"))
+        .env("RAMPART_DEMO_HTTPS_ADDR", "127.0.0.1:8443")
+        .env("RAMPART_DEMO_HTTP_ADDR", "127.0.0.1:8080")
+        .env("RAMPART_DEMO_ADMIN_ADDR", "127.0.0.1:9901")
+        .env("RAMPART_DEMO_BACKEND_ADDR", "127.0.0.1:18081")
+        .env("RAMPART_DEMO_API_KEY_SHA256", common::sha256_hex(b"demo"))
+        .env(
+            "RAMPART_DEMO_JWT_SECRET",
+            "a-demo-secret-of-more-than-32-bytes-0123",
+        )
         .output()
         .unwrap();
     assert!(

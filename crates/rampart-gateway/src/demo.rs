@@ -9,10 +9,86 @@ use pingora::protocols::http::ServerSession;
 /// The demo config (`demo.yaml`); its certificate paths come from `RAMPART_DEMO_CERT` and
 /// `RAMPART_DEMO_KEY`, set by [`build_config`].
 pub const DEMO_CONFIG: &str = include_str!("demo.yaml");
+/// Where the demo listens by default; each is overridable (tests, machines where a port is
+/// taken) with the environment variable of the same name.
+const DEFAULT_ADDRS: [(&str, &str); 4] = [
+    ("RAMPART_DEMO_HTTPS_ADDR", "127.0.0.1:8443"),
+    ("RAMPART_DEMO_HTTP_ADDR", "127.0.0.1:8080"),
+    ("RAMPART_DEMO_ADMIN_ADDR", "127.0.0.1:9901"),
+    ("RAMPART_DEMO_BACKEND_ADDR", "127.0.0.1:18081"),
+];
+
+/// A demo address: the environment's, or the default.
+pub fn addr(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        DEFAULT_ADDRS
+            .iter()
+            .find(|(v, _)| *v == var)
+            .map(|(_, a)| a.to_string())
+            .unwrap_or_default()
+    })
+}
+
 /// Where the demo backend listens: the demo config's upstream.
-pub const DEMO_BACKEND_ADDR: &str = "127.0.0.1:18081";
-/// The demo config's HTTPS listener.
-pub const DEMO_HTTPS_ADDR: &str = "127.0.0.1:8443";
+pub fn backend_addr() -> String {
+    addr("RAMPART_DEMO_BACKEND_ADDR")
+}
+
+/// The credentials made for this run, printed at start.
+struct Credentials {
+    api_key: String,
+    token: String,
+}
+
+static CREDENTIALS: std::sync::OnceLock<Credentials> = std::sync::OnceLock::new();
+
+/// A JWT for the demo's `/jwt` route, signed with this run's secret, valid for a day.
+fn demo_token(secret: &str) -> Result<String, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let claims = serde_json::json!({
+        "iss": "https://demo.rampart.invalid",
+        "aud": "demo-api",
+        "sub": "demo-user",
+        "iat": now,
+        "exp": now + 86_400,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// What `rampart serve` prints for the demo: its credentials and one command per check
+/// (the status each answers with at the end of the line, `# → 401`).
+pub fn instructions() -> String {
+    let https = addr("RAMPART_DEMO_HTTPS_ADDR");
+    let http = addr("RAMPART_DEMO_HTTP_ADDR");
+    let Some(c) = CREDENTIALS.get() else {
+        return String::new();
+    };
+    let base = format!("https://{https}");
+    [
+        format!("rampart: demo API key (made for this run): {}", c.api_key),
+        format!("rampart: demo JWT (signed by a key made for this run): {}", c.token),
+        "rampart: try (each line ends with the status it answers):".to_string(),
+        format!("  curl -k {base}/api/hello   # → 200 public"),
+        format!("  curl http://{http}/api/hello   # → 308 to HTTPS"),
+        format!("  curl -k \"{base}/api/hello?id=1'%20OR%20'1'='1\"   # → 403 WAF"),
+        format!("  curl -k {base}/keys/hello   # → 401 no API key"),
+        format!("  curl -k -H 'X-API-Key: {}' {base}/keys/hello   # → 200", c.api_key),
+        format!("  curl -k {base}/jwt/hello   # → 401 no token"),
+        format!("  curl -k -H 'Authorization: Bearer {}' {base}/jwt/hello   # → 200", c.token),
+        format!("  for i in 1 2 3 4 5 6; do curl -k -s -o /dev/null -w '%{{http_code}} ' {base}/limited; done   # → 429 the sixth time"),
+        // HTTP/1.1: over HTTP/2 curl reports the early 413's stream reset as an error.
+        format!("  head -c 2000000 /dev/zero | curl --http1.1 -k --data-binary @- {base}/api/upload   # → 413 over 1MiB"),
+    ]
+    .join("\n")
+}
 
 /// Write a fresh self-signed certificate for localhost into `dir`; returns (cert, key) paths.
 pub fn self_signed(dir: &std::path::Path) -> Result<(String, String), crate::Error> {
@@ -42,9 +118,27 @@ pub fn environment() -> Result<DemoEnv, rampart_config::ConfigErrors> {
             message: format!("cannot create the demo certificate: {e}"),
         }])
     })?;
+    let fail = |what: &str, e: String| {
+        rampart_config::ConfigErrors(vec![rampart_config::ConfigError {
+            file: "<embedded demo config>".into(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot make the demo {what}: {e}"),
+        }])
+    };
+    let api_key = rampart_auth::secrets::generate_api_key();
+    let key_hash = rampart_auth::secrets::sha256_hex(api_key.as_bytes());
+    // 32 random bytes, URL-safe: a strong HMAC secret.
+    let jwt_secret = rampart_auth::secrets::generate_api_key();
+    let token = demo_token(&jwt_secret).map_err(|e| fail("token", e))?;
+    let _ = CREDENTIALS.set(Credentials { api_key, token });
     Ok(std::sync::Arc::new(move |name: &str| match name {
         "RAMPART_DEMO_CERT" => Some(cert.clone()),
         "RAMPART_DEMO_KEY" => Some(key.clone()),
+        "RAMPART_DEMO_API_KEY_SHA256" => Some(key_hash.clone()),
+        "RAMPART_DEMO_JWT_SECRET" => Some(jwt_secret.clone()),
+        v if v.starts_with("RAMPART_DEMO_") && v.ends_with("_ADDR") => Some(addr(v)),
         other => std::env::var(other).ok(),
     }))
 }

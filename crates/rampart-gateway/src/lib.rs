@@ -252,6 +252,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
 
     // Pingora listens with SO_REUSEPORT, so a port another process also holds with that
     // option would be shared silently, splitting traffic. A plain bind finds any holder.
+    let demo_backend_addr = demo::backend_addr();
     let mut addrs: Vec<(String, &str)> = config
         .listeners
         .iter()
@@ -259,7 +260,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         .collect();
     addrs.push(("admin".into(), config.admin.address.as_str()));
     if demo_backend {
-        addrs.push(("demo backend".into(), demo::DEMO_BACKEND_ADDR));
+        addrs.push(("demo backend".into(), demo_backend_addr.as_str()));
     }
     for (what, addr) in addrs {
         if let Err(source) = std::net::TcpListener::bind(addr) {
@@ -417,7 +418,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
     if demo_backend {
         let mut demo = Service::new("rampart-demo-backend".into(), demo::DemoBackend);
         demo.threads = Some(1);
-        demo.add_tcp(demo::DEMO_BACKEND_ADDR);
+        demo.add_tcp(&demo::backend_addr());
         server.add_service(demo);
     }
 
@@ -443,11 +444,8 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         config.admin.address
     );
     if demo_backend {
-        println!(
-            "rampart: demo backend on http://{}; try: curl -k https://{}/api/hello",
-            demo::DEMO_BACKEND_ADDR,
-            demo::DEMO_HTTPS_ADDR
-        );
+        println!("rampart: demo backend on http://{}", demo::backend_addr());
+        println!("{}", demo::instructions());
     }
     // Keep the background runtime alive for the life of the process.
     std::mem::forget(background);
