@@ -347,3 +347,61 @@ async fn sustained_excess_becomes_a_security_event() {
         .count();
     assert_eq!(flagged, 1, "reported once per window");
 }
+
+/// A body refused early over HTTP/2 (its declared length is over the limit) gets a whole
+/// 413 (headers, body, END_STREAM) and then RST_STREAM(NO_ERROR), as RFC 9113 §8.1 asks of
+/// a server that answers before the request is complete: the client may stop sending
+/// without an error. (curl 7.88 still reports that reset as an error; later curls do not.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_http2_refusal_is_complete_and_resets_without_error() {
+    let up = Upstream::start("u").await;
+    let gw = Gateway::start(&format!(
+        "limits:\n  max_request_body: 1KiB\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .unwrap();
+    let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = http::Request::post(gw.url("/upload"))
+        .header("content-length", "2000000")
+        .body(())
+        .unwrap();
+    let (response, mut body) = client.send_request(req, false).unwrap();
+    body.send_data(bytes::Bytes::from(vec![0u8; 16_384]), false)
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let mut recv = resp.into_body();
+    let mut got = Vec::new();
+    while let Some(chunk) = recv.data().await {
+        let chunk = chunk.unwrap();
+        let _ = recv.flow_control().release_capacity(chunk.len());
+        got.extend_from_slice(&chunk);
+    }
+    assert!(
+        String::from_utf8_lossy(&got).contains("too large"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // The request side is then reset, with NO_ERROR.
+    let reason = tokio::time::timeout(
+        Duration::from_secs(5),
+        std::future::poll_fn(|cx| body.poll_reset(cx)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(reason, h2::Reason::NO_ERROR);
+    assert_eq!(
+        up.hits.load(Ordering::SeqCst),
+        0,
+        "nothing reached the backend"
+    );
+}

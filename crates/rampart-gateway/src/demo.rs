@@ -84,7 +84,8 @@ pub fn instructions() -> String {
         format!("  curl -k {base}/jwt/hello   # → 401 no token"),
         format!("  curl -k -H 'Authorization: Bearer {}' {base}/jwt/hello   # → 200", c.token),
         format!("  for i in 1 2 3 4 5 6; do curl -k -s -o /dev/null -w '%{{http_code}} ' {base}/limited; done   # → 429 the sixth time"),
-        // HTTP/1.1: over HTTP/2 curl reports the early 413's stream reset as an error.
+        // HTTP/1.1: over HTTP/2 the early 413 ends with RST_STREAM(NO_ERROR) (RFC 9113
+        // §8.1), which curl 7.88 reports as an error (tests/limits.rs pins the frames).
         format!("  head -c 2000000 /dev/zero | curl --http1.1 -k --data-binary @- {base}/api/upload   # → 413 over 1MiB"),
     ]
     .join("\n")
