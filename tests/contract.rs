@@ -772,3 +772,61 @@ async fn operations_are_routes_of_their_own() {
     .unwrap();
     validate_refuses(&cfg, &["no operation \"removePet\""]);
 }
+
+/// Operations with policies of their own cannot be gone around by spelling: in detect mode
+/// (where `validate` lets undeclared requests through) a trailing slash, another case or a
+/// HEAD for a GET must not reach the backend without the operation's policy; encoded and
+/// doubled slashes are the canonical path's business and still meet the policy; HTTP/2 the
+/// same. The backend answers every path (as a permissive framework would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operation_policies_cannot_be_gone_around() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let up = Upstream::start("u").await;
+    let dir = temp_dir("contract-ops-attack");
+    let spec = dir.join("pets.yaml");
+    std::fs::write(&spec, PETS).unwrap();
+    let (staff, admin) = ("staff-key-0123456789abc", "admin-key-0123456789abc");
+    let gw = Gateway::start(&format!(
+        "consumers:\n  - id: sam\n    groups: [staff]\n    api_keys: [{{sha256: {}}}]\n  - id: ada\n    groups: [staff, admins]\n    api_keys: [{{sha256: {}}}]\nauth:\n  api_key: {{ header: X-API-Key }}\nupstreams:\n{}routes:\n  - name: api\n    paths: [\"/api\"]\n    upstream: u\n    auth: {{ methods: [api_key] }}\n    openapi:\n      spec: {}\n      request: detect\n      operations:\n        deletePet: {{ authorize: {{ groups: [admins] }} }}\n        listPets: {{ authorize: {{ groups: [admins] }} }}\n",
+        sha256_hex(staff.as_bytes()),
+        sha256_hex(admin.as_bytes()),
+        upstream_yaml("u", &[up.addr], ""),
+        spec.display(),
+    ));
+    let send = async |c: &reqwest::Client, method: &str, path: &str, key: &str| {
+        c.request(method.parse().unwrap(), gw.url(path))
+            .header("X-API-Key", key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let (h1, h2) = (client(), h2c());
+    for (c, label) in [(&h1, "HTTP/1.1"), (&h2, "h2c")] {
+        for (method, path, want) in [
+            ("DELETE", "/api/pets/7/", 404),
+            ("DELETE", "/api/PETS/7", 404),
+            ("DELETE", "/api/pets/7", 403),
+            ("DELETE", "/api//pets/7", 403),
+            ("DELETE", "/api/pets/%37", 403),
+            ("HEAD", "/api/pets", 403),
+            ("GET", "/api/pets/", 404),
+        ] {
+            let before = up.hits.load(SeqCst);
+            assert_eq!(
+                send(c, method, path, staff).await,
+                want,
+                "{label} {method} {path}"
+            );
+            assert_eq!(
+                up.hits.load(SeqCst),
+                before,
+                "{label} {method} {path} reached the backend"
+            );
+        }
+    }
+    // The operations themselves still work for those they are for.
+    assert_eq!(send(&h1, "DELETE", "/api/pets/7", admin).await, 200);
+    assert_eq!(send(&h1, "HEAD", "/api/pets", admin).await, 200);
+}

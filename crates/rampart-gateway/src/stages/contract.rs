@@ -14,8 +14,11 @@ use rampart_config::{ContractMode, UnknownQuery};
 
 /// `operation`: on routes whose operations have settings of their own, which operation
 /// the request is for (method and path alone, before anything is read), so that
-/// authorization, limits and the upstream can be the operation's. A request matching no
-/// operation goes on; `validate` decides on it.
+/// authorization, limits and the upstream can be the operation's. HEAD counts as GET where
+/// no HEAD is declared (backends answer it with the GET handler). A request that matches
+/// no operation is refused (404) when `validate` would let it through (detect, off, or
+/// `undeclared: allow`): a spelling the description lacks (a trailing slash, another case)
+/// could otherwise reach the same backend handler around the operation's policy.
 pub(super) fn operation(r: &super::Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
     let Some(route) = ctx.route.clone() else {
         return Decision::Continue;
@@ -28,10 +31,21 @@ pub(super) fn operation(r: &super::Req, _: &Snapshot, ctx: &mut Ctx) -> Decision
         return Decision::Continue;
     };
     let path = upstream_path(ctx, route.spec.strip_prefix);
-    let found = c
-        .spec
-        .find(r.head.method.as_str(), &path, c.cfg.base_path.as_deref());
-    if let Some(op) = found.and_then(|op| route.operations.get(&op.at)) {
+    let base = c.cfg.base_path.as_deref();
+    let method = r.head.method.as_str();
+    let found = c.spec.find(method, &path, base).or_else(|| {
+        (r.head.method == http::Method::HEAD)
+            .then(|| c.spec.find("GET", &path, base))
+            .flatten()
+    });
+    let Some(found) = found else {
+        // `validate` refuses it later anyway (with 405 and Allow where the path exists).
+        if c.cfg.request == ContractMode::Enforce && c.cfg.undeclared == UnknownQuery::Refuse {
+            return Decision::Continue;
+        }
+        return super::reject(404, "not found", "no API operation matches");
+    };
+    if let Some(op) = route.operations.get(&found.at) {
         if let Some(pool) = &op.pool {
             ctx.upstream.pool = Some(pool.clone());
         }
