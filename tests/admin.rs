@@ -915,3 +915,44 @@ async fn the_admin_listener_over_https_knows_client_certificates() {
     assert_eq!(code, 1, "an operator does not change the config");
     assert!(err.contains("403"), "{err}");
 }
+
+/// Bodies the API must refuse whatever their framing: over `admin.max_body` without a
+/// length (chunked), a byte order mark, a key given twice; nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_bodies_are_bounded_and_unambiguous() {
+    let up = Upstream::start("u").await;
+    let dir = temp_dir("admin-bodies");
+    let gw = Gateway::start_full(
+        &body(&up, &dir.join("events.jsonl")),
+        "",
+        &admin_yaml("  max_body: 64KiB\n"),
+    );
+    let api = Api::new(&gw);
+    let tag = api.etag().await;
+    let put = async |body: reqwest::Body| {
+        client()
+            .put(format!("{}/config", api.base))
+            .bearer_auth(ADMIN)
+            .header("If-Match", &tag)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    };
+    // 1 MiB in chunks, no Content-Length.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..64).map(|_| Ok(vec![b' '; 16384])).collect();
+    let s = put(reqwest::Body::wrap_stream(futures_util::stream::iter(
+        chunks,
+    )))
+    .await;
+    assert!(matches!(s, Ok(413) | Err(_)), "{s:?}");
+    let (_, _, doc) = api.get("/config", ADMIN).await;
+    let mut bom = vec![0xEF, 0xBB, 0xBF];
+    bom.extend(serde_json::to_vec(&doc).unwrap());
+    assert_eq!(put(bom.into()).await.unwrap(), 400, "byte order mark");
+    let twice = format!(r#"{{"routes": [], {}"#, &doc.to_string()[1..]);
+    assert_eq!(put(twice.into()).await.unwrap(), 400, "a key given twice");
+    assert_eq!(api.etag().await, tag, "nothing changed");
+}

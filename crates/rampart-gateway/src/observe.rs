@@ -372,10 +372,15 @@ pub(crate) fn set_system_events(events: std::sync::Arc<rampart_events::Events>) 
 /// A security event that no request caused (always logged too).
 pub(crate) fn system_event(stage: &str, action: &str, reason: String) {
     log::warn!("{stage}: {reason}");
-    let Some(events) = SYSTEM_EVENTS.get() else {
-        return;
-    };
-    events.emit(rampart_events::Event {
+    if let Some(events) = SYSTEM_EVENTS.get() {
+        events.emit(bare_event(stage, action, reason));
+    }
+}
+
+/// An event about no request in particular (a system change, an admin call): the
+/// stage, action and reason, the rest empty for the caller to fill.
+pub(crate) fn bare_event(stage: &str, action: &str, reason: String) -> rampart_events::Event {
+    rampart_events::Event {
         ts: rampart_events::Event::now_ts(),
         request_id: crate::framing::new_request_id(),
         client_ip: None,
@@ -394,5 +399,5 @@ pub(crate) fn system_event(stage: &str, action: &str, reason: String) {
         violations: Vec::new(),
         actor: None,
         changes: Vec::new(),
-    });
+    }
 }

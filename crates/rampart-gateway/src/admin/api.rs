@@ -154,7 +154,8 @@ fn body_value(req: &Req) -> Result<Value, Reply> {
     let text =
         std::str::from_utf8(&req.body).map_err(|_| Reply::error(400, "the body is not UTF-8"))?;
     match ct.as_str() {
-        "application/json" => serde_json::from_str(text)
+        // Strict: a key given twice would leave which one counts to the parser.
+        "application/json" => rampart_openapi::strict_json(text.as_bytes())
             .map_err(|e| Reply::error(400, format!("the body is not JSON: {e}"))),
         "application/yaml" | "application/x-yaml" | "text/yaml" => document::from_text(text)
             .map_err(|e| Reply::error(400, format!("the body is not a YAML mapping: {e}"))),

@@ -305,26 +305,14 @@ impl Admin {
         actor: Option<String>,
         changes: Vec<String>,
     ) {
-        self.events.emit(rampart_events::Event {
-            ts: rampart_events::Event::now_ts(),
-            request_id: crate::framing::new_request_id(),
-            client_ip: req.peer.map(|i| i.to_string()),
-            method: req.method.to_string(),
-            host: String::new(),
-            uri: req.path.clone(),
-            route: None,
-            stage: "admin".into(),
-            action: action.into(),
-            status,
-            reason,
-            consumer: None,
-            anomaly_score: None,
-            rules: Vec::new(),
-            policies: Vec::new(),
-            violations: Vec::new(),
-            actor,
-            changes,
-        });
+        let mut e = crate::observe::bare_event("admin", action, reason);
+        e.client_ip = req.peer.map(|i| i.to_string());
+        e.method = req.method.to_string();
+        e.uri = req.path.clone();
+        e.status = status;
+        e.actor = actor;
+        e.changes = changes;
+        self.events.emit(e);
     }
 
     /// One access-log line per API call.
