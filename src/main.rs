@@ -1,6 +1,7 @@
 //! `rampart`: the command line of the Rampart security gateway.
 
 mod control;
+mod crs;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -82,6 +83,40 @@ enum Command {
     },
     /// Print the manual page (roff), e.g. `rampart man > /usr/share/man/man1/rampart.1`.
     Man,
+    /// Install or list the OWASP Core Rule Set (`waf: {crs: {version: ...}}` loads it).
+    Crs {
+        #[command(subcommand)]
+        op: CrsOp,
+    },
+}
+
+#[derive(Subcommand)]
+enum CrsOp {
+    /// Download a CRS release archive, check its SHA-256 and unpack it into DIR/VERSION.
+    Install {
+        /// The CRS release.
+        #[arg(long, default_value = rampart_crs::DEFAULT_VERSION)]
+        version: String,
+        /// Where versions are installed (default: the data directory's `crs`, i.e.
+        /// $RAMPART_DATA_DIR/crs, else $XDG_DATA_HOME/rampart/crs, else ~/.local/share/rampart/crs).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The archive's SHA-256; required for a version Rampart knows no checksum for.
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Fetch from this mirror (same layout as the release page; also RAMPART_CRS_MIRROR).
+        #[arg(long, conflicts_with = "url")]
+        mirror: Option<String>,
+        /// Fetch exactly this URL (or read this file).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// The installed versions, newest first.
+    List {
+        /// Where versions are installed (as for install).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// The admin API to talk to; the token comes from RAMPART_ADMIN_TOKEN or --token-file.
@@ -233,6 +268,22 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Crs { op } => print_lines(match op {
+            CrsOp::Install {
+                version,
+                dir,
+                sha256,
+                mirror,
+                url,
+            } => crs::install(crs::InstallArgs {
+                version,
+                dir,
+                sha256,
+                url,
+                mirror,
+            }),
+            CrsOp::List { dir } => crs::list(dir),
+        }),
         Command::Export { target } => {
             print_lines(control::export(&target.target()).map(|t| vec![t.trim_end().to_string()]))
         }

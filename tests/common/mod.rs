@@ -236,6 +236,16 @@ impl Gateway {
     /// As [`Gateway::start_with_listeners`], with `admin_extra` (indented keys) added to
     /// the `admin` section.
     pub fn start_full(body: &str, plain_extra: &str, admin_extra: &str) -> Gateway {
+        Self::start_env(body, plain_extra, admin_extra, &[])
+    }
+
+    /// As [`Gateway::start_full`], with variables added to the gateway's environment.
+    pub fn start_env(
+        body: &str,
+        plain_extra: &str,
+        admin_extra: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Gateway {
         let dir = temp_dir("gw");
         let port = free_port();
         // Two "free a moment ago" ports can be the same one: the config would be refused.
@@ -256,6 +266,7 @@ impl Gateway {
             .args(["serve", "--config"])
             .arg(&config_path)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -662,4 +673,31 @@ fn complete_request(buf: &[u8]) -> Option<usize> {
     }
     let n = head + cl.unwrap_or(0);
     (buf.len() >= n).then_some(n)
+}
+
+/// A CRS release archive as the release page serves it (`coreruleset-VERSION/` holding
+/// `crs-setup.conf.example` and `rules/`), built from `../shared/crs` (CRS 4.28.0).
+pub fn crs_archive(version: &str) -> Vec<u8> {
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crs/rules");
+    let top = format!("coreruleset-{version}");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&shared)
+        .expect("../shared/crs beside the checkout")
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for p in names {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let inside = if name == "crs-setup.conf.example" {
+            format!("{top}/{name}")
+        } else if name.ends_with(".conf") || name.ends_with(".data") {
+            format!("{top}/rules/{name}")
+        } else {
+            continue;
+        };
+        b.append_path_with_name(&p, inside).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &b.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
 }

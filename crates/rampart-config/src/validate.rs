@@ -670,11 +670,32 @@ pub fn is_token(s: &str) -> bool {
 fn validate_waf(c: &Config, err: &mut impl FnMut(String, String)) {
     let paranoia = |p: u8| (1..=4).contains(&p);
     if let Some(w) = &c.waf {
-        if w.rules.is_empty() && w.custom_rules.as_deref().unwrap_or("").trim().is_empty() {
+        if w.crs.is_none()
+            && w.rules.is_empty()
+            && w.custom_rules.as_deref().unwrap_or("").trim().is_empty()
+        {
             err(
                 "waf.rules".into(),
-                "the WAF needs rule files (rules:) or inline rules (custom_rules:)".into(),
+                "the WAF needs the CRS (crs:), rule files (rules:) or inline rules (custom_rules:)"
+                    .into(),
             );
+        }
+        if let Some(crs) = &w.crs {
+            match (&crs.version, &crs.dir) {
+                (Some(_), Some(_)) | (None, None) => err(
+                    "waf.crs".into(),
+                    "give either version (installed by `rampart crs install`) or dir".into(),
+                ),
+                (Some(v), None) if rampart_crs::check_version(v).is_err() => err(
+                    "waf.crs.version".into(),
+                    format!("{v:?} is not a CRS version (three numbers, e.g. 4.29.0)"),
+                ),
+                (Some(_), None) if crs.setup.is_some() => err(
+                    "waf.crs.setup".into(),
+                    "an installed version brings its own setup file; use dir with setup".into(),
+                ),
+                _ => {}
+            }
         }
         if !paranoia(w.paranoia) {
             err("waf.paranoia".into(), "must be 1, 2, 3 or 4".into());

@@ -9,6 +9,66 @@ use pingora::protocols::http::ServerSession;
 /// The demo config (`demo.yaml`); its certificate paths come from `RAMPART_DEMO_CERT` and
 /// `RAMPART_DEMO_KEY`, set by [`build_config`].
 pub const DEMO_CONFIG: &str = include_str!("demo.yaml");
+/// The demo config as run: [`DEMO_CONFIG`], with its small inline rule set replaced by the
+/// OWASP CRS when one is installed (`rampart crs install`; the newest is used).
+pub fn config_text() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| match installed_crs() {
+        Some(version) => with_crs(DEMO_CONFIG, &version),
+        None => DEMO_CONFIG.to_string(),
+    })
+}
+
+/// The newest complete CRS install, if any (looked up once, so what the demo says at
+/// start is what it runs).
+fn installed_crs() -> Option<String> {
+    static FOUND: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            rampart_crs::list(&rampart_crs::versions_dir())
+                .ok()?
+                .into_iter()
+                .find(|l| l.rule_files > 0)
+                .map(|l| l.version)
+        })
+        .clone()
+}
+
+/// `text` with its `waf:` section (up to the next top-level key) loading CRS `version`.
+fn with_crs(text: &str, version: &str) -> String {
+    let Some(start) = text.find("\nwaf:\n") else {
+        return text.to_string();
+    };
+    let rest = &text[start + "\nwaf:\n".len()..];
+    // The section ends at the next line that starts with a key.
+    let mut len = 0;
+    for line in rest.split_inclusive('\n') {
+        if line.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            break;
+        }
+        len += line.len();
+    }
+    let end = start + "\nwaf:\n".len() + len;
+    format!(
+        "{}\nwaf:\n  crs: {{ version: \"{version}\" }}\n  paranoia: 1\n{}",
+        &text[..start],
+        &text[end..]
+    )
+}
+
+/// What the demo's WAF runs, said at start.
+pub fn waf_summary() -> String {
+    match installed_crs() {
+        Some(v) => format!(
+            "rampart: WAF: OWASP CRS {v} from {}, paranoia level 1",
+            rampart_crs::versions_dir().join(&v).display()
+        ),
+        None => "rampart: WAF: three inline rules (SQL injection, XSS, path traversal); \
+                 for the OWASP Core Rule Set run `rampart crs install`, then start again"
+            .to_string(),
+    }
+}
+
 /// Where the demo listens by default; each is overridable (tests, machines where a port is
 /// taken) with the environment variable of the same name.
 const DEFAULT_ADDRS: [(&str, &str); 4] = [
@@ -149,7 +209,7 @@ pub fn build_config<T>(
     env: &DemoEnv,
     build: impl FnOnce(rampart_config::Config) -> Result<T, Vec<rampart_config::Problem>>,
 ) -> Result<T, rampart_config::ConfigErrors> {
-    rampart_config::build_str(DEMO_CONFIG, "<embedded demo config>", &|n| env(n), build)
+    rampart_config::build_str(config_text(), "<embedded demo config>", &|n| env(n), build)
 }
 
 /// The demo backend: answers every request with JSON describing it (method, path, query,
@@ -197,5 +257,17 @@ impl ServeHttp for DemoBackend {
             .header("Content-Length", body.len())
             .body(body)
             .expect("static response parts")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_crs_takes_the_place_of_the_inline_rules() {
+        let t = super::with_crs(super::DEMO_CONFIG, "4.28.0");
+        assert!(t.contains("\nwaf:\n  crs: { version: \"4.28.0\" }\n  paranoia: 1\nevents:"));
+        assert!(!t.contains("custom_rules"));
+        let before = &super::DEMO_CONFIG[..super::DEMO_CONFIG.find("\nwaf:").unwrap()];
+        assert!(t.starts_with(before));
     }
 }

@@ -82,6 +82,9 @@ pub enum Error {
     /// The WAF rules do not compile.
     #[error("{0}")]
     WafCompile(#[source] rampart_waf::Error),
+    /// The Core Rule Set a config names is not on disk.
+    #[error("waf.crs: {0}")]
+    Crs(String),
     /// The demo's self-signed certificate cannot be generated.
     #[error("{0}")]
     DemoCertificate(#[source] rcgen::Error),

@@ -240,7 +240,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
                 base: std::env::current_dir().unwrap_or_default(),
                 env: env.expect("the demo has its environment"),
             };
-            (demo::DEMO_CONFIG.to_string(), src, true)
+            (demo::config_text().to_string(), src, true)
         }
     };
     let config = snapshot.config.clone();
@@ -445,6 +445,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
     );
     if demo_backend {
         println!("rampart: demo backend on http://{}", demo::backend_addr());
+        println!("{}", demo::waf_summary());
         println!("{}", demo::instructions());
     }
     // Keep the background runtime alive for the life of the process.

@@ -28,9 +28,36 @@ pub struct RouteWaf {
     targets: Vec<(u64, Vec<rampart_waf::Variable>)>,
 }
 
-fn rule_files(cfg: &WafConfig) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+/// The CRS a config names, located on disk (`waf.crs`), or why it cannot be loaded.
+fn crs_tree(cfg: &WafConfig) -> Result<Option<rampart_crs::CrsTree>, Problem> {
+    let Some(crs) = &cfg.crs else { return Ok(None) };
+    let found = match (&crs.version, &crs.dir) {
+        (Some(v), _) => rampart_crs::CrsTree::installed(&rampart_crs::versions_dir(), v),
+        (None, Some(d)) => {
+            rampart_crs::CrsTree::locate(Path::new(d), crs.setup.as_deref().map(Path::new))
+        }
+        // Refused by the config's own validation.
+        (None, None) => return Ok(None),
+    };
+    found
+        .map(Some)
+        .map_err(|e| ("waf.crs".to_string(), e.to_string()))
+}
+
+/// The rule file patterns in load order: the CRS's files, then `waf.rules`.
+fn patterns(cfg: &WafConfig, crs: Option<&rampart_crs::CrsTree>) -> Vec<String> {
+    crs.map(|t| t.files())
+        .unwrap_or_default()
+        .into_iter()
+        // A CRS path holding glob characters would otherwise match something else.
+        .map(|p| glob::Pattern::escape(&p.to_string_lossy()))
+        .chain(cfg.rules.iter().cloned())
+        .collect()
+}
+
+fn rule_files(patterns: &[String]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
     let mut out = Vec::new();
-    for pattern in &cfg.rules {
+    for pattern in patterns {
         let mut paths: Vec<PathBuf> = glob::glob(pattern)
             .map(|g| g.filter_map(Result::ok).collect())
             .unwrap_or_default();
@@ -47,19 +74,31 @@ fn rule_files(cfg: &WafConfig) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
     out
 }
 
-/// Parse and compile the rules: files in order, then the inline rules. Errors name the
-/// rule file, line and offending text.
+/// Parse and compile the rules: the CRS, files in order, then the inline rules. Errors name
+/// the rule file, line and offending text. (The snapshot goes through [`WafRt::build`].)
+#[cfg(test)]
 pub fn compile(cfg: &WafConfig) -> Result<Ruleset, crate::Error> {
-    let patterns: Vec<&str> = cfg.rules.iter().map(String::as_str).collect();
-    let mut directives = rampart_waf::parse_files(&patterns).map_err(crate::Error::WafParse)?;
+    let crs = crs_tree(cfg).map_err(|(_, e)| crate::Error::Crs(e))?;
+    compile_with(cfg, crs.as_ref())
+}
+
+fn compile_with(
+    cfg: &WafConfig,
+    crs: Option<&rampart_crs::CrsTree>,
+) -> Result<Ruleset, crate::Error> {
+    let patterns = patterns(cfg, crs);
+    let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    let mut directives = rampart_waf::parse_files(&refs).map_err(crate::Error::WafParse)?;
     if let Some(inline) = cfg.custom_rules.as_deref() {
         directives.extend(
             rampart_waf::parse_str(inline, "waf.custom_rules").map_err(crate::Error::WafParse)?,
         );
     }
-    let data_dir = match &cfg.data_dir {
-        Some(d) => PathBuf::from(d),
-        None => rule_files(cfg)
+    // The CRS's data files sit beside its rules, whatever is loaded after them.
+    let data_dir = match (&cfg.data_dir, crs) {
+        (Some(d), _) => PathBuf::from(d),
+        (None, Some(t)) => t.data_dir.clone(),
+        (None, None) => rule_files(&patterns)
             .last()
             .and_then(|(p, _, _)| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from(".")),
@@ -90,13 +129,18 @@ impl WafRt {
         if !unmatched.is_empty() {
             return Err(unmatched);
         }
-        let files = rule_files(cfg);
+        let crs = crs_tree(cfg).map_err(|p| vec![p])?;
+        let files = rule_files(&patterns(cfg, crs.as_ref()));
         if let Some(p) = previous {
             if p.cfg == *cfg && p.files == files {
                 return Ok(p.clone());
             }
         }
-        let ruleset = compile(cfg).map_err(|e| vec![("waf.rules".to_string(), e.to_string())])?;
+        let ruleset = compile_with(cfg, crs.as_ref())
+            .map_err(|e| vec![("waf.rules".to_string(), e.to_string())])?;
+        if let Some(t) = &crs {
+            log::info!("waf: OWASP CRS from {}", t.dir.display());
+        }
         log::info!(
             "waf: {} rules compiled from {} files",
             ruleset.rule_count(),

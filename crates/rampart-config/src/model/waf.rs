@@ -8,6 +8,11 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct WafConfig {
+    /// The OWASP Core Rule Set, loaded first (setup, then `rules/*.conf`): an installed
+    /// version (`{version: 4.29.0}`, see `rampart crs install`) or a CRS tree (`{dir: ...}`,
+    /// e.g. Debian's `/usr/share/modsecurity-crs`). Paranoia and thresholds come from this
+    /// section's `paranoia` and `anomaly_threshold`.
+    pub crs: Option<CrsRef>,
     /// Rule files, loaded in order; each entry may be a glob (matches sorted by name), e.g.
     /// `crs/crs-setup.conf` then `crs/rules/*.conf`.
     pub rules: Vec<String>,
@@ -47,6 +52,7 @@ pub struct WafConfig {
 impl Default for WafConfig {
     fn default() -> Self {
         WafConfig {
+            crs: None,
             rules: Vec::new(),
             custom_rules: None,
             data_dir: None,
@@ -64,6 +70,19 @@ impl Default for WafConfig {
             reject_unparsable_body: true,
         }
     }
+}
+
+/// `waf.crs`: which Core Rule Set to load.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct CrsRef {
+    /// A version installed by `rampart crs install` in Rampart's data directory
+    /// (`RAMPART_DATA_DIR`, else the XDG data directory).
+    pub version: Option<String>,
+    /// A CRS tree: a directory with `rules/*.conf` and a setup file.
+    pub dir: Option<String>,
+    /// The setup file, when not `crs-setup.conf` or `crs-setup.conf.example` in `dir`.
+    pub setup: Option<String>,
 }
 
 /// Whether the WAF blocks or only reports.
