@@ -11,7 +11,7 @@ mod ctx;
 pub mod demo;
 mod error;
 mod forward;
-pub mod framing;
+pub use rampart_framing as framing;
 pub mod hygiene;
 mod metrics;
 mod network;

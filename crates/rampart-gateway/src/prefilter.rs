@@ -427,57 +427,6 @@ impl<A: ServerApp + Send + Sync + 'static> Prefiltered<A> {
     }
 }
 
-/// Refuse, with Rampart's own response, what Pingora would refuse with its own page or,
-/// worse, repair: malformed request lines and headers, and ambiguous framing.
-fn check_head(buf: &[u8]) -> Result<(), (u16, &'static str)> {
-    if buf.starts_with(b"PRI * HTTP/2.0\r\n") {
-        return Ok(()); // h2c prior knowledge; HTTP/2 frames its own messages.
-    }
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err((400, "malformed request")),
-        Err(httparse::Error::TooManyHeaders) => return Err((431, "too many headers")),
-        Err(_) => return Err((400, "malformed request")),
-    }
-    framing::check_target(buf).map_err(|r| (400, r))?;
-    let http10 = req.version == Some(0);
-    // What Pingora would refuse with its own page (no event, no log line), refused here
-    // with Rampart's: the Host must be one, without userinfo, and agree with an
-    // absolute-form target; HTTP/1.1 must send it (RFC 9112 §3.2).
-    let mut hosts = req
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("host"));
-    let host = hosts.next().map(|h| h.value);
-    if hosts.next().is_some() {
-        return Err((400, "multiple Host headers"));
-    }
-    if host.is_none() && !http10 {
-        return Err((400, "missing Host header"));
-    }
-    if host.is_some_and(|h| h.contains(&b'@')) {
-        return Err((400, "userinfo in Host header"));
-    }
-    if let Some(authority) = framing::absolute_form_authority(req.path.unwrap_or("")) {
-        if authority.is_empty() || authority.contains('@') {
-            return Err((400, "invalid authority in request target"));
-        }
-        if host.is_some_and(|h| h != authority.as_bytes()) {
-            return Err((400, "Host differs from the request target"));
-        }
-    }
-    let (cl, te) = framing::raw_framing_headers(buf).map_err(|e| (400, e.reason()))?;
-    framing::check(&cl, &te, http10).map_err(|e| (400, e.reason()))?;
-    Ok(())
-}
-
-fn find_header_end(buf: &[u8], from: usize) -> bool {
-    let start = from.saturating_sub(3);
-    buf[start..].windows(4).any(|w| w == b"\r\n\r\n")
-}
-
 /// Refuse with Rampart's JSON error and close; returns the request id it carried.
 async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, message: &str) -> String {
     let id = new_request_id();
@@ -551,8 +500,8 @@ impl<A> Prefiltered<A> {
                 }
             };
             buf.extend_from_slice(&chunk[..n]);
-            if find_header_end(&buf, before) {
-                if let Err((status, reason)) = check_head(&buf) {
+            if framing::head_complete(&buf, before) {
+                if let Err((status, reason)) = framing::check_head(&buf) {
                     metrics().rejected.with_label_values(&[reason]).inc();
                     let message = if status == 431 {
                         "request header fields too large"

@@ -52,18 +52,29 @@ pub fn parse(buf: &[u8]) -> Parse {
     Parse::Invalid("no PROXY protocol header")
 }
 
+/// A byte that has no place in a v1 header line (it is printable text).
+fn control(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
+}
+
 fn v1_header(buf: &[u8]) -> Parse {
     let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+        // The same verdict the whole line will get, whatever TCP splits it into: a CR may
+        // only be the last byte so far (the start of the CRLF).
+        let body = buf.strip_suffix(b"\r").unwrap_or(buf);
         return if buf.len() >= V1_MAX {
             Parse::Invalid("PROXY v1 header too long")
-        } else if buf.iter().any(|b| *b == b'\n' || *b == 0) {
-            Parse::Invalid("PROXY v1 header without CRLF")
+        } else if body.iter().any(|b| control(*b)) {
+            Parse::Invalid("PROXY v1 header with a control character")
         } else {
             Parse::Incomplete
         };
     };
     if end + 2 > V1_MAX {
         return Parse::Invalid("PROXY v1 header too long");
+    }
+    if buf[..end].iter().any(|b| control(*b)) {
+        return Parse::Invalid("PROXY v1 header with a control character");
     }
     let Ok(line) = std::str::from_utf8(&buf[..end]) else {
         return Parse::Invalid("PROXY v1 header is not text");
@@ -258,6 +269,33 @@ mod tests {
     }
 
     /// Any bytes: an answer, never a panic (the connection's first bytes are the client's).
+    /// Found by the `proxy_protocol` fuzz target: a NUL inside an UNKNOWN line was refused
+    /// while the line was incomplete but accepted once its CRLF arrived, so the verdict
+    /// depended on how TCP split the bytes. Now every split gives the same answer.
+    #[test]
+    fn a_line_gets_one_verdict_however_it_is_split() {
+        let mut line = b"PROXY UNKNOWN 8::1 ::00 2 ".to_vec();
+        line.extend_from_slice(&[0; 7]);
+        line.extend_from_slice(b"0::00 2 44021\r\n");
+        let whole = parse(&line);
+        assert!(matches!(whole, Parse::Invalid(_)), "{whole:?}");
+        for cut in 0..line.len() {
+            let p = parse(&line[..cut]);
+            assert!(p == whole || p == Parse::Incomplete, "{cut}: {p:?}");
+        }
+        let ok = b"PROXY UNKNOWN whatever\r\n";
+        for cut in 0..ok.len() {
+            assert_eq!(parse(&ok[..cut]), Parse::Incomplete, "{cut}");
+        }
+        assert!(matches!(parse(ok), Parse::Done(_)));
+        // A CR that does not start the CRLF is a control character too.
+        assert!(matches!(parse(b"PROXY UNKNOWN a\rb"), Parse::Invalid(_)));
+        assert!(matches!(
+            parse(b"PROXY UNKNOWN a\rb\r\n"),
+            Parse::Invalid(_)
+        ));
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic() {
         let mut seed = 0x1234_5678_9abc_def0u64;

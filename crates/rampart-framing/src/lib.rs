@@ -1,6 +1,8 @@
 //! Request framing checks against smuggling (RFC 9112 §6): the upstream must never see a
-//! request whose length two parsers could read differently. Plain functions over header
-//! values, so they are unit-tested without a server.
+//! request whose length two parsers could read differently. Plain functions over raw bytes
+//! and header values, so they are unit-tested and fuzzed without a server: the gateway's
+//! HTTP/1 pre-filter calls [`check_head`] on each raw header block before Pingora parses
+//! it, and its framing stage calls [`check`] on every request.
 
 /// Why a request's framing was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +147,59 @@ pub fn new_request_id() -> String {
         &h[16..20],
         &h[20..32]
     )
+}
+
+/// Refuse, with Rampart's own response, what Pingora would refuse with its own page or,
+/// worse, repair: malformed request lines and headers, and ambiguous framing.
+pub fn check_head(buf: &[u8]) -> Result<(), (u16, &'static str)> {
+    if buf.starts_with(b"PRI * HTTP/2.0\r\n") {
+        return Ok(()); // h2c prior knowledge; HTTP/2 frames its own messages.
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err((400, "malformed request")),
+        Err(httparse::Error::TooManyHeaders) => return Err((431, "too many headers")),
+        Err(_) => return Err((400, "malformed request")),
+    }
+    check_target(buf).map_err(|r| (400, r))?;
+    let http10 = req.version == Some(0);
+    // What Pingora would refuse with its own page (no event, no log line), refused here
+    // with Rampart's: the Host must be one, without userinfo, and agree with an
+    // absolute-form target; HTTP/1.1 must send it (RFC 9112 §3.2).
+    let mut hosts = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"));
+    let host = hosts.next().map(|h| h.value);
+    if hosts.next().is_some() {
+        return Err((400, "multiple Host headers"));
+    }
+    if host.is_none() && !http10 {
+        return Err((400, "missing Host header"));
+    }
+    if host.is_some_and(|h| h.contains(&b'@')) {
+        return Err((400, "userinfo in Host header"));
+    }
+    if let Some(authority) = absolute_form_authority(req.path.unwrap_or("")) {
+        if authority.is_empty() || authority.contains('@') {
+            return Err((400, "invalid authority in request target"));
+        }
+        if host.is_some_and(|h| h != authority.as_bytes()) {
+            return Err((400, "Host differs from the request target"));
+        }
+    }
+    let (cl, te) = raw_framing_headers(buf).map_err(|e| (400, e.reason()))?;
+    check(&cl, &te, http10).map_err(|e| (400, e.reason()))?;
+    Ok(())
+}
+
+/// Whether the header block's end (`\r\n\r\n`) is in `buf`, looking only at what
+/// arrived from `from` on (and the three bytes before it).
+pub fn head_complete(buf: &[u8], from: usize) -> bool {
+    let start = from.saturating_sub(3);
+    buf[start..].windows(4).any(|w| w == b"\r\n\r\n")
 }
 
 #[cfg(test)]
