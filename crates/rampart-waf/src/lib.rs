@@ -4,6 +4,24 @@
 //! Compile rule files once ([`engine::Ruleset::compile`], shareable by `Arc`), then run one
 //! [`engine::Transaction`] per request through phases 1–5. CRS v4's own regression tests
 //! pass at 99.7% (tests/crs_conformance.rs).
+//!
+//! # Differential tests
+//!
+//! A regression suite only measures the payloads it holds, so the parts translated from C
+//! are also compared with the C libraries ModSecurity v3 runs, on the CRS tests' payloads
+//! (whole and split into argument values), deterministic mutations of them (case, spacing,
+//! URL/HTML fragments, high, control and NUL bytes), random bytes and long values:
+//!
+//! - `tests/pcre_differential.rs`: every CRS `@rx` against libpcre2 with ModSecurity's
+//!   options, after each rule's own transformations (see the `pcre` module docs).
+//! - `tests/libinjection_differential.rs`: `@detectSQLi` (verdict and fingerprint) and
+//!   `@detectXSS` against the C libinjection 3.9.2, built by the test from PyPI's
+//!   `libinjection-python` source, as is and after CRS's transformations for 942100/941100.
+//!
+//! Each keeps an exact list of the divergences left on purpose, with the reason
+//! (`tests/pcre-divergences.txt`, `tests/libinjection-divergences.txt`): an unlisted
+//! divergence fails, and so does a listed one that has gone. Shared inputs live in
+//! `tests/corpus/`.
 
 mod body;
 pub mod engine;
