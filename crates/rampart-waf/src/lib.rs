@@ -17,9 +17,13 @@
 //! - `tests/libinjection_differential.rs`: `@detectSQLi` (verdict and fingerprint) and
 //!   `@detectXSS` against the C libinjection 3.9.2, built by the test from PyPI's
 //!   `libinjection-python` source, as is and after CRS's transformations for 942100/941100.
+//! - `tests/transform_differential.rs`: every transformation against ModSecurity v3 itself
+//!   (Debian's libmodsecurity 3.0.9, driven from a small C program the test builds): a
+//!   rule with `t:NAME,t:hexEncode` hands the transformed header value back in a redirect.
 //!
 //! Each keeps an exact list of the divergences left on purpose, with the reason
-//! (`tests/pcre-divergences.txt`, `tests/libinjection-divergences.txt`): an unlisted
+//! (`tests/pcre-divergences.txt`, `tests/libinjection-divergences.txt`,
+//! `tests/transform-divergences.txt`): an unlisted
 //! divergence fails, and so does a listed one that has gone. Shared inputs live in
 //! `tests/corpus/`.
 

@@ -39,6 +39,10 @@ pub fn by_name(name: &str) -> Option<Transform> {
         "trim" => Trim,
         "trimleft" => TrimLeft,
         "trimright" => TrimRight,
+        "urlencode" => UrlEncode,
+        "parityeven7bit" => ParityEven7bit,
+        "parityodd7bit" => ParityOdd7bit,
+        "parityzero7bit" => ParityZero7bit,
         _ => return Option::None,
     })
 }
@@ -121,6 +125,15 @@ pub enum Transform {
     TrimLeft,
     /// `t:trimRight`: removes whitespace at the end.
     TrimRight,
+    /// `t:urlEncode`: space to `+`; letters, digits and `*` kept; every other byte `%xx`.
+    UrlEncode,
+    /// `t:parityEven7bit`: the high bit of each byte set or cleared by its parity
+    /// (ModSecurity's computation: over all eight bits, odd → set).
+    ParityEven7bit,
+    /// `t:parityOdd7bit`: as `parityEven7bit`, the other way round (odd → cleared).
+    ParityOdd7bit,
+    /// `t:parityZero7bit`: the high bit of each byte cleared.
+    ParityZero7bit,
 }
 
 // Byte classes: what transformations act on ([`classes`], [`Transform::triggers`]).
@@ -128,7 +141,8 @@ const UPPER: u16 = 1;
 const PERCENT_PLUS: u16 = 1 << 1;
 const AMP: u16 = 1 << 2;
 const BACKSLASH: u16 = 1 << 3;
-const UTF8_LEAD: u16 = 1 << 4;
+/// Bytes over 0x7f other than NBSP (which has its own class).
+const HIGH: u16 = 1 << 4;
 const NUL: u16 = 1 << 5;
 const SPACE: u16 = 1 << 6;
 const NBSP: u16 = 1 << 7;
@@ -148,10 +162,10 @@ static CLASS: [u16; 256] = {
             b'%' | b'+' => PERCENT_PLUS,
             b'&' => AMP,
             b'\\' => BACKSLASH,
-            0xc2..=0xf4 => UTF8_LEAD,
             0 => NUL,
             b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => SPACE,
             0xa0 => NBSP,
+            0x80..=0xff => HIGH,
             b'/' => SLASH,
             b'.' => DOT,
             b'"' | b'\'' | b'^' | b',' | b';' => CMD,
@@ -198,9 +212,9 @@ impl Transform {
             UrlDecode | UrlDecodeUni => PERCENT_PLUS,
             HtmlEntityDecode => AMP,
             JsDecode | CssDecode | EscapeSeqDecode => BACKSLASH,
-            Utf8ToUnicode => UTF8_LEAD,
+            Utf8ToUnicode => HIGH | NBSP | NUL,
             RemoveNulls | ReplaceNulls => NUL,
-            RemoveWhitespace => SPACE | NBSP,
+            RemoveWhitespace => SPACE | NBSP | HIGH,
             ReplaceComments => SLASH,
             Trim | TrimLeft | TrimRight => SPACE,
             NormalizePath => SLASH | DOT,
@@ -221,10 +235,10 @@ impl Transform {
             UrlDecode | UrlDecodeUni => !v.iter().any(|c| matches!(c, b'%' | b'+')),
             HtmlEntityDecode => !v.contains(&b'&'),
             JsDecode | CssDecode | EscapeSeqDecode => !v.contains(&b'\\'),
-            // Only bytes starting a multi-byte UTF-8 sequence are rewritten.
-            Utf8ToUnicode => !v.iter().any(|c| (0xc2..=0xf4).contains(c)),
+            // ASCII without NUL is left alone; NULs and high bytes may change.
+            Utf8ToUnicode => !v.iter().any(|c| *c == 0 || *c >= 0x80),
             RemoveNulls | ReplaceNulls => !v.contains(&0),
-            RemoveWhitespace => !v.iter().any(|c| is_space(*c) || *c == 0xa0),
+            RemoveWhitespace => !v.iter().any(|c| is_space(*c) || *c == 0xa0 || *c == 0xc2),
             ReplaceComments => !v.windows(2).any(|w| w == b"/*"),
             Trim => {
                 !v.first().is_some_and(|c| is_space(*c)) && !v.last().is_some_and(|c| is_space(*c))
@@ -238,18 +252,7 @@ impl Transform {
                 c.is_ascii_uppercase()
                     || matches!(
                         c,
-                        b'\\'
-                            | b'"'
-                            | b'\''
-                            | b'^'
-                            | b' '
-                            | b'\t'
-                            | b'\n'
-                            | b'\r'
-                            | 0x0b
-                            | 0x0c
-                            | b','
-                            | b';'
+                        b'\\' | b'"' | b'\'' | b'^' | b' ' | b'\t' | b'\n' | b'\r' | b',' | b';'
                     )
             }),
             _ => false,
@@ -275,10 +278,11 @@ impl Transform {
             CssDecode => css_decode(v),
             CmdLine => cmd_line(v),
             CompressWhitespace => compress_ws(v),
+            // ModSecurity drops NBSP (0xa0) and every 0xc2 byte (the lead of NBSP in UTF-8).
             RemoveWhitespace => v
                 .iter()
                 .copied()
-                .filter(|c| !is_space(*c) && *c != 0xa0)
+                .filter(|c| !is_space(*c) && *c != 0xa0 && *c != 0xc2)
                 .collect(),
             RemoveNulls => v.iter().copied().filter(|c| *c != 0).collect(),
             ReplaceNulls => v.iter().map(|c| if *c == 0 { b' ' } else { *c }).collect(),
@@ -315,7 +319,35 @@ impl Transform {
             Trim => trim(v, true, true),
             TrimLeft => trim(v, true, false),
             TrimRight => trim(v, false, true),
+            UrlEncode => url_encode(v),
+            ParityEven7bit => v.iter().map(|c| parity(*c, true)).collect(),
+            ParityOdd7bit => v.iter().map(|c| parity(*c, false)).collect(),
+            ParityZero7bit => v.iter().map(|c| c & 0x7f).collect(),
         }
+    }
+}
+
+fn url_encode(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * 3);
+    for &c in v {
+        if c == b' ' {
+            out.push(b'+');
+        } else if c == b'*' || c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else {
+            out.extend_from_slice(format!("%{c:02x}").as_bytes());
+        }
+    }
+    out
+}
+
+/// ModSecurity's parity transformations: the parity of all eight bits decides the high bit.
+fn parity(c: u8, even: bool) -> u8 {
+    let odd = c.count_ones() % 2 == 1;
+    if odd == even {
+        c | 0x80
+    } else {
+        c & 0x7f
     }
 }
 
@@ -553,7 +585,8 @@ fn cmd_line(v: &[u8]) -> Vec<u8> {
     for &c in v {
         match c {
             b'\\' | b'"' | b'\'' | b'^' => {}
-            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b',' | b';' => {
+            // ModSecurity's set: vertical tab and form feed are ordinary bytes here.
+            b' ' | b'\t' | b'\n' | b'\r' | b',' | b';' => {
                 if !space {
                     out.push(b' ');
                     space = true;
@@ -579,7 +612,8 @@ fn compress_ws(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
     let mut in_ws = false;
     for &c in v {
-        if is_space(c) || c == 0xa0 {
+        // ModSecurity's compressWhitespace folds only ASCII whitespace, not NBSP.
+        if is_space(c) {
             if !in_ws {
                 out.push(b' ');
             }
@@ -610,25 +644,41 @@ fn replace_comments(v: &[u8]) -> Vec<u8> {
     out
 }
 
+/// ModSecurity's `removeComments`: `/* */` and `<!-- -->` blocks go (the byte right after a
+/// block's end is kept whatever it is; an unterminated block becomes one space), and `--`
+/// or `#` ends the value there.
 fn remove_comments(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;
+    let mut in_comment = false;
     while i < v.len() {
-        if v[i..].starts_with(b"/*") {
-            match v[i + 2..].windows(2).position(|w| w == b"*/") {
-                Some(p) => i += 2 + p + 2,
-                None => i = v.len(),
+        let rest = &v[i..];
+        if !in_comment {
+            if rest.starts_with(b"/*") {
+                in_comment = true;
+                i += 2;
+            } else if rest.starts_with(b"<!--") {
+                in_comment = true;
+                i += 4;
+            } else if rest.starts_with(b"--") || rest[0] == b'#' {
+                break;
+            } else {
+                out.push(v[i]);
+                i += 1;
             }
-        } else if v[i..].starts_with(b"--") || v[i] == b'#' {
-            // To the end of the line.
-            match v[i..].iter().position(|c| *c == b'\n') {
-                Some(p) => i += p,
-                None => i = v.len(),
+        } else if rest.starts_with(b"*/") || rest.starts_with(b"-->") {
+            in_comment = false;
+            i += if rest[0] == b'*' { 2 } else { 3 };
+            if let Some(&c) = v.get(i) {
+                out.push(c);
             }
+            i += 1;
         } else {
-            out.push(v[i]);
             i += 1;
         }
+    }
+    if in_comment {
+        out.push(b' ');
     }
     out
 }
@@ -637,7 +687,15 @@ fn remove_comment_chars(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;
     while i < v.len() {
-        if v[i..].starts_with(b"/*") || v[i..].starts_with(b"*/") || v[i..].starts_with(b"--") {
+        // ModSecurity's order: `<!--` and `-->` before a bare `--`.
+        let rest = &v[i..];
+        if rest.starts_with(b"/*") || rest.starts_with(b"*/") {
+            i += 2;
+        } else if rest.starts_with(b"<!--") {
+            i += 4;
+        } else if rest.starts_with(b"-->") {
+            i += 3;
+        } else if rest.starts_with(b"--") {
             i += 2;
         } else if v[i] == b'#' {
             i += 1;
@@ -722,9 +780,14 @@ fn base64_decode(v: &[u8], ext: bool) -> Vec<u8> {
         } else {
             0
         };
-    base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(&clean[..usable])
-        .unwrap_or_default()
+    // Leftover bits in the last character are ignored, as ModSecurity's decoder does.
+    const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    LENIENT.decode(&clean[..usable]).unwrap_or_default()
 }
 
 fn hex_decode(v: &[u8]) -> Vec<u8> {
@@ -757,27 +820,65 @@ fn sql_hex_decode(v: &[u8]) -> Vec<u8> {
     out
 }
 
+/// ModSecurity's `utf8toUnicode`, quirks included, because CRS rules are written against
+/// what it leaves: a well-formed 2-, 3- or 4-byte sequence becomes `%uXXXX` (lower-case
+/// hex, at least four digits, five above U+FFFF), followed by its lead byte again when it
+/// is overlong or a surrogate; a lead byte whose continuation bytes are missing or wrong is
+/// dropped and what follows it is read afresh; NUL bytes are dropped; a lead byte F5–F7 is
+/// kept and still decoded; stray continuation bytes and F8–FF are kept.
 fn utf8_to_unicode(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
+    let cont = |i: usize| v.get(i).is_some_and(|b| b & 0xc0 == 0x80);
     let mut i = 0;
     while i < v.len() {
         let c = v[i];
         let len = match c {
-            0xc2..=0xdf => 2,
-            0xe0..=0xef => 3,
-            0xf0..=0xf4 => 4,
-            _ => 1,
-        };
-        if len > 1 {
-            if let Some(s) = v.get(i..i + len).and_then(|s| std::str::from_utf8(s).ok()) {
-                let cp = s.chars().next().map(u32::from).unwrap_or(0);
-                out.extend_from_slice(format!("%u{:04x}", cp & 0xffff).as_bytes());
-                i += len;
+            0 => {
+                i += 1;
                 continue;
             }
+            0x01..=0x7f => {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            _ if c & 0xe0 == 0xc0 => 2,
+            _ if c & 0xf0 == 0xe0 => 3,
+            _ if c & 0xf8 == 0xf0 => 4,
+            _ => {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+        };
+        if len == 4 && c >= 0xf5 {
+            out.push(c);
         }
-        out.push(c);
-        i += 1;
+        if !(1..len).all(|k| cont(i + k)) {
+            i += 1;
+            continue;
+        }
+        let lead_bits = match len {
+            2 => c & 0x1f,
+            3 => c & 0x0f,
+            _ => c & 0x07,
+        };
+        let d = v[i + 1..i + len]
+            .iter()
+            .fold(u32::from(lead_bits), |d, b| (d << 6) | u32::from(b & 0x3f));
+        out.extend_from_slice(format!("%u{d:04x}").as_bytes());
+        let overlong = match len {
+            2 => d < 0x80,
+            3 => d < 0x800,
+            _ => d < 0x10000,
+        };
+        if (0xd800..=0xdfff).contains(&d) {
+            out.push(c);
+        }
+        if overlong {
+            out.push(c);
+        }
+        i += len;
     }
     out
 }
@@ -806,7 +907,7 @@ fn escape_seq_decode(v: &[u8]) -> Vec<u8> {
         if let Some(s) = simple {
             out.push(s);
             i += 2;
-        } else if c == b'x'
+        } else if (c == b'x' || c == b'X')
             && v.get(i + 2).is_some_and(|x| x.is_ascii_hexdigit())
             && v.get(i + 3).is_some_and(|x| x.is_ascii_hexdigit())
         {
@@ -824,7 +925,7 @@ fn escape_seq_decode(v: &[u8]) -> Vec<u8> {
             out.push((val & 0xff) as u8);
             i += 1 + n;
         } else {
-            out.push(b'\\');
+            // Not an escape ModSecurity knows: the backslash goes, the byte stays.
             out.push(c);
             i += 2;
         }
@@ -988,7 +1089,8 @@ mod tests {
         );
         assert_eq!(t("jsDecode", r"\x3cscript\u003e\101\n"), "<script>A\n");
         assert_eq!(t("cssDecode", r"\3c script\>x\"), "<script>x");
-        assert_eq!(t("escapeSeqDecode", r"a\x41\101\n\q"), "aAA\n\\q");
+        // An escape ModSecurity does not know loses its backslash.
+        assert_eq!(t("escapeSeqDecode", r"a\x41\101\n\q"), "aAA\nq");
         assert_eq!(t("base64Decode", "aGVsbG8="), "hello");
         assert_eq!(t("base64Decode", "while(!-0);"), "while(!-0);");
         assert_eq!(t("base64DecodeExt", "aGV.sbG8"), "hello");
@@ -1008,7 +1110,8 @@ mod tests {
         assert_eq!(t("removeNulls", "a\0b"), "ab");
         assert_eq!(t("replaceNulls", "a\0b"), "a b");
         assert_eq!(t("replaceComments", "sel/*x*/ect /* open"), "sel ect  ");
-        assert_eq!(t("removeComments", "a/*x*/b -- c\nd # e"), "ab \nd ");
+        // ModSecurity's: `--` (or `#`) ends the value, not the line.
+        assert_eq!(t("removeComments", "a/*x*/b -- c\nd # e"), "ab ");
         assert_eq!(t("removeCommentsChar", "a/*b*/c--d#e"), "abcde");
         assert_eq!(
             t("normalizePath", "/a/./b/../../../etc//passwd"),

@@ -46,8 +46,12 @@ fn driver() -> PathBuf {
         .arg(&out)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libinjection_driver.c"))
         .args(
-            ["libinjection_sqli.c", "libinjection_xss.c", "libinjection_html5.c"]
-                .map(|f| src.join(f)),
+            [
+                "libinjection_sqli.c",
+                "libinjection_xss.c",
+                "libinjection_html5.c",
+            ]
+            .map(|f| src.join(f)),
         )
         .arg("-I")
         .arg(&src)
@@ -195,13 +199,14 @@ fn detectors_agree_with_c_libinjection() {
             );
             divergent.entry(key).or_insert((0, v.clone())).0 += 1;
         }
-        if std::env::var_os("LIBINJECTION_DIFF_VERBOSE").is_some()
-            && (ours != *c_fp || x != *c_x)
-        {
+        if std::env::var_os("LIBINJECTION_DIFF_VERBOSE").is_some() && (ours != *c_fp || x != *c_x) {
             eprintln!("{c_fp:?}/{ours:?} xss {c_x}/{x}: {}", show(v));
         }
     }
-    let list = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/libinjection-divergences.txt");
+    let list = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/libinjection-divergences.txt"
+    );
     let listed: BTreeSet<String> = ftw::listed_skips(list).into_iter().collect();
     let found: BTreeSet<String> = divergent.keys().cloned().collect();
     println!(

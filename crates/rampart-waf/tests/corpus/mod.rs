@@ -125,4 +125,3 @@ pub fn random_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
             .collect(),
     }
 }
-
