@@ -141,27 +141,37 @@ impl<'r> Transaction<'r> {
         protocol: &str,
         headers: Vec<(String, Vec<u8>)>,
     ) {
+        let raw_uri = uri;
+        // The fragment is not part of what the server receives (ModSecurity drops it too).
+        let uri = uri.split_once('#').map_or(uri, |(u, _)| u);
         let (path, query) = match uri.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (uri, None),
         };
         let decoded_path = crate::transform::Transform::UrlDecode.apply(path.as_bytes());
-        let basename = decoded_path
-            .rsplit(|c| *c == b'/')
-            .next()
-            .unwrap_or(&[])
-            .to_vec();
+        // After the last `/`; a target without one (CONNECT's authority) has none.
+        let basename = match decoded_path.iter().rposition(|c| *c == b'/') {
+            Some(i) => decoded_path[i + 1..].to_vec(),
+            None => Vec::new(),
+        };
         let s = &mut self.scalars;
         s.insert(Sc::REQUEST_METHOD, method.as_bytes().to_vec());
         s.insert(Sc::REQUEST_PROTOCOL, protocol.as_bytes().to_vec());
         s.insert(Sc::REQUEST_URI, uri.as_bytes().to_vec());
-        s.insert(Sc::REQUEST_URI_RAW, uri.as_bytes().to_vec());
+        s.insert(Sc::REQUEST_URI_RAW, raw_uri.as_bytes().to_vec());
+        // Defined for every request, as in ModSecurity v3 (`&REQBODY_ERROR` is 1 and the
+        // value 0 until a body processor fails; the multipart flags are empty until a
+        // multipart body is read).
+        s.insert(Sc::REQBODY_ERROR, b"0".to_vec());
+        s.insert(Sc::MULTIPART_STRICT_ERROR, Vec::new());
+        s.insert(Sc::MULTIPART_UNMATCHED_BOUNDARY, Vec::new());
         s.insert(Sc::REQUEST_FILENAME, decoded_path);
         s.insert(Sc::REQUEST_BASENAME, basename);
         s.insert(Sc::QUERY_STRING, query.unwrap_or("").as_bytes().to_vec());
+        // The request line as sent, fragment included (ModSecurity's).
         s.insert(
             Sc::REQUEST_LINE,
-            format!("{method} {uri} {protocol}").into_bytes(),
+            format!("{method} {raw_uri} {protocol}").into_bytes(),
         );
         let mut full = format!("{method} {uri} {protocol}").len();
         // The headers move in: the gateway's copy of the request head is the WAF's.
@@ -212,6 +222,12 @@ impl<'r> Transaction<'r> {
         self.scalars.insert(Sc::REQUEST_BODY, body.to_vec());
         self.scalars
             .insert(Sc::REQUEST_BODY_LENGTH, body.len().to_string().into_bytes());
+        // No body, nothing to parse: an empty JSON or multipart body is not a malformed
+        // one (ModSecurity runs no processor either). Refusing it would refuse every
+        // bodiless POST a client labels `application/json`.
+        if body.is_empty() {
+            return;
+        }
         let ct = self
             .collections
             .get("REQUEST_HEADERS")

@@ -79,6 +79,7 @@ scalars!(
     FULL_REQUEST_LENGTH,
     INBOUND_DATA_ERROR,
     MULTIPART_STRICT_ERROR,
+    MULTIPART_UNMATCHED_BOUNDARY,
     QUERY_STRING,
     REMOTE_ADDR,
     REQBODY_ERROR,
@@ -155,10 +156,12 @@ impl Plan {
 }
 
 impl Source {
-    /// The variable's name as reported (`ARGS` for `ARGS_NAMES`), from the binary's own
-    /// strings: no read of the rule's data.
+    /// The variable's name as reported, from the binary's own strings: no read of the
+    /// rule's data. None for a `_NAMES` collection, reported under its own name as written
+    /// in the rule (`ARGS_NAMES:id`, as ModSecurity v3 does).
     pub(super) fn static_name(self) -> Option<&'static str> {
         Some(match self {
+            Source::Coll(_, true) => return None,
             Source::Coll(Coll::Fixed(i), _) => COLLECTIONS[i],
             Source::Coll(Coll::Args, _) => "ARGS",
             Source::Coll(Coll::Tx, _) | Source::TxSlot(_) => "TX",

@@ -168,3 +168,63 @@ pub fn listed_skips(path: &str) -> Vec<String> {
         .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
         .collect()
 }
+
+/// A test's request, ready for the engine.
+pub struct Request {
+    pub method: String,
+    pub uri: String,
+    pub version: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+/// A raw request (`encoded_request`), as sent on the wire.
+pub fn parse_raw(raw: &[u8]) -> Option<Request> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let mut parts = lines.next()?.splitn(3, ' ');
+    let method = parts.next()?.to_string();
+    let uri = parts.next()?.to_string();
+    let version = parts.next().unwrap_or("HTTP/1.1").to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().as_bytes().to_vec()))
+        .collect();
+    Some(Request {
+        method,
+        uri,
+        version,
+        headers,
+        body: raw[end + 4..].to_vec(),
+    })
+}
+
+/// The request a test stage sends (raw requests parsed).
+pub fn build(input: &Input) -> Option<Request> {
+    if input.encoded_request.is_some() {
+        return parse_raw(&input.raw_request()?);
+    }
+    let mut headers = input.header_list();
+    let body = input.body();
+    let has = |h: &[(String, Vec<u8>)], n: &str| h.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+    if input.autocomplete_headers.unwrap_or(true) && !body.is_empty() {
+        if !has(&headers, "content-length") {
+            headers.push(("Content-Length".into(), body.len().to_string().into_bytes()));
+        }
+        // Assumption: a body without a type is form data, as the CRS tests are written.
+        if !has(&headers, "content-type") {
+            headers.push((
+                "Content-Type".into(),
+                b"application/x-www-form-urlencoded".to_vec(),
+            ));
+        }
+    }
+    Some(Request {
+        method: input.method.clone().unwrap_or_else(|| "GET".into()),
+        uri: input.uri.clone().unwrap_or_else(|| "/".into()),
+        version: input.version.clone().unwrap_or_else(|| "HTTP/1.1".into()),
+        headers,
+        body,
+    })
+}
