@@ -336,8 +336,13 @@ fn a_config_loads_the_installed_crs_and_says_how_to_get_it_when_missing() {
             1,
             "the attack never reached the app"
         );
-        // The block names CRS rules (942xxx), not inline ones.
-        let log = std::fs::read_to_string(&gw.log_path).unwrap_or_default();
-        assert!(log.contains("942"), "{log}");
+        // The block names CRS rules (942100 libinjection, 949110 the blocking evaluation),
+        // not inline ones. Lines are written after the response: wait for them.
+        let log = gw.access_log_with(&["\"waf_rules\":["]);
+        let line = log
+            .lines()
+            .find(|l| l.contains("\"waf_rules\":["))
+            .unwrap_or_else(|| panic!("no WAF line in {log}"));
+        assert!(line.contains("942100") && line.contains("949110"), "{line}");
     });
 }
