@@ -14,6 +14,7 @@
 //! everywhere fails too. `COLLECTIONS_DIFF_VERBOSE=NAME` prints that collection's
 //! differences.
 
+mod corpus;
 mod ftw;
 
 use rampart_waf::engine::{Phase, Ruleset, Transaction};
@@ -101,18 +102,11 @@ fn entries(acc: &str) -> BTreeMap<String, Vec<String>> {
 }
 
 fn oracle(rules_file: &Path, reqs: &[ftw::Request]) -> Vec<String> {
-    let exe = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/test-fixtures/modsecurity-request-driver");
-    let status = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&exe)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/modsecurity_request_driver.c"))
-        .arg("-lmodsecurity")
-        .status()
-        .expect("a C compiler (cc)");
-    assert!(
-        status.success(),
-        "building the ModSecurity driver failed: is libmodsecurity-dev installed (scripts/test installs it)?"
+    let exe = corpus::build_driver(
+        "modsecurity_request_driver.c",
+        "modsecurity-request-driver",
+        &["-lmodsecurity".into()],
+        "is libmodsecurity-dev installed (scripts/test installs it)?",
     );
     let mut child = Command::new(exe)
         .arg(rules_file)

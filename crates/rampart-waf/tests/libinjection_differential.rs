@@ -40,25 +40,22 @@ fn driver() -> PathBuf {
         "{} is missing: run scripts/test (it unpacks libinjection-python 1.1.6 from PyPI)",
         src.display()
     );
-    let out = fixtures().join("driver");
-    let status = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&out)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libinjection_driver.c"))
-        .args(
-            [
-                "libinjection_sqli.c",
-                "libinjection_xss.c",
-                "libinjection_html5.c",
-            ]
-            .map(|f| src.join(f)),
-        )
-        .arg("-I")
-        .arg(&src)
-        .status()
-        .expect("a C compiler (cc)");
-    assert!(status.success(), "building the libinjection driver failed");
-    out
+    let mut args: Vec<std::ffi::OsString> = [
+        "libinjection_sqli.c",
+        "libinjection_xss.c",
+        "libinjection_html5.c",
+    ]
+    .iter()
+    .map(|f| src.join(f).into())
+    .collect();
+    args.push("-I".into());
+    args.push(src.into());
+    corpus::build_driver(
+        "libinjection_driver.c",
+        "libinjection/driver",
+        &args,
+        "the C libinjection sources did not build",
+    )
 }
 
 /// What the C library says of each input: (sqli fingerprint or None, xss).

@@ -22,7 +22,7 @@ use corpus::{mutate, payloads, random_bytes, Rng};
 use rampart_waf::transform::{by_name, Transform};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// ModSecurity's transformations, as its reference names them.
@@ -91,20 +91,12 @@ fn reference_cases() -> Vec<Vec<u8>> {
 }
 
 fn driver() -> PathBuf {
-    let out =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-fixtures/modsecurity-driver");
-    let status = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&out)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/modsecurity_driver.c"))
-        .arg("-lmodsecurity")
-        .status()
-        .expect("a C compiler (cc)");
-    assert!(
-        status.success(),
-        "building the ModSecurity driver failed: is libmodsecurity-dev installed (scripts/test installs it)?"
-    );
-    out
+    corpus::build_driver(
+        "modsecurity_driver.c",
+        "modsecurity-driver",
+        &["-lmodsecurity".into()],
+        "is libmodsecurity-dev installed (scripts/test installs it)?",
+    )
 }
 
 /// ModSecurity's hex of each transformation of each input (`None`: the rule did not run).

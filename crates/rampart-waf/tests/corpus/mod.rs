@@ -4,6 +4,8 @@
 
 use rampart_waf::transform::Transform;
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 const BASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs");
 
@@ -124,4 +126,21 @@ pub fn random_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
             .map(|_| b"<>'\"();=&|/\\ \n\t%$`{}[]*-#"[rng.below(25)])
             .collect(),
     }
+}
+
+/// Builds an oracle's C driver `tests/SOURCE` into `target/test-fixtures/OUT` with the
+/// system C compiler (`args` after the sources: include paths, libraries); `what` says what
+/// is missing when it fails.
+pub fn build_driver(source: &str, out: &str, args: &[std::ffi::OsString], what: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let exe = root.join("../../target/test-fixtures").join(out);
+    let status = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&exe)
+        .arg(root.join("tests").join(source))
+        .args(args)
+        .status()
+        .expect("a C compiler (cc)");
+    assert!(status.success(), "building {source} failed: {what}");
+    exe
 }
