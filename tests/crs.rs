@@ -72,6 +72,11 @@ fn run(args: &[&str], data: &Path) -> (i32, String, String) {
     )
 }
 
+/// `rampart crs install ARGS…` with `data` as the data directory.
+fn install(args: &[&str], data: &Path) -> (i32, String, String) {
+    run(&[&["crs", "install"], args].concat(), data)
+}
+
 fn entries(dir: &Path) -> Vec<String> {
     match std::fs::read_dir(dir) {
         Ok(d) => d
@@ -103,10 +108,7 @@ fn install_checks_what_it_downloads_and_leaves_nothing_on_failure() {
     let versions = data.join("crs");
 
     // A version with no known checksum: refused before anything is fetched.
-    let (code, _, err) = run(
-        &["crs", "install", "--version", "4.28.0", "--mirror", &m.base],
-        &data,
-    );
+    let (code, _, err) = install(&["--version", "4.28.0", "--mirror", &m.base], &data);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("knows no SHA-256 for CRS 4.28.0") && err.contains("--sha256"),
@@ -125,10 +127,8 @@ fn install_checks_what_it_downloads_and_leaves_nothing_on_failure() {
 
     // A checksum given by hand that the bytes do not have.
     let wrong = "0".repeat(64);
-    let (code, _, err) = run(
+    let (code, _, err) = install(
         &[
-            "crs",
-            "install",
             "--version",
             "4.28.0",
             "--mirror",
@@ -143,17 +143,8 @@ fn install_checks_what_it_downloads_and_leaves_nothing_on_failure() {
 
     // A truncated archive whose checksum is right: refused as an archive, nothing left.
     let url = format!("{}/cut.tar.gz", m.base);
-    let (code, _, err) = run(
-        &[
-            "crs",
-            "install",
-            "--version",
-            "4.28.0",
-            "--url",
-            &url,
-            "--sha256",
-            &cut_sum,
-        ],
+    let (code, _, err) = install(
+        &["--version", "4.28.0", "--url", &url, "--sha256", &cut_sum],
         &data,
     );
     assert_eq!(code, 1);
@@ -161,17 +152,8 @@ fn install_checks_what_it_downloads_and_leaves_nothing_on_failure() {
     assert!(entries(&versions).is_empty(), "{:?}", entries(&versions));
 
     // Missing on the mirror; a data directory that cannot be made; a version that is a path.
-    let (code, _, err) = run(
-        &[
-            "crs",
-            "install",
-            "--version",
-            "4.27.0",
-            "--mirror",
-            &m.base,
-            "--sha256",
-            &sum,
-        ],
+    let (code, _, err) = install(
+        &["--version", "4.27.0", "--mirror", &m.base, "--sha256", &sum],
         &data,
     );
     assert_eq!(code, 1);
@@ -179,10 +161,8 @@ fn install_checks_what_it_downloads_and_leaves_nothing_on_failure() {
     let file = data.join("a-file");
     std::fs::write(&file, "x").unwrap();
     let under_file = file.join("crs");
-    let (code, _, err) = run(
+    let (code, _, err) = install(
         &[
-            "crs",
-            "install",
             "--version",
             "4.28.0",
             "--mirror",
@@ -199,10 +179,7 @@ fn install_checks_what_it_downloads_and_leaves_nothing_on_failure() {
         err.contains("a-file/crs") && err.contains("ot a directory"),
         "{err}"
     );
-    let (code, _, err) = run(
-        &["crs", "install", "--version", "../../etc", "--sha256", &sum],
-        &data,
-    );
+    let (code, _, err) = install(&["--version", "../../etc", "--sha256", &sum], &data);
     assert_eq!(code, 1);
     assert!(err.contains("is not a CRS version"), "{err}");
 
@@ -213,17 +190,8 @@ fn install_checks_what_it_downloads_and_leaves_nothing_on_failure() {
 
     // The right checksum: installed, listed, and installing again replaces it whole.
     for again in [false, true] {
-        let (code, out, err) = run(
-            &[
-                "crs",
-                "install",
-                "--version",
-                "4.28.0",
-                "--mirror",
-                &m.base,
-                "--sha256",
-                &sum,
-            ],
+        let (code, out, err) = install(
+            &["--version", "4.28.0", "--mirror", &m.base, "--sha256", &sum],
             &data,
         );
         assert_eq!(code, 0, "{err}");
@@ -287,10 +255,8 @@ fn a_config_loads_the_installed_crs_and_says_how_to_get_it_when_missing() {
     let archive = dir.join("crs.tar.gz");
     std::fs::write(&archive, crs_archive("4.28.0")).unwrap();
     let sum = sha256_hex(&std::fs::read(&archive).unwrap());
-    let (code, _, err) = run(
+    let (code, _, err) = install(
         &[
-            "crs",
-            "install",
             "--version",
             "4.28.0",
             "--url",
