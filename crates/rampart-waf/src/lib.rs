@@ -20,13 +20,15 @@
 //! - `tests/transform_differential.rs`: every transformation against ModSecurity v3 itself
 //!   (Debian's libmodsecurity 3.0.9, driven from a small C program the test builds): a
 //!   rule with `t:NAME,t:hexEncode` hands the transformed header value back in a redirect.
+//!   The same driver compares every CRS `@pm`/`@pmFromFile` (a match redirects).
 //! - `tests/collections_differential.rs`: what ARGS, ARGS_NAMES, cookies, files, the request
 //!   line variables and the body flags hold for every CRS test request, against ModSecurity
 //!   (rules that append each variable to `TX:acc`, run by both engines).
 //!
 //! Each keeps an exact list of the divergences left on purpose, with the reason
 //! (`tests/pcre-divergences.txt`, `tests/libinjection-divergences.txt`,
-//! `tests/transform-divergences.txt`, `tests/collections-divergences.txt`): an unlisted
+//! `tests/transform-divergences.txt`, `tests/operator-divergences.txt`,
+//! `tests/collections-divergences.txt`): an unlisted
 //! divergence fails, and so does a listed one that has gone. Shared inputs live in
 //! `tests/corpus/`.
 

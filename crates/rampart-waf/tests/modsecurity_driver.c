@@ -3,7 +3,9 @@
  *   SecRule REQUEST_HEADERS:x-v "@unconditionalMatch" "id:1,phase:1,t:none,t:NAME,t:hexEncode,
  *       redirect:http://r/%{MATCHED_VAR}"
  * so the transformed value comes back, hex-encoded (no NUL can cut it short), in the
- * intervention's URL. stdin: records (4-byte little-endian length, then the bytes), each
+ * intervention's URL. With `--op` first, each argument is an operator instead
+ * (`@pm a b`, `@pmFromFile /abs/path`) in a rule `... "OP" "id:1,phase:1,t:none,
+ * redirect:http://r/1"`: the field is 1 when it matched. stdin: records (4-byte little-endian length, then the bytes), each
  * sent as the value of header x-v; stdout: one line per record, one field per
  * transformation: the hex, or "-" when the rule did not run. */
 #include <stdio.h>
@@ -16,19 +18,29 @@
 
 int main(int argc, char **argv) {
     ModSecurity *ms = msc_init();
-    int n = argc - 1;
-    RulesSet **rs = calloc(n, sizeof(*rs));
+    int ops = argc > 1 && strcmp(argv[1], "--op") == 0;
+    int first = ops ? 2 : 1;
+    int n = argc - first;
+    if (n < 1) return 1;
+    RulesSet **rs = calloc((size_t)n, sizeof(*rs));
     for (int i = 0; i < n; i++) {
-        char rule[512];
-        snprintf(rule, sizeof rule,
-                 "SecRuleEngine On\n"
-                 "SecRule REQUEST_HEADERS:x-v \"@unconditionalMatch\" "
-                 "\"id:1,phase:1,t:none,t:%s,t:hexEncode,redirect:http://r/%%{MATCHED_VAR}\"\n",
-                 argv[i + 1]);
+        char rule[16384];
+        if (ops)
+            snprintf(rule, sizeof rule,
+                     "SecRuleEngine On\n"
+                     "SecRule REQUEST_HEADERS:x-v \"%s\" "
+                     "\"id:1,phase:1,t:none,redirect:http://r/1\"\n",
+                     argv[i + first]);
+        else
+            snprintf(rule, sizeof rule,
+                     "SecRuleEngine On\n"
+                     "SecRule REQUEST_HEADERS:x-v \"@unconditionalMatch\" "
+                     "\"id:1,phase:1,t:none,t:%s,t:hexEncode,redirect:http://r/%%{MATCHED_VAR}\"\n",
+                     argv[i + first]);
         const char *err = NULL;
         rs[i] = msc_create_rules_set();
         if (msc_rules_add(rs[i], rule, &err) < 0) {
-            fprintf(stderr, "%s: %s\n", argv[i + 1], err ? err : "?");
+            fprintf(stderr, "%s: %s\n", argv[i + first], err ? err : "?");
             return 4;
         }
     }
