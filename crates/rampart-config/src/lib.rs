@@ -290,6 +290,13 @@ fn resolve_paths(c: &mut Config, base: &Path) {
     if let Some(h) = &mut c.auth.basic.htpasswd {
         fix(h);
     }
+    // Log files too: relative to the config, not to wherever the process was started.
+    if !matches!(c.access_log.target.as_str(), "stdout" | "off") {
+        fix(&mut c.access_log.target);
+    }
+    if let Some(f) = &mut c.events.file {
+        fix(f);
+    }
     for l in c.network.lists.values_mut() {
         l.files.iter_mut().for_each(fix);
     }
