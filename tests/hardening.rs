@@ -347,7 +347,8 @@ async fn an_upstream_101_without_a_handshake_opens_no_tunnel() {
     }
     let text = String::from_utf8_lossy(&out);
     assert_eq!(status_of(&text), 502, "{text}");
-    assert!(!text.contains("101"), "{text}");
+    // (Not the bare digits: a random request id may hold "101".)
+    assert!(!text.contains("Switching Protocols"), "{text}");
     assert!(
         !text.contains("/smuggled"),
         "bytes went through a tunnel: {text}"
