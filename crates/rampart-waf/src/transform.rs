@@ -866,7 +866,8 @@ fn utf8_to_unicode(v: &[u8]) -> Vec<u8> {
         let d = v[i + 1..i + len]
             .iter()
             .fold(u32::from(lead_bits), |d, b| (d << 6) | u32::from(b & 0x3f));
-        out.extend_from_slice(format!("%u{d:04x}").as_bytes());
+        // Into the output directly: no string per character.
+        let _ = std::io::Write::write_fmt(&mut out, format_args!("%u{d:04x}"));
         let overlong = match len {
             2 => d < 0x80,
             3 => d < 0x800,

@@ -20,9 +20,7 @@ mod ftw;
 use rampart_waf::engine::{Phase, Ruleset, Transaction};
 use rampart_waf::parse_str;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 const BASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs");
 
@@ -108,34 +106,22 @@ fn oracle(rules_file: &Path, reqs: &[ftw::Request]) -> Vec<String> {
         &["-lmodsecurity".into()],
         "is libmodsecurity-dev installed (scripts/test installs it)?",
     );
-    let mut child = Command::new(exe)
-        .arg(rules_file)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
     let mut data = Vec::new();
-    let mut put = |b: &[u8]| {
-        data.extend_from_slice(&(b.len() as u32).to_le_bytes());
-        data.extend_from_slice(b);
-    };
     for r in reqs {
-        put(r.method.as_bytes());
-        put(r.uri.as_bytes());
-        put(r.version.trim_start_matches("HTTP/").as_bytes());
-        put(r.headers.len().to_string().as_bytes());
+        corpus::field(&mut data, r.method.as_bytes());
+        corpus::field(&mut data, r.uri.as_bytes());
+        corpus::field(&mut data, r.version.trim_start_matches("HTTP/").as_bytes());
+        corpus::field(&mut data, r.headers.len().to_string().as_bytes());
         for (k, v) in &r.headers {
-            put(k.as_bytes());
-            put(v);
+            corpus::field(&mut data, k.as_bytes());
+            corpus::field(&mut data, v);
         }
-        put(&r.body);
+        corpus::field(&mut data, &r.body);
     }
-    let writer = std::thread::spawn(move || stdin.write_all(&data).unwrap());
-    let out: Vec<String> = BufReader::new(child.stdout.take().unwrap())
-        .lines()
+    let rules = [rules_file.display().to_string()];
+    corpus::pipe(&exe, &rules, data, reqs.len())
+        .iter()
         .map(|l| {
-            let l = l.unwrap();
             if l == "-" {
                 return String::new();
             }
@@ -145,11 +131,7 @@ fn oracle(rules_file: &Path, reqs: &[ftw::Request]) -> Vec<String> {
                 .collect();
             String::from_utf8_lossy(&bytes).into_owned()
         })
-        .collect();
-    writer.join().unwrap();
-    assert!(child.wait().unwrap().success());
-    assert_eq!(out.len(), reqs.len());
-    out
+        .collect()
 }
 
 #[test]
@@ -235,16 +217,6 @@ fn collections_agree_with_modsecurity() {
     for (k, (n, ex)) in &divergent {
         println!("  {k}: {n} requests differ, e.g. {ex}");
     }
-    let list = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/collections-divergences.txt"
-    );
-    let listed: BTreeSet<String> = ftw::listed_skips(list).into_iter().collect();
     let found: BTreeSet<String> = divergent.keys().cloned().collect();
-    let unlisted: Vec<&String> = found.difference(&listed).collect();
-    let stale: Vec<&String> = listed.difference(&found).collect();
-    assert!(
-        unlisted.is_empty() && stale.is_empty(),
-        "divergences not in {list}: {unlisted:?}; listed but gone: {stale:?}"
-    );
+    corpus::assert_listed("collections-divergences.txt", found);
 }

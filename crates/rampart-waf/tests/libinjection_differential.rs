@@ -24,9 +24,7 @@ use corpus::{mutate, payloads, random_bytes, Rng};
 use rampart_waf::operator::CompiledOperator;
 use rampart_waf::transform::{by_name, Transform};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-fixtures/libinjection")
@@ -60,33 +58,18 @@ fn driver() -> PathBuf {
 
 /// What the C library says of each input: (sqli fingerprint or None, xss).
 fn oracle(inputs: &[Vec<u8>]) -> Vec<(Option<String>, bool)> {
-    let mut child = Command::new(driver())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let records: Vec<Vec<u8>> = inputs.to_vec();
-    // Written from another thread: the driver answers as it reads.
-    let writer = std::thread::spawn(move || {
-        for r in records {
-            stdin.write_all(&(r.len() as u32).to_le_bytes()).unwrap();
-            stdin.write_all(&r).unwrap();
-        }
-    });
-    let out: Vec<(Option<String>, bool)> = BufReader::new(child.stdout.take().unwrap())
-        .lines()
+    let mut data = Vec::new();
+    for r in inputs {
+        corpus::field(&mut data, r);
+    }
+    corpus::pipe(&driver(), &[], data, inputs.len())
+        .iter()
         .map(|l| {
-            let l = l.unwrap();
             let parts: Vec<&str> = l.split(' ').collect();
             let sqli = (parts[0] == "1").then(|| parts[1].to_string());
             (sqli, parts[2] == "1")
         })
-        .collect();
-    writer.join().unwrap();
-    assert!(child.wait().unwrap().success());
-    assert_eq!(out.len(), inputs.len());
-    out
+        .collect()
 }
 
 fn operator(name: &str) -> CompiledOperator {
@@ -200,11 +183,6 @@ fn detectors_agree_with_c_libinjection() {
             eprintln!("{c_fp:?}/{ours:?} xss {c_x}/{x}: {}", show(v));
         }
     }
-    let list = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/libinjection-divergences.txt"
-    );
-    let listed: BTreeSet<String> = ftw::listed_skips(list).into_iter().collect();
     let found: BTreeSet<String> = divergent.keys().cloned().collect();
     println!(
         "libinjection: {} inputs compared with C libinjection 3.9.2 ({c_sqli} SQLi and {c_xss} XSS by C); {} divergent inputs in {} kinds",
@@ -215,10 +193,5 @@ fn detectors_agree_with_c_libinjection() {
     for (k, (n, ex)) in &divergent {
         println!("  {k}: {n} inputs, e.g. {}", show(&ex[..ex.len().min(120)]));
     }
-    let unlisted: Vec<&String> = found.difference(&listed).collect();
-    let stale: Vec<&String> = listed.difference(&found).collect();
-    assert!(
-        unlisted.is_empty() && stale.is_empty(),
-        "divergences not in {list}: {unlisted:?}; listed but gone: {stale:?}"
-    );
+    corpus::assert_listed("libinjection-divergences.txt", found);
 }

@@ -21,9 +21,7 @@ mod ftw;
 use corpus::{mutate, payloads, random_bytes, Rng};
 use rampart_waf::transform::{by_name, Transform};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 /// ModSecurity's transformations, as its reference names them.
 const NAMES: &[&str] = &[
@@ -103,25 +101,14 @@ fn driver() -> PathBuf {
 /// each transformation (`None`: the rule did not run); with `--op` then operators, `1`
 /// when the operator matched.
 fn oracle(args: &[String], inputs: &[Vec<u8>]) -> Vec<Vec<Option<String>>> {
-    let mut child = Command::new(driver())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let records = inputs.to_vec();
-    let writer = std::thread::spawn(move || {
-        for r in records {
-            stdin.write_all(&(r.len() as u32).to_le_bytes()).unwrap();
-            stdin.write_all(&r).unwrap();
-        }
-    });
-    let out: Vec<Vec<Option<String>>> = BufReader::new(child.stdout.take().unwrap())
-        .lines()
+    let mut data = Vec::new();
+    for r in inputs {
+        corpus::field(&mut data, r);
+    }
+    corpus::pipe(&driver(), args, data, inputs.len())
+        .iter()
         .map(|l| {
-            l.unwrap()
-                .split(' ')
+            l.split(' ')
                 .map(|f| match f {
                     "-" => None,
                     "=" => Some(String::new()),
@@ -129,11 +116,7 @@ fn oracle(args: &[String], inputs: &[Vec<u8>]) -> Vec<Vec<Option<String>>> {
                 })
                 .collect()
         })
-        .collect();
-    writer.join().unwrap();
-    assert!(child.wait().unwrap().success());
-    assert_eq!(out.len(), inputs.len());
-    out
+        .collect()
 }
 
 /// What sort of bytes an input holds: `nul` (any NUL), `high` (bytes over 0x7f), `ascii`.
@@ -226,22 +209,12 @@ fn transformations_agree_with_modsecurity() {
         let ex: String = ex.chars().take(300).collect();
         println!("  {k}: {n} divergent, e.g. {ex}");
     }
-    let list = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/transform-divergences.txt"
-    );
-    let listed: BTreeSet<String> = ftw::listed_skips(list).into_iter().collect();
     let found: BTreeSet<String> = divergent
         .keys()
         .cloned()
         .chain(missing.iter().map(|m| format!("missing:{m}")))
         .collect();
-    let unlisted: Vec<&String> = found.difference(&listed).collect();
-    let stale: Vec<&String> = listed.difference(&found).collect();
-    assert!(
-        unlisted.is_empty() && stale.is_empty(),
-        "divergences not in {list}: {unlisted:?}; listed but gone: {stale:?}"
-    );
+    corpus::assert_listed("transform-divergences.txt", found);
 }
 
 /// Every `@pm`, `@pmFromFile` and `@pmf` of CRS (chained rules included), compared with
@@ -358,16 +331,6 @@ fn phrase_matching_agrees_with_modsecurity() {
         let ex: String = ex.chars().take(200).collect();
         println!("  {k}: {n} divergent, e.g. {ex}");
     }
-    let list = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/operator-divergences.txt"
-    );
-    let listed: BTreeSet<String> = ftw::listed_skips(list).into_iter().collect();
     let found: BTreeSet<String> = divergent.keys().cloned().collect();
-    let unlisted: Vec<&String> = found.difference(&listed).collect();
-    let stale: Vec<&String> = listed.difference(&found).collect();
-    assert!(
-        unlisted.is_empty() && stale.is_empty(),
-        "divergences not in {list}: {unlisted:?}; listed but gone: {stale:?}"
-    );
+    corpus::assert_listed("operator-divergences.txt", found);
 }

@@ -4,8 +4,9 @@
 
 use rampart_waf::transform::Transform;
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 const BASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs");
 
@@ -143,4 +144,53 @@ pub fn build_driver(source: &str, out: &str, args: &[std::ffi::OsString], what: 
         .expect("a C compiler (cc)");
     assert!(status.success(), "building {source} failed: {what}");
     exe
+}
+
+/// Appends one length-prefixed field (4-byte little-endian length, then the bytes): the
+/// record format every driver reads on stdin.
+pub fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Runs a driver with `args`, feeding it `data` from another thread (it answers as it
+/// reads), and returns its output lines; there must be `expect` of them.
+pub fn pipe(exe: &Path, args: &[String], data: Vec<u8>, expect: usize) -> Vec<String> {
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    writer.join().unwrap();
+    assert!(child.wait().unwrap().success(), "{} failed", exe.display());
+    assert_eq!(lines.len(), expect, "{} answered short", exe.display());
+    lines
+}
+
+/// The divergences found must be exactly those `list` (a file under `tests/`) names: an
+/// unlisted one fails, and so does a listed one that has gone.
+pub fn assert_listed(list: &str, found: BTreeSet<String>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(list);
+    let listed: BTreeSet<String> = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect();
+    let unlisted: Vec<&String> = found.difference(&listed).collect();
+    let stale: Vec<&String> = listed.difference(&found).collect();
+    assert!(
+        unlisted.is_empty() && stale.is_empty(),
+        "divergences not in {}: {unlisted:?}; listed but gone: {stale:?}",
+        path.display()
+    );
 }
