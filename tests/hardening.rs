@@ -602,7 +602,28 @@ async fn json_the_waf_cannot_read_does_not_pass() {
         );
         let resp = raw_request(gw.port, req.as_bytes()).unwrap();
         assert_eq!(status_of(&resp), 200, "{ct}: {resp}");
+        // The same with chunked framing and no chunk, and over HTTP/2 with no DATA frame.
+        let req = format!(
+            "POST /api HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: {ct}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n"
+        );
+        let resp = raw_request(gw.port, req.as_bytes()).unwrap();
+        assert_eq!(status_of(&resp), 200, "chunked {ct}: {resp}");
+        let r = h2c()
+            .post(gw.url("/api"))
+            .header("Content-Type", ct)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), 200, "h2 {ct}");
     }
+    // A body that is there but empty of sense is still refused, whatever its framing.
+    let resp = raw_request(
+        gw.port,
+        b"POST /api HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\n{\r\n0\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(status_of(&resp), 400, "{resp}");
 }
 
 fn hash_password(pw: &str) -> String {
