@@ -476,6 +476,86 @@ async fn ambiguous_content_type_parameters_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_bodies_parsers_could_read_differently_are_refused() {
+    let (_flask, gw) = flask_behind_crs();
+    // A harmless field, so a refusal can only come from the body's form: each variant is an
+    // irregularity ModSecurity's strict multipart checks flag, where the WAF's parser and
+    // the backend's may not agree on the parts.
+    let clean = "--real\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\nhello\r\n--real--\r\n";
+    let ct = "multipart/form-data; boundary=real";
+    let variants: Vec<(&str, &str, String)> = vec![
+        ("LF line endings", ct, clean.replace("\r\n", "\n")),
+        (
+            "data before the first boundary",
+            ct,
+            format!("preamble\r\n{clean}"),
+        ),
+        (
+            "data after the last boundary",
+            ct,
+            format!("{clean}epilogue"),
+        ),
+        (
+            "folded part header",
+            ct,
+            clean.replace("; name", ";\r\n name"),
+        ),
+        ("single-quoted name", ct, clean.replace("\"q\"", "'q'")),
+        ("unterminated quote", ct, clean.replace("\"q\"", "\"q")),
+        (
+            "a line like the boundary",
+            ct,
+            clean.replace("hello", "hello\r\n--realx"),
+        ),
+        ("no final boundary", ct, clean.replace("--real--\r\n", "")),
+        (
+            "quoted boundary",
+            "multipart/form-data; boundary=\"real\"",
+            clean.to_string(),
+        ),
+        (
+            "empty boundary",
+            "multipart/form-data; boundary=\"\"",
+            clean.to_string(),
+        ),
+    ];
+    for (what, ct, body) in &variants {
+        let resp = send(
+            gw.port,
+            format!("POST /upload HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+        );
+        assert_eq!(status_of(&resp), 400, "{what}: {resp}");
+        assert!(
+            !resp.contains("\"form\""),
+            "{what} reached the backend: {resp}"
+        );
+    }
+    // The same refusal whatever the framing: chunked, and HTTP/2 DATA frames.
+    let lf = clean.replace("\r\n", "\n");
+    let resp = send(
+        gw.port,
+        format!("POST /upload HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: {ct}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{lf}\r\n0\r\n\r\n", lf.len()).as_bytes(),
+    );
+    assert_eq!(status_of(&resp), 400, "chunked: {resp}");
+    let r = h2c()
+        .post(gw.url("/upload"))
+        .header("Content-Type", ct)
+        .body(lf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 400);
+    // The regular body reaches Werkzeug, which reads the field.
+    let resp = send(
+        gw.port,
+        format!("POST /upload HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{clean}", clean.len()).as_bytes(),
+    );
+    assert_eq!(status_of(&resp), 200, "{resp}");
+    assert!(resp.contains("\"q\":[\"hello\"]"), "{resp}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_error_details_stay_inside() {
     let up = Upstream::start("a").await;
     let gw = Gateway::start(&format!(

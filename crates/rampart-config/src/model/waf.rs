@@ -45,7 +45,9 @@ pub struct WafConfig {
     pub status: u16,
     /// In block mode, a body the WAF could not parse (invalid JSON, XML or multipart, an
     /// unknown charset: `REQBODY_ERROR`) is refused with 400, as ModSecurity's recommended
-    /// rule 200002 does: rules cannot judge what they cannot read, the backend can.
+    /// rule 200002 does: rules cannot judge what they cannot read, the backend can. So is a
+    /// multipart body that fails strict validation (`MULTIPART_STRICT_ERROR`, or an
+    /// unmatched boundary: rules 200003 and 200004), where parsers may disagree on the parts.
     pub reject_unparsable_body: bool,
 }
 

@@ -193,13 +193,20 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
             && rw.mode == rampart_config::WafMode::Block
             && cfg.reject_unparsable_body
             && !partial
-            && tx.request_body_error().is_some()
         {
-            refusal = Some(reject(
-                400,
-                "bad request",
-                "request body could not be parsed",
-            ));
+            if tx.request_body_error().is_some() {
+                refusal = Some(reject(
+                    400,
+                    "bad request",
+                    "request body could not be parsed",
+                ));
+            } else if tx.multipart_strict_error() {
+                refusal = Some(reject(
+                    400,
+                    "bad request",
+                    "multipart body failed strict validation",
+                ));
+            }
         }
     }
     let decision = match (&tx.interruption, refusal) {

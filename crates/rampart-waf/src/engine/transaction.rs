@@ -163,8 +163,26 @@ impl<'r> Transaction<'r> {
         // value 0 until a body processor fails; the multipart flags are empty until a
         // multipart body is read).
         s.insert(Sc::REQBODY_ERROR, b"0".to_vec());
-        s.insert(Sc::MULTIPART_STRICT_ERROR, Vec::new());
-        s.insert(Sc::MULTIPART_UNMATCHED_BOUNDARY, Vec::new());
+        s.insert(Sc::REQBODY_PROCESSOR_ERROR, b"0".to_vec());
+        for flag in [
+            Sc::MULTIPART_BOUNDARY_QUOTED,
+            Sc::MULTIPART_BOUNDARY_WHITESPACE,
+            Sc::MULTIPART_CRLF_LF_LINES,
+            Sc::MULTIPART_DATA_AFTER,
+            Sc::MULTIPART_DATA_BEFORE,
+            Sc::MULTIPART_FILE_LIMIT_EXCEEDED,
+            Sc::MULTIPART_HEADER_FOLDING,
+            Sc::MULTIPART_INVALID_HEADER_FOLDING,
+            Sc::MULTIPART_INVALID_PART,
+            Sc::MULTIPART_INVALID_QUOTING,
+            Sc::MULTIPART_LF_LINE,
+            Sc::MULTIPART_MISSING_SEMICOLON,
+            Sc::MULTIPART_STRICT_ERROR,
+            Sc::MULTIPART_UNMATCHED_BOUNDARY,
+            Sc::FILES_COMBINED_SIZE,
+        ] {
+            s.insert(flag, Vec::new());
+        }
         s.insert(Sc::REQUEST_FILENAME, decoded_path);
         s.insert(Sc::REQUEST_BASENAME, basename);
         s.insert(Sc::QUERY_STRING, query.unwrap_or("").as_bytes().to_vec());
@@ -225,9 +243,6 @@ impl<'r> Transaction<'r> {
         // No body, nothing to parse: an empty JSON or multipart body is not a malformed
         // one (ModSecurity runs no processor either). Refusing it would refuse every
         // bodiless POST a client labels `application/json`.
-        if body.is_empty() {
-            return;
-        }
         let ct = self
             .collections
             .get("REQUEST_HEADERS")
@@ -237,6 +252,11 @@ impl<'r> Transaction<'r> {
             })
             .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
             .unwrap_or_default();
+        // A multipart body's flags are still set (from its Content-Type): ModSecurity's
+        // processor runs on an empty body too.
+        if body.is_empty() && !ct.starts_with("multipart/form-data") {
+            return;
+        }
         if ct.starts_with("application/x-www-form-urlencoded") {
             self.scalars
                 .insert(Sc::REQBODY_PROCESSOR, b"URLENCODED".to_vec());
@@ -256,38 +276,66 @@ impl<'r> Transaction<'r> {
                     h.iter()
                         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
                 })
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                .map(|(_, v)| v.clone())
                 .unwrap_or_default();
-            match multipart(&raw_ct, body) {
-                Some(parts) => {
-                    let mut total = 0usize;
-                    for p in parts {
-                        for h in &p.headers {
-                            self.push("MULTIPART_PART_HEADERS", &p.name, h.clone().into_bytes());
-                        }
-                        match p.filename {
-                            Some(f) => {
-                                total += p.value.len();
-                                self.push("FILES", &p.name, f.into_bytes());
-                                self.push("FILES_NAMES", &p.name, p.name.clone().into_bytes());
-                                self.push(
-                                    "FILES_SIZES",
-                                    &p.name,
-                                    p.value.len().to_string().into_bytes(),
-                                );
-                            }
-                            None => self.push("ARGS_POST", &p.name, p.value),
-                        }
+            let m = multipart(&raw_ct, body);
+            for (name, line) in m.part_headers {
+                self.push("MULTIPART_PART_HEADERS", &name, line);
+            }
+            let (mut total, mut files) = (0usize, 0usize);
+            for p in m.parts {
+                match p.filename {
+                    Some(f) => {
+                        total += p.value.len();
+                        files += 1;
+                        self.push("FILES", &p.name, f);
+                        self.push("FILES_NAMES", &p.name, p.name.clone().into_bytes());
+                        self.push(
+                            "FILES_SIZES",
+                            &p.name,
+                            p.value.len().to_string().into_bytes(),
+                        );
                     }
-                    self.scalars
-                        .insert(Sc::FILES_COMBINED_SIZE, total.to_string().into_bytes());
+                    None => self.push("ARGS_POST", &p.name, p.value),
                 }
+            }
+            // Set by the first file part, as in ModSecurity.
+            if files > 0 {
+                self.scalars
+                    .insert(Sc::FILES_COMBINED_SIZE, total.to_string().into_bytes());
+            }
+            let f = m.flags;
+            let flag = |on: bool| if on { b"1".to_vec() } else { b"0".to_vec() };
+            let s = &mut self.scalars;
+            s.insert(Sc::MULTIPART_BOUNDARY_QUOTED, flag(f.boundary_quoted));
+            s.insert(
+                Sc::MULTIPART_BOUNDARY_WHITESPACE,
+                flag(f.boundary_whitespace),
+            );
+            s.insert(Sc::MULTIPART_CRLF_LF_LINES, flag(f.crlf_line && f.lf_line));
+            s.insert(Sc::MULTIPART_DATA_AFTER, flag(f.data_after));
+            s.insert(Sc::MULTIPART_DATA_BEFORE, flag(f.data_before));
+            // MULTIPART_FILE_LIMIT_EXCEEDED stays empty: files are never kept on disk, so
+            // there is no upload limit (ModSecurity 3.0.9 never sets it either).
+            s.insert(Sc::MULTIPART_HEADER_FOLDING, flag(f.header_folding));
+            s.insert(
+                Sc::MULTIPART_INVALID_HEADER_FOLDING,
+                flag(f.invalid_header_folding),
+            );
+            s.insert(Sc::MULTIPART_INVALID_PART, flag(f.invalid_part));
+            s.insert(Sc::MULTIPART_INVALID_QUOTING, flag(f.invalid_quoting));
+            s.insert(Sc::MULTIPART_LF_LINE, flag(f.lf_line));
+            s.insert(Sc::MULTIPART_MISSING_SEMICOLON, flag(f.missing_semicolon));
+            s.insert(Sc::MULTIPART_STRICT_ERROR, flag(f.strict_error()));
+            s.insert(
+                Sc::MULTIPART_UNMATCHED_BOUNDARY,
+                f.unmatched_boundary.to_string().into_bytes(),
+            );
+            match m.error {
+                Some(e) => self.body_error(format!("Multipart parsing error: {e}")),
                 None => {
-                    self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
                     self.scalars
-                        .insert(Sc::REQBODY_ERROR_MSG, b"Multipart parsing error".to_vec());
-                    self.scalars
-                        .insert(Sc::MULTIPART_STRICT_ERROR, b"1".to_vec());
+                        .insert(Sc::REQBODY_PROCESSOR_ERROR, b"0".to_vec());
                 }
             }
             // Only plain fields count as arguments, as in ModSecurity.
@@ -307,13 +355,7 @@ impl<'r> Transaction<'r> {
                     items.push(("/*".into(), x.text));
                     items.extend(x.attributes.into_iter().map(|v| ("//@*".to_string(), v)));
                 }
-                Err(e) => {
-                    self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
-                    self.scalars.insert(
-                        Sc::REQBODY_ERROR_MSG,
-                        format!("XML parsing error: {e}").into_bytes(),
-                    );
-                }
+                Err(e) => self.body_error(format!("XML parsing error: {e}")),
             }
         } else if ct.contains("json") {
             self.scalars.insert(Sc::REQBODY_PROCESSOR, b"JSON".to_vec());
@@ -322,12 +364,7 @@ impl<'r> Transaction<'r> {
             // read the same text, or the body is flagged unreadable.
             let text = match json_text(body, &ct) {
                 Ok(t) => t,
-                Err(e) => {
-                    self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
-                    self.scalars
-                        .insert(Sc::REQBODY_ERROR_MSG, e.as_bytes().to_vec());
-                    return;
-                }
+                Err(e) => return self.body_error(e.to_string()),
             };
             if let std::borrow::Cow::Owned(t) = &text {
                 self.scalars.insert(Sc::REQUEST_BODY, t.clone());
@@ -337,13 +374,18 @@ impl<'r> Transaction<'r> {
                     self.collections.insert("ARGS_POST", args);
                     self.limit_body_args();
                 }
-                Err(e) => {
-                    self.scalars.insert(Sc::REQBODY_ERROR, b"1".to_vec());
-                    self.scalars
-                        .insert(Sc::REQBODY_ERROR_MSG, e.as_bytes().to_vec());
-                }
+                Err(e) => self.body_error(e.to_string()),
             }
         }
+    }
+
+    /// A body processor failed: `REQBODY_ERROR` and `REQBODY_PROCESSOR_ERROR`, with why.
+    fn body_error(&mut self, msg: String) {
+        let s = &mut self.scalars;
+        s.insert(Sc::REQBODY_ERROR, b"1".to_vec());
+        s.insert(Sc::REQBODY_PROCESSOR_ERROR, b"1".to_vec());
+        s.insert(Sc::REQBODY_PROCESSOR_ERROR_MSG, msg.clone().into_bytes());
+        s.insert(Sc::REQBODY_ERROR_MSG, msg.into_bytes());
     }
 
     /// `SecArgumentsLimit` for body arguments: the excess is dropped and the body flagged
@@ -459,6 +501,15 @@ impl<'r> Transaction<'r> {
             )
             .into_owned()
         })
+    }
+
+    /// Whether a multipart body failed strict validation: `MULTIPART_STRICT_ERROR`, or a
+    /// line like the boundary that is not it (`MULTIPART_UNMATCHED_BOUNDARY` 1), which
+    /// ModSecurity's recommended rules 200003 and 200004 deny. Each is a place where
+    /// multipart parsers (the WAF's, the backend's) may read different parts.
+    pub fn multipart_strict_error(&self) -> bool {
+        let is = |sc: Sc, v: &[u8]| self.scalars.get(sc as u8).is_some_and(|x| x == v);
+        is(Sc::MULTIPART_STRICT_ERROR, b"1") || is(Sc::MULTIPART_UNMATCHED_BOUNDARY, b"1")
     }
 
     /// The anomaly score CRS accumulated (inbound + outbound), 0 without CRS.

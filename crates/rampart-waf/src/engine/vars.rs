@@ -78,6 +78,18 @@ scalars!(
     FILES_COMBINED_SIZE,
     FULL_REQUEST_LENGTH,
     INBOUND_DATA_ERROR,
+    MULTIPART_BOUNDARY_QUOTED,
+    MULTIPART_BOUNDARY_WHITESPACE,
+    MULTIPART_CRLF_LF_LINES,
+    MULTIPART_DATA_AFTER,
+    MULTIPART_DATA_BEFORE,
+    MULTIPART_FILE_LIMIT_EXCEEDED,
+    MULTIPART_HEADER_FOLDING,
+    MULTIPART_INVALID_HEADER_FOLDING,
+    MULTIPART_INVALID_PART,
+    MULTIPART_INVALID_QUOTING,
+    MULTIPART_LF_LINE,
+    MULTIPART_MISSING_SEMICOLON,
     MULTIPART_STRICT_ERROR,
     MULTIPART_UNMATCHED_BOUNDARY,
     QUERY_STRING,
@@ -85,6 +97,8 @@ scalars!(
     REQBODY_ERROR,
     REQBODY_ERROR_MSG,
     REQBODY_PROCESSOR,
+    REQBODY_PROCESSOR_ERROR,
+    REQBODY_PROCESSOR_ERROR_MSG,
     REQUEST_BASENAME,
     REQUEST_BODY,
     REQUEST_BODY_LENGTH,
@@ -102,8 +116,14 @@ scalars!(
     STATUS,
 );
 
-#[derive(Default)]
 pub(super) struct Scalars(pub(super) [Option<Vec<u8>>; SCALAR_NAMES.len()]);
+
+impl Default for Scalars {
+    fn default() -> Self {
+        // More than 32 slots: arrays that long have no derived Default.
+        Scalars(std::array::from_fn(|_| None))
+    }
+}
 
 impl Scalars {
     pub(super) fn insert(&mut self, name: Sc, value: Vec<u8>) {

@@ -134,15 +134,24 @@ pub fn random_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
 /// is missing when it fails.
 pub fn build_driver(source: &str, out: &str, args: &[std::ffi::OsString], what: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let exe = root.join("../../target/test-fixtures").join(out);
+    let dir = root.join("../../target/test-fixtures");
+    let exe = dir.join(out);
+    // Built under a name of its own and renamed into place: tests of one binary run in
+    // parallel, and one may be running the driver while another builds it.
+    let tmp = dir.join(format!(
+        "{out}.{}.{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let status = Command::new("cc")
         .args(["-O2", "-o"])
-        .arg(&exe)
+        .arg(&tmp)
         .arg(root.join("tests").join(source))
         .args(args)
         .status()
         .expect("a C compiler (cc)");
     assert!(status.success(), "building {source} failed: {what}");
+    std::fs::rename(&tmp, &exe).unwrap();
     exe
 }
 
