@@ -167,7 +167,8 @@ fn compare(
     colls: &[&str],
     reqs: &[ftw::Request],
     comparable: fn(&ftw::Request) -> bool,
-    ours_as_theirs: fn(&str, String) -> String,
+    // Applied to both sides' entries before they are compared.
+    normalize: fn(&str, String) -> String,
 ) -> (BTreeMap<String, (usize, String)>, usize) {
     let dir = std::env::temp_dir().join(format!(
         "rampart-coll-diff-{}-{}",
@@ -208,11 +209,18 @@ fn compare(
         for (c, v) in ours.iter_mut() {
             *v = std::mem::take(v)
                 .into_iter()
-                .map(|e| ours_as_theirs(c, e))
+                .map(|e| normalize(c, e))
                 .collect();
             v.sort();
         }
-        let theirs = entries(their, colls);
+        let mut theirs = entries(their, colls);
+        for (c, v) in theirs.iter_mut() {
+            *v = std::mem::take(v)
+                .into_iter()
+                .map(|e| normalize(c, e))
+                .collect();
+            v.sort();
+        }
         for c in colls {
             compared += 1;
             let (o, t) = (ours.get(*c), theirs.get(*c));
@@ -544,9 +552,10 @@ fn quotes_close(r: &ftw::Request) -> bool {
 
 /// ModSecurity 3.0.9 loses the line breaks inside a field's value (its `process_part_data`
 /// assigns the held-back CRLF and then overwrites it); Rampart keeps them, as backends do.
-/// Compared without them.
+/// And it keeps a part header line's ending, which Rampart drops (see `body::multipart`).
+/// Both sides are compared without them.
 fn without_line_breaks(coll: &str, entry: String) -> String {
-    if coll != "ARGS_POST" {
+    if coll != "ARGS_POST" && coll != "MULTIPART_PART_HEADERS" {
         return entry;
     }
     let Some((head, hex)) = entry.rsplit_once('~') else {
@@ -558,6 +567,15 @@ fn without_line_breaks(coll: &str, entry: String) -> String {
         .collect();
     let mut out = Vec::new();
     let mut i = 0;
+    if coll == "MULTIPART_PART_HEADERS" {
+        // The line's ending: every CR and LF at its end.
+        let end = bytes
+            .iter()
+            .rposition(|c| *c != b'\r' && *c != b'\n')
+            .map_or(0, |e| e + 1);
+        out.extend_from_slice(&bytes[..end]);
+        i = bytes.len();
+    }
     while i < bytes.len() {
         if bytes[i..].starts_with(b"\r\n") {
             i += 2;

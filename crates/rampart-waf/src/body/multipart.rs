@@ -556,7 +556,11 @@ impl Reader {
     fn process_boundary(&mut self, last: bool) {
         if let Some(p) = self.part.take() {
             let name = text(&p.name);
-            for l in p.header_lines {
+            // Without their line ending: ModSecurity 3.0.9 keeps it, and CRS's 922110 then
+            // relies on a multi-line `$` to ignore it, which Rampart's negated rules do not
+            // use (a value must match to its end, not to its first line break).
+            for mut l in p.header_lines {
+                chomp(&mut l);
                 self.part_headers.push((name.clone(), l));
             }
             if p.name.is_empty() {
