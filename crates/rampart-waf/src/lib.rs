@@ -23,12 +23,18 @@
 //!   The same driver compares every CRS `@pm`/`@pmFromFile` (a match redirects).
 //! - `tests/collections_differential.rs`: what ARGS, ARGS_NAMES, cookies, files, the request
 //!   line variables and the body flags hold for every CRS test request, against ModSecurity
-//!   (rules that append each variable to `TX:acc`, run by both engines).
+//!   (rules that append each variable to `TX:acc`, run by both engines). A second test
+//!   there compares every multipart variable (parts, part headers, each `MULTIPART_*`
+//!   strictness flag, body errors) on CRS's multipart bodies, bodies written for each flag,
+//!   and mutations of both (line endings, quotes, dashes, the boundary, 4 KiB pieces).
+//! - `tests/crs_oracle.rs`: the CRS v4 request tests run through ModSecurity itself with
+//!   the whole rule set, beside this engine: which tests each engine passes.
 //!
 //! Each keeps an exact list of the divergences left on purpose, with the reason
 //! (`tests/pcre-divergences.txt`, `tests/libinjection-divergences.txt`,
 //! `tests/transform-divergences.txt`, `tests/operator-divergences.txt`,
-//! `tests/collections-divergences.txt`): an unlisted
+//! `tests/collections-divergences.txt`, `tests/multipart-divergences.txt`,
+//! `tests/crs-oracle-divergences.txt`): an unlisted
 //! divergence fails, and so does a listed one that has gone. Shared inputs live in
 //! `tests/corpus/`.
 

@@ -44,7 +44,7 @@ pub struct Output {
     pub status: Option<serde_yaml::Value>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 pub struct Log {
     #[serde(default)]
     pub expect_ids: Vec<u64>,
