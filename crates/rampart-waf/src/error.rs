@@ -135,6 +135,15 @@ pub enum Error {
         /// The action's name.
         name: String,
     },
+    /// A `ctl:` this engine does not know: refused rather than ignored, since an exclusion
+    /// or a body processor that silently does nothing changes what is inspected.
+    #[error("unknown ctl:{name} (known: {known})")]
+    UnknownCtl {
+        /// The ctl's name.
+        name: String,
+        /// The ones this engine runs or accepts.
+        known: &'static str,
+    },
     /// `chain` on the last rule.
     #[error("rule {id} says chain but no SecRule follows")]
     ChainEnd {

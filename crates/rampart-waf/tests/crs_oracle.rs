@@ -123,7 +123,10 @@ fn crs_verdicts_agree_with_modsecurity() {
         let ok_theirs = ftw::log_ok(&ids_only, &their_ids, &their_log);
         match (ok_ours, ok_theirs) {
             (true, true) => both += 1,
-            (false, false) => neither += 1,
+            (false, false) => {
+                println!("{id} both fail: expected {:?} / not {:?}; ModSecurity {their_ids:?}; Rampart {ours:?}", log.expect_ids, log.no_expect_ids);
+                neither += 1
+            }
             (o, _) => {
                 let who = if o {
                     "modsecurity-fails"

@@ -3,7 +3,7 @@
 
 use super::macros::Template;
 use super::ruleset::{parse_range, CompiledRule};
-use super::transaction::Transaction;
+use super::transaction::{RuleSelector, Transaction};
 use super::txnames::{TxName, NO_SLOT};
 use super::txstore::TxKey;
 use super::{Disruptive, EngineMode};
@@ -168,18 +168,30 @@ impl Transaction<'_> {
                     }
                 }
                 "ruleRemoveByTag" => self.removed_tags.push(val.to_string()),
-                "ruleRemoveTargetById" => {
-                    if let Some((id, target)) = val.split_once(';') {
-                        if let (Ok((id, _)), Ok(vars)) =
-                            (parse_range(id), crate::parser::parse_variables(target))
+                "ruleRemoveByMsg" => self.removed_msgs.push(val.to_string()),
+                "ruleRemoveTargetById" | "ruleRemoveTargetByTag" | "ruleRemoveTargetByMsg" => {
+                    if let Some((which, target)) = val.split_once(';') {
+                        let rules = match k.as_str() {
+                            "ruleRemoveTargetById" => {
+                                parse_range(which).ok().map(|(id, _)| RuleSelector::Id(id))
+                            }
+                            "ruleRemoveTargetByTag" => Some(RuleSelector::Tag(which.to_string())),
+                            _ => Some(RuleSelector::Msg(which.to_string())),
+                        };
+                        if let (Some(rules), Ok(vars)) =
+                            (rules, crate::parser::parse_variables(target))
                         {
                             for mut var in vars {
                                 var.exclude = true;
-                                self.removed_targets.push((id, var));
+                                self.removed_targets.push((rules.clone(), var));
                             }
                         }
                     }
                 }
+                "requestBodyProcessor" => {
+                    self.body_processor = Some(val.to_ascii_uppercase());
+                }
+                // Accepted as no-ops (see `CTLS` in ruleset.rs).
                 _ => {}
             },
         }

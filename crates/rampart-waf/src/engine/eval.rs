@@ -147,6 +147,10 @@ impl Transaction<'_> {
                 .any(|(a, b)| (*a..=*b).contains(&r.id))
                 || (!self.removed_tags.is_empty()
                     && r.tags.iter().any(|t| self.removed_tags.contains(t)))
+                || (!self.removed_msgs.is_empty()
+                    && r.msg
+                        .as_ref()
+                        .is_some_and(|m| self.removed_msgs.contains(m)))
             {
                 continue;
             }
@@ -246,7 +250,7 @@ impl Transaction<'_> {
     fn eval_rule(&mut self, r: &CompiledRule) -> Vec<Vec<Vec<u8>>> {
         // Run-time exclusions (`ctl:ruleRemoveTargetById`) make a rule's targets its own.
         let grouped = match r.group {
-            Some(g) if !self.removed_targets.iter().any(|(id, _)| *id == r.id) => {
+            Some(g) if !self.removed_targets.iter().any(|(sel, _)| sel.selects(r)) => {
                 self.fill_group(g as usize, r)
             }
             _ => None,
@@ -349,6 +353,24 @@ impl Transaction<'_> {
                         }
                     }
                 }
+                None if r.multi_match => self.each_target(r, |t| {
+                    let shared = shares_answers(t.coll, t.key);
+                    let mut v = t.value;
+                    let mut check = |v: &[u8]| {
+                        if let Some(caps) = test(v, shared) {
+                            hits.push(t.coll, t.key, t.count, v);
+                            hit(caps);
+                        }
+                    };
+                    check(&v);
+                    for tr in &r.transforms {
+                        let next = tr.apply(&v);
+                        if next[..] != v[..] {
+                            check(&next);
+                            v = Cow::Owned(next);
+                        }
+                    }
+                }),
                 None => self.each_value(r, |_, coll, key, count, v| {
                     if let Some(caps) = test(v, shares_answers(coll, key)) {
                         hits.push(coll, key, count, v);
@@ -454,7 +476,7 @@ impl Transaction<'_> {
         let removed = || {
             self.removed_targets
                 .iter()
-                .filter(|(id, _)| *id == r.id)
+                .filter(|(sel, _)| sel.selects(r))
                 .map(|(_, v)| v)
         };
         let any_removed = !self.removed_targets.is_empty() && removed().next().is_some();

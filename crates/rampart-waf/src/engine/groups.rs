@@ -30,7 +30,10 @@ pub(super) fn assign_groups(phases: &mut [Vec<CompiledRule>; 5]) -> Vec<Option<G
                 Source::Coll(Coll::Args | Coll::Fixed(_), _) | Source::Scalar(_)
             )
         });
-        (stable && !l.vars.is_empty()).then(|| (p, l.chain_id, format!("{:?}", l.vars)))
+        // A multiMatch rule tests values before and between its transformations, which a
+        // group (and its literal filter, built on the final values) does not hold.
+        (stable && !l.vars.is_empty() && !l.multi_match)
+            .then(|| (p, l.chain_id, format!("{:?}", l.vars)))
     };
     let mut uses: HashMap<(usize, u32, String), (usize, Option<u32>)> = HashMap::new();
     each_link(phases, |p, l| {

@@ -32,7 +32,9 @@ pub(super) struct CompiledRule {
     pub(super) tags: Vec<String>,
     pub(super) log: bool,
     pub(super) capture: bool,
-    multi_match: bool,
+    /// `multiMatch`: the operator runs on the value before the transformations and after
+    /// each one that changes it, every match counting (ModSecurity v3).
+    pub(super) multi_match: bool,
     pub(super) disruptive: Option<Disruptive>,
     pub(super) status: Option<u16>,
     /// `msg` and `logdata` with their macros parsed once.
@@ -140,6 +142,34 @@ fn phase_of(actions: &[Action]) -> Phase {
         .unwrap_or(Phase::RequestBody)
 }
 
+/// The `ctl:` names a rule may use. Those not run in `actions.rs` are accepted as no-ops
+/// on purpose: audit logging (`auditEngine`, `auditLogParts`) and debug output this engine
+/// does not have; `forceRequestBodyVariable` (REQUEST_BODY is always set); and the body
+/// access and limit switches, since the gateway's own limits decide how much is read and
+/// every body read is inspected.
+const CTLS: &[&str] = &[
+    "ruleEngine",
+    "ruleRemoveById",
+    "ruleRemoveByTag",
+    "ruleRemoveByMsg",
+    "ruleRemoveTargetById",
+    "ruleRemoveTargetByTag",
+    "ruleRemoveTargetByMsg",
+    "requestBodyProcessor",
+    "auditEngine",
+    "auditLogParts",
+    "debugLogLevel",
+    "forceRequestBodyVariable",
+    "requestBodyAccess",
+    "requestBodyLimit",
+    "responseBodyAccess",
+    "responseBodyLimit",
+];
+const CTLS_TEXT: &str = "ruleEngine, ruleRemoveById, ruleRemoveByTag, ruleRemoveByMsg, \
+ruleRemoveTargetById, ruleRemoveTargetByTag, ruleRemoveTargetByMsg, requestBodyProcessor, \
+auditEngine, auditLogParts, debugLogLevel, forceRequestBodyVariable, requestBodyAccess, \
+requestBodyLimit, responseBodyAccess, responseBodyLimit";
+
 fn compile_rule(
     vars: Vec<Variable>,
     op: &crate::parser::Operator,
@@ -240,6 +270,12 @@ fn compile_rule(
             "setvar" => r.effects.extend(Effect::setvar(&v)),
             "ctl" => {
                 let (k, val) = v.split_once('=').unwrap_or((&v, ""));
+                if !CTLS.contains(&k) {
+                    return Err(Error::UnknownCtl {
+                        name: k.to_string(),
+                        known: CTLS_TEXT,
+                    });
+                }
                 r.effects.push(Effect::Ctl(k.to_string(), val.to_string()));
             }
             // Persistent collections (ip, global, session) are not kept by this engine.

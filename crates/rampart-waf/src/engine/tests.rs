@@ -177,3 +177,64 @@ fn geo_lookup_fills_the_geo_collection() {
     assert_eq!(run("192.0.2.1", true), [false, false, false, true]);
     assert_eq!(run("203.0.113.9", false), [false, false, false, true]);
 }
+
+/// `multiMatch` tests the value before the transformations and after each one that
+/// changes it, every match counting (ModSecurity v3); without it only the final value.
+/// CRS's 942500 depends on it: `/*+hint*/` loses its `+` to t:urlDecodeUni.
+#[test]
+fn multi_match_tests_every_intermediate_value() {
+    let rs = ruleset(
+        "SecRule ARGS \"@rx /\\*\\+\" \"id:1,phase:2,pass,t:none,t:urlDecodeUni,multiMatch,setvar:tx.a=+1\"\n\
+         SecRule ARGS \"@rx /\\*\\+\" \"id:2,phase:2,pass,t:none,t:urlDecodeUni,setvar:tx.b=+1\"\n\
+         SecRule ARGS \"@rx hint\" \"id:3,phase:2,pass,t:none,t:urlDecodeUni,t:lowercase,multiMatch,setvar:tx.c=+1\"\n",
+    );
+    let mut t = Transaction::new(&rs, "192.0.2.1");
+    t.request_headers("GET", "/?q=1+or+%2F*%2BHint+*%2F", "HTTP/1.1", Vec::new());
+    t.run_phase(Phase::RequestHeaders);
+    t.request_body(b"");
+    t.run_phase(Phase::RequestBody);
+    assert_eq!(t.tx("a").as_deref(), Some("1"));
+    assert_eq!(t.tx("b"), None);
+    // `Hint` matches only once lowercased: the last value.
+    assert_eq!(t.tx("c").as_deref(), Some("1"));
+}
+
+/// `ctl:ruleRemoveTargetByTag` drops a target from the tagged rules for this request only
+/// (CRS's 941010 drops REQUEST_FILENAME from its XSS rules when the path is plain); a ctl
+/// this engine does not know is refused at load, not ignored.
+#[test]
+fn ctl_removes_targets_by_tag_and_unknown_ctls_are_refused() {
+    let rs = ruleset(
+        "SecRule REQUEST_FILENAME \"@rx ^/plain\" \"id:1,phase:1,pass,nolog,ctl:ruleRemoveTargetByTag=perf;REQUEST_FILENAME\"\n\
+         SecRule REQUEST_FILENAME|ARGS \"@contains cookie\" \"id:2,phase:2,pass,tag:'perf',setvar:tx.a=+1\"\n\
+         SecRule REQUEST_FILENAME \"@contains cookie\" \"id:3,phase:2,pass,tag:'other',setvar:tx.b=+1\"\n",
+    );
+    for (uri, a, b) in [
+        ("/plain/document.cookie", None, Some("1")),
+        ("/plain/x?q=document.cookie", Some("1"), None),
+        ("/other/document.cookie", Some("1"), Some("1")),
+    ] {
+        let mut t = Transaction::new(&rs, "192.0.2.1");
+        t.request_headers("GET", uri, "HTTP/1.1", Vec::new());
+        t.run_phase(Phase::RequestHeaders);
+        t.request_body(b"");
+        t.run_phase(Phase::RequestBody);
+        assert_eq!(t.tx("a").as_deref(), a, "{uri}");
+        assert_eq!(t.tx("b").as_deref(), b, "{uri}");
+    }
+    let err = Ruleset::compile(
+        &crate::parse_str(
+            "SecAction \"id:1,phase:1,pass,ctl:ruleRemoveTargetByColour=x;ARGS\"\n",
+            "<test>",
+        )
+        .unwrap(),
+        Path::new("."),
+    )
+    .err()
+    .expect("an unknown ctl is an error");
+    assert!(
+        err.to_string()
+            .contains("unknown ctl:ruleRemoveTargetByColour"),
+        "{err}"
+    );
+}

@@ -31,6 +31,25 @@ impl std::ops::Deref for RulesetRef<'_> {
     }
 }
 
+/// Which rules a run-time target exclusion applies to (`ctl:ruleRemoveTargetById`, `ByTag`,
+/// `ByMsg`).
+#[derive(Debug, Clone)]
+pub(super) enum RuleSelector {
+    Id(u64),
+    Tag(String),
+    Msg(String),
+}
+
+impl RuleSelector {
+    pub(super) fn selects(&self, r: &super::ruleset::CompiledRule) -> bool {
+        match self {
+            RuleSelector::Id(id) => r.id == *id,
+            RuleSelector::Tag(t) => r.tags.iter().any(|x| x == t),
+            RuleSelector::Msg(m) => r.msg.as_deref() == Some(m.as_str()),
+        }
+    }
+}
+
 /// A request (and its response) going through the rules.
 pub struct Transaction<'r> {
     pub(super) rs: RulesetRef<'r>,
@@ -41,7 +60,11 @@ pub struct Transaction<'r> {
     pub(super) tx: TxStore,
     pub(super) removed_ids: Vec<(u64, u64)>,
     pub(super) removed_tags: Vec<String>,
-    pub(super) removed_targets: Vec<(u64, Variable)>,
+    pub(super) removed_targets: Vec<(RuleSelector, Variable)>,
+    /// `ctl:ruleRemoveByMsg`.
+    pub(super) removed_msgs: Vec<String>,
+    /// `ctl:requestBodyProcessor`: the processor a rule chose, over the Content-Type's.
+    pub(super) body_processor: Option<String>,
     pub(super) matched_var: (String, Vec<u8>),
     pub(super) matched_vars: Hits,
     /// The buffer the next rule's hits are collected in.
@@ -97,6 +120,8 @@ impl<'r> Transaction<'r> {
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
+            removed_msgs: Vec::new(),
+            body_processor: None,
             matched_var: Default::default(),
             matched_vars: Hits::default(),
             spare_hits: Hits::default(),
@@ -257,6 +282,15 @@ impl<'r> Transaction<'r> {
         if body.is_empty() && !ct.starts_with("multipart/form-data") {
             return;
         }
+        // A rule's `ctl:requestBodyProcessor` stands for the Content-Type it would imply.
+        let ct = match self.body_processor.as_deref() {
+            Some("URLENCODED") => "application/x-www-form-urlencoded".to_string(),
+            Some("MULTIPART") if ct.starts_with("multipart/form-data") => ct,
+            Some("MULTIPART") => "multipart/form-data".to_string(),
+            Some("XML") => "application/xml".to_string(),
+            Some("JSON") => "application/json".to_string(),
+            _ => ct,
+        };
         if ct.starts_with("application/x-www-form-urlencoded") {
             self.scalars
                 .insert(Sc::REQBODY_PROCESSOR, b"URLENCODED".to_vec());
@@ -483,7 +517,7 @@ impl<'r> Transaction<'r> {
         for var in vars {
             let mut var = var.clone();
             var.exclude = true;
-            self.removed_targets.push((id, var));
+            self.removed_targets.push((RuleSelector::Id(id), var));
         }
     }
 

@@ -127,9 +127,25 @@ pub fn log_ok(l: &Log, ids: &[u64], log: &str) -> bool {
     ok
 }
 
-/// One log line per matched rule, in ModSecurity's error-log format.
+/// One log line per matched rule, in ModSecurity's error-log format, which writes control
+/// bytes as `\xHH` (a CR LF in matched data does not break the line).
 pub fn log_line(id: u64, msg: &str, data: &str, severity: &str) -> String {
-    format!("[id \"{id}\"] [msg \"{msg}\"] [data \"{data}\"] [severity \"{severity}\"]\n")
+    let esc = |t: &str| {
+        t.chars()
+            .map(|c| {
+                if c.is_control() {
+                    format!("\\x{:02x}", c as u32)
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+    };
+    format!(
+        "[id \"{id}\"] [msg \"{}\"] [data \"{}\"] [severity \"{severity}\"]\n",
+        esc(msg),
+        esc(data)
+    )
 }
 
 pub fn load(base: &str) -> Vec<(std::path::PathBuf, File)> {
