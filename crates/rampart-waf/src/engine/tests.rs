@@ -222,16 +222,16 @@ fn ctl_removes_targets_by_tag_and_unknown_ctls_are_refused() {
         assert_eq!(t.tx("a").as_deref(), a, "{uri}");
         assert_eq!(t.tx("b").as_deref(), b, "{uri}");
     }
-    let err = Ruleset::compile(
+    let Err(err) = Ruleset::compile(
         &crate::parse_str(
             "SecAction \"id:1,phase:1,pass,ctl:ruleRemoveTargetByColour=x;ARGS\"\n",
             "<test>",
         )
         .unwrap(),
         Path::new("."),
-    )
-    .err()
-    .expect("an unknown ctl is an error");
+    ) else {
+        panic!("an unknown ctl is an error");
+    };
     assert!(
         err.to_string()
             .contains("unknown ctl:ruleRemoveTargetByColour"),
