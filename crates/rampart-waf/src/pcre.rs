@@ -21,11 +21,29 @@
 /// `\x{HH}` is a byte in PCRE without UTF mode (CRS writes UTF-8 sequences as
 /// `\x{e2}\x80[\x98\x99]`), but a code point for the `regex` crate even in byte mode, where
 /// `\xHH` is the byte: rewrite the braced form of one- and two-digit escapes.
+///
+/// A character beyond ASCII written as itself is its UTF-8 bytes to PCRE as well: in a
+/// class, each byte is a member (CRS 3.3's `[´’‘]` holds the byte 0xE2 that starts `①`),
+/// and a quantifier after it repeats its last byte. Each becomes `\xHH` bytes, so the
+/// pattern means that in byte mode, instead of needing the `regex` crate's Unicode mode,
+/// which would read the whole pattern (classes, `.`, `\w`) by characters.
 pub(crate) fn byte_escapes(p: &str) -> String {
+    fn push_text(out: &mut String, t: &str) {
+        for c in t.chars() {
+            if c.is_ascii() {
+                out.push(c);
+            } else {
+                let mut b = [0; 4];
+                for byte in c.encode_utf8(&mut b).bytes() {
+                    out.push_str(&format!("\\x{byte:02x}"));
+                }
+            }
+        }
+    }
     let mut out = String::with_capacity(p.len());
     let mut rest = p;
     while let Some(i) = rest.find('\\') {
-        out.push_str(&rest[..i]);
+        push_text(&mut out, &rest[..i]);
         let esc = &rest[i..];
         let braced = esc
             .strip_prefix("\\x{")
@@ -39,14 +57,19 @@ pub(crate) fn byte_escapes(p: &str) -> String {
                 rest = after;
             }
             None => {
-                // Copy the backslash and the character it escapes (possibly a backslash).
+                // Copy the backslash and the character it escapes (possibly a backslash);
+                // an escaped character beyond ASCII is itself, so its bytes.
                 let n = esc[1..].chars().next().map_or(0, char::len_utf8);
-                out.push_str(&esc[..1 + n]);
+                if n > 1 {
+                    push_text(&mut out, &esc[1..1 + n]);
+                } else {
+                    out.push_str(&esc[..1 + n]);
+                }
                 rest = &esc[1 + n..];
             }
         }
     }
-    out.push_str(rest);
+    push_text(&mut out, rest);
     out
 }
 
@@ -147,6 +170,16 @@ mod tests {
         assert_eq!(byte_escapes(r"\x{e2}\x80[\x98\x99]"), r"\xe2\x80[\x98\x99]");
         assert_eq!(byte_escapes(r"\\x{e2}"), r"\\x{e2}"); // an escaped backslash, then text
         assert_eq!(byte_escapes(r"\x{9}\x{263a}"), r"\x09\x{263a}");
+        // Characters beyond ASCII are their bytes, in a class and out, escaped or not.
+        assert_eq!(
+            byte_escapes("[´’]é+\\é"),
+            r"[\xc2\xb4\xe2\x80\x99]\xc3\xa9+\xc3\xa9"
+        );
+        assert!(rx("[´’‘]").test("①".as_bytes(), b"").matched);
+        // A negated class excludes each byte: 0xC2 alone is out, as in PCRE.
+        assert!(!rx("^[^´]+$").test(b"a\xc2", b"").matched);
+        assert!(rx("^[^´]+$").test(b"a\xc3", b"").matched);
+        assert!(rx("^é+$").test(b"\xc3\xa9\xa9", b"").matched);
         let op = CompiledOperator::compile(
             &crate::parser::Operator {
                 name: "rx".into(),
