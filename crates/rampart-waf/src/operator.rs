@@ -124,6 +124,19 @@ pub(crate) fn regex(p: &str, multi_line: bool) -> Result<Regex, Error> {
 fn rx(arg: &str, negated: bool) -> Result<Kind, Error> {
     let multi_line = !negated;
     let arg = &byte_escapes(arg);
+    // A possessive quantifier read as a greedy one matches more: for a rule that fires on a
+    // match that only widens it, but a negated rule (`!@rx ^allowed$`) would then let more
+    // through (CRS 3.3's 920600 accepted `charset=cp1026` by giving `\s*+`'s space back).
+    // Those keep the exact meaning, in the backtracking engine.
+    if negated && has_possessive(arg) {
+        let exact = crate::pcre::pcre_class_syntax(arg);
+        if let Ok(re) = fancy_regex::RegexBuilder::new(&format!("(?s){exact}"))
+            .backtrack_limit(FANCY_BACKTRACK_LIMIT)
+            .build()
+        {
+            return Ok(Kind::Fancy(re));
+        }
+    }
     let err = match regex(arg, multi_line) {
         Ok(re) => return Ok(Kind::Rx(re)),
         Err(e) => e,
@@ -144,6 +157,29 @@ fn rx(arg: &str, negated: bool) -> Result<Kind, Error> {
         })
         .map(Kind::Fancy)
         .ok_or(err)
+}
+
+/// Whether a PCRE pattern has a possessive quantifier (`*+`, `++`, `?+`, `}+`) outside a
+/// class and not escaped.
+fn has_possessive(p: &str) -> bool {
+    let b = p.as_bytes();
+    let (mut i, mut in_class) = (0, false);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'*' | b'+' | b'?' | b'}' if !in_class && b.get(i + 1) == Some(&b'+') => {
+                // `a++` is possessive; `(?+` and a lone `?+` after `(` are not quantifiers.
+                if !(b[i] == b'?' && i > 0 && b[i - 1] == b'(') {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Backtracking steps per match attempt; beyond it the attempt counts as no match.

@@ -77,6 +77,16 @@ pub(crate) fn byte_escapes(p: &str) -> String {
 /// literal in PCRE but set syntax in Rust (CRS 3 writes `[\x5c\]{}]`-style classes), and
 /// possessive quantifiers (`\s*+`) become greedy ones, which match the same or more.
 pub(crate) fn pcre_to_rust(p: &str) -> String {
+    translate(p, false)
+}
+
+/// Only the class spellings of [`pcre_to_rust`], possessive quantifiers kept: for the
+/// backtracking engine, which has them.
+pub(crate) fn pcre_class_syntax(p: &str) -> String {
+    translate(p, true)
+}
+
+fn translate(p: &str, keep_possessive: bool) -> String {
     let mut out = String::with_capacity(p.len() + 8);
     let mut chars = p.chars().peekable();
     let mut in_class = false;
@@ -124,6 +134,11 @@ pub(crate) fn pcre_to_rust(p: &str) -> String {
                 out.push(c);
                 if chars.peek() == Some(&'+') {
                     chars.next();
+                    if keep_possessive {
+                        out.push('+');
+                        quantifiable = false;
+                        continue;
+                    }
                 }
                 // `a*?` is lazy, `a**` an error either way: no second quantifier.
                 quantifiable = false;
@@ -211,6 +226,33 @@ mod tests {
         .unwrap();
         assert!(!negated.test(b"5\n<script>", b"").matched);
         assert!(negated.test(b"55", b"").matched);
+    }
+
+    /// A negated rule keeps possessive quantifiers exact: read greedily, `;\s*+[^c]...`
+    /// could give the space back and accept what PCRE refuses (CRS 3.3's 920600).
+    #[test]
+    fn negated_rules_keep_possessive_quantifiers() {
+        let negated = |p: &str| {
+            CompiledOperator::compile(
+                &Operator {
+                    name: "rx".into(),
+                    argument: p.into(),
+                    negated: true,
+                },
+                Path::new("."),
+            )
+            .unwrap()
+        };
+        let op = negated(r"^a(?:;\s*+(?:x=1|[^x][^=]*=\d))*$");
+        assert!(op.test(b"a; x=1", b"").matched);
+        assert!(op.test(b"a; y=2", b"").matched);
+        // `x=2`: greedy `\s*` would give the space to `[^x]` and match.
+        assert!(!op.test(b"a; x=2", b"").matched);
+        assert!(
+            rx(r"^a(?:;\s*(?:x=1|[^x][^=]*=\d))*$")
+                .test(b"a; x=2", b"")
+                .matched
+        );
     }
 
     #[test]
