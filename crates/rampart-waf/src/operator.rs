@@ -16,6 +16,14 @@ enum Kind {
     /// A pattern needing look-around or back-references (CRS 3 has a few), which the
     /// linear-time engine cannot express: backtracking, bounded by a step limit.
     Fancy(fancy_regex::Regex),
+    /// `@rx` with macros (CRS 3.3's `!@rx ^%{tx.allowed_request_content_type_charset}$`):
+    /// compiled per expansion at run time, as ModSecurity does, the last few kept. `None`:
+    /// the expansion is no pattern, which never matches.
+    RxMacro(
+        std::sync::Mutex<
+            std::collections::HashMap<Vec<u8>, Option<std::sync::Arc<CompiledOperator>>>,
+        >,
+    ),
     Pm(AhoCorasick),
     /// Operators whose argument may hold macros (`%{tx.x}`): compared at run time.
     Streq,
@@ -169,11 +177,13 @@ fn has_possessive(p: &str) -> bool {
             b'\\' => i += 1,
             b'[' if !in_class => in_class = true,
             b']' if in_class => in_class = false,
-            b'*' | b'+' | b'?' | b'}' if !in_class && b.get(i + 1) == Some(&b'+') => {
-                // `a++` is possessive; `(?+` and a lone `?+` after `(` are not quantifiers.
-                if !(b[i] == b'?' && i > 0 && b[i - 1] == b'(') {
-                    return true;
-                }
+            // `a++` is possessive; `(?+` is not a quantifier.
+            b'*' | b'+' | b'?' | b'}'
+                if !in_class
+                    && b.get(i + 1) == Some(&b'+')
+                    && !(b[i] == b'?' && i > 0 && b[i - 1] == b'(') =>
+            {
+                return true;
             }
             _ => {}
         }
@@ -181,6 +191,9 @@ fn has_possessive(p: &str) -> bool {
     }
     false
 }
+
+/// How many expansions of one macro `@rx` stay compiled.
+const RX_MACRO_CACHE: usize = 16;
 
 /// Backtracking steps per match attempt; beyond it the attempt counts as no match.
 const FANCY_BACKTRACK_LIMIT: usize = 100_000;
@@ -234,6 +247,7 @@ impl CompiledOperator {
         // `@pm` phrases, kept for the literal filter too.
         let mut words = Vec::new();
         let kind = match op.name.to_ascii_lowercase().as_str() {
+            "rx" if arg.contains("%{") => Kind::RxMacro(Default::default()),
             "rx" => rx(arg, op.negated)?,
             "pm" => {
                 words = arg.split_whitespace().map(str::to_string).collect();
@@ -389,6 +403,33 @@ impl CompiledOperator {
     /// `want_captures`: the engine's hot path, which must not allocate for a miss.
     pub fn eval(&self, value: &[u8], arg: &[u8], want_captures: bool) -> (bool, Vec<Vec<u8>>) {
         let matched = match &self.kind {
+            Kind::RxMacro(cache) => {
+                let compiled = {
+                    let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+                    // Expansions come from TX values, which requests may influence: a
+                    // bounded set, rebuilt when full.
+                    if c.len() >= RX_MACRO_CACHE && !c.contains_key(arg) {
+                        c.clear();
+                    }
+                    c.entry(arg.to_vec())
+                        .or_insert_with(|| {
+                            let p = std::str::from_utf8(arg).ok()?;
+                            let kind = rx(p, self.negated).ok()?;
+                            Some(std::sync::Arc::new(CompiledOperator {
+                                kind,
+                                negated: self.negated,
+                                argument: p.to_string(),
+                                number: None,
+                                literals: None,
+                            }))
+                        })
+                        .clone()
+                };
+                return match compiled {
+                    Some(op) => op.eval(value, arg, want_captures),
+                    None => (false, Vec::new()),
+                };
+            }
             // The lazy DFA answers most misses; the capturing engine runs only on a hit.
             Kind::Rx(re) => {
                 // `is_match` first even when capturing: most values do not match, and it

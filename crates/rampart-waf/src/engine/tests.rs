@@ -238,3 +238,26 @@ fn ctl_removes_targets_by_tag_and_unknown_ctls_are_refused() {
         "{err}"
     );
 }
+
+/// An `@rx` whose pattern holds macros is compiled from their expansion (CRS 3.3's 920480
+/// checks the charset against `^%{tx.allowed_request_content_type_charset}$`); before,
+/// the macro text itself was the pattern and every charset was refused.
+#[test]
+fn rx_patterns_expand_their_macros() {
+    let rs = ruleset(
+        "SecAction \"id:1,phase:1,pass,nolog,setvar:'tx.allowed=utf-8|iso-8859-1'\"\n\
+         SecRule REQUEST_HEADERS:Content-Type \"@rx charset=([^;\\s]+)\" \"id:2,phase:1,pass,capture,t:lowercase,chain\"\n\
+         SecRule TX:1 \"!@rx ^(?:%{tx.allowed})$\" \"setvar:tx.refused=+1\"\n",
+    );
+    for (ct, refused) in [
+        ("text/plain; charset=UTF-8", None),
+        ("text/plain; charset=iso-8859-1", None),
+        ("text/plain; charset=utf-7", Some("1")),
+    ] {
+        let mut t = Transaction::new(&rs, "192.0.2.1");
+        let h = vec![("Content-Type".to_string(), ct.as_bytes().to_vec())];
+        t.request_headers("GET", "/", "HTTP/1.1", h);
+        t.run_phase(Phase::RequestHeaders);
+        assert_eq!(t.tx("refused").as_deref(), refused, "{ct}");
+    }
+}
