@@ -355,20 +355,26 @@ impl Transaction<'_> {
                 }
                 None if r.multi_match => self.each_target(r, |t| {
                     let shared = shares_answers(t.coll, t.key);
-                    let mut v = t.value;
                     let mut check = |v: &[u8]| {
                         if let Some(caps) = test(v, shared) {
                             hits.push(t.coll, t.key, t.count, v);
                             hit(caps);
                         }
                     };
-                    check(&v);
+                    check(&t.value);
+                    // None of the bytes the chain acts on: no other value to test.
+                    if r.triggers & classes(&t.value) == 0 {
+                        return;
+                    }
+                    let mut v = t.value;
                     for tr in &r.transforms {
-                        let next = tr.apply(&v);
-                        if next[..] != v[..] {
-                            check(&next);
-                            v = Cow::Owned(next);
-                        }
+                        let next = match tr.apply_cow(Cow::Borrowed(&v[..])) {
+                            Cow::Borrowed(_) => continue,
+                            Cow::Owned(n) if n[..] == v[..] => continue,
+                            Cow::Owned(n) => n,
+                        };
+                        check(&next);
+                        v = Cow::Owned(next);
                     }
                 }),
                 None => self.each_value(r, |_, coll, key, count, v| {
