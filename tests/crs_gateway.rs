@@ -21,7 +21,6 @@ use std::time::Duration;
 
 const CRS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/crs");
 const SKIPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/crs-gateway-skips.txt");
-/// Raise as the gateway improves (target 0.99).
 
 /// CRS's test backend: 200 and an empty body for anything, except `POST /reflect`.
 async fn albedo() -> std::net::SocketAddr {

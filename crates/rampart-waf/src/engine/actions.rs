@@ -3,7 +3,7 @@
 
 use super::macros::Template;
 use super::ruleset::{parse_range, CompiledRule};
-use super::transaction::{RuleSelector, Transaction};
+use super::transaction::Transaction;
 use super::txnames::{TxName, NO_SLOT};
 use super::txstore::TxKey;
 use super::{Disruptive, EngineMode};
@@ -171,19 +171,25 @@ impl Transaction<'_> {
                 "ruleRemoveByMsg" => self.removed_msgs.push(val.to_string()),
                 "ruleRemoveTargetById" | "ruleRemoveTargetByTag" | "ruleRemoveTargetByMsg" => {
                     if let Some((which, target)) = val.split_once(';') {
-                        let rules = match k.as_str() {
-                            "ruleRemoveTargetById" => {
-                                parse_range(which).ok().map(|(id, _)| RuleSelector::Id(id))
+                        // The rules, by id, once: tags and messages resolve through the
+                        // ruleset's index.
+                        let ixs: Vec<u32> = match k.as_str() {
+                            "ruleRemoveTargetById" => parse_range(which)
+                                .ok()
+                                .and_then(|(id, _)| self.rs.ix_by_id.get(&id).cloned())
+                                .unwrap_or_default(),
+                            "ruleRemoveTargetByTag" => {
+                                self.rs.ids_by_tag.get(which).cloned().unwrap_or_default()
                             }
-                            "ruleRemoveTargetByTag" => Some(RuleSelector::Tag(which.to_string())),
-                            _ => Some(RuleSelector::Msg(which.to_string())),
+                            _ => self.rs.ids_by_msg.get(which).cloned().unwrap_or_default(),
                         };
-                        if let (Some(rules), Ok(vars)) =
-                            (rules, crate::parser::parse_variables(target))
-                        {
-                            for mut var in vars {
-                                var.exclude = true;
-                                self.removed_targets.push((rules.clone(), var));
+                        if let Ok(vars) = crate::parser::parse_variables(target) {
+                            for ix in ixs {
+                                for var in &vars {
+                                    let mut var = var.clone();
+                                    var.exclude = true;
+                                    self.remove_target_at(ix, var);
+                                }
                             }
                         }
                     }

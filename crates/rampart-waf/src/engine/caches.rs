@@ -14,6 +14,8 @@ pub(super) struct GroupItem {
     pub(super) count: bool,
     pub(super) key: Option<(u32, u32)>,
     pub(super) value: (u32, u32),
+    /// The value before the transformations, when they changed it.
+    pub(super) original: Option<(u32, u32)>,
     /// The group's members that may match it
     /// ([`GroupFilter::candidates`](super::groups::GroupFilter::candidates)).
     pub(super) candidates: u128,

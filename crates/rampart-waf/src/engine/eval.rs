@@ -8,7 +8,7 @@ use super::caches::{
 use super::groups::{source_bit, ALWAYS};
 use super::ruleset::CompiledRule;
 use super::selectors::same_collection;
-use super::transaction::Transaction;
+use super::transaction::{removed_in, Transaction};
 use super::vars::{Coll, Plan, Source, ARGS_GET, ARGS_POST, COLLECTIONS, GEO};
 use super::Phase;
 use super::{Disruptive, EngineMode, Interruption, MatchedRule};
@@ -248,13 +248,15 @@ impl Transaction<'_> {
     /// Evaluates one rule (one chain link): its matched targets (name, transformed value)
     /// become MATCHED_VARS; returns each hit's captures when the rule captures.
     fn eval_rule(&mut self, r: &CompiledRule) -> Vec<Vec<Vec<u8>>> {
-        // Run-time exclusions (`ctl:ruleRemoveTargetById`) make a rule's targets its own.
+        // Run-time exclusions (`ctl:ruleRemoveTargetById`): a whole variable removed (CRS's
+        // 941010 drops REQUEST_FILENAME from the XSS rules on most requests) skips its items
+        // in the group; one removed by key makes the rule read its own targets.
+        let by_key = self.removed_for(r).iter().any(|x| x.selector.is_some());
         let grouped = match r.group {
-            Some(g) if !self.removed_targets.iter().any(|(sel, _)| sel.selects(r)) => {
-                self.fill_group(g as usize, r)
-            }
+            Some(g) if !by_key => self.fill_group(g as usize, r),
             _ => None,
         };
+        let removed = removed_in(&self.removed_bits, &self.removed_targets, r);
         // Targets borrow the transaction, so matches are collected in a spare buffer and
         // the state updated after: the same result, as the targets and the operator
         // argument are read before any of it changes.
@@ -326,7 +328,50 @@ impl Transaction<'_> {
                     let g = &self.groups;
                     let bit = r.filter_bit.map_or(0, |b| 1u128 << b);
                     for it in &g.items[a..b] {
+                        if !removed.is_empty() {
+                            let name = &r.vars[usize::from(it.var)].name;
+                            if removed.iter().any(|x| same_collection(&x.name, name)) {
+                                continue;
+                            }
+                        }
                         let v = g.bytes(it.value);
+                        let coll = || {
+                            let var = &r.vars[usize::from(it.var)];
+                            match r.sources[usize::from(it.var)].src.static_name() {
+                                Some(n) if !it.count => n,
+                                _ => var.name.as_str(),
+                            }
+                        };
+                        if r.multi_match {
+                            // The value before the transformations and after each one
+                            // that changed it (no literal filter: it knows only the last).
+                            let key = it.key.map(|k| g.text(k));
+                            let Some(o) = it.original else {
+                                if let Some(caps) = test(v, false) {
+                                    hits.push(coll(), key, it.count, v);
+                                    hit(caps);
+                                }
+                                continue;
+                            };
+                            let mut cur = g.bytes(o).to_vec();
+                            if let Some(caps) = test(&cur, false) {
+                                hits.push(coll(), key, it.count, &cur);
+                                hit(caps);
+                            }
+                            for tr in &r.transforms {
+                                let next = match tr.apply_cow(Cow::Borrowed(&cur[..])) {
+                                    Cow::Borrowed(_) => continue,
+                                    Cow::Owned(n) if n == cur => continue,
+                                    Cow::Owned(n) => n,
+                                };
+                                if let Some(caps) = test(&next, false) {
+                                    hits.push(coll(), key, it.count, &next);
+                                    hit(caps);
+                                }
+                                cur = next;
+                            }
+                            continue;
+                        }
                         // Without one of its literals the operator cannot match.
                         let res = if it.candidates & bit == 0 && bit != 0 {
                             if self.rs.verify_filters {
@@ -343,12 +388,7 @@ impl Transaction<'_> {
                             test(v, false)
                         };
                         if let Some(caps) = res {
-                            let var = &r.vars[usize::from(it.var)];
-                            let coll = match r.sources[usize::from(it.var)].src.static_name() {
-                                Some(n) if !it.count => n,
-                                _ => var.name.as_str(),
-                            };
-                            hits.push(coll, it.key.map(|k| g.text(k)), it.count, v);
+                            hits.push(coll(), it.key.map(|k| g.text(k)), it.count, v);
                             hit(caps);
                         }
                     }
@@ -377,7 +417,7 @@ impl Transaction<'_> {
                         v = Cow::Owned(next);
                     }
                 }),
-                None => self.each_value(r, |_, coll, key, count, v| {
+                None => self.each_value(r, |_, coll, key, count, v, _| {
                     if let Some(caps) = test(v, shares_answers(coll, key)) {
                         hits.push(coll, key, count, v);
                         hit(caps);
@@ -404,18 +444,23 @@ impl Transaction<'_> {
         let mut gc = std::mem::take(&mut self.groups);
         let (start, bytes) = (gc.items.len(), gc.bytes.len());
         let mut full = false;
-        self.each_value(r, |var, _, key, count, v| {
-            full |= gc.bytes.len() + v.len() + key.map_or(0, str::len) > GROUP_BYTES_MAX;
+        self.each_value(r, |var, _, key, count, v, before| {
+            full |=
+                gc.bytes.len() + v.len() + key.map_or(0, str::len) + before.map_or(0, <[u8]>::len)
+                    > GROUP_BYTES_MAX;
             if full {
                 return;
             }
             let key = key.map(|k| gc.push_bytes(k.as_bytes()));
             let value = gc.push_bytes(v);
+            // Kept for a multiMatch member, which tests it and what comes between.
+            let original = before.map(|b| gc.push_bytes(b));
             gc.items.push(GroupItem {
                 var,
                 count,
                 key,
                 value,
+                original,
                 candidates: u128::MAX,
             });
         });
@@ -437,12 +482,12 @@ impl Transaction<'_> {
         Some((start, end))
     }
 
-    /// Calls `f` with each target of `r` (variable index, name, key, counted) and its value
-    /// after the rule's transformations.
+    /// Calls `f` with each target of `r` (variable index, name, key, counted), its value
+    /// after the rule's transformations, and its value before them when they changed it.
     fn each_value<'a>(
         &'a self,
         r: &'a CompiledRule,
-        mut f: impl FnMut(u16, &'a str, Option<&'a str>, bool, &[u8]),
+        mut f: impl FnMut(u16, &'a str, Option<&'a str>, bool, &[u8], Option<&[u8]>),
     ) {
         // Short chains cost less to run than to look up (measured: 4 and more pays).
         // The lock is taken once per rule, never contended (see `transform_cache`).
@@ -461,16 +506,19 @@ impl Transaction<'_> {
                 stable,
             } = t;
             let own: Cow<'_, [u8]>;
-            let v: &[u8] = match (value, cache.as_deref_mut()) {
+            let v: &[u8] = match (&value, cache.as_deref_mut()) {
                 // None of the bytes the chain acts on: nothing to compute or look up.
-                (Cow::Borrowed(b), _) if r.triggers & classes(b) == 0 => b,
+                (Cow::Borrowed(b), _) if r.triggers & classes(b) == 0 => {
+                    return f(var, coll, key, count, b, None);
+                }
                 (Cow::Borrowed(b), Some(c)) if stable => transformed(c, b, r).unwrap_or(b),
                 (value, _) => {
-                    own = apply_chain(r, value);
+                    own = apply_chain(r, value.clone());
                     &own
                 }
             };
-            f(var, coll, key, count, v);
+            let before = (v != &value[..]).then_some(&value[..]);
+            f(var, coll, key, count, v, before);
         });
     }
 
@@ -479,13 +527,8 @@ impl Transaction<'_> {
     /// rule.
     fn each_target<'a>(&'a self, r: &'a CompiledRule, mut f: impl FnMut(Target<'a>)) {
         // Exclusions added at run time (`ctl:ruleRemoveTargetById`) for this rule.
-        let removed = || {
-            self.removed_targets
-                .iter()
-                .filter(|(sel, _)| sel.selects(r))
-                .map(|(_, v)| v)
-        };
-        let any_removed = !self.removed_targets.is_empty() && removed().next().is_some();
+        let removed = self.removed_for(r);
+        let any_removed = !removed.is_empty();
         // Only `sources` is read per variable; a `Variable` itself (a separate heap block,
         // often out of the cache in a busy proxy) only when it has a selector.
         for (i, (var, src)) in r.vars.iter().zip(&r.sources).enumerate() {
@@ -510,14 +553,25 @@ impl Transaction<'_> {
             } else {
                 &[]
             };
-            if own.is_empty() && !any_removed {
+            if own.is_empty()
+                && (!any_removed || !removed.iter().any(|x| same_collection(&x.name, &var.name)))
+            {
                 self.resolve_each(i as u16, var, *src, &mut f);
+                continue;
+            }
+            // A whole variable removed (no key): none of its items, without a check each.
+            let whole = |x: &Variable| x.selector.is_none() && same_collection(&x.name, &var.name);
+            if own.iter().any(|j| whole(&r.vars[*j])) || removed.iter().any(whole) {
                 continue;
             }
             let excluded = |key: &str| {
                 own.iter()
                     .map(|j| &r.vars[*j])
-                    .chain(removed().filter(|x| same_collection(&x.name, &var.name)))
+                    .chain(
+                        removed
+                            .iter()
+                            .filter(|x| same_collection(&x.name, &var.name)),
+                    )
                     .any(|x| match &x.selector {
                         Some(Selector::Key(k)) => key.eq_ignore_ascii_case(k),
                         Some(Selector::Regex(re)) => self.selector_matches(re, key),

@@ -30,10 +30,7 @@ pub(super) fn assign_groups(phases: &mut [Vec<CompiledRule>; 5]) -> Vec<Option<G
                 Source::Coll(Coll::Args | Coll::Fixed(_), _) | Source::Scalar(_)
             )
         });
-        // A multiMatch rule tests values before and between its transformations, which a
-        // group (and its literal filter, built on the final values) does not hold.
-        (stable && !l.vars.is_empty() && !l.multi_match)
-            .then(|| (p, l.chain_id, format!("{:?}", l.vars)))
+        (stable && !l.vars.is_empty()).then(|| (p, l.chain_id, format!("{:?}", l.vars)))
     };
     let mut uses: HashMap<(usize, u32, String), (usize, Option<u32>)> = HashMap::new();
     each_link(phases, |p, l| {
@@ -60,7 +57,9 @@ pub(super) fn assign_groups(phases: &mut [Vec<CompiledRule>; 5]) -> Vec<Option<G
         });
         l.group = Some(g);
         let g = g as usize;
-        if let (Some(lits), true) = (l.op.literals(), members[g] < 128) {
+        // A multiMatch member gets no filter bit: the filter sees only the transformed
+        // value, and such a rule may match on the value before or between.
+        if let (Some(lits), true, false) = (l.op.literals(), members[g] < 128, l.multi_match) {
             let bit = members[g];
             members[g] += 1;
             l.filter_bit = Some(bit);

@@ -67,6 +67,9 @@ pub(super) struct CompiledRule {
     pub(super) op_macros: Option<Template>,
     pub(super) skip: usize,
     pub(super) chain: Option<Box<CompiledRule>>,
+    /// The rule's dense index in the ruleset (chain links share their rule's): where a
+    /// transaction's run-time exclusions keep their bit.
+    pub(super) ix: u32,
 }
 
 /// The compiled rules: build once, share by `Arc` across requests.
@@ -115,6 +118,14 @@ pub struct Ruleset {
     /// Per phase, parallel to `phases`: what the rule loop reads first, in one compact
     /// array ([`Hot`]).
     pub(super) hot: [Vec<Hot>; 5],
+    /// Rule ids by tag and by msg, for `ctl:ruleRemoveTargetByTag`/`ByMsg`: resolved once
+    /// when the ctl runs, not compared against every rule evaluated afterwards.
+    pub(super) ids_by_tag: HashMap<String, Vec<u32>>,
+    pub(super) ids_by_msg: HashMap<String, Vec<u32>>,
+    /// Rule index ([`CompiledRule::ix`]) by id, for `ctl:ruleRemoveTargetById`.
+    pub(super) ix_by_id: HashMap<u64, Vec<u32>>,
+    /// How many indexes there are.
+    pub(super) rule_ixs: u32,
 }
 
 fn severity_name(s: &str) -> String {
@@ -212,6 +223,7 @@ fn compile_rule(
             .then(|| Template::compile(&op.argument)),
         skip: 0,
         chain: None,
+        ix: 0,
     };
     let mut chain = false;
     // Defaults first (transformations, log), then the rule's own actions override them.
@@ -342,6 +354,10 @@ impl Ruleset {
             verify_filters: false,
             detect_cache: DetectCache::new(),
             hot: Default::default(),
+            ids_by_tag: HashMap::new(),
+            ids_by_msg: HashMap::new(),
+            ix_by_id: HashMap::new(),
+            rule_ixs: 0,
         };
         // SecRuleUpdateActionById comes after the rule it changes: gather the updates first
         // so each rule is compiled once, with its final actions.
@@ -641,6 +657,23 @@ impl Ruleset {
             }
         }
         rs.group_filters = assign_groups(&mut rs.phases);
+        let mut ix = 0u32;
+        for r in rs.phases.iter_mut().flatten() {
+            let mut link = Some(&mut *r);
+            while let Some(l) = link {
+                l.ix = ix;
+                link = l.chain.as_deref_mut();
+            }
+            for t in &r.tags {
+                rs.ids_by_tag.entry(t.clone()).or_default().push(ix);
+            }
+            if let Some(m) = &r.msg {
+                rs.ids_by_msg.entry(m.clone()).or_default().push(ix);
+            }
+            rs.ix_by_id.entry(r.id).or_default().push(ix);
+            ix += 1;
+        }
+        rs.rule_ixs = ix;
         let mut names = TxNames::new();
         for phase in rs.phases.iter_mut() {
             for r in phase.iter_mut() {

@@ -1,7 +1,7 @@
 //! The per-request [`Transaction`]: its state, its inputs (request line and headers, bodies
 //! parsed by `crate::body`, the response) and the setters and getters the gateway calls.
 
-use super::caches::{DetectMemo, GroupCache, TransformCache};
+use super::caches::{DetectMemo, GroupCache, TransformCache, WordHash};
 use super::eval::Hits;
 use super::ruleset::Ruleset;
 use super::txstore::{TxKey, TxStore};
@@ -12,6 +12,8 @@ use crate::body::multipart::multipart;
 use crate::body::urlencoded::parse_urlencoded;
 use crate::parser::Variable;
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 /// The ruleset a transaction reads: borrowed (tests, benches) or shared by `Arc` (the
 /// gateway keeps a transaction across proxy phases, so it cannot borrow).
@@ -31,25 +33,6 @@ impl std::ops::Deref for RulesetRef<'_> {
     }
 }
 
-/// Which rules a run-time target exclusion applies to (`ctl:ruleRemoveTargetById`, `ByTag`,
-/// `ByMsg`).
-#[derive(Debug, Clone)]
-pub(super) enum RuleSelector {
-    Id(u64),
-    Tag(String),
-    Msg(String),
-}
-
-impl RuleSelector {
-    pub(super) fn selects(&self, r: &super::ruleset::CompiledRule) -> bool {
-        match self {
-            RuleSelector::Id(id) => r.id == *id,
-            RuleSelector::Tag(t) => r.tags.iter().any(|x| x == t),
-            RuleSelector::Msg(m) => r.msg.as_deref() == Some(m.as_str()),
-        }
-    }
-}
-
 /// A request (and its response) going through the rules.
 pub struct Transaction<'r> {
     pub(super) rs: RulesetRef<'r>,
@@ -60,7 +43,12 @@ pub struct Transaction<'r> {
     pub(super) tx: TxStore,
     pub(super) removed_ids: Vec<(u64, u64)>,
     pub(super) removed_tags: Vec<String>,
-    pub(super) removed_targets: Vec<(RuleSelector, Variable)>,
+    /// Run-time target exclusions (`ctl:ruleRemoveTarget*`), by rule index
+    /// ([`CompiledRule::ix`](super::ruleset::CompiledRule)), with one bit per rule in
+    /// `removed_bits` (empty until the first): every rule evaluation tests its bit, and
+    /// only a rule with one set looks its exclusions up.
+    pub(super) removed_targets: HashMap<u32, Vec<Variable>, BuildHasherDefault<WordHash>>,
+    pub(super) removed_bits: Vec<u64>,
     /// `ctl:ruleRemoveByMsg`.
     pub(super) removed_msgs: Vec<String>,
     /// `ctl:requestBodyProcessor`: the processor a rule chose, over the Content-Type's.
@@ -119,7 +107,8 @@ impl<'r> Transaction<'r> {
             tx,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
-            removed_targets: Vec::new(),
+            removed_targets: Default::default(),
+            removed_bits: Vec::new(),
             removed_msgs: Vec::new(),
             body_processor: None,
             matched_var: Default::default(),
@@ -519,8 +508,28 @@ impl<'r> Transaction<'r> {
         for var in vars {
             let mut var = var.clone();
             var.exclude = true;
-            self.removed_targets.push((RuleSelector::Id(id), var));
+            for ix in self.rs.ix_by_id.get(&id).cloned().unwrap_or_default() {
+                self.remove_target_at(ix, var.clone());
+            }
         }
+    }
+
+    /// Excludes `var` from the rule at index `ix` for this transaction.
+    pub(super) fn remove_target_at(&mut self, ix: u32, var: Variable) {
+        if self.removed_bits.is_empty() {
+            self.removed_bits = vec![0; (self.rs.rule_ixs as usize).div_ceil(64)];
+            // CRS's 941010 alone removes a target from some forty rules.
+            self.removed_targets.reserve(64);
+        }
+        if let Some(w) = self.removed_bits.get_mut(ix as usize / 64) {
+            *w |= 1 << (ix % 64);
+        }
+        self.removed_targets.entry(ix).or_default().push(var);
+    }
+
+    /// The run-time exclusions of rule `r`.
+    pub(super) fn removed_for(&self, r: &super::ruleset::CompiledRule) -> &[Variable] {
+        removed_in(&self.removed_bits, &self.removed_targets, r)
     }
 
     /// Why the request body could not be parsed (`REQBODY_ERROR_MSG`), if it could not.
@@ -564,4 +573,20 @@ impl<'r> Transaction<'r> {
             .get(&name.to_ascii_lowercase())
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
+}
+
+/// The run-time exclusions of rule `r`, from a transaction's `removed_bits` and
+/// `removed_targets` (fields, so that the caller may borrow others meanwhile).
+pub(super) fn removed_in<'a>(
+    bits: &[u64],
+    targets: &'a HashMap<u32, Vec<Variable>, BuildHasherDefault<WordHash>>,
+    r: &super::ruleset::CompiledRule,
+) -> &'a [Variable] {
+    let set = bits
+        .get(r.ix as usize / 64)
+        .is_some_and(|w| w & (1 << (r.ix % 64)) != 0);
+    if !set {
+        return &[];
+    }
+    targets.get(&r.ix).map_or(&[][..], Vec::as_slice)
 }
