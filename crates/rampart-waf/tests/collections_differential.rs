@@ -135,15 +135,9 @@ fn oracle(rules_file: &Path, reqs: &[ftw::Request]) -> Vec<String> {
     );
     let mut data = Vec::new();
     for r in reqs {
-        corpus::field(&mut data, r.method.as_bytes());
-        corpus::field(&mut data, r.uri.as_bytes());
-        corpus::field(&mut data, r.version.trim_start_matches("HTTP/").as_bytes());
-        corpus::field(&mut data, r.headers.len().to_string().as_bytes());
-        for (k, v) in &r.headers {
-            corpus::field(&mut data, k.as_bytes());
-            corpus::field(&mut data, v);
-        }
-        corpus::field(&mut data, &r.body);
+        corpus::request_record(
+            &mut data, &r.method, &r.uri, &r.version, &r.headers, &r.body,
+        );
     }
     let rules = [rules_file.display().to_string()];
     corpus::pipe(&exe, &rules, data, reqs.len())

@@ -76,15 +76,9 @@ fn modsecurity(config: &str, cases: &[Case]) -> Vec<Vec<u64>> {
     );
     let mut data = Vec::new();
     for (_, _, r) in cases {
-        corpus::field(&mut data, r.method.as_bytes());
-        corpus::field(&mut data, r.uri.as_bytes());
-        corpus::field(&mut data, r.version.trim_start_matches("HTTP/").as_bytes());
-        corpus::field(&mut data, r.headers.len().to_string().as_bytes());
-        for (k, v) in &r.headers {
-            corpus::field(&mut data, k.as_bytes());
-            corpus::field(&mut data, v);
-        }
-        corpus::field(&mut data, &r.body);
+        corpus::request_record(
+            &mut data, &r.method, &r.uri, &r.version, &r.headers, &r.body,
+        );
     }
     let lines = corpus::pipe(&exe, &[main.display().to_string()], data, cases.len());
     let _ = std::fs::remove_dir_all(&dir);

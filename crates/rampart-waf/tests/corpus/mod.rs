@@ -162,6 +162,27 @@ pub fn field(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// Appends one request as the ModSecurity drivers read it: method, URI, protocol version
+/// without `HTTP/`, header count, each header's name and value, body.
+pub fn request_record(
+    out: &mut Vec<u8>,
+    method: &str,
+    uri: &str,
+    version: &str,
+    headers: &[(String, Vec<u8>)],
+    body: &[u8],
+) {
+    field(out, method.as_bytes());
+    field(out, uri.as_bytes());
+    field(out, version.trim_start_matches("HTTP/").as_bytes());
+    field(out, headers.len().to_string().as_bytes());
+    for (k, v) in headers {
+        field(out, k.as_bytes());
+        field(out, v);
+    }
+    field(out, body);
+}
+
 /// Runs a driver with `args`, feeding it `data` from another thread (it answers as it
 /// reads), and returns its output lines; there must be `expect` of them.
 pub fn pipe(exe: &Path, args: &[String], data: Vec<u8>, expect: usize) -> Vec<String> {
