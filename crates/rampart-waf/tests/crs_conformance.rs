@@ -4,12 +4,12 @@
 //! must be listed, with its reason (crs-skips.txt, crs-failures.txt).
 //! `WAF_FTW_VERBOSE=1` lists failing test ids.
 
+mod corpus;
 mod ftw;
 
 use ftw::{build, yaml_text, Request};
 use rampart_waf::engine::Phase;
-use rampart_waf::engine::{Ruleset, Transaction};
-use rampart_waf::{parse_files, parse_str};
+use rampart_waf::engine::Transaction;
 
 /// The albedo backend: 200 with an empty body, except POST /reflect.
 /// (status, headers, body)
@@ -56,14 +56,7 @@ fn albedo(req: &Request) -> Response {
 #[test]
 fn crs_regression_suite() {
     let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs");
-    let mut d = parse_files(&[
-        &format!("{base}/rules/crs-setup.conf.example"),
-        &format!("{base}/crs-test-setup.conf"),
-    ])
-    .unwrap();
-    d.extend(parse_str("SecRuleEngine DetectionOnly\n", "<test>").unwrap());
-    d.extend(parse_files(&[&format!("{base}/rules/*.conf")]).unwrap());
-    let mut rs = Ruleset::compile(&d, std::path::Path::new(&format!("{base}/rules"))).unwrap();
+    let mut rs = corpus::crs_v4_ruleset();
     // Every rule a literal filter skips runs anyway, and a match fails the test: CRS's
     // attack payloads check that the filters never hide one.
     rs.verify_filters();

@@ -109,14 +109,7 @@ fn crs_verdicts_agree_with_modsecurity() {
         ),
         &cases,
     );
-    let mut d = parse_files(&[
-        &format!("{BASE}/rules/crs-setup.conf.example"),
-        &format!("{BASE}/crs-test-setup.conf"),
-    ])
-    .unwrap();
-    d.extend(parse_str("SecRuleEngine DetectionOnly\n", "<test>").unwrap());
-    d.extend(parse_files(&[&format!("{BASE}/rules/*.conf")]).unwrap());
-    let rs = Ruleset::compile(&d, std::path::Path::new(&format!("{BASE}/rules"))).unwrap();
+    let rs = corpus::crs_v4_ruleset();
 
     let (mut both, mut neither) = (0usize, 0usize);
     let mut differ = BTreeSet::new();

@@ -168,3 +168,20 @@ fn hostile_multipart_stays_bounded() {
     );
     assert!(err.is_some(), "an over-long boundary is a body error");
 }
+
+#[test]
+fn multipart_boundary_search_stays_linear() {
+    // A boundary of 900 dashes and an `x`, and lines of dashes: a search that restarts at
+    // every byte compares ~900 bytes each time (about 60 million comparisons here).
+    let boundary = format!("{}x", "-".repeat(900));
+    let dashes = "-".repeat(4000);
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n");
+    for _ in 0..15 {
+        body.push_str(&dashes);
+        body.push_str("\r\n");
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    let ct = format!("multipart/form-data; boundary={boundary}");
+    let (err, _) = run("/upload", Some(&ct), body.as_bytes());
+    assert!(err.is_none(), "{err:?}");
+}

@@ -417,7 +417,7 @@ impl Transaction<'_> {
                         v = Cow::Owned(next);
                     }
                 }),
-                None => self.each_value(r, |_, coll, key, count, v, _| {
+                None => self.each_value(r, false, |_, coll, key, count, v, _| {
                     if let Some(caps) = test(v, shares_answers(coll, key)) {
                         hits.push(coll, key, count, v);
                         hit(caps);
@@ -444,7 +444,8 @@ impl Transaction<'_> {
         let mut gc = std::mem::take(&mut self.groups);
         let (start, bytes) = (gc.items.len(), gc.bytes.len());
         let mut full = false;
-        self.each_value(r, |var, _, key, count, v, before| {
+        let keep_before = self.rs.group_multi[g];
+        self.each_value(r, keep_before, |var, _, key, count, v, before| {
             full |=
                 gc.bytes.len() + v.len() + key.map_or(0, str::len) + before.map_or(0, <[u8]>::len)
                     > GROUP_BYTES_MAX;
@@ -483,10 +484,12 @@ impl Transaction<'_> {
     }
 
     /// Calls `f` with each target of `r` (variable index, name, key, counted), its value
-    /// after the rule's transformations, and its value before them when they changed it.
+    /// after the rule's transformations and, with `keep_before`, its value before them when
+    /// they changed it (for a group with a `multiMatch` member; others skip the copy).
     fn each_value<'a>(
         &'a self,
         r: &'a CompiledRule,
+        keep_before: bool,
         mut f: impl FnMut(u16, &'a str, Option<&'a str>, bool, &[u8], Option<&[u8]>),
     ) {
         // Short chains cost less to run than to look up (measured: 4 and more pays).
@@ -506,18 +509,27 @@ impl Transaction<'_> {
                 stable,
             } = t;
             let own: Cow<'_, [u8]>;
-            let v: &[u8] = match (&value, cache.as_deref_mut()) {
+            let kept: Vec<u8>;
+            let (v, original): (&[u8], Option<&[u8]>) = match value {
                 // None of the bytes the chain acts on: nothing to compute or look up.
-                (Cow::Borrowed(b), _) if r.triggers & classes(b) == 0 => {
+                Cow::Borrowed(b) if r.triggers & classes(b) == 0 => {
                     return f(var, coll, key, count, b, None);
                 }
-                (Cow::Borrowed(b), Some(c)) if stable => transformed(c, b, r).unwrap_or(b),
-                (value, _) => {
-                    own = apply_chain(r, value.clone());
-                    &own
+                Cow::Borrowed(b) => match cache.as_deref_mut() {
+                    Some(c) if stable => (transformed(c, b, r).unwrap_or(b), Some(b)),
+                    _ => {
+                        own = apply_chain(r, Cow::Borrowed(b));
+                        (&own, Some(b))
+                    }
+                },
+                // An owned value moves into the chain; copied first only when kept.
+                Cow::Owned(o) => {
+                    kept = if keep_before { o.clone() } else { Vec::new() };
+                    own = apply_chain(r, Cow::Owned(o));
+                    (&own, keep_before.then_some(&kept[..]))
                 }
             };
-            let before = (v != &value[..]).then_some(&value[..]);
+            let before = original.filter(|o| keep_before && *o != v);
             f(var, coll, key, count, v, before);
         });
     }

@@ -111,6 +111,9 @@ pub struct Ruleset {
     /// Per target group (`CompiledRule::group`): the literal prefilter of its members'
     /// operators, when two or more have one.
     pub(super) group_filters: Vec<Option<GroupFilter>>,
+    /// Per target group: whether a member is `multiMatch`, so that the group keeps each
+    /// value as it was before the transformations too.
+    pub(super) group_multi: Vec<bool>,
     /// Tests only: run the operator where a literal filter said it cannot match, and
     /// panic if it does.
     pub(super) verify_filters: bool,
@@ -351,6 +354,7 @@ impl Ruleset {
             selectors: HashMap::new(),
             tx_names: Arc::new(TxNames::new()),
             group_filters: Vec::new(),
+            group_multi: Vec::new(),
             verify_filters: false,
             detect_cache: DetectCache::new(),
             hot: Default::default(),
@@ -657,6 +661,16 @@ impl Ruleset {
             }
         }
         rs.group_filters = assign_groups(&mut rs.phases);
+        rs.group_multi = vec![false; rs.group_filters.len()];
+        for r in rs.phases.iter().flatten() {
+            let mut link = Some(r);
+            while let Some(l) = link {
+                if let (Some(g), true) = (l.group, l.multi_match) {
+                    rs.group_multi[g as usize] = true;
+                }
+                link = l.chain.as_deref();
+            }
+        }
         let mut ix = 0u32;
         for r in rs.phases.iter_mut().flatten() {
             let mut link = Some(&mut *r);

@@ -224,3 +224,17 @@ pub fn assert_listed(list: &str, found: BTreeSet<String>) {
         path.display()
     );
 }
+
+/// CRS v4 from `../shared/crs`, as CRS's CI configures it (setup, test setup, rules;
+/// detection only).
+pub fn crs_v4_ruleset() -> rampart_waf::engine::Ruleset {
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/crs");
+    let mut d = rampart_waf::parse_files(&[
+        &format!("{base}/rules/crs-setup.conf.example"),
+        &format!("{base}/crs-test-setup.conf"),
+    ])
+    .unwrap();
+    d.extend(rampart_waf::parse_str("SecRuleEngine DetectionOnly\n", "<test>").unwrap());
+    d.extend(rampart_waf::parse_files(&[&format!("{base}/rules/*.conf")]).unwrap());
+    rampart_waf::engine::Ruleset::compile(&d, Path::new(&format!("{base}/rules"))).unwrap()
+}
