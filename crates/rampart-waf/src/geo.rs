@@ -16,13 +16,13 @@ pub struct GeoRecord {
 
 impl GeoRecord {
     /// The `GEO` collection's items.
-    pub(crate) fn items(self) -> Vec<(String, Vec<u8>)> {
-        let mut items = vec![("COUNTRY_CODE".to_string(), self.country_code.into_bytes())];
+    pub(crate) fn items(self) -> crate::body::Pairs {
+        let mut items = vec![(b"COUNTRY_CODE".to_vec(), self.country_code.into_bytes())];
         if let Some(n) = self.country_name {
-            items.push(("COUNTRY_NAME".into(), n.into_bytes()));
+            items.push((b"COUNTRY_NAME".to_vec(), n.into_bytes()));
         }
         if let Some(c) = self.continent {
-            items.push(("COUNTRY_CONTINENT".into(), c.into_bytes()));
+            items.push((b"COUNTRY_CONTINENT".to_vec(), c.into_bytes()));
         }
         items
     }

@@ -1,7 +1,9 @@
 //! JSON request bodies: decoded to UTF-8 as a backend would (BOM, UTF-16/32) and flattened
-//! into ARGS-style `json.a.b` leaves, depth- and size-bounded.
+//! into ARGS-style `json.a.b` leaves (array elements as ModSecurity v3 names them,
+//! `json.a.array_0`), depth- and size-bounded; only RFC 8259 JSON is read (a bare word is
+//! an error, as in any backend's parser).
 
-/// A small JSON flattener (`json.a.b`, arrays by index) that needs no parser crate.
+/// A small JSON flattener that needs no parser crate.
 /// A JSON body as UTF-8: a UTF-8 BOM is dropped; UTF-16 and UTF-32 (by BOM, by the
 /// RFC 4627 §3 zero-byte pattern of the first characters, or by `charset`) are transcoded.
 pub(crate) fn json_text<'b>(
@@ -79,7 +81,7 @@ pub(crate) fn json_text<'b>(
 pub(crate) fn serde_free_json(
     body: &[u8],
     max_depth: usize,
-) -> Result<Vec<(String, Vec<u8>)>, &'static str> {
+) -> Result<crate::body::Pairs, &'static str> {
     let text = std::str::from_utf8(body).map_err(|_| "JSON is not UTF-8")?;
     let mut p = JsonP {
         s: text.as_bytes(),
@@ -118,21 +120,17 @@ impl JsonP<'_> {
             self.i += 1;
         }
     }
-    fn emit(&mut self, out: &mut Vec<(String, Vec<u8>)>, v: Vec<u8>) -> Result<(), &'static str> {
+    fn emit(&mut self, out: &mut crate::body::Pairs, v: Vec<u8>) -> Result<(), &'static str> {
         let cost = self.path.len() + v.len();
         if cost > self.budget {
             return Err("JSON expands beyond the parser's budget");
         }
         self.budget -= cost;
-        out.push((self.path.clone(), v));
+        out.push((self.path.clone().into_bytes(), v));
         Ok(())
     }
     /// Parses a value whose name is `self.path + suffix`.
-    fn child(
-        &mut self,
-        suffix: &str,
-        out: &mut Vec<(String, Vec<u8>)>,
-    ) -> Result<(), &'static str> {
+    fn child(&mut self, suffix: &str, out: &mut crate::body::Pairs) -> Result<(), &'static str> {
         let len = self.path.len();
         self.path.push('.');
         self.path.push_str(suffix);
@@ -140,7 +138,7 @@ impl JsonP<'_> {
         self.path.truncate(len);
         r
     }
-    fn value(&mut self, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), &'static str> {
+    fn value(&mut self, out: &mut crate::body::Pairs) -> Result<(), &'static str> {
         self.depth += 1;
         if self.depth > self.max_depth {
             return Err("JSON nested too deeply");
@@ -182,7 +180,9 @@ impl JsonP<'_> {
                 } else {
                     let mut n = 0;
                     loop {
-                        self.child(&n.to_string(), out)?;
+                        // ModSecurity v3's name for an element (`json.a.array_0`), so
+                        // exclusions written for it select the same arguments here.
+                        self.child(&format!("array_{n}"), out)?;
                         n += 1;
                         self.ws();
                         match self.s.get(self.i) {
@@ -211,7 +211,9 @@ impl JsonP<'_> {
                     self.i += 1;
                 }
                 let lit = &self.s[start..self.i];
-                if lit.is_empty() {
+                // Only what a JSON parser accepts: a backend refuses anything else, and
+                // a value read here but not there is a value the rules judged for nothing.
+                if !is_json_literal(lit) {
                     return Err("invalid JSON value");
                 }
                 self.emit(out, lit.to_vec())?;
@@ -263,5 +265,88 @@ impl JsonP<'_> {
             }
         }
         Err("unterminated JSON string")
+    }
+}
+
+/// `true`, `false`, `null` or a number in RFC 8259's grammar (§6):
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn is_json_literal(lit: &[u8]) -> bool {
+    if matches!(lit, b"true" | b"false" | b"null") {
+        return true;
+    }
+    let digits = |s: &[u8], i: &mut usize| {
+        let start = *i;
+        while *i < s.len() && s[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > start
+    };
+    let mut i = usize::from(lit.first() == Some(&b'-'));
+    match lit.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(lit, &mut i);
+        }
+        _ => return false,
+    }
+    if lit.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(lit, &mut i) {
+            return false;
+        }
+    }
+    if matches!(lit.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(lit.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(lit, &mut i) {
+            return false;
+        }
+    }
+    i == lit.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_are_json_ones_only() {
+        for ok in [
+            "true", "false", "null", "0", "-0", "12", "-3.25", "1e9", "2E-7", "0.5e+3",
+        ] {
+            assert!(is_json_literal(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            "test",
+            "True",
+            "nul",
+            "01",
+            "+1",
+            "1.",
+            ".5",
+            "1e",
+            "1e+",
+            "-",
+            "0x10",
+            "NaN",
+            "Infinity",
+            "1/*x*/",
+            "tru\\u0065",
+        ] {
+            assert!(!is_json_literal(bad.as_bytes()), "{bad}");
+        }
+        assert!(serde_free_json(b"test", 32).is_err());
+        assert!(serde_free_json(b"{\"a\": x/*\"y\"*/}", 32).is_err());
+        assert_eq!(
+            serde_free_json(b"{\"a\":[1,-2.5e3,true]}", 32).unwrap(),
+            vec![
+                (b"json.a.array_0".to_vec(), b"1".to_vec()),
+                (b"json.a.array_1".to_vec(), b"-2.5e3".to_vec()),
+                (b"json.a.array_2".to_vec(), b"true".to_vec()),
+            ]
+        );
     }
 }

@@ -16,7 +16,8 @@
 const BUF_SIZE: usize = 4096;
 
 pub(crate) struct Part {
-    pub(crate) name: String,
+    /// The `name` parameter's bytes, as sent (not necessarily UTF-8).
+    pub(crate) name: Vec<u8>,
     /// Set for a file part (a non-empty `filename`); `filename=""` is a plain field, as in
     /// ModSecurity.
     pub(crate) filename: Option<Vec<u8>>,
@@ -63,7 +64,7 @@ pub(crate) struct Multipart {
     /// Complete parts, in order (those read before an error too, as in ModSecurity).
     pub(crate) parts: Vec<Part>,
     /// `MULTIPART_PART_HEADERS`: (part name, header line).
-    pub(crate) part_headers: Vec<(String, Vec<u8>)>,
+    pub(crate) part_headers: crate::body::Pairs,
     pub(crate) flags: Flags,
     /// Why the body could not be read (`REQBODY_ERROR_MSG` without its prefix).
     pub(crate) error: Option<String>,
@@ -225,7 +226,7 @@ struct Building {
     filename: Vec<u8>,
     is_file: bool,
     /// Header name → value; names compare without case, as ModSecurity's map does.
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    headers: crate::body::Pairs,
     header_lines: Vec<Vec<u8>>,
     last_header_name: Vec<u8>,
     last_header_line: Vec<u8>,
@@ -260,7 +261,7 @@ struct Reader {
     /// when more data follows, not when the boundary does.
     reserve: Vec<u8>,
     parts: Vec<Part>,
-    part_headers: Vec<(String, Vec<u8>)>,
+    part_headers: crate::body::Pairs,
 }
 
 fn chomp(v: &mut Vec<u8>) {
@@ -557,7 +558,7 @@ impl Reader {
 
     fn process_boundary(&mut self, last: bool) {
         if let Some(p) = self.part.take() {
-            let name = text(&p.name);
+            let name = p.name;
             // Without their line ending: ModSecurity 3.0.9 keeps it, and CRS's 922110 then
             // relies on a multi-line `$` to ignore it, which Rampart's negated rules do not
             // use (a value must match to its end, not to its first line break).
@@ -565,7 +566,7 @@ impl Reader {
                 chomp(&mut l);
                 self.part_headers.push((name.clone(), l));
             }
-            if p.name.is_empty() {
+            if name.is_empty() {
                 self.flags.invalid_part = true;
             } else {
                 self.parts.push(Part {

@@ -49,11 +49,6 @@ impl GroupCache {
     pub(super) fn bytes(&self, (a, b): (u32, u32)) -> &[u8] {
         &self.bytes[a as usize..b as usize]
     }
-
-    pub(super) fn text(&self, r: (u32, u32)) -> &str {
-        // Keys come from `&str`s and are copied whole.
-        std::str::from_utf8(self.bytes(r)).unwrap_or("")
-    }
 }
 
 /// Values longer than this are not remembered: long values rarely repeat.
@@ -64,8 +59,8 @@ pub(super) const DETECT_MEMO_MAX: usize = 128;
 /// request repeats. Other values (form fields, cookies, a Referer's query) can be secrets,
 /// and a shared answer would let a client time whether someone else sent one.
 #[inline]
-pub(super) fn shares_answers(coll: &str, key: Option<&str>) -> bool {
-    coll == "REQUEST_HEADERS" && key.is_some_and(|k| k.eq_ignore_ascii_case("user-agent"))
+pub(super) fn shares_answers(coll: &str, key: Option<&[u8]>) -> bool {
+    coll == "REQUEST_HEADERS" && key.is_some_and(|k| k.eq_ignore_ascii_case(b"user-agent"))
 }
 
 /// Shards per detector in [`DetectCache`], and the answers each keeps.

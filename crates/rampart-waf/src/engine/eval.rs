@@ -20,32 +20,32 @@ use std::borrow::Cow;
 /// `len` are kept for their buffers, which the next rule's hits are written into.
 #[derive(Default)]
 pub(super) struct Hits {
-    items: Vec<(String, Vec<u8>)>,
+    items: Vec<(Vec<u8>, Vec<u8>)>,
     len: usize,
 }
 
 impl Hits {
-    fn as_slice(&self) -> &[(String, Vec<u8>)] {
+    fn as_slice(&self) -> &[(Vec<u8>, Vec<u8>)] {
         &self.items[..self.len]
     }
 
     /// Adds a hit named `coll:key` (or `&coll` when counted, `coll` for a scalar).
-    fn push(&mut self, coll: &str, key: Option<&str>, count: bool, value: &[u8]) {
+    fn push(&mut self, coll: &str, key: Option<&[u8]>, count: bool, value: &[u8]) {
         if self.len == self.items.len() {
             // Room for a usual name and value: no growing step by step.
             self.items
-                .push((String::with_capacity(48), Vec::with_capacity(64)));
+                .push((Vec::with_capacity(48), Vec::with_capacity(64)));
         }
         let (name, v) = &mut self.items[self.len];
         self.len += 1;
         name.clear();
         if count && key.is_none() {
-            name.push('&');
+            name.push(b'&');
         }
-        name.push_str(coll);
+        name.extend_from_slice(coll.as_bytes());
         if let Some(k) = key {
-            name.push(':');
-            name.push_str(k);
+            name.push(b':');
+            name.extend_from_slice(k);
         }
         v.clear();
         v.extend_from_slice(value);
@@ -68,7 +68,7 @@ pub(super) struct Target<'a> {
     var: u16,
     /// The collection (or scalar) name; reported as `coll:key`, or `&coll` when counted.
     coll: &'a str,
-    key: Option<&'a str>,
+    key: Option<&'a [u8]>,
     pub(super) value: Cow<'a, [u8]>,
     count: bool,
     /// Borrowed from request or response data, which no rule changes during a phase (not
@@ -82,7 +82,7 @@ impl<'a> Target<'a> {
     fn item(
         var: u16,
         coll: &'a str,
-        (key, value): (&'a str, &'a [u8]),
+        (key, value): (&'a [u8], &'a [u8]),
         names: bool,
         stable: bool,
     ) -> Target<'a> {
@@ -90,7 +90,7 @@ impl<'a> Target<'a> {
             var,
             coll,
             key: Some(key),
-            value: Cow::Borrowed(if names { key.as_bytes() } else { value }),
+            value: Cow::Borrowed(if names { key } else { value }),
             count: false,
             stable,
         }
@@ -208,7 +208,7 @@ impl Transaction<'_> {
             data,
             severity: r.severity.clone().unwrap_or_default(),
             tags: r.tags.clone(),
-            matched_var_name: self.matched_var.0.clone(),
+            matched_var_name: String::from_utf8_lossy(&self.matched_var.0).into_owned(),
             matched_value: String::from_utf8_lossy(&self.matched_var.1)
                 .chars()
                 .take(200)
@@ -345,7 +345,7 @@ impl Transaction<'_> {
                         if r.multi_match {
                             // The value before the transformations and after each one
                             // that changed it (no literal filter: it knows only the last).
-                            let key = it.key.map(|k| g.text(k));
+                            let key = it.key.map(|k| g.bytes(k));
                             let Some(o) = it.original else {
                                 if let Some(caps) = test(v, false) {
                                     hits.push(coll(), key, it.count, v);
@@ -388,7 +388,7 @@ impl Transaction<'_> {
                             test(v, false)
                         };
                         if let Some(caps) = res {
-                            hits.push(coll(), it.key.map(|k| g.text(k)), it.count, v);
+                            hits.push(coll(), it.key.map(|k| g.bytes(k)), it.count, v);
                             hit(caps);
                         }
                     }
@@ -446,13 +446,15 @@ impl Transaction<'_> {
         let mut full = false;
         let keep_before = self.rs.group_multi[g];
         self.each_value(r, keep_before, |var, _, key, count, v, before| {
-            full |=
-                gc.bytes.len() + v.len() + key.map_or(0, str::len) + before.map_or(0, <[u8]>::len)
-                    > GROUP_BYTES_MAX;
+            full |= gc.bytes.len()
+                + v.len()
+                + key.map_or(0, <[u8]>::len)
+                + before.map_or(0, <[u8]>::len)
+                > GROUP_BYTES_MAX;
             if full {
                 return;
             }
-            let key = key.map(|k| gc.push_bytes(k.as_bytes()));
+            let key = key.map(|k| gc.push_bytes(k));
             let value = gc.push_bytes(v);
             // Kept for a multiMatch member, which tests it and what comes between.
             let original = before.map(|b| gc.push_bytes(b));
@@ -490,7 +492,7 @@ impl Transaction<'_> {
         &'a self,
         r: &'a CompiledRule,
         keep_before: bool,
-        mut f: impl FnMut(u16, &'a str, Option<&'a str>, bool, &[u8], Option<&[u8]>),
+        mut f: impl FnMut(u16, &'a str, Option<&'a [u8]>, bool, &[u8], Option<&[u8]>),
     ) {
         // Short chains cost less to run than to look up (measured: 4 and more pays).
         // The lock is taken once per rule, never contended (see `transform_cache`).
@@ -576,7 +578,7 @@ impl Transaction<'_> {
             if own.iter().any(|j| whole(&r.vars[*j])) || removed.iter().any(whole) {
                 continue;
             }
-            let excluded = |key: &str| {
+            let excluded = |key: &[u8]| {
                 own.iter()
                     .map(|j| &r.vars[*j])
                     .chain(
@@ -585,13 +587,13 @@ impl Transaction<'_> {
                             .filter(|x| same_collection(&x.name, &var.name)),
                     )
                     .any(|x| match &x.selector {
-                        Some(Selector::Key(k)) => key.eq_ignore_ascii_case(k),
+                        Some(Selector::Key(k)) => key.eq_ignore_ascii_case(k.as_bytes()),
                         Some(Selector::Regex(re)) => self.selector_matches(re, key),
                         None => true,
                     })
             };
             self.resolve_each(i as u16, var, *src, &mut |t: Target<'a>| {
-                if !excluded(t.key.unwrap_or(t.coll)) {
+                if !excluded(t.key.unwrap_or(t.coll.as_bytes())) {
                     f(t);
                 }
             });
@@ -628,8 +630,8 @@ impl Transaction<'_> {
     }
 
     /// Calls `f` with each (key, value) of a collection, without copying.
-    fn for_each_item<'a>(&'a self, coll: Coll, mut f: impl FnMut(&'a str, &'a [u8])) {
-        let mut each = |items: &'a [(String, Vec<u8>)]| {
+    fn for_each_item<'a>(&'a self, coll: Coll, mut f: impl FnMut(&'a [u8], &'a [u8])) {
+        let mut each = |items: &'a [(Vec<u8>, Vec<u8>)]| {
             for (k, v) in items {
                 f(k, v);
             }
@@ -641,7 +643,7 @@ impl Transaction<'_> {
             }
             Coll::Tx => {
                 for (k, v) in self.tx.iter() {
-                    f(k, v);
+                    f(k.as_bytes(), v);
                 }
             }
             Coll::MatchedVars => each(self.matched_vars.as_slice()),
@@ -677,9 +679,7 @@ impl Transaction<'_> {
         let (coll, names) = match src {
             Source::Coll(c, names) => (c, names),
             Source::MatchedVar => return f(scalar(Cow::Borrowed(&self.matched_var.1), false)),
-            Source::MatchedVarName => {
-                return f(scalar(Cow::Borrowed(self.matched_var.0.as_bytes()), false))
-            }
+            Source::MatchedVarName => return f(scalar(Cow::Borrowed(&self.matched_var.0), false)),
             Source::ArgsCombinedSize => {
                 let mut n = 0;
                 self.for_each_item(Coll::Args, |k, v| n += k.len() + v.len());
@@ -690,7 +690,7 @@ impl Transaction<'_> {
                     f(Target {
                         var: vi,
                         coll: name,
-                        key: Some(self.tx.names.names[i as usize].as_str()),
+                        key: Some(self.tx.names.names[i as usize].as_bytes()),
                         value: Cow::Borrowed(v),
                         count: false,
                         stable: false,
@@ -709,7 +709,7 @@ impl Transaction<'_> {
         if let (Coll::Tx, Some(Selector::Key(k))) = (coll, selector) {
             if !k.bytes().any(|c| c.is_ascii_uppercase()) {
                 if let Some((k, v)) = self.tx.get_key_value(k) {
-                    f(Target::item(vi, name, (k, v), names, false));
+                    f(Target::item(vi, name, (k.as_bytes(), v), names, false));
                 }
                 return;
             }
@@ -727,13 +727,13 @@ impl Transaction<'_> {
                     .iter()
                     .filter_map(|i| {
                         let v = t.value(*i as usize)?;
-                        Some((t.names.names[*i as usize].as_str(), v))
+                        Some((t.names.names[*i as usize].as_bytes(), v))
                     })
                     .chain(
                         t.dynamic
                             .iter()
-                            .filter(|(k, _)| m.is_match(k))
-                            .map(|(k, v)| (k.as_str(), v.as_slice())),
+                            .filter(|(k, _)| m.is_match(k.as_bytes()))
+                            .map(|(k, v)| (k.as_bytes(), v.as_slice())),
                     );
                 for (k, v) in found {
                     f(Target::item(vi, name, (k, v), names, false));
@@ -745,7 +745,7 @@ impl Transaction<'_> {
         self.for_each_item(coll, |k, v| {
             let selected = match (selector, &matcher) {
                 (None, _) => true,
-                (Some(Selector::Key(s)), _) => k.eq_ignore_ascii_case(s),
+                (Some(Selector::Key(s)), _) => k.eq_ignore_ascii_case(s.as_bytes()),
                 (Some(Selector::Regex(_)), Some(m)) => m.is_match(k),
                 (Some(Selector::Regex(_)), None) => false,
             };

@@ -108,7 +108,7 @@ impl Transaction<'_> {
                 Piece::RuleSeverity => text(out, &r.severity),
                 Piece::RuleLogdata => text(out, &r.logdata),
                 Piece::MatchedVar => out.extend_from_slice(&self.matched_var.1),
-                Piece::MatchedVarName => out.extend_from_slice(self.matched_var.0.as_bytes()),
+                Piece::MatchedVarName => out.extend_from_slice(&self.matched_var.0),
                 Piece::Var(var, src) => {
                     let mut first = None;
                     // (A variable's index in its rule matters to groups only.)

@@ -105,7 +105,7 @@ pub struct Ruleset {
     /// `SecArgumentSeparator` for query strings and URL-encoded bodies.
     pub(super) argument_separator: u8,
     /// Regex selectors (`ARGS:/^id_/`), compiled once at load, case-insensitive.
-    pub(super) selectors: HashMap<String, regex::Regex>,
+    pub(super) selectors: HashMap<String, regex::bytes::Regex>,
     /// The TX names the rules use, numbered.
     pub(super) tx_names: Arc<TxNames>,
     /// Per target group (`CompiledRule::group`): the literal prefilter of its members'
@@ -712,7 +712,7 @@ impl Ruleset {
                                 },
                             };
                             let slots = (0..names.names.len() as u32)
-                                .filter(|i| m.is_match(&names.names[*i as usize]))
+                                .filter(|i| m.is_match(names.names[*i as usize].as_bytes()))
                                 .collect();
                             names.selected.insert(p.clone(), slots);
                         }

@@ -3,10 +3,19 @@
 
 use super::transaction::Transaction;
 
-pub(super) fn selector_regex(p: &str) -> Result<regex::Regex, crate::Error> {
-    regex::RegexBuilder::new(p)
-        .case_insensitive(true)
-        .build()
+/// Keys are bytes (an argument name need not be UTF-8), so a selector is read as
+/// ModSecurity reads it: PCRE without UTF, case-insensitive, so `\xfd` is the byte 0xFD and
+/// `.` any byte. Unicode mode only for a pattern byte mode cannot express.
+pub(super) fn selector_regex(p: &str) -> Result<regex::bytes::Regex, crate::Error> {
+    let bytes = crate::pcre::byte_escapes(p);
+    let build = |unicode| {
+        regex::bytes::RegexBuilder::new(&bytes)
+            .case_insensitive(true)
+            .unicode(unicode)
+            .build()
+    };
+    build(false)
+        .or_else(|_| build(true))
         .map_err(|source| crate::Error::Selector {
             pattern: p.to_string(),
             source,
@@ -18,17 +27,17 @@ pub(super) fn selector_regex(p: &str) -> Result<regex::Regex, crate::Error> {
 /// of a regex search there is the difference that matters.
 pub(super) enum KeyMatcher<'a> {
     Prefix(&'a str),
-    Re(&'a regex::Regex),
-    Owned(Option<regex::Regex>),
+    Re(&'a regex::bytes::Regex),
+    Owned(Option<regex::bytes::Regex>),
 }
 
 impl KeyMatcher<'_> {
     #[inline]
-    pub(super) fn is_match(&self, key: &str) -> bool {
+    pub(super) fn is_match(&self, key: &[u8]) -> bool {
         match self {
             // Selectors are case-insensitive.
             KeyMatcher::Prefix(p) => {
-                key.len() >= p.len() && key.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+                key.len() >= p.len() && key[..p.len()].eq_ignore_ascii_case(p.as_bytes())
             }
             KeyMatcher::Re(re) => re.is_match(key),
             KeyMatcher::Owned(re) => re.as_ref().is_some_and(|re| re.is_match(key)),
@@ -53,7 +62,7 @@ pub(super) fn same_collection(a: &str, b: &str) -> bool {
 }
 
 impl Transaction<'_> {
-    pub(super) fn selector_matches(&self, pattern: &str, key: &str) -> bool {
+    pub(super) fn selector_matches(&self, pattern: &str, key: &[u8]) -> bool {
         self.key_matcher(pattern).is_match(key)
     }
 
@@ -92,7 +101,11 @@ mod tests {
             "xheader_name_a",
             "",
         ] {
-            assert_eq!(m.is_match(key), re.is_match(key), "{key}");
+            assert_eq!(
+                m.is_match(key.as_bytes()),
+                re.is_match(key.as_bytes()),
+                "{key}"
+            );
         }
     }
 }

@@ -261,3 +261,34 @@ fn rx_patterns_expand_their_macros() {
         assert_eq!(t.tx("refused").as_deref(), refused, "{ct}");
     }
 }
+
+/// Argument, cookie and part names keep their bytes: CRS's 920250 checks ARGS_NAMES for
+/// invalid UTF-8, which a name turned into U+FFFD would hide. Selectors still find them.
+#[test]
+fn names_keep_bytes_that_are_not_utf8() {
+    let rs = ruleset(
+        "SecRule ARGS_NAMES|REQUEST_COOKIES_NAMES \"@validateUtf8Encoding\" \"id:1,phase:2,pass,setvar:tx.bad=+1\"\n\
+         SecRule ARGS:/^x\\xfd/ \"@streq v\" \"id:2,phase:2,pass,setvar:tx.sel=+1\"\n\
+         SecRule ARGS_NAMES \"@rx \\xfd\" \"id:3,phase:2,pass,setvar:tx.raw=+1\"\n\
+         SecRule FILES_NAMES \"@validateUtf8Encoding\" \"id:4,phase:2,pass,setvar:tx.file=+1\"\n",
+    );
+    let mut t = Transaction::new(&rs, "192.0.2.1");
+    let h = vec![
+        ("Cookie".to_string(), b"c\xfe=1; ok=2".to_vec()),
+        (
+            "Content-Type".to_string(),
+            b"multipart/form-data; boundary=b".to_vec(),
+        ),
+    ];
+    t.request_headers("POST", "/?x%FD=v&fine=1", "HTTP/1.1", h);
+    t.run_phase(Phase::RequestHeaders);
+    t.request_body(
+        b"--b\r\nContent-Disposition: form-data; name=\"f\xff\"; filename=\"a\"\r\n\r\ndata\r\n--b--\r\n",
+    );
+    t.run_phase(Phase::RequestBody);
+    // x\xFD (query), c\xFE (cookie), and f\xFF as a file's name.
+    assert_eq!(t.tx("bad").as_deref(), Some("2"));
+    assert_eq!(t.tx("file").as_deref(), Some("1"));
+    assert_eq!(t.tx("sel").as_deref(), Some("1"));
+    assert_eq!(t.tx("raw").as_deref(), Some("1"));
+}

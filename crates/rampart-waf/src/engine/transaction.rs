@@ -53,7 +53,7 @@ pub struct Transaction<'r> {
     pub(super) removed_msgs: Vec<String>,
     /// `ctl:requestBodyProcessor`: the processor a rule chose, over the Content-Type's.
     pub(super) body_processor: Option<String>,
-    pub(super) matched_var: (String, Vec<u8>),
+    pub(super) matched_var: (Vec<u8>, Vec<u8>),
     pub(super) matched_vars: Hits,
     /// The buffer the next rule's hits are collected in.
     pub(super) spare_hits: Hits,
@@ -210,14 +210,18 @@ impl<'r> Transaction<'r> {
         for (k, v) in headers {
             full += k.len() + v.len() + 4;
             if k.eq_ignore_ascii_case("cookie") {
+                // Bytes as sent, names too: a cookie need not be UTF-8.
                 for c in v.split(|b| *b == b';') {
-                    let c = String::from_utf8_lossy(c).trim().to_string();
-                    let (name, val) = c.split_once('=').unwrap_or((c.as_str(), ""));
-                    self.push("REQUEST_COOKIES", name, val.as_bytes().to_vec());
+                    let c = c.trim_ascii();
+                    let (name, val) = match c.iter().position(|b| *b == b'=') {
+                        Some(i) => (&c[..i], &c[i + 1..]),
+                        None => (c, &c[c.len()..]),
+                    };
+                    self.push("REQUEST_COOKIES", name, val.to_vec());
                 }
             }
             if let Some(items) = self.collections.get_mut("REQUEST_HEADERS") {
-                items.push((k, v));
+                items.push((k.into_bytes(), v));
             }
         }
         self.scalars
@@ -262,7 +266,7 @@ impl<'r> Transaction<'r> {
             .get("REQUEST_HEADERS")
             .and_then(|h| {
                 h.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                    .find(|(k, _)| k.eq_ignore_ascii_case(b"content-type"))
             })
             .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
             .unwrap_or_default();
@@ -297,7 +301,7 @@ impl<'r> Transaction<'r> {
                 .get("REQUEST_HEADERS")
                 .and_then(|h| {
                     h.iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                        .find(|(k, _)| k.eq_ignore_ascii_case(b"content-type"))
                 })
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default();
@@ -312,7 +316,7 @@ impl<'r> Transaction<'r> {
                         total += p.value.len();
                         files += 1;
                         self.push("FILES", &p.name, f);
-                        self.push("FILES_NAMES", &p.name, p.name.clone().into_bytes());
+                        self.push("FILES_NAMES", &p.name, p.name.clone());
                         self.push(
                             "FILES_SIZES",
                             &p.name,
@@ -377,8 +381,8 @@ impl<'r> Transaction<'r> {
                     // them: tests/crs-oracle-divergences.txt).
                     self.scalars.insert(Sc::REQUEST_BODY, Vec::new());
                     let items = self.collections.get_mut("XML").expect("collection");
-                    items.push(("/*".into(), x.text));
-                    items.extend(x.attributes.into_iter().map(|v| ("//@*".to_string(), v)));
+                    items.push((b"/*".to_vec(), x.text));
+                    items.extend(x.attributes.into_iter().map(|v| (b"//@*".to_vec(), v)));
                 }
                 Err(e) => self.body_error(format!("XML parsing error: {e}")),
             }
@@ -452,8 +456,13 @@ impl<'r> Transaction<'r> {
                 self.scalars.insert(Sc::RESPONSE_CONTENT_LENGTH, v.clone());
             }
         }
-        self.collections
-            .insert("RESPONSE_HEADERS", headers.to_vec());
+        self.collections.insert(
+            "RESPONSE_HEADERS",
+            headers
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
+                .collect(),
+        );
     }
 
     /// The response body, or the part of it within the inspection limit (phase 4 input).
@@ -465,9 +474,9 @@ impl<'r> Transaction<'r> {
         );
     }
 
-    fn push(&mut self, coll: &'static str, key: &str, value: Vec<u8>) {
+    fn push(&mut self, coll: &'static str, key: &[u8], value: Vec<u8>) {
         if let Some(items) = self.collections.get_mut(coll) {
-            items.push((key.to_string(), value));
+            items.push((key.to_vec(), value));
         }
     }
 

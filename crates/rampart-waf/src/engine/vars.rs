@@ -18,7 +18,9 @@ pub(super) const COLLECTIONS: [&str; 11] = [
     "GEO",
 ];
 
-pub(super) type Items = Vec<(String, Vec<u8>)>;
+/// A collection's (key, value) pairs in order. Keys are bytes, as sent: an argument name
+/// need not be UTF-8, and the rules on `ARGS_NAMES` must see what the backend receives.
+pub(super) type Items = crate::body::Pairs;
 
 /// Indexes of the argument collections in [`COLLECTIONS`].
 pub(super) const ARGS_GET: usize = 1;
