@@ -144,6 +144,17 @@ pub enum Error {
         /// The ones this engine runs or accepts.
         known: &'static str,
     },
+    /// A `ctl:ruleRemoveTarget*` whose rules or targets cannot be read: it would exclude
+    /// nothing, or not what was meant.
+    #[error("rule {id}: ctl:{ctl}: {reason}")]
+    Ctl {
+        /// The rule that carries it.
+        id: u64,
+        /// The ctl as written.
+        ctl: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// `chain` on the last rule.
     #[error("rule {id} says chain but no SecRule follows")]
     ChainEnd {

@@ -8,7 +8,7 @@ use super::caches::{
 use super::groups::{source_bit, ALWAYS};
 use super::ruleset::CompiledRule;
 use super::selectors::same_collection;
-use super::transaction::{removed_in, Transaction};
+use super::transaction::{removed_in, Removed, Transaction};
 use super::vars::{Coll, Plan, Source, ARGS_GET, ARGS_POST, COLLECTIONS, GEO};
 use super::Phase;
 use super::{Disruptive, EngineMode, Interruption, MatchedRule};
@@ -256,7 +256,7 @@ impl Transaction<'_> {
             Some(g) if !by_key => self.fill_group(g as usize, r),
             _ => None,
         };
-        let removed = removed_in(&self.removed_bits, &self.removed_targets, r);
+        let removed = removed_in(&self.removed_bits, &self.exclusions, r);
         // Targets borrow the transaction, so matches are collected in a spare buffer and
         // the state updated after: the same result, as the targets and the operator
         // argument are read before any of it changes.
@@ -393,7 +393,7 @@ impl Transaction<'_> {
                         }
                     }
                 }
-                None if r.multi_match => self.each_target(r, |t| {
+                None if r.multi_match => self.each_target(r, true, |t| {
                     let shared = shares_answers(t.coll, t.key);
                     let mut check = |v: &[u8]| {
                         if let Some(caps) = test(v, shared) {
@@ -417,7 +417,7 @@ impl Transaction<'_> {
                         v = Cow::Owned(next);
                     }
                 }),
-                None => self.each_value(r, false, |_, coll, key, count, v, _| {
+                None => self.each_value(r, false, true, |_, coll, key, count, v, _| {
                     if let Some(caps) = test(v, shares_answers(coll, key)) {
                         hits.push(coll, key, count, v);
                         hit(caps);
@@ -445,7 +445,10 @@ impl Transaction<'_> {
         let (start, bytes) = (gc.items.len(), gc.bytes.len());
         let mut full = false;
         let keep_before = self.rs.group_multi[g];
-        self.each_value(r, keep_before, |var, _, key, count, v, before| {
+        // The group's values are every member's: `r`'s own run-time exclusions are not
+        // applied here (each member applies its own when it reads the group), or a rule
+        // that had one would empty the group for the others.
+        self.each_value(r, keep_before, false, |var, _, key, count, v, before| {
             full |= gc.bytes.len()
                 + v.len()
                 + key.map_or(0, <[u8]>::len)
@@ -488,10 +491,12 @@ impl Transaction<'_> {
     /// Calls `f` with each target of `r` (variable index, name, key, counted), its value
     /// after the rule's transformations and, with `keep_before`, its value before them when
     /// they changed it (for a group with a `multiMatch` member; others skip the copy).
+    /// `runtime`: apply `r`'s run-time exclusions (see [`Self::each_target`]).
     fn each_value<'a>(
         &'a self,
         r: &'a CompiledRule,
         keep_before: bool,
+        runtime: bool,
         mut f: impl FnMut(u16, &'a str, Option<&'a [u8]>, bool, &[u8], Option<&[u8]>),
     ) {
         // Short chains cost less to run than to look up (measured: 4 and more pays).
@@ -501,7 +506,7 @@ impl Transaction<'_> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
         });
-        self.each_target(r, |t| {
+        self.each_target(r, runtime, |t| {
             let Target {
                 var,
                 coll,
@@ -539,9 +544,19 @@ impl Transaction<'_> {
     /// Calls `f` with each value rule `r` inspects, in order, its exclusions (`!VAR:key`,
     /// `ctl:ruleRemoveTargetById`) applied. A visitor rather than a list: no allocation per
     /// rule.
-    fn each_target<'a>(&'a self, r: &'a CompiledRule, mut f: impl FnMut(Target<'a>)) {
-        // Exclusions added at run time (`ctl:ruleRemoveTargetById`) for this rule.
-        let removed = self.removed_for(r);
+    fn each_target<'a>(
+        &'a self,
+        r: &'a CompiledRule,
+        runtime: bool,
+        mut f: impl FnMut(Target<'a>),
+    ) {
+        // Exclusions added at run time (`ctl:ruleRemoveTargetById`) for this rule, unless
+        // the caller applies them itself (`runtime` false: a group being filled).
+        let removed = if runtime {
+            self.removed_for(r)
+        } else {
+            Removed::NONE
+        };
         let any_removed = !removed.is_empty();
         // Only `sources` is read per variable; a `Variable` itself (a separate heap block,
         // often out of the cache in a busy proxy) only when it has a selector.

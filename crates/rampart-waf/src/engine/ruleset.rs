@@ -2,7 +2,7 @@
 //! with defaults, markers and the `SecRuleUpdate*` / `SecRuleRemove*` tuning applied once at
 //! load, so that requests only evaluate.
 
-use super::actions::Effect;
+use super::actions::{Effect, Exclusion};
 use super::caches::DetectCache;
 use super::groups::{assign_groups, GroupFilter, Hot};
 use super::macros::Template;
@@ -688,6 +688,7 @@ impl Ruleset {
             ix += 1;
         }
         rs.rule_ixs = ix;
+        resolve_exclusions(&mut rs)?;
         let mut names = TxNames::new();
         for phase in rs.phases.iter_mut() {
             for r in phase.iter_mut() {
@@ -798,6 +799,64 @@ pub(super) fn parse_range(s: &str) -> Result<(u64, u64), Error> {
             Ok((n, n))
         }
     }
+}
+
+/// Turns each `ctl:ruleRemoveTarget{ById,ByTag,ByMsg}=which;targets` into the rules it
+/// names and its parsed targets, once, now that every rule has its index: the rule that
+/// runs it then applies a shared [`Exclusion`]. A target that does not parse is an error
+/// here, where it would otherwise exclude nothing at run time.
+fn resolve_exclusions(rs: &mut Ruleset) -> Result<(), Error> {
+    let (by_id, by_tag, by_msg, n) = (&rs.ix_by_id, &rs.ids_by_tag, &rs.ids_by_msg, rs.rule_ixs);
+    for r in rs.phases.iter_mut().flatten() {
+        let id = r.id;
+        let mut link = Some(&mut *r);
+        while let Some(l) = link {
+            for e in &mut l.effects {
+                let Effect::Ctl(k, val) = e else { continue };
+                let (which, target) = match k.as_str() {
+                    "ruleRemoveTargetById" | "ruleRemoveTargetByTag" | "ruleRemoveTargetByMsg" => {
+                        val.split_once(';').unwrap_or((val.as_str(), ""))
+                    }
+                    _ => continue,
+                };
+                let vars = crate::parser::parse_variables(target).map_err(|e| Error::Ctl {
+                    id,
+                    ctl: format!("{k}={val}"),
+                    reason: e.to_string(),
+                })?;
+                let ixs: Vec<u32> = match k.as_str() {
+                    "ruleRemoveTargetById" => match parse_range(which) {
+                        Ok((a, b)) => by_id
+                            .iter()
+                            .filter(|(i, _)| (a..=b).contains(*i))
+                            .flat_map(|(_, v)| v.iter().copied())
+                            .collect(),
+                        Err(_) => {
+                            return Err(Error::Ctl {
+                                id,
+                                ctl: format!("{k}={val}"),
+                                reason: "the rule id is not a number or a range".into(),
+                            })
+                        }
+                    },
+                    "ruleRemoveTargetByTag" => by_tag.get(which).cloned().unwrap_or_default(),
+                    _ => by_msg.get(which).cloned().unwrap_or_default(),
+                };
+                *e = match Exclusion::new(ixs, &vars, n) {
+                    Some(ex) => Effect::RemoveTargets(std::sync::Arc::new(ex)),
+                    None => {
+                        return Err(Error::Ctl {
+                            id,
+                            ctl: format!("{k}={val}"),
+                            reason: "no target to remove (expected `id;VARIABLE`)".into(),
+                        })
+                    }
+                };
+            }
+            link = l.chain.as_deref_mut();
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -292,3 +292,37 @@ fn names_keep_bytes_that_are_not_utf8() {
     assert_eq!(t.tx("sel").as_deref(), Some("1"));
     assert_eq!(t.tx("raw").as_deref(), Some("1"));
 }
+
+/// A `ctl:ruleRemoveTarget*` is resolved at load: one that names no readable rule or
+/// target is refused there, instead of silently excluding nothing; one that reads applies
+/// to the rules it names only, however often its rule matches.
+#[test]
+fn target_removals_resolve_at_load() {
+    for bad in [
+        "ctl:ruleRemoveTargetById=abc;ARGS:a",
+        "ctl:ruleRemoveTargetById=2",
+        "ctl:ruleRemoveTargetByTag=t;",
+    ] {
+        let rules = format!(
+            "SecAction \"id:1,phase:1,pass,nolog,{bad}\"\n\
+             SecRule ARGS \"@rx x\" \"id:2,phase:2,pass,tag:t\"\n"
+        );
+        let err = Ruleset::compile(&crate::parse_str(&rules, "<test>").unwrap(), Path::new("."))
+            .err()
+            .unwrap_or_else(|| panic!("{bad} was accepted"));
+        assert!(err.to_string().contains("rule 1: ctl:"), "{bad}: {err}");
+    }
+    let rs = ruleset(
+        "SecRule ARGS \"@rx .\" \"id:1,phase:1,pass,nolog,ctl:ruleRemoveTargetById=2;ARGS:a,ctl:ruleRemoveTargetByTag=t3;ARGS\"\n\
+         SecRule ARGS \"@rx x\" \"id:2,phase:2,pass,setvar:tx.two=+1\"\n\
+         SecRule ARGS \"@rx x\" \"id:3,phase:2,pass,tag:t3,setvar:tx.three=+1\"\n\
+         SecRule ARGS \"@rx x\" \"id:4,phase:2,pass,setvar:tx.four=+1\"\n",
+    );
+    let mut t = Transaction::new(&rs, "192.0.2.1");
+    t.request_headers("GET", "/?a=x&b=x&c=x", "HTTP/1.1", Vec::new());
+    t.run_phase(Phase::RequestHeaders);
+    t.run_phase(Phase::RequestBody);
+    assert_eq!(t.tx("two").as_deref(), Some("2"));
+    assert_eq!(t.tx("three"), None);
+    assert_eq!(t.tx("four").as_deref(), Some("3"));
+}

@@ -1,7 +1,8 @@
 //! The per-request [`Transaction`]: its state, its inputs (request line and headers, bodies
 //! parsed by `crate::body`, the response) and the setters and getters the gateway calls.
 
-use super::caches::{DetectMemo, GroupCache, TransformCache, WordHash};
+use super::actions::Exclusion;
+use super::caches::{DetectMemo, GroupCache, TransformCache};
 use super::eval::Hits;
 use super::ruleset::Ruleset;
 use super::txstore::{TxKey, TxStore};
@@ -12,8 +13,7 @@ use crate::body::multipart::multipart;
 use crate::body::urlencoded::parse_urlencoded;
 use crate::parser::Variable;
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 
 /// The ruleset a transaction reads: borrowed (tests, benches) or shared by `Arc` (the
 /// gateway keeps a transaction across proxy phases, so it cannot borrow).
@@ -43,11 +43,11 @@ pub struct Transaction<'r> {
     pub(super) tx: TxStore,
     pub(super) removed_ids: Vec<(u64, u64)>,
     pub(super) removed_tags: Vec<String>,
-    /// Run-time target exclusions (`ctl:ruleRemoveTarget*`), by rule index
-    /// ([`CompiledRule::ix`](super::ruleset::CompiledRule)), with one bit per rule in
-    /// `removed_bits` (empty until the first): every rule evaluation tests its bit, and
-    /// only a rule with one set looks its exclusions up.
-    pub(super) removed_targets: HashMap<u32, Vec<Variable>, BuildHasherDefault<WordHash>>,
+    /// Run-time target exclusions (`ctl:ruleRemoveTarget*`, a route's), shared with the
+    /// ruleset, and the union of their rule bits in `removed_bits` (empty until the
+    /// first): every rule evaluation tests its bit, and only a rule with one set looks
+    /// through the exclusions.
+    pub(super) exclusions: Vec<Arc<Exclusion>>,
     pub(super) removed_bits: Vec<u64>,
     /// `ctl:ruleRemoveByMsg`.
     pub(super) removed_msgs: Vec<String>,
@@ -107,7 +107,7 @@ impl<'r> Transaction<'r> {
             tx,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
-            removed_targets: Default::default(),
+            exclusions: Vec::new(),
             removed_bits: Vec::new(),
             removed_msgs: Vec::new(),
             body_processor: None,
@@ -514,31 +514,29 @@ impl<'r> Transaction<'r> {
     /// As [`Transaction::remove_target`], with the target parsed once beforehand
     /// ([`crate::parser::parse_variables`]), e.g. when a route's settings are built.
     pub fn remove_parsed_targets(&mut self, id: u64, vars: &[Variable]) {
-        for var in vars {
-            let mut var = var.clone();
-            var.exclude = true;
-            for ix in self.rs.ix_by_id.get(&id).cloned().unwrap_or_default() {
-                self.remove_target_at(ix, var.clone());
-            }
+        let ixs = self.rs.ix_by_id.get(&id).cloned().unwrap_or_default();
+        if let Some(ex) = Exclusion::new(ixs, vars, self.rs.rule_ixs) {
+            self.add_exclusion(&Arc::new(ex));
         }
     }
 
-    /// Excludes `var` from the rule at index `ix` for this transaction.
-    pub(super) fn remove_target_at(&mut self, ix: u32, var: Variable) {
+    /// Applies `ex` for this transaction (once: a `ctl` runs per matched target).
+    pub(super) fn add_exclusion(&mut self, ex: &Arc<Exclusion>) {
+        if self.exclusions.iter().any(|e| Arc::ptr_eq(e, ex)) {
+            return;
+        }
         if self.removed_bits.is_empty() {
-            self.removed_bits = vec![0; (self.rs.rule_ixs as usize).div_ceil(64)];
-            // CRS's 941010 alone removes a target from some forty rules.
-            self.removed_targets.reserve(64);
+            self.removed_bits = vec![0; ex.bits.len()];
         }
-        if let Some(w) = self.removed_bits.get_mut(ix as usize / 64) {
-            *w |= 1 << (ix % 64);
+        for (w, b) in self.removed_bits.iter_mut().zip(&ex.bits) {
+            *w |= b;
         }
-        self.removed_targets.entry(ix).or_default().push(var);
+        self.exclusions.push(ex.clone());
     }
 
     /// The run-time exclusions of rule `r`.
-    pub(super) fn removed_for(&self, r: &super::ruleset::CompiledRule) -> &[Variable] {
-        removed_in(&self.removed_bits, &self.removed_targets, r)
+    pub(super) fn removed_for(&self, r: &super::ruleset::CompiledRule) -> Removed<'_> {
+        removed_in(&self.removed_bits, &self.exclusions, r)
     }
 
     /// Why the request body could not be parsed (`REQBODY_ERROR_MSG`), if it could not.
@@ -584,18 +582,48 @@ impl<'r> Transaction<'r> {
     }
 }
 
+/// A rule's run-time exclusions: the targets of the exclusions that name it.
+#[derive(Clone, Copy)]
+pub(super) struct Removed<'a> {
+    /// Empty when no exclusion names the rule.
+    exclusions: &'a [Arc<Exclusion>],
+    ix: u32,
+}
+
+impl<'a> Removed<'a> {
+    /// No exclusion.
+    pub(super) const NONE: Removed<'static> = Removed {
+        exclusions: &[],
+        ix: 0,
+    };
+
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.exclusions.is_empty()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &'a Variable> + 'a {
+        let ix = self.ix;
+        self.exclusions
+            .iter()
+            .filter(move |e| e.has(ix))
+            .flat_map(|e| e.vars.iter())
+    }
+}
+
 /// The run-time exclusions of rule `r`, from a transaction's `removed_bits` and
-/// `removed_targets` (fields, so that the caller may borrow others meanwhile).
+/// `exclusions` (fields, so that the caller may borrow others meanwhile).
 pub(super) fn removed_in<'a>(
     bits: &[u64],
-    targets: &'a HashMap<u32, Vec<Variable>, BuildHasherDefault<WordHash>>,
+    exclusions: &'a [Arc<Exclusion>],
     r: &super::ruleset::CompiledRule,
-) -> &'a [Variable] {
+) -> Removed<'a> {
     let set = bits
         .get(r.ix as usize / 64)
         .is_some_and(|w| w & (1 << (r.ix % 64)) != 0);
-    if !set {
-        return &[];
+    Removed {
+        // The union bit is set only where some exclusion (with targets) names the rule.
+        exclusions: if set { exclusions } else { &[] },
+        ix: r.ix,
     }
-    targets.get(&r.ix).map_or(&[][..], Vec::as_slice)
 }

@@ -99,7 +99,7 @@ impl TxNames {
                     self.template(value);
                 }
                 Effect::UnsetVar(name) => self.var_name(name),
-                Effect::Ctl(..) => {}
+                Effect::Ctl(..) | Effect::RemoveTargets(_) => {}
             }
         }
         // `TX:name` targets (CRS's paranoia-level gates, scores) read their slot directly.
