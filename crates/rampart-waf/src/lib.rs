@@ -38,6 +38,17 @@
 //! `tests/crs-oracle-divergences.txt`): an unlisted
 //! divergence fails, and so does a listed one that has gone. Shared inputs live in
 //! `tests/corpus/`.
+//!
+//! # Collections as ModSecurity v3 fills them
+//!
+//! Names are bytes as sent (argument, cookie, part and file names: `?x%FD=1` is `x\xFD`,
+//! so `@validateUtf8Encoding` on `ARGS_NAMES` sees it), and selectors are read as
+//! ModSecurity reads them (PCRE without UTF, case-insensitive). A query or form splits as
+//! ModSecurity's `getline` splits it: `a&&b` holds an argument with an empty name between
+//! the two. A JSON body is RFC 8259 JSON or a body error (a bare word is refused, as any
+//! backend refuses it). Deliberate differences, each listed: JSON arguments are in
+//! `ARGS_POST` too, JSON array elements are `json.a.0` (3.0.9: `json.a.array_0`),
+//! `REQUEST_URI` is kept as sent.
 
 mod body;
 pub mod engine;

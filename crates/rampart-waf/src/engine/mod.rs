@@ -10,7 +10,9 @@
 //! ## Speed
 //!
 //! Work done once at load: macros (`%{tx.x}`) and `setvar` parsed into templates, numeric
-//! arguments read, each variable's exclusions and source resolved, every TX name the rules
+//! arguments read, each variable's exclusions and source resolved, each
+//! `ctl:ruleRemoveTarget*` turned into a shared bitset of the rules it names (applying it
+//! is a few word ORs; a rule tests its bit), every TX name the rules
 //! spell out numbered into a slot (setvar, `%{tx.x}` and `TX:name` targets index a vector;
 //! names built at run time go to a keyed map), transformation chains numbered, single-
 //! valued variables (`REQUEST_URI`...) given fixed indexes, each rule variable reduced to a
