@@ -751,7 +751,6 @@ fn normalize_path(v: &[u8], win: bool) -> Vec<u8> {
 }
 
 fn base64_decode(v: &[u8], ext: bool) -> Vec<u8> {
-    use base64::Engine;
     // Input that is not base64 at all is passed through unchanged (rules chain base64Decode
     // after other decoders and still expect to see plain-text payloads).
     if !ext
@@ -761,33 +760,36 @@ fn base64_decode(v: &[u8], ext: bool) -> Vec<u8> {
     {
         return v.to_vec();
     }
-    let clean: Vec<u8> = if ext {
-        v.iter()
-            .copied()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/'))
-            .collect()
-    } else {
-        // Decode the longest valid prefix, as ModSecurity stops at the first invalid byte.
-        v.iter()
-            .copied()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
-            .filter(|c| *c != b'=')
-            .collect()
-    };
-    let usable = clean.len() - clean.len() % 4
-        + if clean.len() % 4 >= 2 {
-            clean.len() % 4
-        } else {
-            0
+    // One pass, as ModSecurity's decoder: `=` is skipped wherever it is; base64Decode stops
+    // at the first other byte outside the alphabet (a line break), base64DecodeExt skips
+    // it. Whole quads give three bytes; a final two or three characters give one or two
+    // (their leftover bits ignored); a single one gives nothing.
+    let mut out = Vec::with_capacity(v.len() / 4 * 3 + 2);
+    let (mut acc, mut n) = (0u32, 0u8);
+    for &c in v {
+        let x = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => continue,
+            _ if ext => continue,
+            _ => break,
         };
-    // Leftover bits in the last character are ignored, as ModSecurity's decoder does.
-    const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_allow_trailing_bits(true)
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    LENIENT.decode(&clean[..usable]).unwrap_or_default()
+        acc = acc << 6 | u32::from(x);
+        n += 1;
+        if n == 4 {
+            out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
+            (acc, n) = (0, 0);
+        }
+    }
+    match n {
+        2 => out.push((acc >> 4) as u8),
+        3 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
+        _ => {}
+    }
+    out
 }
 
 fn hex_decode(v: &[u8]) -> Vec<u8> {
