@@ -529,3 +529,86 @@ async fn h2c_requests_are_inspected_too() {
     let seen: serde_json::Value = r.json().await.unwrap();
     assert_eq!(seen["body"], json);
 }
+
+/// Names reach the rules with the bytes the backend receives: an argument or cookie name
+/// holding a byte that is not UTF-8 is what `@validateUtf8Encoding` on ARGS_NAMES (CRS's
+/// 920250) looks for, and it used to reach the rules as U+FFFD, valid. A JSON body that is
+/// not JSON (a bare word) is refused, not read as a value no backend would accept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_keep_their_bytes_and_json_bodies_are_json() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let up = Upstream::start("a").await;
+    let rules = r#"
+    SecRequestBodyAccess On
+    SecRule ARGS_NAMES|REQUEST_COOKIES_NAMES "@validateUtf8Encoding" "id:1101,phase:2,deny,log,msg:'name not UTF-8'""#;
+    let gw = Gateway::start(&format!(
+        "waf:\n  custom_rules: |{rules}\nupstreams:\n{}routes:\n  - name: api\n    paths: [\"/\"]\n    upstream: u\n",
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let c = client();
+    let host = "api.example.test";
+    let get = |q: &'static str| c.get(gw.url(&format!("/items?{q}"))).header("Host", host);
+    // UTF-8 names pass (an accented one too); a name with 0xFD or an overlong form does not.
+    for (q, want) in [
+        ("ok=1", 200),
+        ("caf%C3%A9=1", 200),
+        ("x%FD=1", 403),
+        ("%C0%AE%C0%AE=1", 403),
+        ("a=1&&b%FF=2", 403),
+    ] {
+        let before = up.hits.load(SeqCst);
+        let r = get(q).send().await.unwrap();
+        assert_eq!(r.status(), want, "?{q}");
+        assert_eq!(
+            up.hits.load(SeqCst) - before,
+            usize::from(want == 200),
+            "?{q}"
+        );
+    }
+    // The same in a form body and in a cookie name.
+    let before = up.hits.load(SeqCst);
+    let r = c
+        .post(gw.url("/items"))
+        .header("Host", host)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(&b"n%FE=1"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c
+        .get(gw.url("/items"))
+        .header("Host", host)
+        .header(
+            "Cookie",
+            reqwest::header::HeaderValue::from_bytes(b"sid=1; c\xfe=2").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(up.hits.load(SeqCst), before);
+    // JSON: numbers and literals as RFC 8259 has them pass; a bare word is refused.
+    for (body, want) in [
+        (r#"{"a": 1e3, "b": [true, null, -0.5]}"#, 200),
+        (r#"{"a": x}"#, 400),
+        (r#"{"a": tru}"#, 400),
+        ("test", 400),
+    ] {
+        let before = up.hits.load(SeqCst);
+        let r = c
+            .post(gw.url("/items"))
+            .header("Host", host)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "{body}");
+        assert_eq!(
+            up.hits.load(SeqCst) - before,
+            usize::from(want == 200),
+            "{body}"
+        );
+    }
+}
