@@ -169,11 +169,15 @@ async fn metrics_describe_traffic() {
         c.get(gw.url("/api/x")).send().await.unwrap();
     }
     c.get(gw.url("/nowhere")).send().await.unwrap();
-    // Metrics are recorded in the logging phase, just after the response is sent: wait for
-    // the last request to be counted.
+    // Metrics are recorded in the logging phase, just after the response is sent, and the
+    // requests' logging phases may end in any order: wait for every request to be counted.
     let mut m = gw.metrics();
     for _ in 0..100 {
-        if m.contains("rampart_requests_total{route=\"-\",status=\"404\"} 1") {
+        if m.contains("rampart_requests_total{route=\"-\",status=\"404\"} 1")
+            && m.contains("rampart_requests_total{route=\"steady\",status=\"200\"} 3")
+            && m.contains("rampart_request_duration_seconds_count{route=\"steady\"} 3")
+            && m.contains("rampart_upstream_response_seconds_count{upstream=\"a\"} 3")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -542,6 +542,10 @@ fn contains_word(v: &[u8], w: &[u8]) -> bool {
 
 /// ModSecurity's numeric conversion: leading integer, anything else is 0.
 fn num(v: &[u8]) -> i64 {
+    // Most of all, one digit: CRS's paranoia levels and most scores and counts.
+    if let [d @ b'0'..=b'9'] = v {
+        return i64::from(d - b'0');
+    }
     // The common case, a short ASCII number (`&ARGS`, scores), without UTF-8 and string work.
     if v.len() <= 18
         && v.first().is_some_and(u8::is_ascii_digit)

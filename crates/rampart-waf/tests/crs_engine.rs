@@ -31,7 +31,7 @@ fn run(
     t.run_phase(Phase::RequestBody);
     (
         t.matched.iter().map(|m| m.id).collect(),
-        t.interruption.map(|i| i.status),
+        t.interruption.as_ref().map(|i| i.status),
     )
 }
 

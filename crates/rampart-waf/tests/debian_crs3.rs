@@ -46,7 +46,7 @@ fn run(rs: &Ruleset, uri: &str) -> (Vec<u64>, Option<u16>) {
     }
     (
         t.matched.iter().map(|m| m.id).collect(),
-        t.interruption.map(|i| i.status),
+        t.interruption.as_ref().map(|i| i.status),
     )
 }
 

@@ -111,6 +111,7 @@ impl Transaction<'_> {
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.class_memo.clear();
         // Group values are valid for one phase: the request data can change between phases.
         self.groups.run += 1;
         self.groups.items.clear();
@@ -318,6 +319,20 @@ impl Transaction<'_> {
                 };
                 (matched != r.op.negated).then_some(caps)
             };
+            // Most operators are neither a detector nor `@geoLookup`: called directly at
+            // each site, without the closure's call (which the compiler does not inline
+            // into four sites).
+            let plain = detector.is_none() && !r.op.is_geo_lookup();
+            macro_rules! test {
+                ($v:expr, $shared:expr) => {
+                    if plain {
+                        let (m, caps) = r.op.eval($v, &arg, r.capture);
+                        (m != r.op.negated).then_some(caps)
+                    } else {
+                        test($v, $shared)
+                    }
+                };
+            }
             let mut hit = |caps: Vec<Vec<u8>>| {
                 if r.capture {
                     all_caps.push(caps);
@@ -347,14 +362,14 @@ impl Transaction<'_> {
                             // that changed it (no literal filter: it knows only the last).
                             let key = it.key.map(|k| g.bytes(k));
                             let Some(o) = it.original else {
-                                if let Some(caps) = test(v, false) {
+                                if let Some(caps) = test!(v, false) {
                                     hits.push(coll(), key, it.count, v);
                                     hit(caps);
                                 }
                                 continue;
                             };
                             let mut cur = g.bytes(o).to_vec();
-                            if let Some(caps) = test(&cur, false) {
+                            if let Some(caps) = test!(&cur, false) {
                                 hits.push(coll(), key, it.count, &cur);
                                 hit(caps);
                             }
@@ -364,7 +379,7 @@ impl Transaction<'_> {
                                     Cow::Owned(n) if n == cur => continue,
                                     Cow::Owned(n) => n,
                                 };
-                                if let Some(caps) = test(&next, false) {
+                                if let Some(caps) = test!(&next, false) {
                                     hits.push(coll(), key, it.count, &next);
                                     hit(caps);
                                 }
@@ -376,7 +391,7 @@ impl Transaction<'_> {
                         let res = if it.candidates & bit == 0 && bit != 0 {
                             if self.rs.verify_filters {
                                 assert_eq!(
-                                    test(v, false).is_some(),
+                                    test!(v, false).is_some(),
                                     r.op.negated,
                                     "rule {}: the literal filter skipped a match on {:?}",
                                     r.id,
@@ -385,7 +400,7 @@ impl Transaction<'_> {
                             }
                             r.op.negated.then(Vec::new)
                         } else {
-                            test(v, false)
+                            test!(v, false)
                         };
                         if let Some(caps) = res {
                             hits.push(coll(), it.key.map(|k| g.bytes(k)), it.count, v);
@@ -396,7 +411,7 @@ impl Transaction<'_> {
                 None if r.multi_match => self.each_target(r, true, |t| {
                     let shared = shares_answers(t.coll, t.key);
                     let mut check = |v: &[u8]| {
-                        if let Some(caps) = test(v, shared) {
+                        if let Some(caps) = test!(v, shared) {
                             hits.push(t.coll, t.key, t.count, v);
                             hit(caps);
                         }
@@ -418,7 +433,7 @@ impl Transaction<'_> {
                     }
                 }),
                 None => self.each_value(r, false, true, |_, coll, key, count, v, _| {
-                    if let Some(caps) = test(v, shares_answers(coll, key)) {
+                    if let Some(caps) = test!(v, shares_answers(coll, key)) {
                         hits.push(coll, key, count, v);
                         hit(caps);
                     }
@@ -519,7 +534,15 @@ impl Transaction<'_> {
             let kept: Vec<u8>;
             let (v, original): (&[u8], Option<&[u8]>) = match value {
                 // None of the bytes the chain acts on: nothing to compute or look up.
-                Cow::Borrowed(b) if r.triggers & classes(b) == 0 => {
+                Cow::Borrowed(b)
+                    if r.triggers
+                        & if stable {
+                            self.class_memo.get(b)
+                        } else {
+                            classes(b)
+                        }
+                        == 0 =>
+                {
                     return f(var, coll, key, count, b, None);
                 }
                 Cow::Borrowed(b) => match cache.as_deref_mut() {
@@ -756,7 +779,9 @@ impl Transaction<'_> {
                 return;
             }
         }
-        let stable = !matches!(coll, Coll::Tx | Coll::MatchedVars);
+        // GEO is filled while a phase runs (`@geoLookup`): like TX, not for the caches
+        // keyed by a value's address.
+        let stable = !matches!(coll, Coll::Tx | Coll::MatchedVars | Coll::Fixed(GEO));
         self.for_each_item(coll, |k, v| {
             let selected = match (selector, &matcher) {
                 (None, _) => true,

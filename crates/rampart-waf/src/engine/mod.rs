@@ -24,8 +24,12 @@
 //! beyond it rules read the request themselves), with a literal filter per group (each
 //! `@rx`/`@pm`'s required literals, extracted with regex-syntax after folding case; one
 //! Aho-Corasick pass per value tells which members can match; tests run the skipped
-//! operators anyway and fail on a match); a one-pass byte-class check tells whether a chain
-//! can change a value at all (most benign values go through unchanged, without a lookup); a
+//! operators anyway and fail on a match); the groups' buffers are reused across
+//! transactions (a small per-thread pool: growing new ones for a JSON body cost 2.5%); a
+//! one-pass byte-class check tells whether a chain can change a value at all (most benign
+//! values go through unchanged, without a lookup; remembered per phase by address for
+//! values of 10 bytes and more, which every rule asks again); operators other than the
+//! detectors and `@geoLookup` are called straight from each site of the rule loop; a
 //! long chain's result is cached by value and chain; TX values live in one per-transaction
 //! buffer; `TX:/regex/` selectors scan only the slots they can select (found at load) and
 //! run-time names. detectSQLi/detectXSS (libinjection, the costliest operators) answer a

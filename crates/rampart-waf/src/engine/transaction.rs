@@ -2,7 +2,7 @@
 //! parsed by `crate::body`, the response) and the setters and getters the gateway calls.
 
 use super::actions::Exclusion;
-use super::caches::{DetectMemo, GroupCache, TransformCache};
+use super::caches::{ClassMemo, DetectMemo, GroupCache, TransformCache};
 use super::eval::Hits;
 use super::ruleset::Ruleset;
 use super::txstore::{TxKey, TxStore};
@@ -64,6 +64,8 @@ pub struct Transaction<'r> {
     /// contended. Lending it to the rule loop instead cost 4.7% more instructions per
     /// request (callgrind), so the lock stays.
     pub(super) transform_cache: std::sync::Mutex<TransformCache>,
+    /// The byte classes of this phase's request values ([`ClassMemo`]).
+    pub(super) class_memo: ClassMemo,
     /// detectSQLi's and detectXSS's answers for this request's other values: JSON bodies
     /// and forms repeat short values (`EUR`, `true`, `1`). `Mutex` as above.
     pub(super) detect_memo: std::sync::Mutex<[DetectMemo; 2]>,
@@ -115,14 +117,14 @@ impl<'r> Transaction<'r> {
             matched_vars: Hits::default(),
             spare_hits: Hits::default(),
             transform_cache: Default::default(),
+            class_memo: ClassMemo::default(),
             detect_memo: Default::default(),
             // Until a phase says otherwise, every source may hold values.
             present: u64::MAX,
             groups: GroupCache {
                 spans: vec![(0, 0, 0); groups],
                 run: 0,
-                items: Vec::new(),
-                bytes: Vec::new(),
+                ..GroupCache::from_pool()
             },
             scratch: Vec::new(),
             matched: Vec::new(),
@@ -579,6 +581,12 @@ impl<'r> Transaction<'r> {
         self.tx
             .get(&name.to_ascii_lowercase())
             .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        self.groups.return_to_pool();
     }
 }
 
