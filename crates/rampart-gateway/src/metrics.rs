@@ -186,6 +186,8 @@ impl Metrics {
         // Both series exist from the start so dashboards and alerts see zeros, not gaps.
         reloads.with_label_values(&["ok"]);
         reloads.with_label_values(&["failed"]);
+        tls_reloads.with_label_values(&["ok"]);
+        tls_reloads.with_label_values(&["failed"]);
         Metrics {
             registry,
             requests,
