@@ -760,3 +760,98 @@ async fn back_to_back_proxy_connections_are_each_new() {
         );
     }
 }
+
+/// W3C trace context: a trusted proxy's `traceparent` (and `tracestate`) continues its
+/// trace, the gateway being the upstream's parent span; from any other peer, or malformed,
+/// or twice, it is replaced by a new trace and the client's `tracestate` dropped. The trace
+/// id is in the access log and in security events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_context_is_followed_from_trusted_proxies_only() {
+    let up = Upstream::start("u").await;
+    let dir = temp_dir("trace");
+    let events = dir.join("events.jsonl");
+    let gw = Gateway::start(&format!(
+        "server:\n  trusted_proxies: [\"127.0.0.2\"]\nevents:\n  file: {}\nwaf:\n  custom_rules: \"SecRule ARGS \\\"@contains evil\\\" \\\"id:1,phase:1,deny,log\\\"\"\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        events.display(),
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let port = gw.port;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let tp = format!("traceparent: 00-{trace}-{parent}-01\r\ntracestate: vendor=abc,other@t=1\r\n");
+    let parts = |v: &serde_json::Value| -> (String, String, String) {
+        let h = v["headers"]["traceparent"]
+            .as_str()
+            .expect("a traceparent upstream");
+        let p: Vec<&str> = h.split('-').collect();
+        assert_eq!((p.len(), p[0]), (4, "00"), "{h}");
+        assert!(
+            p[1].len() == 32 && p[2].len() == 16 && p[3].len() == 2,
+            "{h}"
+        );
+        (p[1].to_string(), p[2].to_string(), p[3].to_string())
+    };
+
+    // From the trusted proxy: the same trace, a span of the gateway's own, the state kept.
+    let v = seen(
+        &send_from("127.0.0.2", port, &get("/a?n=1", &tp))
+            .await
+            .unwrap(),
+    );
+    let (t, span, flags) = parts(&v);
+    assert_eq!((t.as_str(), flags.as_str()), (trace, "01"));
+    assert_ne!(span, parent);
+    assert_eq!(v["headers"]["tracestate"], "vendor=abc,other@t=1");
+    let log = gw.access_log_with(&[trace]);
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"/a\""))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains(&format!("\"trace_id\":\"{trace}\"")),
+        "{line}"
+    );
+
+    // From an untrusted client, the same headers start a new trace and lose the state.
+    let v = seen(&send_from("127.0.0.1", port, &get("/b", &tp)).await.unwrap());
+    let (t, _, _) = parts(&v);
+    assert_ne!(t, trace);
+    assert!(v["headers"].get("tracestate").is_none(), "{v}");
+
+    // Malformed (upper case) or given twice, even from the trusted proxy: a new trace.
+    let upper = format!("traceparent: 00-{}-{parent}-01\r\n", trace.to_uppercase());
+    let twice =
+        format!("traceparent: 00-{trace}-{parent}-01\r\ntraceparent: 00-{trace}-{parent}-00\r\n");
+    for extra in [upper, twice] {
+        let v = seen(
+            &send_from("127.0.0.2", port, &get("/c", &extra))
+                .await
+                .unwrap(),
+        );
+        assert_ne!(parts(&v).0, trace, "{extra}");
+    }
+    // None sent: one is made, sampled.
+    let v = seen(&send_from("127.0.0.1", port, &get("/d", "")).await.unwrap());
+    let (t, _, flags) = parts(&v);
+    assert!(t.bytes().any(|b| b != b'0') && flags == "01");
+
+    // A blocked request's security event carries the trace it continued.
+    let r = send_from("127.0.0.2", port, &get("/e?x=evil", &tp))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&r), 403, "{r}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        if let Some(ev) = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["stage"] == "waf")
+        {
+            assert_eq!(ev["trace_id"], trace, "{ev}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no WAF event in:\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

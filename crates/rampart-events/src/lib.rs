@@ -37,6 +37,10 @@ pub struct Event {
     pub ts: String,
     /// The request's id (`X-Request-Id`).
     pub request_id: String,
+    /// The W3C trace the request belongs to (32 hex digits), when it went through the
+    /// request pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// The client address (behind trusted proxies: the one they named).
     pub client_ip: Option<String>,
     /// The request method.
@@ -265,7 +269,7 @@ pub fn syslog_line(e: &Event, cef: bool) -> String {
     let pri = 10 * 8 + severity(e); // facility 10: security/authorization (authpriv)
     let msg = if cef {
         format!(
-            "CEF:0|Rampart|Rampart|{}|{}|{}|{}|rt={} src={} requestMethod={} request={} cs1Label=requestId cs1={} cs2Label=route cs2={} outcome={} reason={}",
+            "CEF:0|Rampart|Rampart|{}|{}|{}|{}|rt={} src={} requestMethod={} request={} cs1Label=requestId cs1={} cs2Label=route cs2={} cs3Label=traceId cs3={} outcome={} reason={}",
             env!("CARGO_PKG_VERSION"),
             cef_escape(&e.stage).replace('|', "/"),
             cef_escape(&e.reason).replace('|', "/"),
@@ -276,6 +280,7 @@ pub fn syslog_line(e: &Event, cef: bool) -> String {
             cef_escape(&e.uri),
             cef_escape(&e.request_id),
             cef_escape(e.route.as_deref().unwrap_or("-")),
+            cef_escape(e.trace_id.as_deref().unwrap_or("-")),
             e.status,
             cef_escape(&e.reason),
         )
@@ -390,6 +395,7 @@ mod tests {
         Event {
             ts: "2026-11-24T10:00:00.000Z".into(),
             request_id: "r1".into(),
+            trace_id: None,
             client_ip: Some("192.0.2.1".into()),
             method: "GET".into(),
             host: "h".into(),

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct Ctx {
     pub(crate) snap: Option<Arc<Snapshot>>,
     pub(crate) request_id: String,
+    /// The W3C trace: the caller's when a trusted peer sent one, else a new one.
+    pub(crate) trace: Option<rampart_trace::TraceContext>,
     /// The TCP peer (a proxy, when one is trusted to speak for the client).
     pub(crate) peer_ip: Option<IpAddr>,
     /// The client: the peer, or who a trusted proxy says the client is.
@@ -139,6 +141,7 @@ impl Ctx {
         Ctx {
             snap: None,
             request_id: String::new(),
+            trace: None,
             peer_ip: None,
             client_ip: None,
             forwarded_chain: Vec::new(),

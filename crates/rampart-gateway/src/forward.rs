@@ -75,6 +75,17 @@ pub(crate) fn upstream_request(
         req.insert_header("X-Forwarded-Host", ctx.host.as_str())?;
     }
     req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+    // The trace as decided at the start (the client's own headers replaced): the gateway
+    // is the upstream's parent span.
+    if let Some(t) = &ctx.trace {
+        req.insert_header("traceparent", t.traceparent())?;
+        match &t.tracestate {
+            Some(s) => req.insert_header("tracestate", s.as_str())?,
+            None => {
+                req.remove_header("tracestate");
+            }
+        }
+    }
     let checks_responses = ctx
         .route
         .as_ref()

@@ -41,6 +41,7 @@ impl Gateway {
         let mut line = serde_json::json!({
             "ts": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             "request_id": ctx.request_id,
+            "trace_id": ctx.trace.as_ref().map(|t| t.trace_id_hex()),
             "client_ip": ctx.client_ip.map(|i| i.to_string()),
             "method": req.method.as_str(),
             "host": ctx.host,
@@ -170,6 +171,7 @@ impl Gateway {
                 events.emit(rampart_events::Event {
                     ts: rampart_events::Event::now_ts(),
                     request_id: request_id.clone(),
+                    trace_id: None,
                     client_ip: ip.map(|i| i.to_string()),
                     method: String::new(),
                     host: String::new(),
@@ -257,6 +259,7 @@ impl Gateway {
         self.events.emit(rampart_events::Event {
             ts: rampart_events::Event::now_ts(),
             request_id: ctx.request_id.clone(),
+            trace_id: ctx.trace.as_ref().map(|t| t.trace_id_hex()),
             client_ip: ctx.client_ip.map(|i| i.to_string()),
             method: req.method.as_str().to_string(),
             host: ctx.host.clone(),
@@ -383,6 +386,7 @@ pub(crate) fn bare_event(stage: &str, action: &str, reason: String) -> rampart_e
     rampart_events::Event {
         ts: rampart_events::Event::now_ts(),
         request_id: crate::framing::new_request_id(),
+        trace_id: None,
         client_ip: None,
         method: String::new(),
         host: String::new(),

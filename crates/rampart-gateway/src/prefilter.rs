@@ -801,6 +801,7 @@ fn record_refusal(
     events.emit(rampart_events::Event {
         ts: rampart_events::Event::now_ts(),
         request_id: id,
+        trace_id: None,
         client_ip: peer.map(|i| i.to_string()),
         method,
         host,

@@ -75,6 +75,11 @@ impl ClientIp {
         }
     }
 
+    /// Whether `peer` is a proxy trusted to speak for others.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.trusted.contains(peer)
+    }
+
     /// The header to read, or `None` when no proxy is trusted (nothing needs reading).
     pub fn header(&self) -> Option<&'static str> {
         match &self.source {

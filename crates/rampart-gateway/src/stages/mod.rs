@@ -240,6 +240,19 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
         }
         _ => crate::framing::new_request_id(),
     };
+    // Only a peer trusted to speak for clients (a proxy in `trusted_proxies`) may join the
+    // request to its trace; from anyone else a `traceparent` is replaced, not followed.
+    ctx.trace = {
+        let h = &session.req_header().headers;
+        let parents: Vec<&[u8]> = h
+            .get_all("traceparent")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        let trusted = ctx.peer_ip.is_some_and(|p| snap.client_ip.trusts(p));
+        let states = h.get_all("tracestate").iter().map(|v| v.as_bytes());
+        Some(rampart_trace::TraceContext::from_headers(&parents, states, trusted).0)
+    };
     ctx.host = {
         let req = session.req_header();
         req.headers
