@@ -138,3 +138,189 @@ upstreams:
     );
     assert_eq!(gw.metric("rampart_security_events_dropped_total"), 0.0);
 }
+
+/// Spans over OTLP/HTTP to a real receiver that decodes the protobufs: a request from a
+/// trusted proxy continuing its trace gives a server span (the gateway's, the upstream's
+/// parent, child of the caller's) with the request's facts, a child per stage that did
+/// work, and an upstream span with its target; a blocked request's span names the stage.
+/// With the collector down the data plane does not wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_collector() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let up = Upstream::start("a").await;
+    let got: Arc<Mutex<Vec<ExportTraceServiceRequest>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = listener.local_addr().unwrap();
+    let g2 = got.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let g3 = g2.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let g4 = g3.clone();
+                        async move {
+                            assert_eq!(req.uri().path(), "/v1/traces");
+                            assert_eq!(req.headers()["content-type"], "application/x-protobuf");
+                            let b = req.into_body().collect().await.unwrap().to_bytes();
+                            let msg = ExportTraceServiceRequest::decode(b).expect("OTLP protobuf");
+                            g4.lock().unwrap().push(msg);
+                            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    let gw = Gateway::start(&format!(
+        r#"server:
+  trusted_proxies: ["127.0.0.1"]
+tracing:
+  otlp_endpoint: http://{collector}/v1/traces
+  service_name: edge-test
+waf:
+  custom_rules: |
+    SecRule ARGS "@contains evil" "id:7,phase:1,deny,log"
+upstreams:
+{}routes:
+  - name: api
+    paths: ["/api"]
+    upstream: u
+"#,
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let c = client();
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let caller = "b7ad6b7169203331";
+    let r = c
+        .get(gw.url("/api/items?page=2"))
+        .header("traceparent", format!("00-{trace}-{caller}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen: serde_json::Value = r.json().await.unwrap();
+    let upstream_parent = seen["headers"]["traceparent"]
+        .as_str()
+        .unwrap()
+        .split('-')
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let r = c
+        .get(gw.url("/api/x?q=evil"))
+        .header(
+            "traceparent",
+            "00-11111111111111111111111111111111-2222222222222222-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Every span of the two traces, once the batches arrived.
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let spans = loop {
+        let all: Vec<(String, opentelemetry_proto::tonic::trace::v1::Span)> = got
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|m| m.resource_spans.iter())
+            .flat_map(|rs| {
+                let service = rs
+                    .resource
+                    .as_ref()
+                    .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name"))
+                    .and_then(|a| a.value.as_ref())
+                    .map(|v| format!("{:?}", v.value))
+                    .unwrap_or_default();
+                rs.scope_spans
+                    .iter()
+                    .flat_map(|ss| ss.spans.iter().cloned())
+                    .map(move |s| (service.clone(), s))
+            })
+            .collect();
+        let servers = all.iter().filter(|(_, s)| s.kind == 2).count();
+        if servers >= 2 || Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let attr = |s: &opentelemetry_proto::tonic::trace::v1::Span, k: &str| {
+        s.attributes
+            .iter()
+            .find(|a| a.key == k)
+            .and_then(|a| a.value.as_ref())
+            .map(|v| format!("{:?}", v.value))
+            .unwrap_or_default()
+    };
+    let ours: Vec<_> = spans
+        .iter()
+        .filter(|(_, s)| hex(&s.trace_id) == trace)
+        .collect();
+    let (service, server) = ours
+        .iter()
+        .find(|(_, s)| s.kind == 2)
+        .unwrap_or_else(|| panic!("no server span in {spans:?}"));
+    assert!(service.contains("edge-test"), "{service}");
+    assert_eq!(hex(&server.parent_span_id), caller);
+    assert_eq!(
+        hex(&server.span_id),
+        upstream_parent,
+        "the upstream's parent is the gateway's span"
+    );
+    assert!(attr(server, "http.response.status_code").contains("200"));
+    assert!(attr(server, "http.route").contains("api"));
+    assert!(server.end_time_unix_nano >= server.start_time_unix_nano);
+    let upstream = ours
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.name == "upstream")
+        .unwrap_or_else(|| panic!("no upstream span in {ours:?}"));
+    assert_eq!(upstream.parent_span_id, server.span_id);
+    assert_eq!(upstream.kind, 3, "client");
+    assert!(attr(upstream, "server.port").contains(&up.addr.port().to_string()));
+    assert!(upstream.start_time_unix_nano >= server.start_time_unix_nano);
+    assert!(upstream.end_time_unix_nano <= server.end_time_unix_nano);
+    // The blocked request: its server span says which stage refused it, and the WAF's
+    // span carries the rule count.
+    let blocked: Vec<_> = spans
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| hex(&s.trace_id) == "11111111111111111111111111111111")
+        .collect();
+    let server = blocked
+        .iter()
+        .find(|s| s.kind == 2)
+        .expect("the blocked request's span");
+    assert!(
+        attr(server, "rampart.refused_by").contains("waf"),
+        "{server:?}"
+    );
+    assert!(attr(server, "http.response.status_code").contains("403"));
+    let waf = blocked
+        .iter()
+        .find(|s| s.name == "waf")
+        .unwrap_or_else(|| panic!("no waf span in {blocked:?}"));
+    assert_eq!(waf.parent_span_id, server.span_id);
+    assert!(
+        attr(waf, "rampart.waf.rules_matched").contains('1'),
+        "{waf:?}"
+    );
+
+    // A collector that is not there: requests are served as before, nothing waits on it.
+    let gw2 = Gateway::start(&format!(
+        "tracing:\n  otlp_endpoint: http://127.0.0.1:1/v1/traces\nupstreams:\n{}routes:\n  - name: api\n    paths: [\"/api\"]\n    upstream: u\n",
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let t0 = Instant::now();
+    for _ in 0..50 {
+        assert_eq!(c.get(gw2.url("/api/x")).send().await.unwrap().status(), 200);
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}

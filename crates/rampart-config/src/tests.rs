@@ -278,3 +278,39 @@ fn required_keys_beside_defaulted_ones_stay_required() {
     missing::<Ldap>("url: ldap://x", "bind_dn");
     missing::<Listener>("name: p", "address");
 }
+
+#[test]
+fn tracing_settings_are_checked_with_their_location() {
+    let cfg = |t: &str| format!("{GOOD}tracing:\n{t}");
+    let text = load_str_with_env(
+        &cfg("  otlp_endpoint: ftp://collector/v1/traces\n  sample_ratio: 1.5\n"),
+        "t.yaml",
+        &no_env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("tracing.otlp_endpoint: must be an http(s) URL"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tracing.sample_ratio: must be between 0 and 1"),
+        "{text}"
+    );
+    let text = load_str_with_env(
+        &cfg("  otlp_endpoint: http://c:4318/v1/traces\n  sampling: 1\n"),
+        "t.yaml",
+        &no_env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(text.contains("tracing.sampling"), "{text}");
+    let ok = load_str_with_env(
+        &cfg("  otlp_endpoint: http://127.0.0.1:4318/v1/traces\n"),
+        "t.yaml",
+        &no_env,
+    )
+    .unwrap();
+    let t = ok.tracing.expect("tracing");
+    assert_eq!((t.sample_ratio, t.service_name.as_str()), (1.0, "rampart"));
+}

@@ -343,6 +343,32 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             );
         }
     }
+    if let Some(t) = &c.tracing {
+        let rest = t
+            .otlp_endpoint
+            .strip_prefix("http://")
+            .or_else(|| t.otlp_endpoint.strip_prefix("https://"));
+        if !rest.is_some_and(|r| {
+            !r.is_empty() && !r.starts_with('/') && !r.bytes().any(|b| b <= b' ' || b == 0x7f)
+        }) {
+            err(
+                "tracing.otlp_endpoint".into(),
+                "must be an http(s) URL".into(),
+            );
+        }
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            err(
+                "tracing.sample_ratio".into(),
+                "must be between 0 and 1".into(),
+            );
+        }
+        if t.max_buffer == 0 || t.service_name.is_empty() {
+            err(
+                "tracing".into(),
+                "max_buffer must be above 0 and service_name not empty".into(),
+            );
+        }
+    }
     if let Some(w) = &c.events.webhook {
         if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
             err("events.webhook.url".into(), "must be an http(s) URL".into());

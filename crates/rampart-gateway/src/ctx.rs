@@ -16,6 +16,8 @@ pub struct Ctx {
     pub(crate) request_id: String,
     /// The W3C trace: the caller's when a trusted peer sent one, else a new one.
     pub(crate) trace: Option<rampart_trace::TraceContext>,
+    /// Each stage that ran: when, how long, whether it refused (for the spans).
+    pub(crate) stage_runs: Vec<crate::otel::StageRun>,
     /// The TCP peer (a proxy, when one is trusted to speak for the client).
     pub(crate) peer_ip: Option<IpAddr>,
     /// The client: the peer, or who a trusted proxy says the client is.
@@ -142,6 +144,7 @@ impl Ctx {
             snap: None,
             request_id: String::new(),
             trace: None,
+            stage_runs: Vec::new(),
             peer_ip: None,
             client_ip: None,
             forwarded_chain: Vec::new(),

@@ -8,6 +8,9 @@ pub enum Error {
     /// The background runtime (reloads, events, key fetches) cannot start.
     #[error("cannot start background runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    /// The span exporter (`tracing:`) cannot start.
+    #[error("tracing: {0}")]
+    Tracing(String),
     /// The access log file cannot be opened.
     #[error("cannot open access log {target}: {source}")]
     AccessLog {

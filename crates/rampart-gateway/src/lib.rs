@@ -16,6 +16,7 @@ pub mod hygiene;
 mod metrics;
 mod network;
 mod observe;
+mod otel;
 mod prefilter;
 mod proxy;
 mod reload;
@@ -248,6 +249,9 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         target: config.access_log.target.clone(),
         source,
     })?;
+    if let Some(t) = &config.tracing {
+        otel::start(t).map_err(Error::Tracing)?;
+    }
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
 
     // Pingora listens with SO_REUSEPORT, so a port another process also holds with that

@@ -33,6 +33,10 @@ impl Gateway {
                 .observe(t.as_secs_f64());
         }
         self.security_event(session, ctx, route, status);
+        {
+            let req = session.req_header();
+            crate::otel::record(ctx, req.method.as_str(), req.uri.path(), route, status);
+        }
         self.respond_automatically(ctx, status);
         if !crate::access_log::enabled() {
             return;

@@ -47,7 +47,8 @@ pub enum ApplyError {
     Stale { current: u64 },
     /// The config does not validate or build.
     Invalid(ConfigErrors),
-    /// A listener address, the admin address, threads, the access log or events changed.
+    /// A listener address, the admin address, threads, the access log, events or tracing
+    /// changed.
     Restart(Vec<String>),
     /// The config file could not be written (the old config stays in force).
     Persist(std::io::Error),
@@ -512,6 +513,7 @@ fn fixed_changes(
         ("server.threads", new.server.threads != old.server.threads),
         ("access_log", new.access_log != old.access_log),
         ("events", new.events != old.events),
+        ("tracing", new.tracing != old.tracing),
         ("store", new.store != old.store),
     ];
     fixed

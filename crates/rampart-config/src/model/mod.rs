@@ -15,6 +15,7 @@ mod requests;
 mod route;
 mod server;
 mod store;
+mod tracing;
 mod upstream;
 mod waf;
 
@@ -29,6 +30,7 @@ pub use requests::*;
 pub use route::*;
 pub use server::*;
 pub use store::*;
+pub use tracing::*;
 pub use upstream::*;
 pub use waf::*;
 
@@ -76,6 +78,9 @@ pub struct Config {
     /// The security event stream (for SIEMs).
     #[serde(default)]
     pub events: EventsConfig,
+    /// Spans over OTLP (none without it).
+    #[serde(default)]
+    pub tracing: Option<TracingConfig>,
     /// The web application firewall: SecLang rules (e.g. the OWASP CRS) for every route
     /// unless a route turns it off.
     #[serde(default)]

@@ -251,7 +251,11 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
             .collect();
         let trusted = ctx.peer_ip.is_some_and(|p| snap.client_ip.trusts(p));
         let states = h.get_all("tracestate").iter().map(|v| v.as_bytes());
-        Some(rampart_trace::TraceContext::from_headers(&parents, states, trusted).0)
+        let (mut tc, _) = rampart_trace::TraceContext::from_headers(&parents, states, trusted);
+        if tc.parent_id.is_none() && !crate::otel::sample_new_trace() {
+            tc.flags &= !0x01;
+        }
+        Some(tc)
     };
     ctx.host = {
         let req = session.req_header();
@@ -293,8 +297,20 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
             raw,
             h2_body,
         };
+        // Stages are timed only for a span that will be sent.
+        let timed = crate::otel::enabled() && cx.ctx.trace.as_ref().is_some_and(|t| t.sampled());
         for stage in Stage::PIPELINE {
-            match stage.run(&mut cx).await {
+            let t0 = timed.then(Instant::now);
+            let d = stage.run(&mut cx).await;
+            if let Some(t0) = t0 {
+                cx.ctx.stage_runs.push(crate::otel::StageRun {
+                    name: stage.name(),
+                    start: t0,
+                    took: t0.elapsed(),
+                    refused: !matches!(d, Decision::Continue | Decision::Serve(_)),
+                });
+            }
+            match d {
                 Decision::Continue => continue,
                 Decision::Respond(r) => {
                     cx.ctx.refused = Some((stage.name(), r.reason));
