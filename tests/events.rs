@@ -313,6 +313,20 @@ upstreams:
         "{waf:?}"
     );
 
+    // What reached the collector is counted (after its answer: wait for the count).
+    let sent = || {
+        let m = gw.metrics();
+        m.lines()
+            .find_map(|l| l.strip_prefix("rampart_spans_sent_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{m}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while sent() < spans.len() as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(sent() >= spans.len() as u64, "{} < {}", sent(), spans.len());
+
     // A collector that is not there: requests are served as before, nothing waits on it.
     let gw2 = Gateway::start(&format!(
         "tracing:\n  otlp_endpoint: http://127.0.0.1:1/v1/traces\nupstreams:\n{}routes:\n  - name: api\n    paths: [\"/api\"]\n    upstream: u\n",

@@ -22,6 +22,8 @@ pub struct Metrics {
     events: std::sync::OnceLock<std::sync::Arc<rampart_events::Stats>>,
     events_emitted: prometheus::IntGauge,
     events_dropped: prometheus::IntGauge,
+    spans_sent: prometheus::IntGauge,
+    spans_dropped: prometheus::IntGauge,
     pub blocked: IntCounterVec,
     pub waf_blocked: IntCounterVec,
     pub waf_matches: IntCounterVec,
@@ -127,6 +129,16 @@ impl Metrics {
             "Security events dropped by a full or failing sink",
         )
         .unwrap();
+        let spans_sent = prometheus::IntGauge::new(
+            "rampart_spans_sent_total",
+            "Trace spans the OTLP collector accepted",
+        )
+        .unwrap();
+        let spans_dropped = prometheus::IntGauge::new(
+            "rampart_spans_dropped_total",
+            "Trace spans dropped: the queue full or the collector failing",
+        )
+        .unwrap();
         let blocked = IntCounterVec::new(
             Opts::new(
                 "rampart_blocked_requests_total",
@@ -179,6 +191,8 @@ impl Metrics {
             Box::new(access_log_dropped.clone()),
             Box::new(events_emitted.clone()),
             Box::new(events_dropped.clone()),
+            Box::new(spans_sent.clone()),
+            Box::new(spans_dropped.clone()),
             Box::new(blocked.clone()),
         ] {
             registry.register(c).unwrap();
@@ -204,6 +218,8 @@ impl Metrics {
             events: std::sync::OnceLock::new(),
             events_emitted,
             events_dropped,
+            spans_sent,
+            spans_dropped,
             blocked,
             waf_blocked,
             waf_matches,
@@ -221,6 +237,12 @@ impl Metrics {
             use std::sync::atomic::Ordering::Relaxed;
             self.events_emitted.set(s.emitted.load(Relaxed) as i64);
             self.events_dropped.set(s.dropped.load(Relaxed) as i64);
+        }
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.spans_sent.set(crate::otel::SENT.load(Relaxed) as i64);
+            self.spans_dropped
+                .set(crate::otel::DROPPED.load(Relaxed) as i64);
         }
         let mut out = Vec::new();
         TextEncoder::new()
