@@ -185,9 +185,14 @@ pub fn parse_tracestate<'a>(fields: impl IntoIterator<Item = &'a [u8]>) -> Optio
                 return None;
             }
             members.push(m);
+            // Stop at once: the duplicate check is quadratic, and a header can hold
+            // thousands of members.
+            if members.len() > 32 {
+                return None;
+            }
         }
     }
-    if members.is_empty() || members.len() > 32 {
+    if members.is_empty() {
         return None;
     }
     let mut out = members.join(",");
