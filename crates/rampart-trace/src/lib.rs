@@ -325,6 +325,9 @@ mod tests {
         }
         let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
         assert_eq!(parse_tracestate([many.join(",").as_bytes()]), None);
+        // A flood of distinct members is refused (after the 33rd, without reading on).
+        let flood: Vec<String> = (0..100_000).map(|i| format!("k{i}=1")).collect();
+        assert_eq!(parse_tracestate([flood.join(",").as_bytes()]), None);
         let long: Vec<String> = (0..20)
             .map(|i| format!("k{i}={}", "v".repeat(40)))
             .collect();
