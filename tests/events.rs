@@ -1,4 +1,5 @@
-//! The security event stream: file (prompt), syslog over UDP, webhook batches.
+//! The security event stream (file, syslog over UDP, webhook batches) and spans sent to an
+//! OTLP collector, each to a real receiver.
 mod common;
 use bytes::Bytes;
 use common::*;
@@ -10,24 +11,33 @@ fn sha(s: &str) -> String {
     sha256_hex(s.as_bytes())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn security_decisions_become_events_in_every_sink() {
-    let up = Upstream::start("a").await;
-    // Webhook receiver.
-    let posts: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+/// A request a [`receiver`] got: path, `Content-Type`, body.
+type Received = (String, String, Bytes);
+
+/// A real HTTP/1.1 receiver on loopback that answers 200 to everything and keeps every
+/// request it got, in order (a webhook's, a collector's).
+async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Received>>>) {
+    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = listener.local_addr().unwrap();
-    let p2 = posts.clone();
+    let addr = listener.local_addr().unwrap();
+    let g = got.clone();
     tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
-            let p3 = p2.clone();
+            let g = g.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
-                        let p4 = p3.clone();
+                        let g = g.clone();
                         async move {
+                            let path = req.uri().path().to_string();
+                            let ct = req
+                                .headers()
+                                .get("content-type")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string();
                             let b = req.into_body().collect().await.unwrap().to_bytes();
-                            p4.lock().unwrap().push(serde_json::from_slice(&b).unwrap());
+                            g.lock().unwrap().push((path, ct, b));
                             Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
                         }
                     },
@@ -38,6 +48,14 @@ async fn security_decisions_become_events_in_every_sink() {
             });
         }
     });
+    (addr, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn security_decisions_become_events_in_every_sink() {
+    let up = Upstream::start("a").await;
+    // Webhook receiver.
+    let (hook, posts) = receiver().await;
     let syslog = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let dir = temp_dir("events");
     let file = dir.join("events.jsonl");
@@ -121,7 +139,12 @@ upstreams:
     assert!(msg.contains(&format!("cs1={id}")), "{msg}");
 
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let batches = posts.lock().unwrap().clone();
+    let batches: Vec<serde_json::Value> = posts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, b)| serde_json::from_slice(b).unwrap())
+        .collect();
     let events: Vec<&serde_json::Value> =
         batches.iter().flat_map(|b| b.as_array().unwrap()).collect();
     assert_eq!(events.len(), 3, "{batches:?}");
@@ -149,33 +172,7 @@ async fn spans_reach_an_otlp_collector() {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use prost::Message;
     let up = Upstream::start("a").await;
-    let got: Arc<Mutex<Vec<ExportTraceServiceRequest>>> = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let collector = listener.local_addr().unwrap();
-    let g2 = got.clone();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            let g3 = g2.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let g4 = g3.clone();
-                        async move {
-                            assert_eq!(req.uri().path(), "/v1/traces");
-                            assert_eq!(req.headers()["content-type"], "application/x-protobuf");
-                            let b = req.into_body().collect().await.unwrap().to_bytes();
-                            let msg = ExportTraceServiceRequest::decode(b).expect("OTLP protobuf");
-                            g4.lock().unwrap().push(msg);
-                            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
+    let (collector, got) = receiver().await;
     let gw = Gateway::start(&format!(
         r#"server:
   trusted_proxies: ["127.0.0.1"]
@@ -226,9 +223,19 @@ upstreams:
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let deadline = Instant::now() + Duration::from_secs(5);
     let spans = loop {
-        let all: Vec<(String, opentelemetry_proto::tonic::trace::v1::Span)> = got
+        let msgs: Vec<ExportTraceServiceRequest> = got
             .lock()
             .unwrap()
+            .iter()
+            .map(|(path, ct, b)| {
+                assert_eq!(
+                    (path.as_str(), ct.as_str()),
+                    ("/v1/traces", "application/x-protobuf")
+                );
+                ExportTraceServiceRequest::decode(b.clone()).expect("OTLP protobuf")
+            })
+            .collect();
+        let all: Vec<(String, opentelemetry_proto::tonic::trace::v1::Span)> = msgs
             .iter()
             .flat_map(|m| m.resource_spans.iter())
             .flat_map(|rs| {
