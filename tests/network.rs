@@ -835,6 +835,26 @@ async fn trace_context_is_followed_from_trusted_proxies_only() {
     let (t, _, flags) = parts(&v);
     assert!(t.bytes().any(|b| b != b'0') && flags == "01");
 
+    // The same over HTTP/2 (h2c): followed from the trusted proxy, replaced from anyone else.
+    for (from, follows) in [("127.0.0.2", true), ("127.0.0.1", false)] {
+        let h2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .local_address(Some(from.parse().unwrap()))
+            .build()
+            .unwrap();
+        let r = h2
+            .get(format!("http://127.0.0.1:{port}/h2"))
+            .header("traceparent", format!("00-{trace}-{parent}-01"))
+            .header("tracestate", "vendor=abc")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(parts(&v).0 == trace, follows, "h2 from {from}: {v}");
+        assert_eq!(v["headers"].get("tracestate").is_some(), follows, "{v}");
+    }
+
     // A blocked request's security event carries the trace it continued.
     let r = send_from("127.0.0.2", port, &get("/e?x=evil", &tp))
         .await
