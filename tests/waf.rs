@@ -15,22 +15,9 @@ fn crs_waf(extra: &str) -> String {
 
 /// Event lines for a request id, waiting up to 2 s for the writer.
 fn event_for(file: &std::path::Path, request_id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        if let Some(v) = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|v| v["request_id"] == request_id)
-        {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no event for {request_id} in:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    event_where(file, Duration::from_secs(2), |v| {
+        v["request_id"] == request_id
+    })
 }
 
 fn rule_ids(ev: &serde_json::Value) -> Vec<u64> {

@@ -701,3 +701,26 @@ pub fn crs_archive(version: &str) -> Vec<u8> {
     std::io::Write::write_all(&mut gz, &b.into_inner().unwrap()).unwrap();
     gz.finish().unwrap()
 }
+
+/// The first security event in the JSON-lines `file` for which `pred` holds, waiting for
+/// the writer up to `wait`.
+#[allow(dead_code)] // Not every test binary reads events.
+pub fn event_where(
+    file: &std::path::Path,
+    wait: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + wait;
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if let Some(v) = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| pred(v))
+        {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "no such event in:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

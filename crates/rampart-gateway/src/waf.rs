@@ -24,8 +24,8 @@ pub struct RouteWaf {
     pub mode: WafMode,
     pub paranoia: u8,
     pub exclusions: Vec<ParsedExclusion>,
-    /// The targets of `id;TARGET` exclusions, parsed once with the snapshot.
-    targets: Vec<(u64, Vec<rampart_waf::Variable>)>,
+    /// The `id;TARGET` exclusions, resolved against the rules once with the snapshot.
+    targets: Vec<rampart_waf::engine::TargetExclusion>,
 }
 
 /// The CRS a config names, located on disk (`waf.crs`), or why it cannot be loaded.
@@ -187,6 +187,10 @@ impl RouteWaf {
         if own.is_some_and(|w| !w.enabled) {
             return Ok(None);
         }
+        let targets = targets
+            .iter()
+            .filter_map(|(id, vars)| rt.ruleset.target_exclusion(*id, vars))
+            .collect();
         Ok(Some(RouteWaf {
             rt: rt.clone(),
             mode: own.and_then(|w| w.mode).unwrap_or(rt.cfg.mode),
@@ -217,8 +221,8 @@ impl RouteWaf {
                 ParsedExclusion::Target(..) => {}
             }
         }
-        for (id, vars) in &self.targets {
-            tx.remove_parsed_targets(*id, vars);
+        for ex in &self.targets {
+            tx.apply_target_exclusion(ex);
         }
         tx
     }

@@ -76,20 +76,20 @@ impl TraceContext {
 
     /// The trace id as 32 lower-case hex digits (the access log's and events' `trace_id`).
     pub fn trace_id_hex(&self) -> String {
-        hex(&self.trace_id)
+        format!("{:032x}", u128::from_be_bytes(self.trace_id))
     }
 
     /// The gateway's span id as 16 lower-case hex digits.
     pub fn span_id_hex(&self) -> String {
-        hex(&self.span_id)
+        format!("{:016x}", u64::from_be_bytes(self.span_id))
     }
 
     /// The `traceparent` the upstream gets: this trace, the gateway's span as parent.
     pub fn traceparent(&self) -> String {
         format!(
             "00-{}-{}-{:02x}",
-            hex(&self.trace_id),
-            hex(&self.span_id),
+            self.trace_id_hex(),
+            self.span_id_hex(),
             self.flags
         )
     }
@@ -113,16 +113,6 @@ fn nonzero<const N: usize>(mut f: impl FnMut() -> [u8; N]) -> [u8; N] {
             return v;
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(char::from(D[usize::from(x >> 4)]));
-        s.push(char::from(D[usize::from(x & 15)]));
-    }
-    s
 }
 
 /// Lower-case hex only: the specification forbids upper case.
@@ -247,8 +237,8 @@ mod tests {
     #[test]
     fn traceparent_reads_as_the_specification_writes_it() {
         let (t, p, f) = parse_traceparent(GOOD).unwrap();
-        assert_eq!(hex(&t), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(hex(&p), "00f067aa0ba902b7");
+        assert_eq!(u128::from_be_bytes(t), 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_eq!(u64::from_be_bytes(p), 0x00f067aa0ba902b7);
         assert_eq!(f, 1);
         // A later version with more fields is read by its first ones.
         assert!(parse_traceparent(

@@ -40,6 +40,13 @@ pub(super) struct Exclusion {
     pub(super) vars: Vec<crate::parser::Variable>,
 }
 
+/// Targets removed from the rules with one id, prepared once
+/// ([`Ruleset::target_exclusion`](super::Ruleset::target_exclusion), e.g. when a route's
+/// settings are built) and applied to each transaction
+/// ([`Transaction::apply_target_exclusion`]) without copying anything.
+#[derive(Debug, Clone)]
+pub struct TargetExclusion(pub(super) std::sync::Arc<Exclusion>);
+
 impl Exclusion {
     /// `vars` removed from the rules at `ixs`, among `rule_ixs` rules; `None` without
     /// a target.

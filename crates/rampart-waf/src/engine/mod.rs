@@ -53,6 +53,7 @@ mod txnames;
 mod txstore;
 mod vars;
 
+pub use actions::TargetExclusion;
 pub use ruleset::Ruleset;
 pub use transaction::Transaction;
 

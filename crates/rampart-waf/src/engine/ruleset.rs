@@ -2,7 +2,7 @@
 //! with defaults, markers and the `SecRuleUpdate*` / `SecRuleRemove*` tuning applied once at
 //! load, so that requests only evaluate.
 
-use super::actions::{Effect, Exclusion};
+use super::actions::{Effect, Exclusion, TargetExclusion};
 use super::caches::DetectCache;
 use super::groups::{assign_groups, GroupFilter, Hot};
 use super::macros::Template;
@@ -731,6 +731,14 @@ impl Ruleset {
 
     /// For tests: makes every transaction check that the literal filters never skip a rule
     /// that would have matched (the operator runs anyway, and a match panics).
+    /// `vars` removed from the rules with id `id` (as `ctl:ruleRemoveTargetById` does), ready
+    /// to apply to any transaction; `None` without a target.
+    pub fn target_exclusion(&self, id: u64, vars: &[Variable]) -> Option<TargetExclusion> {
+        let ixs = self.ix_by_id.get(&id).map_or(&[][..], Vec::as_slice);
+        Exclusion::new(ixs.iter().copied(), vars, self.rule_ixs)
+            .map(|e| TargetExclusion(Arc::new(e)))
+    }
+
     #[doc(hidden)]
     pub fn verify_filters(&mut self) {
         self.verify_filters = true;

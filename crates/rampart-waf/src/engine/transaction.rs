@@ -516,10 +516,15 @@ impl<'r> Transaction<'r> {
     /// As [`Transaction::remove_target`], with the target parsed once beforehand
     /// ([`crate::parser::parse_variables`]), e.g. when a route's settings are built.
     pub fn remove_parsed_targets(&mut self, id: u64, vars: &[Variable]) {
-        let ixs = self.rs.ix_by_id.get(&id).cloned().unwrap_or_default();
-        if let Some(ex) = Exclusion::new(ixs, vars, self.rs.rule_ixs) {
-            self.add_exclusion(&Arc::new(ex));
+        if let Some(ex) = self.rs.target_exclusion(id, vars) {
+            self.apply_target_exclusion(&ex);
         }
+    }
+
+    /// Applies an exclusion prepared once with [`Ruleset::target_exclusion`]: per request,
+    /// a few word ORs instead of parsing and copying targets.
+    pub fn apply_target_exclusion(&mut self, ex: &super::TargetExclusion) {
+        self.add_exclusion(&ex.0);
     }
 
     /// Applies `ex` for this transaction (once: a `ctl` runs per matched target).
