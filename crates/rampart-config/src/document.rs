@@ -17,6 +17,8 @@ const SECRET_KEYS: &[&str] = &[
     "password",
     "password_hash",
     "bind_password",
+    "token",
+    "api_key",
 ];
 
 /// Parse YAML (or JSON) config text into a document.

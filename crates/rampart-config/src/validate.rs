@@ -380,6 +380,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             );
         }
     }
+    validate_siem(c, &mut err);
     let l = &c.limits;
     if l.max_request_body.0 == 0 {
         err("limits.max_request_body".into(), "must be above 0".into());
@@ -867,5 +868,123 @@ fn check_admin(a: &Admin, err: &mut impl FnMut(String, String)) {
             "admin.max_body".into(),
             "must be between 1KiB and 256MiB".into(),
         );
+    }
+}
+
+/// The SIEM sinks: URLs, credentials, and one buffer directory each.
+fn validate_siem(c: &Config, err: &mut impl FnMut(String, String)) {
+    let ev = &c.events;
+    let http = |u: &str| {
+        u.strip_prefix("http://")
+            .or_else(|| u.strip_prefix("https://"))
+            .is_some_and(|r| {
+                !r.is_empty() && !r.starts_with('/') && !r.bytes().any(|b| b <= b' ' || b == 0x7f)
+            })
+    };
+    let mut sinks: Vec<(&str, &crate::BufferConfig, usize)> = Vec::new();
+    if let Some(s) = &ev.splunk {
+        if !http(&s.url) {
+            err("events.splunk.url".into(), "must be an http(s) URL".into());
+        }
+        if s.token.trim().is_empty() {
+            err("events.splunk.token".into(), "must not be empty".into());
+        }
+        sinks.push(("splunk", &s.buffer, s.batch_size));
+    }
+    if let Some(e) = &ev.elastic {
+        if !http(&e.url) {
+            err("events.elastic.url".into(), "must be an http(s) URL".into());
+        }
+        let index_ok = !e.index.is_empty()
+            && !e.index.starts_with(['_', '-', '+'])
+            && e.index
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+        if !index_ok {
+            err(
+                "events.elastic.index".into(),
+                "must be a lowercase index name (letters, digits, - _ .; not starting with _ - +)"
+                    .into(),
+            );
+        }
+        if e.api_key.is_some() && (e.username.is_some() || e.password.is_some()) {
+            err(
+                "events.elastic".into(),
+                "give api_key or username and password, not both".into(),
+            );
+        }
+        if e.username.is_some() != e.password.is_some() {
+            err(
+                "events.elastic".into(),
+                "username and password go together".into(),
+            );
+        }
+        sinks.push(("elastic", &e.buffer, e.batch_size));
+    }
+    if let Some(n) = &ev.nats {
+        let rest = n
+            .url
+            .strip_prefix("nats://")
+            .or_else(|| n.url.strip_prefix("tls://"));
+        if !rest.is_some_and(|r| !r.is_empty() && !r.bytes().any(|b| b <= b' ' || b == 0x7f)) {
+            err(
+                "events.nats.url".into(),
+                "must be a nats:// or tls:// URL".into(),
+            );
+        }
+        let token_ok = |t: &str| {
+            !t.is_empty()
+                && t.split('.').all(|p| {
+                    !p.is_empty()
+                        && p.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                })
+        };
+        if !token_ok(&n.subject) {
+            err(
+                "events.nats.subject".into(),
+                "must be a subject without wildcards (tokens of letters, digits, _ and - joined by .)"
+                    .into(),
+            );
+        }
+        if let Some(st) = &n.stream {
+            if st.is_empty() || st.bytes().any(|b| b <= b' ' || b"./*>\\".contains(&b)) {
+                err(
+                    "events.nats.stream".into(),
+                    "must be a stream name without spaces, . / * > or \\".into(),
+                );
+            }
+        }
+        sinks.push(("nats", &n.buffer, n.batch_size));
+    }
+    for (i, (name, b, batch)) in sinks.iter().enumerate() {
+        if b.dir.trim().is_empty() {
+            err(
+                format!("events.{name}.buffer.dir"),
+                "must not be empty".into(),
+            );
+        }
+        if b.max_size.0 < 1 << 20 {
+            err(
+                format!("events.{name}.buffer.max_size"),
+                "must be at least 1MiB".into(),
+            );
+        }
+        if !(1..=10_000).contains(batch) {
+            err(
+                format!("events.{name}.batch_size"),
+                "must be between 1 and 10000".into(),
+            );
+        }
+        let same = |a: &str, b: &str| {
+            std::path::Path::new(a.trim_end_matches('/'))
+                == std::path::Path::new(b.trim_end_matches('/'))
+        };
+        if let Some((other, _, _)) = sinks[..i].iter().find(|(_, o, _)| same(&o.dir, &b.dir)) {
+            err(
+                format!("events.{name}.buffer.dir"),
+                format!("is also events.{other}.buffer.dir: each sink needs its own"),
+            );
+        }
     }
 }

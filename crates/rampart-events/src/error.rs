@@ -19,4 +19,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A durable sink's buffer directory cannot be used.
+    #[error("events.{sink}.buffer: {reason}")]
+    Spool {
+        /// The sink.
+        sink: String,
+        /// Why.
+        reason: String,
+    },
 }

@@ -1,11 +1,14 @@
 //! Rampart's security event stream: one JSON object per request on which a security stage
 //! decided something. Sinks: a JSON-lines file (on disk within 100 ms), stdout, syslog
-//! (RFC 5424 over UDP or TCP, optionally CEF-formatted), and an HTTP webhook with batching,
-//! retry with backoff and a bounded buffer. Emitting never blocks the data plane: when a
-//! sink's queue is full the event is dropped for that sink and counted.
+//! (RFC 5424 over UDP or TCP, optionally CEF-formatted), an HTTP webhook with batching,
+//! retry with backoff and a bounded buffer, and SIEM connectors (Splunk HEC, Elastic `_bulk`,
+//! NATS JetStream) behind a durable disk buffer ([`siem`]). Emitting never blocks the data
+//! plane: when a sink's queue is full the event is dropped for that sink and counted.
 
 mod error;
 pub mod redact;
+pub mod siem;
+pub mod spool;
 
 pub use error::Error;
 
@@ -33,6 +36,9 @@ pub struct RuleMatch {
 /// One security decision on one request, as written to every sink.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Event {
+    /// Unique across nodes and restarts, so a SIEM can de-duplicate what was delivered
+    /// twice (set when emitted).
+    pub id: String,
     /// When, as RFC 3339 with milliseconds (UTC).
     pub ts: String,
     /// The request's id (`X-Request-Id`).
@@ -99,6 +105,58 @@ impl Event {
     pub fn now_ts() -> String {
         humantime::format_rfc3339_millis(SystemTime::now()).to_string()
     }
+
+    /// An event about no request in particular (stage `events`, or the caller's): the
+    /// action and reason, the request fields empty.
+    pub fn notice(action: &str, reason: String) -> Event {
+        Event {
+            id: String::new(),
+            ts: Event::now_ts(),
+            request_id: String::new(),
+            trace_id: None,
+            client_ip: None,
+            method: String::new(),
+            host: String::new(),
+            uri: String::new(),
+            route: None,
+            stage: "events".into(),
+            action: action.into(),
+            status: 0,
+            reason,
+            consumer: None,
+            anomaly_score: None,
+            rules: Vec::new(),
+            policies: Vec::new(),
+            violations: Vec::new(),
+            actor: None,
+            changes: Vec::new(),
+        }
+    }
+}
+
+/// Event ids: a random prefix drawn at start, then a counter, so ids never repeat across
+/// restarts or nodes.
+pub struct IdGen {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl IdGen {
+    fn new() -> IdGen {
+        IdGen {
+            prefix: format!("{:016x}", rand::random::<u64>()),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// The next id.
+    pub fn next(&self) -> String {
+        format!(
+            "{}-{}",
+            self.prefix,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
+    }
 }
 
 /// Where events go.
@@ -112,6 +170,8 @@ pub struct SinkConfig {
     pub syslog: Option<SyslogConfig>,
     /// An HTTP endpoint.
     pub webhook: Option<WebhookConfig>,
+    /// SIEM connectors with a durable buffer each.
+    pub durable: Vec<siem::DurableConfig>,
 }
 
 /// The syslog sink.
@@ -151,11 +211,30 @@ pub struct Stats {
     pub webhook_failed_batches: AtomicU64,
 }
 
+/// One sink's queue: the network sinks' tasks read tokio channels, the durable sinks'
+/// writer threads a standard one (they also wake on a timer to sync).
+enum Queue {
+    Task(mpsc::Sender<Arc<Event>>),
+    Thread(std::sync::mpsc::SyncSender<Arc<Event>>),
+}
+
+impl Queue {
+    fn offer(&self, e: Arc<Event>) -> bool {
+        match self {
+            Queue::Task(t) => t.try_send(e).is_ok(),
+            Queue::Thread(t) => t.try_send(e).is_ok(),
+        }
+    }
+}
+
 /// The handle the data plane emits to.
 pub struct Events {
-    sinks: Vec<mpsc::Sender<Arc<Event>>>,
+    sinks: Vec<Queue>,
+    ids: Arc<IdGen>,
     /// Counters for the metrics endpoint.
     pub stats: Arc<Stats>,
+    /// The durable sinks' counters.
+    pub durable: Vec<Arc<siem::SinkStats>>,
 }
 
 const QUEUE: usize = 10_000;
@@ -164,7 +243,23 @@ impl Events {
     /// Start the sink tasks on `rt`.
     pub fn start(cfg: &SinkConfig, rt: &tokio::runtime::Handle) -> Result<Events, Error> {
         let stats = Arc::new(Stats::default());
+        let ids = Arc::new(IdGen::new());
         let mut sinks = Vec::new();
+        let mut durable = Vec::new();
+        let mut notes = Vec::new();
+        // Durable sinks first: a buffer directory that cannot be used refuses the start
+        // before any other sink's thread runs.
+        for d in &cfg.durable {
+            let started = siem::start(d, ids.clone(), rt)?;
+            sinks.push(Queue::Thread(started.tx));
+            durable.push(started.stats);
+            notes.extend(
+                started
+                    .notes
+                    .into_iter()
+                    .map(|n| format!("{} buffer repaired: {n}", d.name)),
+            );
+        }
         if let Some(path) = &cfg.file {
             let f = std::fs::OpenOptions::new()
                 .create(true)
@@ -179,7 +274,7 @@ impl Events {
                 .name("rampart-events-file".into())
                 .spawn(move || write_lines(Box::new(f), rx))
                 .map_err(|source| Error::Thread { source })?;
-            sinks.push(tx);
+            sinks.push(Queue::Task(tx));
         }
         if cfg.stdout {
             let (tx, rx) = mpsc::channel(QUEUE);
@@ -187,26 +282,38 @@ impl Events {
                 .name("rampart-events-stdout".into())
                 .spawn(move || write_lines(Box::new(std::io::stdout()), rx))
                 .map_err(|source| Error::Thread { source })?;
-            sinks.push(tx);
+            sinks.push(Queue::Task(tx));
         }
         if let Some(s) = &cfg.syslog {
             let (tx, rx) = mpsc::channel(QUEUE);
             rt.spawn(syslog_task(s.clone(), rx));
-            sinks.push(tx);
+            sinks.push(Queue::Task(tx));
         }
         if let Some(w) = &cfg.webhook {
             let (tx, rx) = mpsc::channel(w.max_buffer.max(1));
             rt.spawn(webhook_task(w.clone(), rx, stats.clone()));
-            sinks.push(tx);
+            sinks.push(Queue::Task(tx));
         }
-        Ok(Events { sinks, stats })
+        let events = Events {
+            sinks,
+            ids,
+            stats,
+            durable,
+        };
+        for n in notes {
+            log::warn!("events: {n}");
+            events.emit(Event::notice("recover", n));
+        }
+        Ok(events)
     }
 
     /// A handle with no sinks: emitting is a no-op.
     pub fn disabled() -> Events {
         Events {
             sinks: Vec::new(),
+            ids: Arc::new(IdGen::new()),
             stats: Arc::new(Stats::default()),
+            durable: Vec::new(),
         }
     }
 
@@ -216,14 +323,15 @@ impl Events {
     }
 
     /// Never blocks: a full sink drops the event and counts it.
-    pub fn emit(&self, e: Event) {
+    pub fn emit(&self, mut e: Event) {
         if self.sinks.is_empty() {
             return;
         }
         self.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        e.id = self.ids.next();
         let e = Arc::new(e);
         for s in &self.sinks {
-            if s.try_send(e.clone()).is_err() {
+            if !s.offer(e.clone()) {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -393,6 +501,7 @@ mod tests {
 
     fn ev() -> Event {
         Event {
+            id: "x-1".into(),
             ts: "2026-11-24T10:00:00.000Z".into(),
             request_id: "r1".into(),
             trace_id: None,

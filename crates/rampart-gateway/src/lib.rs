@@ -358,11 +358,12 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
             max_buffer: w.max_buffer,
             max_retries: w.max_retries,
         }),
+        durable: siem_sinks(ev),
     };
     let events = Arc::new(
         rampart_events::Events::start(&sinks, background.handle()).map_err(Error::Events)?,
     );
-    metrics::metrics().watch_events(events.stats.clone());
+    metrics::metrics().watch_events(&events);
     observe::set_system_events(events.clone());
     let mut http = pingora::proxy::http_proxy(
         &server.configuration,
@@ -455,4 +456,83 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
     // Keep the background runtime alive for the life of the process.
     std::mem::forget(background);
     server.run_forever();
+}
+
+/// The configured SIEM sinks, in the order their buffers are opened.
+fn siem_sinks(ev: &rampart_config::EventsConfig) -> Vec<rampart_events::siem::DurableConfig> {
+    use rampart_events::siem::{DurableConfig, Fsync, OnFull, Target};
+    let durable = |name: &str, target: Target, b: &rampart_config::BufferConfig, batch, flush| {
+        DurableConfig {
+            name: name.into(),
+            target,
+            dir: b.dir.clone().into(),
+            max_bytes: b.max_size.0,
+            fsync: match b.fsync {
+                rampart_config::FsyncPolicy::Always => Fsync::Always,
+                rampart_config::FsyncPolicy::Never => Fsync::Never,
+                rampart_config::FsyncPolicy::Every(d) => Fsync::Every(d),
+            },
+            on_full: match b.on_full {
+                rampart_config::OnFullPolicy::DropOldest => OnFull::DropOldest,
+                rampart_config::OnFullPolicy::DropNewest => OnFull::DropNewest,
+            },
+            batch_size: batch,
+            flush_interval: flush,
+        }
+    };
+    let mut out = Vec::new();
+    if let Some(s) = &ev.splunk {
+        let target = Target::Splunk {
+            url: s.url.clone(),
+            token: s.token.clone(),
+            index: s.index.clone(),
+            sourcetype: s.sourcetype.clone(),
+        };
+        out.push(durable(
+            "splunk",
+            target,
+            &s.buffer,
+            s.batch_size,
+            s.flush_interval.0,
+        ));
+    }
+    if let Some(e) = &ev.elastic {
+        use base64::Engine;
+        let authorization = match (&e.api_key, &e.username, &e.password) {
+            (Some(k), _, _) => Some(format!("ApiKey {k}")),
+            (None, Some(u), Some(p)) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )),
+            _ => None,
+        };
+        let target = Target::Elastic {
+            url: e.url.clone(),
+            index: e.index.clone(),
+            authorization,
+        };
+        out.push(durable(
+            "elastic",
+            target,
+            &e.buffer,
+            e.batch_size,
+            e.flush_interval.0,
+        ));
+    }
+    if let Some(n) = &ev.nats {
+        let target = Target::Nats {
+            url: n.url.clone(),
+            subject: n.subject.clone(),
+            stream: n.stream.clone(),
+            token: n.token.clone(),
+        };
+        out.push(durable(
+            "nats",
+            target,
+            &n.buffer,
+            n.batch_size,
+            n.flush_interval.0,
+        ));
+    }
+    out
 }

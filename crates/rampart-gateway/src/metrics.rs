@@ -22,6 +22,8 @@ pub struct Metrics {
     events: std::sync::OnceLock<std::sync::Arc<rampart_events::Stats>>,
     events_emitted: prometheus::IntGauge,
     events_dropped: prometheus::IntGauge,
+    sinks: std::sync::OnceLock<Vec<std::sync::Arc<rampart_events::siem::SinkStats>>>,
+    sink_counters: IntGaugeVec,
     spans_sent: prometheus::IntGauge,
     spans_dropped: prometheus::IntGauge,
     pub blocked: IntCounterVec,
@@ -29,6 +31,15 @@ pub struct Metrics {
     pub waf_matches: IntCounterVec,
     pub waf_anomaly: HistogramVec,
 }
+
+const SINK_COUNTERS: [&str; 6] = [
+    "delivered",
+    "lost",
+    "rejected",
+    "retries",
+    "pending",
+    "bytes",
+];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -129,6 +140,17 @@ impl Metrics {
             "Security events dropped by a full or failing sink",
         )
         .unwrap();
+        // One family for the SIEM sinks' counters, told apart by `what`, so a dashboard
+        // plots delivered / lost / rejected / retries / pending / bytes from one series set.
+        let sink_counters = IntGaugeVec::new(
+            Opts::new(
+                "rampart_events_sink",
+                "SIEM sink counters: what=delivered|lost|rejected|retries (totals), \
+                 pending (events buffered, not yet delivered), bytes (buffer size on disk)",
+            ),
+            &["sink", "what"],
+        )
+        .unwrap();
         let spans_sent = prometheus::IntGauge::new(
             "rampart_spans_sent_total",
             "Trace spans the OTLP collector accepted",
@@ -191,6 +213,7 @@ impl Metrics {
             Box::new(access_log_dropped.clone()),
             Box::new(events_emitted.clone()),
             Box::new(events_dropped.clone()),
+            Box::new(sink_counters.clone()),
             Box::new(spans_sent.clone()),
             Box::new(spans_dropped.clone()),
             Box::new(blocked.clone()),
@@ -218,6 +241,8 @@ impl Metrics {
             events: std::sync::OnceLock::new(),
             events_emitted,
             events_dropped,
+            sinks: std::sync::OnceLock::new(),
+            sink_counters,
             spans_sent,
             spans_dropped,
             blocked,
@@ -228,8 +253,15 @@ impl Metrics {
     }
 
     /// Event-stream counters live in rampart-events; they are copied into gauges at render.
-    pub fn watch_events(&self, stats: std::sync::Arc<rampart_events::Stats>) {
-        let _ = self.events.set(stats);
+    pub fn watch_events(&self, events: &rampart_events::Events) {
+        let _ = self.events.set(events.stats.clone());
+        let _ = self.sinks.set(events.durable.clone());
+        for s in &events.durable {
+            for what in SINK_COUNTERS {
+                self.sink_counters
+                    .with_label_values(&[s.name.as_str(), what]);
+            }
+        }
     }
 
     pub fn render(&self) -> Vec<u8> {
@@ -237,6 +269,22 @@ impl Metrics {
             use std::sync::atomic::Ordering::Relaxed;
             self.events_emitted.set(s.emitted.load(Relaxed) as i64);
             self.events_dropped.set(s.dropped.load(Relaxed) as i64);
+        }
+        for s in self.sinks.get().into_iter().flatten() {
+            use std::sync::atomic::Ordering::Relaxed;
+            let values = [
+                &s.delivered,
+                &s.lost,
+                &s.rejected,
+                &s.retries,
+                &s.pending,
+                &s.bytes,
+            ];
+            for (what, v) in SINK_COUNTERS.iter().zip(values) {
+                self.sink_counters
+                    .with_label_values(&[s.name.as_str(), what])
+                    .set(v.load(Relaxed) as i64);
+            }
         }
         {
             use std::sync::atomic::Ordering::Relaxed;

@@ -173,6 +173,7 @@ impl Gateway {
                 };
                 log::warn!("{reason}");
                 events.emit(rampart_events::Event {
+                    id: String::new(),
                     ts: rampart_events::Event::now_ts(),
                     request_id: request_id.clone(),
                     trace_id: None,
@@ -261,6 +262,7 @@ impl Gateway {
             _ => reason.to_string(),
         };
         self.events.emit(rampart_events::Event {
+            id: String::new(),
             ts: rampart_events::Event::now_ts(),
             request_id: ctx.request_id.clone(),
             trace_id: ctx.trace.as_ref().map(|t| t.trace_id_hex()),
@@ -387,25 +389,8 @@ pub(crate) fn system_event(stage: &str, action: &str, reason: String) {
 /// An event about no request in particular (a system change, an admin call): the
 /// stage, action and reason, the rest empty for the caller to fill.
 pub(crate) fn bare_event(stage: &str, action: &str, reason: String) -> rampart_events::Event {
-    rampart_events::Event {
-        ts: rampart_events::Event::now_ts(),
-        request_id: crate::framing::new_request_id(),
-        trace_id: None,
-        client_ip: None,
-        method: String::new(),
-        host: String::new(),
-        uri: String::new(),
-        route: None,
-        stage: stage.into(),
-        action: action.into(),
-        status: 0,
-        reason,
-        consumer: None,
-        anomaly_score: None,
-        rules: Vec::new(),
-        policies: Vec::new(),
-        violations: Vec::new(),
-        actor: None,
-        changes: Vec::new(),
-    }
+    let mut e = rampart_events::Event::notice(action, reason);
+    e.stage = stage.into();
+    e.request_id = crate::framing::new_request_id();
+    e
 }

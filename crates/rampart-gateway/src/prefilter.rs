@@ -799,6 +799,7 @@ fn record_refusal(
         return;
     }
     events.emit(rampart_events::Event {
+        id: String::new(),
         ts: rampart_events::Event::now_ts(),
         request_id: id,
         trace_id: None,

@@ -1,6 +1,6 @@
 //! The security event stream and its sinks, and what it redacts.
 
-use crate::units::HumanDuration;
+use crate::units::{ByteSize, HumanDuration};
 use serde::Deserialize;
 
 /// `events:`, the security event stream (one JSON object per decision) and its sinks.
@@ -15,6 +15,13 @@ pub struct EventsConfig {
     pub syslog: Option<SyslogSink>,
     /// POST the events to an HTTP endpoint.
     pub webhook: Option<WebhookSink>,
+    /// Send the events to a Splunk HTTP Event Collector, through a durable buffer.
+    pub splunk: Option<SplunkSink>,
+    /// Send the events to Elastic or OpenSearch (`_bulk`, ECS field names), through a
+    /// durable buffer.
+    pub elastic: Option<ElasticSink>,
+    /// Publish the events to NATS JetStream, through a durable buffer.
+    pub nats: Option<NatsSink>,
     /// Query parameters whose values are replaced by `REDACTED` in events and logs (any case,
     /// also when their names are percent-encoded), beyond the API-key parameter.
     pub redact_query: Vec<String>,
@@ -33,6 +40,9 @@ impl Default for EventsConfig {
             stdout: false,
             syslog: None,
             webhook: None,
+            splunk: None,
+            elastic: None,
+            nats: None,
             redact_query: list(&[
                 "access_token",
                 "id_token",
@@ -128,4 +138,158 @@ fn default_buffer() -> usize {
 }
 fn default_retries_webhook() -> u32 {
     3
+}
+
+/// A SIEM sink's durable buffer on local disk: events survive an outage of the SIEM and a
+/// restart of the gateway, and are delivered at least once, in order.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct BufferConfig {
+    /// The directory (one per sink; created 0700).
+    pub dir: String,
+    /// The most the buffer holds (default 256MiB).
+    #[serde(default = "default_spool_size")]
+    pub max_size: ByteSize,
+    /// When writes are synced to disk: `always`, `never` (the OS decides) or a duration
+    /// (default `1s`). A crash of the gateway loses nothing written either way; this is
+    /// about a crash of the machine.
+    #[serde(default)]
+    pub fsync: FsyncPolicy,
+    /// What a full buffer drops (default `drop_oldest`); the loss is counted and reported
+    /// as an event in the stream.
+    #[serde(default)]
+    pub on_full: OnFullPolicy,
+}
+
+/// `buffer.fsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// After every write.
+    Always,
+    /// Left to the operating system.
+    Never,
+    /// At most this long after a write.
+    Every(std::time::Duration),
+}
+
+impl Default for FsyncPolicy {
+    fn default() -> Self {
+        FsyncPolicy::Every(std::time::Duration::from_secs(1))
+    }
+}
+
+impl<'de> Deserialize<'de> for FsyncPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            _ => humantime::parse_duration(&s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .map(FsyncPolicy::Every)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "fsync {s:?}: expected always, never or a duration such as 1s"
+                    ))
+                }),
+        }
+    }
+}
+
+/// `buffer.on_full`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFullPolicy {
+    /// The oldest undelivered events make room.
+    #[default]
+    DropOldest,
+    /// New events are dropped until there is room.
+    DropNewest,
+}
+
+/// `events.splunk`: Splunk HTTP Event Collector (HEC JSON events).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct SplunkSink {
+    /// The collector's endpoint, e.g. `https://splunk:8088/services/collector/event`.
+    pub url: String,
+    /// The HEC token (`${ENV}` keeps it out of the file).
+    pub token: String,
+    /// The index, when not the token's default.
+    #[serde(default)]
+    pub index: Option<String>,
+    /// The sourcetype (default `rampart:security`).
+    #[serde(default = "default_sourcetype")]
+    pub sourcetype: String,
+    /// The durable buffer.
+    pub buffer: BufferConfig,
+    /// Events per request at most (default 100).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Longest a partial batch waits before it is sent (default 1 s).
+    #[serde(default = "default_flush")]
+    pub flush_interval: HumanDuration,
+}
+
+/// `events.elastic`: Elastic or OpenSearch through `_bulk`, documents in ECS field names.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct ElasticSink {
+    /// The cluster's base URL, e.g. `https://es:9200`.
+    pub url: String,
+    /// The index or data stream (default `rampart-events`).
+    #[serde(default = "default_index")]
+    pub index: String,
+    /// An API key (sent as `Authorization: ApiKey ...`).
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Basic authentication, with `password`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Basic authentication's password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The durable buffer.
+    pub buffer: BufferConfig,
+    /// Events per request at most (default 100).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Longest a partial batch waits before it is sent (default 1 s).
+    #[serde(default = "default_flush")]
+    pub flush_interval: HumanDuration,
+}
+
+/// `events.nats`: NATS JetStream; each event's id is its `Nats-Msg-Id`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct NatsSink {
+    /// The server, e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// The subject (default `rampart.events`).
+    #[serde(default = "default_subject")]
+    pub subject: String,
+    /// A JetStream stream created for the subject when it does not exist yet.
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// An authentication token.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The durable buffer.
+    pub buffer: BufferConfig,
+    /// Events per request at most (default 100).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Longest a partial batch waits before it is sent (default 1 s).
+    #[serde(default = "default_flush")]
+    pub flush_interval: HumanDuration,
+}
+
+fn default_spool_size() -> ByteSize {
+    ByteSize(256 << 20)
+}
+fn default_sourcetype() -> String {
+    "rampart:security".into()
+}
+fn default_index() -> String {
+    "rampart-events".into()
+}
+fn default_subject() -> String {
+    "rampart.events".into()
 }
