@@ -345,3 +345,549 @@ upstreams:
     }
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 }
+
+/// What a fake SIEM received: every event with its id, in arrival order (duplicates kept).
+#[derive(Default)]
+struct Siem {
+    events: Vec<serde_json::Value>,
+    requests: usize,
+}
+
+/// A Splunk HTTP Event Collector on `addr`: checks the token and the envelopes, keeps the
+/// events. When `misbehave`, it starts with a 503, then a 200 whose body is not HEC's, then a
+/// connection closed before any answer; then it works.
+async fn hec(addr: std::net::SocketAddr, token: &'static str, misbehave: bool) -> Arc<Mutex<Siem>> {
+    let got: Arc<Mutex<Siem>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let g = got.clone();
+    tokio::spawn(async move {
+        let mut conns = 0;
+        while let Ok((mut s, _)) = listener.accept().await {
+            conns += 1;
+            if misbehave && conns == 3 {
+                // Read part of the batch, then hang up.
+                let mut buf = [0u8; 512];
+                let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+                drop(s);
+                continue;
+            }
+            let g = g.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let g = g.clone();
+                        async move {
+                            let auth = req
+                                .headers()
+                                .get("authorization")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string();
+                            let path = req.uri().path().to_string();
+                            let b = req.into_body().collect().await.unwrap().to_bytes();
+                            let mut siem = g.lock().unwrap();
+                            siem.requests += 1;
+                            let n = if misbehave { siem.requests } else { 99 };
+                            assert_eq!(auth, format!("Splunk {token}"));
+                            assert_eq!(path, "/services/collector/event");
+                            let answer = |status: u16, body: &str| {
+                                let mut r =
+                                    hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+                                *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                                Ok::<_, hyper::Error>(r)
+                            };
+                            match n {
+                                1 => return answer(503, r#"{"text":"Server is busy","code":9}"#),
+                                2 => return answer(200, "<html>proxy error</html>"),
+                                _ => {}
+                            }
+                            let text = std::str::from_utf8(&b).unwrap();
+                            for line in text.lines() {
+                                let env: serde_json::Value = serde_json::from_str(line).unwrap();
+                                assert!(env["time"].as_f64().unwrap() > 1.7e9, "{env}");
+                                assert_eq!(env["sourcetype"], "rampart:security");
+                                assert_eq!(env["source"], "rampart");
+                                siem.events.push(env["event"].clone());
+                            }
+                            answer(200, r#"{"text":"Success","code":0}"#)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(false)
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    got
+}
+
+/// An Elasticsearch `_bulk` endpoint on `addr` with `create` semantics: a second `create`
+/// of an id answers 409. Misbehaves first: a 429, then a batch whose last item fails
+/// with 503 (the others are created, so the retry meets 409s).
+async fn bulk(addr: std::net::SocketAddr) -> Arc<Mutex<Siem>> {
+    let got: Arc<Mutex<Siem>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let g = got.clone();
+    let docs: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let g = g.clone();
+            let docs = docs.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let g = g.clone();
+                        let docs = docs.clone();
+                        async move {
+                            assert_eq!(req.uri().path(), "/_bulk");
+                            assert_eq!(
+                                req.headers()["content-type"].to_str().unwrap(),
+                                "application/x-ndjson"
+                            );
+                            assert_eq!(
+                                req.headers()["authorization"].to_str().unwrap(),
+                                "ApiKey c2llbTpzZWNyZXQ="
+                            );
+                            let b = req.into_body().collect().await.unwrap().to_bytes();
+                            let mut siem = g.lock().unwrap();
+                            siem.requests += 1;
+                            let n = siem.requests;
+                            let reply = |status: u16, body: String| {
+                                let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+                                *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                                Ok::<_, hyper::Error>(r)
+                            };
+                            if n == 1 {
+                                return reply(429, "{}".into());
+                            }
+                            let lines: Vec<&str> =
+                                std::str::from_utf8(&b).unwrap().lines().collect();
+                            assert_eq!(lines.len() % 2, 0);
+                            let mut items = Vec::new();
+                            for (k, pair) in lines.chunks(2).enumerate() {
+                                let action: serde_json::Value =
+                                    serde_json::from_str(pair[0]).unwrap();
+                                let doc: serde_json::Value = serde_json::from_str(pair[1]).unwrap();
+                                let id = action["create"]["_id"].as_str().unwrap().to_string();
+                                assert_eq!(action["create"]["_index"], "rampart-test");
+                                assert_eq!(doc["event"]["id"], id.as_str());
+                                assert!(doc["@timestamp"].is_string(), "{doc}");
+                                let last = k == lines.len() / 2 - 1;
+                                let status = if n == 2 && last {
+                                    503
+                                } else if docs.lock().unwrap().insert(id.clone()) {
+                                    siem.events.push(doc);
+                                    201
+                                } else {
+                                    409
+                                };
+                                items.push(
+                                    serde_json::json!({"create": {"_id": id, "status": status}}),
+                                );
+                            }
+                            reply(
+                                200,
+                                serde_json::json!({"took": 1, "errors": true, "items": items})
+                                    .to_string(),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    got
+}
+
+/// A JetStream server of the test's own (Debian's nats-server), so it can be down.
+fn nats_server(port: u16, store: &std::path::Path) -> std::process::Child {
+    let child = std::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server (Debian package nats-server)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// Every message of a JetStream stream, in order.
+async fn stream_events(url: &str, stream: &str) -> Vec<(String, serde_json::Value)> {
+    let client = async_nats::connect(url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut s = js.get_stream(stream).await.unwrap();
+    let n = s.info().await.unwrap().state.messages;
+    let mut out = Vec::new();
+    for seq in 1..=n {
+        let m = s.get_raw_message(seq).await.unwrap();
+        let msg_id = m
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        out.push((msg_id, serde_json::from_slice(&m.payload).unwrap()));
+    }
+    out
+}
+
+/// Waits for a metric to reach `want`.
+fn wait_metric(gw: &Gateway, prefix: &str, want: f64, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = gw.metric(prefix);
+        if v == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{prefix} is {v}, not {want}; stderr:\n{}",
+            gw.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The `n` of the WAF events' URIs (`/api?attack=evil&n=N`), each with how often it came
+/// under distinct event ids (1 when nothing was emitted twice).
+fn attacks(
+    events: &[serde_json::Value],
+    uri_of: impl Fn(&serde_json::Value) -> &str,
+    id_of: impl Fn(&serde_json::Value) -> &str,
+) -> std::collections::BTreeMap<u32, std::collections::HashSet<String>> {
+    let mut by_n: std::collections::BTreeMap<u32, std::collections::HashSet<String>> =
+        Default::default();
+    for e in events {
+        let uri = uri_of(e);
+        if let Some(n) = uri.split("&n=").nth(1) {
+            by_n.entry(n.parse().unwrap())
+                .or_default()
+                .insert(id_of(e).to_string());
+        }
+    }
+    by_n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn siem_sinks_lose_nothing_across_an_outage_and_a_restart() {
+    const ATTACKS: u32 = 10_000;
+    let up = Upstream::start("a").await;
+    let spool = temp_dir("siem-spool");
+    let (hec_port, es_port, nats_port) = (free_port(), free_port(), free_port());
+    let stream = format!("RAMPART_{}", std::process::id());
+    let config = format!(
+        r#"events:
+  splunk:
+    url: http://127.0.0.1:{hec_port}/services/collector/event
+    token: ${{HEC_TOKEN}}
+    buffer: {{dir: {dir}/splunk, fsync: always}}
+  elastic:
+    url: http://127.0.0.1:{es_port}/
+    index: rampart-test
+    api_key: c2llbTpzZWNyZXQ=
+    batch_size: 500
+    buffer: {{dir: {dir}/elastic}}
+  nats:
+    url: nats://127.0.0.1:{nats_port}
+    subject: rampart.test.events
+    stream: {stream}
+    batch_size: 250
+    buffer: {{dir: {dir}/nats, fsync: never}}
+waf:
+  custom_rules: |
+    SecRule ARGS:attack "@streq evil" "id:9001,phase:1,deny,status:403,log,msg:'test attack'"
+upstreams:
+{}routes:
+  - name: api
+    paths: ["/api"]
+    upstream: u
+"#,
+        upstream_yaml("u", &[up.addr], ""),
+        dir = spool.display(),
+    );
+    let token = std::ffi::OsStr::new("hec-test-token");
+    let gw = Gateway::start_env(&config, "", "", &[("HEC_TOKEN", token)]);
+    // Every SIEM is down: the attacks go to the buffers.
+    let c = client();
+    let base = gw.url("/api");
+    futures_util::future::join_all((0..8).map(|k| {
+        let c = c.clone();
+        let base = base.clone();
+        async move {
+            for n in (k..ATTACKS).step_by(8) {
+                let r = c
+                    .get(format!("{base}?attack=evil&n={n}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 403);
+            }
+        }
+    }))
+    .await;
+    for sink in ["splunk", "elastic", "nats"] {
+        let pending = format!("rampart_events_sink{{sink=\"{sink}\",what=\"pending\"}}");
+        wait_metric(&gw, &pending, f64::from(ATTACKS), 30);
+    }
+    assert!(gw.metric("rampart_events_sink{sink=\"splunk\",what=\"retries\"}") > 0.0);
+    // A crash (SIGKILL), then a damaged tail on one buffer, as a torn write leaves it.
+    drop(gw);
+    let mut segs: Vec<_> = std::fs::read_dir(spool.join("splunk"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(segs.last().unwrap())
+            .unwrap();
+        f.write_all(b"\x40\x00\x00\x00torn").unwrap();
+    }
+
+    let gw = Gateway::start_env(&config, "", "", &[("HEC_TOKEN", token)]);
+    for sink in ["splunk", "elastic", "nats"] {
+        let pending = format!("rampart_events_sink{{sink=\"{sink}\",what=\"pending\"}}");
+        // The repair notice is an event too, in every sink.
+        wait_metric(&gw, &pending, f64::from(ATTACKS) + 1.0, 10);
+    }
+    // The SIEMs come back.
+    let splunk = hec(([127, 0, 0, 1], hec_port).into(), "hec-test-token", true).await;
+    let elastic = bulk(([127, 0, 0, 1], es_port).into()).await;
+    let nats_store = temp_dir("nats-store");
+    let mut nats = nats_server(nats_port, &nats_store);
+    for sink in ["splunk", "elastic", "nats"] {
+        let pending = format!("rampart_events_sink{{sink=\"{sink}\",what=\"pending\"}}");
+        wait_metric(&gw, &pending, 0.0, 120);
+    }
+
+    let check = |name: &str,
+                 events: &[serde_json::Value],
+                 uri: &dyn Fn(&serde_json::Value) -> &str,
+                 id: &dyn Fn(&serde_json::Value) -> &str| {
+        let by_n = attacks(events, uri, id);
+        assert_eq!(by_n.len() as u32, ATTACKS, "{name}: attacks missing");
+        assert!(
+            by_n.values().all(|ids| ids.len() == 1),
+            "{name}: an attack came under two event ids"
+        );
+        let unique: std::collections::HashSet<&str> = events.iter().map(id).collect();
+        let repairs = events
+            .iter()
+            .filter(|e| uri(e).is_empty() && e.to_string().contains("set aside"))
+            .count();
+        assert!(repairs >= 1, "{name}: no repair notice");
+        unique.len()
+    };
+    let s = std::mem::take(&mut *splunk.lock().unwrap());
+    let hec_unique = check(
+        "splunk",
+        &s.events,
+        &|e| e["uri"].as_str().unwrap_or(""),
+        &|e| e["id"].as_str().unwrap(),
+    );
+    // Batches the HEC failed were sent again: duplicates exist before de-duplication.
+    assert!(s.requests >= 3, "{}", s.requests);
+    assert!(hec_unique >= ATTACKS as usize);
+    for e in s.events.iter().filter(|e| e["stage"] == "waf").take(3) {
+        assert_eq!(e["rules"][0]["id"], 9001, "{e}");
+    }
+    drop(s);
+    let es = std::mem::take(&mut *elastic.lock().unwrap());
+    check(
+        "elastic",
+        &es.events,
+        &|e| e["url"]["original"].as_str().unwrap_or(""),
+        &|e| e["event"]["id"].as_str().unwrap(),
+    );
+    let first_waf = es
+        .events
+        .iter()
+        .find(|e| e["rule"]["id"][0] == "9001")
+        .unwrap();
+    assert_eq!(first_waf["event"]["kind"], "alert");
+    assert_eq!(first_waf["http"]["response"]["status_code"], 403);
+    assert_eq!(first_waf["source"]["ip"], "127.0.0.1");
+    drop(es);
+    let url = format!("nats://127.0.0.1:{nats_port}");
+    let msgs = stream_events(&url, &stream).await;
+    let events: Vec<serde_json::Value> = msgs
+        .iter()
+        .map(|(msg_id, e)| {
+            assert_eq!(e["id"].as_str().unwrap(), msg_id);
+            e.clone()
+        })
+        .collect();
+    check(
+        "nats",
+        &events,
+        &|e| e["uri"].as_str().unwrap_or(""),
+        &|e| e["id"].as_str().unwrap(),
+    );
+    // In order: ids count up in the order events were emitted (the run before the crash
+    // has its own id prefix).
+    let first_run = events[0]["id"]
+        .as_str()
+        .unwrap()
+        .split('-')
+        .next()
+        .unwrap()
+        .to_string();
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter_map(|e| {
+            let (prefix, seq) = e["id"].as_str()?.split_once('-')?;
+            (prefix == first_run).then(|| seq.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(seqs.len() as u32, ATTACKS);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "nats order");
+    for sink in ["splunk", "elastic", "nats"] {
+        let lost = format!("rampart_events_sink{{sink=\"{sink}\",what=\"lost\"}}");
+        assert_eq!(gw.metric(&lost), 0.0, "{sink}");
+    }
+    let _ = nats.kill();
+    let _ = nats.wait();
+    let _ = std::fs::remove_dir_all(&spool);
+    let _ = std::fs::remove_dir_all(&nats_store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_siem_buffer_counts_and_reports_its_loss() {
+    let up = Upstream::start("a").await;
+    let spool = temp_dir("siem-full");
+    let hec_port = free_port();
+    // The machine's JetStream stays up: events reach it live, each under its id.
+    let stream = format!("RAMPART_LIVE_{}", std::process::id());
+    let subject = format!("rampart.live.{}", std::process::id());
+    let config = format!(
+        r#"events:
+  splunk:
+    url: http://127.0.0.1:{hec_port}/services/collector/event
+    token: t0ken
+    flush_interval: 100ms
+    buffer: {{dir: {dir}/splunk, max_size: 1MiB, on_full: drop_newest}}
+  nats:
+    url: nats://127.0.0.1:4222
+    subject: {subject}
+    stream: {stream}
+    flush_interval: 50ms
+    buffer: {{dir: {dir}/nats}}
+waf:
+  custom_rules: |
+    SecRule ARGS:attack "@streq evil" "id:9001,phase:1,deny,status:403,log,msg:'test attack'"
+upstreams:
+{}routes:
+  - name: api
+    paths: ["/api"]
+    upstream: u
+"#,
+        upstream_yaml("u", &[up.addr], ""),
+        dir = spool.display(),
+    );
+    let gw = Gateway::start(&config);
+    let c = client();
+    const SENT: u32 = 3_000;
+    futures_util::future::join_all((0..4).map(|k| {
+        let c = c.clone();
+        let url = gw.url("/api");
+        async move {
+            for n in (k..SENT).step_by(4) {
+                // Padding makes each event ~1 KiB, so 1 MiB holds far fewer than were sent.
+                let r = c
+                    .get(format!("{url}?pad={}&attack=evil&n={n}", "p".repeat(600)))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 403);
+            }
+        }
+    }))
+    .await;
+    wait_metric(
+        &gw,
+        "rampart_events_sink{sink=\"nats\",what=\"delivered\"}",
+        f64::from(SENT),
+        30,
+    );
+    let lost_metric = "rampart_events_sink{sink=\"splunk\",what=\"lost\"}";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.metric("rampart_events_sink{sink=\"splunk\",what=\"pending\"}")
+        + gw.metric(lost_metric)
+        < f64::from(SENT)
+    {
+        assert!(Instant::now() < deadline, "{}", gw.metrics());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lost = gw.metric(lost_metric);
+    assert!(lost > 1000.0, "{lost}");
+    assert!(gw.metric("rampart_events_sink{sink=\"splunk\",what=\"bytes\"}") <= 1048576.0);
+    let splunk = hec(([127, 0, 0, 1], hec_port).into(), "t0ken", false).await;
+    wait_metric(
+        &gw,
+        "rampart_events_sink{sink=\"splunk\",what=\"pending\"}",
+        0.0,
+        60,
+    );
+    let s = std::mem::take(&mut *splunk.lock().unwrap());
+    let waf = s.events.iter().filter(|e| e["stage"] == "waf").count();
+    let notices: Vec<&serde_json::Value> = s
+        .events
+        .iter()
+        .filter(|e| e["stage"] == "events" && e["action"] == "drop")
+        .collect();
+    assert!(!notices.is_empty(), "no loss notice");
+    // Every attack is either delivered or counted in a notice, and the notices add up to
+    // the metric.
+    let reported: u64 = notices
+        .iter()
+        .map(|e| {
+            e["reason"]
+                .as_str()
+                .unwrap()
+                .split("lost ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    let unique: std::collections::HashSet<&str> = s
+        .events
+        .iter()
+        .filter(|e| e["stage"] == "waf")
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(reported as f64, lost);
+    assert_eq!(
+        unique.len() as u64 + reported,
+        u64::from(SENT),
+        "{waf} delivered"
+    );
+    drop(s);
+    // JetStream got every attack, each message's Nats-Msg-Id its event id.
+    let msgs = stream_events("nats://127.0.0.1:4222", &stream).await;
+    let waf: Vec<&(String, serde_json::Value)> =
+        msgs.iter().filter(|(_, e)| e["stage"] == "waf").collect();
+    assert_eq!(waf.len() as u32, SENT);
+    assert!(waf.iter().all(|(id, e)| e["id"] == id.as_str()));
+    let client = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
+    let _ = async_nats::jetstream::new(client)
+        .delete_stream(&stream)
+        .await;
+    let _ = std::fs::remove_dir_all(&spool);
+}

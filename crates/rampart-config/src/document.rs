@@ -529,6 +529,15 @@ mod tests {
         let mut back = rh.clone();
         assert!(restore(&mut back, &hook).is_empty());
         assert_eq!(back, hook);
+        let siem = json!({"events": {
+            "splunk": {"url": "https://s:8088/services/collector/event", "token": "hec-abc"},
+            "elastic": {"url": "https://es:9200", "api_key": "ZXM6a2V5", "password": "pw"},
+            "nats": {"url": "nats://n:4222", "token": "${NATS_TOKEN}"}}});
+        let rs = redact(&siem);
+        assert_eq!(rs["events"]["splunk"]["token"], REDACTED);
+        assert_eq!(rs["events"]["elastic"]["api_key"], REDACTED);
+        assert_eq!(rs["events"]["elastic"]["password"], REDACTED);
+        assert_eq!(rs["events"]["nats"]["token"], "${NATS_TOKEN}");
 
         // Reordered consumers still get their own secrets back.
         let mut back = r.clone();

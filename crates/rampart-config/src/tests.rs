@@ -314,3 +314,52 @@ fn tracing_settings_are_checked_with_their_location() {
     let t = ok.tracing.expect("tracing");
     assert_eq!((t.sample_ratio, t.service_name.as_str()), (1.0, "rampart"));
 }
+
+#[test]
+fn siem_sinks_are_checked() {
+    let good = format!(
+        "{GOOD}events:\n  splunk:\n    url: https://splunk.example:8088/services/collector/event\n    token: abc\n    buffer: {{dir: /var/lib/rampart/splunk, fsync: always}}\n  nats:\n    url: nats://127.0.0.1:4222\n    stream: RAMPART\n    buffer: {{dir: /var/lib/rampart/nats, max_size: 64MiB, on_full: drop_newest}}\n"
+    );
+    let c = load_str_with_env(&good, "t.yaml", &no_env).unwrap();
+    let s = c.events.splunk.as_ref().unwrap();
+    assert_eq!(s.buffer.fsync, FsyncPolicy::Always);
+    assert_eq!(s.batch_size, 100);
+    let n = c.events.nats.as_ref().unwrap();
+    assert_eq!(n.subject, "rampart.events");
+    assert_eq!(
+        n.buffer.fsync,
+        FsyncPolicy::Every(std::time::Duration::from_secs(1))
+    );
+    assert_eq!(n.buffer.on_full, OnFullPolicy::DropNewest);
+    assert_eq!(n.buffer.max_size.0, 64 << 20);
+
+    let bad = format!(
+        "{GOOD}events:\n  splunk:\n    url: splunk.example\n    token: ' '\n    batch_size: 0\n    buffer: {{dir: /spool/x, max_size: 10KiB}}\n  elastic:\n    url: http://es:9200\n    index: Rampart\n    api_key: k\n    username: u\n    buffer: {{dir: /spool/x/}}\n  nats:\n    url: http://nats\n    subject: rampart.*\n    stream: a.b\n    buffer: {{dir: /spool/n}}\n"
+    );
+    let text = load_str_with_env(&bad, "t.yaml", &no_env)
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "events.splunk.url: must be an http(s) URL",
+        "events.splunk.token: must not be empty",
+        "events.splunk.batch_size: must be between 1 and 10000",
+        "events.splunk.buffer.max_size: must be at least 1MiB",
+        "events.elastic.index: must be a lowercase index name",
+        "events.elastic: give api_key or username and password, not both",
+        "events.elastic: username and password go together",
+        "events.elastic.buffer.dir: is also events.splunk.buffer.dir",
+        "events.nats.url: must be a nats:// or tls:// URL",
+        "events.nats.subject: must be a subject without wildcards",
+        "events.nats.stream: must be a stream name",
+    ] {
+        assert!(text.contains(needle), "{needle}\n{text}");
+    }
+    let fsync = good.replace("fsync: always", "fsync: sometimes");
+    let text = load_str_with_env(&fsync, "t.yaml", &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("fsync \"sometimes\": expected always, never or a duration"),
+        "{text}"
+    );
+}

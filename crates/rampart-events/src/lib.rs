@@ -138,24 +138,29 @@ impl Event {
 /// restarts or nodes.
 pub struct IdGen {
     prefix: String,
-    next: AtomicU64,
+    next: std::sync::Mutex<u64>,
 }
 
 impl IdGen {
     fn new() -> IdGen {
         IdGen {
             prefix: format!("{:016x}", rand::random::<u64>()),
-            next: AtomicU64::new(0),
+            next: std::sync::Mutex::new(0),
         }
     }
 
     /// The next id.
     pub fn next(&self) -> String {
-        format!(
-            "{}-{}",
-            self.prefix,
-            self.next.fetch_add(1, Ordering::Relaxed)
-        )
+        self.with_next(|id| id)
+    }
+
+    /// Runs `f` with the next id while no other id is handed out, so what `f` queues is
+    /// queued in id order.
+    fn with_next<T>(&self, f: impl FnOnce(String) -> T) -> T {
+        let mut n = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let id = format!("{}-{}", self.prefix, *n);
+        *n += 1;
+        f(id)
     }
 }
 
@@ -328,13 +333,17 @@ impl Events {
             return;
         }
         self.stats.emitted.fetch_add(1, Ordering::Relaxed);
-        e.id = self.ids.next();
-        let e = Arc::new(e);
-        for s in &self.sinks {
-            if !s.offer(e.clone()) {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        // Ids and queueing in one step: every sink sees the events in id order, which is
+        // the order a SIEM can check (per sink, ids of one run only grow).
+        self.ids.with_next(|id| {
+            e.id = id;
+            let e = Arc::new(e);
+            for s in &self.sinks {
+                if !s.offer(e.clone()) {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
-        }
+        });
     }
 }
 

@@ -194,9 +194,10 @@ fn write_loop(
     use std::sync::mpsc::RecvTimeoutError;
     let mut unreported = 0u64;
     let mut last_sync = Instant::now();
+    // Wakes when idle too: to sync on time, and to report a loss once room was made.
     let idle = match cfg.fsync {
-        Fsync::Every(d) => d,
-        _ => Duration::from_secs(3600),
+        Fsync::Every(d) => d.min(Duration::from_secs(1)),
+        _ => Duration::from_secs(1),
     };
     loop {
         let first = match rx.recv_timeout(idle) {
@@ -250,6 +251,16 @@ fn write_loop(
             }
         }
         shared.stats.lost.fetch_add(lost, Ordering::Relaxed);
+        if unreported > 0 && sp.fits(NOTICE_ROOM) {
+            let notice = loss_notice(&ids, &cfg.name, unreported, cfg.on_full);
+            log::warn!("events: {}", notice.reason);
+            if let Ok(n) = serde_json::to_vec(&notice) {
+                if sp.append(&n).is_ok() {
+                    unreported = 0;
+                    shared.wake.notify_one();
+                }
+            }
+        }
         let due = match cfg.fsync {
             Fsync::Always => true,
             Fsync::Every(d) => last_sync.elapsed() >= d,
@@ -420,7 +431,7 @@ enum Connector {
         subject: String,
         stream: Option<String>,
         token: Option<String>,
-        js: Option<async_nats::jetstream::Context>,
+        js: Option<Box<async_nats::jetstream::Context>>,
         stream_ready: bool,
     },
 }
@@ -505,7 +516,7 @@ impl Connector {
                         opts = opts.token(t.clone());
                     }
                     match opts.connect(url.as_str()).await {
-                        Ok(c) => *js = Some(async_nats::jetstream::new(c)),
+                        Ok(c) => *js = Some(Box::new(async_nats::jetstream::new(c))),
                         Err(e) => return Outcome::Retry(format!("cannot connect: {e}")),
                     }
                 }

@@ -342,10 +342,8 @@ impl Spool {
     pub fn drop_oldest(&mut self, len: usize) -> u64 {
         let mut lost = 0;
         while !self.fits(len) {
-            if self.segments.len() == 1 {
-                if self.segments[0].bytes == 0 || self.rotate().is_err() {
-                    break;
-                }
+            if self.segments.len() == 1 && (self.segments[0].bytes == 0 || self.rotate().is_err()) {
+                break;
             }
             let old = self.segments.pop_front().expect("two segments");
             lost += old.records - self.cursor_records;
