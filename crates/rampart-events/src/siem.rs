@@ -821,4 +821,82 @@ mod tests {
         assert_eq!(envs[0]["index"], "sec");
         assert_eq!(envs[0]["event"]["id"], "abc-1");
     }
+
+    /// A disk that fills up (a 256 KiB tmpfs): events that do not fit are counted as
+    /// lost, nothing panics, and the buffer left behind opens without repairs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_loses_events_but_not_the_buffer() {
+        let dir = std::env::temp_dir().join(format!("rampart-enospc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(mounted, "mounting a tmpfs needs root, as in CI");
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let _guard = Unmount(dir.clone());
+        let cfg = DurableConfig {
+            name: "splunk".into(),
+            target: Target::Splunk {
+                // Nothing listens: every event stays buffered.
+                url: "http://127.0.0.1:9/services/collector/event".into(),
+                token: "t".into(),
+                index: None,
+                sourcetype: "s".into(),
+            },
+            dir: dir.join("spool"),
+            max_bytes: 64 << 20,
+            fsync: Fsync::Always,
+            on_full: OnFull::DropNewest,
+            batch_size: 100,
+            flush_interval: Duration::from_millis(100),
+        };
+        let ids = Arc::new(IdGen::new());
+        let started = start(&cfg, ids.clone(), &tokio::runtime::Handle::current()).unwrap();
+        const SENT: u64 = 2_000;
+        for i in 0..SENT {
+            let mut e = Event::notice("block", format!("attack {i} {}", "x".repeat(200)));
+            e.id = ids.next();
+            started.tx.send(Arc::new(e)).unwrap();
+        }
+        let stats = started.stats.clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while stats.pending.load(Ordering::Relaxed) + stats.lost.load(Ordering::Relaxed) < SENT {
+            assert!(Instant::now() < deadline, "{stats:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let lost = stats.lost.load(Ordering::Relaxed);
+        let pending = stats.pending.load(Ordering::Relaxed);
+        assert!(
+            lost > 500 && pending > 100,
+            "lost {lost}, pending {pending}"
+        );
+        // Every segment on the full disk holds whole records only (failed writes were cut
+        // back), and together the records the pending count.
+        let mut records = 0;
+        for e in std::fs::read_dir(&cfg.dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "seg") {
+                let len = std::fs::metadata(&path).unwrap().len();
+                let (good, n) = crate::spool::check_segment(&path).unwrap();
+                assert_eq!(good, len, "{}", path.display());
+                records += n;
+            }
+        }
+        assert_eq!(records, pending);
+        let first_seg = cfg.dir.join(format!("{:020}.seg", 0));
+        let bytes = std::fs::read(first_seg).unwrap();
+        let first: Value = serde_json::from_slice(
+            &bytes[8..8 + u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize],
+        )
+        .unwrap();
+        assert!(first["reason"].as_str().unwrap().starts_with("attack 0 "));
+    }
 }

@@ -101,6 +101,12 @@ fn scan(r: &mut impl Read, snap: u64) -> std::io::Result<(u64, u64, u64)> {
     Ok((good, records, snapped))
 }
 
+/// The intact length and the record count of a segment file (for checks from outside).
+pub fn check_segment(path: &Path) -> std::io::Result<(u64, u64)> {
+    let mut f = std::io::BufReader::new(File::open(path)?);
+    scan(&mut f, 0).map(|(good, records, _)| (good, records))
+}
+
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
