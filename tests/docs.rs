@@ -3,12 +3,10 @@
 //! published description, never the internal one, with the API key the route requires; the
 //! page and the description are refused without it.
 mod common;
+use common::browser::Browser;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::io::BufRead;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 const KEY: &str = "docs-reader-key-0123456789";
 
@@ -35,111 +33,13 @@ paths:
     post: { operationId: financeReport, x-groups: [finance] }
 "##;
 
-/// A headless Chromium and one page, over the DevTools protocol.
-struct Browser {
-    child: std::process::Child,
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    session: String,
-    next: u64,
-    _profile: std::path::PathBuf,
+/// Opening the documentation page and waiting for its script.
+trait DocsPage {
+    /// Opens `url` and waits for the page's script to finish (`data-ready`).
+    async fn open(&mut self, url: &str) -> String;
 }
 
-impl Browser {
-    async fn start() -> Browser {
-        let profile = temp_dir("chromium");
-        let mut child = std::process::Command::new("chromium")
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-            ])
-            .arg("--remote-debugging-port=0")
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg("about:blank")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("chromium (scripts/test installs it)");
-        // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID"
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(url) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("chromium printed no DevTools address");
-        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .unwrap();
-        let mut b = Browser {
-            child,
-            ws,
-            session: String::new(),
-            next: 0,
-            _profile: profile,
-        };
-        let target = b
-            .call("Target.createTarget", json!({"url": "about:blank"}))
-            .await;
-        let attached = b
-            .call(
-                "Target.attachToTarget",
-                json!({"targetId": target["targetId"], "flatten": true}),
-            )
-            .await;
-        b.session = attached["sessionId"].as_str().unwrap().to_string();
-        b.call("Network.enable", json!({})).await;
-        b.call("Page.enable", json!({})).await;
-        b
-    }
-
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next += 1;
-        let id = self.next;
-        let mut msg = json!({"id": id, "method": method, "params": params});
-        if !self.session.is_empty() {
-            msg["sessionId"] = self.session.clone().into();
-        }
-        self.ws.send(Message::text(msg.to_string())).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let m = tokio::time::timeout(left, self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("{method}: no answer"))
-                .unwrap()
-                .unwrap();
-            let Message::Text(t) = m else { continue };
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
-            }
-        }
-    }
-
-    async fn eval(&mut self, expr: &str) -> Value {
-        let r = self
-            .call(
-                "Runtime.evaluate",
-                json!({"expression": expr, "returnByValue": true}),
-            )
-            .await;
-        r["result"]["value"].clone()
-    }
-
-    /// Opens `url` and waits for the page's script to finish (`data-ready`).
+impl DocsPage for Browser {
     async fn open(&mut self, url: &str) -> String {
         self.call("Page.navigate", json!({"url": url})).await;
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -159,13 +59,6 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

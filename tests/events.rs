@@ -891,3 +891,223 @@ upstreams:
         .await;
     let _ = std::fs::remove_dir_all(&spool);
 }
+
+/// Polls `expr` in the page until it returns true.
+async fn page_until(b: &mut common::browser::Browser, expr: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if b.eval(expr).await == serde_json::Value::Bool(true) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let state = b
+                .eval("document.body.dataset.state + ' ' + document.getElementById('status').textContent + ' blocked=' + document.getElementById('blocked').textContent + ' requests=' + document.getElementById('requests').textContent")
+                .await;
+            panic!("page never had {expr}: {state}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_live_dashboard_shows_traffic_and_attacks_in_a_browser() {
+    const TOKEN: &str = "dashboard-viewer-token-0123456789";
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start_full(
+        &format!(
+            r#"waf:
+  custom_rules: |
+    SecRule ARGS:q "@contains <img" "id:9001,phase:1,deny,status:403,log,msg:'markup in q',logdata:'%{{MATCHED_VAR}}'"
+upstreams:
+{}routes:
+  - name: api
+    paths: ["/api"]
+    upstream: u
+  - name: web
+    paths: ["/web"]
+    upstream: u
+"#,
+            upstream_yaml("u", &[up.addr], "")
+        ),
+        "",
+        &format!(
+            "  tokens: [{{name: vera, role: viewer, sha256: {}}}]\n",
+            sha(TOKEN)
+        ),
+    );
+    let c = client();
+    let xss = "<img src=x onerror=window.pwned=1>";
+    let send = |path: String| {
+        let c = c.clone();
+        async move { c.get(path).send().await.unwrap().status().as_u16() }
+    };
+    for i in 0..40 {
+        assert_eq!(send(gw.url(&format!("/api/items/{i}"))).await, 200);
+    }
+    for i in 0..10 {
+        assert_eq!(send(gw.url(&format!("/web/page{i}"))).await, 200);
+    }
+    let attack = |gw: &Gateway| {
+        let mut u = reqwest::Url::parse(&gw.url("/api/search")).unwrap();
+        u.query_pairs_mut().append_pair("q", xss);
+        u.to_string()
+    };
+    for _ in 0..7 {
+        assert_eq!(send(attack(&gw)).await, 403);
+    }
+
+    // The data stream needs a token; the page carries no data and a strict CSP.
+    let admin = format!("http://127.0.0.1:{}", gw.admin_port);
+    let r = c
+        .get(format!("{admin}/dashboard/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get(format!("{admin}/dashboard/stream?window=2d"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c.get(format!("{admin}/dashboard")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    // A plain SSE client gets a message within a second.
+    let mut r = c
+        .get(format!("{admin}/dashboard/stream?window=5m&route=api"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(3), r.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let text = text.split("\n\n").next().unwrap().to_string();
+    let msg: serde_json::Value =
+        serde_json::from_str(text.strip_prefix("data: ").unwrap().trim_end()).unwrap();
+    assert_eq!(msg["route"], "api");
+    assert_eq!(msg["totals"]["blocked"], 7, "{}", msg["totals"]);
+    drop(r);
+
+    let mut b = common::browser::Browser::start().await;
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({"width": 1400, "height": 1500, "deviceScaleFactor": 1, "mobile": false}),
+    )
+    .await;
+    // A wrong token gets the login form, not data.
+    b.call(
+        "Page.navigate",
+        serde_json::json!({"url": format!("{admin}/dashboard#token=wrong")}),
+    )
+    .await;
+    page_until(&mut b, "document.body.dataset.state === 'login'", 10).await;
+    b.call(
+        "Page.navigate",
+        serde_json::json!({"url": format!("{admin}/dashboard#token={TOKEN}")}),
+    )
+    .await;
+    page_until(&mut b, "document.body.dataset.state === 'live'", 10).await;
+    let text = |id: &str| format!("document.getElementById('{id}').textContent");
+    page_until(&mut b, &format!("{} === '7'", text("blocked")), 5).await;
+    page_until(&mut b, &format!("{} === '57'", text("requests")), 5).await;
+    page_until(
+        &mut b,
+        "document.querySelector('#stages li[data-key=waf]')?.dataset.n === '7' && \
+         document.querySelector('#rules li[data-key=\"9001\"]')?.dataset.n === '7' && \
+         document.querySelector('#ips li[data-key=\"127.0.0.1\"]')?.dataset.n === '7'",
+        5,
+    )
+    .await;
+    // The attack (decoded, in the rule's matched data) is shown as text: its markup is
+    // never rendered or run.
+    page_until(
+        &mut b,
+        &format!(
+            "[...document.querySelectorAll('#events td')].some(td => td.textContent.includes({}))",
+            serde_json::to_string(xss).unwrap()
+        ),
+        5,
+    )
+    .await;
+    assert_eq!(
+        b.eval("typeof window.pwned === 'undefined' && document.querySelectorAll('main img').length === 0")
+            .await,
+        true
+    );
+    page_until(
+        &mut b,
+        &format!(
+            "[...document.querySelectorAll('#upstreams td')].some(td => td.textContent === '{}') && \
+             document.querySelector('#upstreams td.up') !== null",
+            up.addr
+        ),
+        5,
+    )
+    .await;
+    // Live: new attacks show within the update period.
+    for _ in 0..5 {
+        assert_eq!(send(attack(&gw)).await, 403);
+    }
+    let before = Instant::now();
+    page_until(&mut b, &format!("{} === '12'", text("blocked")), 5).await;
+    assert!(
+        before.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        before.elapsed()
+    );
+    // The picture a person would look at.
+    let shot = b
+        .call(
+            "Page.captureScreenshot",
+            serde_json::json!({"format": "png"}),
+        )
+        .await;
+    let png = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        shot["data"].as_str().unwrap(),
+    )
+    .unwrap();
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard.png");
+    std::fs::write(&out, &png).unwrap();
+    assert!(png.len() > 20_000, "{} bytes", png.len());
+    // Filtered to one route and a longer window.
+    b.eval(
+        "(() => { const r = document.getElementById('route'); r.value = 'web'; \
+         r.dispatchEvent(new Event('change')); \
+         const w = document.getElementById('window'); w.value = '1h'; \
+         w.dispatchEvent(new Event('change')); return true })()",
+    )
+    .await;
+    page_until(
+        &mut b,
+        &format!(
+            "{} === '10' && {} === '0'",
+            text("requests"),
+            text("blocked")
+        ),
+        5,
+    )
+    .await;
+    assert_eq!(
+        b.eval("document.querySelectorAll('#events tbody tr').length")
+            .await,
+        0
+    );
+}

@@ -1,6 +1,8 @@
 //! Test harness: real upstream servers, the real `rampart` binary on free ports, raw sockets.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;

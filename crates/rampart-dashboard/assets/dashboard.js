@@ -134,7 +134,8 @@ function render(d) {
     [u.healthy ? "● healthy" : "● down", u.healthy ? "up" : "downs"]]);
   rows("events", d.events || [], (e) => [[e.ts.slice(11, 23)], [e.stage], [e.action],
     [e.status, "num"], [e.client_ip || ""], [e.route || ""], [`${e.method} ${e.host}${e.uri}`, "req"],
-    [e.reason], [(e.rules || []).map((r) => r.id).join(" ")]], (e) => e.action);
+    [e.reason], [(e.rules || []).map((r) => r.data ? `${r.id}: ${r.data}` : String(r.id)).join("\n"), "req"]],
+    (e) => e.action);
   const names = (d.route_names || []).join("\n");
   if (names !== routesKnown) {
     routesKnown = names;
@@ -209,15 +210,23 @@ async function connect() {
   setTimeout(connect, 2000);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  // A token may come in the fragment (never sent to the server); it is moved to this
-  // tab's storage and taken out of the address bar.
+// A token may come in the fragment (never sent to the server); it is moved to this tab's
+// storage and taken out of the address bar.
+function tokenFromFragment() {
   const m = location.hash.match(/token=([^&]+)/);
-  if (m) {
-    token = decodeURIComponent(m[1]);
-    sessionStorage.setItem("rampart-token", token);
-    history.replaceState(null, "", location.pathname + location.search);
-  }
+  if (!m) return false;
+  token = decodeURIComponent(m[1]);
+  sessionStorage.setItem("rampart-token", token);
+  history.replaceState(null, "", location.pathname + location.search);
+  return true;
+}
+
+window.addEventListener("hashchange", () => {
+  if (tokenFromFragment()) connect();
+});
+
+document.addEventListener("DOMContentLoaded", () => {
+  tokenFromFragment();
   $("login").addEventListener("submit", (ev) => {
     ev.preventDefault();
     token = $("token").value.trim();

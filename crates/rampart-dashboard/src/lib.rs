@@ -2,7 +2,7 @@
 //! added into the current second's aggregate, seconds into a ring of the last 5 minutes and
 //! into the current minute, minutes into a ring of the last 24 hours. A query merges the
 //! aggregates of a window (`5m`, `1h`, `24h`), for one route or all, into the JSON the page
-//! draws. Memory is bounded: rings of fixed length, per-route aggregates for the configured
+//! draws. Memory is bounded: rings of fixed length, per-route aggregates for configured
 //! routes only, and at most [`TOP`] keys per top list (the rest counted as `other`).
 //!
 //! The page itself (`assets/`) is served by the gateway's admin listener; it reads the
@@ -244,10 +244,11 @@ struct Rings {
 }
 
 /// The dashboard's aggregates.
+///
+/// Route names come from the config (or `-`), so the aggregates per bucket are bounded by
+/// the routes configured while the bucket was filling.
 pub struct Dashboard {
     rings: Mutex<Rings>,
-    /// Routes with their own aggregate; any other name is counted as `-`.
-    routes: Mutex<Vec<String>>,
 }
 
 impl Default for Dashboard {
@@ -279,14 +280,7 @@ impl Dashboard {
                 },
                 minutes: VecDeque::with_capacity(MINUTES),
             }),
-            routes: Mutex::new(Vec::new()),
         }
-    }
-
-    /// The routes that get their own aggregates (the config's, set at each reload), so the
-    /// number of aggregates does not grow with what clients send.
-    pub fn set_routes(&self, routes: Vec<String>) {
-        *self.routes.lock().unwrap_or_else(|p| p.into_inner()) = routes;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Rings> {
@@ -299,14 +293,7 @@ impl Dashboard {
     }
 
     fn record_at(&self, s: &Sample, now: u64) {
-        let known = s.route == "-"
-            || self
-                .routes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .any(|r| r == s.route);
-        let route = if known { s.route } else { "-" };
+        let route = s.route;
         let mut r = self.lock();
         r.roll(now);
         match r.current.routes.get_mut(route) {
@@ -548,8 +535,9 @@ mod tests {
     #[test]
     fn windows_series_and_totals() {
         let d = Dashboard::new();
-        d.set_routes(vec!["api".into(), "web".into()]);
-        let t0 = 1_800_000_000 - 1_800_000_000 % 60;
+        // A minute boundary (1_800_000_000 is one).
+        let t0 = 1_800_000_000;
+        assert_eq!(t0 % 60, 0);
         for s in 0..130u64 {
             d.record_at(&sample("api", 200, 5, None), t0 + s);
             if s % 10 == 0 {
@@ -558,8 +546,7 @@ mod tests {
                 d.record_at(&b, t0 + s);
             }
         }
-        // An unknown route name counts as "-", not as a new aggregate.
-        d.record_at(&sample("made-up", 404, 1, None), t0 + 129);
+        d.record_at(&sample("-", 404, 1, None), t0 + 129);
         let q = d.query_at("5m", None, t0 + 130);
         let series = q["series"].as_array().unwrap();
         assert_eq!(series.len(), 300);
@@ -599,7 +586,6 @@ mod tests {
     #[test]
     fn top_lists_stay_bounded_under_a_flood_of_addresses() {
         let d = Dashboard::new();
-        d.set_routes(vec!["api".into()]);
         let t0 = 1_800_000_000;
         for i in 0..50_000u32 {
             let mut s = sample("api", 403, 1, Some("network"));

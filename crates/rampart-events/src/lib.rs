@@ -177,6 +177,8 @@ pub struct SinkConfig {
     pub webhook: Option<WebhookConfig>,
     /// SIEM connectors with a durable buffer each.
     pub durable: Vec<siem::DurableConfig>,
+    /// How many of the latest events to keep in memory (for a dashboard); 0 keeps none.
+    pub recent: usize,
 }
 
 /// The syslog sink.
@@ -235,6 +237,10 @@ impl Queue {
 /// The handle the data plane emits to.
 pub struct Events {
     sinks: Vec<Queue>,
+    recent: Option<(
+        usize,
+        std::sync::Mutex<std::collections::VecDeque<Arc<Event>>>,
+    )>,
     ids: Arc<IdGen>,
     /// Counters for the metrics endpoint.
     pub stats: Arc<Stats>,
@@ -301,6 +307,7 @@ impl Events {
         }
         let events = Events {
             sinks,
+            recent: (cfg.recent > 0).then(|| (cfg.recent, Default::default())),
             ids,
             stats,
             durable,
@@ -316,6 +323,7 @@ impl Events {
     pub fn disabled() -> Events {
         Events {
             sinks: Vec::new(),
+            recent: None,
             ids: Arc::new(IdGen::new()),
             stats: Arc::new(Stats::default()),
             durable: Vec::new(),
@@ -324,12 +332,23 @@ impl Events {
 
     /// Whether any sink is configured (callers skip building events otherwise).
     pub fn enabled(&self) -> bool {
-        !self.sinks.is_empty()
+        !self.sinks.is_empty() || self.recent.is_some()
+    }
+
+    /// The latest events kept in memory, oldest first.
+    pub fn recent(&self) -> Vec<Arc<Event>> {
+        self.recent.as_ref().map_or_else(Vec::new, |(_, r)| {
+            r.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect()
+        })
     }
 
     /// Never blocks: a full sink drops the event and counts it.
     pub fn emit(&self, mut e: Event) {
-        if self.sinks.is_empty() {
+        if !self.enabled() {
             return;
         }
         self.stats.emitted.fetch_add(1, Ordering::Relaxed);
@@ -342,6 +361,13 @@ impl Events {
                 if !s.offer(e.clone()) {
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 }
+            }
+            if let Some((cap, r)) = &self.recent {
+                let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
+                if r.len() == *cap {
+                    r.pop_front();
+                }
+                r.push_back(e);
             }
         });
     }

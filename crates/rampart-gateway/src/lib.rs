@@ -8,6 +8,7 @@ mod access_log;
 mod admin;
 mod contract;
 mod ctx;
+mod dashboard;
 pub mod demo;
 mod error;
 mod forward;
@@ -359,6 +360,8 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
             max_retries: w.max_retries,
         }),
         durable: siem_sinks(ev),
+        // The dashboard's "latest events".
+        recent: if config.admin.dashboard { 100 } else { 0 },
     };
     let events = Arc::new(
         rampart_events::Events::start(&sinks, background.handle()).map_err(Error::Events)?,
@@ -405,9 +408,11 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
     let mut admin = Service::new(
         "rampart-admin".into(),
         prefilter::Prefiltered {
-            inner: Arc::new(pingora::apps::http_app::HttpServer::new_app(
-                admin::Admin::new(state.clone(), reloader.clone(), admin_events.clone()),
-            )),
+            inner: Arc::new(admin::AdminApp::new(admin::Admin::new(
+                state.clone(),
+                reloader.clone(),
+                admin_events.clone(),
+            ))),
             state: state.clone(),
             conns: Default::default(),
             events: admin_events,

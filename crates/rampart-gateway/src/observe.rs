@@ -34,6 +34,27 @@ impl Gateway {
         }
         self.security_event(session, ctx, route, status);
         {
+            let blocked_by = match ctx.refused {
+                Some(("route" | "https_redirect", _)) | None => None,
+                Some((stage, _)) => Some(stage),
+            };
+            // Rule ids only for a request the WAF refused (the dashboard ranks blocks).
+            let rules: Vec<u64> = match (blocked_by, ctx.waf.as_deref()) {
+                (Some("waf"), Some(w)) => w.tx.matched.iter().map(|m| m.id).collect(),
+                _ => Vec::new(),
+            };
+            crate::dashboard::record(
+                ctx.snap.as_deref(),
+                route,
+                status,
+                elapsed,
+                blocked_by,
+                &rules,
+                ctx.client_ip,
+                ctx.auth.principal.as_ref().map(|p| p.consumer_id.as_str()),
+            );
+        }
+        {
             let req = session.req_header();
             crate::otel::record(ctx, req.method.as_str(), req.uri.path(), route, status);
         }

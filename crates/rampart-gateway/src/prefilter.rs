@@ -751,6 +751,16 @@ fn record_refusal(
     id: String,
 ) {
     metrics().blocked.with_label_values(&["-", stage]).inc();
+    crate::dashboard::record(
+        Some(&state.load()),
+        "-",
+        status,
+        std::time::Duration::ZERO,
+        Some(stage),
+        &[],
+        peer,
+        None,
+    );
     let wants_log = crate::access_log::enabled();
     if !events.enabled() && !wants_log {
         return;

@@ -171,6 +171,9 @@ pub struct Admin {
     pub tls: Option<ListenerTls>,
     /// Who may call the admin API by client certificate (needs `tls.client_auth`).
     pub clients: Vec<AdminClient>,
+    /// The live dashboard at `/dashboard` (default on): its page is public (it holds no
+    /// data), its data stream needs a token like the rest of the API.
+    pub dashboard: bool,
 }
 
 /// An admin API caller known by its verified client certificate.
@@ -203,6 +206,7 @@ impl Default for Admin {
             max_body: crate::ByteSize(8 * 1024 * 1024),
             tls: None,
             clients: Vec::new(),
+            dashboard: true,
         }
     }
 }

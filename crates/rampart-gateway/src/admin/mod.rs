@@ -8,6 +8,10 @@
 //! go through the same validation and atomic swap as a reload; a refused change changes
 //! nothing. Every change, and every refused token, is a security event; every API call
 //! is an access-log line.
+//!
+//! The live dashboard: `/dashboard` (page, script, style: public, they hold no data) and
+//! `/dashboard/stream` (any role), server-sent events with the aggregates of a window each
+//! second, written as they come (the one answer here that is not whole).
 
 mod api;
 mod auth;
@@ -19,7 +23,9 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::{Method, Response};
 use pingora::apps::http_app::ServeHttp;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
 use rampart_config::{AdminRole, MetricsAccess};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -161,8 +167,41 @@ impl ServeHttp for Admin {
         let snap = self.state.load_full();
         let cfg = &snap.config.admin;
 
-        // Probes and scrapes: no token, no access-log line.
+        // Probes, scrapes and the dashboard's static files: no token, no access-log line.
+        let page = |content_type: &'static str, body: &str| {
+            Some(Reply {
+                status: 200,
+                content_type,
+                body: body.as_bytes().to_vec(),
+                headers: vec![
+                    // The page runs its own script and style only, talks to this listener
+                    // only, and is never framed.
+                    (
+                        "Content-Security-Policy",
+                        "default-src 'none'; script-src 'self'; style-src 'self'; \
+                         connect-src 'self'; img-src 'self'; base-uri 'none'; \
+                         form-action 'none'; frame-ancestors 'none'"
+                            .into(),
+                    ),
+                    ("X-Frame-Options", "DENY".into()),
+                    ("Referrer-Policy", "no-referrer".into()),
+                ],
+                change: None,
+            })
+        };
+        let dashboard = cfg.dashboard;
         let public = match path.as_str() {
+            "/dashboard" | "/dashboard/" if dashboard => {
+                page("text/html; charset=utf-8", rampart_dashboard::PAGE)
+            }
+            "/dashboard/dashboard.js" if dashboard => {
+                page("text/javascript; charset=utf-8", rampart_dashboard::SCRIPT)
+            }
+            "/dashboard/dashboard.css" if dashboard => {
+                page("text/css; charset=utf-8", rampart_dashboard::STYLE)
+            }
+            // Browsers ask for it with the page; a 401 (and its event) would be noise.
+            "/favicon.ico" if dashboard => Some(Reply::error(404, "no icon")),
             "/healthz" => Some(Reply::json(200, serde_json::json!({"status": "ok"}))),
             "/readyz" => Some(Reply::json(
                 200,
@@ -205,20 +244,19 @@ fn metrics_reply() -> Reply {
 }
 
 impl Admin {
-    async fn serve(
+    /// Who is calling, or the refusal (counted toward the lockout, and an event).
+    fn authenticate(
         &self,
-        session: &mut ServerSession,
-        req: &mut Req,
-        snap: &Snapshot,
-    ) -> (Reply, Option<Caller>) {
-        let cfg = &snap.config.admin;
+        session: &ServerSession,
+        req: &Req,
+        cfg: &rampart_config::Admin,
+    ) -> Result<Caller, Reply> {
         if let Some(ip) = req.peer {
             if let Some(left) = self.lockout.locked(ip) {
                 let secs = left.as_secs().max(1);
-                return (
+                return Err(
                     Reply::error(429, "too many failed attempts; try again later")
                         .with_header("Retry-After", secs.to_string()),
-                    None,
                 );
             }
         }
@@ -228,12 +266,12 @@ impl Admin {
             .and_then(|s| s.extension.get::<rampart_tls::ClientIdentity>())
             .cloned();
         let authorization = req.headers.get("authorization").map(|v| v.as_bytes());
-        let caller = match auth::authenticate(cfg, authorization, identity.as_ref()) {
+        match auth::authenticate(cfg, authorization, identity.as_ref()) {
             Ok(c) => {
                 if let Some(ip) = req.peer {
                     self.lockout.succeed(ip);
                 }
-                c
+                Ok(c)
             }
             Err(why) => {
                 // Only a wrong token counts: a request without one guesses nothing.
@@ -246,12 +284,22 @@ impl Admin {
                 } else {
                     "a valid bearer token is required"
                 };
-                return (
-                    Reply::error(401, message)
-                        .with_header("WWW-Authenticate", "Bearer realm=\"rampart-admin\""),
-                    None,
-                );
+                Err(Reply::error(401, message)
+                    .with_header("WWW-Authenticate", "Bearer realm=\"rampart-admin\""))
             }
+        }
+    }
+
+    async fn serve(
+        &self,
+        session: &mut ServerSession,
+        req: &mut Req,
+        snap: &Snapshot,
+    ) -> (Reply, Option<Caller>) {
+        let cfg = &snap.config.admin;
+        let caller = match self.authenticate(session, req, cfg) {
+            Ok(c) => c,
+            Err(r) => return (r, None),
         };
         if req.path == "/metrics" {
             let r = if req.method == Method::GET {
@@ -362,6 +410,161 @@ async fn read_body(session: &mut ServerSession, max: usize) -> Result<Vec<u8>, R
             }
             Ok(None) => return Ok(body),
             Err(_) => return Err(Reply::error(400, "the request body could not be read")),
+        }
+    }
+}
+
+/// The admin listener as Pingora runs it: whole answers from [`Admin`], except the
+/// dashboard's stream, which is written a message at a time.
+pub struct AdminApp {
+    admin: Admin,
+    streams: std::sync::atomic::AtomicUsize,
+}
+
+/// Dashboard streams open at once, at most (each one builds a message a second).
+const MAX_STREAMS: usize = 16;
+
+impl AdminApp {
+    pub fn new(admin: Admin) -> AdminApp {
+        AdminApp {
+            admin,
+            streams: Default::default(),
+        }
+    }
+
+    /// Writes a whole answer, as Pingora's `ServeHttp` does; returns whether the
+    /// connection can be reused.
+    async fn write(http: &mut ServerSession, resp: Response<Vec<u8>>) -> bool {
+        let (parts, body) = resp.into_parts();
+        let header: pingora::http::ResponseHeader = parts.into();
+        if http.write_response_header(Box::new(header)).await.is_err() {
+            return false;
+        }
+        body.is_empty() || http.write_response_body(body.into(), true).await.is_ok()
+    }
+
+    /// `/dashboard/stream?window=5m|1h|24h&route=NAME`: one `data:` message a second
+    /// until the client goes away or the listener shuts down. Returns whether the
+    /// connection can serve another request (a refusal is a whole answer).
+    async fn stream(&self, http: &mut ServerSession, shutdown: &ShutdownWatch) -> bool {
+        let started = Instant::now();
+        let snap = self.admin.state.load_full();
+        let (query, headers) = {
+            let r = http.req_header();
+            (r.uri.query().map(str::to_string), r.headers.clone())
+        };
+        let peer = http.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let req = Req {
+            method: Method::GET,
+            path: "/dashboard/stream".into(),
+            query,
+            headers,
+            peer,
+            body: Vec::new(),
+        };
+        let refuse = |r: Reply| r.into_response(false);
+        if !snap.config.admin.dashboard {
+            let r = Reply::error(404, "the dashboard is off (admin.dashboard)");
+            self.admin.record(&req, &r, None, started);
+            return Self::write(http, refuse(r)).await;
+        }
+        let caller = match self.admin.authenticate(http, &req, &snap.config.admin) {
+            Ok(c) => c,
+            Err(r) => {
+                self.admin.record(&req, &r, None, started);
+                return Self::write(http, refuse(r)).await;
+            }
+        };
+        let window = req.param("window").unwrap_or_else(|| "5m".into());
+        if !matches!(window.as_str(), "5m" | "1h" | "24h") {
+            let r = Reply::error(400, "window must be 5m, 1h or 24h");
+            self.admin.record(&req, &r, Some(&caller), started);
+            return Self::write(http, refuse(r)).await;
+        }
+        let route = req.param("route").filter(|r| !r.is_empty());
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.streams.fetch_add(1, Relaxed) >= MAX_STREAMS {
+            self.streams.fetch_sub(1, Relaxed);
+            let r = Reply::error(429, "too many dashboard streams are open")
+                .with_header("Retry-After", "5");
+            self.admin.record(&req, &r, Some(&caller), started);
+            return Self::write(http, refuse(r)).await;
+        }
+        let ok = Reply {
+            status: 200,
+            content_type: "text/event-stream",
+            body: Vec::new(),
+            headers: Vec::new(),
+            change: None,
+        };
+        self.admin.record(&req, &ok, Some(&caller), started);
+        let mut header = pingora::http::ResponseHeader::build(200, None).expect("status 200");
+        for (k, v) in [
+            ("Content-Type", "text/event-stream"),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+        ] {
+            let _ = header.insert_header(k, v);
+        }
+        if !http.is_http2() {
+            let _ = header.insert_header("Transfer-Encoding", "chunked");
+        }
+        http.set_keepalive(None);
+        if http.write_response_header(Box::new(header)).await.is_ok() {
+            loop {
+                let snap = self.admin.state.load_full();
+                let msg =
+                    crate::dashboard::message(&snap, &self.admin.events, &window, route.as_deref());
+                let mut frame = b"data: ".to_vec();
+                frame.extend_from_slice(msg.to_string().as_bytes());
+                frame.extend_from_slice(b"\n\n");
+                if http.write_response_body(frame.into(), false).await.is_err() {
+                    break;
+                }
+                let mut down = shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = down.changed() => break,
+                }
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+        self.streams.fetch_sub(1, Relaxed);
+        false
+    }
+}
+
+#[async_trait]
+impl HttpServerApp for AdminApp {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut http: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !matches!(http.read_request().await, Ok(true)) {
+            return None;
+        }
+        http.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+        let streaming = {
+            let r = http.req_header();
+            r.uri.path() == "/dashboard/stream" && r.method == Method::GET
+        };
+        let reusable = if streaming {
+            self.stream(&mut http, shutdown).await
+        } else {
+            let resp = self.admin.response(&mut http).await;
+            Self::write(&mut http, resp).await
+        };
+        if !reusable {
+            let _ = http.finish().await;
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&http);
+        match http.finish().await {
+            Ok(c) => c.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
+            Err(_) => None,
         }
     }
 }
