@@ -355,7 +355,8 @@ struct Siem {
 
 /// A Splunk HTTP Event Collector on `addr`: checks the token and the envelopes, keeps the
 /// events. When `misbehave`, it starts with a 503, then a 200 whose body is not HEC's, then a
-/// connection closed before any answer; then it works.
+/// connection closed before any answer, then an answer slower than the sink's timeout
+/// (whose events it does not keep); then it works.
 async fn hec(addr: std::net::SocketAddr, token: &'static str, misbehave: bool) -> Arc<Mutex<Siem>> {
     let got: Arc<Mutex<Siem>> = Arc::default();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -385,9 +386,15 @@ async fn hec(addr: std::net::SocketAddr, token: &'static str, misbehave: bool) -
                                 .to_string();
                             let path = req.uri().path().to_string();
                             let b = req.into_body().collect().await.unwrap().to_bytes();
-                            let mut siem = g.lock().unwrap();
-                            siem.requests += 1;
-                            let n = if misbehave { siem.requests } else { 99 };
+                            let n = {
+                                let mut siem = g.lock().unwrap();
+                                siem.requests += 1;
+                                if misbehave {
+                                    siem.requests
+                                } else {
+                                    99
+                                }
+                            };
                             assert_eq!(auth, format!("Splunk {token}"));
                             assert_eq!(path, "/services/collector/event");
                             let answer = |status: u16, body: &str| {
@@ -399,9 +406,15 @@ async fn hec(addr: std::net::SocketAddr, token: &'static str, misbehave: bool) -
                             match n {
                                 1 => return answer(503, r#"{"text":"Server is busy","code":9}"#),
                                 2 => return answer(200, "<html>proxy error</html>"),
+                                // Slower than the sink's timeout: given up and sent again.
+                                3 => {
+                                    tokio::time::sleep(Duration::from_millis(2500)).await;
+                                    return answer(200, r#"{"text":"Success","code":0}"#);
+                                }
                                 _ => {}
                             }
                             let text = std::str::from_utf8(&b).unwrap();
+                            let mut siem = g.lock().unwrap();
                             for line in text.lines() {
                                 let env: serde_json::Value = serde_json::from_str(line).unwrap();
                                 assert!(env["time"].as_f64().unwrap() > 1.7e9, "{env}");
@@ -589,6 +602,7 @@ async fn siem_sinks_lose_nothing_across_an_outage_and_a_restart() {
   splunk:
     url: http://127.0.0.1:{hec_port}/services/collector/event
     token: ${{HEC_TOKEN}}
+    timeout: 1s
     buffer: {{dir: {dir}/splunk, fsync: always}}
   elastic:
     url: http://127.0.0.1:{es_port}/

@@ -89,6 +89,8 @@ pub struct DurableConfig {
     pub batch_size: usize,
     /// Longest a partial batch waits for more events.
     pub flush_interval: Duration,
+    /// Longest one delivery may take before it is retried.
+    pub timeout: Duration,
 }
 
 /// A durable sink's counters (metrics, labelled by `name`).
@@ -290,7 +292,7 @@ enum Outcome {
 }
 
 async fn send_loop(shared: Arc<Shared>, cfg: DurableConfig) {
-    let mut conn = match Connector::new(&cfg.target) {
+    let mut conn = match Connector::new(&cfg.target, cfg.timeout) {
         Ok(c) => c,
         Err(e) => {
             log::error!("events: {} sink: {e}", cfg.name);
@@ -308,15 +310,25 @@ async fn send_loop(shared: Arc<Shared>, cfg: DurableConfig) {
         let peeked = {
             let mut sp = shared.lock();
             match sp.peek(limit) {
-                Ok(b) => b,
+                Ok(b) => Some(b),
                 Err(e) => {
-                    let lost = sp.skip_segment().unwrap_or(0);
-                    shared.stats.lost.fetch_add(lost, Ordering::Relaxed);
-                    log::error!("events: {} buffer: {e}; {lost} events skipped", cfg.name);
+                    // A segment damaged since it was opened: what it still held is lost.
+                    match sp.skip_segment() {
+                        Ok(lost) => {
+                            shared.stats.lost.fetch_add(lost, Ordering::Relaxed);
+                            log::error!("events: {} buffer: {e}; {lost} events skipped", cfg.name);
+                        }
+                        Err(e2) => log::error!("events: {} buffer: {e}; {e2}", cfg.name),
+                    }
                     shared.publish(&sp);
-                    continue;
+                    None
                 }
             }
+        };
+        let Some(peeked) = peeked else {
+            // Not in a tight loop when the disk keeps failing.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
         };
         if peeked.records.is_empty() {
             partial_since = None;
@@ -427,6 +439,7 @@ enum Connector {
         target: Target,
     },
     Nats {
+        timeout: Duration,
         url: String,
         subject: String,
         stream: Option<String>,
@@ -437,7 +450,7 @@ enum Connector {
 }
 
 impl Connector {
-    fn new(target: &Target) -> Result<Connector, String> {
+    fn new(target: &Target, timeout: Duration) -> Result<Connector, String> {
         match target {
             Target::Nats {
                 url,
@@ -445,6 +458,7 @@ impl Connector {
                 stream,
                 token,
             } => Ok(Connector::Nats {
+                timeout,
                 url: url.clone(),
                 subject: subject.clone(),
                 stream: stream.clone(),
@@ -454,8 +468,8 @@ impl Connector {
             }),
             _ => {
                 let client = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .connect_timeout(Duration::from_secs(3))
+                    .timeout(timeout)
+                    .connect_timeout(timeout.min(Duration::from_secs(3)))
                     .build()
                     .map_err(|e| format!("HTTP client: {e}"))?;
                 Ok(Connector::Http {
@@ -501,6 +515,7 @@ impl Connector {
                 Target::Nats { .. } => Outcome::Retry("not an HTTP sink".into()),
             },
             Connector::Nats {
+                timeout,
                 url,
                 subject,
                 stream,
@@ -510,8 +525,8 @@ impl Connector {
             } => {
                 if js.is_none() {
                     let mut opts = async_nats::ConnectOptions::new()
-                        .connection_timeout(Duration::from_secs(3))
-                        .request_timeout(Some(Duration::from_secs(5)));
+                        .connection_timeout((*timeout).min(Duration::from_secs(3)))
+                        .request_timeout(Some(*timeout));
                     if let Some(t) = token {
                         opts = opts.token(t.clone());
                     }
@@ -857,6 +872,7 @@ mod tests {
             on_full: OnFull::DropNewest,
             batch_size: 100,
             flush_interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(1),
         };
         let ids = Arc::new(IdGen::new());
         let started = start(&cfg, ids.clone(), &tokio::runtime::Handle::current()).unwrap();

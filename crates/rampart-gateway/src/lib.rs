@@ -466,7 +466,12 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
 /// The configured SIEM sinks, in the order their buffers are opened.
 fn siem_sinks(ev: &rampart_config::EventsConfig) -> Vec<rampart_events::siem::DurableConfig> {
     use rampart_events::siem::{DurableConfig, Fsync, OnFull, Target};
-    let durable = |name: &str, target: Target, b: &rampart_config::BufferConfig, batch, flush| {
+    let durable = |name: &str,
+                   target: Target,
+                   b: &rampart_config::BufferConfig,
+                   batch,
+                   flush,
+                   timeout: &rampart_config::HumanDuration| {
         DurableConfig {
             name: name.into(),
             target,
@@ -483,6 +488,7 @@ fn siem_sinks(ev: &rampart_config::EventsConfig) -> Vec<rampart_events::siem::Du
             },
             batch_size: batch,
             flush_interval: flush,
+            timeout: timeout.0,
         }
     };
     let mut out = Vec::new();
@@ -499,6 +505,7 @@ fn siem_sinks(ev: &rampart_config::EventsConfig) -> Vec<rampart_events::siem::Du
             &s.buffer,
             s.batch_size,
             s.flush_interval.0,
+            &s.timeout,
         ));
     }
     if let Some(e) = &ev.elastic {
@@ -522,6 +529,7 @@ fn siem_sinks(ev: &rampart_config::EventsConfig) -> Vec<rampart_events::siem::Du
             &e.buffer,
             e.batch_size,
             e.flush_interval.0,
+            &e.timeout,
         ));
     }
     if let Some(n) = &ev.nats {
@@ -537,6 +545,7 @@ fn siem_sinks(ev: &rampart_config::EventsConfig) -> Vec<rampart_events::siem::Du
             &n.buffer,
             n.batch_size,
             n.flush_interval.0,
+            &n.timeout,
         ));
     }
     out

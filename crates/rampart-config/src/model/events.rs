@@ -220,6 +220,9 @@ pub struct SplunkSink {
     /// The sourcetype (default `rampart:security`).
     #[serde(default = "default_sourcetype")]
     pub sourcetype: String,
+    /// Longest one delivery may take before it is given up and retried (default 10 s).
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
     /// The durable buffer.
     pub buffer: BufferConfig,
     /// Events per request at most (default 100).
@@ -247,6 +250,9 @@ pub struct ElasticSink {
     /// Basic authentication's password.
     #[serde(default)]
     pub password: Option<String>,
+    /// Longest one delivery may take before it is given up and retried (default 10 s).
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
     /// The durable buffer.
     pub buffer: BufferConfig,
     /// Events per request at most (default 100).
@@ -271,6 +277,9 @@ pub struct NatsSink {
     /// An authentication token.
     #[serde(default)]
     pub token: Option<String>,
+    /// Longest one delivery may take before it is given up and retried (default 10 s).
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
     /// The durable buffer.
     pub buffer: BufferConfig,
     /// Events per request at most (default 100).
@@ -281,6 +290,9 @@ pub struct NatsSink {
     pub flush_interval: HumanDuration,
 }
 
+fn default_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
 fn default_spool_size() -> ByteSize {
     ByteSize(256 << 20)
 }
