@@ -969,6 +969,16 @@ upstreams:
     for _ in 0..7 {
         assert_eq!(send(attack(&gw)).await, 403);
     }
+    // And once as raw markup in the request target: refused before routing (Pingora could
+    // not parse it as a URI), still a blocked request with its event.
+    let raw = format!(
+        "GET /api/search?q=<img/src=x/onerror=window.pwned=2> HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+        gw.port
+    );
+    assert_eq!(
+        status_of(&raw_request(gw.port, raw.as_bytes()).unwrap()),
+        400
+    );
 
     // The data stream needs a token; the page carries no data and a strict CSP.
     let admin = format!("http://127.0.0.1:{}", gw.admin_port);
@@ -1039,13 +1049,14 @@ upstreams:
     .await;
     page_until(&mut b, "document.body.dataset.state === 'live'", 10).await;
     let text = |id: &str| format!("document.getElementById('{id}').textContent");
-    page_until(&mut b, &format!("{} === '7'", text("blocked")), 5).await;
-    page_until(&mut b, &format!("{} === '57'", text("requests")), 5).await;
+    page_until(&mut b, &format!("{} === '8'", text("blocked")), 5).await;
+    page_until(&mut b, &format!("{} === '58'", text("requests")), 5).await;
     page_until(
         &mut b,
         "document.querySelector('#stages li[data-key=waf]')?.dataset.n === '7' && \
          document.querySelector('#rules li[data-key=\"9001\"]')?.dataset.n === '7' && \
-         document.querySelector('#ips li[data-key=\"127.0.0.1\"]')?.dataset.n === '7'",
+         document.querySelector('#stages li[data-key=framing]')?.dataset.n === '1' && \
+         document.querySelector('#ips li[data-key=\"127.0.0.1\"]')?.dataset.n === '8'",
         5,
     )
     .await;
@@ -1057,6 +1068,13 @@ upstreams:
             "[...document.querySelectorAll('#events td')].some(td => td.textContent.includes({}))",
             serde_json::to_string(xss).unwrap()
         ),
+        5,
+    )
+    .await;
+    page_until(
+        &mut b,
+        "[...document.querySelectorAll('#events td.req')].some(td => \
+         td.textContent.includes('<img/src=x/onerror=window.pwned=2>'))",
         5,
     )
     .await;
@@ -1080,7 +1098,7 @@ upstreams:
         assert_eq!(send(attack(&gw)).await, 403);
     }
     let before = Instant::now();
-    page_until(&mut b, &format!("{} === '12'", text("blocked")), 5).await;
+    page_until(&mut b, &format!("{} === '13'", text("blocked")), 5).await;
     assert!(
         before.elapsed() < Duration::from_millis(2500),
         "{:?}",

@@ -292,11 +292,16 @@ pub fn check_target(raw_head: &[u8]) -> Result<(), &'static str> {
         || lower.starts_with(b"http://")
         || lower.starts_with(b"https://")
         || (target == b"*" && method == b"OPTIONS");
-    if form_ok {
-        Ok(())
-    } else {
-        Err("unsupported request target form")
+    if !form_ok {
+        return Err("unsupported request target form");
     }
+    // Pingora turns the target into an `http::Uri` and answers 400 itself when that fails
+    // (a raw `<` or `>`, a control byte...), before any of Rampart's phases: no access-log line,
+    // no event. Refusing the same targets here makes the refusal Rampart's, recorded.
+    if target != b"*" && http::Uri::try_from(target).is_err() {
+        return Err("request target is not a valid URI");
+    }
+    Ok(())
 }
 
 /// The authority of an absolute-form target (`http://host:port/path`), if it is one.
@@ -341,6 +346,21 @@ mod target_tests {
         assert!(check_target(b"GET * HTTP/1.1\r\n").is_err());
         assert!(check_target(b"CONNECT example.org:443 HTTP/1.1\r\n").is_err());
         assert!(check_target(b"GET /a#frag HTTP/1.1\r\n").is_err());
+        // What Pingora's URI parser refuses is refused (and recorded) here first.
+        for bad in [
+            &b"GET /s?q=<img/src=x> HTTP/1.1\r\n"[..],
+            b"GET /a>b HTTP/1.1\r\n",
+            b"GET /a\x7f HTTP/1.1\r\n",
+        ] {
+            assert_eq!(
+                check_target(bad),
+                Err("request target is not a valid URI"),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+            assert!(http::Uri::try_from(bad.split(|b| *b == b' ').nth(1).unwrap()).is_err());
+        }
+        assert!(check_target(b"GET /a%3Cb%3E?x=%22 HTTP/1.1\r\n").is_ok());
         assert!(check_host(b"api.example.test:8443").is_ok());
         assert!(check_host(b"[::1]:80").is_ok());
         assert!(check_host(b"").is_err());
