@@ -863,3 +863,247 @@ async fn trace_context_is_followed_from_trusted_proxies_only() {
     let ev = event_where(&events, Duration::from_secs(3), |e| e["stage"] == "waf");
     assert_eq!(ev["trace_id"], trace, "{ev}");
 }
+
+/// The browser challenge: headless Chromium solves it and reaches the backend; clients
+/// without the pass, with a forged, expired or foreign one, or with a bad answer do not; a
+/// pass from one node is good on another with the same keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browsers_pass_the_challenge_and_nothing_else_does() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let up = Upstream::start("shop").await;
+    let config = format!(
+        r#"server:
+  trusted_proxies: ["127.0.0.1"]
+bots:
+  challenge:
+    secrets: ["challenge-key-0123456789abcdef-0123456789"]
+    difficulty: 14
+    ttl: 6s
+upstreams:
+{}routes:
+  - name: shop
+    paths: ["/shop"]
+    upstream: u
+    challenge: true
+  - name: api
+    paths: ["/api"]
+    upstream: u
+"#,
+        upstream_yaml("u", &[up.addr], "")
+    );
+    let gw = Gateway::start(&config);
+    let c = client();
+    let hits = || up.hits.load(SeqCst);
+
+    // An API client gets JSON, a browser the page; neither reaches the backend.
+    let r = c.get(gw.url("/shop/item")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("challenge"),
+        "{body}"
+    );
+    let r = c
+        .get(gw.url("/shop/item?x=\"><script>"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("data-challenge=\"v1."), "{page}");
+    assert!(
+        !page.contains("\"><script>"),
+        "the return path is escaped: {page}"
+    );
+    assert_eq!(hits(), 0);
+    // Routes without the challenge are untouched.
+    assert_eq!(c.get(gw.url("/api/x")).send().await.unwrap().status(), 200);
+    assert_eq!(hits(), 1);
+
+    // A real browser solves it and lands where it was going.
+    let mut b = common::browser::Browser::start().await;
+    b.call(
+        "Page.navigate",
+        serde_json::json!({"url": gw.url("/shop/item?color=blue")}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let at = b
+            .eval("location.pathname + location.search + '|' + (document.body ? document.body.innerText : '')")
+            .await;
+        let at = at.as_str().unwrap_or("").to_string();
+        if at.starts_with("/shop/item?color=blue|") && at.contains("\"path\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the browser did not get through: {at}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(hits(), 2, "the backend saw the browser's request once");
+    let cookies = b.call("Network.getCookies", serde_json::json!({})).await;
+    let pass = cookies["cookies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "rampart_pass")
+        .expect("a pass cookie")
+        .clone();
+    assert_eq!(pass["httpOnly"], true);
+    let pass = pass["value"].as_str().unwrap().to_string();
+    let ua = b
+        .eval("navigator.userAgent")
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop(b);
+
+    let get = |cookie: String, ua: String, xff: Option<&'static str>| {
+        let c = c.clone();
+        let url = gw.url("/shop/item");
+        async move {
+            let mut r = c
+                .get(url)
+                .header("cookie", format!("rampart_pass={cookie}"))
+                .header("user-agent", ua);
+            if let Some(x) = xff {
+                r = r.header("x-forwarded-for", x);
+            }
+            r.send().await.unwrap().status().as_u16()
+        }
+    };
+    // The pass works for that browser, from its network (same /24 too)...
+    assert_eq!(get(pass.clone(), ua.clone(), None).await, 200);
+    assert_eq!(
+        get(pass.clone(), ua.clone(), Some("127.0.0.200")).await,
+        200
+    );
+    // ...and on another node with the same keys.
+    let gw2 = Gateway::start(&config);
+    let r = c
+        .get(gw2.url("/shop/item"))
+        .header("cookie", format!("rampart_pass={pass}"))
+        .header("user-agent", ua.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let before = hits();
+    // Not from another network, not for another client, not forged.
+    assert_eq!(
+        get(pass.clone(), ua.clone(), Some("198.51.100.7")).await,
+        403
+    );
+    assert_eq!(get(pass.clone(), "curl/8.0".into(), None).await, 403);
+    let (fields, mac) = pass.rsplit_once('.').unwrap();
+    let flipped: String = mac
+        .chars()
+        .enumerate()
+        .map(|(i, ch)| {
+            if i == 3 {
+                if ch == 'A' {
+                    'B'
+                } else {
+                    'A'
+                }
+            } else {
+                ch
+            }
+        })
+        .collect();
+    assert_eq!(
+        get(format!("{fields}.{flipped}"), ua.clone(), None).await,
+        403
+    );
+    let later = format!("v1.{}.{mac}", u64::MAX / 2);
+    assert_eq!(get(later, ua.clone(), None).await, 403);
+    for junk in ["", "v1", "....", "v1.1.%%%", &"A".repeat(5000)] {
+        assert_eq!(get(junk.to_string(), ua.clone(), None).await, 403, "{junk}");
+    }
+    assert_eq!(hits(), before);
+
+    // Answers: incomplete, garbage, unsolved, or solved for someone else.
+    let verify = |q: String, xff: Option<&'static str>| {
+        let c = c.clone();
+        let url = gw.url(&format!("/.rampart-challenge/verify?{q}"));
+        async move {
+            let mut r = c.get(url).header("user-agent", "tool/1");
+            if let Some(x) = xff {
+                r = r.header("x-forwarded-for", x);
+            }
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.headers().get("set-cookie").is_some())
+        }
+    };
+    assert_eq!(verify("c=x".into(), None).await, (400, false));
+    assert_eq!(verify("c=v1.1.2.3.4&n=5".into(), None).await, (403, false));
+    let r = c
+        .get(gw.url("/shop/"))
+        .header("accept", "text/html")
+        .header("user-agent", "tool/1")
+        .send()
+        .await
+        .unwrap();
+    let page = r.text().await.unwrap();
+    let challenge = page
+        .split("data-challenge=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let nonce = (0u64..)
+        .find(|n| {
+            let h =
+                ring::digest::digest(&ring::digest::SHA256, format!("{challenge}:{n}").as_bytes());
+            let h = h.as_ref();
+            h[0] == 0 && h[1] >> 2 == 0
+        })
+        .unwrap();
+    let unsolved = (0u64..)
+        .find(|n| {
+            let h =
+                ring::digest::digest(&ring::digest::SHA256, format!("{challenge}:{n}").as_bytes());
+            h.as_ref()[0] != 0
+        })
+        .unwrap();
+    assert_eq!(
+        verify(format!("c={challenge}&n={unsolved}"), None).await,
+        (403, false)
+    );
+    assert_eq!(
+        verify(format!("c={challenge}&n={nonce}"), Some("203.0.113.50")).await,
+        (403, false)
+    );
+    // Solved by the tool itself: a pass, and a redirect that stays on this site.
+    let r = c
+        .get(gw.url(&format!(
+            "/.rampart-challenge/verify?c={challenge}&n={nonce}&r=//evil.example/x"
+        )))
+        .header("user-agent", "tool/1")
+        .send()
+        .await;
+    // reqwest follows the 303 to "/", which no route serves.
+    assert_eq!(r.unwrap().status(), 404);
+    let events = gw.access_log_with(&["challenge not solved"]);
+    assert!(
+        events.contains("challenge not issued to this client"),
+        "{events}"
+    );
+
+    // Passes expire.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(get(pass, ua, None).await, 403);
+    let log = gw.access_log_with(&["challenge pass expired"]);
+    assert!(log.contains("challenge pass expired"), "{log}");
+}

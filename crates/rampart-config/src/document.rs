@@ -57,6 +57,8 @@ fn is_reference(s: &str) -> bool {
 /// Whether the string at `key` (under `parent`) is a secret.
 fn secret_key(parent: &str, key: &str) -> bool {
     SECRET_KEYS.contains(&key)
+        // Items of a `secrets` list (`bots.challenge.secrets`).
+        || (key == "secrets" && parent == "secrets")
         // Hashes of keys and tokens: not the secret itself, but a viewer has no use for them.
         || (key == "sha256" && matches!(parent, "api_keys" | "tokens"))
 }
@@ -538,6 +540,10 @@ mod tests {
         assert_eq!(rs["events"]["elastic"]["api_key"], REDACTED);
         assert_eq!(rs["events"]["elastic"]["password"], REDACTED);
         assert_eq!(rs["events"]["nats"]["token"], "${NATS_TOKEN}");
+        let bots = json!({"bots": {"challenge": {"secrets": ["k-0123456789abcdef0123456789abcdef", "${OLD}"]}}});
+        let rb = redact(&bots);
+        assert_eq!(rb["bots"]["challenge"]["secrets"][0], REDACTED);
+        assert_eq!(rb["bots"]["challenge"]["secrets"][1], "${OLD}");
 
         // Reordered consumers still get their own secrets back.
         let mut back = r.clone();

@@ -381,6 +381,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
     validate_siem(c, &mut err);
+    validate_bots(c, &mut err);
     let l = &c.limits;
     if l.max_request_body.0 == 0 {
         err("limits.max_request_body".into(), "must be above 0".into());
@@ -986,5 +987,30 @@ fn validate_siem(c: &Config, err: &mut impl FnMut(String, String)) {
                 format!("is also events.{other}.buffer.dir: each sink needs its own"),
             );
         }
+    }
+}
+
+/// The browser challenge: a difficulty a browser solves in seconds, keys long enough.
+fn validate_bots(c: &Config, err: &mut impl FnMut(String, String)) {
+    let ch = &c.bots.challenge;
+    if !(4..=24).contains(&ch.difficulty) {
+        err(
+            "bots.challenge.difficulty".into(),
+            "must be between 4 and 24 (leading zero bits)".into(),
+        );
+    }
+    for (i, s) in ch.secrets.iter().enumerate() {
+        if s.len() < 32 {
+            err(
+                format!("bots.challenge.secrets.{i}"),
+                "must be at least 32 bytes".into(),
+            );
+        }
+    }
+    if ch.ttl.0.is_zero() || ch.max_solve_time.0.is_zero() {
+        err(
+            "bots.challenge".into(),
+            "ttl and max_solve_time must be above 0".into(),
+        );
     }
 }

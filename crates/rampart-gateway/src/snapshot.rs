@@ -128,6 +128,8 @@ pub struct Snapshot {
     pub bans: Arc<rampart_bans::BanList>,
     /// The automatic response playbooks.
     pub responses: Arc<rampart_bans::Responses>,
+    /// The browser challenge's signing keys, when a route requires the challenge.
+    pub challenge: Option<Arc<rampart_bots::challenge::Keys>>,
 }
 
 impl Snapshot {
@@ -354,6 +356,7 @@ impl Snapshot {
             geo,
             bans,
             lists,
+            challenge: crate::stages::challenge_keys(&config),
             config,
         })
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 mod auth;
 mod authz;
 mod bans;
+mod bots;
 mod events;
 mod limits;
 mod listener;
@@ -22,6 +23,7 @@ mod waf;
 pub use auth::*;
 pub use authz::*;
 pub use bans::*;
+pub use bots::*;
 pub use events::*;
 pub use limits::*;
 pub use listener::*;
@@ -100,4 +102,7 @@ pub struct Config {
     /// A config store shared by a fleet (PostgreSQL); without it the file is the config.
     #[serde(default)]
     pub store: Option<StoreSettings>,
+    /// Bots: the browser challenge.
+    #[serde(default)]
+    pub bots: BotSettings,
 }

@@ -73,6 +73,10 @@ pub struct Route {
     /// description) instead of proxying; authentication and authorization apply as usual.
     #[serde(default)]
     pub docs: Option<RouteDocs>,
+    /// Clients need a pass earned by solving the browser challenge (`bots.challenge`):
+    /// browsers get the challenge page, other clients 403.
+    #[serde(default)]
+    pub challenge: bool,
 }
 
 /// Documentation served by a route.

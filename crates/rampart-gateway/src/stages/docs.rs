@@ -38,6 +38,7 @@ pub(super) fn run(r: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
                 ("X-Content-Type-Options", "nosniff".into()),
                 ("Cache-Control", "no-store".into()),
             ],
+            refusal: None,
         })
     };
     match rest {
@@ -47,6 +48,7 @@ pub(super) fn run(r: &Req, _: &Snapshot, ctx: &mut Ctx) -> Decision {
             content_type: "text/plain; charset=utf-8",
             body: Bytes::new(),
             headers: vec![("Location", format!("{base}/"))],
+            refusal: None,
         }),
         "/" | "/index.html" => served(
             "text/html; charset=utf-8",

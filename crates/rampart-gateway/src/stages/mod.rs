@@ -7,6 +7,7 @@ mod authenticate;
 mod authorize;
 mod bans;
 mod body;
+mod challenge;
 mod client_cert;
 mod client_ip;
 mod concurrency;
@@ -24,6 +25,7 @@ mod route;
 mod upgrade;
 pub(crate) mod waf;
 
+pub(crate) use challenge::keys as challenge_keys;
 pub(crate) use contract::{
     response_body as contract_response_body, response_headers as contract_response_headers,
 };
@@ -65,6 +67,9 @@ pub struct Served {
     pub content_type: &'static str,
     pub body: Bytes,
     pub headers: Vec<(&'static str, String)>,
+    /// Why, when serving it refuses the request (the challenge page): recorded like a
+    /// stage's refusal, for the access log and the event.
+    pub refusal: Option<&'static str>,
 }
 
 pub(crate) fn reject(status: u16, message: &'static str, reason: &'static str) -> Decision {
@@ -101,8 +106,10 @@ pub enum Stage {
     Headers,
     HeaderLimits,
     BodyLimit,
+    ChallengeAnswer,
     Route,
     RouteNetwork,
+    Challenge,
     Operation,
     Upgrade,
     ClientCert,
@@ -119,7 +126,7 @@ pub enum Stage {
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 23] = [
+    pub const PIPELINE: [Stage; 25] = [
         Stage::ClientIp,
         Stage::Bans,
         Stage::Network,
@@ -129,8 +136,10 @@ impl Stage {
         Stage::Headers,
         Stage::HeaderLimits,
         Stage::BodyLimit,
+        Stage::ChallengeAnswer,
         Stage::Route,
         Stage::RouteNetwork,
+        Stage::Challenge,
         Stage::Operation,
         Stage::Upgrade,
         Stage::ClientCert,
@@ -157,8 +166,10 @@ impl Stage {
             Stage::Headers => "headers",
             Stage::HeaderLimits => "header_limits",
             Stage::BodyLimit => "body_limit",
+            Stage::ChallengeAnswer => "challenge_answer",
             Stage::Route => "route",
             Stage::RouteNetwork => "route_network",
+            Stage::Challenge => "challenge",
             Stage::Operation => "operation",
             Stage::Upgrade => "upgrade",
             Stage::ClientCert => "client_cert",
@@ -199,8 +210,10 @@ impl Stage {
             Stage::Headers => headers::run(&r, snap, ctx),
             Stage::HeaderLimits => limits::headers(&r, snap, ctx),
             Stage::BodyLimit => limits::body(&r, snap, ctx),
+            Stage::ChallengeAnswer => challenge::answer(&r, snap, ctx),
             Stage::Route => route::run(&r, snap, ctx),
             Stage::RouteNetwork => network::route(&r, snap, ctx),
+            Stage::Challenge => challenge::run(&r, snap, ctx),
             Stage::Operation => contract::operation(&r, snap, ctx),
             Stage::Upgrade => upgrade::run(&r, snap, ctx),
             Stage::ClientCert => client_cert::run(&r, snap, ctx),
@@ -320,7 +333,12 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
                     cx.ctx.refused = Some((stage.name(), reason));
                     outcome = Some(Err(reason));
                 }
-                Decision::Serve(s) => served = Some(s),
+                Decision::Serve(s) => {
+                    if let Some(reason) = s.refusal {
+                        cx.ctx.refused = Some((stage.name(), reason));
+                    }
+                    served = Some(s)
+                }
             }
             break;
         }
