@@ -45,6 +45,8 @@ pub fn run(c: &Config) -> Vec<Finding> {
     limits(c, &mut out);
     upstreams(c, &mut out);
     trusted_proxies(c, &mut out);
+    events(c, &mut out);
+    bots(c, &mut out);
     out.0
 }
 
@@ -609,5 +611,61 @@ fn trusted_proxies(c: &Config, out: &mut Out) {
                 "list only the balancers' own addresses or networks",
             );
         }
+    }
+}
+
+/// SIEM sinks over plain HTTP beyond this host: the credential goes with every batch.
+fn events(c: &Config, out: &mut Out) {
+    let clear = |url: &str| {
+        let Some(rest) = url
+            .trim()
+            .to_ascii_lowercase()
+            .strip_prefix("http://")
+            .map(String::from)
+        else {
+            return false;
+        };
+        let host = rest.split(['/', '?']).next().unwrap_or("");
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host.split(':').next().unwrap_or(""),
+        };
+        !(name == "localhost" || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+    };
+    let mut sinks = Vec::new();
+    if let Some(s) = &c.events.splunk {
+        sinks.push(("splunk", &s.url, "HEC token"));
+    }
+    if let Some(e) = &c.events.elastic {
+        sinks.push(("elastic", &e.url, "credentials"));
+    }
+    for (name, url, what) in sinks {
+        if clear(url) {
+            out.add(
+                "siem-sink-plain-http",
+                Severity::High,
+                format!("events.{name}.url"),
+                MISCONFIGURATION,
+                format!(
+                    "the {name} sink sends its {what} and every security event over plain HTTP"
+                ),
+                "use the SIEM's https:// endpoint",
+            );
+        }
+    }
+}
+
+/// The challenge without shared keys: fine for one node, surprising for a fleet.
+fn bots(c: &Config, out: &mut Out) {
+    if c.bots.challenge.secrets.is_empty() && c.routes.iter().any(|r| r.challenge) {
+        out.add(
+            "challenge-keys-per-process",
+            Severity::Low,
+            "bots.challenge.secrets",
+            MISCONFIGURATION,
+            "routes use the browser challenge without bots.challenge.secrets: each process signs passes with its own key, so they end with a restart and are refused by other nodes",
+            "set bots.challenge.secrets (the same on every node) from the environment",
+        );
     }
 }

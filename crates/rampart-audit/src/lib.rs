@@ -34,6 +34,8 @@
 //! | `upstream-tls-no-hostname-check` | high (system roots), medium (own `ca`) | `verify_hostname: false`: any certificate of a trusted CA is accepted |
 //! | `upstream-plain-http` | medium | an upstream without `tls` with a target on a public (globally routed) address |
 //! | `trusted-proxies-any` | high | `server.trusted_proxies` with a `/0` network: every client may name its own address |
+//! | `siem-sink-plain-http` | high | a Splunk or Elastic sink over `http://` to a host other than loopback: its token and the events travel in clear |
+//! | `challenge-keys-per-process` | low | routes with `challenge: true` and no `bots.challenge.secrets`: passes end with the process and are not valid on other nodes |
 //!
 //! Not checkable, because the model cannot express them: TLS 1.2 cipher suites (listeners
 //! use rustls' defaults, all with forward secrecy; there is no cipher setting), CORS (no
@@ -131,6 +133,8 @@ pub const FINDING_IDS: &[&str] = &[
     "upstream-tls-no-hostname-check",
     "upstream-plain-http",
     "trusted-proxies-any",
+    "siem-sink-plain-http",
+    "challenge-keys-per-process",
 ];
 
 /// One weakness of a configuration.

@@ -623,6 +623,38 @@ fn upstream_plain_http() {
 }
 
 #[test]
+fn siem_sinks_and_challenge_keys() {
+    let sink = |url: &str| {
+        top(&format!(
+            "events:\n  elastic:\n    url: {url}\n    buffer: {{ dir: /tmp/es }}\n"
+        ))
+    };
+    let f = one(
+        &sink("http://es.example.test:9200"),
+        "siem-sink-plain-http",
+        Severity::High,
+    );
+    assert_eq!(f.path, "events.elastic.url");
+    for fine in [
+        "https://es.example.test:9200",
+        "http://127.0.0.1:9200",
+        "http://[::1]:9200",
+        "http://localhost:9200",
+    ] {
+        none(&sink(fine), "siem-sink-plain-http");
+    }
+    let challenged = edit(
+        "    upstream: app\n",
+        "    upstream: app\n    challenge: true\n",
+    );
+    one(&challenged, "challenge-keys-per-process", Severity::Low);
+    none(
+        &format!("{challenged}bots:\n  challenge:\n    secrets: [\"0123456789abcdef0123456789abcdef-x\"]\n"),
+        "challenge-keys-per-process",
+    );
+}
+
+#[test]
 fn trusted_proxies_any() {
     let proxies = |p: &str| top(&format!("server:\n  trusted_proxies: [\"{p}\"]\n"));
     let f = one(&proxies("0.0.0.0/0"), "trusted-proxies-any", Severity::High);
@@ -695,6 +727,15 @@ routes:
     authorize: { groups: [staff] }
     rate_limit: [{ rate: 10/s }]
     waf: { enabled: false }
+  - name: shop
+    paths: ["/shop"]
+    upstream: app
+    challenge: true
+events:
+  splunk:
+    url: http://splunk.example.test:8088/services/collector/event
+    token: hec-token-in-the-file
+    buffer: { dir: /var/lib/rampart/splunk }
 "#;
 
 #[test]
