@@ -1071,3 +1071,250 @@ async fn credentials_given_twice_or_encoded_are_not_ambiguous() {
     let v: serde_json::Value = serde_json::from_str(&body_of(&resp)).unwrap();
     assert_eq!(v["raw_uri"], "/a?x=1", "{v}");
 }
+
+/// One HTTP/2 frame (RFC 9113 §4.1).
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// HPACK: a literal header field without indexing, new name (RFC 7541 §6.2.2), for names
+/// and values under 127 bytes.
+fn hpack_literal(name: &str, value: &str) -> Vec<u8> {
+    assert!(name.len() < 127 && value.len() < 127);
+    let mut b = vec![0x00, name.len() as u8];
+    b.extend_from_slice(name.as_bytes());
+    b.push(value.len() as u8);
+    b.extend_from_slice(value.as_bytes());
+    b
+}
+
+/// A raw h2c connection: the preface and an empty SETTINGS frame already sent; the server's
+/// bytes are drained (and counted) by a task so it never blocks on a full socket, unless
+/// `drain` is false (a client that never reads what the server sends).
+async fn raw_h2(
+    port: u16,
+    drain: bool,
+) -> (
+    tokio::net::tcp::OwnedWriteHalf,
+    tokio::task::JoinHandle<(usize, bool)>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut r, mut w) = s.into_split();
+    w.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    w.write_all(&h2_frame(0x4, 0, 0, &[])).await.unwrap();
+    let reader = tokio::spawn(async move {
+        if !drain {
+            // Hold the socket open, read nothing.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(r);
+            return (0, false);
+        }
+        // (bytes read, whether a GOAWAY frame type byte was seen at a frame boundary).
+        let mut buf = vec![0u8; 65536];
+        let mut all = Vec::new();
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+        let mut goaway = false;
+        let mut at = 0;
+        while at + 9 <= all.len() {
+            let len = (usize::from(all[at]) << 16)
+                | (usize::from(all[at + 1]) << 8)
+                | usize::from(all[at + 2]);
+            if all[at + 3] == 0x7 {
+                goaway = true;
+            }
+            at += 9 + len;
+        }
+        (all.len(), goaway)
+    });
+    (w, reader)
+}
+
+/// The request pseudo-headers for `GET path` (HPACK static table entries and literals).
+fn h2_get(path: &str, authority: &str) -> Vec<u8> {
+    let mut b = vec![0x82, 0x86]; // :method GET, :scheme http
+    b.extend_from_slice(&hpack_literal(":path", path));
+    b.extend_from_slice(&hpack_literal(":authority", authority));
+    b
+}
+
+/// HTTP/2 abuse (CVE-2023-44487 rapid reset, CONTINUATION floods, SETTINGS and PING floods,
+/// too many streams, oversized header lists) against Rampart's h2c listener, with crafted
+/// frames: each is cut off by a bound (Pingora's defaults: 100 concurrent streams, 64 KiB
+/// of decoded headers, 32 malformed streams; the `h2` crate's: 20 streams reset before they
+/// were accepted, bounded CONTINUATION and pending-ACK queues), the backend sees next to
+/// nothing, memory stays bounded and another client is served throughout. These pin what
+/// the data plane enforces, so an upgrade that loosens a bound fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http2_abuse_is_bounded() {
+    use tokio::io::AsyncWriteExt;
+    let up = Upstream::start("u").await;
+    let gw = Gateway::start(&format!(
+        "upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let authority = format!("127.0.0.1:{}", gw.port);
+    let legit = h2c();
+    let served = |legit: reqwest::Client, url: String| async move {
+        legit
+            .get(url)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(served(legit.clone(), gw.url("/warm")).await, 200);
+    let rss0 = peak_rss_kb(gw.child.id());
+    let hits0 = up.hits.load(Ordering::SeqCst);
+
+    // Rapid reset: HEADERS then RST_STREAM(CANCEL), 20,000 times on one connection.
+    let (mut w, reader) = raw_h2(gw.port, true).await;
+    let mut written = 0usize;
+    for i in 0..20_000u32 {
+        let id = 2 * i + 1;
+        let mut pair = h2_frame(0x1, 0x5, id, &h2_get(&format!("/r{i}"), &authority));
+        pair.extend_from_slice(&h2_frame(0x3, 0, id, &0x8u32.to_be_bytes()));
+        if w.write_all(&pair).await.is_err() {
+            break;
+        }
+        written += 1;
+    }
+    drop(w);
+    let (_, goaway) = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    assert!(goaway, "rapid reset ends with GOAWAY");
+    let reached = up.hits.load(Ordering::SeqCst) - hits0;
+    assert!(
+        reached <= 100,
+        "{reached} of {written} reset requests reached the backend"
+    );
+    assert_eq!(served(legit.clone(), gw.url("/after-reset")).await, 200);
+
+    // CONTINUATION flood: a header block that never ends.
+    let (mut w, reader) = raw_h2(gw.port, true).await;
+    let _ = w
+        .write_all(&h2_frame(0x1, 0x0, 1, &h2_get("/c", &authority)))
+        .await;
+    let block: Vec<u8> = (0..100)
+        .flat_map(|k| hpack_literal(&format!("x-flood-{k}"), &"v".repeat(100)))
+        .collect();
+    let mut sent = 0usize;
+    for _ in 0..10_000 {
+        if w.write_all(&h2_frame(0x9, 0x0, 1, &block)).await.is_err() {
+            break;
+        }
+        sent += block.len();
+    }
+    drop(w);
+    tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    // Kernel buffers hold a few MB; a server that kept reading would take all 115 MB.
+    assert!(sent < 16 << 20, "{sent} bytes of headers were accepted");
+
+    // SETTINGS and PING floods from a client that never reads the ACKs: the server stops
+    // reading (or closes) instead of queueing answers without end.
+    for (kind, payload) in [(0x4u8, Vec::new()), (0x6u8, vec![0u8; 8])] {
+        let (mut w, reader) = raw_h2(gw.port, false).await;
+        let frame = h2_frame(kind, 0, 0, &payload);
+        let many: Vec<u8> = frame
+            .iter()
+            .copied()
+            .cycle()
+            .take(frame.len() * 1000)
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut rounds = 0;
+        while Instant::now() < deadline && rounds < 1000 {
+            match tokio::time::timeout(Duration::from_millis(500), w.write_all(&many)).await {
+                Ok(Ok(())) => rounds += 1,
+                _ => break,
+            }
+        }
+        // 1,000 rounds of 1,000 frames would be 1M answers queued for a reader that never
+        // comes.
+        assert!(
+            rounds < 1000,
+            "frame type {kind}: {rounds} rounds were all read"
+        );
+        drop(w);
+        reader.abort();
+        assert_eq!(
+            served(legit.clone(), gw.url("/after-flood")).await,
+            200,
+            "frame type {kind}"
+        );
+    }
+
+    // More streams than SETTINGS_MAX_CONCURRENT_STREAMS (100), to a backend that answers
+    // slowly: the extra streams are refused, not queued.
+    let (mut w, reader) = raw_h2(gw.port, true).await;
+    let mut frames = Vec::new();
+    for i in 0..300u32 {
+        frames.extend_from_slice(&h2_frame(
+            0x1,
+            0x5,
+            2 * i + 1,
+            &h2_get("/slow?ms=2000", &authority),
+        ));
+    }
+    let before = up.hits.load(Ordering::SeqCst);
+    w.write_all(&frames).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let concurrent = up.hits.load(Ordering::SeqCst) - before;
+    assert!(
+        concurrent <= 100,
+        "{concurrent} streams reached the backend at once"
+    );
+    drop(w);
+    reader.abort();
+
+    // A header list over the 64 KiB bound: refused, nothing upstream.
+    let (mut w, reader) = raw_h2(gw.port, true).await;
+    let mut block = h2_get("/big", &authority);
+    for k in 0..800 {
+        block.extend_from_slice(&hpack_literal(&format!("x-big-{k}"), &"b".repeat(100)));
+    }
+    let before = up.hits.load(Ordering::SeqCst);
+    // Split in frames of at most 16 KiB (the default SETTINGS_MAX_FRAME_SIZE).
+    let chunks: Vec<&[u8]> = block.chunks(16_384).collect();
+    for (k, c) in chunks.iter().enumerate() {
+        let (kind, flags) = match (k == 0, k == chunks.len() - 1) {
+            (true, true) => (0x1, 0x5),
+            (true, false) => (0x1, 0x1),
+            (false, true) => (0x9, 0x4),
+            (false, false) => (0x9, 0x0),
+        };
+        if w.write_all(&h2_frame(kind, flags, 1, c)).await.is_err() {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        up.hits.load(Ordering::SeqCst),
+        before,
+        "an oversized header list went upstream"
+    );
+    drop(w);
+    reader.abort();
+
+    assert_eq!(served(legit, gw.url("/end")).await, 200);
+    let grown = peak_rss_kb(gw.child.id()).saturating_sub(rss0);
+    assert!(grown < 64 * 1024, "peak RSS grew by {grown} kB");
+}
