@@ -1318,3 +1318,63 @@ async fn http2_abuse_is_bounded() {
     let grown = peak_rss_kb(gw.child.id()).saturating_sub(rss0);
     assert!(grown < 64 * 1024, "peak RSS grew by {grown} kB");
 }
+
+/// Slow read: a client that stops reading a large response is cut once a write stalls
+/// (`limits.min_response_rate`, `response_write_timeout`), instead of holding the
+/// connection and the upstream's response for as long as it likes; a client that reads
+/// gets all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_readers_are_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start("u").await;
+    let gw = Gateway::start(&format!(
+        "limits:\n  min_response_rate: 256KiB\n  response_write_timeout: 2s\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    const SIZE: usize = 48 << 20;
+    let full = client()
+        .get(gw.url("/big?mb=48"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(full.len(), SIZE);
+
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .unwrap();
+    s.write_all(
+        format!(
+            "GET /big?mb=48 HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            gw.port
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // Read nothing while the socket buffers fill and the gateway's writes stall.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got += n,
+            Err(_) => panic!("the connection stayed open after {got} bytes"),
+        }
+        assert!(Instant::now() < deadline);
+    }
+    assert!(
+        got < SIZE / 2,
+        "a stalled reader still got {got} of {SIZE} bytes"
+    );
+    let log = gw.access_log_with(&["\"error\""]);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("/big") && l.contains("\"error\"")),
+        "{log}"
+    );
+}

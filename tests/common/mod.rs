@@ -26,7 +26,8 @@ pub fn free_port() -> u16 {
 
 /// A real HTTP/1.1 upstream. It answers JSON describing the request it saw:
 /// `{"server": NAME, "method", "path", "query", "headers": {..}, "body": ".."}`.
-/// `/slow?ms=N` waits first; `/status/N` answers N; `/healthz` answers 200 or 503.
+/// `/slow?ms=N` waits first; `/status/N` answers N; `/big?mb=N` sends N MiB; `/healthz`
+/// answers 200 or 503.
 pub struct Upstream {
     pub addr: SocketAddr,
     pub name: String,
@@ -122,6 +123,18 @@ async fn handle(
             .and_then(|v| v.parse().ok())
             .unwrap_or(1000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if path == "/big" {
+        // `/big?mb=N`: N MiB of `x`.
+        let mb: usize = query
+            .as_deref()
+            .and_then(|q| q.strip_prefix("mb="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        return Response::builder()
+            .header("Content-Type", "application/octet-stream")
+            .body(Full::new(Bytes::from(vec![b'x'; mb << 20])))
+            .unwrap();
     }
     let status: u16 = path
         .strip_prefix("/status/")

@@ -383,6 +383,12 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     validate_siem(c, &mut err);
     validate_bots(c, &mut err);
     let l = &c.limits;
+    if l.response_write_timeout.0.is_zero() {
+        err(
+            "limits.response_write_timeout".into(),
+            "must be above 0".into(),
+        );
+    }
     if l.max_request_body.0 == 0 {
         err("limits.max_request_body".into(), "must be above 0".into());
     }

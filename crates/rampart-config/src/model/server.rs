@@ -19,6 +19,13 @@ pub struct Limits {
     /// After the first 5 s of a body, slower than this many bytes per second is cut (408;
     /// default 1 KiB).
     pub min_request_body_rate: ByteSize,
+    /// Against slow readers: a write of the response that cannot complete at this many
+    /// bytes per second (never in under 1 s) cuts the connection (HTTP/1; default 1 KiB;
+    /// 0 leaves only `response_write_timeout`).
+    pub min_response_rate: ByteSize,
+    /// Longest one write of a response may wait for the client to read (HTTP/1 and
+    /// HTTP/2; default 60 s, nginx's `send_timeout`).
+    pub response_write_timeout: HumanDuration,
 }
 
 impl Default for Limits {
@@ -29,6 +36,8 @@ impl Default for Limits {
             request_header_timeout: HumanDuration::from_secs(10),
             request_body_timeout: HumanDuration::from_secs(30),
             min_request_body_rate: ByteSize(1024),
+            min_response_rate: ByteSize(1024),
+            response_write_timeout: HumanDuration::from_secs(60),
         }
     }
 }

@@ -294,6 +294,15 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
         // Between body reads; the whole body is also bounded (`BodyPace`).
         session.set_read_timeout(Some(snap.config.limits.request_body_timeout.0));
     }
+    // Slow readers: a response write that stalls is cut (Pingora's downstream write
+    // timeout, and for HTTP/1 its minimum send rate).
+    {
+        let l = &snap.config.limits;
+        session.set_write_timeout(Some(l.response_write_timeout.0));
+        session.set_min_send_rate(
+            Some(l.min_response_rate.0.min(usize::MAX as u64) as usize).filter(|r| *r > 0),
+        );
+    }
     let h2_body = session.req_header().version == http::Version::HTTP_2 && has_body;
     let raw = session
         .as_downstream()
