@@ -1378,3 +1378,75 @@ async fn slow_readers_are_cut() {
         "{log}"
     );
 }
+
+/// Load shedding: past `shed_anonymous_at` requests in flight, anonymous ones are answered
+/// 503 at once while those presenting a credential and the allowlist's still get through;
+/// past `max_in_flight`, all but the allowlist's are shed; once the load is gone, everyone
+/// is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overload_sheds_anonymous_traffic_first() {
+    let up = Upstream::start("u").await;
+    let gw = Gateway::start(&format!(
+        "server:\n  overload: {{ max_in_flight: 6, shed_anonymous_at: 3, allowlist: [ops] }}\nnetwork:\n  lists:\n    ops: {{ cidrs: [\"127.0.0.9/32\"] }}\n{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n    auth: {{ methods: [api_key], optional: true }}\n",
+        consumers(),
+        upstream_yaml("u", &[up.addr], "")
+    ));
+    let c = client_from("127.0.0.1");
+    let slow = |key: Option<&'static str>, ms: u64| {
+        let c = c.clone();
+        let url = gw.url(&format!("/slow?ms={ms}"));
+        tokio::spawn(async move {
+            let mut r = c.get(url);
+            if let Some(k) = key {
+                r = r.header("X-API-Key", k);
+            }
+            r.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+        })
+    };
+    let quick = |c: reqwest::Client, key: Option<&'static str>| {
+        let url = gw.url("/quick");
+        async move {
+            let mut r = c.get(url);
+            if let Some(k) = key {
+                r = r.header("X-API-Key", k);
+            }
+            let r = r.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.headers().get("retry-after").is_some(),
+            )
+        }
+    };
+    let in_flight = |want: f64| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while gw.metric("rampart_in_flight_requests") < want {
+            assert!(Instant::now() < deadline, "{}", gw.metrics());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Three anonymous requests in progress: the anonymous threshold.
+    let anon: Vec<_> = (0..3).map(|_| slow(None, 2500)).collect();
+    in_flight(3.0);
+    assert_eq!(quick(c.clone(), None).await, (503, true));
+    assert_eq!(quick(c.clone(), Some(KEY)).await, (200, false));
+    // Three more with a key: the whole capacity.
+    let keyed: Vec<_> = (0..3).map(|_| slow(Some(KEY), 2500)).collect();
+    in_flight(6.0);
+    assert_eq!(quick(c.clone(), Some(KEY)).await.0, 503);
+    assert_eq!(quick(c.clone(), None).await.0, 503);
+    // The allowlist is still served, even anonymous.
+    assert_eq!(quick(client_from("127.0.0.9"), None).await, (200, false));
+    for t in anon.into_iter().chain(keyed) {
+        assert_eq!(
+            t.await.unwrap(),
+            200,
+            "requests admitted before the load are served"
+        );
+    }
+    assert_eq!(quick(c.clone(), None).await, (200, false));
+    let log = gw.access_log_with(&["anonymous request shed under load", "over max_in_flight"]);
+    assert!(
+        log.contains("anonymous request shed under load") && log.contains("over max_in_flight"),
+        "{log}"
+    );
+}

@@ -668,6 +668,30 @@ fn validate_network(c: &Config, err: &mut impl FnMut(String, String)) {
                 .enumerate()
                 .map(|(i, r)| (format!("routes.{i}.network"), r.network.as_ref())),
         );
+    let o = &c.server.overload;
+    if o.max_in_flight == 0 {
+        err(
+            "server.overload.max_in_flight".into(),
+            "must be above 0".into(),
+        );
+    }
+    if o.shed_anonymous_at.is_some_and(|a| a > o.max_in_flight) {
+        err(
+            "server.overload.shed_anonymous_at".into(),
+            "must not exceed max_in_flight".into(),
+        );
+    }
+    for (j, name) in o.allowlist.iter().enumerate() {
+        if !n.lists.contains_key(name) {
+            err(
+                format!("server.overload.allowlist.{j}"),
+                format!(
+                    "no network list named {name:?} (network.lists has: {})",
+                    list(&n.lists.keys().map(String::as_str).collect::<Vec<_>>())
+                ),
+            );
+        }
+    }
     for (base, p) in policies {
         let Some(p) = p else { continue };
         for (key, names) in [("allow_only", &p.allow_only), ("deny", &p.deny)] {

@@ -54,6 +54,8 @@ pub struct Ctx {
     /// The WAF transaction, kept from the request phases to the response and logging ones.
     pub(crate) waf: Option<Box<WafReq>>,
     pub(crate) contract: ContractState,
+    /// This request's place in the in-flight count (`overload`), held until it ends.
+    pub(crate) overload: Option<crate::stages::overload::Slot>,
 }
 
 /// What the route's API contract found.
@@ -167,6 +169,7 @@ impl Ctx {
             upstream: UpstreamState::default(),
             waf: None,
             contract: ContractState::default(),
+            overload: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub struct Metrics {
     events_dropped: prometheus::IntGauge,
     sinks: std::sync::OnceLock<Vec<std::sync::Arc<rampart_events::siem::SinkStats>>>,
     sink_counters: IntGaugeVec,
+    in_flight: prometheus::IntGauge,
     spans_sent: prometheus::IntGauge,
     spans_dropped: prometheus::IntGauge,
     pub blocked: IntCounterVec,
@@ -151,6 +152,11 @@ impl Metrics {
             &["sink", "what"],
         )
         .unwrap();
+        let in_flight = prometheus::IntGauge::new(
+            "rampart_in_flight_requests",
+            "Requests in progress (server.overload sheds past its thresholds)",
+        )
+        .unwrap();
         let spans_sent = prometheus::IntGauge::new(
             "rampart_spans_sent_total",
             "Trace spans the OTLP collector accepted",
@@ -214,6 +220,7 @@ impl Metrics {
             Box::new(events_emitted.clone()),
             Box::new(events_dropped.clone()),
             Box::new(sink_counters.clone()),
+            Box::new(in_flight.clone()),
             Box::new(spans_sent.clone()),
             Box::new(spans_dropped.clone()),
             Box::new(blocked.clone()),
@@ -243,6 +250,7 @@ impl Metrics {
             events_dropped,
             sinks: std::sync::OnceLock::new(),
             sink_counters,
+            in_flight,
             spans_sent,
             spans_dropped,
             blocked,
@@ -270,6 +278,8 @@ impl Metrics {
             self.events_emitted.set(s.emitted.load(Relaxed) as i64);
             self.events_dropped.set(s.dropped.load(Relaxed) as i64);
         }
+        self.in_flight
+            .set(crate::stages::overload::in_flight() as i64);
         for s in self.sinks.get().into_iter().flatten() {
             use std::sync::atomic::Ordering::Relaxed;
             let values = [

@@ -130,6 +130,8 @@ pub struct Snapshot {
     pub responses: Arc<rampart_bans::Responses>,
     /// The browser challenge's signing keys, when a route requires the challenge.
     pub challenge: Option<Arc<rampart_bots::challenge::Keys>>,
+    /// `server.overload.allowlist` as a policy (clients it allows are shed last).
+    pub overload_allow: Option<crate::network::PolicyRt>,
 }
 
 impl Snapshot {
@@ -339,7 +341,18 @@ impl Snapshot {
                 })
             })
             .collect();
+        let overload_allow = (!config.server.overload.allowlist.is_empty()).then(|| {
+            crate::network::PolicyRt::new(
+                &rampart_config::NetworkPolicy {
+                    allow_only: config.server.overload.allowlist.clone(),
+                    ..Default::default()
+                },
+                &lists,
+                &geo,
+            )
+        });
         Ok(Snapshot {
+            overload_allow,
             generation: env.generation,
             limiter,
             inflight,

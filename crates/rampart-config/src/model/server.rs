@@ -78,6 +78,43 @@ pub struct ServerSettings {
     /// A forwarding header from a trusted proxy that cannot be read: `reject` (400,
     /// default) or `ignore` (the nearest address that could be verified is the client).
     pub malformed_client_ip: super::MalformedClientIp,
+    /// Load shedding when more requests are in progress than the gateway should hold.
+    pub overload: Overload,
+}
+
+/// `server.overload`: requests in progress (in flight) are counted across listeners; over
+/// the limits, the least likely legitimate are answered 503 (`Retry-After: 1`) before any
+/// work is done for them.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Overload {
+    /// Requests in progress at most (default 10,000); beyond, every request but the
+    /// `allowlist`'s is shed.
+    pub max_in_flight: usize,
+    /// From this many in progress (default 80% of `max_in_flight`), requests that present
+    /// no credential (no Authorization, API key, client certificate or challenge pass) and
+    /// come from outside the `allowlist` are shed first.
+    pub shed_anonymous_at: Option<usize>,
+    /// Network lists whose clients are shed last: never for being anonymous, and only past
+    /// twice `max_in_flight`.
+    pub allowlist: Vec<String>,
+}
+
+impl Default for Overload {
+    fn default() -> Self {
+        Overload {
+            max_in_flight: 10_000,
+            shed_anonymous_at: None,
+            allowlist: Vec::new(),
+        }
+    }
+}
+
+impl Overload {
+    /// Where anonymous requests start being shed.
+    pub fn anonymous_limit(&self) -> usize {
+        self.shed_anonymous_at.unwrap_or(self.max_in_flight / 5 * 4)
+    }
 }
 
 impl Default for ServerSettings {
@@ -89,6 +126,7 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             client_ip_header: Default::default(),
             malformed_client_ip: Default::default(),
+            overload: Overload::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ mod graphql;
 mod headers;
 mod limits;
 mod network;
+pub(crate) mod overload;
 mod path;
 mod rate_limit;
 mod redirect;
@@ -100,6 +101,7 @@ pub enum Stage {
     ClientIp,
     Bans,
     Network,
+    Overload,
     HttpsRedirect,
     Framing,
     Path,
@@ -126,10 +128,11 @@ pub enum Stage {
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 25] = [
+    pub const PIPELINE: [Stage; 26] = [
         Stage::ClientIp,
         Stage::Bans,
         Stage::Network,
+        Stage::Overload,
         Stage::HttpsRedirect,
         Stage::Framing,
         Stage::Path,
@@ -160,6 +163,7 @@ impl Stage {
             Stage::ClientIp => "client_ip",
             Stage::Bans => "bans",
             Stage::Network => "network",
+            Stage::Overload => "overload",
             Stage::HttpsRedirect => "https_redirect",
             Stage::Framing => "framing",
             Stage::Path => "path",
@@ -204,6 +208,7 @@ impl Stage {
             Stage::ClientIp => client_ip::run(&r, snap, ctx),
             Stage::Bans => bans::ip(&r, snap, ctx),
             Stage::Network => network::listener(&r, snap, ctx),
+            Stage::Overload => overload::run(&r, snap, ctx),
             Stage::HttpsRedirect => redirect::run(&r, snap, ctx),
             Stage::Framing => framing::run(&r, snap, ctx),
             Stage::Path => path::run(&r, snap, ctx),
