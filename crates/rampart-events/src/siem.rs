@@ -616,15 +616,23 @@ pub fn splunk_body(records: &[Vec<u8>], index: Option<&str>, sourcetype: &str) -
     out
 }
 
-async fn splunk_outcome(r: Result<reqwest::Response, reqwest::Error>) -> Outcome {
-    let r = match r {
-        Ok(r) => r,
-        Err(e) => return Outcome::Retry(format!("request failed: {e}")),
-    };
+/// The SIEM's whole answer, or why the request is worth retrying.
+async fn answer(
+    r: Result<reqwest::Response, reqwest::Error>,
+) -> Result<(reqwest::StatusCode, bytes::Bytes), Outcome> {
+    let r = r.map_err(|e| Outcome::Retry(format!("request failed: {e}")))?;
     let status = r.status();
-    let body = match r.bytes().await {
-        Ok(b) => b,
-        Err(e) => return Outcome::Retry(format!("answer cut: {e}")),
+    let body = r
+        .bytes()
+        .await
+        .map_err(|e| Outcome::Retry(format!("answer cut: {e}")))?;
+    Ok((status, body))
+}
+
+async fn splunk_outcome(r: Result<reqwest::Response, reqwest::Error>) -> Outcome {
+    let (status, body) = match answer(r).await {
+        Ok(a) => a,
+        Err(o) => return o,
     };
     let code = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -661,14 +669,9 @@ pub fn bulk_body(records: &[Vec<u8>], index: &str) -> Vec<u8> {
 }
 
 async fn bulk_outcome(r: Result<reqwest::Response, reqwest::Error>, n: usize) -> Outcome {
-    let r = match r {
-        Ok(r) => r,
-        Err(e) => return Outcome::Retry(format!("request failed: {e}")),
-    };
-    let status = r.status();
-    let body = match r.bytes().await {
-        Ok(b) => b,
-        Err(e) => return Outcome::Retry(format!("answer cut: {e}")),
+    let (status, body) = match answer(r).await {
+        Ok(a) => a,
+        Err(o) => return o,
     };
     match status.as_u16() {
         200 => {}

@@ -351,18 +351,10 @@ impl Spool {
             if self.segments.len() == 1 && (self.segments[0].bytes == 0 || self.rotate().is_err()) {
                 break;
             }
-            let old = self.segments.pop_front().expect("two segments");
-            lost += old.records - self.cursor_records;
-            self.total_bytes -= old.bytes;
-            self.total_records -= old.records;
-            self.cursor = Pos {
-                seq: self.segments[0].seq,
-                offset: 0,
-            };
-            self.cursor_records = 0;
-            self.reader = None;
-            let _ = std::fs::remove_file(seg_path(&self.dir, old.seq));
-            let _ = self.save_cursor();
+            lost += self.segments[0].records - self.cursor_records;
+            // The cursor is saved before the file goes: if saving fails, the segment stays
+            // on disk and a restart reads it again (counted lost, yet delivered).
+            let _ = self.advance_segment();
         }
         lost
     }

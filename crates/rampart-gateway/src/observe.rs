@@ -193,28 +193,12 @@ impl Gateway {
                     ),
                 };
                 log::warn!("{reason}");
-                events.emit(rampart_events::Event {
-                    id: String::new(),
-                    ts: rampart_events::Event::now_ts(),
-                    request_id: request_id.clone(),
-                    trace_id: None,
-                    client_ip: ip.map(|i| i.to_string()),
-                    method: String::new(),
-                    host: String::new(),
-                    uri: String::new(),
-                    route: None,
-                    stage: "response".into(),
-                    action: action.into(),
-                    status: 0,
-                    reason,
-                    consumer: consumer.clone(),
-                    anomaly_score: None,
-                    rules: Vec::new(),
-                    policies: Vec::new(),
-                    violations: Vec::new(),
-                    actor: None,
-                    changes: Vec::new(),
-                });
+                let mut e = rampart_events::Event::notice(action, reason);
+                e.stage = "response".into();
+                e.request_id = request_id.clone();
+                e.client_ip = ip.map(|i| i.to_string());
+                e.consumer = consumer.clone();
+                events.emit(e);
             }
         });
     }

@@ -808,26 +808,13 @@ fn record_refusal(
     if !events.enabled() {
         return;
     }
-    events.emit(rampart_events::Event {
-        id: String::new(),
-        ts: rampart_events::Event::now_ts(),
-        request_id: id,
-        trace_id: None,
-        client_ip: peer.map(|i| i.to_string()),
-        method,
-        host,
-        uri,
-        route: None,
-        stage: stage.into(),
-        action: "block".into(),
-        status,
-        reason: reason.into(),
-        consumer: None,
-        anomaly_score: None,
-        rules: Vec::new(),
-        policies: Vec::new(),
-        violations: Vec::new(),
-        actor: None,
-        changes: Vec::new(),
-    });
+    let mut e = rampart_events::Event::notice("block", reason.into());
+    e.stage = stage.into();
+    e.request_id = id;
+    e.client_ip = peer.map(|i| i.to_string());
+    e.method = method;
+    e.host = host;
+    e.uri = uri;
+    e.status = status;
+    events.emit(e);
 }
