@@ -83,7 +83,7 @@ fn run_demo(data: &std::path::Path, waf: &str) {
     let mut commands = Vec::new();
     let mut said_waf = false;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while commands.len() < 9 {
+    while commands.len() < 10 {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)

@@ -519,7 +519,13 @@ async fn bulk(addr: std::net::SocketAddr) -> Arc<Mutex<Siem>> {
 
 /// A JetStream server of the test's own (Debian's nats-server), so it can be down.
 fn nats_server(port: u16, store: &std::path::Path) -> std::process::Child {
-    let child = std::process::Command::new("nats-server")
+    // Debian puts it in /usr/sbin, which a non-root PATH may lack.
+    let bin = if std::path::Path::new("/usr/sbin/nats-server").exists() {
+        "/usr/sbin/nats-server"
+    } else {
+        "nats-server"
+    };
+    let child = std::process::Command::new(bin)
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
         .arg(store)
         .stdout(std::process::Stdio::null())

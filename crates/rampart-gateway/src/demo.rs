@@ -98,6 +98,8 @@ pub fn backend_addr() -> String {
 struct Credentials {
     api_key: String,
     token: String,
+    /// An admin token with the viewer role, for the live dashboard.
+    viewer: String,
 }
 
 static CREDENTIALS: std::sync::OnceLock<Credentials> = std::sync::OnceLock::new();
@@ -128,6 +130,7 @@ fn demo_token(secret: &str) -> Result<String, String> {
 pub fn instructions() -> String {
     let https = addr("RAMPART_DEMO_HTTPS_ADDR");
     let http = addr("RAMPART_DEMO_HTTP_ADDR");
+    let admin = addr("RAMPART_DEMO_ADMIN_ADDR");
     let Some(c) = CREDENTIALS.get() else {
         return String::new();
     };
@@ -135,6 +138,10 @@ pub fn instructions() -> String {
     [
         format!("rampart: demo API key (made for this run): {}", c.api_key),
         format!("rampart: demo JWT (signed by a key made for this run): {}", c.token),
+        format!(
+            "rampart: live dashboard (viewer token made for this run): http://{admin}/dashboard#token={}",
+            c.viewer
+        ),
         "rampart: try (each line ends with the status it answers):".to_string(),
         format!("  curl -k {base}/api/hello   # → 200 public"),
         format!("  curl http://{http}/api/hello   # → 308 to HTTPS"),
@@ -143,6 +150,7 @@ pub fn instructions() -> String {
         format!("  curl -k -H 'X-API-Key: {}' {base}/keys/hello   # → 200", c.api_key),
         format!("  curl -k {base}/jwt/hello   # → 401 no token"),
         format!("  curl -k -H 'Authorization: Bearer {}' {base}/jwt/hello   # → 200", c.token),
+        format!("  curl -k {base}/browser/hello   # → 403 browser challenge (a browser solves it and gets through)"),
         format!("  for i in 1 2 3 4 5 6; do curl -k -s -o /dev/null -w '%{{http_code}} ' {base}/limited; done   # → 429 the sixth time"),
         // HTTP/1.1: over HTTP/2 the early 413 ends with RST_STREAM(NO_ERROR) (RFC 9113
         // §8.1), which curl 7.88 reports as an error (tests/limits.rs pins the frames).
@@ -193,12 +201,19 @@ pub fn environment() -> Result<DemoEnv, rampart_config::ConfigErrors> {
     // 32 random bytes, URL-safe: a strong HMAC secret.
     let jwt_secret = rampart_auth::secrets::generate_api_key();
     let token = demo_token(&jwt_secret).map_err(|e| fail("token", e))?;
-    let _ = CREDENTIALS.set(Credentials { api_key, token });
+    let viewer = rampart_auth::secrets::generate_api_key();
+    let viewer_hash = rampart_auth::secrets::sha256_hex(viewer.as_bytes());
+    let _ = CREDENTIALS.set(Credentials {
+        api_key,
+        token,
+        viewer,
+    });
     Ok(std::sync::Arc::new(move |name: &str| match name {
         "RAMPART_DEMO_CERT" => Some(cert.clone()),
         "RAMPART_DEMO_KEY" => Some(key.clone()),
         "RAMPART_DEMO_API_KEY_SHA256" => Some(key_hash.clone()),
         "RAMPART_DEMO_JWT_SECRET" => Some(jwt_secret.clone()),
+        "RAMPART_DEMO_VIEWER_SHA256" => Some(viewer_hash.clone()),
         v if v.starts_with("RAMPART_DEMO_") && v.ends_with("_ADDR") => Some(addr(v)),
         other => std::env::var(other).ok(),
     }))
