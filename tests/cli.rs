@@ -33,6 +33,7 @@ fn validate_accepts_a_good_config_and_the_demo() {
         .env("RAMPART_DEMO_ADMIN_ADDR", "127.0.0.1:9901")
         .env("RAMPART_DEMO_BACKEND_ADDR", "127.0.0.1:18081")
         .env("RAMPART_DEMO_API_KEY_SHA256", common::sha256_hex(b"demo"))
+        .env("RAMPART_DEMO_VIEWER_SHA256", common::sha256_hex(b"viewer"))
         .env(
             "RAMPART_DEMO_JWT_SECRET",
             "a-demo-secret-of-more-than-32-bytes-0123",
