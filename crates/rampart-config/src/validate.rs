@@ -344,13 +344,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
     if let Some(t) = &c.tracing {
-        let rest = t
-            .otlp_endpoint
-            .strip_prefix("http://")
-            .or_else(|| t.otlp_endpoint.strip_prefix("https://"));
-        if !rest.is_some_and(|r| {
-            !r.is_empty() && !r.starts_with('/') && !r.bytes().any(|b| b <= b' ' || b == 0x7f)
-        }) {
+        if !is_http_url(&t.otlp_endpoint) {
             err(
                 "tracing.otlp_endpoint".into(),
                 "must be an http(s) URL".into(),
@@ -902,16 +896,19 @@ fn check_admin(a: &Admin, err: &mut impl FnMut(String, String)) {
     }
 }
 
+/// An `http(s)://` URL with a host and no space or control byte.
+fn is_http_url(u: &str) -> bool {
+    u.strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .is_some_and(|r| {
+            !r.is_empty() && !r.starts_with('/') && !r.bytes().any(|b| b <= b' ' || b == 0x7f)
+        })
+}
+
 /// The SIEM sinks: URLs, credentials, and one buffer directory each.
 fn validate_siem(c: &Config, err: &mut impl FnMut(String, String)) {
     let ev = &c.events;
-    let http = |u: &str| {
-        u.strip_prefix("http://")
-            .or_else(|| u.strip_prefix("https://"))
-            .is_some_and(|r| {
-                !r.is_empty() && !r.starts_with('/') && !r.bytes().any(|b| b <= b' ' || b == 0x7f)
-            })
-    };
+    let http = is_http_url;
     let mut sinks: Vec<(&str, &crate::BufferConfig, usize)> = Vec::new();
     if let Some(s) = &ev.splunk {
         if !http(&s.url) {

@@ -84,6 +84,19 @@ pub fn is_websocket_handshake<'a>(
         && key_ok
 }
 
+/// A query parameter's value as a form decoder reads it (`+` a space, then
+/// percent-escapes), the first one named `name`; `None` when absent.
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

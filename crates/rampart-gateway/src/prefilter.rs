@@ -751,8 +751,9 @@ fn record_refusal(
     id: String,
 ) {
     metrics().blocked.with_label_values(&["-", stage]).inc();
+    let snap = state.load();
     crate::dashboard::record(
-        Some(&state.load()),
+        Some(&snap),
         "-",
         status,
         std::time::Duration::ZERO,
@@ -772,7 +773,6 @@ fn record_refusal(
     let method: String = parts.next().unwrap_or("").chars().take(32).collect();
     let uri: String = parts.next().unwrap_or("").chars().take(2048).collect();
     let uri = {
-        let snap = state.load();
         let e = &snap.config.events;
         let mut params = e.redact_query.clone();
         params.extend(snap.config.auth.api_key.query.clone());

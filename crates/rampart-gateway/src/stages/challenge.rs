@@ -7,6 +7,7 @@
 
 use super::{reject, Decision, Req, Served};
 use crate::ctx::Ctx;
+use crate::hygiene::query_param;
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use rampart_bots::challenge::{self, Client, Keys, Refusal};
@@ -106,17 +107,6 @@ fn html_escape(s: &str) -> String {
         }
     }
     out
-}
-
-fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == name).then(|| {
-            percent_encoding::percent_decode_str(&v.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-    })
 }
 
 fn served(status: u16, content_type: &'static str, body: Bytes) -> Served {
