@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod dns;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

@@ -81,6 +81,13 @@ pub struct Event {
     /// client was shown none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<ContractViolation>,
+    /// The client's bot verdict (`good_bot`, `bad_bot`, `automated`, `human`, `unknown`),
+    /// when it was decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot: Option<String>,
+    /// The client's TLS fingerprint (JA4), when it spoke TLS to Rampart itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja4: Option<String>,
     /// Who made an admin change (a token's name; never the token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
@@ -128,6 +135,8 @@ impl Event {
             rules: Vec::new(),
             policies: Vec::new(),
             violations: Vec::new(),
+            bot: None,
+            ja4: None,
             actor: None,
             changes: Vec::new(),
         }
@@ -554,6 +563,8 @@ mod tests {
             rules: Vec::new(),
             policies: vec!["p1".into()],
             violations: Vec::new(),
+            bot: None,
+            ja4: None,
             actor: None,
             changes: Vec::new(),
         }

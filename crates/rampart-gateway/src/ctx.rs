@@ -54,6 +54,12 @@ pub struct Ctx {
     /// The WAF transaction, kept from the request phases to the response and logging ones.
     pub(crate) waf: Option<Box<WafReq>>,
     pub(crate) contract: ContractState,
+    /// The bot verdict (`bots` stage) and why.
+    pub(crate) bot: Option<crate::stages::BotFacts>,
+    /// The route's bot policy asks for the browser challenge.
+    pub(crate) bot_challenge: bool,
+    /// The client's TLS hello, when it spoke TLS to this listener itself.
+    pub(crate) hello: Option<Arc<rampart_bots::tls::ClientHello>>,
     /// This request's place in the in-flight count (`overload`), held until it ends.
     pub(crate) overload: Option<crate::stages::overload::Slot>,
 }
@@ -169,6 +175,9 @@ impl Ctx {
             upstream: UpstreamState::default(),
             waf: None,
             contract: ContractState::default(),
+            bot: None,
+            bot_challenge: false,
+            hello: None,
             overload: None,
         }
     }

@@ -12,6 +12,7 @@ mod dashboard;
 pub mod demo;
 mod error;
 mod forward;
+mod hello;
 pub use rampart_framing as framing;
 pub mod hygiene;
 mod metrics;

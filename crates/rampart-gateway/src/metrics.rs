@@ -31,6 +31,7 @@ pub struct Metrics {
     pub waf_blocked: IntCounterVec,
     pub waf_matches: IntCounterVec,
     pub waf_anomaly: HistogramVec,
+    pub bot_verdicts: IntCounterVec,
 }
 
 const SINK_COUNTERS: [&str; 6] = [
@@ -202,8 +203,20 @@ impl Metrics {
             &["route"],
         )
         .unwrap();
+        let bot_verdicts = IntCounterVec::new(
+            Opts::new(
+                "rampart_bot_verdicts_total",
+                "Requests by bot verdict (good_bot, bad_bot, automated, human, unknown)",
+            ),
+            &["verdict"],
+        )
+        .unwrap();
+        for v in rampart_config::BotVerdict::ALL {
+            bot_verdicts.with_label_values(&[v.name()]);
+        }
         for c in [
-            Box::new(waf_blocked.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(bot_verdicts.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(waf_blocked.clone()),
             Box::new(waf_matches.clone()),
             Box::new(waf_anomaly.clone()),
             Box::new(requests.clone()),
@@ -257,6 +270,7 @@ impl Metrics {
             waf_blocked,
             waf_matches,
             waf_anomaly,
+            bot_verdicts,
         }
     }
 

@@ -88,6 +88,16 @@ impl Gateway {
             line["consumer"] = p.consumer_id.as_str().into();
             line["auth_method"] = p.method.as_str().into();
         }
+        if let Some(b) = &ctx.bot {
+            line["bot"] = b.verdict.name().into();
+            line["bot_reason"] = b.reason.into();
+            if let Some(c) = &b.crawler {
+                line["crawler"] = c.as_str().into();
+            }
+        }
+        if let Some(h) = &ctx.hello {
+            line["ja4"] = h.ja4.as_str().into();
+        }
         if let Some(t) = ctx.limits.throttled {
             line["throttled_ms"] = (t.as_secs_f64() * 1000.0).into();
         }
@@ -320,6 +330,8 @@ impl Gateway {
                     message: v.message.clone(),
                 })
                 .collect(),
+            bot: ctx.bot.as_ref().map(|b| b.verdict.name().to_string()),
+            ja4: ctx.hello.as_ref().map(|h| h.ja4.clone()),
             actor: None,
             changes: Vec::new(),
         });

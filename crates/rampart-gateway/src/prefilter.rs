@@ -176,7 +176,13 @@ impl pingora::listeners::PreTlsProcess for AcceptGate {
             Ok(client) => {
                 peer = client;
                 match crate::network::refused_at_accept(&snap, peer, local) {
-                    None => return Ok(()),
+                    None => {
+                        let timeout = snap.config.limits.request_header_timeout.0;
+                        match crate::hello::read(stream, timeout).await {
+                            Ok(()) => return Ok(()),
+                            Err(reason) => ("tls", reason),
+                        }
+                    }
                     Some(reason) => ("network", reason),
                 }
             }
@@ -370,6 +376,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
         let out = self.serve(stream, shutdown, peer).await;
         if out.is_none() {
             self.conns.leave(id, &who);
+            if let Some(k) = crate::hello::key(who.as_deref()) {
+                crate::hello::forget(&k);
+            }
         }
         out
     }

@@ -22,6 +22,8 @@ pub struct RouteRt {
     pub graphql: Option<crate::contract::GraphqlRt>,
     /// Documentation the route serves.
     pub docs: Option<Arc<crate::contract::DocsRt>>,
+    /// What the route does per bot verdict.
+    pub(crate) bots: crate::stages::bots::RouteActions,
     /// API operations with settings of their own (`openapi.operations`).
     pub operations: HashMap<rampart_openapi::OpRef, Arc<crate::contract::OpRt>>,
 }
@@ -128,6 +130,8 @@ pub struct Snapshot {
     pub bans: Arc<rampart_bans::BanList>,
     /// The automatic response playbooks.
     pub responses: Arc<rampart_bans::Responses>,
+    /// The bot classifier and its DNS checker.
+    pub(crate) bots: Option<Arc<crate::stages::bots::BotsRt>>,
     /// The browser challenge's signing keys, when a route requires the challenge.
     pub challenge: Option<Arc<rampart_bots::challenge::Keys>>,
     /// `server.overload.allowlist` as a policy (clients it allows are shed last).
@@ -178,6 +182,13 @@ impl Snapshot {
                 .ok(),
         };
         let route_limits = compile_limits(&config).map_err(|e| errs.extend(e)).ok();
+        let bots = crate::stages::bots::build(&config, previous, env.runtime)
+            .map(Arc::new)
+            .map_err(|e| errs.extend(e))
+            .ok();
+        let bot_actions = crate::stages::bots::route_actions(&config)
+            .map_err(|e| errs.extend(e))
+            .ok();
         let policies = rampart_authz::compile_policies(config.cedar.as_ref(), &config.routes)
             .map_err(|e| errs.extend(e))
             .ok();
@@ -246,6 +257,8 @@ impl Snapshot {
             Some(geo),
             Some(contracts),
             Some(docs),
+            Some(bots),
+            Some(bot_actions),
         ) = (
             lockout,
             auth,
@@ -258,6 +271,8 @@ impl Snapshot {
             geo,
             contracts,
             docs,
+            bots,
+            bot_actions,
         )
         else {
             return Err(errs);
@@ -297,8 +312,9 @@ impl Snapshot {
             .zip(route_wafs)
             .zip(contracts)
             .zip(docs)
+            .zip(bot_actions)
             .enumerate()
-            .map(|(i, (((r, waf), contract), docs))| {
+            .map(|(i, ((((r, waf), contract), docs), bots))| {
                 Arc::new(RouteRt {
                     spec: r.clone(),
                     pool: pools.get(&r.upstream).cloned(),
@@ -313,6 +329,7 @@ impl Snapshot {
                     graphql: r.graphql.as_ref().map(crate::contract::GraphqlRt::new),
                     docs,
                     operations: std::mem::take(&mut operations[i]),
+                    bots,
                 })
             })
             .collect();
@@ -369,6 +386,7 @@ impl Snapshot {
             geo,
             bans,
             lists,
+            bots: Some(bots),
             challenge: crate::stages::challenge_keys(&config),
             config,
         })

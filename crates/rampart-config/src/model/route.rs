@@ -77,6 +77,9 @@ pub struct Route {
     /// browsers get the challenge page, other clients 403.
     #[serde(default)]
     pub challenge: bool,
+    /// What this route does per bot verdict (the rest from `bots.policy`).
+    #[serde(default)]
+    pub bots: Option<BotPolicy>,
 }
 
 /// Documentation served by a route.

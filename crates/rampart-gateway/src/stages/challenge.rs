@@ -1,5 +1,5 @@
 //! `challenge_answer` and `challenge`: the browser challenge (`rampart-bots`). On a route
-//! with `challenge: true`, a request without a valid pass cookie is refused: a browser (HTML
+//! with `challenge: true` (or whose bot policy says `challenge` for the verdict), a request without a valid pass cookie is refused: a browser (HTML
 //! `Accept`) gets the challenge page, whose script solves the puzzle and calls
 //! `/.rampart-challenge/verify`, which sets the pass and redirects back; any other client
 //! gets a JSON 403. The answer endpoint runs before routing (it belongs to no route) and
@@ -21,7 +21,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; base-uri 'none'; form-
 /// The snapshot's keys: `None` when no route uses the challenge. Without configured
 /// secrets the process's own random key, kept across reloads so passes survive them.
 pub(crate) fn keys(config: &rampart_config::Config) -> Option<Arc<Keys>> {
-    if !config.routes.iter().any(|r| r.challenge) {
+    if !super::bots::uses_challenge(config) {
         return None;
     }
     let secrets = &config.bots.challenge.secrets;
@@ -199,7 +199,8 @@ fn refusal_reason(what: &str, why: Refusal) -> &'static str {
 
 /// A route with `challenge: true`: a valid pass, or the challenge.
 pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
-    if !ctx.route.as_ref().is_some_and(|rt| rt.spec.challenge) {
+    let route_asks = ctx.route.as_ref().is_some_and(|rt| rt.spec.challenge);
+    if !route_asks && !ctx.bot_challenge {
         return Decision::Continue;
     }
     // Keys exist whenever a route asks for the challenge; refuse rather than pass if not.

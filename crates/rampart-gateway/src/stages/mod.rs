@@ -7,6 +7,7 @@ mod authenticate;
 mod authorize;
 mod bans;
 mod body;
+pub(crate) mod bots;
 mod challenge;
 mod client_cert;
 mod client_ip;
@@ -26,6 +27,7 @@ mod route;
 mod upgrade;
 pub(crate) mod waf;
 
+pub(crate) use bots::BotFacts;
 pub(crate) use challenge::keys as challenge_keys;
 pub(crate) use contract::{
     response_body as contract_response_body, response_headers as contract_response_headers,
@@ -102,6 +104,7 @@ pub enum Stage {
     Bans,
     Network,
     Overload,
+    Bots,
     HttpsRedirect,
     Framing,
     Path,
@@ -111,6 +114,7 @@ pub enum Stage {
     ChallengeAnswer,
     Route,
     RouteNetwork,
+    BotPolicy,
     Challenge,
     Operation,
     Upgrade,
@@ -128,11 +132,12 @@ pub enum Stage {
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 26] = [
+    pub const PIPELINE: [Stage; 28] = [
         Stage::ClientIp,
         Stage::Bans,
         Stage::Network,
         Stage::Overload,
+        Stage::Bots,
         Stage::HttpsRedirect,
         Stage::Framing,
         Stage::Path,
@@ -142,6 +147,7 @@ impl Stage {
         Stage::ChallengeAnswer,
         Stage::Route,
         Stage::RouteNetwork,
+        Stage::BotPolicy,
         Stage::Challenge,
         Stage::Operation,
         Stage::Upgrade,
@@ -164,6 +170,8 @@ impl Stage {
             Stage::Bans => "bans",
             Stage::Network => "network",
             Stage::Overload => "overload",
+            Stage::Bots => "bots",
+            Stage::BotPolicy => "bot_policy",
             Stage::HttpsRedirect => "https_redirect",
             Stage::Framing => "framing",
             Stage::Path => "path",
@@ -209,6 +217,8 @@ impl Stage {
             Stage::Bans => bans::ip(&r, snap, ctx),
             Stage::Network => network::listener(&r, snap, ctx),
             Stage::Overload => overload::run(&r, snap, ctx),
+            Stage::Bots => bots::classify(&r, snap, ctx).await,
+            Stage::BotPolicy => bots::policy(&r, snap, ctx).await,
             Stage::HttpsRedirect => redirect::run(&r, snap, ctx),
             Stage::Framing => framing::run(&r, snap, ctx),
             Stage::Path => path::run(&r, snap, ctx),
@@ -292,6 +302,8 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
         ctx.tls = true;
         ctx.auth.identity = ssl.extension.get::<ClientIdentity>().cloned();
         ctx.hsts = ctx.listener.and_then(|i| snap.listeners[i].hsts.clone());
+        let conn = session.digest().and_then(|d| d.socket_digest.as_deref());
+        ctx.hello = crate::hello::key(conn).and_then(|k| crate::hello::get(&k));
     }
     ctx.websocket = upgrade::sanitize(session.req_header_mut());
     let has_body = !session.as_downstream_mut().is_body_empty();

@@ -32,7 +32,7 @@ pub(super) async fn run(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Decision
 }
 
 /// `limits` (a route's or an operation's, named `label` in metrics and logs).
-async fn check(
+pub(super) async fn check(
     r: &Req<'_>,
     snap: &Snapshot,
     ctx: &mut Ctx,
