@@ -318,6 +318,60 @@ async fn connections_per_ip_are_limited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_are_limited_per_listener_and_in_total() {
+    let up = Upstream::start("a").await;
+    let second = free_port();
+    let gw = Gateway::start_with_listeners(
+        &format!(
+            "  - name: second\n    address: 127.0.0.1:{second}\nserver:\n  max_connections: 4\nupstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+            upstream_yaml("u", &[up.addr], "")
+        ),
+        "    max_connections: 3\n",
+    );
+    let first = gw.port;
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        // Each connection answers one request and stays open (keep-alive).
+        let open = |port: u16, expect: &str| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            s.write_all(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            assert!(
+                text.starts_with(expect),
+                "port {port}: expected {expect}: {text}"
+            );
+            s
+        };
+        let a = open(first, "HTTP/1.1 200");
+        let _b = open(first, "HTTP/1.1 200");
+        let _c = open(first, "HTTP/1.1 200");
+        // The first listener is full; the second is not.
+        let _refused = open(first, "HTTP/1.1 503");
+        let d = open(second, "HTTP/1.1 200");
+        // Four open in total: the second listener's own room does not matter.
+        let _refused = open(second, "HTTP/1.1 503");
+        drop(a);
+        drop(d);
+        std::thread::sleep(Duration::from_millis(200));
+        let _e = open(first, "HTTP/1.1 200");
+        let _f = open(second, "HTTP/1.1 200");
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        gw.metric("rampart_rejected_total{reason=\"connections per listener\"}"),
+        1.0
+    );
+    assert_eq!(
+        gw.metric("rampart_rejected_total{reason=\"connections in total\"}"),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sustained_excess_becomes_a_security_event() {
     let up = Upstream::start("a").await;
     let dir = temp_dir("excess");

@@ -662,6 +662,20 @@ fn validate_network(c: &Config, err: &mut impl FnMut(String, String)) {
                 .enumerate()
                 .map(|(i, r)| (format!("routes.{i}.network"), r.network.as_ref())),
         );
+    if c.server.max_connections == Some(0) {
+        err(
+            "server.max_connections".into(),
+            "must be above 0 (leave it out for no limit)".into(),
+        );
+    }
+    for (i, l) in c.listeners.iter().enumerate() {
+        if l.max_connections == Some(0) || l.max_connections_per_ip == Some(0) {
+            err(
+                format!("listeners.{i}"),
+                "max_connections and max_connections_per_ip must be above 0 (leave them out for no limit)".into(),
+            );
+        }
+    }
     let o = &c.server.overload;
     if o.max_in_flight == 0 {
         err(

@@ -300,6 +300,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
                 https_port: None,
                 hsts: None,
                 max_connections_per_ip: None,
+                max_connections: None,
                 proxy_protocol: false,
                 network: None,
             };

@@ -55,10 +55,22 @@ pub struct Prefiltered<A = HttpProxy<Gateway>> {
 /// Sharded (connections by id, counts by IP) so requests on different connections rarely
 /// share a lock.
 pub struct ConnTracker {
-    /// Open connection id → its client IP and identity; shard by id.
-    open: Vec<Mutex<HashMap<i32, (IpAddr, Identity)>>>,
+    /// Open connection id → its client IP, identity and listener port; shard by id.
+    open: Vec<Mutex<HashMap<i32, (IpAddr, Identity, u16)>>>,
     /// Client IP → open connections; shard by the IP's hash.
     per_ip: Vec<Mutex<HashMap<IpAddr, u32>>>,
+    /// Listener port → open connections (touched once per connection, not per request).
+    per_listener: Mutex<HashMap<u16, u32>>,
+    /// Open connections on the listeners that count (`server.max_connections`).
+    total: std::sync::atomic::AtomicU32,
+}
+
+/// A new connection's limits: per client IP, on its listener, on all listeners.
+#[derive(Clone, Copy, Default)]
+pub struct ConnLimits {
+    pub per_ip: Option<u32>,
+    pub listener: Option<u32>,
+    pub total: Option<u32>,
 }
 
 /// What tells one connection from a later one on the same fd.
@@ -79,6 +91,8 @@ impl Default for ConnTracker {
         ConnTracker {
             open: (0..CONN_SHARDS).map(|_| Mutex::default()).collect(),
             per_ip: (0..CONN_SHARDS).map(|_| Mutex::default()).collect(),
+            per_listener: Mutex::default(),
+            total: Default::default(),
         }
     }
 }
@@ -88,7 +102,10 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ConnTracker {
-    fn open_shard(&self, id: i32) -> std::sync::MutexGuard<'_, HashMap<i32, (IpAddr, Identity)>> {
+    fn open_shard(
+        &self,
+        id: i32,
+    ) -> std::sync::MutexGuard<'_, HashMap<i32, (IpAddr, Identity, u16)>> {
         locked(&self.open[id.unsigned_abs() as usize % CONN_SHARDS])
     }
 
@@ -107,54 +124,104 @@ impl ConnTracker {
         }
     }
 
-    /// Register a connection's request; false when a new connection exceeds the limit.
-    /// One connection's requests come one after another, so its entry cannot race itself.
-    fn enter(&self, id: i32, who: &Identity, ip: IpAddr, limit: Option<u32>) -> bool {
+    /// A connection ended (or was replaced): its place in every count.
+    fn release(&self, ip: IpAddr, port: u16) {
+        self.release_ip(ip);
+        let mut per = locked(&self.per_listener);
+        if let Some(n) = per.get_mut(&port) {
+            *n -= 1;
+            if *n == 0 {
+                per.remove(&port);
+            }
+        }
+        self.total
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Register a connection's request; `Err(reason)` when a new connection exceeds a
+    /// limit. One connection's requests come one after another, so its entry cannot race
+    /// itself.
+    fn enter(
+        &self,
+        id: i32,
+        who: &Identity,
+        ip: IpAddr,
+        port: u16,
+        limits: ConnLimits,
+    ) -> Result<(), &'static str> {
+        use std::sync::atomic::Ordering::Relaxed;
         let stale = {
             let mut open = self.open_shard(id);
             match open.get(&id) {
-                Some((_, w)) if same(w, who) => return true,
+                Some((_, w, _)) if same(w, who) => return Ok(()),
                 // A closed connection whose fd this one reuses, not yet forgotten.
-                Some(_) => open.remove(&id).map(|(ip, _)| ip),
+                Some(_) => open.remove(&id).map(|(ip, _, port)| (ip, port)),
                 None => None,
             }
         };
-        if let Some(old) = stale {
-            self.release_ip(old);
+        if let Some((old, old_port)) = stale {
+            self.release(old, old_port);
+        }
+        let n = self.total.fetch_add(1, Relaxed);
+        if limits.total.is_some_and(|l| n >= l) {
+            self.total.fetch_sub(1, Relaxed);
+            return Err("connections in total");
+        }
+        {
+            let mut per = locked(&self.per_listener);
+            let n = per.entry(port).or_insert(0);
+            if limits.listener.is_some_and(|l| *n >= l) {
+                if *n == 0 {
+                    per.remove(&port);
+                }
+                self.total.fetch_sub(1, Relaxed);
+                return Err("connections per listener");
+            }
+            *n += 1;
         }
         {
             let mut per_ip = self.ip_shard(ip);
             let n = per_ip.entry(ip).or_insert(0);
-            if limit.is_some_and(|l| *n >= l) {
+            if limits.per_ip.is_some_and(|l| *n >= l) {
                 if *n == 0 {
                     per_ip.remove(&ip);
                 }
-                return false;
+                drop(per_ip);
+                // Undo the listener and total places taken above.
+                let mut per = locked(&self.per_listener);
+                if let Some(n) = per.get_mut(&port) {
+                    *n -= 1;
+                    if *n == 0 {
+                        per.remove(&port);
+                    }
+                }
+                self.total.fetch_sub(1, Relaxed);
+                return Err("connections per ip");
             }
             *n += 1;
         }
-        self.open_shard(id).insert(id, (ip, who.clone()));
-        true
+        self.open_shard(id).insert(id, (ip, who.clone(), port));
+        Ok(())
     }
 
     /// This connection's earlier request was registered (it is being reused).
     fn is_open(&self, id: i32, who: &Identity) -> bool {
         self.open_shard(id)
             .get(&id)
-            .is_some_and(|(_, w)| same(w, who))
+            .is_some_and(|(_, w, _)| same(w, who))
     }
 
     fn leave(&self, id: i32, who: &Identity) {
         let ip = {
             let mut open = self.open_shard(id);
             match open.get(&id) {
-                Some((_, w)) if same(w, who) => open.remove(&id).map(|(ip, _)| ip),
+                Some((_, w, _)) if same(w, who) => open.remove(&id).map(|(ip, _, p)| (ip, p)),
                 // Already replaced by a newer connection on the same fd.
                 _ => None,
             }
         };
-        if let Some(ip) = ip {
-            self.release_ip(ip);
+        if let Some((ip, port)) = ip {
+            self.release(ip, port);
         }
     }
 }
@@ -343,33 +410,36 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Prefiltered<A> {
                 );
                 return None;
             }
-            let limit = {
+            let limits = {
                 let snap = self.state.load();
-                local
-                    .and_then(|l| snap.listener_for(l))
-                    .and_then(|i| snap.listeners[i].max_connections_per_ip)
-            };
-            if !self.conns.enter(id, &who, ip, limit) {
-                metrics()
-                    .rejected
-                    .with_label_values(&["connections per ip"])
-                    .inc();
-                if stream.as_any().is::<L4Stream>() {
-                    let l4 = stream.into_any().downcast::<L4Stream>().ok();
-                    if let Some(mut l4) = l4 {
-                        let id = refuse(&mut l4, 503, "too many connections").await;
-                        record_refusal(
-                            &self.state,
-                            &self.events,
-                            peer,
-                            &[],
-                            "connections",
-                            503,
-                            "connections per ip",
-                            id,
-                        );
-                    }
+                match local.and_then(|l| snap.listener_for(l)) {
+                    Some(i) => ConnLimits {
+                        per_ip: snap.listeners[i].max_connections_per_ip,
+                        listener: snap.listeners[i].max_connections,
+                        total: snap.config.server.max_connections,
+                    },
+                    None => ConnLimits::default(),
                 }
+            };
+            let port = local.map_or(0, |l| l.port());
+            if let Err(why) = self.conns.enter(id, &who, ip, port, limits) {
+                metrics().rejected.with_label_values(&[why]).inc();
+                // Plain HTTP gets a 503; a TLS connection is closed.
+                let l4 = stream.into_any().downcast::<L4Stream>().ok();
+                let (id, status) = match l4 {
+                    Some(mut l4) => (refuse(&mut l4, 503, "too many connections").await, 503),
+                    None => (new_request_id(), 0),
+                };
+                record_refusal(
+                    &self.state,
+                    &self.events,
+                    peer,
+                    &[],
+                    "connections",
+                    status,
+                    why,
+                    id,
+                );
                 return None;
             }
         }

@@ -99,6 +99,7 @@ pub struct ListenerRt {
     pub https_port: u16,
     pub hsts: Option<String>,
     pub max_connections_per_ip: Option<u32>,
+    pub max_connections: Option<u32>,
     /// Which client networks the listener admits.
     pub network: Option<crate::network::PolicyRt>,
     /// Connections start with a PROXY protocol header.
@@ -350,6 +351,7 @@ impl Snapshot {
                     https_port: l.https_port.unwrap_or(first_tls_port),
                     hsts: l.hsts.as_ref().map(|h| h.header_value()),
                     max_connections_per_ip: l.max_connections_per_ip,
+                    max_connections: l.max_connections,
                     network: l
                         .network
                         .as_ref()

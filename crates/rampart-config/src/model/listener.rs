@@ -26,6 +26,10 @@ pub struct Listener {
     /// Open connections allowed from one client IP; more are refused at once.
     #[serde(default)]
     pub max_connections_per_ip: Option<u32>,
+    /// Open connections on this listener at most; more are refused at once (503 on plain
+    /// HTTP, closed on TLS).
+    #[serde(default)]
+    pub max_connections: Option<u32>,
     /// Connections start with a PROXY protocol header (v1 or v2, as HAProxy's `send-proxy`
     /// and `send-proxy-v2` write it) naming the client; a connection without one is
     /// dropped. Only peers in `server.trusted_proxies` may send it.

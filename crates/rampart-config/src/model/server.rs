@@ -80,6 +80,9 @@ pub struct ServerSettings {
     pub malformed_client_ip: super::MalformedClientIp,
     /// Load shedding when more requests are in progress than the gateway should hold.
     pub overload: Overload,
+    /// Open connections on all listeners together at most (the admin listener aside);
+    /// more are refused at once.
+    pub max_connections: Option<u32>,
 }
 
 /// `server.overload`: requests in progress (in flight) are counted across listeners; over
@@ -127,6 +130,7 @@ impl Default for ServerSettings {
             client_ip_header: Default::default(),
             malformed_client_ip: Default::default(),
             overload: Overload::default(),
+            max_connections: None,
         }
     }
 }
