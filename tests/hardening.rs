@@ -1429,8 +1429,25 @@ async fn overload_sheds_anonymous_traffic_first() {
     in_flight(3.0);
     assert_eq!(quick(c.clone(), None).await, (503, true));
     assert_eq!(quick(c.clone(), Some(KEY)).await, (200, false));
-    // Three more with a key: the whole capacity.
-    let keyed: Vec<_> = (0..3).map(|_| slow(Some(KEY), 2500)).collect();
+    // First to go are the anonymous that are not a browser: one that is still passes
+    // (sent as a browser sends it, Host first).
+    let port = gw.port;
+    let browser = move || {
+        tokio::task::spawn_blocking(move || {
+            let req = "GET /quick HTTP/1.1\r\nHost: h\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\nAccept: text/html\r\nAccept-Language: en\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n";
+            status_of(&raw_request(port, req.as_bytes()).unwrap())
+        })
+    };
+    assert_eq!(browser().await.unwrap(), 200);
+    // Halfway to max_in_flight every anonymous request is shed, browser or not.
+    let first_keyed = slow(Some(KEY), 2500);
+    in_flight(4.0);
+    assert_eq!(browser().await.unwrap(), 503);
+    // Two more with a key: the whole capacity.
+    let keyed: Vec<_> = (0..2)
+        .map(|_| slow(Some(KEY), 2500))
+        .chain([first_keyed])
+        .collect();
     in_flight(6.0);
     assert_eq!(quick(c.clone(), Some(KEY)).await.0, 503);
     assert_eq!(quick(c.clone(), None).await.0, 503);
@@ -1444,6 +1461,9 @@ async fn overload_sheds_anonymous_traffic_first() {
         );
     }
     assert_eq!(quick(c.clone(), None).await, (200, false));
+    // The measured queueing delay is exported (a healthy gateway's is a few ms at most).
+    let delay = gw.metric("rampart_queue_delay_seconds");
+    assert!((0.0..1.0).contains(&delay), "{delay}");
     let log = gw.access_log_with(&["anonymous request shed under load", "over max_in_flight"]);
     assert!(
         log.contains("anonymous request shed under load") && log.contains("over max_in_flight"),

@@ -683,6 +683,12 @@ fn validate_network(c: &Config, err: &mut impl FnMut(String, String)) {
             "must be above 0".into(),
         );
     }
+    if o.max_queue_delay.is_some_and(|d| d.0.is_zero()) {
+        err(
+            "server.overload.max_queue_delay".into(),
+            "must be above 0 (leave it out to shed by count alone)".into(),
+        );
+    }
     if o.shed_anonymous_at.is_some_and(|a| a > o.max_in_flight) {
         err(
             "server.overload.shed_anonymous_at".into(),

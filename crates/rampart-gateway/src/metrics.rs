@@ -25,6 +25,7 @@ pub struct Metrics {
     sinks: std::sync::OnceLock<Vec<std::sync::Arc<rampart_events::siem::SinkStats>>>,
     sink_counters: IntGaugeVec,
     in_flight: prometheus::IntGauge,
+    queue_delay: prometheus::Gauge,
     spans_sent: prometheus::IntGauge,
     spans_dropped: prometheus::IntGauge,
     pub blocked: IntCounterVec,
@@ -153,6 +154,11 @@ impl Metrics {
             &["sink", "what"],
         )
         .unwrap();
+        let queue_delay = prometheus::Gauge::new(
+            "rampart_queue_delay_seconds",
+            "How late the proxy threads' timers fire (smoothed): time work waits to run",
+        )
+        .unwrap();
         let in_flight = prometheus::IntGauge::new(
             "rampart_in_flight_requests",
             "Requests in progress (server.overload sheds past its thresholds)",
@@ -234,6 +240,7 @@ impl Metrics {
             Box::new(events_dropped.clone()),
             Box::new(sink_counters.clone()),
             Box::new(in_flight.clone()),
+            Box::new(queue_delay.clone()),
             Box::new(spans_sent.clone()),
             Box::new(spans_dropped.clone()),
             Box::new(blocked.clone()),
@@ -264,6 +271,7 @@ impl Metrics {
             sinks: std::sync::OnceLock::new(),
             sink_counters,
             in_flight,
+            queue_delay,
             spans_sent,
             spans_dropped,
             blocked,
@@ -294,6 +302,8 @@ impl Metrics {
         }
         self.in_flight
             .set(crate::stages::overload::in_flight() as i64);
+        self.queue_delay
+            .set(crate::stages::overload::queue_delay().as_secs_f64());
         for s in self.sinks.get().into_iter().flatten() {
             use std::sync::atomic::Ordering::Relaxed;
             let values = [

@@ -101,6 +101,10 @@ pub struct Overload {
     /// Network lists whose clients are shed last: never for being anonymous, and only past
     /// twice `max_in_flight`.
     pub allowlist: Vec<String>,
+    /// Measured queueing: how late the proxy threads' timers fire (a 10 ms timer, smoothed).
+    /// Over this the gateway sheds as over `shed_anonymous_at`, over twice as halfway to
+    /// `max_in_flight`, over four times as over `max_in_flight`. Off by default.
+    pub max_queue_delay: Option<HumanDuration>,
 }
 
 impl Default for Overload {
@@ -109,6 +113,7 @@ impl Default for Overload {
             max_in_flight: 10_000,
             shed_anonymous_at: None,
             allowlist: Vec::new(),
+            max_queue_delay: None,
         }
     }
 }

@@ -314,6 +314,10 @@ pub(super) async fn classify(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Dec
                 Some(ip) if rt.classifier.in_networks(i, ip) => {
                     (BotVerdict::GoodBot, "crawler's network")
                 }
+                // Under load a DNS check costs more than the verdict is worth.
+                Some(_) if super::overload::under_pressure(&snap.config.server.overload) => {
+                    (BotVerdict::Unknown, "crawler not verified under load")
+                }
                 Some(ip) => match verify(rt, ip, i).await {
                     Outcome::Confirmed => (BotVerdict::GoodBot, "forward-confirmed reverse DNS"),
                     Outcome::Refuted(why) => (BotVerdict::BadBot, why),
