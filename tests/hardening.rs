@@ -1462,7 +1462,13 @@ async fn overload_sheds_anonymous_traffic_first() {
     }
     assert_eq!(quick(c.clone(), None).await, (200, false));
     // The measured queueing delay is exported (a healthy gateway's is a few ms at most).
-    let delay = gw.metric("rampart_queue_delay_seconds");
+    let m = gw.metrics();
+    let delay: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("rampart_queue_delay_seconds "))
+        .unwrap_or_else(|| panic!("no queue delay in {m}"))
+        .parse()
+        .unwrap();
     assert!((0.0..1.0).contains(&delay), "{delay}");
     let log = gw.access_log_with(&["anonymous request shed under load", "over max_in_flight"]);
     assert!(
