@@ -56,7 +56,7 @@ pub struct Prefiltered<A = HttpProxy<Gateway>> {
 /// share a lock.
 pub struct ConnTracker {
     /// Open connection id → its client IP, identity and listener port; shard by id.
-    open: Vec<Mutex<HashMap<i32, (IpAddr, Identity, u16)>>>,
+    open: Vec<Mutex<HashMap<i32, OpenConn>>>,
     /// Client IP → open connections; shard by the IP's hash.
     per_ip: Vec<Mutex<HashMap<IpAddr, u32>>>,
     /// Listener port → open connections (touched once per connection, not per request).
@@ -64,6 +64,9 @@ pub struct ConnTracker {
     /// Open connections on the listeners that count (`server.max_connections`).
     total: std::sync::atomic::AtomicU32,
 }
+
+/// An open connection's client IP, identity and listener port.
+type OpenConn = (IpAddr, Identity, u16);
 
 /// A new connection's limits: per client IP, on its listener, on all listeners.
 #[derive(Clone, Copy, Default)]
@@ -102,10 +105,7 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ConnTracker {
-    fn open_shard(
-        &self,
-        id: i32,
-    ) -> std::sync::MutexGuard<'_, HashMap<i32, (IpAddr, Identity, u16)>> {
+    fn open_shard(&self, id: i32) -> std::sync::MutexGuard<'_, HashMap<i32, OpenConn>> {
         locked(&self.open[id.unsigned_abs() as usize % CONN_SHARDS])
     }
 
