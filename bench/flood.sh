@@ -33,6 +33,7 @@ FLOOD_IPS=${FLOOD_IPS:-64}; FLOOD_CONNS=${FLOOD_CONNS:-4}; FLOOD_PROCS=${FLOOD_P
 SLOW_CONNS=${SLOW_CONNS:-1000}; SLOW_IPS=${SLOW_IPS:-50}; SLOW_INTERVAL=${SLOW_INTERVAL:-2}
 RR_IPS=${RR_IPS:-16}; RR_CONNS=${RR_CONNS:-4}; RR_PROCS=${RR_PROCS:-2}
 OVERLOAD_MAX=${OVERLOAD_MAX:-1024}; OVERLOAD_ANON=${OVERLOAD_ANON:-512}
+QUEUE_DELAY=${QUEUE_DELAY:-50ms}   # server.overload.max_queue_delay
 PIN=${PIN:-1}; KEEP=${KEEP:-0}
 
 command -v nginx >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
@@ -129,6 +130,8 @@ server:
   overload:
     max_in_flight: $OVERLOAD_MAX
     shed_anonymous_at: $OVERLOAD_ANON
+    max_queue_delay: $QUEUE_DELAY
+  max_connections: 20000
 YML
 cat > $WORK/px.conf <<NGX
 worker_processes 1;

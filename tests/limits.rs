@@ -282,6 +282,23 @@ async fn concurrency_limit_answers_503_when_full() {
     );
 }
 
+/// A connection that sent one request and got an answer starting with `expect`; it stays
+/// open (keep-alive) until dropped.
+fn open_answered(port: u16, expect: &str) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        text.starts_with(expect),
+        "port {port}: expected {expect}: {text}"
+    );
+    s
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connections_per_ip_are_limited() {
     let up = Upstream::start("a").await;
@@ -294,17 +311,7 @@ async fn connections_per_ip_are_limited() {
     );
     let port = gw.port;
     tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let open = |expect: &str| {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-            s.write_all(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            assert!(text.starts_with(expect), "expected {expect}: {text}");
-            s
-        };
+        let open = |expect: &str| open_answered(port, expect);
         let a = open("HTTP/1.1 200");
         let _b = open("HTTP/1.1 200");
         let _refused = open("HTTP/1.1 503");
@@ -330,21 +337,7 @@ async fn connections_are_limited_per_listener_and_in_total() {
     );
     let first = gw.port;
     tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        // Each connection answers one request and stays open (keep-alive).
-        let open = |port: u16, expect: &str| {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-            s.write_all(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            assert!(
-                text.starts_with(expect),
-                "port {port}: expected {expect}: {text}"
-            );
-            s
-        };
+        let open = open_answered;
         let a = open(first, "HTTP/1.1 200");
         let _b = open(first, "HTTP/1.1 200");
         let _c = open(first, "HTTP/1.1 200");

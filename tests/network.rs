@@ -922,6 +922,21 @@ upstreams:
         "the return path is escaped: {page}"
     );
     assert_eq!(hits(), 0);
+    // The same route spelled otherwise, or over HTTP/2, is challenged all the same.
+    for target in [
+        "/%73hop/item",
+        "/shop/./item",
+        "//shop/item",
+        "/api/../shop/item",
+    ] {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        let resp = raw_request(gw.port, req.as_bytes()).unwrap();
+        assert!(matches!(status_of(&resp), 403 | 400), "{target}: {resp}");
+    }
+    let r = h2c().get(gw.url("/%73hop/item")).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 403);
+    assert_eq!(hits(), 0);
     // Routes without the challenge are untouched.
     assert_eq!(c.get(gw.url("/api/x")).send().await.unwrap().status(), 200);
     assert_eq!(hits(), 1);

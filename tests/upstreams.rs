@@ -235,3 +235,75 @@ async fn websocket_echo_through_gateway() {
     }
     ws.close(None).await.unwrap();
 }
+
+/// The adaptive limit follows the backend: late answers shrink it (requests over it are
+/// refused at once, never queued in the slow backend), answers on time grow it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adaptive_concurrency_follows_the_backends_latency() {
+    let up = Upstream::start("u").await;
+    let gw = Gateway::start(&format!(
+        "upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n",
+        upstream_yaml(
+            "u",
+            &[up.addr],
+            "    adaptive_concurrency: { min: 2, max: 20, tolerance: 5, window: 1h }\n"
+        )
+    ));
+    let c = client();
+    let limit = || gw.metric("rampart_upstream_concurrency_limit{upstream=\"u\"}");
+    let get = |path: String| {
+        let c = c.clone();
+        let url = gw.url(&path);
+        tokio::spawn(async move { c.get(url).send().await.unwrap().status().as_u16() })
+    };
+    let round = |n: usize, path: &'static str| {
+        let tasks: Vec<_> = (0..n).map(|_| get(path.to_string())).collect();
+        async move {
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        }
+    };
+    // Fast answers set the reference; the limit starts halfway (10).
+    for _ in 0..10 {
+        assert_eq!(round(1, "/quick").await, [200]);
+    }
+    assert_eq!(limit(), 10.0);
+    // The backend slows down (200 ms against a few ms): 30 at once, 10 get in, 20 are
+    // refused at once.
+    let hits = up.hits.load(Ordering::SeqCst);
+    let t = std::time::Instant::now();
+    let statuses = round(30, "/slow?ms=200").await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 503).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(up.hits.load(Ordering::SeqCst), hits + 10);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    // It stays slow: the limit goes down to its floor.
+    for _ in 0..30 {
+        round(2, "/slow?ms=50").await;
+    }
+    assert_eq!(limit(), 2.0, "{}", gw.metrics());
+    let statuses = round(6, "/slow?ms=200").await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 503).count(),
+        4,
+        "{statuses:?}"
+    );
+    let log = gw.access_log_with(&["upstream concurrency limit"]);
+    assert!(log.contains("\"refused_by\":\"upstream_limit\""), "{log}");
+    // Fast again, with the limit in use: it grows back.
+    for _ in 0..40 {
+        round(4, "/quick").await;
+    }
+    assert!(limit() > 3.0, "{}", limit());
+}

@@ -123,6 +123,27 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
                 "an upstream needs at least one target".into(),
             );
         }
+        if let Some(a) = &u.adaptive_concurrency {
+            let path = format!("{base}.adaptive_concurrency");
+            if a.min == 0 || a.max < a.min {
+                err(path.clone(), "needs 1 <= min <= max".into());
+            }
+            if !(a.tolerance > 1.0 && a.tolerance <= 100.0) {
+                err(
+                    format!("{path}.tolerance"),
+                    "must be above 1 (an answer as fast as the best is never late)".into(),
+                );
+            }
+            if !(0.5..1.0).contains(&a.backoff) {
+                err(
+                    format!("{path}.backoff"),
+                    "must be at least 0.5 and under 1".into(),
+                );
+            }
+            if a.window.0.is_zero() {
+                err(format!("{path}.window"), "must be above 0".into());
+            }
+        }
         for (i, t) in u.targets.iter().enumerate() {
             if t.parse::<SocketAddr>().is_err() {
                 err(

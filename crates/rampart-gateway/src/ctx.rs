@@ -140,6 +140,8 @@ pub(crate) struct BodyState {
 #[derive(Default)]
 pub(crate) struct UpstreamState {
     pub(crate) pool: Option<Arc<UpstreamPool>>,
+    /// This request's place under the upstream's adaptive limit.
+    pub(crate) permit: Option<rampart_limits::adaptive::Permit>,
     pub(crate) tried: Vec<SocketAddr>,
     pub(crate) target: Option<SocketAddr>,
     pub(crate) start: Option<Instant>,

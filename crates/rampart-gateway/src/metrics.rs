@@ -13,6 +13,7 @@ pub struct Metrics {
     pub upstream_duration: HistogramVec,
     pub upstream_healthy: IntGaugeVec,
     pub upstream_failures: IntCounterVec,
+    pub upstream_limit: IntGaugeVec,
     pub rejected: IntCounterVec,
     pub reloads: IntCounterVec,
     pub tls_reloads: IntCounterVec,
@@ -220,8 +221,17 @@ impl Metrics {
         for v in rampart_config::BotVerdict::ALL {
             bot_verdicts.with_label_values(&[v.name()]);
         }
+        let upstream_limit = IntGaugeVec::new(
+            Opts::new(
+                "rampart_upstream_concurrency_limit",
+                "The adaptive concurrency limit of each upstream that has one",
+            ),
+            &["upstream"],
+        )
+        .unwrap();
         for c in [
-            Box::new(bot_verdicts.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(upstream_limit.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(bot_verdicts.clone()),
             Box::new(waf_blocked.clone()),
             Box::new(waf_matches.clone()),
             Box::new(waf_anomaly.clone()),
@@ -259,6 +269,7 @@ impl Metrics {
             upstream_duration,
             upstream_healthy,
             upstream_failures,
+            upstream_limit,
             rejected,
             reloads,
             tls_reloads,

@@ -19,6 +19,7 @@ impl Gateway {
         let elapsed = ctx.start.elapsed();
         // Phase 5 first: it needs the context mutably, everything below only reads it.
         crate::stages::waf::finish(ctx);
+        settle_permit(ctx, status);
         let route = ctx.route_name();
         let m = metrics();
         m.requests
@@ -410,4 +411,27 @@ pub(crate) fn bare_event(stage: &str, action: &str, reason: String) -> rampart_e
     e.stage = stage.into();
     e.request_id = crate::framing::new_request_id();
     e
+}
+
+/// The adaptive limit learns from what the upstream did: its time to answer, or a failure
+/// (no answer, or a 5xx of its own). A request refused after the pipeline says nothing
+/// about the upstream.
+fn settle_permit(ctx: &mut Ctx, status: u16) {
+    let Some(permit) = ctx.upstream.permit.take() else {
+        return;
+    };
+    match ctx.upstream.time {
+        Some(t) if status < 500 => permit.answered(t),
+        Some(_) => permit.failed(),
+        None if ctx.upstream.target.is_some() => permit.failed(),
+        None => drop(permit),
+    }
+    if let Some(pool) = &ctx.upstream.pool {
+        if let Some(limit) = &pool.adaptive {
+            metrics()
+                .upstream_limit
+                .with_label_values(&[pool.name.as_str()])
+                .set(limit.limit() as i64);
+        }
+    }
 }

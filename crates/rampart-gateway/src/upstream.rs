@@ -82,6 +82,8 @@ pub struct UpstreamPool {
     selector: Selector,
     passive: Vec<Passive>,
     epoch: Instant,
+    /// The adaptive concurrency limit, when the upstream has one.
+    pub adaptive: Option<Arc<rampart_limits::adaptive::AdaptiveLimit>>,
 }
 
 impl UpstreamPool {
@@ -163,6 +165,17 @@ impl UpstreamPool {
             selector,
             passive,
             epoch: Instant::now(),
+            adaptive: spec.adaptive_concurrency.as_ref().map(|a| {
+                Arc::new(rampart_limits::adaptive::AdaptiveLimit::new(
+                    rampart_limits::adaptive::AdaptiveSettings {
+                        min: a.min,
+                        max: a.max,
+                        tolerance: a.tolerance,
+                        backoff: a.backoff,
+                        window: a.window.0,
+                    },
+                ))
+            }),
         });
         pool.publish_health();
         Ok(pool)

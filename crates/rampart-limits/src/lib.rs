@@ -1,12 +1,14 @@
 //! Rampart's traffic control, free of proxy types: GCRA rate limits (exact per request, no
 //! fixed-window double bursts), long-period quotas, reject or delay (throttle) modes, local
 //! state with bounded memory or shared state in Redis (an atomic server-side script using
-//! Redis' clock, so nodes with skewed clocks still agree), and in-flight concurrency limits.
+//! Redis' clock, so nodes with skewed clocks still agree), in-flight concurrency limits, and
+//! [`adaptive`] limits that follow a backend's latency.
 //!
 //! The gateway fills [`Facts`] for a request and calls [`Limiter::check`] with the route's
 //! compiled [`LimitRt`]s; the [`Decision`] says allow / delay / reject / unavailable and
 //! carries the IETF `RateLimit-Policy` / `RateLimit` header values.
 
+pub mod adaptive;
 mod error;
 pub mod local;
 pub mod spec;

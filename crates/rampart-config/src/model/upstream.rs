@@ -31,6 +31,41 @@ pub struct Upstream {
     /// Connect to the targets over TLS.
     #[serde(default)]
     pub tls: Option<UpstreamTls>,
+    /// A limit on requests in flight to this upstream that follows its latency: requests
+    /// over it are refused (503) instead of queueing in a backend that is already slow.
+    #[serde(default)]
+    pub adaptive_concurrency: Option<AdaptiveConcurrency>,
+}
+
+/// `upstreams.NAME.adaptive_concurrency`: the limit grows by one per answer on time while
+/// it is in use, and is multiplied by `backoff` when answers take over `tolerance` times
+/// the best latency of the last `window`, or fail (at most once per best latency).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdaptiveConcurrency {
+    /// The lowest the limit goes (default 4).
+    pub min: u32,
+    /// The highest (default 1000); it starts halfway.
+    pub max: u32,
+    /// How many times the best latency an answer may take before it counts as late
+    /// (default 2.0).
+    pub tolerance: f64,
+    /// What the limit is multiplied by on a late or failed answer (default 0.9).
+    pub backoff: f64,
+    /// How long the best latency is kept before it is measured again (default 30s).
+    pub window: HumanDuration,
+}
+
+impl Default for AdaptiveConcurrency {
+    fn default() -> Self {
+        AdaptiveConcurrency {
+            min: 4,
+            max: 1000,
+            tolerance: 2.0,
+            backoff: 0.9,
+            window: HumanDuration::from_secs(30),
+        }
+    }
 }
 
 // `targets` is required, so `Upstream` has no `Default`: its defaulted key needs this.

@@ -128,11 +128,12 @@ pub enum Stage {
     Validate,
     Graphql,
     Docs,
+    UpstreamLimit,
 }
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 28] = [
+    pub const PIPELINE: [Stage; 29] = [
         Stage::ClientIp,
         Stage::Bans,
         Stage::Network,
@@ -161,6 +162,7 @@ impl Stage {
         Stage::Validate,
         Stage::Graphql,
         Stage::Docs,
+        Stage::UpstreamLimit,
     ];
 
     /// The name logs, events and metrics use.
@@ -194,6 +196,7 @@ impl Stage {
             Stage::Validate => "validate",
             Stage::Graphql => "graphql",
             Stage::Docs => "docs",
+            Stage::UpstreamLimit => "upstream_limit",
         }
     }
 
@@ -238,6 +241,7 @@ impl Stage {
             Stage::RateLimit => rate_limit::run(&r, snap, ctx).await,
             Stage::Concurrency => concurrency::run(&r, snap, ctx),
             Stage::Docs => docs::run(&r, snap, ctx),
+            Stage::UpstreamLimit => concurrency::upstream(ctx),
             Stage::Waf | Stage::Validate | Stage::Graphql => unreachable!("handled above"),
         }
     }
