@@ -40,6 +40,8 @@ async fn verdicts_decide_per_route_and_dns_failures_never_let_claims_through() {
     let config = format!(
         r#"server:
   trusted_proxies: ["127.0.0.1"]
+events:
+  file: {events}
 bots:
   signatures: {sigs}
   dns: {{ servers: ["{dns}"], timeout: 1s }}
@@ -63,6 +65,7 @@ upstreams:
     bots: {{ automated: deny }}
 "#,
         sigs = sigs.display(),
+        events = dir.join("events.jsonl").display(),
         dns = dns.addr,
         up = upstream_yaml("u", &[up.addr], ""),
     );
@@ -101,6 +104,13 @@ upstreams:
     assert_eq!(l["refused_by"], "bot_policy");
     assert_eq!(l["reason"], "bot policy denies bad_bot");
     assert_eq!(line_for(&gw, "/s2")["bot"], "bad_bot");
+    // Each refusal is a security event that says what the client was taken for.
+    let e = event_where(&dir.join("events.jsonl"), Duration::from_secs(5), |e| {
+        e["uri"] == "/s1"
+    });
+    assert_eq!(e["stage"], "bot_policy", "{e}");
+    assert_eq!(e["bot"], "bad_bot");
+    assert_eq!(e["status"], 403);
 
     // A browser with a browser's headers is human; the same name without them is not.
     assert_eq!(send("/h1", "192.0.2.2", FIREFOX, true).await.status(), 200);

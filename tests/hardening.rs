@@ -1387,7 +1387,7 @@ async fn slow_readers_are_cut() {
 async fn overload_sheds_anonymous_traffic_first() {
     let up = Upstream::start("u").await;
     let gw = Gateway::start(&format!(
-        "server:\n  overload: {{ max_in_flight: 6, shed_anonymous_at: 3, allowlist: [ops] }}\nnetwork:\n  lists:\n    ops: {{ cidrs: [\"127.0.0.9/32\"] }}\n{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n    auth: {{ methods: [api_key], optional: true }}\n",
+        "server:\n  overload: {{ max_in_flight: 6, shed_anonymous_at: 3, allowlist: [ops] }}\nnetwork:\n  lists:\n    ops: {{ cidrs: [\"127.0.0.9/32\"] }}\n{}upstreams:\n{}routes:\n  - name: r\n    paths: [\"/\"]\n    upstream: u\n    auth: {{ methods: [api_key], optional: true }}\n  - name: shop\n    paths: [\"/shop\"]\n    upstream: u\n    challenge: true\n",
         consumers(),
         upstream_yaml("u", &[up.addr], "")
     ));
@@ -1432,17 +1432,24 @@ async fn overload_sheds_anonymous_traffic_first() {
     // First to go are the anonymous that are not a browser: one that is still passes
     // (sent as a browser sends it, Host first).
     let port = gw.port;
-    let browser = move || {
+    let browser = move |cookie: &'static str| {
         tokio::task::spawn_blocking(move || {
-            let req = "GET /quick HTTP/1.1\r\nHost: h\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\nAccept: text/html\r\nAccept-Language: en\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n";
+            let req = format!("GET /quick HTTP/1.1\r\nHost: h\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\nAccept: text/html\r\nAccept-Language: en\r\nAccept-Encoding: gzip\r\n{cookie}Connection: close\r\n\r\n");
             status_of(&raw_request(port, req.as_bytes()).unwrap())
         })
     };
-    assert_eq!(browser().await.unwrap(), 200);
+    assert_eq!(browser("").await.unwrap(), 200);
+    // A failed challenge (a pass that is not valid) goes with the first, browser or not.
+    assert_eq!(
+        browser("Cookie: rampart_pass=v1.forged.pass\r\n")
+            .await
+            .unwrap(),
+        503
+    );
     // Halfway to max_in_flight every anonymous request is shed, browser or not.
     let first_keyed = slow(Some(KEY), 2500);
     in_flight(4.0);
-    assert_eq!(browser().await.unwrap(), 503);
+    assert_eq!(browser("").await.unwrap(), 503);
     // Two more with a key: the whole capacity.
     let keyed: Vec<_> = (0..2)
         .map(|_| slow(Some(KEY), 2500))

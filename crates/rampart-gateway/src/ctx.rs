@@ -56,6 +56,9 @@ pub struct Ctx {
     pub(crate) contract: ContractState,
     /// The bot verdict (`bots` stage) and why.
     pub(crate) bot: Option<crate::stages::BotFacts>,
+    /// A challenge pass cookie was presented: whether it is valid (`None`: none, or no
+    /// challenge configured).
+    pub(crate) pass: Option<bool>,
     /// The route's bot policy asks for the browser challenge.
     pub(crate) bot_challenge: bool,
     /// The client's TLS hello, when it spoke TLS to this listener itself.
@@ -178,6 +181,7 @@ impl Ctx {
             waf: None,
             contract: ContractState::default(),
             bot: None,
+            pass: None,
             bot_challenge: false,
             hello: None,
             overload: None,

@@ -336,6 +336,7 @@ pub(super) async fn classify(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Dec
         .with_label_values(&[facts.verdict.name()])
         .inc();
     ctx.bot = Some(facts);
+    ctx.pass = super::challenge::pass_valid(r, snap, ctx);
     Decision::Continue
 }
 

@@ -197,6 +197,14 @@ fn refusal_reason(what: &str, why: Refusal) -> &'static str {
     }
 }
 
+/// Whether the request's pass cookie is valid; `None` without one (or without keys).
+pub(super) fn pass_valid(r: &Req, snap: &Snapshot, ctx: &Ctx) -> Option<bool> {
+    let keys = snap.challenge.as_ref()?;
+    let pass = pass_cookie(r, cookie_name(ctx))?;
+    let who = client(r, ctx)?;
+    Some(challenge::check_pass(keys, &who, pass, now()).is_ok())
+}
+
 /// A route with `challenge: true`: a valid pass, or the challenge.
 pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     let route_asks = ctx.route.as_ref().is_some_and(|rt| rt.spec.challenge);

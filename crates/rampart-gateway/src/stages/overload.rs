@@ -4,7 +4,8 @@
 //! `server.overload`'s thresholds, or the measured queueing delay (how late the proxy
 //! threads' timers fire) against `max_queue_delay`, whichever is worse:
 //! 1. over `shed_anonymous_at` (or the delay): anonymous requests (no credential
-//!    presented) whose bot verdict is not `human` or `good_bot`;
+//!    presented) whose bot verdict is not `human` or `good_bot`, or that bring a challenge
+//!    pass that is not valid (a failed challenge);
 //! 2. halfway to `max_in_flight` (or twice the delay): every anonymous request;
 //! 3. over `max_in_flight` (or four times the delay): everything but the allowlist's,
 //!    which is shed only past twice `max_in_flight`.
@@ -81,9 +82,9 @@ fn presents_credentials(r: &Req, snap: &Snapshot, ctx: &Ctx) -> bool {
                 .query()
                 .is_some_and(|s| s.split('&').any(|kv| kv.split('=').next() == Some(q)))
         })
-        || h.get_all(http::header::COOKIE)
-            .iter()
-            .any(|v| v.as_bytes().windows(12).any(|w| w == b"rampart_pass"))
+        // A challenge pass counts only when it is valid (checked by `bots`): a forged or
+        // expired one is a failed challenge, shed first.
+        || ctx.pass == Some(true)
 }
 
 fn shed(reason: &'static str) -> Decision {
@@ -147,10 +148,11 @@ pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     if presents_credentials(r, snap, ctx) {
         return Decision::Continue;
     }
-    let trusted = ctx
-        .bot
-        .as_ref()
-        .is_some_and(|b| matches!(b.verdict, BotVerdict::Human | BotVerdict::GoodBot));
+    let trusted = ctx.pass != Some(false)
+        && ctx
+            .bot
+            .as_ref()
+            .is_some_and(|b| matches!(b.verdict, BotVerdict::Human | BotVerdict::GoodBot));
     if tier == 2 || !trusted {
         return shed("anonymous request shed under load");
     }
