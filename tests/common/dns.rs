@@ -22,6 +22,17 @@ impl Dnsmasq {
     /// `zones`: domains answered from `records` alone; `records`: dnsmasq options such as
     /// `--host-record=name,ip` (A/AAAA and PTR) or `--ptr-record=arpa-name,name`.
     pub fn start(zones: &[&str], records: &[&str]) -> Dnsmasq {
+        // The port was free for UDP a moment ago; dnsmasq also needs it for TCP, where a
+        // test's listener may hold it. Then dnsmasq exits, and another port is tried.
+        for _ in 0..5 {
+            if let Some(d) = Self::try_start(zones, records) {
+                return d;
+            }
+        }
+        panic!("dnsmasq did not start");
+    }
+
+    fn try_start(zones: &[&str], records: &[&str]) -> Option<Dnsmasq> {
         let port = UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -50,7 +61,7 @@ impl Dnsmasq {
         args.push(format!("--port={port}"));
         args.extend(zones.iter().map(|z| format!("--local=/{z}/")));
         args.extend(records.iter().map(|r| r.to_string()));
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -71,10 +82,13 @@ impl Dnsmasq {
             let _ = probe.send_to(&query, addr);
             let mut buf = [0u8; 512];
             if probe.recv_from(&mut buf).is_ok() {
-                break;
+                return Some(Dnsmasq { child, addr });
             }
-            assert!(Instant::now() < deadline, "dnsmasq did not start");
+            if matches!(child.try_wait(), Ok(Some(_))) || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
         }
-        Dnsmasq { child, addr }
     }
 }

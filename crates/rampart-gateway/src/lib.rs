@@ -39,6 +39,9 @@ use rampart_config::ConfigErrors;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The read buffer of each accepted connection (Pingora's default is 64 KiB).
+const L4_READ_BUFFER: usize = 16 * 1024;
+
 pub use error::Error;
 pub use reload::Reloader;
 
@@ -391,13 +394,23 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
             events,
         },
     );
+    // Pingora reads every connection through a 64 KiB buffer allocated at accept; idle
+    // and slow connections (the ones a flood holds open) each kept that much. 16 KiB is
+    // one TLS record, so TLS still reads whole records.
+    let buffers = pingora::listeners::L4BufferSettings::default().read(L4_READ_BUFFER);
     for l in &config.listeners {
         if l.tls.is_none() {
-            proxy.add_tcp(&l.address);
+            proxy.endpoints().add_listener(
+                pingora::listeners::ListenerConfig::tcp(l.address.as_str()).l4_buffer(buffers),
+            );
         }
     }
     for (addr, settings) in tls_listeners {
-        proxy.add_tls_with_settings(&addr, None, settings);
+        proxy.endpoints().add_listener(
+            pingora::listeners::ListenerConfig::tcp(addr.as_str())
+                .tls(settings)
+                .l4_buffer(buffers),
+        );
     }
     proxy
         .endpoints()
