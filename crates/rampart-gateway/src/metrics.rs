@@ -33,7 +33,8 @@ pub struct Metrics {
     pub waf_blocked: IntCounterVec,
     pub waf_matches: IntCounterVec,
     pub waf_anomaly: HistogramVec,
-    pub bot_verdicts: IntCounterVec,
+    /// One counter per verdict, in `BotVerdict::ALL` order: resolved once, not per request.
+    pub bot_verdicts: [IntCounter; 5],
 }
 
 const SINK_COUNTERS: [&str; 6] = [
@@ -218,9 +219,8 @@ impl Metrics {
             &["verdict"],
         )
         .unwrap();
-        for v in rampart_config::BotVerdict::ALL {
-            bot_verdicts.with_label_values(&[v.name()]);
-        }
+        let bot_counters =
+            rampart_config::BotVerdict::ALL.map(|v| bot_verdicts.with_label_values(&[v.name()]));
         let upstream_limit = IntGaugeVec::new(
             Opts::new(
                 "rampart_upstream_concurrency_limit",
@@ -289,7 +289,7 @@ impl Metrics {
             waf_blocked,
             waf_matches,
             waf_anomaly,
-            bot_verdicts,
+            bot_verdicts: bot_counters,
         }
     }
 

@@ -331,10 +331,7 @@ pub(super) async fn classify(r: &Req<'_>, snap: &Snapshot, ctx: &mut Ctx) -> Dec
             }
         }
     };
-    metrics()
-        .bot_verdicts
-        .with_label_values(&[facts.verdict.name()])
-        .inc();
+    metrics().bot_verdicts[index(facts.verdict)].inc();
     ctx.bot = Some(facts);
     ctx.pass = super::challenge::pass_valid(r, snap, ctx);
     Decision::Continue
