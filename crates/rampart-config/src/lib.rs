@@ -66,6 +66,16 @@ impl std::error::Error for ConfigErrors {}
 /// A problem found after parsing: the dotted config path it concerns and what is wrong.
 pub type Problem = (String, String);
 
+/// An ACME external account binding key as CAs hand it out (base64url, padded or not).
+pub fn acme_eab_key(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let t = text.trim().trim_end_matches('=');
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t)
+        .ok()?;
+    (!key.is_empty()).then_some(key)
+}
+
 /// Read and validate a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     build_file(path, Ok)

@@ -64,11 +64,15 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
                         "a TLS listener cannot redirect to HTTPS".into(),
                     );
                 }
-                if tls.certificates.is_empty() {
+                if tls.certificates.is_empty() && tls.acme.is_none() {
                     err(
                         format!("{base}.tls.certificates"),
-                        "at least one certificate is required".into(),
+                        "at least one certificate is required (or tls.acme)".into(),
                     );
+                }
+                if let Some(a) = &tls.acme {
+                    let has_plain = c.listeners.iter().any(|l| l.tls.is_none());
+                    check_acme(a, &format!("{base}.tls.acme"), has_plain, &mut err);
                 }
                 for (j, cf) in tls.certificates.iter().enumerate() {
                     if let Err(e) =
@@ -907,6 +911,13 @@ fn check_admin(a: &Admin, err: &mut impl FnMut(String, String)) {
         }
     }
     if let Some(t) = &a.tls {
+        if t.acme.is_some() {
+            err(
+                "admin.tls.acme".into(),
+                "the admin listener takes certificate files only (it should not face the CA)"
+                    .into(),
+            );
+        }
         if t.certificates.is_empty() {
             err(
                 "admin.tls.certificates".into(),
@@ -1081,4 +1092,93 @@ fn validate_bots(c: &Config, err: &mut impl FnMut(String, String)) {
             "ttl and max_solve_time must be above 0".into(),
         );
     }
+}
+
+/// `tls.acme`: what can be told without the network.
+fn check_acme(a: &Acme, base: &str, has_plain: bool, err: &mut impl FnMut(String, String)) {
+    match a.directory.split_once("://") {
+        Some(("https", rest)) if !rest.is_empty() => {}
+        _ => err(
+            format!("{base}.directory"),
+            format!(
+                "{:?} is not an https:// URL (ACME servers speak HTTPS only)",
+                a.directory
+            ),
+        ),
+    }
+    if a.domains.is_empty() {
+        err(
+            format!("{base}.domains"),
+            "at least one domain is required".into(),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (i, d) in a.domains.iter().enumerate() {
+        let p = format!("{base}.domains.{i}");
+        if d.starts_with("*.") {
+            err(p, format!("{d:?}: wildcard certificates need the dns-01 challenge, which Rampart does not answer"));
+        } else if !valid_dns_name(d) {
+            err(p, format!("{d:?} is not a DNS name"));
+        } else if !seen.insert(d.to_ascii_lowercase()) {
+            err(p, format!("{d:?} is listed twice"));
+        }
+    }
+    if a.storage.trim().is_empty() {
+        err(
+            format!("{base}.storage"),
+            "a storage directory is required".into(),
+        );
+    }
+    if a.challenge == AcmeChallenge::Http01 && !has_plain {
+        err(
+            format!("{base}.challenge"),
+            "http-01 is answered on a plain HTTP listener (port 80 for the CA): add one, or use tls-alpn-01".into(),
+        );
+    }
+    if let Some(ca) = &a.ca {
+        if let Err(e) = rampart_tls::load_certs(Path::new(ca)) {
+            err(format!("{base}.ca"), e.to_string());
+        }
+    }
+    if let Some(e) = &a.eab {
+        if e.kid.trim().is_empty() {
+            err(format!("{base}.eab.kid"), "the key id is empty".into());
+        }
+        if crate::acme_eab_key(&e.hmac_key).is_none() {
+            err(
+                format!("{base}.eab.hmac_key"),
+                "not a base64url key (as the CA gives it)".into(),
+            );
+        }
+    }
+    if let Some(r) = &a.redis {
+        if !(r.starts_with("redis://") || r.starts_with("rediss://")) {
+            err(
+                format!("{base}.redis"),
+                format!("{r:?} is not a redis:// URL"),
+            );
+        }
+    }
+    if a.retry_initial.0.is_zero() || a.retry_max.0 < a.retry_initial.0 {
+        err(
+            format!("{base}.retry_initial"),
+            "must be above zero and at most retry_max".into(),
+        );
+    }
+    if a.timeout.0 < std::time::Duration::from_secs(1) {
+        err(format!("{base}.timeout"), "must be at least 1s".into());
+    }
+}
+
+/// A host name as certificates carry it: labels of letters, digits and hyphens.
+fn valid_dns_name(d: &str) -> bool {
+    d.len() <= 253
+        && d.contains('.')
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }

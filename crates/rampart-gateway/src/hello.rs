@@ -53,7 +53,7 @@ pub(crate) fn key(d: Option<&pingora::protocols::SocketDigest>) -> Option<Key> {
     Some((peer, local))
 }
 
-fn remember(k: Key, hello: ClientHello) {
+fn remember(k: Key, hello: Arc<ClientHello>) {
     let mut s = shard(&k);
     if s.len() >= SWEEP_AT {
         let now = Instant::now();
@@ -65,7 +65,7 @@ fn remember(k: Key, hello: ClientHello) {
     s.insert(
         k,
         Entry {
-            hello: Arc::new(hello),
+            hello,
             at: Instant::now(),
             live: false,
         },
@@ -87,8 +87,11 @@ pub(crate) fn forget(k: &Key) {
 
 /// Reads the client's first TLS records up to a complete ClientHello (within `timeout`)
 /// and puts every byte back for rustls. A hello that does not parse is left to rustls to
-/// refuse; `Err` only when the client is too slow.
-pub(crate) async fn read(stream: &mut L4Stream, timeout: Duration) -> Result<(), &'static str> {
+/// refuse; `Err` only when the client is too slow. Returns the hello when it parsed.
+pub(crate) async fn read(
+    stream: &mut L4Stream,
+    timeout: Duration,
+) -> Result<Option<Arc<ClientHello>>, &'static str> {
     let k = key(stream.get_socket_digest().as_deref());
     let mut buf = Vec::with_capacity(2048);
     let outcome = tokio::time::timeout(timeout, async {
@@ -112,12 +115,13 @@ pub(crate) async fn read(stream: &mut L4Stream, timeout: Duration) -> Result<(),
     stream.rewind(&buf);
     match outcome {
         Ok(Ok(Some(h))) => {
+            let h = Arc::new(h);
             if let Some(k) = k {
-                remember(k, h);
+                remember(k, h.clone());
             }
-            Ok(())
+            Ok(Some(h))
         }
-        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(None)) => Ok(None),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("TLS hello timed out"),
     }

@@ -5,6 +5,7 @@
 //! Pingora's phases (see `proxy.rs` for the request pipeline).
 
 mod access_log;
+mod acme;
 mod admin;
 mod contract;
 mod ctx;
@@ -282,15 +283,53 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
         }
     }
 
+    // Events start before the TLS material: ACME reports what it loads at start.
+    let ev = &config.events;
+    let sinks = rampart_events::SinkConfig {
+        file: ev.file.clone(),
+        stdout: ev.stdout,
+        syslog: ev.syslog.as_ref().map(|s| rampart_events::SyslogConfig {
+            address: s.address.clone(),
+            tcp: s.protocol == rampart_config::SyslogProtocol::Tcp,
+            cef: s.format == rampart_config::SyslogFormat::Cef,
+        }),
+        webhook: ev.webhook.as_ref().map(|w| rampart_events::WebhookConfig {
+            url: w.url.clone(),
+            batch_size: w.batch_size,
+            flush_interval: w.flush_interval.0,
+            max_buffer: w.max_buffer,
+            max_retries: w.max_retries,
+        }),
+        durable: siem_sinks(ev),
+        // The dashboard's "latest events".
+        recent: if config.admin.dashboard { 100 } else { 0 },
+    };
+    let events = Arc::new(
+        rampart_events::Events::start(&sinks, background.handle()).map_err(Error::Events)?,
+    );
+    metrics::metrics().watch_events(&events);
+    observe::set_system_events(events.clone());
+
     // TLS material is checked before anything listens: Pingora would panic on bad files.
     let mut tls_listeners = Vec::new();
     let mut cert_sets = Vec::new();
+    let mut acme_pending = Vec::new();
     for l in &config.listeners {
         if l.tls.is_some() {
-            let (settings, set) = tls::settings(l)?;
+            let acme = {
+                let _guard = background.enter();
+                acme::prepare(l)?
+            };
+            let (settings, set) = tls::settings(l, acme.as_ref().map(|(_, k)| k.clone()))?;
+            if let Some((pending, _)) = acme {
+                acme_pending.push((pending, set.clone()));
+            }
             tls_listeners.push((l.address.clone(), settings));
             cert_sets.push(set);
         }
+    }
+    for (pending, set) in acme_pending {
+        pending.start(set, background.handle());
     }
     // The admin listener's HTTPS is set up like a public listener's (and rotated alike).
     let admin_tls = match &config.admin.tls {
@@ -307,7 +346,7 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
                 proxy_protocol: false,
                 network: None,
             };
-            let (settings, set) = tls::settings(&as_listener)?;
+            let (settings, set) = tls::settings(&as_listener, None)?;
             cert_sets.push(set);
             Some(settings)
         }
@@ -348,31 +387,6 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let ev = &config.events;
-    let sinks = rampart_events::SinkConfig {
-        file: ev.file.clone(),
-        stdout: ev.stdout,
-        syslog: ev.syslog.as_ref().map(|s| rampart_events::SyslogConfig {
-            address: s.address.clone(),
-            tcp: s.protocol == rampart_config::SyslogProtocol::Tcp,
-            cef: s.format == rampart_config::SyslogFormat::Cef,
-        }),
-        webhook: ev.webhook.as_ref().map(|w| rampart_events::WebhookConfig {
-            url: w.url.clone(),
-            batch_size: w.batch_size,
-            flush_interval: w.flush_interval.0,
-            max_buffer: w.max_buffer,
-            max_retries: w.max_retries,
-        }),
-        durable: siem_sinks(ev),
-        // The dashboard's "latest events".
-        recent: if config.admin.dashboard { 100 } else { 0 },
-    };
-    let events = Arc::new(
-        rampart_events::Events::start(&sinks, background.handle()).map_err(Error::Events)?,
-    );
-    metrics::metrics().watch_events(&events);
-    observe::set_system_events(events.clone());
     let mut http = pingora::proxy::http_proxy(
         &server.configuration,
         proxy::Gateway {

@@ -17,6 +17,12 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     pub reloads: IntCounterVec,
     pub tls_reloads: IntCounterVec,
+    /// ACME issuances, renewals, failures… by listener and action.
+    pub acme_events: IntCounterVec,
+    /// Days left of each ACME listener's certificate, computed at render from `acme_expiry`.
+    acme_days: prometheus::GaugeVec,
+    /// Per listener: when its ACME certificate expires (`None`: a placeholder is served).
+    pub acme_expiry: std::sync::Mutex<Vec<(String, Option<std::time::SystemTime>)>>,
     pub ratelimit_rejected: IntCounterVec,
     pub ratelimit_backend_errors: IntCounterVec,
     pub access_log_dropped: IntCounter,
@@ -114,6 +120,22 @@ impl Metrics {
                 "Certificate rotations, by result",
             ),
             &["result"],
+        )
+        .unwrap();
+        let acme_events = IntCounterVec::new(
+            Opts::new(
+                "rampart_acme_events_total",
+                "ACME certificate events (issue, renew, pickup, load, placeholder, fail), by listener",
+            ),
+            &["listener", "action"],
+        )
+        .unwrap();
+        let acme_days = prometheus::GaugeVec::new(
+            Opts::new(
+                "rampart_acme_certificate_expiry_days",
+                "Days until the ACME certificate of a listener expires (0 while a placeholder is served)",
+            ),
+            &["listener"],
         )
         .unwrap();
         let ratelimit_rejected = IntCounterVec::new(
@@ -243,6 +265,8 @@ impl Metrics {
             Box::new(rejected.clone()),
             Box::new(reloads.clone()),
             Box::new(tls_reloads.clone()),
+            Box::new(acme_events.clone()),
+            Box::new(acme_days.clone()),
             Box::new(ratelimit_rejected.clone()),
             Box::new(ratelimit_backend_errors.clone()),
             Box::new(access_log_dropped.clone()),
@@ -273,6 +297,9 @@ impl Metrics {
             rejected,
             reloads,
             tls_reloads,
+            acme_events,
+            acme_days,
+            acme_expiry: Default::default(),
             ratelimit_rejected,
             ratelimit_backend_errors,
             access_log_dropped,
@@ -313,6 +340,19 @@ impl Metrics {
         }
         self.in_flight
             .set(crate::stages::overload::in_flight() as i64);
+        for (listener, not_after) in self
+            .acme_expiry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let days = not_after
+                .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+                .map_or(0.0, |d| d.as_secs_f64() / 86400.0);
+            self.acme_days
+                .with_label_values(&[listener.as_str()])
+                .set(days);
+        }
         self.queue_delay
             .set(crate::stages::overload::queue_delay().as_secs_f64());
         for s in self.sinks.get().into_iter().flatten() {

@@ -246,7 +246,14 @@ impl pingora::listeners::PreTlsProcess for AcceptGate {
                     None => {
                         let timeout = snap.config.limits.request_header_timeout.0;
                         match crate::hello::read(stream, timeout).await {
-                            Ok(()) => return Ok(()),
+                            Ok(Some(h)) => {
+                                // A CA validating TLS-ALPN-01 never reaches HTTP.
+                                return match crate::acme::answer_tls_alpn(stream, &h).await {
+                                    Some(answered) => answered,
+                                    None => Ok(()),
+                                };
+                            }
+                            Ok(None) => return Ok(()),
                             Err(reason) => ("tls", reason),
                         }
                     }

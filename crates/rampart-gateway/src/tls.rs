@@ -8,6 +8,7 @@ use pingora::listeners::TlsAccept;
 use pingora::protocols::tls::TlsRef;
 use rampart_config::{ClientAuthMode, Listener};
 use rampart_tls::{CertEntry, CertStore, ClientIdentity, SniResolver};
+use rustls::sign::CertifiedKey;
 use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -29,12 +30,31 @@ impl TlsAccept for IdentityCapture {
     }
 }
 
-/// One TLS listener's certificates, kept for rotation.
+/// One TLS listener's certificates, kept for rotation: its files and, with `tls.acme`,
+/// the certificate the ACME manager installed last (served first, the default).
 pub struct CertSet {
     pub listener: String,
     pub resolver: Arc<SniResolver>,
     entries: Vec<CertEntry>,
     stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
+    acme: Mutex<Option<Arc<CertifiedKey>>>,
+}
+
+/// The store for `acme` (if any) and the files of `entries`.
+fn build_store(
+    acme: Option<&Arc<CertifiedKey>>,
+    entries: &[CertEntry],
+) -> Result<CertStore, rampart_tls::TlsError> {
+    let Some(ck) = acme else {
+        return CertStore::load(entries);
+    };
+    let mut store = CertStore::default();
+    store.insert(ck.clone(), &[]);
+    for e in entries {
+        let k = rampart_tls::load_certified_key(&e.cert_path, &e.key_path)?;
+        store.insert(Arc::new(k), &e.hosts);
+    }
+    Ok(store)
 }
 
 fn stamp(p: &Path) -> Option<(SystemTime, u64)> {
@@ -57,7 +77,8 @@ impl CertSet {
     /// Re-read the files; a broken set is refused and the old certificates stay.
     pub fn reload(&self) -> Result<(), rampart_tls::TlsError> {
         *self.stamps.lock().unwrap_or_else(|p| p.into_inner()) = self.current_stamps();
-        match CertStore::load(&self.entries) {
+        let acme = self.acme.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match build_store(acme.as_ref(), &self.entries) {
             Ok(store) => {
                 self.resolver.replace(store);
                 metrics().tls_reloads.with_label_values(&["ok"]).inc();
@@ -75,6 +96,17 @@ impl CertSet {
         }
     }
 
+    /// Serves `key` (from the ACME manager) from the next handshake on. If the files
+    /// cannot be read now, the ACME certificate is served alone until they can.
+    pub fn set_acme(&self, key: Arc<CertifiedKey>) {
+        *self.acme.lock().unwrap_or_else(|p| p.into_inner()) = Some(key.clone());
+        if self.reload().is_err() {
+            let mut store = CertStore::default();
+            store.insert(key, &[]);
+            self.resolver.replace(store);
+        }
+    }
+
     fn changed(&self) -> bool {
         let now = self.current_stamps();
         let last = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
@@ -82,8 +114,12 @@ impl CertSet {
     }
 }
 
-/// Build Pingora TLS settings for a listener.
-pub fn settings(l: &Listener) -> Result<(TlsSettings, Arc<CertSet>), crate::Error> {
+/// Build Pingora TLS settings for a listener; `acme` is the certificate its ACME manager
+/// starts with (stored or placeholder).
+pub fn settings(
+    l: &Listener,
+    acme: Option<Arc<CertifiedKey>>,
+) -> Result<(TlsSettings, Arc<CertSet>), crate::Error> {
     let tls = l.tls.as_ref().ok_or(crate::Error::NotTls)?;
     let entries: Vec<CertEntry> = tls
         .certificates
@@ -94,10 +130,11 @@ pub fn settings(l: &Listener) -> Result<(TlsSettings, Arc<CertSet>), crate::Erro
             hosts: c.hosts.clone(),
         })
         .collect();
-    let store = CertStore::load(&entries).map_err(|source| crate::Error::ListenerTls {
-        listener: l.name.clone(),
-        source,
-    })?;
+    let store =
+        build_store(acme.as_ref(), &entries).map_err(|source| crate::Error::ListenerTls {
+            listener: l.name.clone(),
+            source,
+        })?;
     let resolver = Arc::new(SniResolver::new(store));
     let mut s = TlsSettings::with_callbacks(Box::new(IdentityCapture)).map_err(|source| {
         crate::Error::ListenerTlsSettings {
@@ -124,6 +161,7 @@ pub fn settings(l: &Listener) -> Result<(TlsSettings, Arc<CertSet>), crate::Erro
         resolver,
         entries,
         stamps: Mutex::new(Vec::new()),
+        acme: Mutex::new(acme),
     });
     *set.stamps.lock().unwrap() = set.current_stamps();
     Ok((s, set))

@@ -84,6 +84,37 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsEr
     Ok(ck)
 }
 
+/// A certificate chain and its key from PEM text (e.g. what an ACME server issued); `what`
+/// names them in errors.
+pub fn certified_key_from_pem(
+    chain: &[u8],
+    key: &[u8],
+    what: &str,
+) -> Result<CertifiedKey, TlsError> {
+    let e = |m: String| TlsError(format!("{what}: {m}"));
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &chain[..])
+        .collect::<Result<_, _>>()
+        .map_err(|x| e(format!("invalid certificate PEM: {x}")))?;
+    if certs.is_empty() {
+        return Err(e("no CERTIFICATE block found".into()));
+    }
+    for (i, c) in certs.iter().enumerate() {
+        x509_parser::parse_x509_certificate(c.as_ref())
+            .map_err(|x| e(format!("certificate {} is not valid X.509: {x}", i + 1)))?;
+    }
+    let der = rustls_pemfile::private_key(&mut &key[..])
+        .map_err(|x| e(format!("invalid key PEM: {x}")))?
+        .ok_or_else(|| e("no private key found".into()))?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(der)
+        .map_err(|x| e(format!("unsupported private key: {x}")))?;
+    let ck = CertifiedKey::new(certs, signing);
+    ck.keys_match()
+        .map_err(|_| e("the key does not match the certificate".into()))?;
+    Ok(ck)
+}
+
 /// DNS names a certificate is valid for (SAN DNS entries, else the subject CN).
 pub fn dns_names(cert: &CertificateDer<'_>) -> Vec<String> {
     let Ok((_, x)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
@@ -135,23 +166,7 @@ impl CertStore {
         let mut store = CertStore::default();
         for e in entries {
             let ck = Arc::new(load_certified_key(&e.cert_path, &e.key_path)?);
-            let names = if e.hosts.is_empty() {
-                dns_names(&ck.cert[0])
-            } else {
-                e.hosts.iter().map(|h| h.to_ascii_lowercase()).collect()
-            };
-            for n in names {
-                match n.strip_prefix("*.") {
-                    Some(suffix) => store
-                        .wildcard
-                        .entry(suffix.to_string())
-                        .or_insert(ck.clone()),
-                    None => store.exact.entry(n).or_insert(ck.clone()),
-                };
-            }
-            if store.default.is_none() {
-                store.default = Some(ck);
-            }
+            store.insert(ck, &e.hosts);
         }
         if store.default.is_none() {
             return Err(TlsError(
@@ -159,6 +174,28 @@ impl CertStore {
             ));
         }
         Ok(store)
+    }
+
+    /// Adds a certificate for `hosts` (empty: the names in the certificate). Names already
+    /// served keep their certificate; the first certificate added is the default.
+    pub fn insert(&mut self, ck: Arc<CertifiedKey>, hosts: &[String]) {
+        let names = if hosts.is_empty() {
+            dns_names(&ck.cert[0])
+        } else {
+            hosts.iter().map(|h| h.to_ascii_lowercase()).collect()
+        };
+        for n in names {
+            match n.strip_prefix("*.") {
+                Some(suffix) => self
+                    .wildcard
+                    .entry(suffix.to_string())
+                    .or_insert(ck.clone()),
+                None => self.exact.entry(n).or_insert(ck.clone()),
+            };
+        }
+        if self.default.is_none() {
+            self.default = Some(ck);
+        }
     }
 
     /// The certificate for an SNI name: exact, then a one-label wildcard, then the default.

@@ -45,10 +45,99 @@ pub struct Listener {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct ListenerTls {
     /// The first certificate is also the default for clients without (or with unknown) SNI.
+    /// May be empty when `acme` provides the certificate.
+    #[serde(default)]
     pub certificates: Vec<CertificateFiles>,
     /// Verify client certificates (mTLS); routes and `mtls` auth use the verified identity.
     #[serde(default)]
     pub client_auth: Option<ClientAuth>,
+    /// Obtain and renew a certificate from an ACME server (RFC 8555), e.g. Let's Encrypt.
+    #[serde(default)]
+    pub acme: Option<Acme>,
+}
+
+/// `tls.acme`: a certificate for `domains` from an ACME server, renewed before it expires.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Acme {
+    /// The server's directory URL (https), e.g.
+    /// `https://acme-v02.api.letsencrypt.org/directory`.
+    pub directory: String,
+    /// Contact address for the account (expiry notices from the CA).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The names on the certificate (no wildcards: they need DNS-01).
+    pub domains: Vec<String>,
+    /// `http-01` (default; needs a plain listener the CA reaches on port 80) or
+    /// `tls-alpn-01` (answered on this listener, port 443).
+    #[serde(default)]
+    pub challenge: AcmeChallenge,
+    /// Directory for the account and certificates (created 0700; keys are 0600).
+    pub storage: String,
+    /// Renew when less than this is left of the certificate's life (default 30d).
+    #[serde(default = "thirty_days")]
+    pub renew_before: HumanDuration,
+    /// PEM bundle of CAs that sign the ACME server's HTTPS certificate (a private ACME
+    /// server); default: the system's roots.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// External account binding, for CAs that require it.
+    #[serde(default)]
+    pub eab: Option<AcmeEab>,
+    /// Redis shared by the nodes: one node orders at a time, all pick up its certificate,
+    /// any node answers a challenge.
+    #[serde(default)]
+    pub redis: Option<String>,
+    /// First delay after a failed attempt; doubles (with jitter) up to `retry_max`.
+    #[serde(default = "one_minute")]
+    pub retry_initial: HumanDuration,
+    /// Longest delay between attempts (default 6h).
+    #[serde(default = "six_hours")]
+    pub retry_max: HumanDuration,
+    /// Longest one attempt may take (default 5m).
+    #[serde(default = "five_minutes")]
+    pub timeout: HumanDuration,
+}
+
+fn thirty_days() -> HumanDuration {
+    HumanDuration::from_secs(30 * 24 * 3600)
+}
+fn one_minute() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+fn six_hours() -> HumanDuration {
+    HumanDuration::from_secs(6 * 3600)
+}
+fn five_minutes() -> HumanDuration {
+    HumanDuration::from_secs(300)
+}
+
+/// `tls.acme.eab`: the key id and MAC key the CA gave for external account binding.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeEab {
+    /// The key identifier.
+    pub kid: String,
+    /// The MAC key, base64url as CAs hand it out (use `${ENV}`).
+    pub hmac_key: String,
+}
+
+impl std::fmt::Debug for AcmeEab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeEab").field("kid", &self.kid).finish()
+    }
+}
+
+/// How an ACME server checks that Rampart controls a domain.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+pub enum AcmeChallenge {
+    /// `http-01`: a token under `/.well-known/acme-challenge/` on port 80.
+    #[default]
+    #[serde(rename = "http-01")]
+    Http01,
+    /// `tls-alpn-01`: a special certificate for `acme-tls/1` handshakes on port 443.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
 }
 
 /// One certificate of a TLS listener.

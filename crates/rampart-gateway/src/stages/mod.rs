@@ -105,6 +105,7 @@ pub enum Stage {
     Network,
     Bots,
     Overload,
+    AcmeChallenge,
     HttpsRedirect,
     Framing,
     Path,
@@ -133,12 +134,13 @@ pub enum Stage {
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 29] = [
+    pub const PIPELINE: [Stage; 30] = [
         Stage::ClientIp,
         Stage::Bans,
         Stage::Network,
         Stage::Bots,
         Stage::Overload,
+        Stage::AcmeChallenge,
         Stage::HttpsRedirect,
         Stage::Framing,
         Stage::Path,
@@ -174,6 +176,7 @@ impl Stage {
             Stage::Overload => "overload",
             Stage::Bots => "bots",
             Stage::BotPolicy => "bot_policy",
+            Stage::AcmeChallenge => "acme_challenge",
             Stage::HttpsRedirect => "https_redirect",
             Stage::Framing => "framing",
             Stage::Path => "path",
@@ -222,6 +225,10 @@ impl Stage {
             Stage::Overload => overload::run(&r, snap, ctx),
             Stage::Bots => bots::classify(&r, snap, ctx).await,
             Stage::BotPolicy => bots::policy(&r, snap, ctx).await,
+            Stage::AcmeChallenge => match crate::acme::answer_http01(&r, ctx).await {
+                Some(served) => Decision::Serve(served),
+                None => Decision::Continue,
+            },
             Stage::HttpsRedirect => redirect::run(&r, snap, ctx),
             Stage::Framing => framing::run(&r, snap, ctx),
             Stage::Path => path::run(&r, snap, ctx),
