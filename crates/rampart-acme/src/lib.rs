@@ -221,10 +221,10 @@ impl Manager {
                     self.observer.event(
                         "fail",
                         format!(
-                            "{}: certificate for {} not obtained: {why}; next attempt in {}s, the current certificate stays",
+                            "{}: certificate for {} not obtained: {why}; next attempt in {:.1}s, the current certificate stays",
                             self.s.name,
                             self.s.domains.join(", "),
-                            delay.as_secs()
+                            delay.as_secs_f64()
                         ),
                     );
                     tokio::time::sleep(delay).await;
@@ -388,17 +388,28 @@ impl Manager {
     }
 
     async fn order(&self) -> Result<Issued, String> {
-        let account = self.account().await?;
         let ids: Vec<Identifier> = self
             .s
             .domains
             .iter()
             .map(|d| Identifier::Dns(d.clone()))
             .collect();
-        let mut order = account
-            .new_order(&NewOrder::new(&ids))
-            .await
-            .map_err(|e| format!("new order: {}", describe(&e)))?;
+        let account = self.account().await?;
+        let mut order = match account.new_order(&NewOrder::new(&ids)).await {
+            // The server forgot the stored account (a test CA restarted, an account
+            // deactivated elsewhere): start over with a new one, once.
+            Err(instant_acme::Error::Api(p))
+                if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
+            {
+                let _ = std::fs::remove_file(self.storage.account_path());
+                self.account()
+                    .await?
+                    .new_order(&NewOrder::new(&ids))
+                    .await
+            }
+            other => other,
+        }
+        .map_err(|e| format!("new order: {}", describe(&e)))?;
         let kind = match self.s.challenge {
             ChallengeKind::Http01 => ChallengeType::Http01,
             ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,

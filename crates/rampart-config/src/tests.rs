@@ -363,3 +363,60 @@ fn siem_sinks_are_checked() {
         "{text}"
     );
 }
+
+#[test]
+fn acme_settings_are_checked() {
+    let tls = |acme: &str| {
+        GOOD.replace(
+            "    address: 127.0.0.1:8080\n",
+            &format!("    address: 127.0.0.1:8080\n  - name: secure\n    address: 127.0.0.1:8443\n    tls:\n      acme:\n{acme}"),
+        )
+    };
+    let good = tls("        directory: https://acme.example/dir\n        domains: [shop.example.test]\n        storage: /var/lib/rampart/acme\n        eab: {kid: kid-1, hmac_key: zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W}\n");
+    let c = load_str_with_env(&good, "t.yaml", &no_env).unwrap();
+    let a = c.listeners[1].tls.as_ref().unwrap().acme.as_ref().unwrap();
+    assert_eq!(a.challenge, AcmeChallenge::Http01);
+    assert_eq!(a.renew_before.0.as_secs(), 30 * 24 * 3600);
+    assert_eq!((a.retry_initial.0.as_secs(), a.retry_max.0.as_secs()), (60, 6 * 3600));
+    // The MAC key never shows in debug output.
+    assert!(!format!("{a:?}").contains("zWNDZM6"));
+
+    let bad = tls("        directory: http://acme.example/dir\n        domains: ['*.shop.test', 'shop..test', a.test, A.test]\n        storage: ' '\n        ca: /nonexistent/ca.pem\n        eab: {kid: ' ', hmac_key: 'not base64!'}\n        redis: localhost:6379\n        retry_initial: 10m\n        retry_max: 1m\n        timeout: 0s\n");
+    let text = load_str_with_env(&bad, "t.yaml", &no_env)
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "listeners.1.tls.acme.directory: \"http://acme.example/dir\" is not an https:// URL",
+        "listeners.1.tls.acme.domains.0: \"*.shop.test\": wildcard certificates need the dns-01 challenge",
+        "listeners.1.tls.acme.domains.1: \"shop..test\" is not a DNS name",
+        "listeners.1.tls.acme.domains.3: \"A.test\" is listed twice",
+        "listeners.1.tls.acme.storage: a storage directory is required",
+        "listeners.1.tls.acme.ca: /nonexistent/ca.pem: cannot read",
+        "listeners.1.tls.acme.eab.kid: the key id is empty",
+        "listeners.1.tls.acme.eab.hmac_key: not a base64url key",
+        "listeners.1.tls.acme.redis: \"localhost:6379\" is not a redis:// URL",
+        "listeners.1.tls.acme.retry_initial: must be above zero and at most retry_max",
+        "listeners.1.tls.acme.timeout: must be at least 1s",
+    ] {
+        assert!(text.contains(needle), "{needle}\n{text}");
+    }
+
+    // http-01 needs a plain listener; an unknown key is named.
+    let only_tls = good
+        .replace("  - name: public\n    address: 127.0.0.1:8080\n", "")
+        .replace("storage: /var/lib/rampart/acme\n", "storage: /var/lib/rampart/acme\n        challenge: http-01\n        renew: 30d\n");
+    let text = load_str_with_env(&only_tls, "t.yaml", &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("renew"), "{text}");
+    let only_tls = only_tls.replace("        renew: 30d\n", "");
+    let text = load_str_with_env(&only_tls, "t.yaml", &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("listeners.0.tls.acme.challenge: http-01 is answered on a plain HTTP listener"),
+        "{text}"
+    );
+    let alpn = only_tls.replace("challenge: http-01", "challenge: tls-alpn-01");
+    load_str_with_env(&alpn, "t.yaml", &no_env).unwrap();
+}

@@ -1,0 +1,407 @@
+//! ACME against a real ACME server: Debian's Pebble (RFC 8555 test CA) on loopback, with
+//! its validation really done (no `PEBBLE_VA_ALWAYS_VALID`): `pebble-challtestsrv` serves
+//! its DNS, answering 127.0.0.1 for every name, so Pebble fetches the HTTP-01 token from
+//! Rampart's plain listener and opens `acme-tls/1` handshakes to its TLS listener.
+
+mod common;
+
+use common::*;
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A Pebble and its DNS server, killed on drop.
+struct Pebble {
+    children: Vec<Child>,
+    mgmt: u16,
+    /// The CA of Pebble's own HTTPS (the `ca` Rampart is given).
+    https_ca: PathBuf,
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Pebble's HTTPS certificate, signed by a CA of the test's own.
+fn pebble_tls(dir: &Path) -> PathBuf {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_p.distinguished_name
+        .push(rcgen::DnType::CommonName, "pebble https test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_p, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let p = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = p.signed_by(&key, &ca).unwrap();
+    std::fs::write(dir.join("pebble.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("pebble.key"), key.serialize_pem()).unwrap();
+    let ca_path = dir.join("pebble-https-ca.pem");
+    std::fs::write(&ca_path, ca.as_ref().pem()).unwrap();
+    ca_path
+}
+
+/// Starts Pebble on `port`, validating HTTP-01 on `http_port` and TLS-ALPN-01 on
+/// `tls_port`, issuing certificates valid `validity` seconds.
+fn start_pebble(dir: &Path, port: u16, http_port: u16, tls_port: u16, validity: u64) -> Pebble {
+    let https_ca = pebble_tls(dir);
+    let (dns, cts, mgmt) = (free_port(), free_port(), free_port());
+    let cfg = serde_json::json!({"pebble": {
+        "listenAddress": format!("127.0.0.1:{port}"),
+        "managementListenAddress": format!("127.0.0.1:{mgmt}"),
+        "certificate": dir.join("pebble.crt"),
+        "privateKey": dir.join("pebble.key"),
+        "httpPort": http_port,
+        "tlsPort": tls_port,
+        "ocspResponderURL": "",
+        "externalAccountBindingRequired": false,
+        "domainBlocklist": ["blocked.test"],
+        "certificateValidityPeriod": validity,
+    }});
+    let cfg_path = dir.join("pebble.json");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let log = |n: &str| std::fs::File::create(dir.join(n)).unwrap();
+    let cts_child = Command::new("pebble-challtestsrv")
+        .args(["-management", &format!("127.0.0.1:{cts}")])
+        .args(["-dns01", &format!("127.0.0.1:{dns}")])
+        .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+        .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+        .stdout(log("challtestsrv.log"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pebble-challtestsrv (Debian package pebble)");
+    let pebble = Command::new("pebble")
+        .arg("-config")
+        .arg(&cfg_path)
+        .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+        .env("PEBBLE_VA_NOSLEEP", "1")
+        .env("PEBBLE_WFE_NONCEREJECT", "0")
+        .env("PEBBLE_AUTHZREUSE", "0")
+        .stdout(log("pebble.log"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pebble (Debian package pebble)");
+    let p = Pebble {
+        children: vec![pebble, cts_child],
+        mgmt,
+        https_ca,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "pebble did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    p
+}
+
+impl Pebble {
+    /// The root Pebble signs with (a new one each time Pebble starts).
+    async fn root(&self) -> CertificateDer<'static> {
+        let ca = std::fs::read(&self.https_ca).unwrap();
+        let c = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap();
+        let pem = c
+            .get(format!("https://127.0.0.1:{}/roots/0", self.mgmt))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let root = rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        root
+    }
+}
+
+/// Accepts any certificate and keeps it: to look at what a listener serves.
+#[derive(Debug)]
+struct AnyCert;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            m,
+            c,
+            d,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            m,
+            c,
+            d,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// What a listener serves for `sni`: (issuer CN, serial hex, DNS names), and whether the
+/// chain verifies against `root` for that name.
+async fn served(port: u16, sni: &str, root: Option<&CertificateDer<'static>>) -> (String, String, Vec<String>, bool) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert))
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let s = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
+        .await
+        .unwrap();
+    let leaf = s.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned();
+    let (_, x) = x509_parser::parse_x509_certificate(leaf.as_ref()).unwrap();
+    let issuer = x
+        .issuer()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let serial = x.raw_serial_as_string();
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = x.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                names.push(d.to_string());
+            }
+        }
+    }
+    let verified = match root {
+        Some(root) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(root.clone()).unwrap();
+            let cfg = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            tokio_rustls::TlsConnector::from(Arc::new(cfg))
+                .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
+                .await
+                .is_ok()
+        }
+        None => false,
+    };
+    (issuer, serial, names, verified)
+}
+
+/// Waits until the metric line `prefix` reaches `at_least`.
+fn wait_metric(gw: &Gateway, prefix: &str, at_least: f64, within: Duration) -> f64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let v = gw.metric(prefix);
+        if v >= at_least {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{prefix} is {v}, not {at_least}; stderr:\n{}",
+            gw.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn acme_metric(listener: &str, action: &str) -> String {
+    format!("rampart_acme_events_total{{action=\"{action}\",listener=\"{listener}\"}}")
+}
+
+/// Two TLS listeners: `web` proves control with HTTP-01 (on the harness's plain listener),
+/// `api` with TLS-ALPN-01 (on its own port).
+fn listeners(dir: &Path, pebble_port: u16, https_ca: &Path, web: u16, api: u16) -> String {
+    let acme = |domains: &str, challenge: &str, store: &str| {
+        format!(
+            "      acme:\n        directory: https://127.0.0.1:{pebble_port}/dir\n        email: ops@example.test\n        domains: [{domains}]\n        challenge: {challenge}\n        storage: {}\n        ca: {}\n        renew_before: 30s\n        retry_initial: 1s\n        retry_max: 2s\n        timeout: 20s\n",
+            dir.join(store).display(),
+            https_ca.display()
+        )
+    };
+    format!(
+        "  - name: web\n    address: 127.0.0.1:{web}\n    tls:\n{}  - name: api\n    address: 127.0.0.1:{api}\n    tls:\n{}events:\n  file: {}\nupstreams:\n  app:\n    targets: [\"127.0.0.1:9\"]\nroutes:\n  - name: all\n    paths: [\"/\"]\n    upstream: app\n",
+        acme("www.shop.test, shop.test", "http-01", "web"),
+        acme("api.shop.test", "tls-alpn-01", "api"),
+        dir.join("events.jsonl").display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
+    let dir = temp_dir("acme");
+    let (pebble_port, web, api) = (free_port(), free_port(), free_port());
+    // Pebble's HTTPS CA is made before Rampart starts, which must trust it.
+    let https_ca = pebble_tls(&dir);
+    let body = listeners(&dir, pebble_port, &https_ca, web, api);
+    let gw = Gateway::start_with_listeners(&body, "");
+
+    // Before the CA answers: a self-signed placeholder naming the domains, never nothing.
+    let (issuer, _, names, _) = served(web, "shop.test", None).await;
+    assert_eq!(issuer, "Rampart placeholder (ACME pending)");
+    assert_eq!(names, ["www.shop.test", "shop.test"]);
+    wait_metric(&gw, &acme_metric("web", "fail"), 1.0, Duration::from_secs(20));
+
+    // Certificates valid 40 s, renewed when 30 s are left.
+    let pebble = start_pebble(&dir, pebble_port, gw.port, api, 40);
+    let root = pebble.root().await;
+    wait_metric(&gw, &acme_metric("web", "issue"), 1.0, Duration::from_secs(30));
+    wait_metric(&gw, &acme_metric("api", "issue"), 1.0, Duration::from_secs(30));
+    let (issuer, web1, names, ok) = served(web, "www.shop.test", Some(&root)).await;
+    assert!(ok && issuer.starts_with("Pebble Intermediate CA"), "{issuer}");
+    assert_eq!(names, ["www.shop.test", "shop.test"]);
+    let (_, api1, names, ok) = served(api, "api.shop.test", Some(&root)).await;
+    assert!(ok);
+    assert_eq!(names, ["api.shop.test"]);
+    // The HTTP-01 tokens were served by the acme_challenge stage, before any route.
+    let log = gw.access_log_with(&["/.well-known/acme-challenge/"]);
+    assert!(log.contains("/.well-known/acme-challenge/"), "{log}");
+    // Stored 0600.
+    for f in ["web/www.shop.test.key.pem", "web/account.json", "api/api.shop.test.key.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let ev = event_where(&dir.join("events.jsonl"), Duration::from_secs(5), |e| {
+        e["stage"] == "acme" && e["action"] == "issue"
+    });
+    assert!(ev["reason"].as_str().unwrap().contains("valid until"), "{ev}");
+    let days = gw.metric("rampart_acme_certificate_expiry_days{listener=\"web\"}");
+    assert!(days > 0.0 && days < 1.0, "{days}");
+
+    // Renewal (10 s after issuance, plus jitter), both challenges again.
+    wait_metric(&gw, &acme_metric("web", "renew"), 1.0, Duration::from_secs(40));
+    wait_metric(&gw, &acme_metric("api", "renew"), 1.0, Duration::from_secs(40));
+    let (_, web2, _, ok) = served(web, "shop.test", Some(&root)).await;
+    assert!(ok && web2 != web1);
+    let (_, api2, _, ok) = served(api, "api.shop.test", Some(&root)).await;
+    assert!(ok && api2 != api1);
+
+    // The CA goes away at the next renewal: failures, retried, the certificate stays.
+    drop(pebble);
+    let fails = gw.metric(&acme_metric("web", "fail"));
+    wait_metric(&gw, &acme_metric("web", "fail"), fails + 2.0, Duration::from_secs(40));
+    let (_, still, _, _) = served(web, "shop.test", None).await;
+    let renewed = gw.metric(&acme_metric("web", "renew"));
+    assert_eq!(
+        still,
+        served(web, "shop.test", None).await.1,
+        "serving changed without a renewal"
+    );
+    assert!(still != web1);
+
+    // The CA comes back (a new Pebble: new root, no memory of the account): the account is
+    // made again and the certificate renewed.
+    let pebble = start_pebble(&dir, pebble_port, gw.port, api, 40);
+    let root2 = pebble.root().await;
+    wait_metric(&gw, &acme_metric("web", "renew"), renewed + 1.0, Duration::from_secs(40));
+    let (_, web3, _, ok) = served(web, "shop.test", Some(&root2)).await;
+    assert!(ok && web3 != still);
+
+    // A restart serves the stored certificate at once, without ordering.
+    let stored_api = served(api, "api.shop.test", None).await.1;
+    drop(gw);
+    let gw = Gateway::start_with_listeners(&body, "");
+    assert_eq!(gw.metric(&acme_metric("api", "load")), 1.0);
+    assert_eq!(gw.metric(&acme_metric("api", "placeholder")), 0.0);
+    let (_, served_api, _, ok) = served(api, "api.shop.test", Some(&root2)).await;
+    assert!(ok);
+    // Unless it was renewed in between (it can be due already with 40 s certificates).
+    if gw.metric(&acme_metric("api", "renew")) == 0.0 {
+        assert_eq!(served_api, stored_api);
+    }
+    drop(pebble);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_acme_input_is_an_event_and_never_a_listener_without_a_certificate() {
+    let dir = temp_dir("acme-bad");
+    let (pebble_port, web, api) = (free_port(), free_port(), free_port());
+    let https_ca = pebble_tls(&dir);
+    let pebble = start_pebble(&dir, pebble_port, 1, api, 3600);
+    // A damaged stored certificate for `api`: set aside with an event, a new one ordered.
+    std::fs::create_dir_all(dir.join("api")).unwrap();
+    std::fs::write(dir.join("api/api.shop.test.crt.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(dir.join("api/api.shop.test.key.pem"), "garbage").unwrap();
+    // `web`: a name the CA refuses to issue for; `dead`: a directory nobody answers.
+    let body = listeners(&dir, pebble_port, &https_ca, web, api)
+        .replace("www.shop.test, shop.test", "blocked.test")
+        .replace("events:\n", &format!(
+            "  - name: dead\n    address: 127.0.0.1:{}\n    tls:\n      acme:\n        directory: https://127.0.0.1:1/dir\n        domains: [dead.shop.test]\n        storage: {}\n        retry_initial: 1s\n        retry_max: 1s\nevents:\n",
+            free_port(),
+            dir.join("dead").display()
+        ));
+    let gw = Gateway::start_with_listeners(&body, "");
+    let root = pebble.root().await;
+
+    let ev = event_where(&dir.join("events.jsonl"), Duration::from_secs(10), |e| {
+        e["stage"] == "acme" && e["reason"].as_str().unwrap_or("").contains("stored certificate")
+    });
+    assert_eq!(ev["action"], "fail", "{ev}");
+    wait_metric(&gw, &acme_metric("api", "issue"), 1.0, Duration::from_secs(30));
+    assert!(served(api, "api.shop.test", Some(&root)).await.3);
+
+    // The CA's refusal, in its own words, retried with backoff; the placeholder stays.
+    let ev = event_where(&dir.join("events.jsonl"), Duration::from_secs(20), |e| {
+        e["stage"] == "acme" && e["reason"].as_str().unwrap_or("").contains("blocked.test")
+            && e["action"] == "fail"
+    });
+    let why = ev["reason"].as_str().unwrap();
+    assert!(why.contains("rejectedIdentifier") || why.contains("blocked"), "{why}");
+    assert!(why.contains("next attempt in"), "{why}");
+    let (issuer, _, names, _) = served(web, "blocked.test", None).await;
+    assert_eq!(issuer, "Rampart placeholder (ACME pending)");
+    assert_eq!(names, ["blocked.test"]);
+
+    // Nobody at the directory: failures, retried, and a certificate all the same.
+    wait_metric(&gw, &acme_metric("dead", "fail"), 2.0, Duration::from_secs(20));
+    let dead_port = body
+        .split("name: dead\n    address: 127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('\n').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap();
+    let (issuer, _, _, _) = served(dead_port, "dead.shop.test", None).await;
+    assert_eq!(issuer, "Rampart placeholder (ACME pending)");
+    // The gateway still serves requests on its plain listener.
+    assert!(raw_get(gw.port, "/").is_ok());
+    assert!(gw.stderr().lines().all(|l| !l.contains("panicked")));
+}
