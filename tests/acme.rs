@@ -405,3 +405,44 @@ async fn bad_acme_input_is_an_event_and_never_a_listener_without_a_certificate()
     assert!(raw_get(gw.port, "/").is_ok());
     assert!(gw.stderr().lines().all(|l| !l.contains("panicked")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_share_one_order_through_redis() {
+    let dir = temp_dir("acme-nodes");
+    let (pebble_port, b_http) = (free_port(), free_port());
+    let https_ca = pebble_tls(&dir);
+    // The CA reaches node B only, while node A orders: B answers A's challenge from Redis.
+    let pebble = start_pebble(&dir, pebble_port, b_http, 1, 3600);
+    let root = pebble.root().await;
+    let node = |name: &str, tls: u16, extra_plain: &str| {
+        format!(
+            "{extra_plain}  - name: web\n    address: 127.0.0.1:{tls}\n    tls:\n      acme:\n        directory: https://127.0.0.1:{pebble_port}/dir\n        domains: [shop.test]\n        storage: {}\n        ca: {}\n        redis: redis://127.0.0.1:6379\n        renew_before: 30m\n        retry_initial: 1s\n        retry_max: 2s\nupstreams:\n  app:\n    targets: [\"127.0.0.1:9\"]\nroutes:\n  - name: all\n    paths: [\"/\"]\n    upstream: app\n",
+            dir.join(name).display(),
+            https_ca.display()
+        )
+    };
+    let (a_tls, b_tls) = (free_port(), free_port());
+    let a = Gateway::start_with_listeners(&node("a", a_tls, ""), "");
+    let b = Gateway::start_with_listeners(
+        &node("b", b_tls, &format!("  - name: acme\n    address: 127.0.0.1:{b_http}\n")),
+        "",
+    );
+    wait_metric(&a, &acme_metric("web", "issue"), 1.0, Duration::from_secs(30));
+    wait_metric(&b, &acme_metric("web", "pickup"), 1.0, Duration::from_secs(30));
+    assert_eq!(b.metric(&acme_metric("web", "issue")), 0.0, "{}", b.stderr());
+    assert_eq!(a.metric(&acme_metric("web", "pickup")), 0.0);
+    let (_, sa, _, ok_a) = served(a_tls, "shop.test", Some(&root)).await;
+    let (_, sb, _, ok_b) = served(b_tls, "shop.test", Some(&root)).await;
+    assert!(ok_a && ok_b);
+    assert_eq!(sa, sb, "both nodes serve the one certificate ordered");
+    // Node B answered the token of node A's order; A was never asked.
+    let log = b.access_log_with(&["/.well-known/acme-challenge/"]);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("/.well-known/acme-challenge/") && l.contains("\"status\":200")),
+        "{log}"
+    );
+    assert!(!a.access_log().contains("acme-challenge"));
+    // B keeps it on its own disk too, for its next start.
+    assert!(dir.join("b/shop.test.crt.pem").exists());
+}
