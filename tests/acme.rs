@@ -174,7 +174,11 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
 
 /// What a listener serves for `sni`: (issuer CN, serial hex, DNS names), and whether the
 /// chain verifies against `root` for that name.
-async fn served(port: u16, sni: &str, root: Option<&CertificateDer<'static>>) -> (String, String, Vec<String>, bool) {
+async fn served(
+    port: u16,
+    sni: &str,
+    root: Option<&CertificateDer<'static>>,
+) -> (String, String, Vec<String>, bool) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -183,12 +187,16 @@ async fn served(port: u16, sni: &str, root: Option<&CertificateDer<'static>>) ->
         .with_custom_certificate_verifier(Arc::new(AnyCert))
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let s = tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
         .await
         .unwrap();
-    let leaf = s.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned();
+    let leaf = s.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned();
     let (_, x) = x509_parser::parse_x509_certificate(leaf.as_ref()).unwrap();
     let issuer = x
         .issuer()
@@ -215,7 +223,9 @@ async fn served(port: u16, sni: &str, root: Option<&CertificateDer<'static>>) ->
                 .unwrap()
                 .with_root_certificates(roots)
                 .with_no_client_auth();
-            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
             tokio_rustls::TlsConnector::from(Arc::new(cfg))
                 .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
                 .await
@@ -278,15 +288,33 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     let (issuer, _, names, _) = served(web, "shop.test", None).await;
     assert_eq!(issuer, "Rampart placeholder (ACME pending)");
     assert_eq!(names, ["www.shop.test", "shop.test"]);
-    wait_metric(&gw, &acme_metric("web", "fail"), 1.0, Duration::from_secs(20));
+    wait_metric(
+        &gw,
+        &acme_metric("web", "fail"),
+        1.0,
+        Duration::from_secs(20),
+    );
 
     // Certificates valid 40 s, renewed when 30 s are left.
     let pebble = start_pebble(&dir, pebble_port, gw.port, api, 40);
     let root = pebble.root().await;
-    wait_metric(&gw, &acme_metric("web", "issue"), 1.0, Duration::from_secs(30));
-    wait_metric(&gw, &acme_metric("api", "issue"), 1.0, Duration::from_secs(30));
+    wait_metric(
+        &gw,
+        &acme_metric("web", "issue"),
+        1.0,
+        Duration::from_secs(30),
+    );
+    wait_metric(
+        &gw,
+        &acme_metric("api", "issue"),
+        1.0,
+        Duration::from_secs(30),
+    );
     let (issuer, web1, names, ok) = served(web, "www.shop.test", Some(&root)).await;
-    assert!(ok && issuer.starts_with("Pebble Intermediate CA"), "{issuer}");
+    assert!(
+        ok && issuer.starts_with("Pebble Intermediate CA"),
+        "{issuer}"
+    );
     assert_eq!(names, ["www.shop.test", "shop.test"]);
     let (_, api1, names, ok) = served(api, "api.shop.test", Some(&root)).await;
     assert!(ok);
@@ -295,7 +323,11 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     let log = gw.access_log_with(&["/.well-known/acme-challenge/"]);
     assert!(log.contains("/.well-known/acme-challenge/"), "{log}");
     // Stored 0600.
-    for f in ["web/www.shop.test.key.pem", "web/account.json", "api/api.shop.test.key.pem"] {
+    for f in [
+        "web/www.shop.test.key.pem",
+        "web/account.json",
+        "api/api.shop.test.key.pem",
+    ] {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{f}");
@@ -303,13 +335,26 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     let ev = event_where(&dir.join("events.jsonl"), Duration::from_secs(5), |e| {
         e["stage"] == "acme" && e["action"] == "issue"
     });
-    assert!(ev["reason"].as_str().unwrap().contains("valid until"), "{ev}");
+    assert!(
+        ev["reason"].as_str().unwrap().contains("valid until"),
+        "{ev}"
+    );
     let days = gw.metric("rampart_acme_certificate_expiry_days{listener=\"web\"}");
     assert!(days > 0.0 && days < 1.0, "{days}");
 
     // Renewal (10 s after issuance, plus jitter), both challenges again.
-    wait_metric(&gw, &acme_metric("web", "renew"), 1.0, Duration::from_secs(40));
-    wait_metric(&gw, &acme_metric("api", "renew"), 1.0, Duration::from_secs(40));
+    wait_metric(
+        &gw,
+        &acme_metric("web", "renew"),
+        1.0,
+        Duration::from_secs(40),
+    );
+    wait_metric(
+        &gw,
+        &acme_metric("api", "renew"),
+        1.0,
+        Duration::from_secs(40),
+    );
     let (_, web2, _, ok) = served(web, "shop.test", Some(&root)).await;
     assert!(ok && web2 != web1);
     let (_, api2, _, ok) = served(api, "api.shop.test", Some(&root)).await;
@@ -318,7 +363,12 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     // The CA goes away at the next renewal: failures, retried, the certificate stays.
     drop(pebble);
     let fails = gw.metric(&acme_metric("web", "fail"));
-    wait_metric(&gw, &acme_metric("web", "fail"), fails + 2.0, Duration::from_secs(40));
+    wait_metric(
+        &gw,
+        &acme_metric("web", "fail"),
+        fails + 2.0,
+        Duration::from_secs(40),
+    );
     let (_, still, _, _) = served(web, "shop.test", None).await;
     let renewed = gw.metric(&acme_metric("web", "renew"));
     assert_eq!(
@@ -332,7 +382,12 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     // made again and the certificate renewed.
     let pebble = start_pebble(&dir, pebble_port, gw.port, api, 40);
     let root2 = pebble.root().await;
-    wait_metric(&gw, &acme_metric("web", "renew"), renewed + 1.0, Duration::from_secs(40));
+    wait_metric(
+        &gw,
+        &acme_metric("web", "renew"),
+        renewed + 1.0,
+        Duration::from_secs(40),
+    );
     let (_, web3, _, ok) = served(web, "shop.test", Some(&root2)).await;
     assert!(ok && web3 != still);
 
@@ -359,7 +414,11 @@ async fn bad_acme_input_is_an_event_and_never_a_listener_without_a_certificate()
     let pebble = start_pebble(&dir, pebble_port, 1, api, 3600);
     // A damaged stored certificate for `api`: set aside with an event, a new one ordered.
     std::fs::create_dir_all(dir.join("api")).unwrap();
-    std::fs::write(dir.join("api/api.shop.test.crt.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        dir.join("api/api.shop.test.crt.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("api/api.shop.test.key.pem"), "garbage").unwrap();
     // `web`: a name the CA refuses to issue for; `dead`: a directory nobody answers.
     let body = listeners(&dir, pebble_port, &https_ca, web, api)
@@ -373,26 +432,44 @@ async fn bad_acme_input_is_an_event_and_never_a_listener_without_a_certificate()
     let root = pebble.root().await;
 
     let ev = event_where(&dir.join("events.jsonl"), Duration::from_secs(10), |e| {
-        e["stage"] == "acme" && e["reason"].as_str().unwrap_or("").contains("stored certificate")
+        e["stage"] == "acme"
+            && e["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("stored certificate")
     });
     assert_eq!(ev["action"], "fail", "{ev}");
-    wait_metric(&gw, &acme_metric("api", "issue"), 1.0, Duration::from_secs(30));
+    wait_metric(
+        &gw,
+        &acme_metric("api", "issue"),
+        1.0,
+        Duration::from_secs(30),
+    );
     assert!(served(api, "api.shop.test", Some(&root)).await.3);
 
     // The CA's refusal, in its own words, retried with backoff; the placeholder stays.
     let ev = event_where(&dir.join("events.jsonl"), Duration::from_secs(20), |e| {
-        e["stage"] == "acme" && e["reason"].as_str().unwrap_or("").contains("blocked.test")
+        e["stage"] == "acme"
+            && e["reason"].as_str().unwrap_or("").contains("blocked.test")
             && e["action"] == "fail"
     });
     let why = ev["reason"].as_str().unwrap();
-    assert!(why.contains("rejectedIdentifier") || why.contains("blocked"), "{why}");
+    assert!(
+        why.contains("rejectedIdentifier") || why.contains("blocked"),
+        "{why}"
+    );
     assert!(why.contains("next attempt in"), "{why}");
     let (issuer, _, names, _) = served(web, "blocked.test", None).await;
     assert_eq!(issuer, "Rampart placeholder (ACME pending)");
     assert_eq!(names, ["blocked.test"]);
 
     // Nobody at the directory: failures, retried, and a certificate all the same.
-    wait_metric(&gw, &acme_metric("dead", "fail"), 2.0, Duration::from_secs(20));
+    wait_metric(
+        &gw,
+        &acme_metric("dead", "fail"),
+        2.0,
+        Duration::from_secs(20),
+    );
     let dead_port = body
         .split("name: dead\n    address: 127.0.0.1:")
         .nth(1)
@@ -424,12 +501,31 @@ async fn two_nodes_share_one_order_through_redis() {
     let (a_tls, b_tls) = (free_port(), free_port());
     let a = Gateway::start_with_listeners(&node("a", a_tls, ""), "");
     let b = Gateway::start_with_listeners(
-        &node("b", b_tls, &format!("  - name: acme\n    address: 127.0.0.1:{b_http}\n")),
+        &node(
+            "b",
+            b_tls,
+            &format!("  - name: acme\n    address: 127.0.0.1:{b_http}\n"),
+        ),
         "",
     );
-    wait_metric(&a, &acme_metric("web", "issue"), 1.0, Duration::from_secs(30));
-    wait_metric(&b, &acme_metric("web", "pickup"), 1.0, Duration::from_secs(30));
-    assert_eq!(b.metric(&acme_metric("web", "issue")), 0.0, "{}", b.stderr());
+    wait_metric(
+        &a,
+        &acme_metric("web", "issue"),
+        1.0,
+        Duration::from_secs(30),
+    );
+    wait_metric(
+        &b,
+        &acme_metric("web", "pickup"),
+        1.0,
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        b.metric(&acme_metric("web", "issue")),
+        0.0,
+        "{}",
+        b.stderr()
+    );
     assert_eq!(a.metric(&acme_metric("web", "pickup")), 0.0);
     let (_, sa, _, ok_a) = served(a_tls, "shop.test", Some(&root)).await;
     let (_, sb, _, ok_b) = served(b_tls, "shop.test", Some(&root)).await;

@@ -708,3 +708,92 @@ async fn slow_and_malformed_requests_over_tls_are_refused_by_rampart() {
     assert!(up.hits.load(std::sync::atomic::Ordering::SeqCst) >= 3);
     drop(gw);
 }
+
+/// The client CA bundle and CRL are re-read on change, like certificates: a certificate
+/// revoked after start is refused from the next handshake, without a restart and without
+/// cutting established connections; a broken CRL keeps the previous one; a new CA bundle
+/// admits its clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn client_ca_and_crl_reload_without_restart() {
+    let up = Upstream::start("a").await;
+    let dir = temp_dir("tls-crl");
+    let ca = new_ca("Client CA");
+    let ca2 = new_ca("Second client CA");
+    let server = issue(&ca, "api.example.test", &["api.example.test"], None, 40);
+    let alice = issue(&ca, "alice", &[], None, 41);
+    let bob = issue(&ca2, "bob", &[], None, 42);
+    let (sc, sk) = write_leaf(&dir, "server", &server);
+    let ca_path = write(&dir, "ca.pem", &ca.cert_pem);
+    // At start the CRL revokes someone else.
+    let crl_path = write(&dir, "ca.crl", &crl_revoking(&ca, 99));
+    let port = free_port();
+    let body = format!(
+        "  - name: mtls\n    address: 127.0.0.1:{port}\n    tls:\n      certificates: [{{ cert: {sc}, key: {sk} }}]\n      client_auth: {{ ca: {ca}, crl: {crl} }}\nserver:\n  watch_interval: 200ms\nupstreams:\n{}routes:\n  - name: all\n    paths: [\"/\"]\n    upstream: u\n",
+        upstream_yaml("u", &[up.addr], ""),
+        sc = sc.display(), sk = sk.display(), ca = ca_path.display(), crl = crl_path.display()
+    );
+    let gw = Gateway::start_with_listeners(&body, "");
+    let host = "api.example.test";
+    let alice_cfg = || client_config(&ca, Some(&alice), &[]);
+    let mut kept = connect(port, host, alice_cfg()).await.unwrap();
+    assert_eq!(request(&mut kept, host, "/", "").await.unwrap().0, 200);
+
+    // Revoked now: refused at the next handshake; the open connection carries on.
+    let replace = |path: &Path, text: &str| {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    };
+    replace(&crl_path, &crl_revoking(&ca, 41));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while get(port, host, alice_cfg(), "/").await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revocation not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(request(&mut kept, host, "/", "").await.unwrap().0, 200);
+
+    // A broken CRL is refused: the revocation stays in force.
+    let failed = gw.metric("rampart_tls_certificate_reloads_total{result=\"failed\"}");
+    replace(
+        &crl_path,
+        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while gw.metric("rampart_tls_certificate_reloads_total{result=\"failed\"}") <= failed {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "broken CRL not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(get(port, host, alice_cfg(), "/").await.is_err());
+    assert!(gw.stderr().contains("client CA/CRL reload refused"));
+
+    // A new CA bundle (both CAs, a CRL revoking nobody of the second): bob gets in.
+    assert!(get(port, host, client_config(&ca, Some(&bob), &[]), "/")
+        .await
+        .is_err());
+    replace(
+        &crl_path,
+        &format!("{}{}", crl_revoking(&ca, 41), crl_revoking(&ca2, 99)),
+    );
+    replace(&ca_path, &format!("{}{}", ca.cert_pem, ca2.cert_pem));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok((200, _, _)) = get(port, host, client_config(&ca, Some(&bob), &[]), "/").await {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new CA bundle not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        get(port, host, alice_cfg(), "/").await.is_err(),
+        "alice is still revoked"
+    );
+}

@@ -399,13 +399,11 @@ impl Manager {
             // The server forgot the stored account (a test CA restarted, an account
             // deactivated elsewhere): start over with a new one, once.
             Err(instant_acme::Error::Api(p))
-                if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
+                if p.r#type.as_deref()
+                    == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
             {
                 let _ = std::fs::remove_file(self.storage.account_path());
-                self.account()
-                    .await?
-                    .new_order(&NewOrder::new(&ids))
-                    .await
+                self.account().await?.new_order(&NewOrder::new(&ids)).await
             }
             other => other,
         }

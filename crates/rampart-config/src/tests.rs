@@ -377,7 +377,10 @@ fn acme_settings_are_checked() {
     let a = c.listeners[1].tls.as_ref().unwrap().acme.as_ref().unwrap();
     assert_eq!(a.challenge, AcmeChallenge::Http01);
     assert_eq!(a.renew_before.0.as_secs(), 30 * 24 * 3600);
-    assert_eq!((a.retry_initial.0.as_secs(), a.retry_max.0.as_secs()), (60, 6 * 3600));
+    assert_eq!(
+        (a.retry_initial.0.as_secs(), a.retry_max.0.as_secs()),
+        (60, 6 * 3600)
+    );
     // The MAC key never shows in debug output.
     assert!(!format!("{a:?}").contains("zWNDZM6"));
 
@@ -404,7 +407,10 @@ fn acme_settings_are_checked() {
     // http-01 needs a plain listener; an unknown key is named.
     let only_tls = good
         .replace("  - name: public\n    address: 127.0.0.1:8080\n", "")
-        .replace("storage: /var/lib/rampart/acme\n", "storage: /var/lib/rampart/acme\n        challenge: http-01\n        renew: 30d\n");
+        .replace(
+            "storage: /var/lib/rampart/acme\n",
+            "storage: /var/lib/rampart/acme\n        challenge: http-01\n        renew: 30d\n",
+        );
     let text = load_str_with_env(&only_tls, "t.yaml", &no_env)
         .unwrap_err()
         .to_string();
@@ -414,7 +420,9 @@ fn acme_settings_are_checked() {
         .unwrap_err()
         .to_string();
     assert!(
-        text.contains("listeners.0.tls.acme.challenge: http-01 is answered on a plain HTTP listener"),
+        text.contains(
+            "listeners.0.tls.acme.challenge: http-01 is answered on a plain HTTP listener"
+        ),
         "{text}"
     );
     let alpn = only_tls.replace("challenge: http-01", "challenge: tls-alpn-01");

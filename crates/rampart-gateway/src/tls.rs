@@ -38,6 +38,15 @@ pub struct CertSet {
     entries: Vec<CertEntry>,
     stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
     acme: Mutex<Option<Arc<CertifiedKey>>>,
+    client_auth: Option<ClientAuthFiles>,
+}
+
+/// A listener's client CA bundle and CRL, re-read like its certificates.
+struct ClientAuthFiles {
+    ca: PathBuf,
+    crl: Option<PathBuf>,
+    optional: bool,
+    verifier: Arc<rampart_tls::SwappableVerifier>,
 }
 
 /// The store for `acme` (if any) and the files of `entries`.
@@ -64,21 +73,29 @@ fn stamp(p: &Path) -> Option<(SystemTime, u64)> {
 
 impl CertSet {
     fn files(&self) -> Vec<&PathBuf> {
-        self.entries
+        let mut f: Vec<&PathBuf> = self
+            .entries
             .iter()
             .flat_map(|e| [&e.cert_path, &e.key_path])
-            .collect()
+            .collect();
+        if let Some(c) = &self.client_auth {
+            f.push(&c.ca);
+            f.extend(c.crl.as_ref());
+        }
+        f
     }
 
     fn current_stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
         self.files().into_iter().map(|p| stamp(p)).collect()
     }
 
-    /// Re-read the files; a broken set is refused and the old certificates stay.
+    /// Re-read the files; a broken set is refused and the old certificates stay. The client
+    /// CA bundle and CRL are re-read alike: a broken one keeps the verifier in force.
     pub fn reload(&self) -> Result<(), rampart_tls::TlsError> {
         *self.stamps.lock().unwrap_or_else(|p| p.into_inner()) = self.current_stamps();
+        let clients = self.reload_client_auth();
         let acme = self.acme.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match build_store(acme.as_ref(), &self.entries) {
+        let certs = match build_store(acme.as_ref(), &self.entries) {
             Ok(store) => {
                 self.resolver.replace(store);
                 metrics().tls_reloads.with_label_values(&["ok"]).inc();
@@ -90,6 +107,31 @@ impl CertSet {
                 log::error!(
                     "listener {}: certificate reload refused, the previous certificates stay: {e}",
                     self.listener
+                );
+                Err(e)
+            }
+        };
+        certs.and(clients)
+    }
+
+    fn reload_client_auth(&self) -> Result<(), rampart_tls::TlsError> {
+        let Some(c) = &self.client_auth else {
+            return Ok(());
+        };
+        match rampart_tls::client_verifier(&c.ca, c.crl.as_deref(), c.optional) {
+            Ok(v) => {
+                c.verifier.replace(v);
+                Ok(())
+            }
+            Err(e) => {
+                metrics().tls_reloads.with_label_values(&["failed"]).inc();
+                crate::observe::system_event(
+                    "tls",
+                    "reload",
+                    format!(
+                        "listener {}: client CA/CRL reload refused, the previous ones stay: {e}",
+                        self.listener
+                    ),
                 );
                 Err(e)
             }
@@ -143,17 +185,26 @@ pub fn settings(
         }
     })?;
     s.set_cert_resolver(resolver.clone());
+    let mut client_auth = None;
     if let Some(ca) = &tls.client_auth {
-        let v = rampart_tls::client_verifier(
-            Path::new(&ca.ca),
-            ca.crl.as_deref().map(Path::new),
-            ca.mode == ClientAuthMode::Optional,
-        )
-        .map_err(|source| crate::Error::ListenerTls {
-            listener: l.name.clone(),
-            source,
-        })?;
-        s.set_client_cert_verifier(v);
+        let files = ClientAuthFiles {
+            ca: PathBuf::from(&ca.ca),
+            crl: ca.crl.as_ref().map(PathBuf::from),
+            optional: ca.mode == ClientAuthMode::Optional,
+            verifier: Arc::new(rampart_tls::SwappableVerifier::new(
+                rampart_tls::client_verifier(
+                    Path::new(&ca.ca),
+                    ca.crl.as_deref().map(Path::new),
+                    ca.mode == ClientAuthMode::Optional,
+                )
+                .map_err(|source| crate::Error::ListenerTls {
+                    listener: l.name.clone(),
+                    source,
+                })?,
+            )),
+        };
+        s.set_client_cert_verifier(files.verifier.clone());
+        client_auth = Some(files);
     }
     s.enable_h2();
     let set = Arc::new(CertSet {
@@ -162,6 +213,7 @@ pub fn settings(
         entries,
         stamps: Mutex::new(Vec::new()),
         acme: Mutex::new(acme),
+        client_auth,
     });
     *set.stamps.lock().unwrap() = set.current_stamps();
     Ok((s, set))

@@ -281,6 +281,88 @@ pub fn client_verifier(
         .map_err(|e| err(ca, format!("cannot build client verifier: {e}")))
 }
 
+/// A listener's client certificate verifier that can be replaced while it runs: a CA
+/// bundle or CRL that changed on disk applies to the next handshakes, established
+/// connections carry on.
+#[derive(Debug)]
+pub struct SwappableVerifier {
+    inner: ArcSwap<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    /// The CA names sent in the CertificateRequest. rustls borrows them past the call, so
+    /// each set is leaked: a few hundred bytes per CA reload.
+    hints: ArcSwap<&'static [rustls::DistinguishedName]>,
+}
+
+fn leaked_hints(
+    v: &Arc<dyn rustls::server::danger::ClientCertVerifier>,
+) -> Arc<&'static [rustls::DistinguishedName]> {
+    Arc::new(Box::leak(
+        v.root_hint_subjects().to_vec().into_boxed_slice(),
+    ))
+}
+
+impl SwappableVerifier {
+    /// Starts with `v`.
+    pub fn new(v: Arc<dyn rustls::server::danger::ClientCertVerifier>) -> SwappableVerifier {
+        SwappableVerifier {
+            hints: ArcSwap::new(leaked_hints(&v)),
+            inner: ArcSwap::from_pointee(v),
+        }
+    }
+
+    /// Verifies with `v` from the next handshake on.
+    pub fn replace(&self, v: Arc<dyn rustls::server::danger::ClientCertVerifier>) {
+        self.hints.store(leaked_hints(&v));
+        self.inner.store(Arc::new(v));
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for SwappableVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.load().offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.load().client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        **self.hints.load()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        self.inner
+            .load()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.load().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.load().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.load().supported_verify_schemes()
+    }
+}
+
 /// Who a verified client certificate says the client is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIdentity {
