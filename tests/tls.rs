@@ -797,3 +797,151 @@ async fn client_ca_and_crl_reload_without_restart() {
         "alice is still revoked"
     );
 }
+
+/// A leaf whose Authority Information Access names an OCSP responder at `url`.
+fn issue_with_ocsp(ca: &Ca, name: &str, serial: u64, url: &str) -> Leaf {
+    // AuthorityInfoAccessSyntax: SEQUENCE { SEQUENCE { id-ad-ocsp, [6] IA5String url } }
+    let oid = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+    let mut desc = oid.to_vec();
+    desc.push(0x86);
+    desc.push(url.len() as u8);
+    desc.extend_from_slice(url.as_bytes());
+    let mut inner = vec![0x30, desc.len() as u8];
+    inner.extend(desc);
+    let mut aia = vec![0x30, inner.len() as u8];
+    aia.extend(inner);
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.serial_number = Some(SerialNumber::from(serial));
+    p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+        &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+        aia,
+    )];
+    let cert = p.signed_by(&key, &ca.issuer).unwrap();
+    Leaf {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        der: cert.der().clone(),
+    }
+}
+
+/// What `openssl s_client -status` says of the staple for `sni`.
+fn staple_seen(port: u16, sni: &str) -> String {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            sni,
+            "-status",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// OCSP stapling against OpenSSL's own responder: a good certificate gets a checked staple;
+/// a revoked one, and one whose responder answers junk, are served without (an event each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ocsp_responses_are_checked_before_they_are_stapled() {
+    let up = Upstream::start("a").await;
+    let dir = temp_dir("ocsp");
+    let ca = new_ca("OCSP test CA");
+    let ca_path = write(&dir, "ca.pem", &ca.cert_pem);
+    let ca_key = write(&dir, "ca.key", &ca.issuer.key().serialize_pem());
+    let responder = free_port();
+    let url = format!("http://127.0.0.1:{responder}");
+    let good = issue_with_ocsp(&ca, "good.example.test", 0x51, &url);
+    let revoked = issue_with_ocsp(&ca, "revoked.example.test", 0x52, &url);
+    // A "responder" that answers HTTP with JSON, not OCSP.
+    let junk = issue_with_ocsp(
+        &ca,
+        "junk.example.test",
+        0x53,
+        &format!("http://{}", up.addr),
+    );
+    let chain = |name: &str, l: &Leaf| {
+        let c = write(
+            &dir,
+            &format!("{name}.pem"),
+            &format!("{}{}", l.cert_pem, ca.cert_pem),
+        );
+        let k = write(&dir, &format!("{name}.key"), &l.key_pem);
+        (c, k)
+    };
+    let (gc, gk) = chain("good", &good);
+    let (rc, rk) = chain("revoked", &revoked);
+    let (jc, jk) = chain("junk", &junk);
+    write(
+        &dir,
+        "index.txt",
+        "V\t351231235959Z\t\t51\tunknown\t/CN=good.example.test\nR\t351231235959Z\t250101000000Z\t52\tunknown\t/CN=revoked.example.test\n",
+    );
+    let mut ocsp = std::process::Command::new("openssl")
+        .current_dir(&dir)
+        .args([
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-port",
+            &responder.to_string(),
+        ])
+        .arg("-rsigner")
+        .arg(&ca_path)
+        .arg("-rkey")
+        .arg(&ca_key)
+        .arg("-CA")
+        .arg(&ca_path)
+        .args(["-nmin", "60", "-ignore_err"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl ocsp");
+    let port = free_port();
+    let events = dir.join("events.jsonl");
+    let body = format!(
+        "  - name: secure\n    address: 127.0.0.1:{port}\n    tls:\n      certificates:\n        - {{ cert: {}, key: {} }}\n        - {{ cert: {}, key: {} }}\n        - {{ cert: {}, key: {} }}\nserver:\n  watch_interval: 200ms\nevents:\n  file: {}\nupstreams:\n{}routes:\n  - name: all\n    paths: [\"/\"]\n    upstream: u\n",
+        gc.display(), gk.display(), rc.display(), rk.display(), jc.display(), jk.display(),
+        events.display(),
+        upstream_yaml("u", &[up.addr], ""),
+    );
+    let _gw = Gateway::start_with_listeners(&body, "");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = staple_seen(port, "good.example.test");
+        if out.contains("OCSP Response Status: successful") {
+            assert!(out.contains("Cert Status: good"), "{out}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no staple:\n{out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ev = event_where(&events, Duration::from_secs(5), |e| e["action"] == "ocsp");
+    assert!(ev["reason"].as_str().unwrap().contains("stapled"), "{ev}");
+    for (name, why) in [
+        ("revoked.example.test", "the certificate is revoked"),
+        ("junk.example.test", "not an OCSP response"),
+    ] {
+        let ev = event_where(&events, Duration::from_secs(10), |e| {
+            e["action"] == "ocsp_fail" && e["reason"].as_str().unwrap_or("").contains(why)
+        });
+        assert!(
+            ev["reason"]
+                .as_str()
+                .unwrap()
+                .contains("served without a staple"),
+            "{ev}"
+        );
+        let out = staple_seen(port, name);
+        assert!(
+            out.contains("OCSP response: no response sent"),
+            "{name}: {out}"
+        );
+    }
+    let _ = ocsp.kill();
+    let _ = ocsp.wait();
+}

@@ -19,6 +19,7 @@ pub mod hygiene;
 mod metrics;
 mod network;
 mod observe;
+mod ocsp;
 mod otel;
 mod prefilter;
 mod proxy;
@@ -375,6 +376,13 @@ pub fn serve(source: ConfigSource) -> Result<(), ServeError> {
     }
     reloader.watch_sighup()?;
     reloader.watch_file(config.server.watch_interval.0);
+    if config.server.ocsp_stapling {
+        ocsp::start(
+            cert_sets.clone(),
+            config.server.watch_interval.0,
+            background.handle(),
+        );
+    }
     tls::watch(cert_sets, config.server.watch_interval.0);
 
     let mut conf = ServerConf {

@@ -10,6 +10,7 @@ use rampart_config::{ClientAuthMode, Listener};
 use rampart_tls::{CertEntry, CertStore, ClientIdentity, SniResolver};
 use rustls::sign::CertifiedKey;
 use std::any::Any;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -39,6 +40,9 @@ pub struct CertSet {
     stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
     acme: Mutex<Option<Arc<CertifiedKey>>>,
     client_auth: Option<ClientAuthFiles>,
+    /// OCSP responses to staple, by leaf certificate (DER). Held while a store is swapped
+    /// in, so a reload and a new staple never undo each other.
+    staples: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
 }
 
 /// A listener's client CA bundle and CRL, re-read like its certificates.
@@ -97,7 +101,10 @@ impl CertSet {
         let acme = self.acme.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let certs = match build_store(acme.as_ref(), &self.entries) {
             Ok(store) => {
-                self.resolver.replace(store);
+                let staples = self.staples.lock().unwrap_or_else(|p| p.into_inner());
+                self.resolver
+                    .replace(store.stapled(|leaf| staples.get(leaf).cloned()));
+                drop(staples);
                 metrics().tls_reloads.with_label_values(&["ok"]).inc();
                 log::warn!("listener {}: certificates reloaded", self.listener);
                 Ok(())
@@ -147,6 +154,22 @@ impl CertSet {
             store.insert(key, &[]);
             self.resolver.replace(store);
         }
+    }
+
+    /// The certificates served now.
+    pub fn keys(&self) -> Vec<Arc<CertifiedKey>> {
+        self.resolver.current().keys()
+    }
+
+    /// Staples `response` to the certificate whose leaf is `leaf` (`None`: no staple).
+    pub fn staple(&self, leaf: &[u8], response: Option<Vec<u8>>) {
+        let mut staples = self.staples.lock().unwrap_or_else(|p| p.into_inner());
+        match response {
+            Some(r) => staples.insert(leaf.to_vec(), r),
+            None => staples.remove(leaf),
+        };
+        let store = self.resolver.current().stapled(|l| staples.get(l).cloned());
+        self.resolver.replace(store);
     }
 
     fn changed(&self) -> bool {
@@ -214,6 +237,7 @@ pub fn settings(
         stamps: Mutex::new(Vec::new()),
         acme: Mutex::new(acme),
         client_auth,
+        staples: Mutex::new(HashMap::new()),
     });
     *set.stamps.lock().unwrap() = set.current_stamps();
     Ok((s, set))

@@ -3,6 +3,8 @@
 //! certificate verifier for mTLS, and turning a verified client certificate into an
 //! identity (subject CN, SANs, SHA-256 fingerprint).
 
+pub mod ocsp;
+
 use arc_swap::ArcSwap;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -198,6 +200,56 @@ impl CertStore {
         }
     }
 
+    /// Every certificate in the store, once each.
+    pub fn keys(&self) -> Vec<Arc<CertifiedKey>> {
+        let mut out: Vec<Arc<CertifiedKey>> = Vec::new();
+        for k in self
+            .default
+            .iter()
+            .chain(self.exact.values())
+            .chain(self.wildcard.values())
+        {
+            if !out.iter().any(|o| Arc::ptr_eq(o, k)) {
+                out.push(k.clone());
+            }
+        }
+        out
+    }
+
+    /// The same store with OCSP responses stapled: `staple(leaf)` gives the response for a
+    /// certificate (by its leaf's DER), `None` to serve it without one.
+    pub fn stapled(&self, staple: impl Fn(&[u8]) -> Option<Vec<u8>>) -> CertStore {
+        let mut done: Vec<(Arc<CertifiedKey>, Arc<CertifiedKey>)> = Vec::new();
+        let mut map = |k: &Arc<CertifiedKey>| -> Arc<CertifiedKey> {
+            if let Some((_, n)) = done.iter().find(|(o, _)| Arc::ptr_eq(o, k)) {
+                return n.clone();
+            }
+            let ocsp = staple(k.cert[0].as_ref());
+            let n = if ocsp == k.ocsp {
+                k.clone()
+            } else {
+                let mut c = CertifiedKey::new(k.cert.clone(), k.key.clone());
+                c.ocsp = ocsp;
+                Arc::new(c)
+            };
+            done.push((k.clone(), n.clone()));
+            n
+        };
+        CertStore {
+            exact: self
+                .exact
+                .iter()
+                .map(|(h, k)| (h.clone(), map(k)))
+                .collect(),
+            wildcard: self
+                .wildcard
+                .iter()
+                .map(|(h, k)| (h.clone(), map(k)))
+                .collect(),
+            default: self.default.as_ref().map(&mut map),
+        }
+    }
+
     /// The certificate for an SNI name: exact, then a one-label wildcard, then the default.
     pub fn select(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
         if let Some(name) = sni {
@@ -239,6 +291,11 @@ impl SniResolver {
     /// Swaps in a new store (certificate rotation); only new handshakes see it.
     pub fn replace(&self, store: CertStore) {
         self.store.store(Arc::new(store));
+    }
+
+    /// The store in use.
+    pub fn current(&self) -> Arc<CertStore> {
+        self.store.load_full()
     }
 }
 

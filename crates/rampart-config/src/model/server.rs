@@ -69,6 +69,9 @@ pub struct ServerSettings {
     pub watch_interval: HumanDuration,
     /// Time given to in-flight requests at shutdown (default 5 s).
     pub grace_period: HumanDuration,
+    /// Staple OCSP responses to the TLS listeners' certificates whose issuer names an
+    /// OCSP responder (default on): fetched, checked, refreshed halfway to `nextUpdate`.
+    pub ocsp_stapling: bool,
     /// Proxies (CIDRs) allowed to say who their client is. Default: none, so the TCP peer
     /// is the client and forwarding headers are never read.
     pub trusted_proxies: Vec<String>,
@@ -131,6 +134,7 @@ impl Default for ServerSettings {
             threads: 2,
             watch_interval: HumanDuration(std::time::Duration::from_millis(500)),
             grace_period: HumanDuration::from_secs(5),
+            ocsp_stapling: true,
             trusted_proxies: Vec::new(),
             client_ip_header: Default::default(),
             malformed_client_ip: Default::default(),
