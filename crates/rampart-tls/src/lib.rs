@@ -346,29 +346,27 @@ pub struct SwappableVerifier {
     inner: ArcSwap<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     /// The CA names sent in the CertificateRequest. rustls borrows them past the call, so
     /// each set is leaked: a few hundred bytes per CA reload.
-    hints: ArcSwap<&'static [rustls::DistinguishedName]>,
+    hints: std::sync::Mutex<&'static [rustls::DistinguishedName]>,
 }
 
 fn leaked_hints(
     v: &Arc<dyn rustls::server::danger::ClientCertVerifier>,
-) -> Arc<&'static [rustls::DistinguishedName]> {
-    Arc::new(Box::leak(
-        v.root_hint_subjects().to_vec().into_boxed_slice(),
-    ))
+) -> &'static [rustls::DistinguishedName] {
+    Box::leak(v.root_hint_subjects().to_vec().into_boxed_slice())
 }
 
 impl SwappableVerifier {
     /// Starts with `v`.
     pub fn new(v: Arc<dyn rustls::server::danger::ClientCertVerifier>) -> SwappableVerifier {
         SwappableVerifier {
-            hints: ArcSwap::new(leaked_hints(&v)),
+            hints: std::sync::Mutex::new(leaked_hints(&v)),
             inner: ArcSwap::from_pointee(v),
         }
     }
 
     /// Verifies with `v` from the next handshake on.
     pub fn replace(&self, v: Arc<dyn rustls::server::danger::ClientCertVerifier>) {
-        self.hints.store(leaked_hints(&v));
+        *self.hints.lock().unwrap_or_else(|p| p.into_inner()) = leaked_hints(&v);
         self.inner.store(Arc::new(v));
     }
 }
@@ -383,7 +381,7 @@ impl rustls::server::danger::ClientCertVerifier for SwappableVerifier {
     }
 
     fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
-        **self.hints.load()
+        *self.hints.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn verify_client_cert(
