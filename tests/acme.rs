@@ -50,9 +50,28 @@ fn pebble_tls(dir: &Path) -> PathBuf {
 /// Starts Pebble on `port`, validating HTTP-01 on `http_port` and TLS-ALPN-01 on
 /// `tls_port`, issuing certificates valid `validity` seconds.
 fn start_pebble(dir: &Path, port: u16, http_port: u16, tls_port: u16, validity: u64) -> Pebble {
+    start_pebble_with(
+        dir,
+        port,
+        http_port,
+        tls_port,
+        validity,
+        serde_json::json!({}),
+    )
+}
+
+/// As [`start_pebble`], with more keys for Pebble's config.
+fn start_pebble_with(
+    dir: &Path,
+    port: u16,
+    http_port: u16,
+    tls_port: u16,
+    validity: u64,
+    extra: serde_json::Value,
+) -> Pebble {
     let https_ca = pebble_tls(dir);
     let (dns, cts, mgmt) = (free_port(), free_port(), free_port());
-    let cfg = serde_json::json!({"pebble": {
+    let mut cfg = serde_json::json!({"pebble": {
         "listenAddress": format!("127.0.0.1:{port}"),
         "managementListenAddress": format!("127.0.0.1:{mgmt}"),
         "certificate": dir.join("pebble.crt"),
@@ -64,6 +83,9 @@ fn start_pebble(dir: &Path, port: u16, http_port: u16, tls_port: u16, validity: 
         "domainBlocklist": ["blocked.test"],
         "certificateValidityPeriod": validity,
     }});
+    for (k, v) in extra.as_object().unwrap() {
+        cfg["pebble"][k] = v.clone();
+    }
     let cfg_path = dir.join("pebble.json");
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
     let log = |n: &str| std::fs::File::create(dir.join(n)).unwrap();
@@ -260,17 +282,28 @@ fn acme_metric(listener: &str, action: &str) -> String {
 /// Two TLS listeners: `web` proves control with HTTP-01 (on the harness's plain listener),
 /// `api` with TLS-ALPN-01 (on its own port).
 fn listeners(dir: &Path, pebble_port: u16, https_ca: &Path, web: u16, api: u16) -> String {
-    let acme = |domains: &str, challenge: &str, store: &str| {
+    listeners_with(dir, pebble_port, https_ca, (web, ""), (api, ""))
+}
+
+/// As [`listeners`], with more `acme` keys (indented lines) for each listener.
+fn listeners_with(
+    dir: &Path,
+    pebble_port: u16,
+    https_ca: &Path,
+    (web, web_extra): (u16, &str),
+    (api, api_extra): (u16, &str),
+) -> String {
+    let acme = |domains: &str, challenge: &str, store: &str, extra: &str| {
         format!(
-            "      acme:\n        directory: https://127.0.0.1:{pebble_port}/dir\n        email: ops@example.test\n        domains: [{domains}]\n        challenge: {challenge}\n        storage: {}\n        ca: {}\n        renew_before: 30s\n        retry_initial: 1s\n        retry_max: 2s\n        timeout: 20s\n",
+            "      acme:\n        directory: https://127.0.0.1:{pebble_port}/dir\n        email: ops@example.test\n        domains: [{domains}]\n        challenge: {challenge}\n        storage: {}\n        ca: {}\n        renew_before: 30s\n        retry_initial: 1s\n        retry_max: 2s\n        timeout: 20s\n{extra}",
             dir.join(store).display(),
             https_ca.display()
         )
     };
     format!(
         "  - name: web\n    address: 127.0.0.1:{web}\n    tls:\n{}  - name: api\n    address: 127.0.0.1:{api}\n    tls:\n{}events:\n  file: {}\nupstreams:\n  app:\n    targets: [\"127.0.0.1:9\"]\nroutes:\n  - name: all\n    paths: [\"/\"]\n    upstream: app\n",
-        acme("www.shop.test, shop.test", "http-01", "web"),
-        acme("api.shop.test", "tls-alpn-01", "api"),
+        acme("www.shop.test, shop.test", "http-01", "web", web_extra),
+        acme("api.shop.test", "tls-alpn-01", "api", api_extra),
         dir.join("events.jsonl").display()
     )
 }
@@ -541,4 +574,48 @@ async fn two_nodes_share_one_order_through_redis() {
     assert!(!a.access_log().contains("acme-challenge"));
     // B keeps it on its own disk too, for its next start.
     assert!(dir.join("b/shop.test.crt.pem").exists());
+}
+
+/// A CA that requires external account binding: the wrong MAC key is refused (an event,
+/// in the CA's words), the right one gets the certificate.
+#[tokio::test(flavor = "multi_thread")]
+async fn external_account_binding() {
+    let dir = temp_dir("acme-eab");
+    let (pebble_port, web, api) = (free_port(), free_port(), free_port());
+    let https_ca = pebble_tls(&dir);
+    let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let pebble = start_pebble_with(
+        &dir,
+        pebble_port,
+        1,
+        api,
+        3600,
+        serde_json::json!({
+            "externalAccountBindingRequired": true,
+            "externalAccountMACKeys": {"kid-1": key},
+        }),
+    );
+    let root = pebble.root().await;
+    let eab = |k: &str| format!("        eab: {{kid: kid-1, hmac_key: {k}}}\n");
+    let (wrong, right) = (eab("V3JvbmcgbWFjIGtleSBmb3IgdGhlIHRlc3Q"), eab(key));
+    let body = listeners_with(&dir, pebble_port, &https_ca, (web, &wrong), (api, &right));
+    let gw = Gateway::start_with_listeners(&body, "");
+    // `api` (TLS-ALPN-01, the right key) is issued; `web` (the wrong key) is refused.
+    wait_metric(
+        &gw,
+        &acme_metric("api", "issue"),
+        1.0,
+        Duration::from_secs(30),
+    );
+    assert!(served(api, "api.shop.test", Some(&root)).await.3);
+    let ev = event_where(&dir.join("events.jsonl"), Duration::from_secs(20), |e| {
+        e["stage"] == "acme"
+            && e["action"] == "fail"
+            && e["reason"].as_str().unwrap_or("").contains("web:")
+    });
+    assert!(
+        ev["reason"].as_str().unwrap().contains("new account"),
+        "{ev}"
+    );
+    assert_eq!(gw.metric(&acme_metric("web", "issue")), 0.0);
 }

@@ -216,7 +216,7 @@ impl Manager {
             match self.attempt().await {
                 Ok(()) => failures = 0,
                 Err(why) => {
-                    let delay = backoff(self.s.retry_initial, self.s.retry_max, failures);
+                    let delay = retry_delay(&why, self.s.retry_initial, self.s.retry_max, failures);
                     failures = failures.saturating_add(1);
                     self.observer.event(
                         "fail",
@@ -511,6 +511,15 @@ pub fn backoff(initial: Duration, max: Duration, n: u32) -> Duration {
     base.mul_f64(0.8 + 0.4 * rand::random::<f64>())
 }
 
+/// The delay before the next attempt after failure `why`: [`backoff`], except that a CA
+/// that says it rate-limits us (RFC 8555 `rateLimited`) is left alone for `max`.
+pub fn retry_delay(why: &str, initial: Duration, max: Duration, n: u32) -> Duration {
+    if why.contains("urn:ietf:params:acme:error:rateLimited") {
+        return backoff(max, max, 0);
+    }
+    backoff(initial, max, n)
+}
+
 /// A self-signed certificate for `domains`, served until the first is issued.
 pub fn placeholder(domains: &[String]) -> Result<CertifiedKey, String> {
     let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
@@ -571,6 +580,15 @@ mod tests {
             let big = backoff(i, m, 40);
             assert!(big >= Duration::from_secs(240) && big <= Duration::from_secs(360));
         }
+    }
+
+    #[test]
+    fn a_rate_limited_client_waits_longest() {
+        let (i, m) = (Duration::from_secs(60), Duration::from_secs(6 * 3600));
+        let limited =
+            "new order: API error: too many certificates (urn:ietf:params:acme:error:rateLimited)";
+        assert!(retry_delay(limited, i, m, 0) >= m.mul_f64(0.8));
+        assert!(retry_delay("new order: connection refused", i, m, 0) <= Duration::from_secs(72));
     }
 
     #[test]

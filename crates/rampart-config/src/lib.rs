@@ -295,6 +295,12 @@ fn resolve_paths(c: &mut Config, base: &Path) {
                     fix(crl);
                 }
             }
+            if let Some(a) = &mut t.acme {
+                fix(&mut a.storage);
+                if let Some(ca) = &mut a.ca {
+                    fix(ca);
+                }
+            }
         }
     }
     if let Some(h) = &mut c.auth.basic.htpasswd {
