@@ -242,7 +242,9 @@ impl Manager {
             if self.pick_up(shared).await {
                 return Ok(());
             }
-            match shared.lock(&self.id, LOCK_TTL).await {
+            // Held for as long as an attempt may take, so no other node starts meanwhile.
+            let ttl = LOCK_TTL.max(self.s.timeout + Duration::from_secs(60));
+            match shared.lock(&self.id, ttl).await {
                 shared::Lock::Held(token) => {
                     let r = self.order_and_install().await;
                     let issued = self

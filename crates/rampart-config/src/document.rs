@@ -19,6 +19,8 @@ const SECRET_KEYS: &[&str] = &[
     "bind_password",
     "token",
     "api_key",
+    // ACME external account binding.
+    "hmac_key",
 ];
 
 /// Parse YAML (or JSON) config text into a document.
@@ -544,6 +546,13 @@ mod tests {
         let rb = redact(&bots);
         assert_eq!(rb["bots"]["challenge"]["secrets"][0], REDACTED);
         assert_eq!(rb["bots"]["challenge"]["secrets"][1], "${OLD}");
+        let acme = json!({"listeners": [{"tls": {"acme": {"eab": {"kid": "k1", "hmac_key": "zWNDZM6e"}}}}]});
+        let ra = redact(&acme);
+        assert_eq!(
+            ra["listeners"][0]["tls"]["acme"]["eab"]["hmac_key"],
+            REDACTED
+        );
+        assert_eq!(ra["listeners"][0]["tls"]["acme"]["eab"]["kid"], "k1");
 
         // Reordered consumers still get their own secrets back.
         let mut back = r.clone();

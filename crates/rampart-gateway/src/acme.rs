@@ -145,7 +145,8 @@ pub(crate) async fn answer_http01(
     ctx: &crate::ctx::Ctx,
 ) -> Option<crate::stages::Served> {
     let answers = answers()?;
-    if ctx.tls || !(r.head.method == http::Method::GET || r.head.method == http::Method::HEAD) {
+    // RFC 8555 8.3: the CA validates with GET.
+    if ctx.tls || r.head.method != http::Method::GET {
         return None;
     }
     let token = r
