@@ -146,54 +146,6 @@ impl Pebble {
     }
 }
 
-/// Accepts any certificate and keeps it: to look at what a listener serves.
-#[derive(Debug)]
-struct AnyCert;
-
-impl rustls::client::danger::ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            m,
-            c,
-            d,
-            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            m,
-            c,
-            d,
-            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// What a listener serves for `sni`: (issuer CN, serial hex, DNS names), and whether the
 /// chain verifies against `root` for that name.
 async fn served(
@@ -206,7 +158,7 @@ async fn served(
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert))
+        .with_custom_certificate_verifier(AnyCert::ring())
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -275,6 +227,11 @@ fn wait_metric(gw: &Gateway, prefix: &str, at_least: f64, within: Duration) -> f
     }
 }
 
+/// Waits until listener `l` has had `n` ACME events `action`.
+fn wait_acme(gw: &Gateway, l: &str, action: &str, n: f64, secs: u64) -> f64 {
+    wait_metric(gw, &acme_metric(l, action), n, Duration::from_secs(secs))
+}
+
 fn acme_metric(listener: &str, action: &str) -> String {
     format!("rampart_acme_events_total{{action=\"{action}\",listener=\"{listener}\"}}")
 }
@@ -321,28 +278,13 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     let (issuer, _, names, _) = served(web, "shop.test", None).await;
     assert_eq!(issuer, "Rampart placeholder (ACME pending)");
     assert_eq!(names, ["www.shop.test", "shop.test"]);
-    wait_metric(
-        &gw,
-        &acme_metric("web", "fail"),
-        1.0,
-        Duration::from_secs(20),
-    );
+    wait_acme(&gw, "web", "fail", 1.0, 20);
 
     // Certificates valid 40 s, renewed when 30 s are left.
     let pebble = start_pebble(&dir, pebble_port, gw.port, api, 40);
     let root = pebble.root().await;
-    wait_metric(
-        &gw,
-        &acme_metric("web", "issue"),
-        1.0,
-        Duration::from_secs(30),
-    );
-    wait_metric(
-        &gw,
-        &acme_metric("api", "issue"),
-        1.0,
-        Duration::from_secs(30),
-    );
+    wait_acme(&gw, "web", "issue", 1.0, 30);
+    wait_acme(&gw, "api", "issue", 1.0, 30);
     let (issuer, web1, names, ok) = served(web, "www.shop.test", Some(&root)).await;
     assert!(
         ok && issuer.starts_with("Pebble Intermediate CA"),
@@ -376,18 +318,8 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     assert!(days > 0.0 && days < 1.0, "{days}");
 
     // Renewal (10 s after issuance, plus jitter), both challenges again.
-    wait_metric(
-        &gw,
-        &acme_metric("web", "renew"),
-        1.0,
-        Duration::from_secs(40),
-    );
-    wait_metric(
-        &gw,
-        &acme_metric("api", "renew"),
-        1.0,
-        Duration::from_secs(40),
-    );
+    wait_acme(&gw, "web", "renew", 1.0, 40);
+    wait_acme(&gw, "api", "renew", 1.0, 40);
     let (_, web2, _, ok) = served(web, "shop.test", Some(&root)).await;
     assert!(ok && web2 != web1);
     let (_, api2, _, ok) = served(api, "api.shop.test", Some(&root)).await;
@@ -396,12 +328,7 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     // The CA goes away at the next renewal: failures, retried, the certificate stays.
     drop(pebble);
     let fails = gw.metric(&acme_metric("web", "fail"));
-    wait_metric(
-        &gw,
-        &acme_metric("web", "fail"),
-        fails + 2.0,
-        Duration::from_secs(40),
-    );
+    wait_acme(&gw, "web", "fail", fails + 2.0, 40);
     let (_, still, _, _) = served(web, "shop.test", None).await;
     let renewed = gw.metric(&acme_metric("web", "renew"));
     assert_eq!(
@@ -415,12 +342,7 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     // made again and the certificate renewed.
     let pebble = start_pebble(&dir, pebble_port, gw.port, api, 40);
     let root2 = pebble.root().await;
-    wait_metric(
-        &gw,
-        &acme_metric("web", "renew"),
-        renewed + 1.0,
-        Duration::from_secs(40),
-    );
+    wait_acme(&gw, "web", "renew", renewed + 1.0, 40);
     let (_, web3, _, ok) = served(web, "shop.test", Some(&root2)).await;
     assert!(ok && web3 != still);
 
@@ -472,12 +394,7 @@ async fn bad_acme_input_is_an_event_and_never_a_listener_without_a_certificate()
                 .contains("stored certificate")
     });
     assert_eq!(ev["action"], "fail", "{ev}");
-    wait_metric(
-        &gw,
-        &acme_metric("api", "issue"),
-        1.0,
-        Duration::from_secs(30),
-    );
+    wait_acme(&gw, "api", "issue", 1.0, 30);
     assert!(served(api, "api.shop.test", Some(&root)).await.3);
 
     // The CA's refusal, in its own words, retried with backoff; the placeholder stays.
@@ -497,12 +414,7 @@ async fn bad_acme_input_is_an_event_and_never_a_listener_without_a_certificate()
     assert_eq!(names, ["blocked.test"]);
 
     // Nobody at the directory: failures, retried, and a certificate all the same.
-    wait_metric(
-        &gw,
-        &acme_metric("dead", "fail"),
-        2.0,
-        Duration::from_secs(20),
-    );
+    wait_acme(&gw, "dead", "fail", 2.0, 20);
     let dead_port = body
         .split("name: dead\n    address: 127.0.0.1:")
         .nth(1)
@@ -541,18 +453,8 @@ async fn two_nodes_share_one_order_through_redis() {
         ),
         "",
     );
-    wait_metric(
-        &a,
-        &acme_metric("web", "issue"),
-        1.0,
-        Duration::from_secs(30),
-    );
-    wait_metric(
-        &b,
-        &acme_metric("web", "pickup"),
-        1.0,
-        Duration::from_secs(30),
-    );
+    wait_acme(&a, "web", "issue", 1.0, 30);
+    wait_acme(&b, "web", "pickup", 1.0, 30);
     assert_eq!(
         b.metric(&acme_metric("web", "issue")),
         0.0,
@@ -601,12 +503,7 @@ async fn external_account_binding() {
     let body = listeners_with(&dir, pebble_port, &https_ca, (web, &wrong), (api, &right));
     let gw = Gateway::start_with_listeners(&body, "");
     // `api` (TLS-ALPN-01, the right key) is issued; `web` (the wrong key) is refused.
-    wait_metric(
-        &gw,
-        &acme_metric("api", "issue"),
-        1.0,
-        Duration::from_secs(30),
-    );
+    wait_acme(&gw, "api", "issue", 1.0, 30);
     assert!(served(api, "api.shop.test", Some(&root)).await.3);
     let ev = event_where(&dir.join("events.jsonl"), Duration::from_secs(20), |e| {
         e["stage"] == "acme"
