@@ -260,7 +260,7 @@ fn listeners_with(
     format!(
         "  - name: web\n    address: 127.0.0.1:{web}\n    tls:\n{}  - name: api\n    address: 127.0.0.1:{api}\n    tls:\n{}events:\n  file: {}\nupstreams:\n  app:\n    targets: [\"127.0.0.1:9\"]\nroutes:\n  - name: all\n    paths: [\"/\"]\n    upstream: app\n",
         acme("www.shop.test, shop.test", "http-01", "web", web_extra),
-        acme("api.shop.test", "tls-alpn-01", "api", api_extra),
+        acme("api.shop.test, static.shop.test", "tls-alpn-01", "api", api_extra),
         dir.join("events.jsonl").display()
     )
 }
@@ -293,7 +293,8 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     assert_eq!(names, ["www.shop.test", "shop.test"]);
     let (_, api1, names, ok) = served(api, "api.shop.test", Some(&root)).await;
     assert!(ok);
-    assert_eq!(names, ["api.shop.test"]);
+    assert_eq!(names, ["api.shop.test", "static.shop.test"]);
+    assert!(served(api, "static.shop.test", Some(&root)).await.3);
     // The HTTP-01 tokens were served by the acme_challenge stage, before any route.
     let log = gw.access_log_with(&["/.well-known/acme-challenge/"]);
     assert!(log.contains("/.well-known/acme-challenge/"), "{log}");
@@ -515,4 +516,124 @@ async fn external_account_binding() {
         "{ev}"
     );
     assert_eq!(gw.metric(&acme_metric("web", "issue")), 0.0);
+}
+
+/// An ACME server (HTTPS, signed by `pebble_tls`'s CA) that answers every new account with
+/// RFC 8555's `rateLimited` problem; counts the account requests it gets.
+async fn rate_limiting_ca(dir: &Path) -> (u16, PathBuf, Arc<std::sync::atomic::AtomicUsize>) {
+    let ca = pebble_tls(dir);
+    let chain = std::fs::read(dir.join("pebble.crt")).unwrap();
+    let key = std::fs::read(dir.join("pebble.key")).unwrap();
+    let certs: Vec<_> = rustls_pemfile::certs(&mut &chain[..])
+        .map(|c| c.unwrap())
+        .collect();
+    let key = rustls_pemfile::private_key(&mut &key[..]).unwrap().unwrap();
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let accounts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = accounts.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let (acceptor, counted) = (acceptor.clone(), counted.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let counted = counted.clone();
+                        async move {
+                            let base = format!("https://127.0.0.1:{port}");
+                            let b = hyper::Response::builder();
+                            let r = match req.uri().path() {
+                                "/dir" => b.header("content-type", "application/json").body(
+                                    serde_json::json!({
+                                        "newNonce": format!("{base}/nonce"),
+                                        "newAccount": format!("{base}/account"),
+                                        "newOrder": format!("{base}/order"),
+                                        "revokeCert": format!("{base}/revoke"),
+                                        "keyChange": format!("{base}/key"),
+                                    })
+                                    .to_string(),
+                                ),
+                                "/nonce" => b.header("replay-nonce", "bm9uY2U").body(String::new()),
+                                _ => {
+                                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                    b.status(429)
+                                        .header("content-type", "application/problem+json")
+                                        .header("replay-nonce", "bm9uY2U")
+                                        .header("retry-after", "3600")
+                                        .body(
+                                            serde_json::json!({
+                                                "type": "urn:ietf:params:acme:error:rateLimited",
+                                                "detail": "too many new accounts from this address",
+                                                "status": 429,
+                                            })
+                                            .to_string(),
+                                        )
+                                }
+                            };
+                            Ok::<_, hyper::Error>(
+                                r.unwrap()
+                                    .map(|s| http_body_util::Full::new(bytes::Bytes::from(s))),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (port, ca, accounts)
+}
+
+/// A CA that says "rate limited" is left alone for `retry_max`, not asked again at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_order_waits_instead_of_hammering_the_ca() {
+    let dir = temp_dir("acme-429");
+    let (ca_port, ca, accounts) = rate_limiting_ca(&dir).await;
+    let tls = free_port();
+    let body = format!(
+        "  - name: web\n    address: 127.0.0.1:{tls}\n    tls:\n      acme:\n        directory: https://127.0.0.1:{ca_port}/dir\n        domains: [shop.test]\n        challenge: tls-alpn-01\n        storage: {}\n        ca: {}\n        retry_initial: 1s\n        retry_max: 1h\nevents:\n  file: {}\nupstreams:\n  app:\n    targets: [\"127.0.0.1:9\"]\nroutes:\n  - name: all\n    paths: [\"/\"]\n    upstream: app\n",
+        dir.join("store").display(),
+        ca.display(),
+        dir.join("events.jsonl").display()
+    );
+    let gw = Gateway::start_with_listeners(&body, "");
+    let ev = event_where(&dir.join("events.jsonl"), Duration::from_secs(20), |e| {
+        e["stage"] == "acme" && e["action"] == "fail"
+    });
+    let why = ev["reason"].as_str().unwrap();
+    assert!(
+        why.contains("rateLimited") && why.contains("too many new accounts"),
+        "{why}"
+    );
+    let secs: f64 = why
+        .split("next attempt in ")
+        .nth(1)
+        .and_then(|r| r.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(secs >= 2880.0, "{why}");
+    // With retry_initial 1s, an ordinary failure would have been retried twice by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(accounts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(gw.metric(&acme_metric("web", "fail")), 1.0);
+    // And the listener has its placeholder meanwhile.
+    assert_eq!(
+        served(tls, "shop.test", None).await.0,
+        "Rampart placeholder (ACME pending)"
+    );
 }

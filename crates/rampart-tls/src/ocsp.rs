@@ -224,6 +224,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn staples_are_refreshed_halfway_and_never_served_stale() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let day = Duration::from_secs(86400);
+        let s = Staple {
+            der: Vec::new(),
+            this_update: t0,
+            next_update: Some(t0 + 4 * day),
+        };
+        assert_eq!(s.refresh_at(t0), t0 + 2 * day);
+        // Late already: soon, but not in a loop.
+        assert_eq!(
+            s.refresh_at(t0 + 3 * day),
+            t0 + 3 * day + Duration::from_secs(60)
+        );
+        assert!(s.valid_at(t0 + 4 * day - Duration::from_secs(1)));
+        assert!(!s.valid_at(t0 + 4 * day));
+        let open = Staple {
+            next_update: None,
+            ..s
+        };
+        assert_eq!(open.refresh_at(t0), t0 + Duration::from_secs(3600));
+    }
+
+    #[test]
     fn certificates_without_a_responder_have_no_query_and_junk_is_refused() {
         let k = rcgen::KeyPair::generate().unwrap();
         let c = rcgen::CertificateParams::new(vec!["a.test".to_string()])
