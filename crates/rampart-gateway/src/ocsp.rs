@@ -19,6 +19,8 @@ struct State {
     failures: u32,
 }
 
+/// OCSP responses are a few KiB; anything far larger is not one.
+const MAX_RESPONSE: usize = 64 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_MIN: Duration = Duration::from_secs(30);
 const RETRY_MAX: Duration = Duration::from_secs(3600);
@@ -155,12 +157,17 @@ async fn fetch(client: &reqwest::Client, q: &Query) -> Result<Vec<u8>, String> {
     if !r.status().is_success() {
         return Err(format!("responder answered HTTP {}", r.status().as_u16()));
     }
-    if r.content_length().is_some_and(|l| l > 64 * 1024) {
+    if r.content_length().is_some_and(|l| l > MAX_RESPONSE as u64) {
         return Err("response larger than 64 KiB".into());
     }
-    let body = r.bytes().await.map_err(|e| format!("fetch failed: {e}"))?;
-    if body.len() > 64 * 1024 {
-        return Err("response larger than 64 KiB".into());
+    // Read in pieces: a chunked answer has no length to refuse up front.
+    let mut r = r;
+    let mut body = Vec::new();
+    while let Some(c) = r.chunk().await.map_err(|e| format!("fetch failed: {e}"))? {
+        body.extend_from_slice(&c);
+        if body.len() > MAX_RESPONSE {
+            return Err("response larger than 64 KiB".into());
+        }
     }
-    Ok(body.to_vec())
+    Ok(body)
 }
