@@ -210,6 +210,9 @@ async fn served(
     (issuer, serial, names, verified)
 }
 
+/// The plain listener redirects to HTTPS, as in production.
+const REDIRECT: &str = "    redirect_https: true\n";
+
 /// Waits until the metric line `prefix` reaches `at_least`.
 fn wait_metric(gw: &Gateway, prefix: &str, at_least: f64, within: Duration) -> f64 {
     let deadline = Instant::now() + within;
@@ -272,7 +275,7 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     // Pebble's HTTPS CA is made before Rampart starts, which must trust it.
     let https_ca = pebble_tls(&dir);
     let body = listeners(&dir, pebble_port, &https_ca, web, api);
-    let gw = Gateway::start_with_listeners(&body, "");
+    let gw = Gateway::start_with_listeners(&body, REDIRECT);
 
     // Before the CA answers: a self-signed placeholder naming the domains, never nothing.
     let (issuer, _, names, _) = served(web, "shop.test", None).await;
@@ -295,7 +298,14 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     assert!(ok);
     assert_eq!(names, ["api.shop.test", "static.shop.test"]);
     assert!(served(api, "static.shop.test", Some(&root)).await.3);
-    // The HTTP-01 tokens were served by the acme_challenge stage, before any route.
+    // The HTTP-01 tokens were served by the acme_challenge stage, before the redirect that
+    // every other plain request gets, and before any route.
+    assert_eq!(
+        raw_get(gw.port, "/.well-known/acme-challenge/other")
+            .unwrap()
+            .0,
+        308
+    );
     let log = gw.access_log_with(&["/.well-known/acme-challenge/"]);
     assert!(log.contains("/.well-known/acme-challenge/"), "{log}");
     // Stored 0600.
@@ -332,6 +342,7 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     wait_acme(&gw, "web", "fail", fails + 2.0, 40);
     let (_, still, _, _) = served(web, "shop.test", None).await;
     let renewed = gw.metric(&acme_metric("web", "renew"));
+    let api_renewed = gw.metric(&acme_metric("api", "renew"));
     assert_eq!(
         still,
         served(web, "shop.test", None).await.1,
@@ -346,11 +357,13 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     wait_acme(&gw, "web", "renew", renewed + 1.0, 40);
     let (_, web3, _, ok) = served(web, "shop.test", Some(&root2)).await;
     assert!(ok && web3 != still);
+    // The other listener too, so what it stores is the new CA's.
+    wait_acme(&gw, "api", "renew", api_renewed + 1.0, 40);
 
     // A restart serves the stored certificate at once, without ordering.
     let stored_api = served(api, "api.shop.test", None).await.1;
     drop(gw);
-    let gw = Gateway::start_with_listeners(&body, "");
+    let gw = Gateway::start_with_listeners(&body, REDIRECT);
     assert_eq!(gw.metric(&acme_metric("api", "load")), 1.0);
     assert_eq!(gw.metric(&acme_metric("api", "placeholder")), 0.0);
     let (_, served_api, _, ok) = served(api, "api.shop.test", Some(&root2)).await;
