@@ -900,6 +900,31 @@ async fn ocsp_responses_are_checked_before_they_are_stapled() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("openssl ocsp");
+    // The first fetch happens at start and a failed one is retried only 30 s later, so the
+    // responder must answer first. Asked with a real OCSP request: OpenSSL's one-at-a-time
+    // responder does not survive a bare connect-and-close probe.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let asked = std::process::Command::new("openssl")
+            .arg("ocsp")
+            .arg("-issuer")
+            .arg(&ca_path)
+            .args(["-serial", "0x51", "-url", &url])
+            .arg("-CAfile")
+            .arg(&ca_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        if asked.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "openssl ocsp did not answer"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let port = free_port();
     let events = dir.join("events.jsonl");
     let body = format!(
@@ -917,7 +942,11 @@ async fn ocsp_responses_are_checked_before_they_are_stapled() {
             assert!(out.contains("Cert Status: good"), "{out}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no staple:\n{out}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no staple:\n{out}\n{}",
+            _gw.stderr()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let ev = event_where(&events, Duration::from_secs(5), |e| e["action"] == "ocsp");
