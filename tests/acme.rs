@@ -70,7 +70,7 @@ fn start_pebble_with(
     extra: serde_json::Value,
 ) -> Pebble {
     let https_ca = pebble_tls(dir);
-    let (dns, cts, mgmt) = (free_port(), free_port(), free_port());
+    let [dns, cts, mgmt] = free_ports();
     let mut cfg = serde_json::json!({"pebble": {
         "listenAddress": format!("127.0.0.1:{port}"),
         "managementListenAddress": format!("127.0.0.1:{mgmt}"),
@@ -130,14 +130,21 @@ impl Pebble {
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
             .build()
             .unwrap();
-        let pem = c
-            .get(format!("https://127.0.0.1:{}/roots/0", self.mgmt))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        // The management listener may come up after the ACME one the start waited for.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let pem = loop {
+            let r = c
+                .get(format!("https://127.0.0.1:{}/roots/0", self.mgmt))
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status().is_success() => break r.text().await.unwrap(),
+                _ if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                r => panic!("pebble's management API: {r:?}"),
+            }
+        };
         let root = rustls_pemfile::certs(&mut pem.as_bytes())
             .next()
             .unwrap()
@@ -271,7 +278,7 @@ fn listeners_with(
 #[tokio::test(flavor = "multi_thread")]
 async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
     let dir = temp_dir("acme");
-    let (pebble_port, web, api) = (free_port(), free_port(), free_port());
+    let [pebble_port, web, api] = free_ports();
     // Pebble's HTTPS CA is made before Rampart starts, which must trust it.
     let https_ca = pebble_tls(&dir);
     let body = listeners(&dir, pebble_port, &https_ca, web, api);
@@ -378,7 +385,7 @@ async fn certificates_are_issued_renewed_kept_across_restarts_and_outages() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_acme_input_is_an_event_and_never_a_listener_without_a_certificate() {
     let dir = temp_dir("acme-bad");
-    let (pebble_port, web, api) = (free_port(), free_port(), free_port());
+    let [pebble_port, web, api] = free_ports();
     let https_ca = pebble_tls(&dir);
     let pebble = start_pebble(&dir, pebble_port, 1, api, 3600);
     // A damaged stored certificate for `api`: set aside with an event, a new one ordered.
@@ -445,7 +452,7 @@ async fn bad_acme_input_is_an_event_and_never_a_listener_without_a_certificate()
 #[tokio::test(flavor = "multi_thread")]
 async fn two_nodes_share_one_order_through_redis() {
     let dir = temp_dir("acme-nodes");
-    let (pebble_port, b_http) = (free_port(), free_port());
+    let [pebble_port, b_http, a_tls, b_tls] = free_ports();
     let https_ca = pebble_tls(&dir);
     // The CA reaches node B only, while node A orders: B answers A's challenge from Redis.
     let pebble = start_pebble(&dir, pebble_port, b_http, 1, 3600);
@@ -457,7 +464,6 @@ async fn two_nodes_share_one_order_through_redis() {
             https_ca.display()
         )
     };
-    let (a_tls, b_tls) = (free_port(), free_port());
     let a = Gateway::start_with_listeners(&node("a", a_tls, ""), "");
     let b = Gateway::start_with_listeners(
         &node(
@@ -497,7 +503,7 @@ async fn two_nodes_share_one_order_through_redis() {
 #[tokio::test(flavor = "multi_thread")]
 async fn external_account_binding() {
     let dir = temp_dir("acme-eab");
-    let (pebble_port, web, api) = (free_port(), free_port(), free_port());
+    let [pebble_port, web, api] = free_ports();
     let https_ca = pebble_tls(&dir);
     let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
     let pebble = start_pebble_with(

@@ -951,9 +951,13 @@ upstreams:
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let at = b
-            .eval("location.pathname + location.search + '|' + (document.body ? document.body.innerText : '')")
+            .eval_navigating("location.pathname + location.search + '|' + (document.body ? document.body.innerText : '')")
             .await;
-        let at = at.as_str().unwrap_or("").to_string();
+        let at = at
+            .as_ref()
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
         if at.starts_with("/shop/item?color=blue|") && at.contains("\"path\"") {
             break;
         }

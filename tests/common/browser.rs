@@ -77,6 +77,14 @@ impl Browser {
     }
 
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params).await {
+            Ok(v) => v,
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    /// As [`Browser::call`], with the protocol's error as an `Err`.
+    pub async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next += 1;
         let id = self.next;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -95,8 +103,10 @@ impl Browser {
             let Message::Text(t) = m else { continue };
             let v: Value = serde_json::from_str(&t).unwrap();
             if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(_) => Err(v),
+                    None => Ok(v["result"].clone()),
+                };
             }
         }
     }
@@ -109,6 +119,23 @@ impl Browser {
             )
             .await;
         r["result"]["value"].clone()
+    }
+
+    /// As [`Browser::eval`] while the page may be navigating (a script that reloads it):
+    /// `None` when the page went away under the evaluation, to be asked again.
+    pub async fn eval_navigating(&mut self, expr: &str) -> Option<Value> {
+        let params = json!({"expression": expr, "returnByValue": true});
+        match self.try_call("Runtime.evaluate", params).await {
+            Ok(r) => Some(r["result"]["value"].clone()),
+            Err(e) => {
+                let m = e["error"]["message"].as_str().unwrap_or("");
+                assert!(
+                    m.contains("navigated or closed") || m.contains("context was destroyed"),
+                    "Runtime.evaluate: {e}"
+                );
+                None
+            }
+        }
     }
 }
 

@@ -25,6 +25,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `N` ports free a moment ago and distinct from each other (each held until all are
+/// chosen; one at a time, the kernel may hand out the same one twice).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<StdListener> = (0..N)
+        .map(|_| StdListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
+
 /// A real HTTP/1.1 upstream. It answers JSON describing the request it saw:
 /// `{"server": NAME, "method", "path", "query", "headers": {..}, "body": ".."}`.
 /// `/slow?ms=N` waits first; `/status/N` answers N; `/big?mb=N` sends N MiB; `/healthz`
@@ -166,13 +175,20 @@ async fn handle(
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
     });
-    Response::builder()
+    let mut resp = Response::builder()
         .status(status)
         .header("Content-Type", "application/json")
         .header("Server", "secret-upstream/1.2.3")
-        .header("X-Powered-By", "internal-framework")
-        .body(Full::new(Bytes::from(out.to_string())))
-        .unwrap()
+        .header("X-Powered-By", "internal-framework");
+    if path.contains("cors-open") {
+        // A backend with a CORS policy of its own, as wide as can be.
+        resp = resp
+            .header("Access-Control-Allow-Origin", "*")
+            .header("Access-Control-Allow-Credentials", "true")
+            .header("Access-Control-Allow-Methods", "*")
+            .header("Vary", "Accept-Encoding");
+    }
+    resp.body(Full::new(Bytes::from(out.to_string()))).unwrap()
 }
 
 /// `POST /reflect` as CRS's test backend (albedo) does it: the JSON body says the status,
@@ -262,60 +278,88 @@ impl Gateway {
         admin_extra: &str,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Gateway {
-        let dir = temp_dir("gw");
-        let port = free_port();
-        // Two "free a moment ago" ports can be the same one: the config would be refused.
-        let mut admin_port = free_port();
-        while admin_port == port {
-            admin_port = free_port();
+        let https_admin = admin_extra.contains("tls:");
+        let mut attempt = 0;
+        loop {
+            let dir = temp_dir("gw");
+            let [port, admin_port] = free_ports();
+            let log_path = dir.join("access.log");
+            let config_path = dir.join("rampart.yaml");
+            let text = Self::wrap_with(body, plain_extra, port, admin_port, &log_path).replacen(
+                "\naccess_log:",
+                &format!("\n{admin_extra}access_log:"),
+                1,
+            );
+            std::fs::write(&config_path, text).unwrap();
+            let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
+            let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+                .args(["serve", "--config"])
+                .arg(&config_path)
+                .env("RUST_LOG", "warn")
+                .envs(env.iter().copied())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .expect("start rampart");
+            let mut gw = Gateway {
+                child,
+                port,
+                admin_port,
+                config_path,
+                log_path,
+                dir,
+            };
+            // An HTTPS admin listener: the public port and the admin port accepting is
+            // ready enough (the test then speaks TLS to it).
+            let why = match gw.wait_up(https_admin) {
+                Ok(()) => return gw,
+                Err(why) => why,
+            };
+            // Another test's process took one of the harness's ports between its choice
+            // and the start: choose again. Anything else is the test's failure.
+            let ours = [port, admin_port]
+                .iter()
+                .any(|p| why.contains(&format!("cannot listen on 127.0.0.1:{p}")));
+            attempt += 1;
+            if !ours || attempt == 3 {
+                panic!("{why}");
+            }
         }
-        let log_path = dir.join("access.log");
-        let config_path = dir.join("rampart.yaml");
-        let text = Self::wrap_with(body, plain_extra, port, admin_port, &log_path).replacen(
-            "\naccess_log:",
-            &format!("\n{admin_extra}access_log:"),
-            1,
-        );
-        std::fs::write(&config_path, text).unwrap();
-        let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args(["serve", "--config"])
-            .arg(&config_path)
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start rampart");
-        let gw = Gateway {
-            child,
-            port,
-            admin_port,
-            config_path,
-            log_path,
-            dir,
-        };
-        if admin_extra.contains("tls:") {
-            // An HTTPS admin listener: the public port and the admin port accepting is ready
-            // enough (the test then speaks TLS to it).
-            gw.wait_listening();
-        } else {
-            gw.wait_ready();
-        }
-        gw
     }
 
-    fn wait_listening(&self) {
+    /// Why the process is gone, if it is (a refused config, a port already taken).
+    fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!(
+                "rampart exited ({status}); stderr:\n{}",
+                self.stderr()
+            )),
+            _ => None,
+        }
+    }
+
+    /// Until the admin API says ready and the public port accepts (or, `listening_only`,
+    /// both ports accept), at most 20 s; the process exiting ends the wait at once.
+    fn wait_up(&mut self, listening_only: bool) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok()
-                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-            {
-                return;
+            if let Some(why) = self.exited() {
+                return Err(why);
+            }
+            let admin = if listening_only {
+                TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok()
+            } else {
+                matches!(raw_get(self.admin_port, "/readyz"), Ok((200, _)))
+            };
+            if admin && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("rampart did not listen; stderr:\n{}", self.stderr());
+        Err(format!(
+            "rampart did not become ready in 20 s; stderr:\n{}",
+            self.stderr()
+        ))
     }
 
     pub fn wrap(body: &str, port: u16, admin_port: u16, log: &std::path::Path) -> String {
@@ -353,26 +397,18 @@ impl Gateway {
         assert!(ok, "kill -HUP failed");
     }
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok((200, _)) = raw_get(self.admin_port, "/readyz") {
-                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let err = std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default();
-        panic!("rampart did not become ready; stderr:\n{err}");
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
     pub fn metrics(&self) -> String {
-        raw_get(self.admin_port, "/metrics").unwrap().1
+        match raw_get(self.admin_port, "/metrics") {
+            Ok((_, body)) => body,
+            Err(e) => panic!(
+                "admin listener unreachable ({e}); stderr:\n{}",
+                self.stderr()
+            ),
+        }
     }
 
     pub fn readyz_generation(&self) -> u64 {

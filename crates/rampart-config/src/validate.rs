@@ -401,6 +401,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     }
     validate_siem(c, &mut err);
     validate_bots(c, &mut err);
+    validate_cors(c, &mut err);
     let l = &c.limits;
     if l.response_write_timeout.0.is_zero() {
         err(
@@ -1064,6 +1065,28 @@ fn validate_siem(c: &Config, err: &mut impl FnMut(String, String)) {
             err(
                 format!("events.{name}.buffer.dir"),
                 format!("is also events.{other}.buffer.dir: each sink needs its own"),
+            );
+        }
+    }
+}
+
+/// Each route's CORS policy: compiled here once so that every mistake has its place.
+fn validate_cors(c: &Config, err: &mut impl FnMut(String, String)) {
+    for (i, r) in c.routes.iter().enumerate() {
+        let Some(cors) = &r.cors else { continue };
+        if let Err(es) = rampart_cors::Policy::compile(&cors.settings()) {
+            for e in es {
+                let place = match e.index {
+                    Some(j) => format!("routes.{i}.cors.{}.{j}", e.field),
+                    None => format!("routes.{i}.cors.{}", e.field),
+                };
+                err(place, e.message);
+            }
+        }
+        if cors.max_age.0 > rampart_cors::MAX_AGE_LIMIT {
+            err(
+                format!("routes.{i}.cors.max_age"),
+                "at most 24h: browsers do not keep a preflight's answer longer".into(),
             );
         }
     }

@@ -37,6 +37,8 @@ pub struct Ctx {
     pub(crate) path_rewritten: bool,
     /// A genuine WebSocket handshake whose `Upgrade` was kept (the route must opt in).
     pub(crate) websocket: bool,
+    /// CORS headers for the answer to an allowed cross-origin request (the `cors` stage).
+    pub(crate) cors: Option<rampart_cors::Headers>,
     /// The matched route, shared with the snapshot it came from.
     pub(crate) route: Option<Arc<RouteRt>>,
     /// The API operation the request is for, when the route gives it settings of its own.
@@ -169,6 +171,7 @@ impl Ctx {
             path: String::new(),
             path_rewritten: false,
             websocket: false,
+            cors: None,
             route: None,
             operation: None,
             prefix: String::new(),

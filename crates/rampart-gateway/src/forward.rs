@@ -224,6 +224,7 @@ pub(crate) fn response(session: &Session, resp: &mut ResponseHeader, ctx: &mut C
     } else if let Some(r) = ctx.route_spec() {
         filter_response_headers(resp, r);
     }
+    crate::stages::cors::response(resp, ctx);
     // Upstream software versions are reconnaissance material: keep them inside.
     resp.remove_header("server");
     resp.remove_header("x-powered-by");

@@ -41,6 +41,7 @@ pub(crate) async fn respond(session: &mut Session, ctx: &Ctx, r: &Reject) -> Res
     if let Some(v) = &ctx.hsts {
         let _ = h.insert_header("Strict-Transport-Security", v.as_str());
     }
+    crate::stages::cors::add(&mut h, ctx);
     // A refused request may still have an unread body on the wire: never reuse the
     // connection, so the body cannot be parsed as a next request.
     if !matches!(ctx.body.len, BodyLength::None) || r.status == 400 {
@@ -59,8 +60,12 @@ pub(crate) async fn serve(
     s: crate::stages::Served,
 ) -> Result<()> {
     let mut h = ResponseHeader::build(s.status, Some(6)).expect("valid status");
-    let _ = h.insert_header("Content-Type", s.content_type);
-    let _ = h.insert_header("Content-Length", s.body.len().to_string());
+    // A 204 (an answered CORS preflight) has neither content nor its length (RFC 9110).
+    let no_content = s.status == 204;
+    if !no_content {
+        let _ = h.insert_header("Content-Type", s.content_type);
+        let _ = h.insert_header("Content-Length", s.body.len().to_string());
+    }
     let _ = h.insert_header("X-Request-Id", ctx.request_id.as_str());
     for (k, v) in &s.headers {
         let _ = h.insert_header(*k, v.as_str());
@@ -68,7 +73,7 @@ pub(crate) async fn serve(
     if let Some(v) = &ctx.hsts {
         let _ = h.insert_header("Strict-Transport-Security", v.as_str());
     }
-    let head_only = session.req_header().method == http::Method::HEAD;
+    let head_only = no_content || session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(h), head_only)
         .await?;
@@ -119,6 +124,7 @@ pub(crate) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ct
         if let Some(v) = &ctx.hsts {
             let _ = h.insert_header("Strict-Transport-Security", v.as_str());
         }
+        crate::stages::cors::add(&mut h, ctx);
         session.set_keepalive(None);
         if session
             .write_response_header(Box::new(h), false)

@@ -26,6 +26,8 @@ pub struct RouteRt {
     pub(crate) bots: crate::stages::bots::RouteActions,
     /// API operations with settings of their own (`openapi.operations`).
     pub operations: HashMap<rampart_openapi::OpRef, Arc<crate::contract::OpRt>>,
+    /// Which other sites' pages may call the route.
+    pub(crate) cors: Option<Arc<crate::stages::CorsRt>>,
 }
 
 /// A problem in the config: the dotted path it concerns (located in the file by
@@ -246,6 +248,22 @@ impl Snapshot {
                 Err(e) => errs.push((format!("upstreams.{name}"), e.to_string())),
             }
         }
+        let mut cors = Vec::with_capacity(config.routes.len());
+        for (i, r) in config.routes.iter().enumerate() {
+            cors.push(r.cors.as_ref().and_then(|c| {
+                match rampart_cors::Policy::compile(&c.settings()) {
+                    Ok(policy) => Some(Arc::new(crate::stages::CorsRt {
+                        policy,
+                        refuse_other_origins: c.refuse_other_origins,
+                    })),
+                    Err(es) => {
+                        let place = |f| format!("routes.{i}.cors.{f}");
+                        errs.extend(es.into_iter().map(|e| (place(e.field), e.message)));
+                        None
+                    }
+                }
+            }));
+        }
         let (
             Some(lockout),
             Some(auth),
@@ -331,6 +349,7 @@ impl Snapshot {
                     docs,
                     operations: std::mem::take(&mut operations[i]),
                     bots,
+                    cors: cors[i].take(),
                 })
             })
             .collect();

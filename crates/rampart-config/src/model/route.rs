@@ -1,7 +1,7 @@
 //! Routes: what they match and what each one applies.
 
 use super::*;
-use crate::units::ByteSize;
+use crate::units::{ByteSize, HumanDuration};
 use serde::Deserialize;
 
 /// One route: which requests it matches (host, path, method) and what applies to them.
@@ -80,6 +80,57 @@ pub struct Route {
     /// What this route does per bot verdict (the rest from `bots.policy`).
     #[serde(default)]
     pub bots: Option<BotPolicy>,
+    /// Cross-origin requests from browsers: which origins may call and read answers;
+    /// Rampart answers the preflights and its policy replaces the upstream's.
+    #[serde(default)]
+    pub cors: Option<Cors>,
+}
+
+/// A route's CORS policy (see `rampart-cors`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {
+    /// `https://host[:port]`, `https://*.domain` (its subdomains), or `*` (anyone; not with
+    /// `credentials`).
+    pub origins: Vec<String>,
+    /// Methods a preflight may ask for; default GET, HEAD, POST.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Request headers a preflight may ask for, or `*`.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Response headers scripts may read beyond the safelisted ones.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Cookies and HTTP authentication may be sent, and the answer read.
+    #[serde(default)]
+    pub credentials: bool,
+    /// How long a browser may cache a preflight's answer (at most 24h).
+    #[serde(default = "default_cors_max_age")]
+    pub max_age: HumanDuration,
+    /// Requests from other sites' pages (an `Origin` neither allowed nor the request's own)
+    /// are refused with 403 instead of passing without CORS headers: a browser sends them
+    /// anyway, with the visitor's cookies, even though it will not show the answer.
+    #[serde(default = "yes")]
+    pub refuse_other_origins: bool,
+}
+
+fn default_cors_max_age() -> HumanDuration {
+    HumanDuration::from_secs(600)
+}
+
+impl Cors {
+    /// The settings `rampart-cors` compiles.
+    pub fn settings(&self) -> rampart_cors::Settings {
+        rampart_cors::Settings {
+            origins: self.origins.clone(),
+            methods: self.methods.clone(),
+            headers: self.headers.clone(),
+            expose_headers: self.expose_headers.clone(),
+            credentials: self.credentials,
+            max_age: self.max_age.0,
+        }
+    }
 }
 
 /// Documentation served by a route.

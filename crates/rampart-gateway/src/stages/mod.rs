@@ -13,6 +13,7 @@ mod client_cert;
 mod client_ip;
 mod concurrency;
 mod contract;
+pub(crate) mod cors;
 mod docs;
 mod framing;
 mod graphql;
@@ -32,6 +33,7 @@ pub(crate) use challenge::keys as challenge_keys;
 pub(crate) use contract::{
     response_body as contract_response_body, response_headers as contract_response_headers,
 };
+pub(crate) use cors::CorsRt;
 pub(crate) use headers::param_is;
 pub(crate) use waf::WafReq;
 
@@ -116,6 +118,7 @@ pub enum Stage {
     Route,
     RouteNetwork,
     BotPolicy,
+    Cors,
     Challenge,
     Operation,
     Upgrade,
@@ -134,7 +137,7 @@ pub enum Stage {
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 30] = [
+    pub const PIPELINE: [Stage; 31] = [
         Stage::ClientIp,
         Stage::Bans,
         Stage::Network,
@@ -151,6 +154,7 @@ impl Stage {
         Stage::Route,
         Stage::RouteNetwork,
         Stage::BotPolicy,
+        Stage::Cors,
         Stage::Challenge,
         Stage::Operation,
         Stage::Upgrade,
@@ -176,6 +180,7 @@ impl Stage {
             Stage::Overload => "overload",
             Stage::Bots => "bots",
             Stage::BotPolicy => "bot_policy",
+            Stage::Cors => "cors",
             Stage::AcmeChallenge => "acme_challenge",
             Stage::HttpsRedirect => "https_redirect",
             Stage::Framing => "framing",
@@ -225,6 +230,7 @@ impl Stage {
             Stage::Overload => overload::run(&r, snap, ctx),
             Stage::Bots => bots::classify(&r, snap, ctx).await,
             Stage::BotPolicy => bots::policy(&r, snap, ctx).await,
+            Stage::Cors => cors::run(&r, ctx),
             Stage::AcmeChallenge => match crate::acme::answer_http01(&r, ctx).await {
                 Some(served) => Decision::Serve(served),
                 None => Decision::Continue,

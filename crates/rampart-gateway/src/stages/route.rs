@@ -7,14 +7,19 @@ use rampart_router::Match;
 
 pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
     let req = r.head;
-    match snap.router.find(&ctx.host, &ctx.path, req.method.as_str()) {
-        Match::Route { index, prefix } => {
-            let route = snap.routes[index].clone();
-            ctx.upstream.pool = route.pool.clone();
-            ctx.route = Some(route);
-            ctx.prefix = prefix;
-            Decision::Continue
+    // A CORS preflight belongs to the route of the request it announces, when that route
+    // has a CORS policy (the `cors` stage answers it); otherwise it is an OPTIONS request.
+    if let Some(method) =
+        super::cors::preflight_method(req).and_then(|m| std::str::from_utf8(m).ok())
+    {
+        if let Match::Route { index, prefix } = snap.router.find(&ctx.host, &ctx.path, method) {
+            if snap.routes[index].cors.is_some() {
+                return chosen(snap, ctx, index, prefix);
+            }
         }
+    }
+    match snap.router.find(&ctx.host, &ctx.path, req.method.as_str()) {
+        Match::Route { index, prefix } => chosen(snap, ctx, index, prefix),
         Match::NotFound => reject(404, "no route matches this request", "no route"),
         Match::MethodNotAllowed { allow } => Decision::Respond(Reject {
             status: 405,
@@ -23,4 +28,12 @@ pub(super) fn run(r: &Req, snap: &Snapshot, ctx: &mut Ctx) -> Decision {
             headers: vec![("Allow", allow.join(", "))],
         }),
     }
+}
+
+fn chosen(snap: &Snapshot, ctx: &mut Ctx, index: usize, prefix: String) -> Decision {
+    let route = snap.routes[index].clone();
+    ctx.upstream.pool = route.pool.clone();
+    ctx.route = Some(route);
+    ctx.prefix = prefix;
+    Decision::Continue
 }
