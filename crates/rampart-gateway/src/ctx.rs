@@ -39,6 +39,10 @@ pub struct Ctx {
     pub(crate) websocket: bool,
     /// CORS headers for the answer to an allowed cross-origin request (the `cors` stage).
     pub(crate) cors: Option<rampart_cors::Headers>,
+    /// The route's rules that applied (names), for the access log.
+    pub(crate) rules_applied: Vec<String>,
+    /// Their changes to the answer's headers.
+    pub(crate) response_ops: Vec<rampart_rules::Ops>,
     /// The matched route, shared with the snapshot it came from.
     pub(crate) route: Option<Arc<RouteRt>>,
     /// The API operation the request is for, when the route gives it settings of its own.
@@ -172,6 +176,8 @@ impl Ctx {
             path_rewritten: false,
             websocket: false,
             cors: None,
+            rules_applied: Vec::new(),
+            response_ops: Vec::new(),
             route: None,
             operation: None,
             prefix: String::new(),

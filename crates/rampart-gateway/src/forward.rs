@@ -225,6 +225,7 @@ pub(crate) fn response(session: &Session, resp: &mut ResponseHeader, ctx: &mut C
         filter_response_headers(resp, r);
     }
     crate::stages::cors::response(resp, ctx);
+    crate::stages::rules_response(resp, ctx);
     // Upstream software versions are reconnaissance material: keep them inside.
     resp.remove_header("server");
     resp.remove_header("x-powered-by");

@@ -58,6 +58,16 @@ impl Located<'_> {
 }
 
 impl ListMatch {
+    /// Whether `ip` is in the list (its networks, countries or autonomous systems).
+    pub fn contains(&self, ip: IpAddr, geo: &GeoRt) -> bool {
+        self.matches(&mut Located {
+            ip,
+            geo,
+            country: None,
+            asn: None,
+        })
+    }
+
     fn matches(&self, at: &mut Located) -> bool {
         self.nets.contains(at.ip)
             || (!self.countries.is_empty()

@@ -126,6 +126,9 @@ impl Gateway {
             // How many; which ones are in the event.
             line["contract_violations"] = ctx.contract.violations.len().into();
         }
+        if !ctx.rules_applied.is_empty() {
+            line["rules"] = ctx.rules_applied.clone().into();
+        }
         if let Some((stage, reason)) = ctx.refused {
             line["refused_by"] = stage.into();
             line["reason"] = reason.into();

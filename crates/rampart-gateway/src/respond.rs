@@ -70,6 +70,7 @@ pub(crate) async fn serve(
     for (k, v) in &s.headers {
         let _ = h.insert_header(*k, v.as_str());
     }
+    crate::stages::rules_response(&mut h, ctx);
     if let Some(v) = &ctx.hsts {
         let _ = h.insert_header("Strict-Transport-Security", v.as_str());
     }

@@ -28,11 +28,53 @@ pub struct RouteRt {
     pub operations: HashMap<rampart_openapi::OpRef, Arc<crate::contract::OpRt>>,
     /// Which other sites' pages may call the route.
     pub(crate) cors: Option<Arc<crate::stages::CorsRt>>,
+    /// The route's rules engine (`None`: no rules).
+    pub rules: Option<rampart_rules::RuleSet>,
 }
 
 /// A problem in the config: the dotted path it concerns (located in the file by
 /// `rampart-config`) and what is wrong.
 pub type Problem = (String, String);
+
+/// Compile each route's rules engine; a route with an API contract may not rewrite paths
+/// (the contract describes the paths its backend serves, and was matched on the path sent).
+fn compile_rules(c: &Config, errs: &mut Vec<Problem>) -> Vec<Option<rampart_rules::RuleSet>> {
+    let known = rampart_rules::Known {
+        upstreams: &|u| c.upstreams.contains_key(u),
+        lists: &|l| c.network.lists.contains_key(l),
+        consumers: &|id| c.consumers.iter().any(|k| k.id == id),
+        countries: c.network.geoip.country_db.is_some(),
+    };
+    c.routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            if r.rules.is_empty() {
+                return None;
+            }
+            match rampart_rules::RuleSet::compile(&r.rules, &known) {
+                Ok(set) => {
+                    if set.rewrites() && r.openapi.is_some() {
+                        errs.push((
+                            format!("routes.{i}.rules"),
+                            "a route with an API contract (openapi) cannot rewrite paths: the \
+                             contract was matched on the path the client sent"
+                                .into(),
+                        ));
+                    }
+                    Some(set)
+                }
+                Err(es) => {
+                    errs.extend(
+                        es.into_iter()
+                            .map(|(p, m)| (format!("routes.{i}.rules.{p}"), m)),
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
+}
 
 /// Compile every limit of a config: each route's own limits, or the global ones.
 fn compile_limits(c: &Config) -> Result<Vec<Vec<rampart_limits::LimitRt>>, Vec<Problem>> {
@@ -248,6 +290,7 @@ impl Snapshot {
                 Err(e) => errs.push((format!("upstreams.{name}"), e.to_string())),
             }
         }
+        let mut rules = compile_rules(&config, &mut errs);
         let mut cors = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             cors.push(r.cors.as_ref().and_then(|c| {
@@ -350,6 +393,7 @@ impl Snapshot {
                     operations: std::mem::take(&mut operations[i]),
                     bots,
                     cors: cors[i].take(),
+                    rules: rules[i].take(),
                 })
             })
             .collect();

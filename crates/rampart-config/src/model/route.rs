@@ -84,6 +84,10 @@ pub struct Route {
     /// Rampart answers the preflights and its policy replaces the upstream's.
     #[serde(default)]
     pub cors: Option<Cors>,
+    /// The rules engine: conditions on the request and what to do when they hold, in
+    /// order, after authorization and before rate limits and the WAF.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
 }
 
 /// A route's CORS policy (see `rampart-cors`).

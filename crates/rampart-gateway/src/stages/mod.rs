@@ -25,6 +25,7 @@ mod path;
 mod rate_limit;
 mod redirect;
 mod route;
+mod rules;
 mod upgrade;
 pub(crate) mod waf;
 
@@ -35,6 +36,7 @@ pub(crate) use contract::{
 };
 pub(crate) use cors::CorsRt;
 pub(crate) use headers::param_is;
+pub(crate) use rules::response as rules_response;
 pub(crate) use waf::WafReq;
 
 use crate::ctx::Ctx;
@@ -126,6 +128,7 @@ pub enum Stage {
     Authenticate,
     ConsumerBan,
     Authorize,
+    Rules,
     RateLimit,
     Concurrency,
     Waf,
@@ -137,7 +140,7 @@ pub enum Stage {
 
 impl Stage {
     /// The order a request meets them.
-    pub const PIPELINE: [Stage; 31] = [
+    pub const PIPELINE: [Stage; 32] = [
         Stage::ClientIp,
         Stage::Bans,
         Stage::Network,
@@ -162,6 +165,7 @@ impl Stage {
         Stage::Authenticate,
         Stage::ConsumerBan,
         Stage::Authorize,
+        Stage::Rules,
         Stage::RateLimit,
         Stage::Concurrency,
         Stage::Waf,
@@ -198,6 +202,7 @@ impl Stage {
             Stage::Authenticate => "authenticate",
             Stage::ConsumerBan => "consumer_ban",
             Stage::Authorize => "authorize",
+            Stage::Rules => "rules",
             Stage::RateLimit => "rate_limit",
             Stage::Concurrency => "concurrency",
             Stage::Waf => "waf",
@@ -214,6 +219,8 @@ impl Stage {
             Stage::Waf => return waf::run(cx.session, cx.snap, cx.ctx).await,
             Stage::Validate => return contract::run(cx.session, cx.snap, cx.ctx).await,
             Stage::Graphql => return graphql::run(cx.session, cx.snap, cx.ctx).await,
+            // It may change the request's headers.
+            Stage::Rules => return rules::run(cx.session, cx.snap, cx.ctx),
             _ => {}
         }
         let r = Req {
@@ -255,7 +262,9 @@ impl Stage {
             Stage::Concurrency => concurrency::run(&r, snap, ctx),
             Stage::Docs => docs::run(&r, snap, ctx),
             Stage::UpstreamLimit => concurrency::upstream(ctx),
-            Stage::Waf | Stage::Validate | Stage::Graphql => unreachable!("handled above"),
+            Stage::Waf | Stage::Validate | Stage::Graphql | Stage::Rules => {
+                unreachable!("handled above")
+            }
         }
     }
 }

@@ -1,0 +1,256 @@
+//! The rules engine per route, through real sockets: rewrites and header changes the
+//! upstream receives, another upstream by consumer group, redirects and fixed answers,
+//! conditions on the client's network, and requests that could be read two ways refused.
+mod common;
+use common::*;
+use std::sync::atomic::Ordering;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const KEY: &str = "rules-test-key-0123456789";
+
+fn config(main: &Upstream, beta: &Upstream) -> String {
+    format!(
+        r#"consumers:
+  - id: alice
+    groups: [beta-testers]
+    api_keys:
+      - sha256: {key}
+auth:
+  api_key: {{ header: X-API-Key }}
+network:
+  lists:
+    office: {{ cidrs: ["127.0.0.4/31"] }}
+upstreams:
+{main}{beta}routes:
+  - name: api
+    paths: ["/api"]
+    upstream: main
+    auth: {{ methods: [api_key], optional: true }}
+    rules:
+      - name: legacy
+        if: {{ path: {{ prefix: /api/v1 }} }}
+        then:
+          rewrite: {{ prefix: /api/v1, to: /v2 }}
+          request_headers: {{ set: {{ X-Api-Version: "1" }}, remove: [X-Debug] }}
+      - name: beta
+        if: {{ groups: [beta-testers], headers: [{{ name: X-Beta, equals: "on" }}] }}
+        then: {{ upstream: beta }}
+      - name: moved
+        if: {{ path: {{ exact: /api/old }} }}
+        then: {{ redirect: {{ location: "https://new.example.test/api/new", status: 308 }} }}
+      - name: maintenance
+        if: {{ query: [{{ name: maintenance, equals: "1" }}] }}
+        then:
+          respond: {{ status: 503, body: '{{"down":true}}', content_type: application/json }}
+          response_headers: {{ set: {{ Retry-After: "60" }} }}
+      - name: debug-from-the-office-only
+        if: {{ path: {{ prefix: /api/debug }} }}
+        unless: {{ networks: [office] }}
+        then: {{ respond: {{ status: 404, body: "not here" }} }}
+      - name: tag
+        then: {{ response_headers: {{ add: {{ X-Served-By: rampart }} }} }}
+"#,
+        key = sha256_hex(KEY.as_bytes()),
+        main = upstream_yaml("main", &[main.addr], ""),
+        beta = upstream_yaml("beta", &[beta.addr], ""),
+    )
+}
+
+fn request(path: &str, headers: &[(&str, &str)]) -> String {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: api.example.test\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req + "Connection: close\r\n\r\n"
+}
+
+fn send(gw: &Gateway, path: &str, headers: &[(&str, &str)]) -> String {
+    raw_request(gw.port, request(path, headers).as_bytes()).unwrap()
+}
+
+/// The JSON the echo upstream answered with.
+fn seen(resp: &str) -> serde_json::Value {
+    serde_json::from_str(&body_of(resp)).unwrap_or_else(|_| panic!("not the upstream: {resp}"))
+}
+
+/// One request from a given loopback address (127.0.0.x).
+async fn send_from(from: &str, gw: &Gateway, path: &str) -> String {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut c = s
+        .connect(format!("127.0.0.1:{}", gw.port).parse().unwrap())
+        .await
+        .unwrap();
+    c.write_all(request(path, &[]).as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_change_what_the_upstream_gets_and_answer_for_it() {
+    let main = Upstream::start("main").await;
+    let beta = Upstream::start("beta").await;
+    let gw = Gateway::start(&config(&main, &beta));
+    let key = ("X-API-Key", KEY);
+
+    // Rewritten path (query kept), header set and removed; the answer tagged.
+    let r = send(&gw, "/api/v1/items?x=1", &[("X-Debug", "1")]);
+    assert_eq!(status_of(&r), 200, "{r}");
+    let v = seen(&r);
+    assert_eq!(v["server"], "main");
+    assert_eq!(v["path"], "/v2/items");
+    assert_eq!(v["query"], "x=1");
+    assert_eq!(v["headers"]["x-api-version"], "1");
+    assert!(v["headers"].get("x-debug").is_none(), "{v}");
+    assert_eq!(header_of(&r, "x-served-by").as_deref(), Some("rampart"));
+    let log = gw.access_log_with(&["\"rules\""]);
+    assert!(log.contains(r#""rules":["legacy","tag"]"#), "{log}");
+    // The canonical path is what is rewritten: merged slashes, decoded unreserved bytes.
+    let v = seen(&send(&gw, "/api/%76%31//items", &[]));
+    assert_eq!(v["path"], "/v2/items");
+    // A rewrite never lifts a request out of its new prefix: dot segments are refused first.
+    let before = main.hits.load(Ordering::SeqCst);
+    for p in ["/api/v1/../../admin", "/api/v1/%2e%2e/%2e%2e/admin"] {
+        let r = send(&gw, p, &[]);
+        assert_eq!(status_of(&r), 400, "{p}: {r}");
+    }
+    assert_eq!(main.hits.load(Ordering::SeqCst), before);
+
+    // Another upstream for a consumer group, on its own header.
+    let v = seen(&send(&gw, "/api/items", &[key, ("X-Beta", "on")]));
+    assert_eq!(v["server"], "beta");
+    // Not the group (anonymous), not the header, or the header under another spelling
+    // (Rampart drops `_` names; the backend never sees them either).
+    for h in [
+        vec![("X-Beta", "on")],
+        vec![key, ("X-Beta", "off")],
+        vec![key, ("X_Beta", "on")],
+    ] {
+        let v = seen(&send(&gw, "/api/items", &h));
+        assert_eq!(v["server"], "main", "{h:?}");
+    }
+    // The header it decides on, sent twice: which one would count? Refused.
+    let hits = main.hits.load(Ordering::SeqCst) + beta.hits.load(Ordering::SeqCst);
+    let r = send(
+        &gw,
+        "/api/items",
+        &[key, ("X-Beta", "on"), ("X-Beta", "off")],
+    );
+    assert_eq!(status_of(&r), 400, "{r}");
+    assert!(gw
+        .access_log_with(&["header sent twice"])
+        .contains("header sent twice"));
+
+    // A fixed redirect; nothing from the request in it.
+    let r = send(&gw, "/api/old?next=https://evil.test", &[]);
+    assert_eq!(status_of(&r), 308, "{r}");
+    assert_eq!(
+        header_of(&r, "location").as_deref(),
+        Some("https://new.example.test/api/new")
+    );
+    // A fixed answer, with the rule's header; the query parameter decoded as a backend
+    // would, and refused when given twice.
+    for q in ["maintenance=1", "mainten%61nce=%31"] {
+        let r = send(&gw, &format!("/api/items?{q}"), &[]);
+        assert_eq!(status_of(&r), 503, "{q}: {r}");
+        assert_eq!(body_of(&r), r#"{"down":true}"#);
+        assert_eq!(
+            header_of(&r, "content-type").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(header_of(&r, "retry-after").as_deref(), Some("60"));
+    }
+    for q in [
+        "maintenance=0&maintenance=1",
+        "maintenance=1&mainte%6Eance=0",
+    ] {
+        let r = send(&gw, &format!("/api/items?{q}"), &[]);
+        assert_eq!(status_of(&r), 400, "{q}: {r}");
+    }
+    assert_eq!(
+        main.hits.load(Ordering::SeqCst) + beta.hits.load(Ordering::SeqCst),
+        hits,
+        "none of these reached an upstream"
+    );
+
+    // From the office list, the debug path passes; from anywhere else, it does not exist.
+    let r = send_from("127.0.0.4", &gw, "/api/debug/vars").await;
+    assert_eq!(seen(&r)["path"], "/api/debug/vars");
+    let r = send_from("127.0.0.9", &gw, "/api/debug/vars").await;
+    assert_eq!(status_of(&r), 404, "{r}");
+    assert_eq!(body_of(&r), "not here");
+
+    // HTTP/2: the same rules, and a header sent twice is refused there too.
+    let c = h2c();
+    let r = c.get(gw.url("/api/v1/x")).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["path"], "/v2/x");
+    let r = c
+        .get(gw.url("/api/items"))
+        .header("X-API-Key", KEY)
+        .header("X-Beta", "on")
+        .header("x-beta", "off")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[test]
+fn rule_mistakes_are_refused_with_their_place() {
+    let dir = temp_dir("rules-config");
+    let spec = dir.join("api.yaml");
+    std::fs::write(
+        &spec,
+        "openapi: 3.0.3\ninfo: { title: t, version: \"1\" }\npaths:\n  /items:\n    get:\n      responses: { \"200\": { description: ok } }\n",
+    )
+    .unwrap();
+    let path = dir.join("rampart.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"listeners:
+  - name: p
+    address: 127.0.0.1:1
+upstreams:
+  u:
+    targets: ["127.0.0.1:9"]
+routes:
+  - name: a
+    paths: ["/a"]
+    upstream: u
+    rules:
+      - if: {{ path: {{ regex: "(" }}, countries: [DE], consumers: [nobody] }}
+        then: {{ upstream: nowhere }}
+      - then:
+          request_headers: {{ set: {{ X-Forwarded-For: 1.2.3.4 }} }}
+          redirect: {{ location: "//evil.test" }}
+  - name: b
+    paths: ["/b"]
+    upstream: u
+    openapi: {{ spec: {} }}
+    rules:
+      - then: {{ rewrite: {{ to: /elsewhere }} }}
+"#,
+            spec.display()
+        ),
+    )
+    .unwrap();
+    validate_refuses(
+        &path,
+        &[
+            "routes.0.rules.0.if.path.regex",
+            "routes.0.rules.0.if.countries",
+            "country database",
+            "routes.0.rules.0.if.consumers.0",
+            "routes.0.rules.0.then.upstream",
+            "routes.0.rules.1.then.request_headers.set.X-Forwarded-For",
+            "routes.0.rules.1.then.redirect.location",
+            "routes.0.rules.1.then: a rule that answers",
+            "routes.1.rules",
+            "cannot rewrite paths",
+        ],
+    );
+}
