@@ -402,6 +402,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     validate_siem(c, &mut err);
     validate_bots(c, &mut err);
     validate_cors(c, &mut err);
+    validate_grpc(c, &mut err);
     let l = &c.limits;
     if l.response_write_timeout.0.is_zero() {
         err(
@@ -1066,6 +1067,39 @@ fn validate_siem(c: &Config, err: &mut impl FnMut(String, String)) {
                 format!("events.{name}.buffer.dir"),
                 format!("is also events.{other}.buffer.dir: each sink needs its own"),
             );
+        }
+    }
+}
+
+/// gRPC routes: HTTP/2 end to end, and nothing that reads bodies as HTTP APIs do.
+fn validate_grpc(c: &Config, err: &mut impl FnMut(String, String)) {
+    for (i, r) in c.routes.iter().enumerate() {
+        if !r.grpc {
+            continue;
+        }
+        if let Some(u) = c.upstreams.get(&r.upstream) {
+            if u.protocol != UpstreamProtocol::Http2 {
+                err(
+                    format!("routes.{i}.grpc"),
+                    format!(
+                        "gRPC needs HTTP/2 to the upstream: set upstreams.{}.protocol: http2",
+                        r.upstream
+                    ),
+                );
+            }
+        }
+        for (set, what) in [
+            (r.openapi.is_some(), "openapi"),
+            (r.graphql.is_some(), "graphql"),
+            (r.docs.is_some(), "docs"),
+            (r.websocket, "websocket"),
+        ] {
+            if set {
+                err(
+                    format!("routes.{i}.{what}"),
+                    format!("a gRPC route cannot have {what}"),
+                );
+            }
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct Ctx {
     pub(crate) websocket: bool,
     /// CORS headers for the answer to an allowed cross-origin request (the `cors` stage).
     pub(crate) cors: Option<rampart_cors::Headers>,
+    /// The request is gRPC (`application/grpc…`): Rampart's own answers are gRPC statuses.
+    pub(crate) grpc: bool,
     /// The route's rules that applied (names), for the access log.
     pub(crate) rules_applied: Vec<String>,
     /// Their changes to the answer's headers.
@@ -176,6 +178,7 @@ impl Ctx {
             path_rewritten: false,
             websocket: false,
             cors: None,
+            grpc: false,
             rules_applied: Vec::new(),
             response_ops: Vec::new(),
             route: None,

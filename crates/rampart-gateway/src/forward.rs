@@ -130,6 +130,25 @@ pub(crate) fn upstream_request(
             .map_err(|_| Error::explain(ErrorType::InternalError, "bad rewritten uri"))?;
         req.set_uri(uri);
     }
+    if let Some(pool) = ctx
+        .upstream
+        .pool
+        .as_ref()
+        .filter(|p| p.spec.protocol == rampart_config::UpstreamProtocol::Http2)
+    {
+        // Pingora's HTTP/2 client takes `:scheme` and `:authority` from the URI: the
+        // authority is the Host the client asked for (checked by the framing stage).
+        let scheme = if pool.tls.is_some() { "https" } else { "http" };
+        let authority = match (ctx.host.as_str(), ctx.upstream.target) {
+            ("", Some(t)) => t.to_string(),
+            (h, _) => h.to_string(),
+        };
+        let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let uri: http::Uri = format!("{scheme}://{authority}{pq}")
+            .parse()
+            .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream authority"))?;
+        req.set_uri(uri);
+    }
     Ok(())
 }
 

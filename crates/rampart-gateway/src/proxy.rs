@@ -143,6 +143,10 @@ impl ProxyHttp for Gateway {
         peer.options.read_timeout = Some(t.read.0);
         peer.options.write_timeout = Some(t.write.0);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
+        if pool.spec.protocol == rampart_config::UpstreamProtocol::Http2 {
+            // HTTP/2 only: ALPN `h2` over TLS, prior knowledge (h2c) without.
+            peer.options.set_http_version(2, 2);
+        }
         Ok(Box::new(peer))
     }
 

@@ -26,7 +26,60 @@ pub fn error_header(status: u16, len: usize, request_id: &str) -> ResponseHeader
     h
 }
 
+/// `application/grpc`, alone or with a suffix (`+proto`, `+json`; any case).
+pub(crate) fn is_grpc(content_type: &[u8]) -> bool {
+    let ct = content_type.to_ascii_lowercase();
+    ct == b"application/grpc"
+        || ct.starts_with(b"application/grpc+")
+        || ct.starts_with(b"application/grpc;")
+}
+
+/// The gRPC status for an HTTP status Rampart answers with.
+fn grpc_status(http: u16) -> u8 {
+    match http {
+        400 | 415 => 3,       // INVALID_ARGUMENT
+        401 => 16,            // UNAUTHENTICATED
+        403 => 7,             // PERMISSION_DENIED
+        404 | 405 => 12,      // UNIMPLEMENTED
+        408 | 504 => 4,       // DEADLINE_EXCEEDED
+        413 | 429 | 431 => 8, // RESOURCE_EXHAUSTED
+        500 => 13,            // INTERNAL
+        502 | 503 => 14,      // UNAVAILABLE
+        _ => 2,               // UNKNOWN
+    }
+}
+
+/// A gRPC client reads statuses, not JSON: a "trailers-only" answer (HTTP 200, the
+/// status and message in the only header block, no messages).
+pub(crate) fn grpc_error_header(status: u16, message: &str, request_id: &str) -> ResponseHeader {
+    let mut h = ResponseHeader::build(200, Some(5)).expect("valid status");
+    let _ = h.insert_header("Content-Type", "application/grpc");
+    let _ = h.insert_header("grpc-status", grpc_status(status).to_string());
+    // The gRPC spec: percent-encode what is not printable ASCII, and `%` itself.
+    let encoded: String = message
+        .bytes()
+        .map(|b| match b {
+            b' '..=b'~' if b != b'%' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let _ = h.insert_header("grpc-message", encoded);
+    let _ = h.insert_header("X-Request-Id", request_id);
+    h
+}
+
 pub(crate) async fn respond(session: &mut Session, ctx: &Ctx, r: &Reject) -> Result<()> {
+    if ctx.grpc {
+        let mut h = grpc_error_header(r.status, r.message, &ctx.request_id);
+        for (k, v) in &r.headers {
+            let _ = h.insert_header(*k, v.as_str());
+        }
+        if !matches!(ctx.body.len, BodyLength::None) {
+            session.set_keepalive(None);
+        }
+        session.write_response_header(Box::new(h), true).await?;
+        return Ok(());
+    }
     let body = match &ctx.contract.problem {
         Some(p) => p.clone(),
         None => error_body(r.message, &ctx.request_id),
@@ -115,7 +168,14 @@ pub(crate) async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ct
             }
         }
     }
-    if code > 0 && session.response_written().is_none() {
+    if code > 0 && session.response_written().is_none() && ctx.grpc {
+        if ctx.request_id.is_empty() {
+            ctx.request_id = framing::new_request_id();
+        }
+        let h = grpc_error_header(code, message, &ctx.request_id);
+        session.set_keepalive(None);
+        let _ = session.write_response_header(Box::new(h), true).await;
+    } else if code > 0 && session.response_written().is_none() {
         if ctx.request_id.is_empty() {
             ctx.request_id = framing::new_request_id();
         }

@@ -118,6 +118,9 @@ impl UpstreamPool {
             c.consecutive_success = hc.healthy_after as usize;
             c.peer_template.options.connection_timeout = Some(hc.timeout.0);
             c.peer_template.options.read_timeout = Some(hc.timeout.0);
+            if spec.protocol == rampart_config::UpstreamProtocol::Http2 {
+                c.peer_template.options.set_http_version(2, 2);
+            }
             Box::new(c)
         });
         let targets = spec.targets.iter().map(|s| s.as_str());

@@ -88,6 +88,11 @@ pub struct Route {
     /// order, after authorization and before rate limits and the WAF.
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// The route serves gRPC: only gRPC requests over HTTP/2 are taken (others get 415),
+    /// Rampart's refusals are gRPC statuses, and the WAF reads headers, not the protobuf
+    /// body (the upstream must speak `protocol: http2`).
+    #[serde(default)]
+    pub grpc: bool,
 }
 
 /// A route's CORS policy (see `rampart-cors`).

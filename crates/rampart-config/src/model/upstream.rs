@@ -35,6 +35,21 @@ pub struct Upstream {
     /// over it are refused (503) instead of queueing in a backend that is already slow.
     #[serde(default)]
     pub adaptive_concurrency: Option<AdaptiveConcurrency>,
+    /// `http1` (default) or `http2`: HTTP/2 only, over TLS by ALPN or in clear text with
+    /// prior knowledge (h2c); gRPC routes need it.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+}
+
+/// The HTTP version Rampart speaks to an upstream's targets.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1.
+    #[default]
+    Http1,
+    /// HTTP/2 only (ALPN `h2` over TLS, h2c with prior knowledge without).
+    Http2,
 }
 
 /// `upstreams.NAME.adaptive_concurrency`: the limit grows by one per answer on time while

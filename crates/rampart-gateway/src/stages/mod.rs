@@ -331,6 +331,11 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
         let conn = session.digest().and_then(|d| d.socket_digest.as_deref());
         ctx.hello = crate::hello::key(conn).and_then(|k| crate::hello::get(&k));
     }
+    ctx.grpc = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| crate::respond::is_grpc(v.as_bytes()));
     ctx.websocket = upgrade::sanitize(session.req_header_mut());
     let has_body = !session.as_downstream_mut().is_body_empty();
     if has_body {

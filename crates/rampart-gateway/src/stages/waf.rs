@@ -105,9 +105,13 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
     let mut partial = false;
     // Every body is read here whatever its framing (Content-Length, chunked, HTTP/2 DATA
     // frames); only a verified WebSocket handshake (which has none) upgrades.
+    // A gRPC route's body is protobuf messages streamed both ways: waiting for all of it
+    // would stall a stream, and the rules read text; they see its headers.
+    let grpc_route = ctx.route.as_ref().is_some_and(|r| r.spec.grpc);
     if tx.interruption.is_none()
         && !matches!(ctx.body.len, BodyLength::None)
         && rw.rt.ruleset.request_body_access
+        && !grpc_route
     {
         let limit = cfg.request_body_limit.0 as usize;
         let max = snap.config.limits.max_request_body.0 as usize;
