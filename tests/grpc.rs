@@ -166,6 +166,27 @@ async fn start_server() -> std::net::SocketAddr {
     addr
 }
 
+/// The same server over TLS (ALPN `h2`), with a self-signed certificate for `localhost`.
+async fn start_tls_server(dir: &std::path::Path) -> (std::net::SocketAddr, std::path::PathBuf) {
+    let (cert, key) = self_signed_files(dir);
+    let identity = tonic::transport::Identity::from_pem(
+        std::fs::read(&cert).unwrap(),
+        std::fs::read(&key).unwrap(),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .unwrap()
+            .add_service(Echo)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
+            .await
+            .unwrap();
+    });
+    (addr, cert)
+}
+
 fn config(server: std::net::SocketAddr, dead: u16) -> String {
     format!(
         r#"consumers:
@@ -349,6 +370,47 @@ async fn grpc_calls_pass_whole_and_refusals_are_grpc_statuses() {
         .await
         .unwrap();
     assert_eq!(m.text, "again|svc|key:false");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_to_a_tls_upstream_negotiates_h2() {
+    let dir = temp_dir("grpc-tls");
+    let (server, ca) = start_tls_server(&dir).await;
+    let gw = Gateway::start(&format!(
+        r#"upstreams:
+  secure:
+    targets: ["{server}"]
+    protocol: http2
+    tls: {{ sni: localhost, ca: {} }}
+routes:
+  - name: echo
+    paths: ["/test.Echo"]
+    upstream: secure
+    grpc: true
+"#,
+        ca.display()
+    ));
+    let mut c = connect(&gw).await;
+    let m = unary(&mut c, "/test.Echo/Unary", Request::new(msg("tls", 3)))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", gw.stderr()));
+    assert_eq!(m, msg("tls||key:false", 3));
+    c.ready().await.unwrap();
+    let mut s = c
+        .server_streaming(
+            Request::new(msg("s", 3)),
+            http::uri::PathAndQuery::from_static("/test.Echo/Count"),
+            Codec::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(m) = s.next().await {
+        assert_eq!(m.unwrap().n, n);
+        n += 1;
+    }
+    assert_eq!(n, 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
