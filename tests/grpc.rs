@@ -223,6 +223,10 @@ routes:
     auth: {{ methods: [api_key] }}
     rate_limit:
       - {{ key: client_ip, rate: 1/m, burst: 2 }}
+  - name: rest
+    paths: ["/rest"]
+    upstream: grpc
+    auth: {{ methods: [api_key] }}
   - name: down
     paths: ["/test.Down"]
     upstream: down
@@ -426,8 +430,9 @@ async fn a_grpc_route_takes_only_grpc_and_survives_bad_frames() {
         .as_bytes(),
     )
     .unwrap();
-    // A client that says gRPC gets a gRPC status (INVALID_ARGUMENT).
-    assert_eq!(header_of(&r, "grpc-status").as_deref(), Some("3"), "{r}");
+    // Not gRPC (HTTP/1.1): Rampart's usual answer, a real 415.
+    assert_eq!(status_of(&r), 415, "{r}");
+    assert_eq!(header_of(&r, "grpc-status"), None, "{r}");
     let h2 = h2c();
     let r = h2
         .post(gw.url("/test.Echo/Unary"))
@@ -438,6 +443,17 @@ async fn a_grpc_route_takes_only_grpc_and_survives_bad_frames() {
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
+    // A gRPC content type on a route that is not gRPC's changes nothing: Rampart's
+    // refusal keeps its real status (not a 200 any cache could keep).
+    let r = h2
+        .post(gw.url("/rest/x"))
+        .header("Content-Type", "application/grpc")
+        .body(b"\0\0\0\0\0".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("grpc-status").is_none());
 
     // Frames the server cannot read: a length prefix promising more than is sent, a
     // compressed flag without compression, garbage. The server says so; the gateway goes on.

@@ -254,3 +254,78 @@ routes:
         ],
     );
 }
+
+/// What the rules change is what the checks after them read, and credentials taken out of
+/// the query stay out whichever way the path was rewritten.
+#[tokio::test(flavor = "multi_thread")]
+async fn checks_after_the_rules_see_what_the_upstream_gets() {
+    let up = Upstream::start("u").await;
+    let rules = r#"
+    SecRequestBodyAccess On
+    SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+    SecRule ARGS "@contains evil" "id:1001,phase:2,deny,log,msg:'evil argument'""#;
+    let gw = Gateway::start(&format!(
+        r#"consumers:
+  - id: alice
+    api_keys:
+      - sha256: {key}
+auth:
+  api_key: {{ header: X-API-Key, query: api_key }}
+waf:
+  custom_rules: |{rules}
+upstreams:
+{up}routes:
+  - name: legacy
+    paths: ["/legacy"]
+    upstream: u
+    rules:
+      - then: {{ request_headers: {{ set: {{ Content-Type: application/json }} }} }}
+  - name: moved
+    paths: ["/api"]
+    upstream: u
+    auth: {{ methods: [api_key] }}
+    rules:
+      - then: {{ rewrite: {{ prefix: /api, to: /v2 }} }}
+  - name: stripped
+    paths: ["/svc"]
+    upstream: u
+    strip_prefix: true
+    auth: {{ methods: [api_key] }}
+"#,
+        key = sha256_hex(KEY.as_bytes()),
+        up = upstream_yaml("u", &[up.addr], ""),
+    ));
+    // HTTP/1.1 without a Content-Type: the rule makes it JSON for the upstream, so the WAF
+    // reads the body as JSON too.
+    let body = r#"{"q":"evil"}"#;
+    let r = raw_request(
+        gw.port,
+        format!(
+            "POST /legacy HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status_of(&r), 403, "{r}");
+    assert_eq!(up.hits.load(Ordering::SeqCst), 0);
+    let r = raw_request(
+        gw.port,
+        "POST /legacy HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{\"q\":\"fine\"}"
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(seen(&r)["headers"]["content-type"], "application/json");
+
+    // The key given in the query authenticates and goes no further: rewritten or stripped.
+    for (path, want) in [
+        ("/api/items?api_key=KEY&a=1", "/v2/items"),
+        ("/svc/items?a=1&api_key=KEY", "/items"),
+    ] {
+        let p = path.replace("KEY", KEY);
+        let r = send(&gw, &p, &[]);
+        let v = seen(&r);
+        assert_eq!(v["path"], want, "{path}");
+        assert_eq!(v["query"], "a=1", "{path}: {v}");
+    }
+}

@@ -1077,15 +1077,23 @@ fn validate_grpc(c: &Config, err: &mut impl FnMut(String, String)) {
         if !r.grpc {
             continue;
         }
-        if let Some(u) = c.upstreams.get(&r.upstream) {
-            if u.protocol != UpstreamProtocol::Http2 {
-                err(
-                    format!("routes.{i}.grpc"),
-                    format!(
-                        "gRPC needs HTTP/2 to the upstream: set upstreams.{}.protocol: http2",
-                        r.upstream
-                    ),
-                );
+        // The route's upstream, and any a rule may choose instead.
+        let chosen = std::iter::once((format!("routes.{i}.grpc"), &r.upstream)).chain(
+            r.rules.iter().enumerate().filter_map(|(j, rule)| {
+                let u = rule.then.upstream.as_ref()?;
+                Some((format!("routes.{i}.rules.{j}.then.upstream"), u))
+            }),
+        );
+        for (place, name) in chosen {
+            if let Some(u) = c.upstreams.get(name) {
+                if u.protocol != UpstreamProtocol::Http2 {
+                    err(
+                        place,
+                        format!(
+                            "gRPC needs HTTP/2 to the upstream: set upstreams.{name}.protocol: http2"
+                        ),
+                    );
+                }
             }
         }
         for (set, what) in [

@@ -44,6 +44,9 @@ pub struct SettingError {
     pub message: String,
 }
 
+/// The most request headers one preflight may ask for.
+pub const MAX_REQUEST_HEADERS: usize = 64;
+
 /// Longest preflight cache browsers honour (Firefox: 24 hours; Chromium caps at 2 hours).
 pub const MAX_AGE_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
@@ -251,11 +254,18 @@ impl Policy {
             return Err(Refusal::Method);
         }
         let mut asked: Vec<String> = Vec::new();
+        let mut seen = 0;
         for list in request_headers {
             for name in list.split(|b| *b == b',') {
                 let name = name.trim_ascii();
                 if name.is_empty() {
                     continue;
+                }
+                // Browsers ask for a handful; thousands would only be work for nothing
+                // (and an echo of all of them with `*`).
+                seen += 1;
+                if seen > MAX_REQUEST_HEADERS {
+                    return Err(Refusal::Headers);
                 }
                 if !is_token(name) {
                     return Err(Refusal::Headers);

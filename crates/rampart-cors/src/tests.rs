@@ -129,6 +129,30 @@ fn preflights_are_answered_only_within_the_policy() {
         refused(b"https://app.example.com", b"PUT", &[b"x api key"]),
         Refusal::Headers
     );
+    // At most 64 names: a flood of names is refused, not compared one by one.
+    let many: Vec<String> = (0..65).map(|i| format!("x-{i}")).collect();
+    let star = Policy::compile(&Settings {
+        origins: vec!["https://app.example.com".into()],
+        headers: vec!["*".into()],
+        ..Settings::default()
+    })
+    .unwrap();
+    assert_eq!(
+        star.preflight(
+            b"https://app.example.com",
+            b"GET",
+            &[many.join(",").as_bytes()]
+        )
+        .unwrap_err(),
+        Refusal::Headers
+    );
+    assert!(star
+        .preflight(
+            b"https://app.example.com",
+            b"GET",
+            &[many[..64].join(",").as_bytes()]
+        )
+        .is_ok());
     // Empty list members are allowed by the list syntax.
     assert!(p
         .preflight(b"https://app.example.com", b"GET", &[b" , X-API-KEY ,"])

@@ -45,6 +45,9 @@ pub struct Ctx {
     pub(crate) rules_applied: Vec<String>,
     /// Their changes to the answer's headers.
     pub(crate) response_ops: Vec<rampart_rules::Ops>,
+    /// Their changes to the request's headers (made on the session; the WAF, which reads
+    /// an HTTP/1 request's raw header block, applies them to what it reads too).
+    pub(crate) request_ops: Vec<rampart_rules::Ops>,
     /// The matched route, shared with the snapshot it came from.
     pub(crate) route: Option<Arc<RouteRt>>,
     /// The API operation the request is for, when the route gives it settings of its own.
@@ -181,6 +184,7 @@ impl Ctx {
             grpc: false,
             rules_applied: Vec::new(),
             response_ops: Vec::new(),
+            request_ops: Vec::new(),
             route: None,
             operation: None,
             prefix: String::new(),

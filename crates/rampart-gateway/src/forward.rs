@@ -13,7 +13,7 @@ use pingora::{Error, ErrorType};
 
 /// `upstream_request_filter`: what the upstream receives of the request.
 pub(crate) fn upstream_request(
-    session: &Session,
+    _session: &Session,
     req: &mut RequestHeader,
     ctx: &Ctx,
 ) -> Result<()> {
@@ -101,8 +101,10 @@ pub(crate) fn upstream_request(
     // The upstream gets the canonical path in origin form (an absolute-form target's
     // authority was checked against Host, and is not the upstream's to act on).
     let absolute = req.uri.authority().is_some();
+    // The query as it stands here, not as the client sent it: credentials
+    // (`auth.api_key.query`) were taken out of it above.
     if (ctx.path_rewritten || absolute) && !(strip && ctx.prefix != "/") {
-        let new = match session.req_header().uri.query() {
+        let new = match req.uri.query() {
             Some(q) => format!("{}?{q}", ctx.path),
             None => ctx.path.clone(),
         };
@@ -121,7 +123,7 @@ pub(crate) fn upstream_request(
         } else {
             format!("/{rest}")
         };
-        let new = match session.req_header().uri.query() {
+        let new = match req.uri.query() {
             Some(q) => format!("{rest}?{q}"),
             None => rest,
         };

@@ -65,6 +65,7 @@ pub(crate) fn grpc_error_header(status: u16, message: &str, request_id: &str) ->
         .collect();
     let _ = h.insert_header("grpc-message", encoded);
     let _ = h.insert_header("X-Request-Id", request_id);
+    let _ = h.insert_header("Cache-Control", "no-store");
     h
 }
 
@@ -73,6 +74,9 @@ pub(crate) async fn respond(session: &mut Session, ctx: &Ctx, r: &Reject) -> Res
         let mut h = grpc_error_header(r.status, r.message, &ctx.request_id);
         for (k, v) in &r.headers {
             let _ = h.insert_header(*k, v.as_str());
+        }
+        if let Some(v) = &ctx.hsts {
+            let _ = h.insert_header("Strict-Transport-Security", v.as_str());
         }
         if !matches!(ctx.body.len, BodyLength::None) {
             session.set_keepalive(None);

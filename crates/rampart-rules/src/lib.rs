@@ -202,7 +202,24 @@ const MANAGED_REQUEST: &[&str] = &[
     "x-client-cert-san",
 ];
 
+/// Headers Rampart replaces after the rules with what it verified: a condition on them
+/// would read the client's claim.
+const SET_LATER: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+    "x-consumer-id",
+    "x-consumer-groups",
+    "x-auth-method",
+    "x-client-cert-subject",
+    "x-client-cert-fingerprint",
+    "x-client-cert-san",
+];
+
 const MANAGED_RESPONSE: &[&str] = &[
+    "vary",
     "content-length",
     "transfer-encoding",
     "connection",
@@ -272,12 +289,14 @@ impl RuleSet {
     /// Runs the rules over `req`.
     pub fn evaluate(&self, req: &Request) -> Result<Outcome<'_>, Ambiguous> {
         let mut out = Outcome::default();
+        // Decoded once, by the first condition that reads it.
+        let params = std::cell::OnceCell::new();
         for r in &self.rules {
-            if !r.when.hold(req)? {
+            if !r.when.hold(req, &params)? {
                 continue;
             }
             if let Some(u) = &r.unless {
-                if u.hold(req)? {
+                if u.hold(req, &params)? {
                     continue;
                 }
             }
@@ -309,7 +328,11 @@ impl RuleSet {
 }
 
 impl Conds {
-    fn hold(&self, req: &Request) -> Result<bool, Ambiguous> {
+    fn hold(
+        &self,
+        req: &Request,
+        params: &std::cell::OnceCell<Vec<(String, String)>>,
+    ) -> Result<bool, Ambiguous> {
         if let Some(p) = &self.path {
             let ok = match p {
                 Text::Exact(e) => req.path == e,
@@ -354,14 +377,15 @@ impl Conds {
             }
         }
         if !self.query.is_empty() {
-            let params: Vec<(String, String)> = req
-                .query
-                .map(|q| {
-                    form_urlencoded::parse(q.as_bytes())
-                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let params = params.get_or_init(|| {
+                req.query
+                    .map(|q| {
+                        form_urlencoded::parse(q.as_bytes())
+                            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            });
             for f in &self.query {
                 let values: Vec<&[u8]> = params
                     .iter()
@@ -471,6 +495,15 @@ fn conds(
                 format!("{place}.name"),
                 format!(
                     "`{}` is not a header name Rampart lets through (letters, digits and `-`)",
+                    f.name
+                ),
+            );
+        } else if SET_LATER.contains(&f.name.to_ascii_lowercase().as_str()) {
+            err(
+                format!("{place}.name"),
+                format!(
+                    "`{}` is what the client claims here; Rampart sets it from what it verified \
+                     (use client_ip, networks, consumers or groups)",
                     f.name
                 ),
             );

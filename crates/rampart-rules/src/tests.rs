@@ -240,7 +240,7 @@ fn mistakes_are_located() {
 - if:
     path: { prefix: /a, regex: "x" }
     methods: [get]
-    headers: [{ name: X_Under, equals: a }, { name: X-Two, equals: a, present: true }]
+    headers: [{ name: X_Under, equals: a }, { name: X-Two, equals: a, present: true }, { name: X-Consumer-Id, equals: admin }]
     query: [{ name: q, regex: "(" }]
     client_ip: [10.0.0.0/33]
     networks: [nowhere]
@@ -255,7 +255,7 @@ fn mistakes_are_located() {
     rewrite: { to: "relative" }
 - then:
     request_headers: { set: { Host: evil.test, X-Forwarded-For: 1.2.3.4, "X-Bad": "a\u0001" } }
-    response_headers: { remove: [Access-Control-Allow-Origin, Strict-Transport-Security] }
+    response_headers: { remove: [Access-Control-Allow-Origin, Strict-Transport-Security, Vary] }
 - then: {}
 "#,
     );
@@ -265,6 +265,7 @@ fn mistakes_are_located() {
         "0.if.methods.0",
         "0.if.headers.0.name",
         "0.if.headers.1: give exactly one",
+        "0.if.headers.2.name: `X-Consumer-Id` is what the client claims",
         "0.if.query.0.regex",
         "0.if.client_ip",
         "0.if.networks.0",
@@ -285,6 +286,7 @@ fn mistakes_are_located() {
         "2.then.request_headers.X-Bad",
         "2.then.response_headers.remove.0",
         "2.then.response_headers.remove.1",
+        "2.then.response_headers.remove.2",
         "3.then: the rule does nothing",
     ] {
         assert!(joined.contains(needle), "missing {needle}:\n{joined}");

@@ -36,7 +36,7 @@ pub(crate) use contract::{
 };
 pub(crate) use cors::CorsRt;
 pub(crate) use headers::param_is;
-pub(crate) use rules::response as rules_response;
+pub(crate) use rules::{apply_to_list as rules_request_headers, response as rules_response};
 pub(crate) use waf::WafReq;
 
 use crate::ctx::Ctx;
@@ -331,11 +331,15 @@ pub(crate) async fn run(session: &mut Session, snap: Arc<Snapshot>, ctx: &mut Ct
         let conn = session.digest().and_then(|d| d.socket_digest.as_deref());
         ctx.hello = crate::hello::key(conn).and_then(|k| crate::hello::get(&k));
     }
-    ctx.grpc = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| crate::respond::is_grpc(v.as_bytes()));
+    // Until a route is chosen, a gRPC client is one speaking HTTP/2 with a gRPC content
+    // type; after, only a `grpc` route's requests are (route.rs): nobody else can turn
+    // Rampart's refusals into 200s.
+    ctx.grpc = session.req_header().version == http::Version::HTTP_2
+        && session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| crate::respond::is_grpc(v.as_bytes()));
     ctx.websocket = upgrade::sanitize(session.req_header_mut());
     let has_body = !session.as_downstream_mut().is_body_empty();
     if has_body {

@@ -37,7 +37,9 @@ fn chosen(snap: &Snapshot, ctx: &mut Ctx, index: usize, prefix: String, h2: bool
     ctx.upstream.pool = route.pool.clone();
     ctx.route = Some(route);
     ctx.prefix = prefix;
-    if grpc_only && !(ctx.grpc && h2) {
+    let grpc = ctx.grpc && h2;
+    ctx.grpc = grpc && grpc_only;
+    if grpc_only && !grpc {
         return reject(
             415,
             "this route takes gRPC over HTTP/2 only",

@@ -85,6 +85,11 @@ pub(super) fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -> Deci
             },
         });
     }
+    ctx.request_ops = outcome
+        .request_headers
+        .iter()
+        .map(|o| (*o).clone())
+        .collect();
     let req = session.req_header_mut();
     for ops in outcome.request_headers {
         for name in &ops.remove {
@@ -127,5 +132,19 @@ fn apply(resp: &mut ResponseHeader, ops: &Ops) {
     }
     for (name, value) in &ops.add {
         let _ = resp.append_header(name.clone(), value.as_str());
+    }
+}
+
+/// The rules' request header changes applied to a header list as the WAF reads it (names
+/// compared in any case; `set` replaces every value, `add` appends).
+pub(crate) fn apply_to_list(headers: &mut Vec<(String, Vec<u8>)>, ops: &[Ops]) {
+    for o in ops {
+        headers.retain(|(k, _)| {
+            !o.remove.iter().any(|r| k.eq_ignore_ascii_case(r))
+                && !o.set.iter().any(|(s, _)| k.eq_ignore_ascii_case(s))
+        });
+        for (k, v) in o.set.iter().chain(&o.add) {
+            headers.push((k.clone(), v.as_bytes().to_vec()));
+        }
     }
 }

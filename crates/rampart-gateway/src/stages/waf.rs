@@ -94,6 +94,12 @@ pub(super) async fn run(session: &mut Session, snap: &Snapshot, ctx: &mut Ctx) -
     } else {
         uri.as_str().into()
     };
+    let mut headers = headers;
+    if raw.is_some() && !ctx.request_ops.is_empty() {
+        // The raw HTTP/1 block is what the client sent; the upstream will get it with the
+        // rules' changes, so the WAF reads it so too (HTTP/2's list already has them).
+        super::rules_request_headers(&mut headers, &ctx.request_ops);
+    }
     tx.request_headers(&method, &canonical, &proto, headers);
     if ctx.path_rewritten {
         tx.set_request_uri_raw(&uri);
