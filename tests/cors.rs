@@ -315,14 +315,9 @@ async fn the_route_policy_replaces_the_upstream_s_and_other_sites_are_refused() 
 
 #[test]
 fn cors_mistakes_are_refused_with_their_place() {
-    let dir = temp_dir("cors-config");
-    let path = dir.join("rampart.yaml");
-    std::fs::write(
-        &path,
-        r#"listeners:
-  - name: p
-    address: 127.0.0.1:1
-upstreams:
+    refused_config(
+        "cors-config",
+        r#"upstreams:
   u:
     targets: ["127.0.0.1:9"]
 routes:
@@ -341,10 +336,6 @@ routes:
       origins: []
       methods: ["G T"]
 "#,
-    )
-    .unwrap();
-    validate_refuses(
-        &path,
         &[
             "routes.0.cors.origins.0",
             "cannot go with `credentials: true`",

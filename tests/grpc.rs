@@ -489,14 +489,9 @@ async fn a_grpc_route_takes_only_grpc_and_survives_bad_frames() {
 
 #[test]
 fn grpc_route_mistakes_are_refused() {
-    let dir = temp_dir("grpc-config");
-    let path = dir.join("rampart.yaml");
-    std::fs::write(
-        &path,
-        r#"listeners:
-  - name: p
-    address: 127.0.0.1:1
-upstreams:
+    refused_config(
+        "grpc-config",
+        r#"upstreams:
   h1:
     targets: ["127.0.0.1:9"]
 routes:
@@ -506,10 +501,6 @@ routes:
     grpc: true
     websocket: true
 "#,
-    )
-    .unwrap();
-    validate_refuses(
-        &path,
         &[
             "routes.0.grpc",
             "set upstreams.h1.protocol: http2",

@@ -207,14 +207,10 @@ fn rule_mistakes_are_refused_with_their_place() {
         "openapi: 3.0.3\ninfo: { title: t, version: \"1\" }\npaths:\n  /items:\n    get:\n      responses: { \"200\": { description: ok } }\n",
     )
     .unwrap();
-    let path = dir.join("rampart.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"listeners:
-  - name: p
-    address: 127.0.0.1:1
-upstreams:
+    refused_config(
+        "rules-config",
+        &format!(
+            r#"upstreams:
   u:
     targets: ["127.0.0.1:9"]
 routes:
@@ -236,10 +232,6 @@ routes:
 "#,
             spec.display()
         ),
-    )
-    .unwrap();
-    validate_refuses(
-        &path,
         &[
             "routes.0.rules.0.if.path.regex",
             "routes.0.rules.0.if.countries",

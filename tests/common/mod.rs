@@ -567,6 +567,15 @@ pub fn validate_refuses(path: &std::path::Path, needles: &[&str]) -> String {
     err
 }
 
+/// A config of one listener and `rest` (upstreams, routes, ...) written to a new file, which
+/// `rampart validate` must refuse saying each of `needles`.
+pub fn refused_config(tag: &str, rest: &str, needles: &[&str]) -> String {
+    let path = temp_dir(tag).join("rampart.yaml");
+    let text = format!("listeners:\n  - name: p\n    address: 127.0.0.1:1\n{rest}");
+    std::fs::write(&path, text).unwrap();
+    validate_refuses(&path, needles)
+}
+
 /// `rampart validate --config PATH`: (exit code, stderr).
 pub fn validate(path: &std::path::Path) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))

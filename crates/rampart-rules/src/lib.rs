@@ -537,14 +537,25 @@ fn conds(
             }
         }
     }
-    for (j, n) in c.networks.iter().enumerate() {
-        if !(known.lists)(n) {
-            err(
-                format!("{at}.networks.{j}"),
-                format!("no network.lists entry is named {n:?}"),
-            );
+    let mut names = |list: &[String], field: &str, exists: &dyn Fn(&str) -> bool, what: &str| {
+        for (j, n) in list.iter().enumerate() {
+            if !exists(n) {
+                err(format!("{at}.{field}.{j}"), format!("no {what} {n:?}"));
+            }
         }
-    }
+    };
+    names(
+        &c.networks,
+        "networks",
+        known.lists,
+        "network.lists entry is named",
+    );
+    names(
+        &c.consumers,
+        "consumers",
+        known.consumers,
+        "consumer has the id",
+    );
     out.networks = c.networks.clone();
     for (j, cc) in c.countries.iter().enumerate() {
         match cc.as_bytes() {
@@ -562,14 +573,6 @@ fn conds(
             format!("{at}.countries"),
             "needs a country database (network.geoip.country_db)".into(),
         );
-    }
-    for (j, id) in c.consumers.iter().enumerate() {
-        if !(known.consumers)(id) {
-            err(
-                format!("{at}.consumers.{j}"),
-                format!("no consumer has the id {id:?}"),
-            );
-        }
     }
     out.consumers = c.consumers.clone();
     out.groups = c.groups.clone();
