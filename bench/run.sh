@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 DUR=${1:-10}
 CONN=${2:-32}
-for tool in wrk nginx; do
+for tool in wrk nginx haproxy caddy; do
   command -v $tool >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
 done
 cargo build --release --quiet
@@ -18,6 +18,7 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; [ -f $WORK/up.pid ] && kill $(cat $WORK/up.pid) 2>/dev/null; [ -f $WORK/px.pid ] && kill $(cat $WORK/px.pid) 2>/dev/null; rm -rf $WORK' EXIT
 
 UP=18090; PX=18091; RP=18092; ADM=18093; PXS=18094; RPS=18095; BP=18096; BPS=18097
+HA=18098; CA=18099
 openssl genrsa -out $WORK/jwt-key.pem 2048 >/dev/null 2>&1
 openssl rsa -in $WORK/jwt-key.pem -pubout -out $WORK/jwt-pub.pem >/dev/null 2>&1
 API_KEY=rk_benchmark_key_0123456789abcdefghijklmnop
@@ -80,6 +81,33 @@ http {
   }
 }
 NGX
+# The peers as plain reverse proxies: one thread each, keep-alive to the upstream.
+cat > $WORK/haproxy.cfg <<HAP
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HA
+  default_backend be
+backend be
+  server up 127.0.0.1:$UP
+HAP
+cat > $WORK/Caddyfile <<CAD
+{
+  admin off
+  auto_https off
+  persist_config off
+}
+http://127.0.0.1:$CA {
+  reverse_proxy 127.0.0.1:$UP
+}
+CAD
 cat > $WORK/rampart.yaml <<YML
 listeners:
   - name: bench
@@ -138,7 +166,13 @@ PX_PID=$(nginx_worker $WORK/px.pid)
 target/release/examples/bare_proxy 127.0.0.1:$BP 127.0.0.1:$UP 127.0.0.1:$BPS $WORK/cert.pem $WORK/key.pem \
   > $WORK/bare.log 2>&1 &
 BARE_PID=$!
-sleep 0.5
+haproxy -f $WORK/haproxy.cfg -db > $WORK/haproxy.log 2>&1 &
+HA_PID=$!
+# GOMAXPROCS=1: Go's scheduler on one thread, as the others run one worker.
+GOMAXPROCS=1 XDG_DATA_HOME=$WORK XDG_CONFIG_HOME=$WORK \
+  caddy run --config $WORK/Caddyfile --adapter caddyfile > $WORK/caddy.log 2>&1 &
+CA_PID=$!
+sleep 1
 
 table() { # rows from run(), printed under one header
   printf "%-24s %12s %10s %10s %11s  %s\n" target "req/s" p50 p99 "cpu µs/req" notes
@@ -156,9 +190,11 @@ R_DIRECT=$(CPU_PID=$UP_PID run direct http://127.0.0.1:$UP/item)
 R_NGINX=$(CPU_PID=$PX_PID run nginx http://127.0.0.1:$PX/item)
 R_RAMPART=$(CPU_PID=$RAMPART_PID run rampart http://127.0.0.1:$RP/item)
 R_BARE=$(CPU_PID=$BARE_PID run pingora-bare http://127.0.0.1:$BP/item)
+R_HAPROXY=$(CPU_PID=$HA_PID run haproxy http://127.0.0.1:$HA/item)
+R_CADDY=$(CPU_PID=$CA_PID run caddy http://127.0.0.1:$CA/item)
 DIRECT=$(echo "$R_DIRECT" | awk '{print $2}')
 printf "%-10s %12s %10s %10s %10s %11s  %s\n" target "req/s" p50 p99 "÷direct" "cpu µs/req" notes
-for r in "$R_DIRECT" "$R_NGINX" "$R_RAMPART" "$R_BARE"; do
+for r in "$R_DIRECT" "$R_NGINX" "$R_RAMPART" "$R_BARE" "$R_HAPROXY" "$R_CADDY"; do
   set -- $r
   name=$1; rps=$2; p50=$3; p99=$4; c=$5; shift 5
   printf "%-10s %12s %10s %10s %9.1f%% %11s  %s\n" $name $rps $p50 $p99 "$(awk -v a=$rps -v b=$DIRECT 'BEGIN{print a/b*100}')" $c "$*"
@@ -166,6 +202,11 @@ done
 NGINX=$(echo "$R_NGINX" | awk '{print $2}')
 RAMPART=$(echo "$R_RAMPART" | awk '{print $2}')
 printf "rampart / nginx = %.1f%% (target >= 90%%)\n" "$(awk -v a=$RAMPART -v b=$NGINX 'BEGIN{print a/b*100}')"
+HAPROXY=$(echo "$R_HAPROXY" | awk '{print $2}')
+CADDY=$(echo "$R_CADDY" | awk '{print $2}')
+printf "rampart / haproxy = %.1f%%; rampart / caddy = %.1f%% (target > 100%%) (by CPU: %s, %s)\n" \
+  "$(awk -v a=$RAMPART -v b=$HAPROXY 'BEGIN{print a/b*100}')" "$(awk -v a=$RAMPART -v b=$CADDY 'BEGIN{print a/b*100}')" \
+  "$(cpu_ratio "$R_RAMPART" "$R_HAPROXY")" "$(cpu_ratio "$R_RAMPART" "$R_CADDY")"
 echo "by CPU per request: nginx cost / rampart cost = $(cpu_ratio "$R_RAMPART" "$R_NGINX")"
 BARE=$(echo "$R_BARE" | awk '{print $2}')
 printf "bare pingora / nginx = %.1f%%; rampart / bare pingora = %.1f%% (by CPU: %s, %s)\n" \

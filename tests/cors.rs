@@ -101,6 +101,17 @@ async fn preflights_are_answered_before_authentication_and_only_within_the_polic
         status_of(&preflight("https://x.partner.test", "GET", "")),
         204
     );
+    // The route is found on the canonical path, as for any request: an encoded spelling
+    // is the same route and the same policy.
+    for (origin, want) in [("https://evil.test", 403), (APP, 204)] {
+        let r = send(
+            &gw,
+            "OPTIONS",
+            "/%61pi/items",
+            &[("Origin", origin), ("Access-Control-Request-Method", "GET")],
+        );
+        assert_eq!(status_of(&r), want, "{r}");
+    }
     // Never reached the upstream, no credentials needed.
     assert_eq!(up.hits.load(Ordering::SeqCst), 0);
 
