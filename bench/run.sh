@@ -102,7 +102,6 @@ cat > $WORK/Caddyfile <<CAD
 {
   admin off
   auto_https off
-  persist_config off
 }
 http://127.0.0.1:$CA {
   reverse_proxy 127.0.0.1:$UP

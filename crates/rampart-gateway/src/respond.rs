@@ -117,8 +117,9 @@ pub(crate) async fn serve(
     s: crate::stages::Served,
 ) -> Result<()> {
     let mut h = ResponseHeader::build(s.status, Some(6)).expect("valid status");
-    // A 204 (an answered CORS preflight) has neither content nor its length (RFC 9110).
-    let no_content = s.status == 204;
+    // A 204 (an answered CORS preflight) or a 304 has neither content nor its length
+    // (RFC 9110).
+    let no_content = matches!(s.status, 204 | 304);
     if !no_content {
         let _ = h.insert_header("Content-Type", s.content_type);
         let _ = h.insert_header("Content-Length", s.body.len().to_string());

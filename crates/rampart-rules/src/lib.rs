@@ -703,6 +703,12 @@ fn then(a: &RuleActions, known: &Known, err: &mut impl FnMut(String, String)) ->
                 "a status from 200 to 599".into(),
             );
         }
+        if matches!(r.status, 204 | 304) && !r.body.is_empty() {
+            err(
+                "then.respond.body".into(),
+                format!("a {} answer has no body", r.status),
+            );
+        }
         if r.body.len() > MAX_BODY {
             err(
                 "then.respond.body".into(),

@@ -256,6 +256,7 @@ fn mistakes_are_located() {
 - then:
     request_headers: { set: { Host: evil.test, X-Forwarded-For: 1.2.3.4, "X-Bad": "a\u0001" } }
     response_headers: { remove: [Access-Control-Allow-Origin, Strict-Transport-Security, Vary] }
+- then: { respond: { status: 304, body: "x" } }
 - then: {}
 "#,
     );
@@ -287,7 +288,8 @@ fn mistakes_are_located() {
         "2.then.response_headers.remove.0",
         "2.then.response_headers.remove.1",
         "2.then.response_headers.remove.2",
-        "3.then: the rule does nothing",
+        "3.then.respond.body: a 304 answer has no body",
+        "4.then: the rule does nothing",
     ] {
         assert!(joined.contains(needle), "missing {needle}:\n{joined}");
     }
