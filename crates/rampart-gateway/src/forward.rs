@@ -12,11 +12,7 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
 
 /// `upstream_request_filter`: what the upstream receives of the request.
-pub(crate) fn upstream_request(
-    _session: &Session,
-    req: &mut RequestHeader,
-    ctx: &Ctx,
-) -> Result<()> {
+pub(crate) fn upstream_request(req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
     if let Some(snap) = ctx.snap.as_deref() {
         let h = &snap.config.requests;
         if h.underscore_headers != rampart_config::UnderscoreHeaders::Keep {

@@ -192,11 +192,11 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        crate::forward::upstream_request(session, req, ctx)
+        crate::forward::upstream_request(req, ctx)
     }
 
     async fn response_filter(

@@ -176,7 +176,8 @@ pub struct Known<'a> {
     pub countries: bool,
 }
 
-/// Headers Rampart itself writes or frames requests with: a rule may not change them.
+/// Headers Rampart itself writes or frames requests with: a rule may not change them
+/// (nor those of [`VERIFIED`]).
 const MANAGED_REQUEST: &[&str] = &[
     "host",
     "content-length",
@@ -187,29 +188,19 @@ const MANAGED_REQUEST: &[&str] = &[
     "trailer",
     "upgrade",
     "proxy-connection",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
     "x-request-id",
     "traceparent",
     "tracestate",
-    "x-consumer-id",
-    "x-consumer-groups",
-    "x-auth-method",
-    "x-client-cert-subject",
-    "x-client-cert-fingerprint",
-    "x-client-cert-san",
 ];
 
-/// Headers Rampart replaces after the rules with what it verified: a condition on them
-/// would read the client's claim.
-const SET_LATER: &[&str] = &[
+/// Headers Rampart replaces after the rules with what it verified: a rule may not set
+/// them, and a condition on them (or on `X-Real-IP`, which is dropped) would read the
+/// client's claim.
+const VERIFIED: &[&str] = &[
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
-    "x-real-ip",
     "x-consumer-id",
     "x-consumer-groups",
     "x-auth-method",
@@ -498,7 +489,8 @@ fn conds(
                     f.name
                 ),
             );
-        } else if SET_LATER.contains(&f.name.to_ascii_lowercase().as_str()) {
+        } else if matches!(f.name.to_ascii_lowercase().as_str(), n if VERIFIED.contains(&n) || n == "x-real-ip")
+        {
             err(
                 format!("{place}.name"),
                 format!(
@@ -648,11 +640,11 @@ fn then(a: &RuleActions, known: &Known, err: &mut impl FnMut(String, String)) ->
         request_headers: a
             .request_headers
             .as_ref()
-            .map(|o| ops(o, "then.request_headers", MANAGED_REQUEST, err)),
+            .map(|o| ops(o, "then.request_headers", &[MANAGED_REQUEST, VERIFIED], err)),
         response_headers: a
             .response_headers
             .as_ref()
-            .map(|o| ops(o, "then.response_headers", MANAGED_RESPONSE, err)),
+            .map(|o| ops(o, "then.response_headers", &[MANAGED_RESPONSE], err)),
         rewrite: None,
         upstream: None,
         answer: None,
@@ -731,7 +723,7 @@ fn then(a: &RuleActions, known: &Known, err: &mut impl FnMut(String, String)) ->
     t
 }
 
-fn ops(o: &HeaderOps, at: &str, managed: &[&str], err: &mut impl FnMut(String, String)) -> Ops {
+fn ops(o: &HeaderOps, at: &str, managed: &[&[&str]], err: &mut impl FnMut(String, String)) -> Ops {
     let mut check = |place: String, name: &str| {
         let lower = name.to_ascii_lowercase();
         if !is_token(name) || name.contains('_') {
@@ -739,7 +731,7 @@ fn ops(o: &HeaderOps, at: &str, managed: &[&str], err: &mut impl FnMut(String, S
                 place,
                 format!("`{name}` is not a header name (letters, digits and `-`)"),
             );
-        } else if managed.contains(&lower.as_str())
+        } else if managed.iter().any(|m| m.contains(&lower.as_str()))
             || lower.starts_with("access-control-")
             || lower.starts_with("proxy-")
         {
