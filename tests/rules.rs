@@ -321,3 +321,108 @@ upstreams:
         assert_eq!(v["query"], "a=1", "{path}: {v}");
     }
 }
+
+/// An outsider's attempts on the routes this engine shapes: bodies without a length, a
+/// BOM, other spellings of the path, and floods of what the rules and CORS parse.
+#[tokio::test(flavor = "multi_thread")]
+async fn attacks_on_rules_and_cors_routes_fail() {
+    let up = Upstream::start("u").await;
+    let rules = r#"
+    SecRequestBodyAccess On
+    SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+    SecRule ARGS "@contains evil" "id:1001,phase:2,deny,log,msg:'evil argument'""#;
+    let gw = Gateway::start(&format!(
+        r#"waf:
+  custom_rules: |{rules}
+upstreams:
+{up}routes:
+  - name: legacy
+    paths: ["/legacy"]
+    upstream: u
+    rules:
+      - then: {{ request_headers: {{ set: {{ Content-Type: application/json }} }} }}
+  - name: api
+    paths: ["/api"]
+    upstream: u
+    cors: {{ origins: ["https://app.example.test"], headers: ["*"] }}
+    rules:
+      - if: {{ path: {{ prefix: /api/v1 }} }}
+        then: {{ rewrite: {{ prefix: /api/v1, to: /v2 }} }}
+      - if: {{ query: [{{ name: maintenance, equals: "1" }}] }}
+        then: {{ respond: {{ status: 503 }} }}
+"#,
+        up = upstream_yaml("u", &[up.addr], ""),
+    ));
+    let hits = || up.hits.load(Ordering::SeqCst);
+
+    // The body whatever its framing: chunked without a length, HTTP/2 DATA without a
+    // length, and JSON after a UTF-8 BOM (as a backend's JSON reader skips it).
+    let chunked = "POST /legacy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n6\r\n{\"q\":\"\r\n6\r\nevil\"}\r\n0\r\n\r\n";
+    let r = raw_request(gw.port, chunked.as_bytes()).unwrap();
+    assert_eq!(status_of(&r), 403, "{r}");
+    let bom = "\u{feff}{\"q\":\"evil\"}";
+    let r = raw_request(
+        gw.port,
+        format!(
+            "POST /legacy HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{bom}",
+            bom.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status_of(&r), 403, "{r}");
+    let parts: Vec<Result<&'static [u8], std::io::Error>> =
+        vec![Ok(&b"{\"q\":"[..]), Ok(&b"\"evil\"}"[..])];
+    let r = h2c()
+        .post(gw.url("/legacy"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            parts,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 403);
+    assert_eq!(hits(), 0, "none of these bodies reached the backend");
+
+    // Other spellings of the path: the canonical one decides (an encoded `v1` is `v1`),
+    // and case is not folded, as the backend does not fold it.
+    let v = seen(&send(&gw, "/api/%76%31/x", &[]));
+    assert_eq!(v["path"], "/v2/x");
+    let v = seen(&send(&gw, "/api/V1/x", &[]));
+    assert_eq!(v["path"], "/api/V1/x");
+    assert_eq!(status_of(&send(&gw, "/API/v1/x", &[])), 404);
+
+    // Floods of what the stages parse, in parallel: preflights naming a thousand headers
+    // (refused past 64 without comparing them), and queries of 500 parameters for a rule to
+    // decode. Every request gets its answer, and the gateway still serves.
+    let names: Vec<String> = (0..1000).map(|i| format!("x-h{i}")).collect();
+    let names = names.join(",");
+    let query: Vec<String> = (0..500).map(|i| format!("p{i}=v{i}")).collect();
+    let query = query.join("&");
+    let before = hits();
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let (port, names, query) = (gw.port, names.clone(), query.clone());
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let mut statuses = Vec::new();
+            for _ in 0..10 {
+                let req = if i % 2 == 0 {
+                    format!("OPTIONS /api/x HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example.test\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: {names}\r\nConnection: close\r\n\r\n")
+                } else {
+                    format!("GET /api/x?{query}&maintenance=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                };
+                statuses.push(status_of(&raw_request(port, req.as_bytes()).unwrap()));
+            }
+            (i, statuses)
+        }));
+    }
+    for t in tasks {
+        let (i, statuses) = t.await.unwrap();
+        let want = if i % 2 == 0 { 403 } else { 503 };
+        assert!(statuses.iter().all(|s| *s == want), "{i}: {statuses:?}");
+    }
+    assert_eq!(hits(), before, "the floods never reached the backend");
+    let v = seen(&send(&gw, "/api/v1/after", &[]));
+    assert_eq!(v["path"], "/v2/after");
+}
