@@ -403,6 +403,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     validate_bots(c, &mut err);
     validate_cors(c, &mut err);
     validate_grpc(c, &mut err);
+    validate_cache(c, &mut err);
     let l = &c.limits;
     if l.response_write_timeout.0.is_zero() {
         err(
@@ -1106,6 +1107,92 @@ fn validate_grpc(c: &Config, err: &mut impl FnMut(String, String)) {
                 err(
                     format!("routes.{i}.{what}"),
                     format!("a gRPC route cannot have {what}"),
+                );
+            }
+        }
+    }
+}
+
+/// The response cache: keys and methods it understands, bodies the store can hold.
+fn validate_cache(c: &Config, err: &mut impl FnMut(String, String)) {
+    let store = &c.cache;
+    if store.max_size.0 < 1 << 20 {
+        err(
+            "cache.max_size".into(),
+            "at least 1MiB: the store holds whole responses".into(),
+        );
+    }
+    if store.lock_timeout.0.is_zero() || store.lock_timeout.0 > std::time::Duration::from_secs(60) {
+        err(
+            "cache.lock_timeout".into(),
+            "between 1ms and 60s: requests wait this long for an entry being fetched".into(),
+        );
+    }
+    for (i, r) in c.routes.iter().enumerate() {
+        let Some(cache) = &r.cache else { continue };
+        let at = |f: &str| format!("routes.{i}.cache.{f}");
+        for (j, k) in cache.key.iter().enumerate() {
+            let ok = match k.strip_prefix("header:") {
+                Some(h) => is_token(h),
+                None => matches!(k.as_str(), "host" | "path" | "query"),
+            };
+            if !ok {
+                err(
+                    at(&format!("key.{j}")),
+                    format!("unknown key part {k:?}: expected host, path, query or header:<name>"),
+                );
+            }
+        }
+        if !cache.key.iter().any(|k| k == "path") {
+            err(
+                at("key"),
+                "must include path: entries for different resources would be mixed".into(),
+            );
+        }
+        if cache.methods.is_empty() {
+            err(at("methods"), "at least one of GET, HEAD".into());
+        }
+        for (j, m) in cache.methods.iter().enumerate() {
+            if m != "GET" && m != "HEAD" {
+                err(
+                    at(&format!("methods.{j}")),
+                    format!("{m:?} is not cached: only GET and HEAD answers are"),
+                );
+            }
+        }
+        for (j, h) in cache.vary_on.iter().enumerate() {
+            if !is_token(h) {
+                err(
+                    at(&format!("vary_on.{j}")),
+                    format!("{h:?} is not a header name"),
+                );
+            }
+        }
+        if cache.vary_on.len() > 8 {
+            err(at("vary_on"), "at most 8 headers".into());
+        }
+        if cache.max_body.0 == 0 || cache.max_body.0 > store.max_size.0 / 4 {
+            err(
+                at("max_body"),
+                format!(
+                    "between 1 byte and a quarter of cache.max_size ({}): one body must not empty the store",
+                    crate::ByteSize(store.max_size.0 / 4)
+                ),
+            );
+        }
+        let year = std::time::Duration::from_secs(365 * 24 * 3600);
+        if cache.ttl.0.is_zero() || cache.ttl.0 > year {
+            err(at("ttl"), "between 1s and 365d".into());
+        }
+        for (set, what) in [
+            (r.websocket, "websocket"),
+            (r.grpc, "grpc"),
+            (r.docs.is_some(), "docs"),
+        ] {
+            if set {
+                err(
+                    format!("routes.{i}.cache"),
+                    format!("a route with {what} cannot be cached"),
                 );
             }
         }

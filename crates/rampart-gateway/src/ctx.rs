@@ -76,6 +76,10 @@ pub struct Ctx {
     pub(crate) hello: Option<Arc<rampart_bots::tls::ClientHello>>,
     /// This request's place in the in-flight count (`overload`), held until it ends.
     pub(crate) overload: Option<crate::stages::overload::Slot>,
+    /// The request as the upstream gets it, when the cache keyed it (for `Vary`).
+    pub(crate) cache_view: Option<Box<pingora::http::RequestHeader>>,
+    /// What the cache did (`hit`, `miss`, …), for the access log.
+    pub(crate) cache: Option<&'static str>,
 }
 
 /// What the route's API contract found.
@@ -201,6 +205,8 @@ impl Ctx {
             bot_challenge: false,
             hello: None,
             overload: None,
+            cache_view: None,
+            cache: None,
         }
     }
 

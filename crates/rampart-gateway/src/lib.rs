@@ -7,6 +7,7 @@
 mod access_log;
 mod acme;
 mod admin;
+mod cache;
 mod contract;
 mod ctx;
 mod dashboard;

@@ -41,6 +41,10 @@ pub struct Metrics {
     pub waf_anomaly: HistogramVec,
     /// One counter per verdict, in `BotVerdict::ALL` order: resolved once, not per request.
     pub bot_verdicts: [IntCounter; 5],
+    /// Cache answers by route and result (hit, stale, miss, revalidated, …).
+    cache_results: IntCounterVec,
+    /// The store: bytes, entries, stored, evicted, purged (copied at render).
+    cache_store: IntGaugeVec,
 }
 
 const SINK_COUNTERS: [&str; 6] = [
@@ -243,6 +247,22 @@ impl Metrics {
         .unwrap();
         let bot_counters =
             rampart_config::BotVerdict::ALL.map(|v| bot_verdicts.with_label_values(&[v.name()]));
+        let cache_results = IntCounterVec::new(
+            Opts::new(
+                "rampart_cache_requests_total",
+                "Requests on caching routes, by route and what the cache did (hit, stale, miss, expired, revalidated, uncacheable, bypass)",
+            ),
+            &["route", "result"],
+        )
+        .unwrap();
+        let cache_store = IntGaugeVec::new(
+            Opts::new(
+                "rampart_cache_store",
+                "The response cache's store: bytes and entries held, entries stored, evicted and purged since start",
+            ),
+            &["stat"],
+        )
+        .unwrap();
         let upstream_limit = IntGaugeVec::new(
             Opts::new(
                 "rampart_upstream_concurrency_limit",
@@ -253,6 +273,8 @@ impl Metrics {
         .unwrap();
         for c in [
             Box::new(upstream_limit.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(cache_results.clone()),
+            Box::new(cache_store.clone()),
             Box::new(bot_verdicts.clone()),
             Box::new(waf_blocked.clone()),
             Box::new(waf_matches.clone()),
@@ -317,6 +339,8 @@ impl Metrics {
             waf_matches,
             waf_anomaly,
             bot_verdicts: bot_counters,
+            cache_results,
+            cache_store,
         }
     }
 
@@ -332,7 +356,25 @@ impl Metrics {
         }
     }
 
+    /// Counts what the cache did for one request.
+    pub fn cache_result(&self, route: &str, result: &str) {
+        self.cache_results.with_label_values(&[route, result]).inc();
+    }
+
     pub fn render(&self) -> Vec<u8> {
+        if let Some(store) = crate::cache::store() {
+            use std::sync::atomic::Ordering::Relaxed;
+            let s = &store.stats;
+            for (stat, v) in [
+                ("bytes", store.bytes() as u64),
+                ("entries", store.len() as u64),
+                ("stored", s.stored.load(Relaxed)),
+                ("evicted", s.evicted.load(Relaxed)),
+                ("purged", s.purged.load(Relaxed)),
+            ] {
+                self.cache_store.with_label_values(&[stat]).set(v as i64);
+            }
+        }
         if let Some(s) = self.events.get() {
             use std::sync::atomic::Ordering::Relaxed;
             self.events_emitted.set(s.emitted.load(Relaxed) as i64);

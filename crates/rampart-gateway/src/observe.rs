@@ -126,6 +126,9 @@ impl Gateway {
             // How many; which ones are in the event.
             line["contract_violations"] = ctx.contract.violations.len().into();
         }
+        if let Some(c) = ctx.cache {
+            line["cache"] = c.into();
+        }
         if !ctx.rules_applied.is_empty() {
             line["rules"] = ctx.rules_applied.clone().into();
         }

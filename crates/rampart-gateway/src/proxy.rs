@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `request_filter` | `stages` (the pipeline, one file per stage) |
 //! | `request_body_filter` | here: streamed-body limits and pace |
+//! | `request_cache_filter`, `cache_key_callback`, `cache_vary_filter`, `response_cache_filter`, `should_serve_stale` | `cache` (the last stage before the upstream) |
 //! | `upstream_peer`, `fail_to_connect` | here, over `upstream` pools |
 //! | `upstream_request_filter`, `response_filter` | `forward` |
 //! | `response_body_filter` | `stages::waf` (phase 4), `forward` (hidden 5xx bodies) |
@@ -21,6 +22,8 @@ use pingora::prelude::*;
 use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
+use pingora_cache::key::HashBinary;
+use pingora_cache::{CacheKey, CacheMeta, RespCacheable};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,6 +108,42 @@ impl ProxyHttp for Gateway {
             }
         }
         Ok(())
+    }
+
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        crate::cache::request(session, ctx);
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        crate::cache::key(session, ctx)
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        ctx: &mut Ctx,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
+        crate::cache::variance(meta, ctx, req)
+    }
+
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<RespCacheable> {
+        Ok(crate::cache::cacheable(session, resp, ctx))
+    }
+
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Ctx,
+        error: Option<&Error>,
+    ) -> bool {
+        crate::cache::serve_stale(error)
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -192,10 +231,15 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if session.cache.enabled() {
+            // HEAD as GET, the client's conditions and ranges dropped (the whole answer is
+            // what gets stored), the entry's validators added when revalidating.
+            pingora_cache::filters::upstream::request_filter(req, session.cache.maybe_cache_meta());
+        }
         crate::forward::upstream_request(req, ctx)
     }
 
@@ -205,7 +249,17 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        crate::forward::response(session, resp, ctx)
+        crate::forward::response(session, resp, ctx)?;
+        if ctx.route_spec().is_some_and(|r| r.cache.is_some()) {
+            // Tags are for purging here, not for clients.
+            resp.remove_header("cache-tag");
+            if let Some((word, value)) = crate::cache::status(session) {
+                ctx.cache = Some(word);
+                metrics().cache_result(ctx.route_name(), word);
+                resp.insert_header("Cache-Status", value)?;
+            }
+        }
+        Ok(())
     }
 
     fn response_body_filter(

@@ -433,6 +433,9 @@ impl Snapshot {
                 &geo,
             )
         });
+        if env.runtime.is_some() && config.routes.iter().any(|r| r.cache.is_some()) {
+            crate::cache::init(&config.cache);
+        }
         Ok(Snapshot {
             overload_allow,
             generation: env.generation,

@@ -8,6 +8,7 @@ mod auth;
 mod authz;
 mod bans;
 mod bots;
+mod cache;
 mod events;
 mod limits;
 mod listener;
@@ -25,6 +26,7 @@ pub use auth::*;
 pub use authz::*;
 pub use bans::*;
 pub use bots::*;
+pub use cache::*;
 pub use events::*;
 pub use limits::*;
 pub use listener::*;
@@ -107,4 +109,7 @@ pub struct Config {
     /// Bots: the browser challenge.
     #[serde(default)]
     pub bots: BotSettings,
+    /// The response cache's store (routes turn caching on with `cache`).
+    #[serde(default)]
+    pub cache: CacheSettings,
 }

@@ -93,6 +93,10 @@ pub struct Route {
     /// body (the upstream must speak `protocol: http2`).
     #[serde(default)]
     pub grpc: bool,
+    /// The response cache: the last stage before the upstream (RFC 9111), so an answer it
+    /// serves has passed every check of this request first.
+    #[serde(default)]
+    pub cache: Option<RouteCache>,
 }
 
 /// A route's CORS policy (see `rampart-cors`).

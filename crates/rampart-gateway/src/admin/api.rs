@@ -34,6 +34,8 @@ pub enum Op {
     RemoveBan,
     ReloadCerts,
     Audit,
+    CacheStats,
+    PurgeCache,
 }
 
 /// A matched endpoint.
@@ -84,6 +86,8 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, Reply> {
             (Method::DELETE, RemoveBan, Operator, false),
         ],
         ["audit"] => &[(Method::GET, Audit, Viewer, false)],
+        ["cache"] => &[(Method::GET, CacheStats, Viewer, false)],
+        ["cache", "purge"] => &[(Method::POST, PurgeCache, Operator, true)],
         ["certificates", "reload"] => &[(Method::POST, ReloadCerts, Operator, false)],
         ["consumers", n, "api-keys"] if !n.is_empty() => &[(Method::POST, AddKey, Admin, true)],
         ["upstreams", n, "health"] if !n.is_empty() => &[(Method::GET, Health, Viewer, false)],
@@ -524,6 +528,24 @@ pub async fn handle(
                 change: None,
             }
         }
+        Op::CacheStats => {
+            let Some(store) = crate::cache::store() else {
+                return Reply::json(200, json!({"enabled": false}));
+            };
+            let s = &store.stats;
+            Reply::json(
+                200,
+                json!({
+                    "enabled": true,
+                    "bytes": store.bytes(),
+                    "entries": store.len(),
+                    "stored": s.stored.load(Ordering::Relaxed),
+                    "evicted": s.evicted.load(Ordering::Relaxed),
+                    "purged": s.purged.load(Ordering::Relaxed),
+                }),
+            )
+        }
+        Op::PurgeCache => purge_cache(req, reason),
         Op::ReloadCerts => {
             let errors = reloader.reload_certificates();
             let ok = errors.is_empty();
@@ -582,6 +604,90 @@ fn ban_json(b: &rampart_bans::Ban) -> Value {
         "playbook": b.playbook,
         "limit": b.limit,
     })
+}
+
+/// `POST /cache/purge`: one selector — `{path, query?}`, `{prefix}`, `{tag}`, `{route}` or
+/// `{all: true}`.
+fn purge_cache(req: &Req, reason: String) -> Reply {
+    use rampart_cache::Selector;
+    let body = match body_value(req) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => {
+            return Reply::error(
+                400,
+                "a purge is an object: {path}, {prefix}, {tag}, {route} or {all: true}",
+            )
+        }
+        Err(r) => return r,
+    };
+    let known = ["path", "query", "prefix", "tag", "route", "all"];
+    if let Some(k) = body.keys().find(|k| !known.contains(&k.as_str())) {
+        return Reply::error(
+            422,
+            format!("unknown field {k:?} (known: {})", known.join(", ")),
+        );
+    }
+    let text = |k: &str| -> Result<Option<String>, Reply> {
+        match body.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(_) => Err(Reply::error(422, format!("{k} is a non-empty string"))),
+        }
+    };
+    let fields = (|| {
+        Ok::<_, Reply>((
+            text("path")?,
+            text("query")?,
+            text("prefix")?,
+            text("tag")?,
+            text("route")?,
+        ))
+    })();
+    let (path, query, prefix, tag, route) = match fields {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let all = match body.get("all") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Reply::error(422, "all is true or false"),
+    };
+    let given = [
+        path.is_some(),
+        prefix.is_some(),
+        tag.is_some(),
+        route.is_some(),
+        all,
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if given != 1 || (query.is_some() && path.is_none()) {
+        return Reply::error(
+            422,
+            "give exactly one of path (with an optional query), prefix, tag, route or all: true",
+        );
+    }
+    for p in [&path, &prefix].into_iter().flatten() {
+        if !p.starts_with('/') {
+            return Reply::error(422, "path and prefix start with /");
+        }
+    }
+    let sel = if let Some(path) = path {
+        Selector::Resource { path, query }
+    } else if let Some(p) = prefix {
+        Selector::Prefix(p)
+    } else if let Some(t) = tag {
+        Selector::Tag(t)
+    } else if let Some(r) = route {
+        Selector::Route(r)
+    } else {
+        Selector::All
+    };
+    let purged = crate::cache::store().map_or(0, |s| s.purge(&sel));
+    let mut r = Reply::json(200, json!({"purged": purged}));
+    r.change = Some(Box::new(("cache_purged", reason, vec![format!("{sel:?}")])));
+    r
 }
 
 async fn add_ban(snap: &Snapshot, req: &Req, reason: String) -> Reply {
