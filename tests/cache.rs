@@ -256,6 +256,11 @@ async fn answers_follow_rfc_9111() {
         ("/c/star", "cc=max-age=60&vary=*"),
         ("/c/error", "status=500&cc=max-age=60"),
         ("/c/partial", "status=206&cc=max-age=60"),
+        // About one caller: never replayed to others, whatever the origin says.
+        ("/c/limited", "status=429&cc=max-age=60"),
+        ("/c/denied", "status=403&cc=max-age=60"),
+        // An unreadable max-age is the origin's choice, not a reason for the route's ttl.
+        ("/c/badage", "cc=max-age=abc"),
     ] {
         for _ in 0..2 {
             let r = get(&gw, &format!("{path}?{q}"), &[]);
@@ -451,6 +456,19 @@ async fn one_fetch_per_entry_and_stale_answers_when_allowed() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let r = get(&gw, swr, &[]);
     assert!(body_of(&r).contains("\"n\":2"), "{r}");
+    // An HTTP/2 client on a stale entry: revalidated in the foreground (Pingora cannot
+    // replay an HTTP/2 request as a background one), answered fresh, nothing left locked.
+    let h2 = h2c();
+    let url = gw.url("/c/swr2?cc=max-age=1,%20stale-while-revalidate=60");
+    h2.get(&url).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for n in 2..=3 {
+        let r = h2.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body = r.text().await.unwrap();
+        assert!(body.contains(&format!("\"n\":{}", 2)), "{n}: {body}");
+    }
+    assert_eq!(o.hits("/c/swr2"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -494,6 +512,35 @@ async fn attacks_on_the_cache_fail() {
         assert!(!cache_status(&r).contains("hit"), "{r}");
     }
     assert_eq!(o.hits("/c/withbody"), 2);
+    // The same over HTTP/2: an entry is served to a GET without a body, and a GET whose
+    // DATA frames carry one (no length) is passed on.
+    let h2 = h2c();
+    let url = gw.url("/c/h2?cc=max-age=60");
+    for _ in 0..2 {
+        let r = h2.get(&url).send().await.unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(o.hits("/c/h2"), 1);
+    let chunks: Vec<Result<&'static str, std::io::Error>> = vec![Ok("hel"), Ok("lo")];
+    let r = h2
+        .get(&url)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    let status = r
+        .headers()
+        .get("cache-status")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert!(!status.unwrap_or_default().contains("hit"));
+    assert_eq!(
+        o.hits("/c/h2"),
+        2,
+        "a GET with a body was answered from the cache"
+    );
 
     // Path spellings reach the entry of the canonical path only, never another one.
     get(&gw, "/c/canon?cc=max-age=60", &[]);
@@ -638,6 +685,21 @@ fn cache_mistakes_are_located() {
         "cache-ws",
         &format!("{base}    websocket: true\n    cache: {{}}\n"),
         &["routes.0.cache", "websocket"],
+    );
+    refused_config(
+        "cache-hosts",
+        &base
+            .replace("paths:", "hosts: [a.test, \"*.b.test\"]\n    paths:")
+            .replace(
+                "upstream: o\n",
+                "upstream: o\n    cache: { key: [path, query] }\n",
+            ),
+        &["routes.0.cache.key", "several hosts"],
+    );
+    refused_config(
+        "cache-ttl",
+        &format!("{base}    cache: {{ ttl: 10ms }}\n"),
+        &["routes.0.cache.ttl", "between 1s and 365d"],
     );
     refused_config(
         "cache-field",

@@ -25,7 +25,7 @@ use pingora_cache::{CacheKey, CacheMeta};
 use pingora_error::{Error, ErrorType, Result};
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// Tags an entry keeps from `Cache-Tag`, and their length: a response cannot make its
@@ -35,6 +35,9 @@ pub const MAX_TAGS: usize = 32;
 pub const MAX_TAG_LEN: usize = 128;
 /// The LRU's shards (contention between threads).
 const SHARDS: usize = 16;
+/// What an entry costs beyond its bytes (map slot, key, LRU node, allocations): counted
+/// against the bound so that many tiny entries cannot hold more memory than it says.
+const ENTRY_OVERHEAD: usize = 256;
 
 /// What an entry is for, as purges see it (set by the gateway in the key's extensions).
 #[derive(Debug, Clone, Default)]
@@ -73,6 +76,19 @@ struct Entry {
     info: EntryInfo,
     tags: Vec<String>,
     compact: CompactCacheKey,
+    /// Its weight in the LRU: every byte it holds, plus the overhead.
+    size: usize,
+}
+
+fn weigh(meta: &(Vec<u8>, Vec<u8>), body: usize, info: &EntryInfo, tags: &[String]) -> usize {
+    meta.0.len()
+        + meta.1.len()
+        + body
+        + info.route.len()
+        + info.path.len()
+        + info.query.as_ref().map_or(0, String::len)
+        + tags.iter().map(String::len).sum::<usize>()
+        + ENTRY_OVERHEAD
 }
 
 impl Entry {
@@ -105,6 +121,12 @@ pub struct Store {
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     lru: lru::Manager<SHARDS>,
     max_entry: usize,
+    /// Bytes of bodies being fetched (held outside the store until finished), and their cap.
+    in_flight: AtomicUsize,
+    max_in_flight: usize,
+    /// Bumped by every purge: a fetch that started before one is not stored (it may be what
+    /// the purge meant to remove).
+    purges: AtomicU64,
     /// What happened to entries.
     pub stats: Stats,
 }
@@ -115,7 +137,7 @@ impl Store {
     pub fn leak(max_bytes: usize) -> &'static Store {
         // Entries are at least a few hundred bytes with their headers: the item cap keeps
         // the LRU's own bookkeeping bounded too.
-        let items = (max_bytes / 256).max(1024);
+        let items = (max_bytes / (4 * ENTRY_OVERHEAD)).max(1024);
         Box::leak(Box::new(Store {
             entries: RwLock::new(HashMap::new()),
             lru: lru::Manager::with_capacity_and_watermark(
@@ -124,6 +146,9 @@ impl Store {
                 Some(items),
             ),
             max_entry: max_bytes / 4,
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: max_bytes / 2,
+            purges: AtomicU64::new(0),
             stats: Stats::default(),
         }))
     }
@@ -150,13 +175,16 @@ impl Store {
 
     /// Removes the entries `sel` matches; returns how many.
     pub fn purge(&self, sel: &Selector) -> usize {
+        self.purges.fetch_add(1, Ordering::SeqCst);
+        // Matched under the read lock (lookups go on), removed under the write lock.
+        let keys: Vec<String> = self
+            .read()
+            .iter()
+            .filter(|(_, e)| e.matches(sel))
+            .map(|(k, _)| k.clone())
+            .collect();
         let removed: Vec<Arc<Entry>> = {
             let mut map = self.write();
-            let keys: Vec<String> = map
-                .iter()
-                .filter(|(_, e)| e.matches(sel))
-                .map(|(k, _)| k.clone())
-                .collect();
             keys.iter().filter_map(|k| map.remove(k)).collect()
         };
         for e in &removed {
@@ -198,6 +226,7 @@ struct Hit {
     body: Bytes,
     range: (usize, usize),
     done: bool,
+    size: usize,
 }
 
 #[async_trait]
@@ -235,7 +264,7 @@ impl HandleHit for Hit {
     }
 
     fn get_eviction_weight(&self) -> usize {
-        self.body.len()
+        self.size
     }
 
     fn as_any(&self) -> &(dyn Any + Send + Sync) {
@@ -255,38 +284,81 @@ struct Miss {
     tags: Vec<String>,
     compact: CompactCacheKey,
     body: BytesMut,
-    /// The body outgrew the store's entry limit: nothing is stored.
+    /// The body outgrew the store's entry limit, or fetches in progress hold too much:
+    /// nothing is stored.
     over: bool,
+    /// The purge count when the fetch began.
+    purges: u64,
+}
+
+impl Miss {
+    /// Gives back what this fetch counted as in flight.
+    fn release(&mut self) {
+        let held = self.body.len();
+        self.store.in_flight.fetch_sub(held, Ordering::Relaxed);
+        self.body = BytesMut::new();
+    }
+}
+
+impl Drop for Miss {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 #[async_trait]
 impl HandleMiss for Miss {
     async fn write_body(&mut self, data: Bytes, _eof: bool) -> Result<()> {
-        if self.over || self.body.len() + data.len() > self.store.max_entry {
+        if self.over {
+            return Ok(());
+        }
+        let before = self
+            .store
+            .in_flight
+            .fetch_add(data.len(), Ordering::Relaxed);
+        if self.body.len() + data.len() > self.store.max_entry
+            || before + data.len() > self.store.max_in_flight
+        {
+            self.store
+                .in_flight
+                .fetch_sub(data.len(), Ordering::Relaxed);
             self.over = true;
-            self.body = BytesMut::new();
+            self.release();
             return Ok(());
         }
         self.body.extend_from_slice(&data);
         Ok(())
     }
 
-    async fn finish(self: Box<Self>) -> Result<MissFinishType> {
+    async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
         if self.over {
+            return Error::e_explain(ErrorType::InternalError, "response not stored: too large");
+        }
+        if self.store.purges.load(Ordering::SeqCst) != self.purges {
             return Error::e_explain(
                 ErrorType::InternalError,
-                "response larger than the store allows",
+                "response not stored: purged meanwhile",
             );
         }
-        let size = self.body.len() + self.meta.0.len() + self.meta.1.len();
+        let body = std::mem::take(&mut self.body);
+        self.store
+            .in_flight
+            .fetch_sub(body.len(), Ordering::Relaxed);
+        let info = std::mem::take(&mut self.info);
+        let tags = std::mem::take(&mut self.tags);
+        let meta = std::mem::take(&mut self.meta);
+        let size = weigh(&meta, body.len(), &info, &tags);
         let entry = Arc::new(Entry {
-            meta: self.meta,
-            body: self.body.freeze(),
-            info: self.info,
-            tags: self.tags,
-            compact: self.compact,
+            meta,
+            body: body.freeze(),
+            info,
+            tags,
+            compact: self.compact.clone(),
+            size,
         });
-        self.store.write().insert(self.hash, entry);
+        self.store
+            .write()
+            .insert(std::mem::take(&mut self.hash), entry);
         self.store.stats.stored.fetch_add(1, Ordering::Relaxed);
         // The LRU learns the size from this (pingora-cache admits it and purges what it
         // evicts through `Storage::purge`).
@@ -310,6 +382,7 @@ impl Storage for Store {
             body: entry.body.clone(),
             range: (0, len),
             done: false,
+            size: entry.size,
         };
         Ok(Some((meta, Box::new(hit))))
     }
@@ -333,6 +406,7 @@ impl Storage for Store {
             compact: key.to_compact(),
             body: BytesMut::new(),
             over: false,
+            purges: self.purges.load(Ordering::SeqCst),
         }))
     }
 
@@ -371,11 +445,15 @@ impl Storage for Store {
         let Some(old) = map.get(&hash) else {
             return Ok(false);
         };
+        let tags = tags_of(meta);
+        // The weight the LRU knows stays the one it admitted (pingora-cache does not re-admit
+        // on a refresh); the headers of a 304 are close to the ones they replace.
         let entry = Arc::new(Entry {
+            size: old.size,
             meta: serialized,
             body: old.body.clone(),
             info: old.info.clone(),
-            tags: tags_of(meta),
+            tags,
             compact: old.compact.clone(),
         });
         map.insert(hash, entry);

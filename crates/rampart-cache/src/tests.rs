@@ -150,3 +150,52 @@ async fn tags_are_bounded() {
     assert_eq!(tags.len(), MAX_TAGS);
     assert!(!tags.contains(&long));
 }
+
+#[tokio::test]
+async fn a_fetch_that_overlaps_a_purge_is_not_stored() {
+    let store = Store::leak(4 << 20);
+    let k = key("/p", None);
+    let span = Span::inactive().handle();
+    let mut miss = store
+        .get_miss_handler(&k, &meta(None), &span)
+        .await
+        .unwrap();
+    miss.write_body(Bytes::from_static(b"old"), true)
+        .await
+        .unwrap();
+    store.purge(&Selector::Prefix("/p".into()));
+    assert!(miss.finish().await.is_err());
+    assert!(
+        get(store, &k).await.is_none(),
+        "the purged answer came back"
+    );
+    assert_eq!(store.in_flight.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn bodies_being_fetched_are_bounded_together() {
+    // 4 MiB store: entries up to 1 MiB, 2 MiB in flight at once.
+    let store = Store::leak(4 << 20);
+    let span = Span::inactive().handle();
+    let mb = Bytes::from(vec![b'x'; 900 << 10]);
+    let mut misses = Vec::new();
+    for i in 0..3 {
+        let k = key(&format!("/f{i}"), None);
+        let mut m = store
+            .get_miss_handler(&k, &meta(None), &span)
+            .await
+            .unwrap();
+        m.write_body(mb.clone(), true).await.unwrap();
+        misses.push((k, m));
+    }
+    assert!(store.in_flight.load(Ordering::Relaxed) <= 2 << 20);
+    let mut stored = 0;
+    for (k, m) in misses {
+        if m.finish().await.is_ok() {
+            stored += 1;
+            assert!(get(store, &k).await.is_some());
+        }
+    }
+    assert_eq!(stored, 2, "the third fetch went over the in-flight bound");
+    assert_eq!(store.in_flight.load(Ordering::Relaxed), 0);
+}

@@ -1149,6 +1149,13 @@ fn validate_cache(c: &Config, err: &mut impl FnMut(String, String)) {
                 "must include path: entries for different resources would be mixed".into(),
             );
         }
+        let several_hosts = r.hosts.len() > 1 || r.hosts.iter().any(|h| h.contains('*'));
+        if several_hosts && !cache.key.iter().any(|k| k == "host") {
+            err(
+                at("key"),
+                "the route serves several hosts: the key must include host, or one host's answers would be served for another's".into(),
+            );
+        }
         if cache.methods.is_empty() {
             err(at("methods"), "at least one of GET, HEAD".into());
         }
@@ -1181,7 +1188,7 @@ fn validate_cache(c: &Config, err: &mut impl FnMut(String, String)) {
             );
         }
         let year = std::time::Duration::from_secs(365 * 24 * 3600);
-        if cache.ttl.0.is_zero() || cache.ttl.0 > year {
+        if cache.ttl.0 < std::time::Duration::from_secs(1) || cache.ttl.0 > year {
             err(at("ttl"), "between 1s and 365d".into());
         }
         for (set, what) in [

@@ -32,6 +32,15 @@ const MAX_VARY: usize = 16;
 /// minus the ones an API rarely means to keep: 405, 414, 501).
 const HEURISTIC: [u16; 8] = [200, 203, 204, 300, 301, 308, 404, 410];
 
+/// Statuses stored at all, with the origin's freshness (an API's 401, 403 or 429 is about
+/// one caller, never to be replayed to others).
+const STORABLE: [u16; 13] = [
+    200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501,
+];
+
+/// A path and query longer than this is passed on, not stored (entries stay small).
+const MAX_KEY_TARGET: usize = 2048;
+
 /// The process's store and fetch lock (pingora-cache takes them `&'static`).
 pub(crate) struct CacheRt {
     pub(crate) store: &'static Store,
@@ -83,9 +92,21 @@ pub(crate) fn request(session: &mut Session, ctx: &mut Ctx) {
     if !bodyless {
         return;
     }
-    if ctx.auth.principal.is_some() && !c.authenticated {
+    if (ctx.auth.principal.is_some() || ctx.auth.identity.is_some()) && !c.authenticated {
         return;
     }
+    if req.uri.path_and_query().map_or(0, |p| p.as_str().len()) > MAX_KEY_TARGET {
+        return;
+    }
+    let inspects_responses = ctx
+        .route
+        .as_ref()
+        .and_then(|r| r.contract.as_ref())
+        .is_some_and(|c| c.cfg.response != rampart_config::ContractMode::Off)
+        || crate::stages::waf::route_waf(ctx).is_some_and(|w| w.rt.cfg.inspect_response_body);
+    // A stored body served in client-chosen slices would reach the response checks in
+    // pieces: such routes answer whole.
+    session.ignore_downstream_range = inspects_responses;
     let mut overrides = CacheOptionOverrides::default();
     overrides.wait_timeout = Some(rt.settings.lock_timeout.0);
     overrides.max_lock_retries = Some(3);
@@ -133,14 +154,16 @@ pub(crate) fn key(session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
     let view = upstream_view(session, ctx)?;
     let path = view.uri.path().to_string();
     let query = view.uri.query().map(str::to_string);
-    // Parts are separated by a byte no part can hold (NUL) so two keys cannot run together.
+    // Each part is length-prefixed, so no two different requests spell the same key.
     let mut primary: Vec<u8> = Vec::with_capacity(128);
     let mut part = |b: &[u8]| {
+        primary.extend_from_slice(&(b.len() as u32).to_le_bytes());
         primary.extend_from_slice(b);
-        primary.push(0);
     };
-    part(b"v1");
+    part(b"v2");
     part(ctx.route_name().as_bytes());
+    // The upstream is told the scheme (X-Forwarded-Proto) and may build links with it.
+    part(if ctx.tls { b"https" } else { b"http" });
     part(
         ctx.upstream
             .pool
@@ -153,7 +176,10 @@ pub(crate) fn key(session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
         match k.as_str() {
             "host" => part(ctx.host.to_ascii_lowercase().as_bytes()),
             "path" => part(path.as_bytes()),
-            "query" => part(query.as_deref().map_or(b"\0" as &[u8], str::as_bytes)),
+            "query" => match query.as_deref() {
+                Some(q) => part(format!("?{q}").as_bytes()),
+                None => part(b""),
+            },
             h => part(&header_value(&view, h.strip_prefix("header:").unwrap_or(h))),
         }
     }
@@ -165,7 +191,7 @@ pub(crate) fn key(session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
     key.extensions.insert(EntryInfo {
         route: ctx.route_name().to_string(),
         path: ctx.path.clone(),
-        query: session.req_header().uri.query().map(str::to_string),
+        query,
     });
     ctx.cache_view = Some(Box::new(view));
     Ok(key)
@@ -182,11 +208,14 @@ fn vary_names(headers: &http::HeaderMap) -> Option<Vec<String>> {
             }
             let n = n.to_ascii_lowercase();
             if !names.contains(&n) {
+                if names.len() == MAX_VARY {
+                    return None;
+                }
                 names.push(n);
             }
         }
     }
-    (names.len() <= MAX_VARY).then_some(names)
+    Some(names)
 }
 
 /// `cache_vary_filter`: which variant of the entry this request needs.
@@ -202,14 +231,73 @@ pub(crate) fn variance(meta: &CacheMeta, ctx: &mut Ctx, req: &RequestHeader) -> 
     for name in &c.vary_on {
         v.add_owned_name_value(name.to_ascii_lowercase(), header_value(view, name));
     }
-    if let Some(p) = &ctx.auth.principal {
-        let public =
-            CacheControl::from_resp_headers(meta.response_header()).is_some_and(|cc| cc.public());
-        if !public {
-            v.add_owned_name_value("\u{1}consumer".into(), p.consumer_id.as_bytes().to_vec());
+    // Authenticated and anonymous callers never share an entry, `public` or not.
+    let authenticated = ctx.auth.principal.is_some() || ctx.auth.identity.is_some();
+    v.add_value("\u{1}authenticated", if authenticated { "1" } else { "0" });
+    let public =
+        CacheControl::from_resp_headers(meta.response_header()).is_some_and(|cc| cc.public());
+    if authenticated && !public {
+        // Everything that tells the upstream who calls (the consumer, its groups, the
+        // method, claim headers, the client certificate), as the upstream receives it.
+        for name in identity_headers(ctx) {
+            let value = header_value(view, &name);
+            v.add_owned_name_value(format!("\u{1}{name}"), value);
         }
     }
     v.finalize()
+}
+
+/// The identity headers Rampart sets upstream (see `forward::identity_headers`).
+fn identity_headers(ctx: &Ctx) -> Vec<String> {
+    let mut names: Vec<String> = [
+        "x-consumer-id",
+        "x-consumer-groups",
+        "x-auth-method",
+        "x-client-cert-subject",
+        "x-client-cert-fingerprint",
+        "x-client-cert-san",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    if let Some(snap) = ctx.snap.as_deref() {
+        for jwt in &snap.config.auth.jwt {
+            names.extend(
+                jwt.claims_to_headers
+                    .values()
+                    .map(|h| h.to_ascii_lowercase()),
+            );
+        }
+    }
+    names
+}
+
+/// The request carries a credential the upstream may act on that Rampart did not check
+/// (no `auth` on the route): `Authorization`, a cookie, the API key header or query
+/// parameter, a client certificate. Shared caches do not store such answers unless the
+/// upstream allows it (RFC 9111 §3.5; Varnish passes them by default).
+fn unchecked_credentials(ctx: &Ctx, view: &RequestHeader) -> bool {
+    if ctx.auth.principal.is_some() {
+        return false;
+    }
+    let h = &view.headers;
+    if h.contains_key(http::header::AUTHORIZATION)
+        || h.contains_key(http::header::COOKIE)
+        || ctx.auth.identity.is_some()
+    {
+        return true;
+    }
+    let Some(snap) = ctx.snap.as_deref() else {
+        return false;
+    };
+    let key = &snap.config.auth.api_key;
+    h.contains_key(key.header.as_str())
+        || key.query.as_deref().is_some_and(|name| {
+            view.uri.query().is_some_and(|q| {
+                q.split('&')
+                    .any(|kv| crate::stages::param_is(kv.split('=').next().unwrap_or(""), name))
+            })
+        })
 }
 
 /// `response_cache_filter`: whether (and how long) the upstream's answer may be kept.
@@ -224,19 +312,13 @@ pub(crate) fn cacheable(session: &Session, resp: &ResponseHeader, ctx: &Ctx) -> 
     if vary_names(&resp.headers).is_none() {
         return Uncacheable(NoCacheReason::Custom("vary"));
     }
-    if resp.status.as_u16() == 206 || resp.status.is_server_error() {
+    if !STORABLE.contains(&resp.status.as_u16()) {
         return Uncacheable(NoCacheReason::OriginNotCache);
     }
-    // Authorization the upstream saw without Rampart authenticating it (a route without
-    // `auth`): RFC 9111 §3.5 rules. An authenticated consumer's answers are keyed per
-    // consumer instead (`variance`).
-    let authorization = ctx.auth.principal.is_none()
-        && ctx
-            .cache_view
-            .as_deref()
-            .unwrap_or(session.req_header())
-            .headers
-            .contains_key(http::header::AUTHORIZATION);
+    // Credentials the upstream saw without Rampart checking them: RFC 9111 §3.5 rules.
+    // An authenticated caller's answers are kept per identity instead (`variance`).
+    let view = ctx.cache_view.as_deref().unwrap_or(session.req_header());
+    let authorization = unchecked_credentials(ctx, view);
     let cc = CacheControl::from_resp_headers(resp);
     let swr = c.stale_while_revalidate.map_or(0, |d| secs(d.0));
     let sie = c.stale_if_error.map_or(0, |d| secs(d.0));
@@ -247,8 +329,10 @@ pub(crate) fn cacheable(session: &Session, resp: &ResponseHeader, ctx: &Ctx) -> 
         return decided;
     }
     // No freshness from the upstream: the route's ttl, for statuses that allow it.
-    let explicit = cc.as_ref().is_some_and(|cc| cc.fresh_duration().is_some())
-        || resp.headers.contains_key(http::header::EXPIRES);
+    // A `max-age` that does not parse still says the origin chose: stale, not the ttl.
+    let explicit = cc.as_ref().is_some_and(|cc| {
+        cc.fresh_duration().is_some() || cc.has_key("max-age") || cc.has_key("s-maxage")
+    }) || resp.headers.contains_key(http::header::EXPIRES);
     let forbidden = cc
         .as_ref()
         .is_some_and(|cc| cc.is_cacheable() == Cacheable::No)
@@ -315,9 +399,13 @@ pub(crate) fn status(session: &Session) -> Option<(&'static str, String)> {
 
 /// `should_serve_stale`: within the windows the entry allows (pingora-cache checks them),
 /// while revalidating in the background, or when the upstream failed.
-pub(crate) fn serve_stale(error: Option<&Error>) -> bool {
+///
+/// Pingora builds the background request from the client's request as HTTP/1 text; for an
+/// HTTP/2 client that text says `HTTP/2` and cannot be parsed (the refresh never runs and
+/// its fetch lock dangles), so HTTP/2 clients revalidate in the foreground.
+pub(crate) fn serve_stale(session: &Session, error: Option<&Error>) -> bool {
     match error {
-        None => true,
+        None => !session.as_downstream().is_http2(),
         Some(e) => {
             e.esource() == &pingora::ErrorSource::Upstream
                 || matches!(e.etype(), ErrorType::HTTPStatus(s) if *s >= 500)

@@ -139,11 +139,11 @@ impl ProxyHttp for Gateway {
 
     fn should_serve_stale(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _ctx: &mut Ctx,
         error: Option<&Error>,
     ) -> bool {
-        crate::cache::serve_stale(error)
+        crate::cache::serve_stale(session, error)
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
