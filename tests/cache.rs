@@ -17,7 +17,7 @@ const OPERATOR: &str = "cache-operator-token-0123456789";
 /// An origin that answers as each request's query says, over raw HTTP/1.1 (so it can also
 /// misbehave), and remembers what it received.
 ///
-/// Query parameters: `cc` (Cache-Control), `vary`, `etag` (answers 304 to a matching
+/// Query parameters: `cc` and `cc2` (Cache-Control lines), `expires`, `vary`, `etag` (answers 304 to a matching
 /// `If-None-Match`), `tag` (Cache-Tag), `cookie=1` (Set-Cookie), `status`, `delay` (ms),
 /// `size` (body bytes), `short=1` (declares more body than it sends, then closes).
 struct Origin {
@@ -106,8 +106,10 @@ impl Origin {
                     }
                     for (param, name) in [
                         ("cc", "Cache-Control"),
+                        ("cc2", "Cache-Control"),
                         ("vary", "Vary"),
                         ("tag", "Cache-Tag"),
+                        ("expires", "Expires"),
                     ] {
                         if let Some(v) = q.get(param) {
                             extra.push_str(&format!("{name}: {v}\r\n"));
@@ -261,6 +263,11 @@ async fn answers_follow_rfc_9111() {
         ("/c/denied", "status=403&cc=max-age=60"),
         // An unreadable max-age is the origin's choice, not a reason for the route's ttl.
         ("/c/badage", "cc=max-age=abc"),
+        // Conflicting directives, in one line or two: the forbidding one wins.
+        ("/c/conflict", "cc=max-age=60,%20no-store"),
+        ("/c/conflict2", "cc=max-age=60&cc2=private"),
+        // An Expires that is not a date means already expired (RFC 9111 §5.3).
+        ("/c/baddate", "expires=tomorrow"),
     ] {
         for _ in 0..2 {
             let r = get(&gw, &format!("{path}?{q}"), &[]);

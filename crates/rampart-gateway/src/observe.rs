@@ -129,6 +129,10 @@ impl Gateway {
         if let Some(c) = ctx.cache {
             line["cache"] = c.into();
         }
+        if session.subrequest_ctx.is_some() {
+            // The cache's background refresh of a stale entry, not a client's request.
+            line["background"] = true.into();
+        }
         if !ctx.rules_applied.is_empty() {
             line["rules"] = ctx.rules_applied.clone().into();
         }
