@@ -15,7 +15,7 @@ cargo build --release --quiet
 BIN=target/release/rampart
 CRS=$(cd ../shared/crs && pwd)
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; [ -f $WORK/up.pid ] && kill $(cat $WORK/up.pid) 2>/dev/null; rm -rf $WORK' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; [ -f $WORK/up.pid ] && kill $(cat $WORK/up.pid) 2>/dev/null; rm -rf $WORK; true' EXIT
 . bench/lib.sh
 UP=18290; RP=18291; ADM=18292
 json_upstream $WORK $UP
@@ -38,7 +38,7 @@ server:
   threads: 1
 YML
 }
-# start CONFIG: Rampart on it; prints "seconds_to_ready"; sets PID.
+# start CONFIG: Rampart on it; sets PID and T (seconds until ready).
 start() {
   local t0=$(date +%s.%N)
   $BIN serve --config $1 > $WORK/rampart.log 2>&1 &
@@ -47,7 +47,7 @@ start() {
     kill -0 $PID 2>/dev/null || { cat $WORK/rampart.log; exit 1; }
     sleep 0.05
   done
-  awk -v a=$t0 -v b=$(date +%s.%N) 'BEGIN{printf "%.2f", b-a}'
+  T=$(awk -v a=$t0 -v b=$(date +%s.%N) 'BEGIN{printf "%.2f", b-a}')
 }
 stop() { kill $PID; wait $PID 2>/dev/null || true; }
 settle() { # requests to touch every lazily built structure, then a pause
@@ -57,7 +57,7 @@ settle() { # requests to touch every lazily built structure, then a pause
 
 printf "%-34s %10s %12s  %s\n" config "RSS MiB" "ready in s" notes
 { head_yaml; printf 'routes:\n  - name: all\n    paths: ["/"]\n    upstream: up\n'; } > $WORK/plain.yaml
-T=$(start $WORK/plain.yaml); settle /item
+start $WORK/plain.yaml; settle /item
 printf "%-34s %10.1f %12s\n" "one route" "$(awk -v k=$(rss_kib $PID) 'BEGIN{print k/1024}')" $T
 stop
 
@@ -74,7 +74,7 @@ routes:
     upstream: up
 YML
 } > $WORK/crs.yaml
-T=$(start $WORK/crs.yaml); settle /item
+start $WORK/crs.yaml; settle /item
 printf "%-34s %10.1f %12s\n" "one route + CRS v4 PL1" "$(awk -v k=$(rss_kib $PID) 'BEGIN{print k/1024}')" $T
 stop
 
@@ -85,7 +85,7 @@ routes() { # N routes with distinct paths (and a rate limit each, as real routes
   done
 }
 routes 10000 > $WORK/routes.yaml
-T=$(start $WORK/routes.yaml); settle /r/5000/item
+start $WORK/routes.yaml; settle /r/5000/item
 printf "%-34s %10.1f %12s\n" "10,000 routes" "$(awk -v k=$(rss_kib $PID) 'BEGIN{print k/1024}')" $T
 # Reload a changed 10,000-route config while wrk runs against one of its routes.
 G0=$(generation)
@@ -122,7 +122,7 @@ function request()
   return wrk.format("GET", "/item", { ["X-K"] = "key-" .. (base + n) })
 end
 LUA
-T=$(start $WORK/keys.yaml); settle /item
+start $WORK/keys.yaml; settle /item
 BEFORE=$(rss_kib $PID)
 SENT=0; ROUND=1
 while [ $SENT -lt $KEYS ]; do

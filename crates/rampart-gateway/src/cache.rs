@@ -249,17 +249,7 @@ pub(crate) fn variance(meta: &CacheMeta, ctx: &mut Ctx, req: &RequestHeader) -> 
 
 /// The identity headers Rampart sets upstream (see `forward::identity_headers`).
 fn identity_headers(ctx: &Ctx) -> Vec<String> {
-    let mut names: Vec<String> = [
-        "x-consumer-id",
-        "x-consumer-groups",
-        "x-auth-method",
-        "x-client-cert-subject",
-        "x-client-cert-fingerprint",
-        "x-client-cert-san",
-    ]
-    .into_iter()
-    .map(str::to_string)
-    .collect();
+    let mut names: Vec<String> = rampart_rules::IDENTITY.map(str::to_string).to_vec();
     if let Some(snap) = ctx.snap.as_deref() {
         for jwt in &snap.config.auth.jwt {
             names.extend(

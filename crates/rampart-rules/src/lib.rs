@@ -201,6 +201,17 @@ const VERIFIED: &[&str] = &[
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
+    IDENTITY[0],
+    IDENTITY[1],
+    IDENTITY[2],
+    IDENTITY[3],
+    IDENTITY[4],
+    IDENTITY[5],
+];
+
+/// The identity headers Rampart sends upstream (besides JWT claim headers): who calls, as
+/// authentication and the TLS layer verified it.
+pub const IDENTITY: [&str; 6] = [
     "x-consumer-id",
     "x-consumer-groups",
     "x-auth-method",
