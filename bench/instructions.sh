@@ -5,6 +5,7 @@
 # Runs N1 then N2 sequential requests on one connection (to an nginx upstream) and prints
 # (instructions(N2) - instructions(N1)) / (N2 - N1): start-up and shutdown cancel out.
 # Usage: bench/instructions.sh BINARY [N1] [N2]
+# CACHE=1: the route caches (`cache: {}`), so every request after the first is a cache hit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -21,7 +22,7 @@ admin: { address: "127.0.0.1:18293" }
 access_log: { target: "off" }
 server: { threads: 1, watch_interval: 0s }
 upstreams: { u: { targets: ["127.0.0.1:18290"] } }
-routes: [{ name: r, paths: ["/"], upstream: u }]
+routes: [{ name: r, paths: ["/"], upstream: u${CACHE:+, cache: {\}} }]
 Y
   valgrind --tool=callgrind --callgrind-out-file=$W/cg.out "$BIN" serve --config $W/r.yaml > $W/log 2>&1 &
   local vp=$!

@@ -187,7 +187,11 @@ pub(crate) fn key(session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
     for r in &ctx.rules_applied {
         part(r.as_bytes());
     }
+    // pingora-cache hashes the primary key whenever it needs it (lookup, lock, eviction,
+    // variance): hash it once here.
+    let hash = pingora_cache::key::hash_key(&primary);
     let mut key = CacheKey::new(primary, "");
+    key.set_primary_bin_override(hash);
     key.extensions.insert(EntryInfo {
         route: ctx.route_name().to_string(),
         path: ctx.path.clone(),
