@@ -91,11 +91,13 @@ impl Origin {
                     if let Some(ms) = q.get("delay").and_then(|d| d.parse().ok()) {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                     }
+                    // Names folded as WSGI/CGI backends fold them (`X_Lang` is `X-Lang`).
                     let header = |name: &str| {
                         head.lines()
                             .find(|l| {
-                                l.split_once(':')
-                                    .is_some_and(|(k, _)| k.eq_ignore_ascii_case(name))
+                                l.split_once(':').is_some_and(|(k, _)| {
+                                    k.replace('_', "-").eq_ignore_ascii_case(name)
+                                })
                             })
                             .map(|l| l.split_once(':').unwrap().1.trim().to_string())
                     };
@@ -158,6 +160,7 @@ impl Origin {
 fn config(o: &Origin, cache_extra: &str) -> String {
     format!(
         r#"cache: {{ max_size: 4MiB }}
+requests: {{ underscore_headers: keep }}
 consumers:
   - id: alice
     api_keys: [{{ sha256: {a} }}]
@@ -506,6 +509,20 @@ async fn attacks_on_the_cache_fail() {
     .unwrap();
     assert!(!cache_status(&other_host).contains("hit"), "{other_host}");
     assert_eq!(o.hits("/c/poison"), 2);
+
+    // A header name spelled with `_`, which the backend folds into the one it varies on,
+    // selects its own variant: the next client does not get the first one's answer.
+    let v = "/c/folded?cc=max-age=60&vary=X-Lang";
+    let a = get(&gw, v, &[("X_Lang", "evil")]);
+    assert!(body_of(&a).contains("\"lang\":\"evil\""), "{a}");
+    let b = get(&gw, v, &[]);
+    assert!(body_of(&b).contains("\"lang\":\"\""), "{b}");
+    let c = get(&gw, v, &[("x-lang", "evil")]);
+    assert!(
+        cache_status(&c).contains("hit"),
+        "the same value, however spelled: {c}"
+    );
+    assert_eq!(o.hits("/c/folded"), 2);
 
     // A GET with a body is passed on, never answered from (or stored in) the cache.
     for framing in [

@@ -129,11 +129,18 @@ fn upstream_view(session: &Session, ctx: &Ctx) -> Result<RequestHeader> {
     Ok(req)
 }
 
-/// The values of one header, every line (a value cannot hold a newline).
+/// The values of one header, every line (a value cannot hold a newline), under every name
+/// a WSGI/CGI backend folds into it (`X_Lang` is `X-Lang` to them, when underscore names
+/// are kept): a variant must not ignore a spelling the upstream reads.
 fn header_value(req: &RequestHeader, name: &str) -> Vec<u8> {
     let mut out = Vec::new();
     let mut any = false;
-    for v in req.headers.get_all(name) {
+    let values = req
+        .headers
+        .iter()
+        .filter(|(k, _)| crate::hygiene::folded_eq(name, k.as_str()))
+        .map(|(_, v)| v);
+    for v in values {
         if any {
             out.push(b'\n');
         }
