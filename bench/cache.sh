@@ -82,15 +82,8 @@ for _ in $(seq $ROUNDS); do
   ROWS+=("$(CPU_PID=$PX_PID run nginx-proxy http://127.0.0.1:$PX/item)")
   ROWS+=("$(CPU_PID=$PX_PID run nginx-cache-hit http://127.0.0.1:$PX/cached/item)")
 done
-printf "%-20s %12s %10s %10s %11s  %s\n" target "req/s" p50 p99 "cpu µs/req" notes
-for r in "${ROWS[@]}"; do
-  set -- $r; name=$1 rps=$2 p50=$3 p99=$4 cpu=$5; shift 5
-  printf "%-20s %12s %10s %10s %11s  %s\n" $name $rps $p50 $p99 $cpu "$*"
-done
-med() { # NAME FIELD
-  printf '%s\n' "${ROWS[@]}" | awk -v n=$1 -v f=$2 '$1==n {print $f}' | sort -g |
-    awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'
-}
+rows "${ROWS[@]}"
+med() { median $1 $2 "${ROWS[@]}"; }
 ratio() { awk -v a=$1 -v b=$2 'BEGIN{printf "%.1f%%", a/b*100}'; }
 echo "medians (req/s, cpu µs/req): rampart proxy $(med rampart-proxy 2) $(med rampart-proxy 5); rampart cache hit $(med rampart-cache-hit 2) $(med rampart-cache-hit 5); nginx proxy $(med nginx-proxy 2) $(med nginx-proxy 5); nginx cache hit $(med nginx-cache-hit 2) $(med nginx-cache-hit 5)"
 echo "rampart cache hit / rampart proxy = $(ratio $(med rampart-cache-hit 2) $(med rampart-proxy 2)) by req/s, $(ratio $(med rampart-proxy 5) $(med rampart-cache-hit 5)) by CPU (target >= 100%)"

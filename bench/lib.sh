@@ -64,3 +64,21 @@ NGX
   nginx -c "$dir/up.conf" -p "$dir" -e "$dir/up.err"
 }
 
+
+# median NAME FIELD ROW...: the median of FIELD over the rows (from run) named NAME.
+median() {
+  local n=$1 f=$2; shift 2
+  printf '%s\n' "$@" | awk -v n=$n -v f=$f '$1==n {print $f}' | sort -g |
+    awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'
+}
+
+# rows ROW...: rows from run under one header.
+rows() {
+  printf "%-20s %12s %10s %10s %11s  %s\n" target "req/s" p50 p99 "cpu µs/req" notes
+  local r
+  for r in "$@"; do
+    set -- $r
+    local name=$1 rps=$2 p50=$3 p99=$4 cpu=$5; shift 5
+    printf "%-20s %12s %10s %10s %11s  %s\n" $name $rps $p50 $p99 $cpu "$*"
+  done
+}

@@ -242,10 +242,7 @@ done
 # route's cost is the bigger request rather than verification.
 A_NONE_H=$(CPU_PID=$RAMPART_PID run no-auth+jwt-header http://127.0.0.1:$RP/item -H "Authorization: Bearer $JWT")
 table "${A_ROWS[@]}" "$A_NONE_H"
-med() { # NAME FIELD: the median of FIELD over the rounds' rows named NAME
-  printf '%s\n' "${A_ROWS[@]}" | awk -v n=$1 -v f=$2 '$1==n {print $f}' | sort -g |
-    awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'
-}
+med() { median $1 $2 "${A_ROWS[@]}"; }
 echo "medians: no auth $(med no-auth 2) req/s $(med no-auth 5) µs/req; api key $(med api-key 2) req/s $(med api-key 5) µs/req; jwt $(med jwt-rs256 2) req/s $(med jwt-rs256 5) µs/req"
 echo "api key / no auth = $(ratio $(med api-key 2) $(med no-auth 2)) by req/s, $(ratio $(med no-auth 5) $(med api-key 5)) by CPU (target >= 90%)"
 echo "jwt rs256 / no auth = $(ratio $(med jwt-rs256 2) $(med no-auth 2)) by req/s, $(ratio $(med no-auth 5) $(med jwt-rs256 5)) by CPU (target >= 90%)"

@@ -38,15 +38,8 @@ for round in $(seq "$ROUNDS"); do
   ROWS+=("$(CPU_PID=$T1 run threads-1 http://127.0.0.1:18491/item)")
   ROWS+=("$(CPU_PID=$T2 run threads-2 http://127.0.0.1:18492/item)")
 done
-printf "%-12s %12s %10s %10s %11s  %s\n" target "req/s" p50 p99 "cpu µs/req" notes
-for r in "${ROWS[@]}"; do
-  set -- $r; name=$1 rps=$2 p50=$3 p99=$4 cpu=$5; shift 5
-  printf "%-12s %12s %10s %10s %11s  %s\n" $name $rps $p50 $p99 $cpu "$*"
-done
-med() {
-  printf '%s\n' "${ROWS[@]}" | awk -v n=$1 -v f=$2 '$1==n {print $f}' | sort -g |
-    awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'
-}
+rows "${ROWS[@]}"
+med() { median $1 $2 "${ROWS[@]}"; }
 echo "medians: 1 thread $(med threads-1 2) req/s $(med threads-1 5) µs/req; 2 threads $(med threads-2 2) req/s $(med threads-2 5) µs/req"
 awk -v a=$(med threads-1 5) -v b=$(med threads-2 5) -v ra=$(med threads-1 2) -v rb=$(med threads-2 2) \
   'BEGIN{printf "CPU per request, 2 threads vs 1: %+.1f%% (target <= +10%%); req/s %+.1f%%\n", (b/a-1)*100, (rb/ra-1)*100}'

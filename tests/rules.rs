@@ -247,15 +247,18 @@ routes:
     );
 }
 
+/// WAF rules that parse JSON bodies and refuse any argument containing "evil".
+const JSON_EVIL_RULES: &str = r#"
+    SecRequestBodyAccess On
+    SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+    SecRule ARGS "@contains evil" "id:1001,phase:2,deny,log,msg:'evil argument'""#;
+
 /// What the rules change is what the checks after them read, and credentials taken out of
 /// the query stay out whichever way the path was rewritten.
 #[tokio::test(flavor = "multi_thread")]
 async fn checks_after_the_rules_see_what_the_upstream_gets() {
     let up = Upstream::start("u").await;
-    let rules = r#"
-    SecRequestBodyAccess On
-    SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
-    SecRule ARGS "@contains evil" "id:1001,phase:2,deny,log,msg:'evil argument'""#;
+    let rules = JSON_EVIL_RULES;
     let gw = Gateway::start(&format!(
         r#"consumers:
   - id: alice
@@ -327,10 +330,7 @@ upstreams:
 #[tokio::test(flavor = "multi_thread")]
 async fn attacks_on_rules_and_cors_routes_fail() {
     let up = Upstream::start("u").await;
-    let rules = r#"
-    SecRequestBodyAccess On
-    SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
-    SecRule ARGS "@contains evil" "id:1001,phase:2,deny,log,msg:'evil argument'""#;
+    let rules = JSON_EVIL_RULES;
     let gw = Gateway::start(&format!(
         r#"waf:
   custom_rules: |{rules}

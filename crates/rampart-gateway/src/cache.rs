@@ -98,15 +98,9 @@ pub(crate) fn request(session: &mut Session, ctx: &mut Ctx) {
     if req.uri.path_and_query().map_or(0, |p| p.as_str().len()) > MAX_KEY_TARGET {
         return;
     }
-    let inspects_responses = ctx
-        .route
-        .as_ref()
-        .and_then(|r| r.contract.as_ref())
-        .is_some_and(|c| c.cfg.response != rampart_config::ContractMode::Off)
-        || crate::stages::waf::route_waf(ctx).is_some_and(|w| w.rt.cfg.inspect_response_body);
     // A stored body served in client-chosen slices would reach the response checks in
     // pieces: such routes answer whole.
-    session.ignore_downstream_range = inspects_responses;
+    session.ignore_downstream_range = crate::forward::checks_response_bodies(ctx);
     let mut overrides = CacheOptionOverrides::default();
     overrides.wait_timeout = Some(rt.settings.lock_timeout.0);
     overrides.max_lock_retries = Some(3);
@@ -357,7 +351,7 @@ fn secs(d: Duration) -> u32 {
 }
 
 /// The `Cache-Status` value (RFC 9211) for this response, and the access log's word.
-pub(crate) fn status(session: &Session) -> Option<(&'static str, String)> {
+pub(crate) fn status(session: &Session) -> (&'static str, String) {
     let cache = &session.cache;
     let (word, value) = match cache.phase() {
         CachePhase::Hit => {
@@ -395,7 +389,7 @@ pub(crate) fn status(session: &Session) -> Option<(&'static str, String)> {
         ),
         _ => ("bypass", "rampart; fwd=bypass".to_string()),
     };
-    Some((word, value))
+    (word, value)
 }
 
 /// `should_serve_stale`: within the windows the entry allows (pingora-cache checks them),

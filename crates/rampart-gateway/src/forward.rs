@@ -82,14 +82,7 @@ pub(crate) fn upstream_request(req: &mut RequestHeader, ctx: &Ctx) -> Result<()>
             }
         }
     }
-    let checks_responses = ctx
-        .route
-        .as_ref()
-        .and_then(|r| r.contract.as_ref())
-        .is_some_and(|c| c.cfg.response != rampart_config::ContractMode::Off);
-    if checks_responses
-        || crate::stages::waf::route_waf(ctx).is_some_and(|w| w.rt.cfg.inspect_response_body)
-    {
+    if checks_response_bodies(ctx) {
         // The rules must read the response body as text, not gzip.
         req.remove_header("accept-encoding");
     }
@@ -148,6 +141,16 @@ pub(crate) fn upstream_request(req: &mut RequestHeader, ctx: &Ctx) -> Result<()>
         req.set_uri(uri);
     }
     Ok(())
+}
+
+/// The route reads response bodies: its API contract checks responses, or its WAF
+/// inspects them.
+pub(crate) fn checks_response_bodies(ctx: &Ctx) -> bool {
+    ctx.route
+        .as_ref()
+        .and_then(|r| r.contract.as_ref())
+        .is_some_and(|c| c.cfg.response != rampart_config::ContractMode::Off)
+        || crate::stages::waf::route_waf(ctx).is_some_and(|w| w.rt.cfg.inspect_response_body)
 }
 
 /// Who the upstream is told the caller is, and which credentials it may see.

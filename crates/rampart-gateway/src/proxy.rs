@@ -253,11 +253,10 @@ impl ProxyHttp for Gateway {
         if ctx.route_spec().is_some_and(|r| r.cache.is_some()) {
             // Tags are for purging here, not for clients.
             resp.remove_header("cache-tag");
-            if let Some((word, value)) = crate::cache::status(session) {
-                ctx.cache = Some(word);
-                metrics().cache_result(ctx.route_name(), word);
-                resp.insert_header("Cache-Status", value)?;
-            }
+            let (word, value) = crate::cache::status(session);
+            ctx.cache = Some(word);
+            metrics().cache_result(ctx.route_name(), word);
+            resp.insert_header("Cache-Status", value)?;
         }
         Ok(())
     }
